@@ -1,1 +1,22 @@
+//! Runflow's API gateway: the environment-aware GraphQL API over the domain layer.
+//!
+//! Layout (each module is an error boundary with one job):
+//! - [`config`]: `RUNFLOW_*` configuration.
+//! - [`db`]: the database handle (SQLite default, PostgreSQL for replicas) and migrations.
+//! - [`auth`]: tokens, roles, the role policy.
+//! - [`scope`]: tenant and environment scoping of every query.
+//! - [`domain`]: the product's rules as plain Rust (agents, prompts, connectors, ...).
+//! - [`graphql`]: the schema; resolvers are thin calls into [`domain`].
+//! - [`http`]: the axum router: `/graphql`, health, limits.
+//! - [`app`]: wiring it all together.
 
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod scope;

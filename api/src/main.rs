@@ -1,1 +1,111 @@
-fn main() {}
+//! `runflow`: the Runflow API server, and its admin commands.
+//!
+//! - `runflow` or `runflow serve`: serve the API (the default).
+//! - `runflow token --tenant T --role R [--ttl 1h]`: print a bearer token.
+//! - `runflow schema`: print the GraphQL SDL (what `schema.graphql` holds).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use runflow::app::{App, token_service};
+use runflow::auth::Role;
+use runflow::config::{Config, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "runflow",
+    version,
+    about = "Runflow: the environment-aware GraphQL API for AI agents"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: Config,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default when no command is given).
+    Serve,
+    /// Print a bearer token signed with the configured key.
+    Token {
+        /// The tenant the token acts for.
+        #[arg(long)]
+        tenant: String,
+        /// viewer, developer, publisher or admin.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// How long the token is valid, for example 30m, 1h, 7d.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: std::time::Duration,
+        /// The token's subject (who it is for).
+        #[arg(long, default_value = "cli")]
+        subject: String,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema,
+}
+
+fn parse_role(value: &str) -> Result<Role, String> {
+    value.parse()
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            init_tracing(cli.config.log_format);
+            serve(cli.config).await
+        }
+        Command::Token {
+            tenant,
+            role,
+            ttl,
+            subject,
+        } => token(&cli.config, &tenant, role, ttl, &subject),
+        Command::Schema => {
+            print!("{}", runflow::graphql::sdl());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("runflow: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let app = App::build(config).await?;
+    runflow::http::serve(app).await
+}
+
+fn token(
+    config: &Config,
+    tenant: &str,
+    role: Role,
+    ttl: std::time::Duration,
+    subject: &str,
+) -> anyhow::Result<()> {
+    config.validate()?;
+    let (tokens, _) = token_service(config)?;
+    println!("{}", tokens.mint(subject, tenant, role, ttl)?);
+    Ok(())
+}

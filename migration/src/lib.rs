@@ -1,1 +1,18 @@
-pub fn placeholder() {}
+//! Database schema of Runflow, as sea-orm migrations.
+//!
+//! Migrations are written with sea-query builders (not derived from the entities) so that a
+//! migration, once released, never changes when an entity does. They run on SQLite and
+//! PostgreSQL alike.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261129_000001_foundation;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261129_000001_foundation::Migration)]
+    }
+}

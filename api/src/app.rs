@@ -1,0 +1,162 @@
+//! Wiring: configuration in, a ready [`App`] out (database, keys, schema).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use base64::Engine;
+use rand::RngCore;
+
+use crate::auth::{Role, TokenService};
+use crate::config::{Config, JwtAlgorithm};
+use crate::crypto::SecretBox;
+use crate::db::Db;
+use crate::domain::agents::BundleLimits;
+use crate::graphql::{self, RunflowSchema};
+
+/// What every request handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub db: Db,
+    pub tokens: Arc<TokenService>,
+    pub secret_box: SecretBox,
+    pub public_url: String,
+    pub bundle_limits: BundleLimits,
+}
+
+#[derive(Clone)]
+pub struct App {
+    pub services: Services,
+    pub schema: RunflowSchema,
+    pub config: Config,
+}
+
+/// A secret read from configuration, or from (or generated into) a file of the data directory.
+pub struct LoadedSecret {
+    pub value: String,
+    pub generated: bool,
+}
+
+fn load_or_generate(
+    dir: &Path,
+    file: &str,
+    generate: impl FnOnce() -> String,
+) -> anyhow::Result<LoadedSecret> {
+    let path = dir.join(file);
+    if path.exists() {
+        let value = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        return Ok(LoadedSecret {
+            value: value.trim().to_string(),
+            generated: false,
+        });
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create RUNFLOW_DATA_DIR {}", dir.display()))?;
+    let value = generate();
+    write_private(&path, &value)?;
+    Ok(LoadedSecret {
+        value,
+        generated: true,
+    })
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, value: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(value.as_bytes())?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, value: &str) -> anyhow::Result<()> {
+    std::fs::write(path, value).with_context(|| format!("cannot create {}", path.display()))
+}
+
+fn random_secret() -> String {
+    let mut bytes = [0u8; 48];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The HS256 secret: `RUNFLOW_JWT_SECRET`, else the data directory's `jwt-secret` file.
+pub fn jwt_secret(config: &Config) -> anyhow::Result<Option<LoadedSecret>> {
+    if config.jwt_algorithm != JwtAlgorithm::Hs256 {
+        return Ok(None);
+    }
+    Ok(Some(match &config.jwt_secret {
+        Some(secret) => LoadedSecret {
+            value: secret.clone(),
+            generated: false,
+        },
+        None => load_or_generate(&config.data_dir, "jwt-secret", random_secret)?,
+    }))
+}
+
+/// The token service, built from configuration (used by `serve` and `token`).
+pub fn token_service(config: &Config) -> anyhow::Result<(TokenService, bool)> {
+    let secret = jwt_secret(config)?;
+    let generated = secret.as_ref().is_some_and(|s| s.generated);
+    let service = TokenService::from_config(config, secret.as_ref().map(|s| s.value.as_str()))?;
+    Ok((service, generated))
+}
+
+impl App {
+    /// Connects to the database, loads keys and builds the schema.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "cannot create RUNFLOW_DATA_DIR {}",
+                config.data_dir.display()
+            )
+        })?;
+        let (tokens, generated) = token_service(&config)?;
+        if generated {
+            let token = tokens.mint(
+                "admin",
+                "default",
+                Role::Admin,
+                std::time::Duration::from_secs(30 * 24 * 3600),
+            )?;
+            // Printed once, on the first start, so a newcomer can call the API at once.
+            println!(
+                "\nGenerated a token secret in {}.\nAdmin token for tenant `default` (valid 30 days):\n\n  {token}\n\n\
+                 Use it as `Authorization: Bearer <token>`; mint others with `runflow token`.\n",
+                config.data_dir.join("jwt-secret").display()
+            );
+        }
+        let secret_key = match &config.secret_key {
+            Some(key) => key.clone(),
+            None => {
+                load_or_generate(&config.data_dir, "secret-key", SecretBox::generate_key)?.value
+            }
+        };
+        let secret_box = SecretBox::from_base64_key(&secret_key)?;
+        let db = Db::connect(&config.database_url()).await?;
+        let services = Services {
+            db,
+            tokens: Arc::new(tokens),
+            secret_box,
+            public_url: config.public_url(),
+            bundle_limits: BundleLimits {
+                max_bundle_bytes: config.max_bundle_bytes,
+                max_file_bytes: config.max_file_bytes,
+                max_files: 2000,
+            },
+        };
+        let schema = graphql::build_schema(services.clone(), &config);
+        Ok(App {
+            services,
+            schema,
+            config,
+        })
+    }
+}

@@ -1,0 +1,26 @@
+//! The role policy: the one table of which operation needs which role.
+//!
+//! Queries and subscriptions need `viewer` (any valid token). Mutations need `developer`
+//! unless listed here. The GraphQL access check ([`crate::graphql::access`]) applies it to
+//! every root mutation field before any resolver runs, so a new mutation is covered by default.
+
+use super::Role;
+
+/// The role a root mutation field requires.
+pub fn required_role_for_mutation(field: &str) -> Role {
+    match field {
+        "publish" | "rollback" => Role::Publisher,
+        // Shared resources affect production immediately: admins only.
+        f if f.ends_with("Credential")
+            || f.ends_with("KnowledgeBase")
+            || f.ends_with("LlmProvider")
+            || f.ends_with("DataSource") =>
+        {
+            Role::Admin
+        }
+        _ => Role::Developer,
+    }
+}
+
+/// The role needed to read.
+pub const READ_ROLE: Role = Role::Viewer;

@@ -1,0 +1,121 @@
+//! Database connection: SQLite by default, PostgreSQL for several replicas.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
+    DatabaseTransaction, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+};
+
+/// The database handle every domain function takes.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub conn: DatabaseConnection,
+}
+
+impl Db {
+    /// Connects and applies pending migrations.
+    ///
+    /// SQLite runs in WAL mode with `synchronous=FULL` (a commit survives power loss, at the
+    /// cost of one extra fsync per commit) and a 5 s busy timeout; foreign keys on.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let mut options = ConnectOptions::new(url.to_string());
+        options
+            .sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(10))
+            .max_connections(if url.starts_with("sqlite:") { 8 } else { 16 })
+            .map_sqlx_sqlite_opts(|opts| {
+                opts.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(Duration::from_secs(5))
+                    .foreign_keys(true)
+            });
+        let conn = Database::connect(options).await.with_context(|| {
+            format!(
+                "cannot connect to the database at RUNFLOW_DATABASE_URL ({})",
+                redact_url(url)
+            )
+        })?;
+        let db = Db { conn };
+        db.migrate(url).await?;
+        Ok(db)
+    }
+
+    /// Applies migrations. On PostgreSQL an advisory lock makes replicas that start together
+    /// take turns instead of racing.
+    async fn migrate(&self, url: &str) -> anyhow::Result<()> {
+        if self.backend() == DatabaseBackend::Postgres {
+            // A dedicated one-connection pool holds the session-level lock.
+            let mut lock_options = ConnectOptions::new(url.to_string());
+            lock_options.max_connections(1).sqlx_logging(false);
+            let lock = Database::connect(lock_options).await?;
+            lock.execute_raw(Statement::from_string(
+                DatabaseBackend::Postgres,
+                "SELECT pg_advisory_lock(7243911)",
+            ))
+            .await?;
+            let result = Migrator::up(&self.conn, None).await;
+            lock.execute_raw(Statement::from_string(
+                DatabaseBackend::Postgres,
+                "SELECT pg_advisory_unlock(7243911)",
+            ))
+            .await?;
+            lock.close().await?;
+            result.context("database migration failed")?;
+        } else {
+            Migrator::up(&self.conn, None)
+                .await
+                .context("database migration failed")?;
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> DatabaseBackend {
+        self.conn.get_database_backend()
+    }
+
+    /// Begins a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`, so a
+    /// concurrent writer waits on the busy timeout instead of failing with "database is
+    /// locked" at its first write.
+    pub async fn begin_write(&self) -> Result<DatabaseTransaction, sea_orm::DbErr> {
+        self.conn
+            .begin_with_options(TransactionOptions {
+                isolation_level: None,
+                access_mode: None,
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            })
+            .await
+    }
+
+    /// Whether the database answers (for `/readyz`).
+    pub async fn ping(&self) -> bool {
+        self.conn.ping().await.is_ok()
+    }
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{}://{}:***@{}", &url[..scheme_end], user, &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Db {
+    /// "sqlite" or "postgres", for logs.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend() {
+            DatabaseBackend::Postgres => "postgres",
+            DatabaseBackend::Sqlite => "sqlite",
+            _ => "other",
+        }
+    }
+}

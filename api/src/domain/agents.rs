@@ -1,0 +1,540 @@
+//! Agents: shared metadata, immutable commits of code bundles, and a per-environment pointer
+//! to the commit each environment runs (a *deployment*).
+//!
+//! An agent exists in an environment exactly when it has a deployment there. Deploys always
+//! go to staging; production gets a deployment only by publishing.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use entity::{Environment, agent_commit_files, agent_commits, agent_deployments, agents, blobs};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::manifest::{MANIFEST_PATH, Manifest};
+use super::pagination::{self, Page, PageRequest};
+use super::{new_id, now, validate};
+use crate::db::Db;
+use crate::error::{Error, Result, check_revision};
+use crate::scope::{Scope, StagingScope, Tenant};
+
+/// Size limits of a bundle.
+#[derive(Clone, Copy, Debug)]
+pub struct BundleLimits {
+    pub max_bundle_bytes: usize,
+    pub max_file_bytes: usize,
+    pub max_files: usize,
+}
+
+/// One uploaded file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BundleFile {
+    pub path: String,
+    pub content: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct DeployInput {
+    pub slug: String,
+    pub files: Vec<BundleFile>,
+    pub message: String,
+}
+
+/// An agent as seen in one environment.
+#[derive(Clone, Debug)]
+pub struct AgentInEnv {
+    pub agent: agents::Model,
+    pub deployment: agent_deployments::Model,
+}
+
+/// The public URL at which an agent runs in an environment.
+pub fn endpoint_url(
+    public_url: &str,
+    tenant: &str,
+    environment: Environment,
+    slug: &str,
+) -> String {
+    format!(
+        "{public_url}/v1/{tenant}/{}/agents/{slug}",
+        environment.as_str()
+    )
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn validate_path(path: &str) -> Result<()> {
+    let bad = path.is_empty()
+        || path.len() > 512
+        || path.starts_with('/')
+        || path.contains('\\')
+        || path.contains('\0')
+        || path
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..");
+    if bad {
+        return Err(Error::bad_input(format!(
+            "file path {path:?} is invalid: use a relative path with '/' separators, \
+             no empty, '.' or '..' segments, at most 512 bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// Validates a bundle and returns its manifest. Nothing is written.
+pub fn validate_bundle(
+    slug: &str,
+    files: &[BundleFile],
+    limits: &BundleLimits,
+) -> Result<Manifest> {
+    validate::slug("slug", slug)?;
+    if files.is_empty() {
+        return Err(Error::bad_input(format!(
+            "files is empty: a bundle needs at least {MANIFEST_PATH}"
+        )));
+    }
+    if files.len() > limits.max_files {
+        return Err(Error::bad_input(format!(
+            "the bundle has {} files; the limit is {}",
+            files.len(),
+            limits.max_files
+        )));
+    }
+    let mut seen = HashSet::new();
+    let mut total = 0usize;
+    for file in files {
+        validate_path(&file.path)?;
+        if !seen.insert(file.path.as_str()) {
+            return Err(Error::bad_input(format!(
+                "file {:?} appears twice in the bundle",
+                file.path
+            )));
+        }
+        if file.content.len() > limits.max_file_bytes {
+            return Err(Error::bad_input(format!(
+                "file {:?} is {} bytes; the limit per file is {} bytes",
+                file.path,
+                file.content.len(),
+                limits.max_file_bytes
+            )));
+        }
+        total += file.content.len();
+    }
+    if total > limits.max_bundle_bytes {
+        return Err(Error::bad_input(format!(
+            "the bundle is {total} bytes; the limit is {} bytes",
+            limits.max_bundle_bytes
+        )));
+    }
+    let manifest_file = files.iter().find(|f| f.path == MANIFEST_PATH).ok_or_else(|| {
+        Error::bad_input(format!(
+            "the bundle has no {MANIFEST_PATH} at its root: add one with at least `name` and `entrypoint`"
+        ))
+    })?;
+    let manifest = Manifest::parse(&manifest_file.content)?;
+    if manifest.name != slug {
+        return Err(Error::bad_input(format!(
+            "{MANIFEST_PATH}: name is {:?} but the deploy is for agent {slug:?}; they must match",
+            manifest.name
+        )));
+    }
+    Ok(manifest)
+}
+
+/// The content hash of a bundle: sha256 over its sorted (path, content hash) pairs.
+fn content_hash(blob_hashes: &BTreeMap<&str, String>) -> String {
+    let mut hasher = Sha256::new();
+    for (path, hash) in blob_hashes {
+        hasher.update(path.as_bytes());
+        hasher.update([0]);
+        hasher.update(hash.as_bytes());
+        hasher.update([b'\n']);
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Deploys a bundle to staging: one new immutable commit, and staging points at it.
+/// Creates the agent (with its shared metadata) on first deploy.
+pub async fn deploy(
+    db: &Db,
+    scope: &StagingScope,
+    author: &str,
+    limits: &BundleLimits,
+    input: DeployInput,
+) -> Result<(AgentInEnv, agent_commits::Model)> {
+    let manifest = validate_bundle(&input.slug, &input.files, limits)?;
+    validate::text_size("message", &input.message, 4096)?;
+    let tenant = scope.tenant().id().to_string();
+    let blob_hashes: BTreeMap<&str, String> = input
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), sha256_hex(f.content.as_bytes())))
+        .collect();
+    let hash = content_hash(&blob_hashes);
+    let time = now();
+
+    let tx = db.begin_write().await?;
+    let agent = match scope
+        .tenant()
+        .select::<agents::Entity>()
+        .filter(agents::Column::Slug.eq(&input.slug))
+        .one(&tx)
+        .await?
+    {
+        Some(agent) => agent,
+        None => {
+            agents::ActiveModel {
+                id: Set(new_id()),
+                tenant_id: Set(tenant.clone()),
+                slug: Set(input.slug.clone()),
+                name: Set(input.slug.clone()),
+                description: Set(manifest.description.clone().unwrap_or_default()),
+                revision: Set(1),
+                created_at: Set(time),
+                updated_at: Set(time),
+            }
+            .insert(&tx)
+            .await?
+        }
+    };
+    let parent = agent_commits::Entity::find()
+        .filter(agent_commits::Column::AgentId.eq(agent.id))
+        .order_by_desc(agent_commits::Column::Seq)
+        .one(&tx)
+        .await?;
+
+    // Content-addressed storage: insert only the blobs this tenant does not have yet.
+    let wanted: Vec<String> = blob_hashes
+        .values()
+        .cloned()
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let existing: HashSet<String> = scope
+        .tenant()
+        .select::<blobs::Entity>()
+        .filter(blobs::Column::Hash.is_in(wanted.clone()))
+        .select_only()
+        .column(blobs::Column::Hash)
+        .into_tuple::<String>()
+        .all(&tx)
+        .await?
+        .into_iter()
+        .collect();
+    let mut new_blobs = HashMap::new();
+    for file in &input.files {
+        let file_hash = &blob_hashes[file.path.as_str()];
+        if !existing.contains(file_hash) {
+            new_blobs
+                .entry(file_hash.clone())
+                .or_insert_with(|| blobs::ActiveModel {
+                    id: Set(new_id()),
+                    tenant_id: Set(tenant.clone()),
+                    hash: Set(file_hash.clone()),
+                    content: Set(file.content.clone()),
+                    size: Set(file.content.len() as i64),
+                });
+        }
+    }
+    insert_in_chunks(&tx, new_blobs.into_values().collect()).await?;
+
+    let total_size: usize = input.files.iter().map(|f| f.content.len()).sum();
+    let commit = agent_commits::ActiveModel {
+        id: Set(new_id()),
+        tenant_id: Set(tenant.clone()),
+        agent_id: Set(agent.id),
+        seq: Set(parent.as_ref().map_or(1, |p| p.seq + 1)),
+        hash: Set(hash),
+        parent_id: Set(parent.as_ref().map(|p| p.id)),
+        message: Set(input.message.clone()),
+        author: Set(author.to_string()),
+        manifest: Set(serde_json::to_value(&manifest).map_err(Error::internal)?),
+        file_count: Set(input.files.len() as i64),
+        total_size: Set(total_size as i64),
+        created_at: Set(time),
+    }
+    .insert(&tx)
+    .await?;
+    let files: Vec<agent_commit_files::ActiveModel> = input
+        .files
+        .iter()
+        .map(|file| agent_commit_files::ActiveModel {
+            id: Set(new_id()),
+            tenant_id: Set(tenant.clone()),
+            commit_id: Set(commit.id),
+            path: Set(file.path.clone()),
+            blob_hash: Set(blob_hashes[file.path.as_str()].clone()),
+            size: Set(file.content.len() as i64),
+        })
+        .collect();
+    insert_in_chunks(&tx, files).await?;
+
+    let deployment = set_deployment(&tx, scope.scope(), agent.id, commit.id, author).await?;
+    tx.commit().await?;
+    Ok((AgentInEnv { agent, deployment }, commit))
+}
+
+/// Inserts rows in batches small enough for every backend's bind-parameter limit.
+async fn insert_in_chunks<A, C>(db: &C, rows: Vec<A>) -> Result<()>
+where
+    A: ActiveModelTrait + Send,
+    C: ConnectionTrait,
+{
+    let mut rows = rows;
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(200));
+        let chunk = std::mem::replace(&mut rows, rest);
+        <A::Entity as EntityTrait>::insert_many(chunk)
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Points `scope`'s environment at `commit_id`, creating the deployment if needed.
+pub async fn set_deployment<C: ConnectionTrait>(
+    db: &C,
+    scope: &Scope,
+    agent_id: Uuid,
+    commit_id: Uuid,
+    author: &str,
+) -> Result<agent_deployments::Model> {
+    let existing = scope
+        .select::<agent_deployments::Entity>()
+        .filter(agent_deployments::Column::AgentId.eq(agent_id))
+        .one(db)
+        .await?;
+    let time = now();
+    Ok(match existing {
+        Some(deployment) => {
+            let revision = deployment.revision + 1;
+            let mut active: agent_deployments::ActiveModel = deployment.into();
+            active.commit_id = Set(commit_id);
+            active.revision = Set(revision);
+            active.updated_by = Set(author.to_string());
+            active.updated_at = Set(time);
+            active.update(db).await?
+        }
+        None => {
+            agent_deployments::ActiveModel {
+                id: Set(new_id()),
+                tenant_id: Set(scope.tenant.id().to_string()),
+                environment: Set(scope.environment),
+                agent_id: Set(agent_id),
+                commit_id: Set(commit_id),
+                revision: Set(1),
+                updated_by: Set(author.to_string()),
+                updated_at: Set(time),
+            }
+            .insert(db)
+            .await?
+        }
+    })
+}
+
+/// The agents that exist in the scope's environment, by slug.
+pub async fn list(db: &Db, scope: &Scope) -> Result<Vec<AgentInEnv>> {
+    let deployments = scope
+        .select::<agent_deployments::Entity>()
+        .all(&db.conn)
+        .await?;
+    let ids: Vec<Uuid> = deployments.iter().map(|d| d.agent_id).collect();
+    let mut agents: HashMap<Uuid, agents::Model> = scope
+        .tenant
+        .select::<agents::Entity>()
+        .filter(agents::Column::Id.is_in(ids))
+        .all(&db.conn)
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a))
+        .collect();
+    let mut result: Vec<AgentInEnv> = deployments
+        .into_iter()
+        .filter_map(|deployment| {
+            agents
+                .remove(&deployment.agent_id)
+                .map(|agent| AgentInEnv { agent, deployment })
+        })
+        .collect();
+    result.sort_by(|a, b| a.agent.slug.cmp(&b.agent.slug));
+    Ok(result)
+}
+
+/// One agent in the scope's environment; `None` when it does not exist there.
+pub async fn find<C: ConnectionTrait>(
+    db: &C,
+    scope: &Scope,
+    slug: &str,
+) -> Result<Option<AgentInEnv>> {
+    let Some(agent) = scope
+        .tenant
+        .select::<agents::Entity>()
+        .filter(agents::Column::Slug.eq(slug))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let deployment = scope
+        .select::<agent_deployments::Entity>()
+        .filter(agent_deployments::Column::AgentId.eq(agent.id))
+        .one(db)
+        .await?;
+    Ok(deployment.map(|deployment| AgentInEnv { agent, deployment }))
+}
+
+pub async fn get<C: ConnectionTrait>(db: &C, scope: &Scope, slug: &str) -> Result<AgentInEnv> {
+    find(db, scope, slug)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("agent {slug:?} in {}", scope.environment)))
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct UpdateAgentInput {
+    pub slug: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub expected_revision: Option<i64>,
+}
+
+/// Updates the shared metadata (visible in both environments at once).
+pub async fn update(db: &Db, scope: &StagingScope, input: UpdateAgentInput) -> Result<AgentInEnv> {
+    if let Some(name) = &input.name {
+        validate::short_text("name", name, 200)?;
+    }
+    if let Some(description) = &input.description {
+        validate::text_size("description", description, 4096)?;
+    }
+    let tx = db.begin_write().await?;
+    let current = get(&tx, scope, &input.slug).await?;
+    check_revision(
+        &format!("agent {:?}", input.slug),
+        current.agent.revision,
+        input.expected_revision,
+    )?;
+    let revision = current.agent.revision + 1;
+    let mut active: agents::ActiveModel = current.agent.into();
+    if let Some(name) = input.name {
+        active.name = Set(name);
+    }
+    if let Some(description) = input.description {
+        active.description = Set(description);
+    }
+    active.revision = Set(revision);
+    active.updated_at = Set(now());
+    let agent = active.update(&tx).await?;
+    tx.commit().await?;
+    Ok(AgentInEnv {
+        agent,
+        deployment: current.deployment,
+    })
+}
+
+/// Removes the agent from staging. Production keeps it until the removal is published.
+/// `expected_revision` is compared with the staging deployment's revision.
+pub async fn delete(
+    db: &Db,
+    scope: &StagingScope,
+    slug: &str,
+    expected_revision: Option<i64>,
+) -> Result<Uuid> {
+    let tx = db.begin_write().await?;
+    let current = get(&tx, scope, slug).await?;
+    check_revision(
+        &format!("agent {slug:?}"),
+        current.deployment.revision,
+        expected_revision,
+    )?;
+    agent_deployments::Entity::delete_by_id(current.deployment.id)
+        .exec(&tx)
+        .await?;
+    tx.commit().await?;
+    Ok(current.agent.id)
+}
+
+/// Commits of an agent in an environment: the environment's commit and its ancestors,
+/// newest first.
+pub async fn history(
+    db: &Db,
+    scope: &Scope,
+    agent: &AgentInEnv,
+    page: &PageRequest,
+) -> Result<Page<agent_commits::Model>> {
+    let Some(head) = agent_commits::Entity::find_by_id(agent.deployment.commit_id)
+        .one(&db.conn)
+        .await?
+    else {
+        return Ok(Page {
+            items: vec![],
+            has_next_page: false,
+            has_previous_page: false,
+        });
+    };
+    let select = scope
+        .tenant
+        .select::<agent_commits::Entity>()
+        .filter(agent_commits::Column::AgentId.eq(agent.agent.id))
+        .filter(agent_commits::Column::Seq.lte(head.seq));
+    pagination::fetch(
+        &db.conn,
+        select,
+        agent_commits::Column::Id,
+        page,
+        Order::Desc,
+    )
+    .await
+}
+
+/// A file of a commit, with its content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitFile {
+    pub path: String,
+    pub size: i64,
+    pub hash: String,
+    pub content: String,
+}
+
+/// The files of several commits at once (one query for the file lists, one for contents).
+pub async fn files_of_commits(
+    db: &Db,
+    tenant: &Tenant,
+    commit_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<CommitFile>>> {
+    let files = tenant
+        .select::<agent_commit_files::Entity>()
+        .filter(agent_commit_files::Column::CommitId.is_in(commit_ids.to_vec()))
+        .order_by_asc(agent_commit_files::Column::Path)
+        .all(&db.conn)
+        .await?;
+    let hashes: Vec<String> = files
+        .iter()
+        .map(|f| f.blob_hash.clone())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let mut contents: HashMap<String, String> = HashMap::new();
+    for chunk in hashes.chunks(500) {
+        let rows = tenant
+            .select::<blobs::Entity>()
+            .filter(blobs::Column::Hash.is_in(chunk.to_vec()))
+            .all(&db.conn)
+            .await?;
+        contents.extend(rows.into_iter().map(|b| (b.hash, b.content)));
+    }
+    let mut result: HashMap<Uuid, Vec<CommitFile>> = HashMap::new();
+    for file in files {
+        let content = contents.get(&file.blob_hash).cloned().unwrap_or_default();
+        result.entry(file.commit_id).or_default().push(CommitFile {
+            path: file.path,
+            size: file.size,
+            hash: file.blob_hash,
+            content,
+        });
+    }
+    Ok(result)
+}

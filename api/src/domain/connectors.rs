@@ -1,0 +1,327 @@
+//! Connector instances (per environment) and their keyed resources.
+//!
+//! The same slug can exist in both environments with different config and resources; an
+//! instance refers to shared credentials by name.
+
+use std::collections::HashMap;
+
+use entity::{connector_instances, connector_resources};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{credentials, new_id, now, validate};
+use crate::db::Db;
+use crate::error::{Error, Result, check_revision};
+use crate::scope::{Scope, StagingScope};
+
+#[derive(Clone, Debug)]
+pub struct CreateConnectorInput {
+    pub slug: String,
+    pub kind: String,
+    pub config: Value,
+    pub credentials: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct UpdateConnectorInput {
+    pub slug: String,
+    pub kind: Option<String>,
+    pub config: Option<Value>,
+    pub credentials: Option<Vec<String>>,
+    pub expected_revision: Option<i64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ResourceInput {
+    pub connector: String,
+    pub key: String,
+    pub config: Value,
+    pub expected_revision: Option<i64>,
+}
+
+fn validate_kind(kind: &str) -> Result<()> {
+    validate::slug("kind", kind)
+}
+
+pub async fn list(db: &Db, scope: &Scope) -> Result<Vec<connector_instances::Model>> {
+    Ok(scope
+        .select::<connector_instances::Entity>()
+        .order_by_asc(connector_instances::Column::Slug)
+        .all(&db.conn)
+        .await?)
+}
+
+pub async fn find<C: ConnectionTrait>(
+    db: &C,
+    scope: &Scope,
+    slug: &str,
+) -> Result<Option<connector_instances::Model>> {
+    Ok(scope
+        .select::<connector_instances::Entity>()
+        .filter(connector_instances::Column::Slug.eq(slug))
+        .one(db)
+        .await?)
+}
+
+pub async fn get<C: ConnectionTrait>(
+    db: &C,
+    scope: &Scope,
+    slug: &str,
+) -> Result<connector_instances::Model> {
+    find(db, scope, slug)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("connector {slug:?} in {}", scope.environment)))
+}
+
+pub async fn create(
+    db: &Db,
+    scope: &StagingScope,
+    input: CreateConnectorInput,
+) -> Result<connector_instances::Model> {
+    validate::slug("slug", &input.slug)?;
+    validate_kind(&input.kind)?;
+    validate::json_object("config", &input.config)?;
+    validate::slug_list("credentials", &input.credentials)?;
+    let tx = db.begin_write().await?;
+    credentials::require_all(&tx, scope.tenant(), &input.credentials).await?;
+    if find(&tx, scope, &input.slug).await?.is_some() {
+        return Err(Error::Conflict(format!(
+            "connector {:?} already exists in staging",
+            input.slug
+        )));
+    }
+    let time = now();
+    let row = connector_instances::ActiveModel {
+        id: Set(new_id()),
+        tenant_id: Set(scope.tenant().id().to_string()),
+        environment: Set(scope.environment),
+        slug: Set(input.slug),
+        kind: Set(input.kind),
+        config: Set(input.config),
+        credential_refs: Set(serde_json::json!(input.credentials)),
+        revision: Set(1),
+        created_at: Set(time),
+        updated_at: Set(time),
+    }
+    .insert(&tx)
+    .await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+pub async fn update(
+    db: &Db,
+    scope: &StagingScope,
+    input: UpdateConnectorInput,
+) -> Result<connector_instances::Model> {
+    if let Some(kind) = &input.kind {
+        validate_kind(kind)?;
+    }
+    if let Some(config) = &input.config {
+        validate::json_object("config", config)?;
+    }
+    if let Some(names) = &input.credentials {
+        validate::slug_list("credentials", names)?;
+    }
+    let tx = db.begin_write().await?;
+    let row = get(&tx, scope, &input.slug).await?;
+    check_revision(
+        &format!("connector {:?}", input.slug),
+        row.revision,
+        input.expected_revision,
+    )?;
+    if let Some(names) = &input.credentials {
+        credentials::require_all(&tx, scope.tenant(), names).await?;
+    }
+    let revision = row.revision + 1;
+    let mut active: connector_instances::ActiveModel = row.into();
+    if let Some(kind) = input.kind {
+        active.kind = Set(kind);
+    }
+    if let Some(config) = input.config {
+        active.config = Set(config);
+    }
+    if let Some(names) = input.credentials {
+        active.credential_refs = Set(serde_json::json!(names));
+    }
+    active.revision = Set(revision);
+    active.updated_at = Set(now());
+    let row = active.update(&tx).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Deletes the staging instance and its resources.
+pub async fn delete(
+    db: &Db,
+    scope: &StagingScope,
+    slug: &str,
+    expected_revision: Option<i64>,
+) -> Result<Uuid> {
+    let tx = db.begin_write().await?;
+    let row = get(&tx, scope, slug).await?;
+    check_revision(
+        &format!("connector {slug:?}"),
+        row.revision,
+        expected_revision,
+    )?;
+    connector_resources::Entity::delete_many()
+        .filter(connector_resources::Column::InstanceId.eq(row.id))
+        .exec(&tx)
+        .await?;
+    connector_instances::Entity::delete_by_id(row.id)
+        .exec(&tx)
+        .await?;
+    tx.commit().await?;
+    Ok(row.id)
+}
+
+/// Resources of several instances at once, keyed by instance id, each list sorted by key.
+pub async fn resources_of(
+    db: &Db,
+    tenant: &crate::scope::Tenant,
+    instance_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<connector_resources::Model>>> {
+    let rows = tenant
+        .select::<connector_resources::Entity>()
+        .filter(connector_resources::Column::InstanceId.is_in(instance_ids.to_vec()))
+        .order_by_asc(connector_resources::Column::Key)
+        .all(&db.conn)
+        .await?;
+    let mut map: HashMap<Uuid, Vec<connector_resources::Model>> = HashMap::new();
+    for row in rows {
+        map.entry(row.instance_id).or_default().push(row);
+    }
+    Ok(map)
+}
+
+async fn find_resource<C: ConnectionTrait>(
+    db: &C,
+    scope: &Scope,
+    instance_id: Uuid,
+    key: &str,
+) -> Result<Option<connector_resources::Model>> {
+    Ok(scope
+        .select::<connector_resources::Entity>()
+        .filter(connector_resources::Column::InstanceId.eq(instance_id))
+        .filter(connector_resources::Column::Key.eq(key))
+        .one(db)
+        .await?)
+}
+
+fn validate_resource(input: &ResourceInput) -> Result<()> {
+    validate::short_text("key", &input.key, 255)?;
+    if input.key.chars().any(|c| c.is_control()) {
+        return Err(Error::bad_input("key must not contain control characters"));
+    }
+    validate::json_object("config", &input.config)
+}
+
+/// Adds a resource; the instance's revision moves too (its resource set changed).
+pub async fn create_resource(
+    db: &Db,
+    scope: &StagingScope,
+    input: ResourceInput,
+) -> Result<connector_resources::Model> {
+    validate_resource(&input)?;
+    let tx = db.begin_write().await?;
+    let instance = get(&tx, scope, &input.connector).await?;
+    if find_resource(&tx, scope, instance.id, &input.key)
+        .await?
+        .is_some()
+    {
+        return Err(Error::Conflict(format!(
+            "connector {:?} already has a resource {:?}",
+            input.connector, input.key
+        )));
+    }
+    let time = now();
+    let row = connector_resources::ActiveModel {
+        id: Set(new_id()),
+        tenant_id: Set(scope.tenant().id().to_string()),
+        environment: Set(scope.environment),
+        instance_id: Set(instance.id),
+        key: Set(input.key),
+        config: Set(input.config),
+        revision: Set(1),
+        created_at: Set(time),
+        updated_at: Set(time),
+    }
+    .insert(&tx)
+    .await?;
+    bump_instance(&tx, instance).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+pub async fn update_resource(
+    db: &Db,
+    scope: &StagingScope,
+    input: ResourceInput,
+) -> Result<connector_resources::Model> {
+    validate_resource(&input)?;
+    let tx = db.begin_write().await?;
+    let instance = get(&tx, scope, &input.connector).await?;
+    let row = find_resource(&tx, scope, instance.id, &input.key)
+        .await?
+        .ok_or_else(|| {
+            Error::not_found(format!(
+                "resource {:?} of connector {:?}",
+                input.key, input.connector
+            ))
+        })?;
+    check_revision(
+        &format!("resource {:?}", input.key),
+        row.revision,
+        input.expected_revision,
+    )?;
+    let revision = row.revision + 1;
+    let mut active: connector_resources::ActiveModel = row.into();
+    active.config = Set(input.config);
+    active.revision = Set(revision);
+    active.updated_at = Set(now());
+    let row = active.update(&tx).await?;
+    bump_instance(&tx, instance).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+pub async fn delete_resource(
+    db: &Db,
+    scope: &StagingScope,
+    connector: &str,
+    key: &str,
+    expected_revision: Option<i64>,
+) -> Result<Uuid> {
+    let tx = db.begin_write().await?;
+    let instance = get(&tx, scope, connector).await?;
+    let row = find_resource(&tx, scope, instance.id, key)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("resource {key:?} of connector {connector:?}")))?;
+    check_revision(
+        &format!("resource {key:?}"),
+        row.revision,
+        expected_revision,
+    )?;
+    connector_resources::Entity::delete_by_id(row.id)
+        .exec(&tx)
+        .await?;
+    bump_instance(&tx, instance).await?;
+    tx.commit().await?;
+    Ok(row.id)
+}
+
+async fn bump_instance<C: ConnectionTrait>(
+    db: &C,
+    instance: connector_instances::Model,
+) -> Result<()> {
+    let revision = instance.revision + 1;
+    let mut active: connector_instances::ActiveModel = instance.into();
+    active.revision = Set(revision);
+    active.updated_at = Set(now());
+    active.update(db).await?;
+    Ok(())
+}

@@ -1,0 +1,176 @@
+//! Executions: runs of an agent, tagged with the environment they ran in.
+//!
+//! An execution records the commit its environment ran at start. How runtimes report them is
+//! the runtime API's job; these functions are what it (and tests) call.
+
+use chrono::{DateTime, Utc};
+use entity::executions;
+use sea_orm::{ActiveModelTrait, ColumnTrait, Order, QueryFilter, Set};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::pagination::{self, Page, PageRequest};
+use super::{agents, new_id, now, validate};
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::scope::Scope;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecutionStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl ExecutionStatus {
+    pub const ALL: [ExecutionStatus; 5] = [
+        ExecutionStatus::Queued,
+        ExecutionStatus::Running,
+        ExecutionStatus::Succeeded,
+        ExecutionStatus::Failed,
+        ExecutionStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionStatus::Queued => "QUEUED",
+            ExecutionStatus::Running => "RUNNING",
+            ExecutionStatus::Succeeded => "SUCCEEDED",
+            ExecutionStatus::Failed => "FAILED",
+            ExecutionStatus::Cancelled => "CANCELLED",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            ExecutionStatus::Succeeded | ExecutionStatus::Failed | ExecutionStatus::Cancelled
+        )
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct StartExecution {
+    pub agent: String,
+    pub input: Value,
+    pub session_id: Option<Uuid>,
+    pub trigger_id: Option<Uuid>,
+}
+
+/// Filters of the executions list; all optional.
+#[derive(Clone, Debug, Default)]
+pub struct ExecutionFilter {
+    pub agent: Option<String>,
+    pub status: Option<ExecutionStatus>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Starts an execution of `agent` at the commit its environment currently runs.
+pub async fn start(db: &Db, scope: &Scope, input: StartExecution) -> Result<executions::Model> {
+    validate::json_size("input", &input.input, 1024 * 1024)?;
+    let agent = agents::get(&db.conn, scope, &input.agent).await?;
+    if let Some(session_id) = input.session_id {
+        super::sessions::get(db, scope, session_id).await?;
+    }
+    let time = now();
+    let row = executions::ActiveModel {
+        id: Set(new_id()),
+        tenant_id: Set(scope.tenant.id().to_string()),
+        environment: Set(scope.environment),
+        agent_id: Set(agent.agent.id),
+        commit_id: Set(Some(agent.deployment.commit_id)),
+        trigger_id: Set(input.trigger_id),
+        session_id: Set(input.session_id),
+        status: Set(ExecutionStatus::Running.as_str().to_string()),
+        input: Set(input.input),
+        output: Set(None),
+        error: Set(None),
+        created_at: Set(time),
+        started_at: Set(Some(time)),
+        finished_at: Set(None),
+    }
+    .insert(&db.conn)
+    .await?;
+    Ok(row)
+}
+
+/// Finishes a running execution with a final status.
+pub async fn finish(
+    db: &Db,
+    scope: &Scope,
+    id: Uuid,
+    status: ExecutionStatus,
+    output: Option<Value>,
+    error: Option<String>,
+) -> Result<executions::Model> {
+    if !status.is_final() {
+        return Err(Error::bad_input(
+            "status must be SUCCEEDED, FAILED or CANCELLED",
+        ));
+    }
+    let tx = db.begin_write().await?;
+    let row = scope
+        .select::<executions::Entity>()
+        .filter(executions::Column::Id.eq(id))
+        .one(&tx)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("execution {id}")))?;
+    if ExecutionStatus::parse(&row.status).is_some_and(ExecutionStatus::is_final) {
+        return Err(Error::Conflict(format!(
+            "execution {id} has already finished ({})",
+            row.status
+        )));
+    }
+    let mut active: executions::ActiveModel = row.into();
+    active.status = Set(status.as_str().to_string());
+    active.output = Set(output);
+    active.error = Set(error);
+    active.finished_at = Set(Some(now()));
+    let row = active.update(&tx).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+pub async fn get(db: &Db, scope: &Scope, id: Uuid) -> Result<executions::Model> {
+    scope
+        .select::<executions::Entity>()
+        .filter(executions::Column::Id.eq(id))
+        .one(&db.conn)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("execution {id} in {}", scope.environment)))
+}
+
+/// Executions of the environment, newest first.
+pub async fn list(
+    db: &Db,
+    scope: &Scope,
+    filter: &ExecutionFilter,
+    page: &PageRequest,
+) -> Result<Page<executions::Model>> {
+    let mut select = scope.select::<executions::Entity>();
+    if let Some(slug) = &filter.agent {
+        // An unknown agent matches nothing (not an error: the list is just empty).
+        let agent_id = agents::find(&db.conn, scope, slug)
+            .await?
+            .map(|a| a.agent.id)
+            .unwrap_or_else(Uuid::nil);
+        select = select.filter(executions::Column::AgentId.eq(agent_id));
+    }
+    if let Some(status) = filter.status {
+        select = select.filter(executions::Column::Status.eq(status.as_str()));
+    }
+    if let Some(since) = filter.since {
+        select = select.filter(executions::Column::CreatedAt.gte(since));
+    }
+    if let Some(until) = filter.until {
+        select = select.filter(executions::Column::CreatedAt.lt(until));
+    }
+    pagination::fetch(&db.conn, select, executions::Column::Id, page, Order::Desc).await
+}

@@ -1,0 +1,146 @@
+//! Memory entries, namespaced per environment: staging memory lives under `staging:`.
+//!
+//! Callers name a *logical* namespace (usually the agent's slug); the stored namespace is
+//! `staging:<logical>` in staging and `<logical>` in production, so the two never mix even
+//! when both environments run the same agent.
+
+use entity::{Environment, memory_entries};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, Order, QueryFilter, Set};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::pagination::{self, Page, PageRequest};
+use super::{new_id, now, validate};
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::scope::Scope;
+
+pub const STAGING_PREFIX: &str = "staging:";
+pub const MAX_VALUE_BYTES: usize = 256 * 1024;
+
+/// The stored namespace for a logical one in `environment`.
+pub fn stored_namespace(environment: Environment, logical: &str) -> Result<String> {
+    validate::short_text("namespace", logical, 200)?;
+    if logical.starts_with(STAGING_PREFIX) {
+        return Err(Error::bad_input(format!(
+            "namespace must not start with {STAGING_PREFIX:?}: the environment adds it"
+        )));
+    }
+    Ok(match environment {
+        Environment::Staging => format!("{STAGING_PREFIX}{logical}"),
+        Environment::Production => logical.to_string(),
+    })
+}
+
+/// Writes (creates or replaces) an entry.
+pub async fn put(
+    db: &Db,
+    scope: &Scope,
+    namespace: &str,
+    key: &str,
+    value: Value,
+) -> Result<memory_entries::Model> {
+    let namespace = stored_namespace(scope.environment, namespace)?;
+    validate::short_text("key", key, 512)?;
+    validate::json_size("value", &value, MAX_VALUE_BYTES)?;
+    let tx = db.begin_write().await?;
+    let existing = scope
+        .select::<memory_entries::Entity>()
+        .filter(memory_entries::Column::Namespace.eq(&namespace))
+        .filter(memory_entries::Column::Key.eq(key))
+        .one(&tx)
+        .await?;
+    let time = now();
+    let row = match existing {
+        Some(row) => {
+            let revision = row.revision + 1;
+            let mut active: memory_entries::ActiveModel = row.into();
+            active.value = Set(value);
+            active.revision = Set(revision);
+            active.updated_at = Set(time);
+            active.update(&tx).await?
+        }
+        None => {
+            memory_entries::ActiveModel {
+                id: Set(new_id()),
+                tenant_id: Set(scope.tenant.id().to_string()),
+                environment: Set(scope.environment),
+                namespace: Set(namespace),
+                key: Set(key.to_string()),
+                value: Set(value),
+                revision: Set(1),
+                created_at: Set(time),
+                updated_at: Set(time),
+            }
+            .insert(&tx)
+            .await?
+        }
+    };
+    tx.commit().await?;
+    Ok(row)
+}
+
+pub async fn get(
+    db: &Db,
+    scope: &Scope,
+    namespace: &str,
+    key: &str,
+) -> Result<memory_entries::Model> {
+    let stored = stored_namespace(scope.environment, namespace)?;
+    scope
+        .select::<memory_entries::Entity>()
+        .filter(memory_entries::Column::Namespace.eq(&stored))
+        .filter(memory_entries::Column::Key.eq(key))
+        .one(&db.conn)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("memory entry {key:?} in namespace {stored:?}")))
+}
+
+pub async fn delete(db: &Db, scope: &Scope, namespace: &str, key: &str) -> Result<Uuid> {
+    let row = get(db, scope, namespace, key).await?;
+    memory_entries::Entity::delete_by_id(row.id)
+        .exec(&db.conn)
+        .await?;
+    Ok(row.id)
+}
+
+/// Entries of the environment, newest first, optionally of one logical namespace.
+pub async fn list(
+    db: &Db,
+    scope: &Scope,
+    namespace: Option<&str>,
+    page: &PageRequest,
+) -> Result<Page<memory_entries::Model>> {
+    let mut select = scope.select::<memory_entries::Entity>();
+    if let Some(namespace) = namespace {
+        select = select.filter(
+            memory_entries::Column::Namespace.eq(stored_namespace(scope.environment, namespace)?),
+        );
+    }
+    pagination::fetch(
+        &db.conn,
+        select,
+        memory_entries::Column::Id,
+        page,
+        Order::Desc,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_memory_lives_under_the_staging_prefix() {
+        assert_eq!(
+            stored_namespace(Environment::Staging, "bot").unwrap(),
+            "staging:bot"
+        );
+        assert_eq!(
+            stored_namespace(Environment::Production, "bot").unwrap(),
+            "bot"
+        );
+        assert!(stored_namespace(Environment::Production, "staging:bot").is_err());
+    }
+}

@@ -1,0 +1,34 @@
+//! The domain layer: Runflow's rules as plain Rust, independent of GraphQL and HTTP.
+//!
+//! Every function takes a [`crate::db::Db`] and a scope ([`crate::scope::Scope`] for reads,
+//! [`crate::scope::StagingScope`] for per-environment edits, [`crate::scope::Tenant`] for
+//! shared records) and returns [`crate::error::Result`]. The GraphQL resolvers, the HTTP
+//! handlers and the CLI all call these functions; none of them re-implements a rule.
+
+pub mod agents;
+pub mod connectors;
+pub mod credentials;
+pub mod executions;
+pub mod manifest;
+pub mod memory;
+pub mod pagination;
+pub mod prompts;
+pub mod sessions;
+pub mod shared_resources;
+pub mod traces;
+pub mod triggers;
+pub mod validate;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// A new record id: UUIDv7, so ids sort by creation time and cannot be enumerated.
+pub fn new_id() -> Uuid {
+    Uuid::now_v7()
+}
+
+/// The current time, truncated to microseconds (what both databases store).
+pub fn now() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}

@@ -1,0 +1,123 @@
+//! Sessions (threads) and their messages, per environment.
+
+use entity::{session_messages, sessions};
+use sea_orm::{ActiveModelTrait, ColumnTrait, Order, QueryFilter, Set};
+use uuid::Uuid;
+
+use super::pagination::{self, Page, PageRequest};
+use super::{agents, new_id, now, validate};
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::scope::Scope;
+
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+pub async fn create(
+    db: &Db,
+    scope: &Scope,
+    agent: Option<&str>,
+    title: &str,
+) -> Result<sessions::Model> {
+    validate::text_size("title", title, 1024)?;
+    let agent_id = match agent {
+        Some(slug) => Some(agents::get(&db.conn, scope, slug).await?.agent.id),
+        None => None,
+    };
+    let time = now();
+    Ok(sessions::ActiveModel {
+        id: Set(new_id()),
+        tenant_id: Set(scope.tenant.id().to_string()),
+        environment: Set(scope.environment),
+        agent_id: Set(agent_id),
+        title: Set(title.to_string()),
+        created_at: Set(time),
+        updated_at: Set(time),
+    }
+    .insert(&db.conn)
+    .await?)
+}
+
+pub async fn get(db: &Db, scope: &Scope, id: Uuid) -> Result<sessions::Model> {
+    scope
+        .select::<sessions::Entity>()
+        .filter(sessions::Column::Id.eq(id))
+        .one(&db.conn)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("session {id} in {}", scope.environment)))
+}
+
+/// Appends a message; the session's `updated_at` moves with it, in one transaction.
+pub async fn add_message(
+    db: &Db,
+    scope: &Scope,
+    session_id: Uuid,
+    role: &str,
+    content: &str,
+) -> Result<session_messages::Model> {
+    validate::slug("role", role)?;
+    validate::text_size("content", content, MAX_MESSAGE_BYTES)?;
+    let tx = db.begin_write().await?;
+    let session = scope
+        .select::<sessions::Entity>()
+        .filter(sessions::Column::Id.eq(session_id))
+        .one(&tx)
+        .await?
+        .ok_or_else(|| {
+            Error::not_found(format!("session {session_id} in {}", scope.environment))
+        })?;
+    let time = now();
+    let message = session_messages::ActiveModel {
+        id: Set(new_id()),
+        tenant_id: Set(scope.tenant.id().to_string()),
+        environment: Set(scope.environment),
+        session_id: Set(session.id),
+        role: Set(role.to_string()),
+        content: Set(content.to_string()),
+        created_at: Set(time),
+    }
+    .insert(&tx)
+    .await?;
+    let mut active: sessions::ActiveModel = session.into();
+    active.updated_at = Set(time);
+    active.update(&tx).await?;
+    tx.commit().await?;
+    Ok(message)
+}
+
+/// Sessions of the environment, newest first, optionally of one agent.
+pub async fn list(
+    db: &Db,
+    scope: &Scope,
+    agent: Option<&str>,
+    page: &PageRequest,
+) -> Result<Page<sessions::Model>> {
+    let mut select = scope.select::<sessions::Entity>();
+    if let Some(slug) = agent {
+        let agent_id = agents::find(&db.conn, scope, slug)
+            .await?
+            .map(|a| a.agent.id)
+            .unwrap_or_else(Uuid::nil);
+        select = select.filter(sessions::Column::AgentId.eq(agent_id));
+    }
+    pagination::fetch(&db.conn, select, sessions::Column::Id, page, Order::Desc).await
+}
+
+/// Messages of a session, oldest first.
+pub async fn messages(
+    db: &Db,
+    scope: &Scope,
+    session_id: Uuid,
+    page: &PageRequest,
+) -> Result<Page<session_messages::Model>> {
+    let select = scope
+        .select::<session_messages::Entity>()
+        .filter(session_messages::Column::SessionId.eq(session_id));
+    pagination::fetch(
+        &db.conn,
+        select,
+        session_messages::Column::Id,
+        page,
+        Order::Asc,
+    )
+    .await
+}

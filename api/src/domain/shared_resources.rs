@@ -1,0 +1,200 @@
+//! Knowledge bases, LLM providers and data sources: records shared by both environments.
+//! They have the same shape, so one module serves all three, told apart by [`Category`].
+
+use entity::shared_resources;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{credentials, new_id, now, validate};
+use crate::db::Db;
+use crate::error::{Error, Result, check_revision};
+use crate::scope::Tenant;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Category {
+    KnowledgeBase,
+    LlmProvider,
+    DataSource,
+}
+
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::KnowledgeBase => "knowledge_base",
+            Category::LlmProvider => "llm_provider",
+            Category::DataSource => "data_source",
+        }
+    }
+
+    /// How people call it, for messages.
+    pub fn label(self) -> &'static str {
+        match self {
+            Category::KnowledgeBase => "knowledge base",
+            Category::LlmProvider => "LLM provider",
+            Category::DataSource => "data source",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SharedResourceInput {
+    pub name: String,
+    pub kind: Option<String>,
+    pub config: Option<Value>,
+    pub credentials: Option<Vec<String>>,
+    pub expected_revision: Option<i64>,
+}
+
+fn select(tenant: &Tenant, category: Category) -> sea_orm::Select<shared_resources::Entity> {
+    tenant
+        .select::<shared_resources::Entity>()
+        .filter(shared_resources::Column::Category.eq(category.as_str()))
+}
+
+pub async fn list(
+    db: &Db,
+    tenant: &Tenant,
+    category: Category,
+) -> Result<Vec<shared_resources::Model>> {
+    Ok(select(tenant, category)
+        .order_by_asc(shared_resources::Column::Name)
+        .all(&db.conn)
+        .await?)
+}
+
+async fn find<C: ConnectionTrait>(
+    db: &C,
+    tenant: &Tenant,
+    category: Category,
+    name: &str,
+) -> Result<Option<shared_resources::Model>> {
+    Ok(select(tenant, category)
+        .filter(shared_resources::Column::Name.eq(name))
+        .one(db)
+        .await?)
+}
+
+async fn get<C: ConnectionTrait>(
+    db: &C,
+    tenant: &Tenant,
+    category: Category,
+    name: &str,
+) -> Result<shared_resources::Model> {
+    find(db, tenant, category, name)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("{} {name:?}", category.label())))
+}
+
+fn validate_fields(input: &SharedResourceInput) -> Result<()> {
+    validate::slug("name", &input.name)?;
+    if let Some(kind) = &input.kind {
+        validate::slug("kind", kind)?;
+    }
+    if let Some(config) = &input.config {
+        validate::json_object("config", config)?;
+    }
+    if let Some(names) = &input.credentials {
+        validate::slug_list("credentials", names)?;
+    }
+    Ok(())
+}
+
+pub async fn create(
+    db: &Db,
+    tenant: &Tenant,
+    category: Category,
+    input: SharedResourceInput,
+) -> Result<shared_resources::Model> {
+    validate_fields(&input)?;
+    let kind = input
+        .kind
+        .ok_or_else(|| Error::bad_input("kind is required"))?;
+    let names = input.credentials.unwrap_or_default();
+    let tx = db.begin_write().await?;
+    credentials::require_all(&tx, tenant, &names).await?;
+    if find(&tx, tenant, category, &input.name).await?.is_some() {
+        return Err(Error::Conflict(format!(
+            "{} {:?} already exists",
+            category.label(),
+            input.name
+        )));
+    }
+    let time = now();
+    let row = shared_resources::ActiveModel {
+        id: Set(new_id()),
+        tenant_id: Set(tenant.id().to_string()),
+        category: Set(category.as_str().to_string()),
+        name: Set(input.name),
+        kind: Set(kind),
+        config: Set(input
+            .config
+            .unwrap_or_else(|| Value::Object(Default::default()))),
+        credential_refs: Set(serde_json::json!(names)),
+        revision: Set(1),
+        created_at: Set(time),
+        updated_at: Set(time),
+    }
+    .insert(&tx)
+    .await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+pub async fn update(
+    db: &Db,
+    tenant: &Tenant,
+    category: Category,
+    input: SharedResourceInput,
+) -> Result<shared_resources::Model> {
+    validate_fields(&input)?;
+    let tx = db.begin_write().await?;
+    let row = get(&tx, tenant, category, &input.name).await?;
+    check_revision(
+        &format!("{} {:?}", category.label(), input.name),
+        row.revision,
+        input.expected_revision,
+    )?;
+    if let Some(names) = &input.credentials {
+        credentials::require_all(&tx, tenant, names).await?;
+    }
+    let revision = row.revision + 1;
+    let mut active: shared_resources::ActiveModel = row.into();
+    if let Some(kind) = input.kind {
+        active.kind = Set(kind);
+    }
+    if let Some(config) = input.config {
+        active.config = Set(config);
+    }
+    if let Some(names) = input.credentials {
+        active.credential_refs = Set(serde_json::json!(names));
+    }
+    active.revision = Set(revision);
+    active.updated_at = Set(now());
+    let row = active.update(&tx).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+pub async fn delete(
+    db: &Db,
+    tenant: &Tenant,
+    category: Category,
+    name: &str,
+    expected_revision: Option<i64>,
+) -> Result<Uuid> {
+    let tx = db.begin_write().await?;
+    let row = get(&tx, tenant, category, name).await?;
+    check_revision(
+        &format!("{} {name:?}", category.label()),
+        row.revision,
+        expected_revision,
+    )?;
+    shared_resources::Entity::delete_by_id(row.id)
+        .exec(&tx)
+        .await?;
+    tx.commit().await?;
+    Ok(row.id)
+}

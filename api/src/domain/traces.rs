@@ -1,0 +1,164 @@
+//! Traces and their spans, per environment. A batch of spans is written whole or not at all.
+
+use chrono::{DateTime, Utc};
+use entity::{spans, traces};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, Order, QueryFilter, Set};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::pagination::{self, Page, PageRequest};
+use super::{executions, new_id, validate};
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::scope::Scope;
+
+pub const MAX_SPANS_PER_BATCH: usize = 1000;
+pub const SPAN_KINDS: [&str; 5] = ["LLM", "TOOL", "PROMPT", "MEMORY", "CUSTOM"];
+
+#[derive(Clone, Debug)]
+pub struct SpanInput {
+    pub id: Option<Uuid>,
+    pub parent_span_id: Option<Uuid>,
+    pub name: String,
+    pub kind: String,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub attributes: Value,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct TraceInput {
+    pub execution_id: Option<Uuid>,
+    pub name: String,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub spans: Vec<SpanInput>,
+}
+
+fn validate_span(span: &SpanInput) -> Result<()> {
+    validate::short_text("span name", &span.name, 255)?;
+    if !SPAN_KINDS.contains(&span.kind.as_str()) {
+        return Err(Error::bad_input(format!(
+            "span kind {:?} is unknown; use one of {}",
+            span.kind,
+            SPAN_KINDS.join(", ")
+        )));
+    }
+    if !["OK", "ERROR", "UNSET"].contains(&span.status.as_str()) {
+        return Err(Error::bad_input(format!(
+            "span status {:?} must be OK, ERROR or UNSET",
+            span.status
+        )));
+    }
+    if let Some(ended) = span.ended_at
+        && ended < span.started_at
+    {
+        return Err(Error::bad_input(format!(
+            "span {:?} ends before it starts",
+            span.name
+        )));
+    }
+    if span.input_tokens.is_some_and(|n| n < 0) || span.output_tokens.is_some_and(|n| n < 0) {
+        return Err(Error::bad_input("token counts must not be negative"));
+    }
+    validate::json_object("span attributes", &span.attributes)
+}
+
+/// Records a trace with its spans in one transaction (spans are inserted in batches).
+pub async fn record(
+    db: &Db,
+    scope: &Scope,
+    input: TraceInput,
+) -> Result<(traces::Model, Vec<spans::Model>)> {
+    validate::short_text("trace name", &input.name, 255)?;
+    if input.spans.len() > MAX_SPANS_PER_BATCH {
+        return Err(Error::bad_input(format!(
+            "a batch holds at most {MAX_SPANS_PER_BATCH} spans"
+        )));
+    }
+    for span in &input.spans {
+        validate_span(span)?;
+    }
+    if let Some(execution_id) = input.execution_id {
+        executions::get(db, scope, execution_id).await?;
+    }
+    let tx = db.begin_write().await?;
+    let trace = traces::ActiveModel {
+        id: Set(new_id()),
+        tenant_id: Set(scope.tenant.id().to_string()),
+        environment: Set(scope.environment),
+        execution_id: Set(input.execution_id),
+        name: Set(input.name),
+        status: Set(input.status),
+        started_at: Set(input.started_at),
+        ended_at: Set(input.ended_at),
+    }
+    .insert(&tx)
+    .await?;
+    let rows: Vec<spans::Model> = input
+        .spans
+        .into_iter()
+        .map(|span| spans::Model {
+            id: span.id.unwrap_or_else(new_id),
+            tenant_id: scope.tenant.id().to_string(),
+            environment: scope.environment,
+            trace_id: trace.id,
+            execution_id: input.execution_id,
+            parent_span_id: span.parent_span_id,
+            name: span.name,
+            kind: span.kind,
+            status: span.status,
+            started_at: span.started_at,
+            ended_at: span.ended_at,
+            attributes: span.attributes,
+            input_tokens: span.input_tokens,
+            output_tokens: span.output_tokens,
+        })
+        .collect();
+    for chunk in rows.chunks(100) {
+        let active: Vec<spans::ActiveModel> = chunk.iter().cloned().map(Into::into).collect();
+        spans::Entity::insert_many(active).exec(&tx).await?;
+    }
+    tx.commit().await?;
+    Ok((trace, rows))
+}
+
+pub async fn get(db: &Db, scope: &Scope, id: Uuid) -> Result<traces::Model> {
+    scope
+        .select::<traces::Entity>()
+        .filter(traces::Column::Id.eq(id))
+        .one(&db.conn)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("trace {id} in {}", scope.environment)))
+}
+
+/// Traces of the environment, newest first, optionally of one execution.
+pub async fn list(
+    db: &Db,
+    scope: &Scope,
+    execution_id: Option<Uuid>,
+    page: &PageRequest,
+) -> Result<Page<traces::Model>> {
+    let mut select = scope.select::<traces::Entity>();
+    if let Some(execution_id) = execution_id {
+        select = select.filter(traces::Column::ExecutionId.eq(execution_id));
+    }
+    pagination::fetch(&db.conn, select, traces::Column::Id, page, Order::Desc).await
+}
+
+/// Spans of a trace, in the order they were recorded.
+pub async fn spans(
+    db: &Db,
+    scope: &Scope,
+    trace_id: Uuid,
+    page: &PageRequest,
+) -> Result<Page<spans::Model>> {
+    let select = scope
+        .select::<spans::Entity>()
+        .filter(spans::Column::TraceId.eq(trace_id));
+    pagination::fetch(&db.conn, select, spans::Column::Id, page, Order::Asc).await
+}

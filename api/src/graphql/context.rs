@@ -1,0 +1,41 @@
+//! What resolvers read from the request: the services, the actor and its scopes.
+
+use async_graphql::Context;
+use async_graphql::dataloader::DataLoader;
+
+use super::Environment;
+use super::loaders::Loaders;
+use crate::app::Services;
+use crate::auth::Actor;
+use crate::error::{Error, Result};
+use crate::scope::{Scope, StagingScope, Tenant};
+
+pub fn services<'a>(ctx: &Context<'a>) -> &'a Services {
+    ctx.data_unchecked::<Services>()
+}
+
+/// The authenticated caller. The access check guarantees one for every non-introspection
+/// field, so a missing actor here is still answered safely.
+pub fn actor<'a>(ctx: &Context<'a>) -> Result<&'a Actor> {
+    ctx.data_opt::<Actor>()
+        .ok_or_else(|| Error::Unauthenticated("send `Authorization: Bearer <token>`".into()))
+}
+
+pub fn tenant(ctx: &Context<'_>) -> Result<Tenant> {
+    Ok(Tenant(actor(ctx)?.tenant.clone()))
+}
+
+/// The caller's tenant in `environment`: every per-environment read goes through this.
+pub fn scope(ctx: &Context<'_>, environment: Environment) -> Result<Scope> {
+    Ok(tenant(ctx)?.in_env(environment.into()))
+}
+
+/// The scope for a per-environment edit: staging only.
+pub fn staging(ctx: &Context<'_>, environment: Environment) -> Result<StagingScope> {
+    scope(ctx, environment)?.editable()
+}
+
+pub fn loader<'a>(ctx: &Context<'a>) -> Result<&'a DataLoader<Loaders>> {
+    ctx.data_opt::<DataLoader<Loaders>>()
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("request has no data loaders")))
+}

@@ -1,0 +1,276 @@
+//! Per-request DataLoaders: nested fields load in batches (one query per field per level,
+//! whatever the number of parents), always within the caller's tenant.
+//!
+//! Created for each request with the caller's tenant, never shared between requests (a loader
+//! in the schema data would share its cache between users).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::Loader;
+use entity::{
+    Environment, agent_commits, agent_deployments, agents, connector_resources, prompt_versions,
+    spans,
+};
+use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+use uuid::Uuid;
+
+use crate::db::Db;
+use crate::domain::agents::{AgentInEnv, CommitFile, files_of_commits};
+use crate::domain::connectors;
+use crate::error::Error;
+use crate::scope::Tenant;
+
+pub struct Loaders {
+    db: Db,
+    tenant: Tenant,
+}
+
+impl Loaders {
+    pub fn new(db: Db, tenant: Tenant) -> Self {
+        Loaders { db, tenant }
+    }
+}
+
+type LoadResult<K, V> = Result<HashMap<K, V>, Arc<Error>>;
+
+fn fail(error: impl Into<Error>) -> Arc<Error> {
+    Arc::new(error.into())
+}
+
+/// An agent as it exists in one environment (None when it does not exist there).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AgentInEnvKey(pub Uuid, pub Environment);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CommitKey(pub Uuid);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CommitFilesKey(pub Uuid);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SpansOfExecution(pub Uuid);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ResourcesOfConnector(pub Uuid);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PromptVersionKey(pub Uuid);
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LatestPromptVersion(pub String);
+
+impl Loader<AgentInEnvKey> for Loaders {
+    type Value = AgentInEnv;
+    type Error = Arc<Error>;
+
+    async fn load(&self, keys: &[AgentInEnvKey]) -> LoadResult<AgentInEnvKey, AgentInEnv> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let agents: HashMap<Uuid, agents::Model> = self
+            .tenant
+            .select::<agents::Entity>()
+            .filter(agents::Column::Id.is_in(ids.clone()))
+            .all(&self.db.conn)
+            .await
+            .map_err(fail)?
+            .into_iter()
+            .map(|a| (a.id, a))
+            .collect();
+        let deployments = self
+            .tenant
+            .select::<agent_deployments::Entity>()
+            .filter(agent_deployments::Column::AgentId.is_in(ids))
+            .all(&self.db.conn)
+            .await
+            .map_err(fail)?;
+        Ok(deployments
+            .into_iter()
+            .filter_map(|deployment| {
+                let key = AgentInEnvKey(deployment.agent_id, deployment.environment);
+                let agent = agents.get(&deployment.agent_id)?.clone();
+                keys.contains(&key)
+                    .then_some((key, AgentInEnv { agent, deployment }))
+            })
+            .collect())
+    }
+}
+
+impl Loader<CommitKey> for Loaders {
+    type Value = agent_commits::Model;
+    type Error = Arc<Error>;
+
+    async fn load(&self, keys: &[CommitKey]) -> LoadResult<CommitKey, agent_commits::Model> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        Ok(self
+            .tenant
+            .select::<agent_commits::Entity>()
+            .filter(agent_commits::Column::Id.is_in(ids))
+            .all(&self.db.conn)
+            .await
+            .map_err(fail)?
+            .into_iter()
+            .map(|c| (CommitKey(c.id), c))
+            .collect())
+    }
+}
+
+impl Loader<CommitFilesKey> for Loaders {
+    type Value = Vec<CommitFile>;
+    type Error = Arc<Error>;
+
+    async fn load(&self, keys: &[CommitFilesKey]) -> LoadResult<CommitFilesKey, Vec<CommitFile>> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let mut files = files_of_commits(&self.db, &self.tenant, &ids)
+            .await
+            .map_err(Arc::new)?;
+        Ok(ids
+            .into_iter()
+            .map(|id| (CommitFilesKey(id), files.remove(&id).unwrap_or_default()))
+            .collect())
+    }
+}
+
+impl Loader<SpansOfExecution> for Loaders {
+    type Value = Vec<spans::Model>;
+    type Error = Arc<Error>;
+
+    async fn load(
+        &self,
+        keys: &[SpansOfExecution],
+    ) -> LoadResult<SpansOfExecution, Vec<spans::Model>> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let rows = self
+            .tenant
+            .select::<spans::Entity>()
+            .filter(spans::Column::ExecutionId.is_in(ids.clone()))
+            .order_by_asc(spans::Column::Id)
+            .all(&self.db.conn)
+            .await
+            .map_err(fail)?;
+        let mut map: HashMap<SpansOfExecution, Vec<spans::Model>> = ids
+            .into_iter()
+            .map(|id| (SpansOfExecution(id), Vec::new()))
+            .collect();
+        for row in rows {
+            if let Some(execution_id) = row.execution_id {
+                map.entry(SpansOfExecution(execution_id))
+                    .or_default()
+                    .push(row);
+            }
+        }
+        Ok(map)
+    }
+}
+
+impl Loader<ResourcesOfConnector> for Loaders {
+    type Value = Vec<connector_resources::Model>;
+    type Error = Arc<Error>;
+
+    async fn load(
+        &self,
+        keys: &[ResourcesOfConnector],
+    ) -> LoadResult<ResourcesOfConnector, Vec<connector_resources::Model>> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let mut map = connectors::resources_of(&self.db, &self.tenant, &ids)
+            .await
+            .map_err(Arc::new)?;
+        Ok(ids
+            .into_iter()
+            .map(|id| {
+                (
+                    ResourcesOfConnector(id),
+                    map.remove(&id).unwrap_or_default(),
+                )
+            })
+            .collect())
+    }
+}
+
+impl Loader<PromptVersionKey> for Loaders {
+    type Value = prompt_versions::Model;
+    type Error = Arc<Error>;
+
+    async fn load(
+        &self,
+        keys: &[PromptVersionKey],
+    ) -> LoadResult<PromptVersionKey, prompt_versions::Model> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        Ok(self
+            .tenant
+            .select::<prompt_versions::Entity>()
+            .filter(prompt_versions::Column::Id.is_in(ids))
+            .all(&self.db.conn)
+            .await
+            .map_err(fail)?
+            .into_iter()
+            .map(|v| (PromptVersionKey(v.id), v))
+            .collect())
+    }
+}
+
+impl Loader<LatestPromptVersion> for Loaders {
+    type Value = prompt_versions::Model;
+    type Error = Arc<Error>;
+
+    async fn load(
+        &self,
+        keys: &[LatestPromptVersion],
+    ) -> LoadResult<LatestPromptVersion, prompt_versions::Model> {
+        let slugs: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+        let rows = self
+            .tenant
+            .select::<prompt_versions::Entity>()
+            .filter(prompt_versions::Column::Slug.is_in(slugs))
+            .order_by_asc(prompt_versions::Column::Version)
+            .all(&self.db.conn)
+            .await
+            .map_err(fail)?;
+        // Ascending order: the last one per slug wins, which is the latest.
+        Ok(rows
+            .into_iter()
+            .map(|v| (LatestPromptVersion(v.slug.clone()), v))
+            .collect())
+    }
+}
+
+/// An agent by slug as it exists in one environment.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AgentBySlug(pub String, pub Environment);
+
+impl Loader<AgentBySlug> for Loaders {
+    type Value = AgentInEnv;
+    type Error = Arc<Error>;
+
+    async fn load(&self, keys: &[AgentBySlug]) -> LoadResult<AgentBySlug, AgentInEnv> {
+        let slugs: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+        let agents: HashMap<Uuid, agents::Model> = self
+            .tenant
+            .select::<agents::Entity>()
+            .filter(agents::Column::Slug.is_in(slugs))
+            .all(&self.db.conn)
+            .await
+            .map_err(fail)?
+            .into_iter()
+            .map(|a| (a.id, a))
+            .collect();
+        let deployments = self
+            .tenant
+            .select::<agent_deployments::Entity>()
+            .filter(
+                agent_deployments::Column::AgentId
+                    .is_in(agents.keys().copied().collect::<Vec<_>>()),
+            )
+            .all(&self.db.conn)
+            .await
+            .map_err(fail)?;
+        Ok(deployments
+            .into_iter()
+            .filter_map(|deployment| {
+                let agent = agents.get(&deployment.agent_id)?.clone();
+                let key = AgentBySlug(agent.slug.clone(), deployment.environment);
+                keys.contains(&key)
+                    .then_some((key, AgentInEnv { agent, deployment }))
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,88 @@
+//! The GraphQL schema. Resolvers are thin: they turn arguments into domain calls.
+//!
+//! Cross-cutting rules are extensions, each in one place:
+//! - [`access`]: production read-only, authentication and the role policy, checked on the
+//!   parsed operation before validation or any resolver;
+//! - [`errors`]: every error leaves with a stable `extensions.code`.
+//!
+//! One module per domain holds its types, queries and mutations.
+
+pub mod access;
+mod agents;
+mod connectors;
+pub mod context;
+pub mod errors;
+mod executions;
+pub mod loaders;
+mod memory;
+mod pagination;
+mod prompts;
+mod sessions;
+mod shared;
+mod traces;
+mod triggers;
+mod viewer;
+
+use async_graphql::{EmptySubscription, Enum, MergedObject, Schema};
+
+use crate::app::Services;
+use crate::config::Config;
+
+/// The two environments. Every root field takes one.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(remote = "entity::Environment")]
+pub enum Environment {
+    Staging,
+    Production,
+}
+
+#[derive(MergedObject, Default)]
+pub struct Query(
+    viewer::ViewerQuery,
+    agents::AgentQuery,
+    prompts::PromptQuery,
+    connectors::ConnectorQuery,
+    triggers::TriggerQuery,
+    executions::ExecutionQuery,
+    sessions::SessionQuery,
+    traces::TraceQuery,
+    memory::MemoryQuery,
+    shared::SharedQuery,
+);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(
+    agents::AgentMutation,
+    prompts::PromptMutation,
+    connectors::ConnectorMutation,
+    triggers::TriggerMutation,
+    shared::SharedMutation,
+);
+
+/// What resolvers return: domain errors convert with `?` and keep their code (see [`errors`]).
+pub type GqlResult<T> = async_graphql::Result<T>;
+
+pub type RunflowSchema = Schema<Query, Mutation, EmptySubscription>;
+
+fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+}
+
+/// The schema served by the API.
+pub fn build_schema(services: Services, config: &Config) -> RunflowSchema {
+    builder()
+        .data(services)
+        .extension(errors::ErrorCodes)
+        .extension(access::AccessControl)
+        .limit_depth(config.max_query_depth)
+        .limit_complexity(config.max_query_complexity)
+        .limit_recursive_depth(32)
+        .limit_directives(16)
+        .disable_suggestions()
+        .finish()
+}
+
+/// The SDL that `schema.graphql` must equal.
+pub fn sdl() -> String {
+    builder().finish().sdl()
+}

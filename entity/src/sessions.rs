@@ -1,0 +1,35 @@
+//! A session (thread) in one environment.
+
+use sea_orm::entity::prelude::*;
+
+use crate::Environment;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "sessions")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub tenant_id: String,
+    pub environment: Environment,
+    pub agent_id: Option<Uuid>,
+    pub title: String,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+impl crate::TenantOwned for Entity {
+    fn tenant_column() -> Column {
+        Column::TenantId
+    }
+}
+
+impl crate::EnvironmentOwned for Entity {
+    fn environment_column() -> Column {
+        Column::Environment
+    }
+}
