@@ -37,28 +37,19 @@ pub struct LoadedSecret {
     pub generated: bool,
 }
 
-fn load_or_generate(
-    dir: &Path,
-    file: &str,
-    generate: impl FnOnce() -> String,
-) -> anyhow::Result<LoadedSecret> {
+fn load_or_generate(dir: &Path, file: &str, generate: impl FnOnce() -> String) -> anyhow::Result<LoadedSecret> {
     let path = dir.join(file);
     if path.exists() {
-        let value = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let value = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
         return Ok(LoadedSecret {
             value: value.trim().to_string(),
             generated: false,
         });
     }
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create RUNFLOW_DATA_DIR {}", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create RUNFLOW_DATA_DIR {}", dir.display()))?;
     let value = generate();
     write_private(&path, &value)?;
-    Ok(LoadedSecret {
-        value,
-        generated: true,
-    })
+    Ok(LoadedSecret { value, generated: true })
 }
 
 #[cfg(unix)]
@@ -112,13 +103,32 @@ impl App {
     /// Connects to the database, loads keys and builds the schema.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!(
-                "cannot create RUNFLOW_DATA_DIR {}",
-                config.data_dir.display()
-            )
-        })?;
-        let (tokens, generated) = token_service(&config)?;
+        // Fail on bad keys before touching the database.
+        let keys = Self::prepare_data_dir(&config)?;
+        let db = Db::connect(&config.database_url()).await?;
+        Self::assemble(config, db, keys)
+    }
+
+    fn prepare_data_dir(config: &Config) -> anyhow::Result<(TokenService, bool, SecretBox)> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create RUNFLOW_DATA_DIR {}", config.data_dir.display()))?;
+        let (tokens, generated) = token_service(config)?;
+        let secret_key = match &config.secret_key {
+            Some(key) => key.clone(),
+            None => load_or_generate(&config.data_dir, "secret-key", SecretBox::generate_key)?.value,
+        };
+        Ok((tokens, generated, SecretBox::from_base64_key(&secret_key)?))
+    }
+
+    /// Like [`App::build`], on an already connected database.
+    pub fn with_db(config: Config, db: Db) -> anyhow::Result<Self> {
+        config.validate()?;
+        let keys = Self::prepare_data_dir(&config)?;
+        Self::assemble(config, db, keys)
+    }
+
+    fn assemble(config: Config, db: Db, keys: (TokenService, bool, SecretBox)) -> anyhow::Result<Self> {
+        let (tokens, generated, secret_box) = keys;
         if generated {
             let token = tokens.mint(
                 "admin",
@@ -133,14 +143,6 @@ impl App {
                 config.data_dir.join("jwt-secret").display()
             );
         }
-        let secret_key = match &config.secret_key {
-            Some(key) => key.clone(),
-            None => {
-                load_or_generate(&config.data_dir, "secret-key", SecretBox::generate_key)?.value
-            }
-        };
-        let secret_box = SecretBox::from_base64_key(&secret_key)?;
-        let db = Db::connect(&config.database_url()).await?;
         let services = Services {
             db,
             tokens: Arc::new(tokens),

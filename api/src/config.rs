@@ -69,11 +69,7 @@ pub struct Config {
     pub jwt_issuer: Option<String>,
 
     /// When set, tokens must carry this `aud`.
-    #[arg(
-        long,
-        env = "RUNFLOW_JWT_AUDIENCE",
-        value_name = "RUNFLOW_JWT_AUDIENCE"
-    )]
+    #[arg(long, env = "RUNFLOW_JWT_AUDIENCE", value_name = "RUNFLOW_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
     /// Public base URL of this server, used to build agent endpoint URLs.
@@ -152,10 +148,7 @@ impl Config {
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) => url.clone(),
-            None => format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join("runflow.db").display()
-            ),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("runflow.db").display()),
         }
     }
 
@@ -169,13 +162,9 @@ impl Config {
     /// Checks what clap cannot: values that depend on each other.
     pub fn validate(&self) -> anyhow::Result<()> {
         if let Some(url) = &self.database_url
-            && !(url.starts_with("sqlite:")
-                || url.starts_with("postgres://")
-                || url.starts_with("postgresql://"))
+            && !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
-            anyhow::bail!(
-                "RUNFLOW_DATABASE_URL must start with sqlite: or postgres:// (got a different scheme)"
-            );
+            anyhow::bail!("RUNFLOW_DATABASE_URL must start with sqlite: or postgres:// (got a different scheme)");
         }
         if let Some(url) = &self.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))

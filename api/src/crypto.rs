@@ -30,10 +30,7 @@ impl SecretBox {
         let bytes = STANDARD
             .decode(key.trim())
             .context("RUNFLOW_SECRET_KEY must be base64")?;
-        anyhow::ensure!(
-            bytes.len() == 32,
-            "RUNFLOW_SECRET_KEY must decode to exactly 32 bytes"
-        );
+        anyhow::ensure!(bytes.len() == 32, "RUNFLOW_SECRET_KEY must decode to exactly 32 bytes");
         let key = Key::<Aes256Gcm>::from_slice(&bytes);
         Ok(SecretBox {
             cipher: Aes256Gcm::new(key),
@@ -59,10 +56,7 @@ impl SecretBox {
 
     /// Opens a sealed secret (for the runtime that needs the value; never for queries).
     pub fn open(&self, sealed: &Sealed) -> anyhow::Result<String> {
-        anyhow::ensure!(
-            sealed.nonce.len() == 12,
-            "stored nonce has the wrong length"
-        );
+        anyhow::ensure!(sealed.nonce.len() == 12, "stored nonce has the wrong length");
         let nonce = Nonce::from_slice(&sealed.nonce);
         let plaintext = self
             .cipher

@@ -68,9 +68,7 @@ impl Error {
             Error::Internal(cause) => {
                 let correlation_id = uuid::Uuid::new_v4();
                 tracing::error!(%correlation_id, error = ?cause, "internal error");
-                format!(
-                    "internal error (correlation id {correlation_id}); the server log has the details"
-                )
+                format!("internal error (correlation id {correlation_id}); the server log has the details")
             }
             other => other.to_string(),
         }

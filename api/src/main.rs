@@ -53,8 +53,7 @@ fn parse_role(value: &str) -> Result<Role, String> {
 }
 
 fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -97,13 +96,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     runflow::http::serve(app).await
 }
 
-fn token(
-    config: &Config,
-    tenant: &str,
-    role: Role,
-    ttl: std::time::Duration,
-    subject: &str,
-) -> anyhow::Result<()> {
+fn token(config: &Config, tenant: &str, role: Role, ttl: std::time::Duration, subject: &str) -> anyhow::Result<()> {
     config.validate()?;
     let (tokens, _) = token_service(config)?;
     println!("{}", tokens.mint(subject, tenant, role, ttl)?);

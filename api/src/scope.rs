@@ -59,9 +59,7 @@ impl Scope {
     /// The scope for edits: only staging is editable.
     pub fn editable(&self) -> Result<StagingScope> {
         match self.environment {
-            Environment::Staging => Ok(StagingScope {
-                scope: self.clone(),
-            }),
+            Environment::Staging => Ok(StagingScope { scope: self.clone() }),
             Environment::Production => Err(Error::ProductionReadOnly),
         }
     }

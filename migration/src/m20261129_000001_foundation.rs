@@ -21,17 +21,8 @@ fn table(name: &str) -> TableCreateStatement {
     Table::create()
         .table(Alias::new(name))
         .if_not_exists()
-        .col(
-            ColumnDef::new(Alias::new("id"))
-                .uuid()
-                .not_null()
-                .primary_key(),
-        )
-        .col(
-            ColumnDef::new(Alias::new("tenant_id"))
-                .string_len(128)
-                .not_null(),
-        )
+        .col(ColumnDef::new(Alias::new("id")).uuid().not_null().primary_key())
+        .col(ColumnDef::new(Alias::new("tenant_id")).string_len(128).not_null())
         .to_owned()
 }
 
@@ -263,12 +254,7 @@ impl MigrationTrait for Migration {
 
         let indexes = [
             index("agents", "ux_agents_slug", &["tenant_id", "slug"], true),
-            index(
-                "agent_commits",
-                "ux_agent_commits_seq",
-                &["agent_id", "seq"],
-                true,
-            ),
+            index("agent_commits", "ux_agent_commits_seq", &["agent_id", "seq"], true),
             index(
                 "agent_commit_files",
                 "ux_commit_files_path",
@@ -324,30 +310,15 @@ impl MigrationTrait for Migration {
                 &["tenant_id", "environment", "id"],
                 false,
             ),
-            index(
-                "executions",
-                "ix_executions_agent",
-                &["agent_id", "environment"],
-                false,
-            ),
+            index("executions", "ix_executions_agent", &["agent_id", "environment"], false),
             index(
                 "sessions",
                 "ix_sessions_env",
                 &["tenant_id", "environment", "id"],
                 false,
             ),
-            index(
-                "session_messages",
-                "ix_messages_session",
-                &["session_id", "id"],
-                false,
-            ),
-            index(
-                "traces",
-                "ix_traces_env",
-                &["tenant_id", "environment", "id"],
-                false,
-            ),
+            index("session_messages", "ix_messages_session", &["session_id", "id"], false),
+            index("traces", "ix_traces_env", &["tenant_id", "environment", "id"], false),
             index("traces", "ix_traces_execution", &["execution_id"], false),
             index("spans", "ix_spans_trace", &["trace_id", "id"], false),
             index("spans", "ix_spans_execution", &["execution_id"], false),
@@ -357,12 +328,7 @@ impl MigrationTrait for Migration {
                 &["tenant_id", "environment", "namespace", "key"],
                 true,
             ),
-            index(
-                "credentials",
-                "ux_credentials_name",
-                &["tenant_id", "name"],
-                true,
-            ),
+            index("credentials", "ux_credentials_name", &["tenant_id", "name"], true),
             index(
                 "shared_resources",
                 "ux_shared_resources_name",

@@ -1,1 +1,16 @@
-fn main() {}
+//! Black-box tests of Runflow: they start the real `runflow` binary and talk HTTP to it, or
+//! (where a scenario must seed data the API cannot write yet) build the app in process and
+//! seed through the domain layer. Each scenario runs on SQLite and on PostgreSQL.
+//!
+//! One test binary for the whole suite keeps the build small.
+
+mod support;
+
+mod access;
+mod agents;
+mod config_and_tokens;
+mod connectors_and_triggers;
+mod http;
+mod prompts;
+mod runtime_records;
+mod shared_resources;

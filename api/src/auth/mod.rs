@@ -50,9 +50,7 @@ impl FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|role| role.as_str() == value)
-            .ok_or_else(|| {
-                format!("unknown role {value:?} (expected viewer, developer, publisher or admin)")
-            })
+            .ok_or_else(|| format!("unknown role {value:?} (expected viewer, developer, publisher or admin)"))
     }
 }
 
@@ -81,13 +79,8 @@ impl Authentication {
         let Some(value) = header else {
             return Authentication::Anonymous;
         };
-        let Some(token) = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-        else {
-            return Authentication::Rejected(
-                "the Authorization header must be `Bearer <token>`".into(),
-            );
+        let Some(token) = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")) else {
+            return Authentication::Rejected("the Authorization header must be `Bearer <token>`".into());
         };
         match tokens.verify(token.trim()) {
             Ok(actor) => Authentication::Authenticated(actor),

@@ -54,12 +54,8 @@ impl TokenService {
                     .jwt_public_key_file
                     .as_ref()
                     .context("RUNFLOW_JWT_PUBLIC_KEY_FILE is required for RS256/ES256")?;
-                let pem = std::fs::read(path).with_context(|| {
-                    format!(
-                        "RUNFLOW_JWT_PUBLIC_KEY_FILE: cannot read {}",
-                        path.display()
-                    )
-                })?;
+                let pem = std::fs::read(path)
+                    .with_context(|| format!("RUNFLOW_JWT_PUBLIC_KEY_FILE: cannot read {}", path.display()))?;
                 if algorithm == JwtAlgorithm::Rs256 {
                     let key = DecodingKey::from_rsa_pem(&pem)
                         .context("RUNFLOW_JWT_PUBLIC_KEY_FILE is not an RSA public key in PEM")?;
@@ -130,13 +126,7 @@ impl TokenService {
     }
 
     /// Signs a token for `tenant` with `role`, valid for `ttl`.
-    pub fn mint(
-        &self,
-        subject: &str,
-        tenant: &str,
-        role: Role,
-        ttl: Duration,
-    ) -> anyhow::Result<String> {
+    pub fn mint(&self, subject: &str, tenant: &str, role: Role, ttl: Duration) -> anyhow::Result<String> {
         validate_tenant(tenant).map_err(anyhow::Error::msg)?;
         let encoding = self
             .encoding

@@ -8,8 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use entity::{Environment, agent_commit_files, agent_commits, agent_deployments, agents, blobs};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -52,16 +51,8 @@ pub struct AgentInEnv {
 }
 
 /// The public URL at which an agent runs in an environment.
-pub fn endpoint_url(
-    public_url: &str,
-    tenant: &str,
-    environment: Environment,
-    slug: &str,
-) -> String {
-    format!(
-        "{public_url}/v1/{tenant}/{}/agents/{slug}",
-        environment.as_str()
-    )
+pub fn endpoint_url(public_url: &str, tenant: &str, environment: Environment, slug: &str) -> String {
+    format!("{public_url}/v1/{tenant}/{}/agents/{slug}", environment.as_str())
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -87,11 +78,7 @@ fn validate_path(path: &str) -> Result<()> {
 }
 
 /// Validates a bundle and returns its manifest. Nothing is written.
-pub fn validate_bundle(
-    slug: &str,
-    files: &[BundleFile],
-    limits: &BundleLimits,
-) -> Result<Manifest> {
+pub fn validate_bundle(slug: &str, files: &[BundleFile], limits: &BundleLimits) -> Result<Manifest> {
     validate::slug("slug", slug)?;
     if files.is_empty() {
         return Err(Error::bad_input(format!(
@@ -289,9 +276,7 @@ where
     while !rows.is_empty() {
         let rest = rows.split_off(rows.len().min(200));
         let chunk = std::mem::replace(&mut rows, rest);
-        <A::Entity as EntityTrait>::insert_many(chunk)
-            .exec(db)
-            .await?;
+        <A::Entity as EntityTrait>::insert_many(chunk).exec(db).await?;
     }
     Ok(())
 }
@@ -339,10 +324,7 @@ pub async fn set_deployment<C: ConnectionTrait>(
 
 /// The agents that exist in the scope's environment, by slug.
 pub async fn list(db: &Db, scope: &Scope) -> Result<Vec<AgentInEnv>> {
-    let deployments = scope
-        .select::<agent_deployments::Entity>()
-        .all(&db.conn)
-        .await?;
+    let deployments = scope.select::<agent_deployments::Entity>().all(&db.conn).await?;
     let ids: Vec<Uuid> = deployments.iter().map(|d| d.agent_id).collect();
     let mut agents: HashMap<Uuid, agents::Model> = scope
         .tenant
@@ -366,11 +348,7 @@ pub async fn list(db: &Db, scope: &Scope) -> Result<Vec<AgentInEnv>> {
 }
 
 /// One agent in the scope's environment; `None` when it does not exist there.
-pub async fn find<C: ConnectionTrait>(
-    db: &C,
-    scope: &Scope,
-    slug: &str,
-) -> Result<Option<AgentInEnv>> {
+pub async fn find<C: ConnectionTrait>(db: &C, scope: &Scope, slug: &str) -> Result<Option<AgentInEnv>> {
     let Some(agent) = scope
         .tenant
         .select::<agents::Entity>()
@@ -437,12 +415,7 @@ pub async fn update(db: &Db, scope: &StagingScope, input: UpdateAgentInput) -> R
 
 /// Removes the agent from staging. Production keeps it until the removal is published.
 /// `expected_revision` is compared with the staging deployment's revision.
-pub async fn delete(
-    db: &Db,
-    scope: &StagingScope,
-    slug: &str,
-    expected_revision: Option<i64>,
-) -> Result<Uuid> {
+pub async fn delete(db: &Db, scope: &StagingScope, slug: &str, expected_revision: Option<i64>) -> Result<Uuid> {
     let tx = db.begin_write().await?;
     let current = get(&tx, scope, slug).await?;
     check_revision(
@@ -480,14 +453,7 @@ pub async fn history(
         .select::<agent_commits::Entity>()
         .filter(agent_commits::Column::AgentId.eq(agent.agent.id))
         .filter(agent_commits::Column::Seq.lte(head.seq));
-    pagination::fetch(
-        &db.conn,
-        select,
-        agent_commits::Column::Id,
-        page,
-        Order::Desc,
-    )
-    .await
+    pagination::fetch(&db.conn, select, agent_commits::Column::Id, page, Order::Desc).await
 }
 
 /// A file of a commit, with its content.
@@ -500,11 +466,7 @@ pub struct CommitFile {
 }
 
 /// The files of several commits at once (one query for the file lists, one for contents).
-pub async fn files_of_commits(
-    db: &Db,
-    tenant: &Tenant,
-    commit_ids: &[Uuid],
-) -> Result<HashMap<Uuid, Vec<CommitFile>>> {
+pub async fn files_of_commits(db: &Db, tenant: &Tenant, commit_ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<CommitFile>>> {
     let files = tenant
         .select::<agent_commit_files::Entity>()
         .filter(agent_commit_files::Column::CommitId.is_in(commit_ids.to_vec()))

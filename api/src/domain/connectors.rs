@@ -6,9 +6,7 @@
 use std::collections::HashMap;
 
 use entity::{connector_instances, connector_resources};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -54,11 +52,7 @@ pub async fn list(db: &Db, scope: &Scope) -> Result<Vec<connector_instances::Mod
         .await?)
 }
 
-pub async fn find<C: ConnectionTrait>(
-    db: &C,
-    scope: &Scope,
-    slug: &str,
-) -> Result<Option<connector_instances::Model>> {
+pub async fn find<C: ConnectionTrait>(db: &C, scope: &Scope, slug: &str) -> Result<Option<connector_instances::Model>> {
     Ok(scope
         .select::<connector_instances::Entity>()
         .filter(connector_instances::Column::Slug.eq(slug))
@@ -66,21 +60,13 @@ pub async fn find<C: ConnectionTrait>(
         .await?)
 }
 
-pub async fn get<C: ConnectionTrait>(
-    db: &C,
-    scope: &Scope,
-    slug: &str,
-) -> Result<connector_instances::Model> {
+pub async fn get<C: ConnectionTrait>(db: &C, scope: &Scope, slug: &str) -> Result<connector_instances::Model> {
     find(db, scope, slug)
         .await?
         .ok_or_else(|| Error::not_found(format!("connector {slug:?} in {}", scope.environment)))
 }
 
-pub async fn create(
-    db: &Db,
-    scope: &StagingScope,
-    input: CreateConnectorInput,
-) -> Result<connector_instances::Model> {
+pub async fn create(db: &Db, scope: &StagingScope, input: CreateConnectorInput) -> Result<connector_instances::Model> {
     validate::slug("slug", &input.slug)?;
     validate_kind(&input.kind)?;
     validate::json_object("config", &input.config)?;
@@ -112,11 +98,7 @@ pub async fn create(
     Ok(row)
 }
 
-pub async fn update(
-    db: &Db,
-    scope: &StagingScope,
-    input: UpdateConnectorInput,
-) -> Result<connector_instances::Model> {
+pub async fn update(db: &Db, scope: &StagingScope, input: UpdateConnectorInput) -> Result<connector_instances::Model> {
     if let Some(kind) = &input.kind {
         validate_kind(kind)?;
     }
@@ -155,26 +137,15 @@ pub async fn update(
 }
 
 /// Deletes the staging instance and its resources.
-pub async fn delete(
-    db: &Db,
-    scope: &StagingScope,
-    slug: &str,
-    expected_revision: Option<i64>,
-) -> Result<Uuid> {
+pub async fn delete(db: &Db, scope: &StagingScope, slug: &str, expected_revision: Option<i64>) -> Result<Uuid> {
     let tx = db.begin_write().await?;
     let row = get(&tx, scope, slug).await?;
-    check_revision(
-        &format!("connector {slug:?}"),
-        row.revision,
-        expected_revision,
-    )?;
+    check_revision(&format!("connector {slug:?}"), row.revision, expected_revision)?;
     connector_resources::Entity::delete_many()
         .filter(connector_resources::Column::InstanceId.eq(row.id))
         .exec(&tx)
         .await?;
-    connector_instances::Entity::delete_by_id(row.id)
-        .exec(&tx)
-        .await?;
+    connector_instances::Entity::delete_by_id(row.id).exec(&tx).await?;
     tx.commit().await?;
     Ok(row.id)
 }
@@ -229,10 +200,7 @@ pub async fn create_resource(
     validate_resource(&input)?;
     let tx = db.begin_write().await?;
     let instance = get(&tx, scope, &input.connector).await?;
-    if find_resource(&tx, scope, instance.id, &input.key)
-        .await?
-        .is_some()
-    {
+    if find_resource(&tx, scope, instance.id, &input.key).await?.is_some() {
         return Err(Error::Conflict(format!(
             "connector {:?} already has a resource {:?}",
             input.connector, input.key
@@ -267,12 +235,7 @@ pub async fn update_resource(
     let instance = get(&tx, scope, &input.connector).await?;
     let row = find_resource(&tx, scope, instance.id, &input.key)
         .await?
-        .ok_or_else(|| {
-            Error::not_found(format!(
-                "resource {:?} of connector {:?}",
-                input.key, input.connector
-            ))
-        })?;
+        .ok_or_else(|| Error::not_found(format!("resource {:?} of connector {:?}", input.key, input.connector)))?;
     check_revision(
         &format!("resource {:?}", input.key),
         row.revision,
@@ -301,23 +264,14 @@ pub async fn delete_resource(
     let row = find_resource(&tx, scope, instance.id, key)
         .await?
         .ok_or_else(|| Error::not_found(format!("resource {key:?} of connector {connector:?}")))?;
-    check_revision(
-        &format!("resource {key:?}"),
-        row.revision,
-        expected_revision,
-    )?;
-    connector_resources::Entity::delete_by_id(row.id)
-        .exec(&tx)
-        .await?;
+    check_revision(&format!("resource {key:?}"), row.revision, expected_revision)?;
+    connector_resources::Entity::delete_by_id(row.id).exec(&tx).await?;
     bump_instance(&tx, instance).await?;
     tx.commit().await?;
     Ok(row.id)
 }
 
-async fn bump_instance<C: ConnectionTrait>(
-    db: &C,
-    instance: connector_instances::Model,
-) -> Result<()> {
+async fn bump_instance<C: ConnectionTrait>(db: &C, instance: connector_instances::Model) -> Result<()> {
     let revision = instance.revision + 1;
     let mut active: connector_instances::ActiveModel = instance.into();
     active.revision = Set(revision);

@@ -6,10 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::credentials;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use uuid::Uuid;
 
 use super::{new_id, now, validate};
@@ -81,11 +78,7 @@ pub async fn list(db: &Db, tenant: &Tenant) -> Result<Vec<Credential>> {
     Ok(rows.into_iter().map(Credential::from).collect())
 }
 
-async fn find<C: ConnectionTrait>(
-    db: &C,
-    tenant: &Tenant,
-    name: &str,
-) -> Result<Option<credentials::Model>> {
+async fn find<C: ConnectionTrait>(db: &C, tenant: &Tenant, name: &str) -> Result<Option<credentials::Model>> {
     Ok(tenant
         .select::<credentials::Entity>()
         .filter(credentials::Column::Name.eq(name))
@@ -94,11 +87,7 @@ async fn find<C: ConnectionTrait>(
 }
 
 /// Fails with BAD_USER_INPUT naming every credential of `names` that does not exist.
-pub async fn require_all<C: ConnectionTrait>(
-    db: &C,
-    tenant: &Tenant,
-    names: &[String],
-) -> Result<()> {
+pub async fn require_all<C: ConnectionTrait>(db: &C, tenant: &Tenant, names: &[String]) -> Result<()> {
     if names.is_empty() {
         return Ok(());
     }
@@ -180,11 +169,7 @@ pub async fn rotate(
     let row = find(&tx, tenant, name)
         .await?
         .ok_or_else(|| Error::not_found(format!("credential {name:?}")))?;
-    check_revision(
-        &format!("credential {name:?}"),
-        row.revision,
-        expected_revision,
-    )?;
+    check_revision(&format!("credential {name:?}"), row.revision, expected_revision)?;
     let revision = row.revision + 1;
     let mut active: credentials::ActiveModel = row.into();
     active.ciphertext = Set(sealed.ciphertext);
@@ -198,21 +183,12 @@ pub async fn rotate(
     Ok(row.into())
 }
 
-pub async fn delete(
-    db: &Db,
-    tenant: &Tenant,
-    name: &str,
-    expected_revision: Option<i64>,
-) -> Result<Uuid> {
+pub async fn delete(db: &Db, tenant: &Tenant, name: &str, expected_revision: Option<i64>) -> Result<Uuid> {
     let tx = db.begin_write().await?;
     let row = find(&tx, tenant, name)
         .await?
         .ok_or_else(|| Error::not_found(format!("credential {name:?}")))?;
-    check_revision(
-        &format!("credential {name:?}"),
-        row.revision,
-        expected_revision,
-    )?;
+    check_revision(&format!("credential {name:?}"), row.revision, expected_revision)?;
     credentials::Entity::delete_by_id(row.id).exec(&tx).await?;
     tx.commit().await?;
     Ok(row.id)

@@ -111,9 +111,7 @@ pub async fn finish(
     error: Option<String>,
 ) -> Result<executions::Model> {
     if !status.is_final() {
-        return Err(Error::bad_input(
-            "status must be SUCCEEDED, FAILED or CANCELLED",
-        ));
+        return Err(Error::bad_input("status must be SUCCEEDED, FAILED or CANCELLED"));
     }
     let tx = db.begin_write().await?;
     let row = scope

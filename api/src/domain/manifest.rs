@@ -31,29 +31,17 @@ pub struct Manifest {
 impl Manifest {
     /// Parses and validates a manifest; errors say what is wrong and where.
     pub fn parse(text: &str) -> Result<Self> {
-        let manifest: Manifest = toml::from_str(text).map_err(|error| {
-            Error::bad_input(format!(
-                "{MANIFEST_PATH} is invalid: {}",
-                error.message().trim()
-            ))
-        })?;
+        let manifest: Manifest = toml::from_str(text)
+            .map_err(|error| Error::bad_input(format!("{MANIFEST_PATH} is invalid: {}", error.message().trim())))?;
         validate::slug(&format!("{MANIFEST_PATH}: name"), &manifest.name)?;
-        if manifest.entrypoint.is_empty()
-            || manifest
-                .entrypoint
-                .iter()
-                .any(|part| part.trim().is_empty())
-        {
+        if manifest.entrypoint.is_empty() || manifest.entrypoint.iter().any(|part| part.trim().is_empty()) {
             return Err(Error::bad_input(format!(
                 "{MANIFEST_PATH}: entrypoint must be a non-empty array of non-empty strings, \
                  for example [\"python3\", \"main.py\"]"
             )));
         }
         validate::slug_list(&format!("{MANIFEST_PATH}: prompts"), &manifest.prompts)?;
-        validate::slug_list(
-            &format!("{MANIFEST_PATH}: connectors"),
-            &manifest.connectors,
-        )?;
+        validate::slug_list(&format!("{MANIFEST_PATH}: connectors"), &manifest.connectors)?;
         Ok(manifest)
     }
 }
@@ -64,10 +52,9 @@ mod tests {
 
     #[test]
     fn a_complete_manifest_parses() {
-        let manifest = Manifest::parse(
-            "name = \"bot\"\nentrypoint = [\"python3\", \"main.py\"]\nprompts = [\"greet\"]\n",
-        )
-        .unwrap();
+        let manifest =
+            Manifest::parse("name = \"bot\"\nentrypoint = [\"python3\", \"main.py\"]\nprompts = [\"greet\"]\n")
+                .unwrap();
         assert_eq!(manifest.name, "bot");
         assert_eq!(manifest.prompts, vec!["greet"]);
         assert!(manifest.connectors.is_empty());
@@ -77,9 +64,7 @@ mod tests {
     fn errors_name_the_problem() {
         let missing = Manifest::parse("name = \"bot\"\n").unwrap_err().to_string();
         assert!(missing.contains("entrypoint"), "{missing}");
-        let bad_type = Manifest::parse("name = 3\nentrypoint=[\"x\"]")
-            .unwrap_err()
-            .to_string();
+        let bad_type = Manifest::parse("name = 3\nentrypoint=[\"x\"]").unwrap_err().to_string();
         assert!(bad_type.contains("runflow.toml is invalid"), "{bad_type}");
         let unknown = Manifest::parse("name = \"bot\"\nentrypoint=[\"x\"]\nfoo=1")
             .unwrap_err()

@@ -33,13 +33,7 @@ pub fn stored_namespace(environment: Environment, logical: &str) -> Result<Strin
 }
 
 /// Writes (creates or replaces) an entry.
-pub async fn put(
-    db: &Db,
-    scope: &Scope,
-    namespace: &str,
-    key: &str,
-    value: Value,
-) -> Result<memory_entries::Model> {
+pub async fn put(db: &Db, scope: &Scope, namespace: &str, key: &str, value: Value) -> Result<memory_entries::Model> {
     let namespace = stored_namespace(scope.environment, namespace)?;
     validate::short_text("key", key, 512)?;
     validate::json_size("value", &value, MAX_VALUE_BYTES)?;
@@ -80,12 +74,7 @@ pub async fn put(
     Ok(row)
 }
 
-pub async fn get(
-    db: &Db,
-    scope: &Scope,
-    namespace: &str,
-    key: &str,
-) -> Result<memory_entries::Model> {
+pub async fn get(db: &Db, scope: &Scope, namespace: &str, key: &str) -> Result<memory_entries::Model> {
     let stored = stored_namespace(scope.environment, namespace)?;
     scope
         .select::<memory_entries::Entity>()
@@ -98,9 +87,7 @@ pub async fn get(
 
 pub async fn delete(db: &Db, scope: &Scope, namespace: &str, key: &str) -> Result<Uuid> {
     let row = get(db, scope, namespace, key).await?;
-    memory_entries::Entity::delete_by_id(row.id)
-        .exec(&db.conn)
-        .await?;
+    memory_entries::Entity::delete_by_id(row.id).exec(&db.conn).await?;
     Ok(row.id)
 }
 
@@ -113,18 +100,9 @@ pub async fn list(
 ) -> Result<Page<memory_entries::Model>> {
     let mut select = scope.select::<memory_entries::Entity>();
     if let Some(namespace) = namespace {
-        select = select.filter(
-            memory_entries::Column::Namespace.eq(stored_namespace(scope.environment, namespace)?),
-        );
+        select = select.filter(memory_entries::Column::Namespace.eq(stored_namespace(scope.environment, namespace)?));
     }
-    pagination::fetch(
-        &db.conn,
-        select,
-        memory_entries::Column::Id,
-        page,
-        Order::Desc,
-    )
-    .await
+    pagination::fetch(&db.conn, select, memory_entries::Column::Id, page, Order::Desc).await
 }
 
 #[cfg(test)]
@@ -133,14 +111,8 @@ mod tests {
 
     #[test]
     fn staging_memory_lives_under_the_staging_prefix() {
-        assert_eq!(
-            stored_namespace(Environment::Staging, "bot").unwrap(),
-            "staging:bot"
-        );
-        assert_eq!(
-            stored_namespace(Environment::Production, "bot").unwrap(),
-            "bot"
-        );
+        assert_eq!(stored_namespace(Environment::Staging, "bot").unwrap(), "staging:bot");
+        assert_eq!(stored_namespace(Environment::Production, "bot").unwrap(), "bot");
         assert!(stored_namespace(Environment::Production, "staging:bot").is_err());
     }
 }

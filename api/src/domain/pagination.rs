@@ -1,8 +1,6 @@
 //! Cursor pagination over UUIDv7 ids (which sort by creation time).
 
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, Select,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, Select};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -23,9 +21,7 @@ impl PageRequest {
             None => DEFAULT_PAGE_SIZE,
             Some(n) if n < 0 => return Err(Error::bad_input("first must not be negative")),
             Some(n) if n as u64 > MAX_PAGE_SIZE => {
-                return Err(Error::bad_input(format!(
-                    "first must be at most {MAX_PAGE_SIZE}"
-                )));
+                return Err(Error::bad_input(format!("first must be at most {MAX_PAGE_SIZE}")));
             }
             Some(n) => n as u64,
         };
@@ -70,11 +66,7 @@ where
             _ => select.filter(id.lt(after)),
         };
     }
-    let mut items = select
-        .order_by(id, order)
-        .limit(request.first + 1)
-        .all(db)
-        .await?;
+    let mut items = select.order_by(id, order).limit(request.first + 1).all(db).await?;
     let has_next_page = items.len() as u64 > request.first;
     items.truncate(request.first as usize);
     Ok(Page {

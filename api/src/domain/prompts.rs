@@ -8,9 +8,7 @@
 use std::collections::BTreeSet;
 
 use entity::{Environment, prompt_versions, prompts};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -68,10 +66,7 @@ fn validate_variable_name(name: &str) -> Result<()> {
     let valid = !name.is_empty()
         && name.len() <= 64
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
     if valid {
         Ok(())
     } else {
@@ -82,12 +77,7 @@ fn validate_variable_name(name: &str) -> Result<()> {
 }
 
 /// Saves the staging draft, creating the prompt in staging if needed.
-pub async fn save_draft(
-    db: &Db,
-    scope: &StagingScope,
-    author: &str,
-    input: SaveDraftInput,
-) -> Result<prompts::Model> {
+pub async fn save_draft(db: &Db, scope: &StagingScope, author: &str, input: SaveDraftInput) -> Result<prompts::Model> {
     validate::slug("slug", &input.slug)?;
     if input.template.trim().is_empty() {
         return Err(Error::bad_input("template must not be empty"));
@@ -142,10 +132,7 @@ pub async fn save_draft(
         }
         None => {
             if input.expected_revision.is_some() {
-                return Err(Error::not_found(format!(
-                    "prompt {:?} in staging",
-                    input.slug
-                )));
+                return Err(Error::not_found(format!("prompt {:?} in staging", input.slug)));
             }
             prompts::ActiveModel {
                 id: Set(new_id()),
@@ -169,11 +156,7 @@ pub async fn save_draft(
     Ok(row)
 }
 
-async fn find_row<C: ConnectionTrait>(
-    db: &C,
-    scope: &Scope,
-    slug: &str,
-) -> Result<Option<prompts::Model>> {
+async fn find_row<C: ConnectionTrait>(db: &C, scope: &Scope, slug: &str) -> Result<Option<prompts::Model>> {
     Ok(scope
         .select::<prompts::Entity>()
         .filter(prompts::Column::Slug.eq(slug))
@@ -197,12 +180,7 @@ pub async fn list(db: &Db, scope: &Scope) -> Result<Vec<prompts::Model>> {
 }
 
 /// Removes the prompt from staging (its published versions stay, immutable).
-pub async fn delete(
-    db: &Db,
-    scope: &StagingScope,
-    slug: &str,
-    expected_revision: Option<i64>,
-) -> Result<Uuid> {
+pub async fn delete(db: &Db, scope: &StagingScope, slug: &str, expected_revision: Option<i64>) -> Result<Uuid> {
     let tx = db.begin_write().await?;
     let row = get(&tx, scope, slug).await?;
     check_revision(&format!("prompt {slug:?}"), row.revision, expected_revision)?;
@@ -237,12 +215,7 @@ pub async fn latest_version<C: ConnectionTrait>(
 fn string_list(value: &Value) -> Vec<String> {
     value
         .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
+        .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
         .unwrap_or_default()
 }
 
@@ -259,11 +232,7 @@ pub async fn resolve_row<C: ConnectionTrait>(
             source: Source::Draft,
             version: None,
             template: template.clone(),
-            variables: row
-                .draft_variables
-                .as_ref()
-                .map(string_list)
-                .unwrap_or_default(),
+            variables: row.draft_variables.as_ref().map(string_list).unwrap_or_default(),
             model_settings: row.draft_model_settings.clone().unwrap_or(Value::Null),
         }));
     }
@@ -301,11 +270,7 @@ pub fn draft_of(row: &prompts::Model) -> Option<Resolved> {
         source: Source::Draft,
         version: None,
         template: template.clone(),
-        variables: row
-            .draft_variables
-            .as_ref()
-            .map(string_list)
-            .unwrap_or_default(),
+        variables: row.draft_variables.as_ref().map(string_list).unwrap_or_default(),
         model_settings: row.draft_model_settings.clone().unwrap_or(Value::Null),
     })
 }

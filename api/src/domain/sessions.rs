@@ -12,12 +12,7 @@ use crate::scope::Scope;
 
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
-pub async fn create(
-    db: &Db,
-    scope: &Scope,
-    agent: Option<&str>,
-    title: &str,
-) -> Result<sessions::Model> {
+pub async fn create(db: &Db, scope: &Scope, agent: Option<&str>, title: &str) -> Result<sessions::Model> {
     validate::text_size("title", title, 1024)?;
     let agent_id = match agent {
         Some(slug) => Some(agents::get(&db.conn, scope, slug).await?.agent.id),
@@ -62,9 +57,7 @@ pub async fn add_message(
         .filter(sessions::Column::Id.eq(session_id))
         .one(&tx)
         .await?
-        .ok_or_else(|| {
-            Error::not_found(format!("session {session_id} in {}", scope.environment))
-        })?;
+        .ok_or_else(|| Error::not_found(format!("session {session_id} in {}", scope.environment)))?;
     let time = now();
     let message = session_messages::ActiveModel {
         id: Set(new_id()),
@@ -85,12 +78,7 @@ pub async fn add_message(
 }
 
 /// Sessions of the environment, newest first, optionally of one agent.
-pub async fn list(
-    db: &Db,
-    scope: &Scope,
-    agent: Option<&str>,
-    page: &PageRequest,
-) -> Result<Page<sessions::Model>> {
+pub async fn list(db: &Db, scope: &Scope, agent: Option<&str>, page: &PageRequest) -> Result<Page<sessions::Model>> {
     let mut select = scope.select::<sessions::Entity>();
     if let Some(slug) = agent {
         let agent_id = agents::find(&db.conn, scope, slug)
@@ -112,12 +100,5 @@ pub async fn messages(
     let select = scope
         .select::<session_messages::Entity>()
         .filter(session_messages::Column::SessionId.eq(session_id));
-    pagination::fetch(
-        &db.conn,
-        select,
-        session_messages::Column::Id,
-        page,
-        Order::Asc,
-    )
-    .await
+    pagination::fetch(&db.conn, select, session_messages::Column::Id, page, Order::Asc).await
 }

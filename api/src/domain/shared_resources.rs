@@ -2,9 +2,7 @@
 //! They have the same shape, so one module serves all three, told apart by [`Category`].
 
 use entity::shared_resources;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -54,11 +52,7 @@ fn select(tenant: &Tenant, category: Category) -> sea_orm::Select<shared_resourc
         .filter(shared_resources::Column::Category.eq(category.as_str()))
 }
 
-pub async fn list(
-    db: &Db,
-    tenant: &Tenant,
-    category: Category,
-) -> Result<Vec<shared_resources::Model>> {
+pub async fn list(db: &Db, tenant: &Tenant, category: Category) -> Result<Vec<shared_resources::Model>> {
     Ok(select(tenant, category)
         .order_by_asc(shared_resources::Column::Name)
         .all(&db.conn)
@@ -109,9 +103,7 @@ pub async fn create(
     input: SharedResourceInput,
 ) -> Result<shared_resources::Model> {
     validate_fields(&input)?;
-    let kind = input
-        .kind
-        .ok_or_else(|| Error::bad_input("kind is required"))?;
+    let kind = input.kind.ok_or_else(|| Error::bad_input("kind is required"))?;
     let names = input.credentials.unwrap_or_default();
     let tx = db.begin_write().await?;
     credentials::require_all(&tx, tenant, &names).await?;
@@ -129,9 +121,7 @@ pub async fn create(
         category: Set(category.as_str().to_string()),
         name: Set(input.name),
         kind: Set(kind),
-        config: Set(input
-            .config
-            .unwrap_or_else(|| Value::Object(Default::default()))),
+        config: Set(input.config.unwrap_or_else(|| Value::Object(Default::default()))),
         credential_refs: Set(serde_json::json!(names)),
         revision: Set(1),
         created_at: Set(time),
@@ -192,9 +182,7 @@ pub async fn delete(
         row.revision,
         expected_revision,
     )?;
-    shared_resources::Entity::delete_by_id(row.id)
-        .exec(&tx)
-        .await?;
+    shared_resources::Entity::delete_by_id(row.id).exec(&tx).await?;
     tx.commit().await?;
     Ok(row.id)
 }

@@ -57,10 +57,7 @@ fn validate_span(span: &SpanInput) -> Result<()> {
     if let Some(ended) = span.ended_at
         && ended < span.started_at
     {
-        return Err(Error::bad_input(format!(
-            "span {:?} ends before it starts",
-            span.name
-        )));
+        return Err(Error::bad_input(format!("span {:?} ends before it starts", span.name)));
     }
     if span.input_tokens.is_some_and(|n| n < 0) || span.output_tokens.is_some_and(|n| n < 0) {
         return Err(Error::bad_input("token counts must not be negative"));
@@ -69,11 +66,7 @@ fn validate_span(span: &SpanInput) -> Result<()> {
 }
 
 /// Records a trace with its spans in one transaction (spans are inserted in batches).
-pub async fn record(
-    db: &Db,
-    scope: &Scope,
-    input: TraceInput,
-) -> Result<(traces::Model, Vec<spans::Model>)> {
+pub async fn record(db: &Db, scope: &Scope, input: TraceInput) -> Result<(traces::Model, Vec<spans::Model>)> {
     validate::short_text("trace name", &input.name, 255)?;
     if input.spans.len() > MAX_SPANS_PER_BATCH {
         return Err(Error::bad_input(format!(
@@ -151,12 +144,7 @@ pub async fn list(
 }
 
 /// Spans of a trace, in the order they were recorded.
-pub async fn spans(
-    db: &Db,
-    scope: &Scope,
-    trace_id: Uuid,
-    page: &PageRequest,
-) -> Result<Page<spans::Model>> {
+pub async fn spans(db: &Db, scope: &Scope, trace_id: Uuid, page: &PageRequest) -> Result<Page<spans::Model>> {
     let select = scope
         .select::<spans::Entity>()
         .filter(spans::Column::TraceId.eq(trace_id));

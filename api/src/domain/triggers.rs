@@ -3,9 +3,7 @@
 use std::str::FromStr;
 
 use entity::triggers;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -65,13 +63,11 @@ pub struct UpdateTriggerInput {
 
 /// Validates a cron expression (5 fields, or 6 with seconds).
 pub fn validate_schedule(expression: &str) -> Result<()> {
-    croner::Cron::from_str(expression)
-        .map(|_| ())
-        .map_err(|error| {
-            Error::bad_input(format!(
-                "schedule {expression:?} is not a valid cron expression: {error}"
-            ))
-        })
+    croner::Cron::from_str(expression).map(|_| ()).map_err(|error| {
+        Error::bad_input(format!(
+            "schedule {expression:?} is not a valid cron expression: {error}"
+        ))
+    })
 }
 
 fn check_kind_fields(kind: TriggerKind, schedule: &Option<String>) -> Result<()> {
@@ -80,9 +76,7 @@ fn check_kind_fields(kind: TriggerKind, schedule: &Option<String>) -> Result<()>
             "a schedule trigger needs `schedule`, a cron expression",
         )),
         (TriggerKind::Schedule, Some(expression)) => validate_schedule(expression),
-        (TriggerKind::Webhook, Some(_)) => {
-            Err(Error::bad_input("a webhook trigger has no `schedule`"))
-        }
+        (TriggerKind::Webhook, Some(_)) => Err(Error::bad_input("a webhook trigger has no `schedule`")),
         (TriggerKind::Webhook, None) => Ok(()),
     }
 }
@@ -95,11 +89,7 @@ pub async fn list(db: &Db, scope: &Scope) -> Result<Vec<triggers::Model>> {
         .await?)
 }
 
-pub async fn find<C: ConnectionTrait>(
-    db: &C,
-    scope: &Scope,
-    name: &str,
-) -> Result<Option<triggers::Model>> {
+pub async fn find<C: ConnectionTrait>(db: &C, scope: &Scope, name: &str) -> Result<Option<triggers::Model>> {
     Ok(scope
         .select::<triggers::Entity>()
         .filter(triggers::Column::Name.eq(name))
@@ -113,17 +103,11 @@ pub async fn get<C: ConnectionTrait>(db: &C, scope: &Scope, name: &str) -> Resul
         .ok_or_else(|| Error::not_found(format!("trigger {name:?} in {}", scope.environment)))
 }
 
-pub async fn create(
-    db: &Db,
-    scope: &StagingScope,
-    input: CreateTriggerInput,
-) -> Result<triggers::Model> {
+pub async fn create(db: &Db, scope: &StagingScope, input: CreateTriggerInput) -> Result<triggers::Model> {
     validate::slug("name", &input.name)?;
     validate::slug("agent", &input.agent)?;
     check_kind_fields(input.kind, &input.schedule)?;
-    let config = input
-        .config
-        .unwrap_or_else(|| Value::Object(Default::default()));
+    let config = input.config.unwrap_or_else(|| Value::Object(Default::default()));
     validate::json_object("config", &config)?;
     let tx = db.begin_write().await?;
     if agents::find(&tx, scope, &input.agent).await?.is_none() {
@@ -159,11 +143,7 @@ pub async fn create(
     Ok(row)
 }
 
-pub async fn update(
-    db: &Db,
-    scope: &StagingScope,
-    input: UpdateTriggerInput,
-) -> Result<triggers::Model> {
+pub async fn update(db: &Db, scope: &StagingScope, input: UpdateTriggerInput) -> Result<triggers::Model> {
     if let Some(agent) = &input.agent {
         validate::slug("agent", agent)?;
     }
@@ -209,19 +189,10 @@ pub async fn update(
     Ok(row)
 }
 
-pub async fn delete(
-    db: &Db,
-    scope: &StagingScope,
-    name: &str,
-    expected_revision: Option<i64>,
-) -> Result<Uuid> {
+pub async fn delete(db: &Db, scope: &StagingScope, name: &str, expected_revision: Option<i64>) -> Result<Uuid> {
     let tx = db.begin_write().await?;
     let row = get(&tx, scope, name).await?;
-    check_revision(
-        &format!("trigger {name:?}"),
-        row.revision,
-        expected_revision,
-    )?;
+    check_revision(&format!("trigger {name:?}"), row.revision, expected_revision)?;
     triggers::Entity::delete_by_id(row.id).exec(&tx).await?;
     tx.commit().await?;
     Ok(row.id)

@@ -11,10 +11,7 @@ pub fn slug(field: &str, value: &str) -> Result<()> {
         && value
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-        && value
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric());
+        && value.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
     if valid {
         Ok(())
     } else {
@@ -31,9 +28,7 @@ pub fn short_text(field: &str, value: &str, max: usize) -> Result<()> {
         return Err(Error::bad_input(format!("{field} must not be empty")));
     }
     if value.chars().count() > max {
-        return Err(Error::bad_input(format!(
-            "{field} must be at most {max} characters"
-        )));
+        return Err(Error::bad_input(format!("{field} must be at most {max} characters")));
     }
     Ok(())
 }
@@ -58,9 +53,7 @@ pub fn json_object(field: &str, value: &Value) -> Result<()> {
 }
 
 pub fn json_size(field: &str, value: &Value, max_bytes: usize) -> Result<()> {
-    let size = serde_json::to_vec(value)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX);
     if size > max_bytes {
         return Err(Error::bad_input(format!(
             "{field} is {size} bytes of JSON; the limit is {max_bytes}"

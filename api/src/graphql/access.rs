@@ -14,12 +14,9 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
-};
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest};
 use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, Field, OperationDefinition, OperationType, Selection,
-    SelectionSet,
+    DocumentOperations, ExecutableDocument, Field, OperationDefinition, OperationType, Selection, SelectionSet,
 };
 use async_graphql::{Name, Positioned, Request, ServerError, ServerResult, Variables};
 use async_graphql_value::{ConstValue, Value as AstValue};
@@ -68,11 +65,7 @@ impl Extension for AccessControlExtension {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
-        let operation_name = self
-            .operation_name
-            .lock()
-            .ok()
-            .and_then(|name| name.clone());
+        let operation_name = self.operation_name.lock().ok().and_then(|name| name.clone());
         // An operation that cannot be selected fails in validation; nothing runs.
         if let Some(operation) = select_operation(&document, operation_name.as_deref()) {
             let authentication = ctx
@@ -85,15 +78,12 @@ impl Extension for AccessControlExtension {
     }
 }
 
-fn select_operation<'d>(
-    document: &'d ExecutableDocument,
-    name: Option<&str>,
-) -> Option<&'d OperationDefinition> {
+fn select_operation<'d>(document: &'d ExecutableDocument, name: Option<&str>) -> Option<&'d OperationDefinition> {
     match (&document.operations, name) {
         (DocumentOperations::Single(operation), _) => Some(&operation.node),
-        (DocumentOperations::Multiple(operations), Some(name)) => operations
-            .get(&Name::new(name))
-            .map(|operation| &operation.node),
+        (DocumentOperations::Multiple(operations), Some(name)) => {
+            operations.get(&Name::new(name)).map(|operation| &operation.node)
+        }
         (DocumentOperations::Multiple(_), None) => None,
     }
 }
@@ -119,9 +109,7 @@ pub fn check(
         }
     }
 
-    let needs_identity = fields
-        .iter()
-        .any(|field| !field.name.node.starts_with("__"));
+    let needs_identity = fields.iter().any(|field| !field.name.node.starts_with("__"));
     let actor: Option<&Actor> = match authentication {
         Authentication::Rejected(reason) => return Err(Error::Unauthenticated(reason.clone())),
         Authentication::Anonymous if needs_identity => {
@@ -157,10 +145,7 @@ pub fn check(
 }
 
 /// Root fields of a selection set, looking through fragment spreads and inline fragments.
-fn root_fields<'d>(
-    document: &'d ExecutableDocument,
-    selection_set: &'d Positioned<SelectionSet>,
-) -> Vec<&'d Field> {
+fn root_fields<'d>(document: &'d ExecutableDocument, selection_set: &'d Positioned<SelectionSet>) -> Vec<&'d Field> {
     let mut fields = Vec::new();
     let mut visited = HashSet::new();
     collect_fields(document, selection_set, &mut fields, &mut visited);
@@ -193,11 +178,7 @@ fn collect_fields<'d>(
 
 /// Whether a field's `environment` argument is PRODUCTION, as a literal or via a variable
 /// (its value, else its default).
-fn targets_production(
-    field: &Field,
-    operation: &OperationDefinition,
-    variables: &Variables,
-) -> bool {
+fn targets_production(field: &Field, operation: &OperationDefinition, variables: &Variables) -> bool {
     let Some(argument) = field.get_argument("environment") else {
         return false;
     };
@@ -210,13 +191,7 @@ fn targets_production(
                     .variable_definitions
                     .iter()
                     .find(|definition| definition.node.name.node == *variable)
-                    .and_then(|definition| {
-                        definition
-                            .node
-                            .default_value
-                            .as_ref()
-                            .map(|d| d.node.clone())
-                    })
+                    .and_then(|definition| definition.node.default_value.as_ref().map(|d| d.node.clone()))
             });
             match value {
                 Some(ConstValue::Enum(name)) => name.as_str() == "PRODUCTION",

@@ -68,9 +68,7 @@ impl Agent {
             .load_one(CommitKey(self.0.deployment.commit_id))
             .await?
             .map(Commit)
-            .ok_or_else(|| {
-                Error::internal(anyhow::anyhow!("deployment points at a missing commit")).into()
-            })
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("deployment points at a missing commit")).into())
     }
 
     /// This environment's commit and its ancestors, newest first.
@@ -165,15 +163,11 @@ impl Commit {
         let Some(parent_id) = self.0.parent_id else {
             return Ok(None);
         };
-        Ok(loader(ctx)?
-            .load_one(CommitKey(parent_id))
-            .await?
-            .map(Commit))
+        Ok(loader(ctx)?.load_one(CommitKey(parent_id)).await?.map(Commit))
     }
 
     async fn manifest(&self) -> GqlResult<AgentManifest> {
-        let manifest: Manifest =
-            serde_json::from_value(self.0.manifest.clone()).map_err(Error::internal)?;
+        let manifest: Manifest = serde_json::from_value(self.0.manifest.clone()).map_err(Error::internal)?;
         Ok(AgentManifest {
             name: manifest.name,
             description: manifest.description,
@@ -244,16 +238,9 @@ impl AgentQuery {
     }
 
     /// One agent; null when it does not exist in the environment.
-    async fn agent(
-        &self,
-        ctx: &Context<'_>,
-        environment: Environment,
-        slug: String,
-    ) -> GqlResult<Option<Agent>> {
+    async fn agent(&self, ctx: &Context<'_>, environment: Environment, slug: String) -> GqlResult<Option<Agent>> {
         let scope = scope(ctx, environment)?;
-        Ok(agents::find(&services(ctx).db.conn, &scope, &slug)
-            .await?
-            .map(Agent))
+        Ok(agents::find(&services(ctx).db.conn, &scope, &slug).await?.map(Agent))
     }
 }
 
@@ -309,9 +296,7 @@ impl AgentMutation {
             description: input.description,
             expected_revision: input.expected_revision,
         };
-        Ok(Agent(
-            agents::update(&services(ctx).db, &scope, input).await?,
-        ))
+        Ok(Agent(agents::update(&services(ctx).db, &scope, input).await?))
     }
 
     /// Removes the agent from staging; production keeps it until the removal is published.
@@ -324,13 +309,8 @@ impl AgentMutation {
         expected_revision: Option<i64>,
     ) -> GqlResult<ID> {
         let scope = staging(ctx, environment)?;
-        Ok(ID(agents::delete(
-            &services(ctx).db,
-            &scope,
-            &slug,
-            expected_revision,
-        )
-        .await?
-        .to_string()))
+        Ok(ID(agents::delete(&services(ctx).db, &scope, &slug, expected_revision)
+            .await?
+            .to_string()))
     }
 }

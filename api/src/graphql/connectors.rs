@@ -15,12 +15,7 @@ use crate::domain::connectors::{
 fn names(value: &Value) -> Vec<String> {
     value
         .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
+        .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
         .unwrap_or_default()
 }
 
@@ -127,11 +122,7 @@ pub struct ConnectorQuery;
 #[Object]
 impl ConnectorQuery {
     /// Connector instances of the environment, by slug.
-    async fn connectors(
-        &self,
-        ctx: &Context<'_>,
-        environment: Environment,
-    ) -> GqlResult<Vec<Connector>> {
+    async fn connectors(&self, ctx: &Context<'_>, environment: Environment) -> GqlResult<Vec<Connector>> {
         let scope = scope(ctx, environment)?;
         Ok(domain::list(&services(ctx).db, &scope)
             .await?
@@ -172,9 +163,7 @@ impl ConnectorMutation {
             config: input.config.0,
             credentials: input.credentials,
         };
-        Ok(Connector(
-            domain::create(&services(ctx).db, &scope, input).await?,
-        ))
+        Ok(Connector(domain::create(&services(ctx).db, &scope, input).await?))
     }
 
     async fn update_connector(
@@ -191,9 +180,7 @@ impl ConnectorMutation {
             credentials: input.credentials,
             expected_revision: input.expected_revision,
         };
-        Ok(Connector(
-            domain::update(&services(ctx).db, &scope, input).await?,
-        ))
+        Ok(Connector(domain::update(&services(ctx).db, &scope, input).await?))
     }
 
     /// Deletes the staging instance and its resources; returns its id.
@@ -205,14 +192,9 @@ impl ConnectorMutation {
         expected_revision: Option<i64>,
     ) -> GqlResult<ID> {
         let scope = staging(ctx, environment)?;
-        Ok(ID(domain::delete(
-            &services(ctx).db,
-            &scope,
-            &slug,
-            expected_revision,
-        )
-        .await?
-        .to_string()))
+        Ok(ID(domain::delete(&services(ctx).db, &scope, &slug, expected_revision)
+            .await?
+            .to_string()))
     }
 
     async fn create_connector_resource(
@@ -249,14 +231,7 @@ impl ConnectorMutation {
         expected_revision: Option<i64>,
     ) -> GqlResult<ID> {
         let scope = staging(ctx, environment)?;
-        let id = domain::delete_resource(
-            &services(ctx).db,
-            &scope,
-            &connector,
-            &key,
-            expected_revision,
-        )
-        .await?;
+        let id = domain::delete_resource(&services(ctx).db, &scope, &connector, &key, expected_revision).await?;
         Ok(ID(id.to_string()))
     }
 }

@@ -1,10 +1,9 @@
 //! What resolvers read from the request: the services, the actor and its scopes.
 
 use async_graphql::Context;
-use async_graphql::dataloader::DataLoader;
 
 use super::Environment;
-use super::loaders::Loaders;
+use super::loaders::RequestLoader;
 use crate::app::Services;
 use crate::auth::Actor;
 use crate::error::{Error, Result};
@@ -35,7 +34,7 @@ pub fn staging(ctx: &Context<'_>, environment: Environment) -> Result<StagingSco
     scope(ctx, environment)?.editable()
 }
 
-pub fn loader<'a>(ctx: &Context<'a>) -> Result<&'a DataLoader<Loaders>> {
-    ctx.data_opt::<DataLoader<Loaders>>()
+pub fn loader<'a>(ctx: &Context<'a>) -> Result<&'a RequestLoader> {
+    ctx.data_opt::<RequestLoader>()
         .ok_or_else(|| Error::internal(anyhow::anyhow!("request has no data loaders")))
 }

@@ -3,7 +3,8 @@
 //! - Errors raised by resolvers carry a domain [`Error`] as their source: its code is used, and
 //!   internal errors are replaced by a message with a correlation id.
 //! - Parse errors get `GRAPHQL_PARSE_FAILED`, validation errors (including depth and
-//!   complexity limits) `GRAPHQL_VALIDATION_FAILED`.
+//!   complexity limits) `GRAPHQL_VALIDATION_FAILED`, except those about the values sent (a
+//!   missing input field, an unknown enum value), which are `BAD_USER_INPUT`.
 //! - Anything else raised during execution is an argument the engine could not coerce:
 //!   `BAD_USER_INPUT`.
 
@@ -35,21 +36,14 @@ pub fn from_domain(error: &Error) -> ServerError {
 }
 
 fn has_code(error: &ServerError) -> bool {
-    error
-        .extensions
-        .as_ref()
-        .is_some_and(|e| e.get("code").is_some())
+    error.extensions.as_ref().is_some_and(|e| e.get("code").is_some())
 }
 
 fn map_error(mut error: ServerError) -> ServerError {
     let domain = error
         .source::<Error>()
         .map(|e| (e.code(), e.public_message()))
-        .or_else(|| {
-            error
-                .source::<Arc<Error>>()
-                .map(|e| (e.code(), e.public_message()))
-        });
+        .or_else(|| error.source::<Arc<Error>>().map(|e| (e.code(), e.public_message())));
     if let Some((code, message)) = domain {
         error.message = message;
         return with_code(error, code);
@@ -59,6 +53,21 @@ fn map_error(mut error: ServerError) -> ServerError {
     } else {
         with_code(error, "BAD_USER_INPUT")
     }
+}
+
+/// Validation errors about the *values* sent (a missing input field, a wrong enum value, a
+/// malformed variable) are bad input, not a malformed operation.
+fn is_bad_value(message: &str) -> bool {
+    message.starts_with("Invalid value for argument") || message.starts_with("Variable \"")
+}
+
+fn validation_error(error: ServerError) -> ServerError {
+    let code = if is_bad_value(&error.message) {
+        "BAD_USER_INPUT"
+    } else {
+        VALIDATION_FAILED
+    };
+    with_code(error, code)
 }
 
 pub struct ErrorCodes;
@@ -89,13 +98,9 @@ impl Extension for ErrorCodesExtension {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables).await.map_err(|e| {
-            if has_code(&e) {
-                e
-            } else {
-                with_code(e, PARSE_FAILED)
-            }
-        })
+        next.run(ctx, query, variables)
+            .await
+            .map_err(|e| if has_code(&e) { e } else { with_code(e, PARSE_FAILED) })
     }
 
     async fn validation(
@@ -103,11 +108,8 @@ impl Extension for ErrorCodesExtension {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx).await.map_err(|errors| {
-            errors
-                .into_iter()
-                .map(|e| with_code(e, VALIDATION_FAILED))
-                .collect()
-        })
+        next.run(ctx)
+            .await
+            .map_err(|errors| errors.into_iter().map(validation_error).collect())
     }
 }

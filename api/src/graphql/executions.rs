@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::agents::{Agent, Commit};
 use super::context::{loader, scope, services};
-use super::loaders::{AgentInEnvKey, CommitKey, SpansOfExecution};
+use super::loaders::{AgentInEnvKey, CommitKey, SpansOfExecution, prime};
 use super::pagination::{RelayConnection, connection, page_request, parse_id};
 use super::traces::Span;
 use super::{Environment, GqlResult};
@@ -78,10 +78,7 @@ impl Execution {
         let Some(commit_id) = self.0.commit_id else {
             return Ok(None);
         };
-        Ok(loader(ctx)?
-            .load_one(CommitKey(commit_id))
-            .await?
-            .map(Commit))
+        Ok(loader(ctx)?.load_one(CommitKey(commit_id)).await?.map(Commit))
     }
     /// Every span recorded for the execution, in order.
     async fn spans(&self, ctx: &Context<'_>) -> GqlResult<Vec<Span>> {
@@ -91,6 +88,29 @@ impl Execution {
             .unwrap_or_default();
         Ok(spans.into_iter().map(Span).collect())
     }
+}
+
+/// Batch-loads the nested fields the query selects on a page of executions.
+async fn prime_nested(ctx: &Context<'_>, rows: &[executions::Model]) -> GqlResult<()> {
+    let node = ctx.look_ahead().field("edges").field("node");
+    let loader = loader(ctx)?;
+    if node.field("spans").exists() {
+        prime(loader, rows.iter().map(|e| SpansOfExecution(e.id)).collect()).await?;
+    }
+    let mut commits: Vec<CommitKey> = Vec::new();
+    if node.field("agent").exists() {
+        let keys: Vec<AgentInEnvKey> = rows.iter().map(|e| AgentInEnvKey(e.agent_id, e.environment)).collect();
+        prime(loader, keys.clone()).await?;
+        if node.field("agent").field("currentCommit").exists() {
+            let agents = loader.load_many(keys).await?;
+            commits.extend(agents.values().map(|a| CommitKey(a.deployment.commit_id)));
+        }
+    }
+    if node.field("commit").exists() {
+        commits.extend(rows.iter().filter_map(|e| e.commit_id.map(CommitKey)));
+    }
+    prime(loader, commits).await?;
+    Ok(())
 }
 
 #[derive(Default)]
@@ -106,9 +126,7 @@ impl ExecutionQuery {
         environment: Environment,
         #[graphql(desc = "Only executions of this agent (slug).")] agent: Option<String>,
         status: Option<ExecutionStatus>,
-        #[graphql(desc = "Only executions created at or after this time.")] since: Option<
-            DateTime<Utc>,
-        >,
+        #[graphql(desc = "Only executions created at or after this time.")] since: Option<DateTime<Utc>>,
         #[graphql(desc = "Only executions created before this time.")] until: Option<DateTime<Utc>>,
         #[graphql(desc = "Page size (default 20, at most 100).")] first: Option<i32>,
         after: Option<String>,
@@ -122,16 +140,12 @@ impl ExecutionQuery {
             until,
         };
         let executions = domain::list(&services(ctx).db, &scope, &filter, &page).await?;
+        prime_nested(ctx, &executions.items).await?;
         Ok(connection(executions, |e| e.id, Execution))
     }
 
     /// One execution; null when it does not exist in the environment.
-    async fn execution(
-        &self,
-        ctx: &Context<'_>,
-        environment: Environment,
-        id: ID,
-    ) -> GqlResult<Option<Execution>> {
+    async fn execution(&self, ctx: &Context<'_>, environment: Environment, id: ID) -> GqlResult<Option<Execution>> {
         let scope = scope(ctx, environment)?;
         let Ok(id) = parse_id("execution", &id) else {
             return Ok(None);

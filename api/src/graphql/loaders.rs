@@ -7,11 +7,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::dataloader::Loader;
-use entity::{
-    Environment, agent_commits, agent_deployments, agents, connector_resources, prompt_versions,
-    spans,
-};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
+use entity::{Environment, agent_commits, agent_deployments, agents, connector_resources, prompt_versions, spans};
 use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
@@ -30,6 +27,29 @@ impl Loaders {
     pub fn new(db: Db, tenant: Tenant) -> Self {
         Loaders { db, tenant }
     }
+}
+
+/// The loader a request carries. Its cache lives as long as the request.
+pub type RequestLoader = DataLoader<Loaders, HashMapCache>;
+
+pub fn request_loader(db: Db, tenant: Tenant) -> RequestLoader {
+    DataLoader::with_cache(Loaders::new(db, tenant), tokio::spawn, HashMapCache::default())
+}
+
+/// Loads `keys` in one batch now and caches the values, so the fields resolved next find
+/// them. A list resolver calls this for the nested fields its query selects: batching then
+/// does not depend on how the resolution of many rows happens to interleave in time.
+pub async fn prime<K>(loader: &RequestLoader, keys: Vec<K>) -> Result<(), Arc<Error>>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    Loaders: Loader<K, Error = Arc<Error>>,
+{
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let values = loader.loader().load(&keys).await?;
+    loader.feed_many(values).await;
+    Ok(())
 }
 
 type LoadResult<K, V> = Result<HashMap<K, V>, Arc<Error>>;
@@ -88,8 +108,7 @@ impl Loader<AgentInEnvKey> for Loaders {
             .filter_map(|deployment| {
                 let key = AgentInEnvKey(deployment.agent_id, deployment.environment);
                 let agent = agents.get(&deployment.agent_id)?.clone();
-                keys.contains(&key)
-                    .then_some((key, AgentInEnv { agent, deployment }))
+                keys.contains(&key).then_some((key, AgentInEnv { agent, deployment }))
             })
             .collect())
     }
@@ -120,9 +139,7 @@ impl Loader<CommitFilesKey> for Loaders {
 
     async fn load(&self, keys: &[CommitFilesKey]) -> LoadResult<CommitFilesKey, Vec<CommitFile>> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let mut files = files_of_commits(&self.db, &self.tenant, &ids)
-            .await
-            .map_err(Arc::new)?;
+        let mut files = files_of_commits(&self.db, &self.tenant, &ids).await.map_err(Arc::new)?;
         Ok(ids
             .into_iter()
             .map(|id| (CommitFilesKey(id), files.remove(&id).unwrap_or_default()))
@@ -134,10 +151,7 @@ impl Loader<SpansOfExecution> for Loaders {
     type Value = Vec<spans::Model>;
     type Error = Arc<Error>;
 
-    async fn load(
-        &self,
-        keys: &[SpansOfExecution],
-    ) -> LoadResult<SpansOfExecution, Vec<spans::Model>> {
+    async fn load(&self, keys: &[SpansOfExecution]) -> LoadResult<SpansOfExecution, Vec<spans::Model>> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let rows = self
             .tenant
@@ -147,15 +161,11 @@ impl Loader<SpansOfExecution> for Loaders {
             .all(&self.db.conn)
             .await
             .map_err(fail)?;
-        let mut map: HashMap<SpansOfExecution, Vec<spans::Model>> = ids
-            .into_iter()
-            .map(|id| (SpansOfExecution(id), Vec::new()))
-            .collect();
+        let mut map: HashMap<SpansOfExecution, Vec<spans::Model>> =
+            ids.into_iter().map(|id| (SpansOfExecution(id), Vec::new())).collect();
         for row in rows {
             if let Some(execution_id) = row.execution_id {
-                map.entry(SpansOfExecution(execution_id))
-                    .or_default()
-                    .push(row);
+                map.entry(SpansOfExecution(execution_id)).or_default().push(row);
             }
         }
         Ok(map)
@@ -176,12 +186,7 @@ impl Loader<ResourcesOfConnector> for Loaders {
             .map_err(Arc::new)?;
         Ok(ids
             .into_iter()
-            .map(|id| {
-                (
-                    ResourcesOfConnector(id),
-                    map.remove(&id).unwrap_or_default(),
-                )
-            })
+            .map(|id| (ResourcesOfConnector(id), map.remove(&id).unwrap_or_default()))
             .collect())
     }
 }
@@ -190,10 +195,7 @@ impl Loader<PromptVersionKey> for Loaders {
     type Value = prompt_versions::Model;
     type Error = Arc<Error>;
 
-    async fn load(
-        &self,
-        keys: &[PromptVersionKey],
-    ) -> LoadResult<PromptVersionKey, prompt_versions::Model> {
+    async fn load(&self, keys: &[PromptVersionKey]) -> LoadResult<PromptVersionKey, prompt_versions::Model> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         Ok(self
             .tenant
@@ -212,10 +214,7 @@ impl Loader<LatestPromptVersion> for Loaders {
     type Value = prompt_versions::Model;
     type Error = Arc<Error>;
 
-    async fn load(
-        &self,
-        keys: &[LatestPromptVersion],
-    ) -> LoadResult<LatestPromptVersion, prompt_versions::Model> {
+    async fn load(&self, keys: &[LatestPromptVersion]) -> LoadResult<LatestPromptVersion, prompt_versions::Model> {
         let slugs: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
         let rows = self
             .tenant
@@ -256,10 +255,7 @@ impl Loader<AgentBySlug> for Loaders {
         let deployments = self
             .tenant
             .select::<agent_deployments::Entity>()
-            .filter(
-                agent_deployments::Column::AgentId
-                    .is_in(agents.keys().copied().collect::<Vec<_>>()),
-            )
+            .filter(agent_deployments::Column::AgentId.is_in(agents.keys().copied().collect::<Vec<_>>()))
             .all(&self.db.conn)
             .await
             .map_err(fail)?;
@@ -268,8 +264,7 @@ impl Loader<AgentBySlug> for Loaders {
             .filter_map(|deployment| {
                 let agent = agents.get(&deployment.agent_id)?.clone();
                 let key = AgentBySlug(agent.slug.clone(), deployment.environment);
-                keys.contains(&key)
-                    .then_some((key, AgentInEnv { agent, deployment }))
+                keys.contains(&key).then_some((key, AgentInEnv { agent, deployment }))
             })
             .collect())
     }

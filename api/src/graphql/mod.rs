@@ -82,6 +82,21 @@ pub fn build_schema(services: Services, config: &Config) -> RunflowSchema {
         .finish()
 }
 
+/// Attaches what resolvers need to a request: who is calling and, for an authenticated
+/// caller, per-request DataLoaders scoped to its tenant.
+pub fn prepare_request(
+    services: &Services,
+    authentication: crate::auth::Authentication,
+    request: async_graphql::Request,
+) -> async_graphql::Request {
+    let mut request = request.data(authentication.clone());
+    if let crate::auth::Authentication::Authenticated(actor) = authentication {
+        let loader = loaders::request_loader(services.db.clone(), crate::scope::Tenant(actor.tenant.clone()));
+        request = request.data(loader).data(actor);
+    }
+    request
+}
+
 /// The SDL that `schema.graphql` must equal.
 pub fn sdl() -> String {
     builder().finish().sdl()

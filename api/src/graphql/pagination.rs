@@ -20,11 +20,7 @@ pub fn decode_cursor(cursor: &str) -> Result<Uuid> {
         .decode(cursor)
         .ok()
         .and_then(|bytes| Uuid::from_slice(&bytes).ok())
-        .ok_or_else(|| {
-            Error::bad_input(format!(
-                "`after` cursor {cursor:?} is not a cursor this API returned"
-            ))
-        })
+        .ok_or_else(|| Error::bad_input(format!("`after` cursor {cursor:?} is not a cursor this API returned")))
 }
 
 /// The domain page request for `first`/`after` arguments.

@@ -52,12 +52,7 @@ fn published(version: prompt_versions::Model) -> ResolvedPrompt {
         variables: version
             .variables
             .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
+            .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
             .unwrap_or_default(),
         template: version.template,
         model_settings: Json(version.model_settings),
@@ -65,21 +60,12 @@ fn published(version: prompt_versions::Model) -> ResolvedPrompt {
 }
 
 /// The published version a prompt row is based on (see `Prompt.publishedVersion`).
-async fn base_version(
-    ctx: &Context<'_>,
-    row: &prompts::Model,
-) -> GqlResult<Option<prompt_versions::Model>> {
+async fn base_version(ctx: &Context<'_>, row: &prompts::Model) -> GqlResult<Option<prompt_versions::Model>> {
     let loader = loader(ctx)?;
     Ok(match (row.environment, row.published_version_id) {
-        (entity::Environment::Production, Some(id)) => {
-            loader.load_one(PromptVersionKey(id)).await?
-        }
+        (entity::Environment::Production, Some(id)) => loader.load_one(PromptVersionKey(id)).await?,
         (entity::Environment::Production, None) => None,
-        (entity::Environment::Staging, _) => {
-            loader
-                .load_one(LatestPromptVersion(row.slug.clone()))
-                .await?
-        }
+        (entity::Environment::Staging, _) => loader.load_one(LatestPromptVersion(row.slug.clone())).await?,
     })
 }
 
@@ -139,9 +125,7 @@ impl Prompt {
     /// What this environment serves: in staging the draft if there is one, else the latest
     /// published version; in production the published version.
     async fn resolved(&self, ctx: &Context<'_>) -> GqlResult<Option<ResolvedPrompt>> {
-        if let Some(draft) =
-            domain::draft_of(&self.0).filter(|_| self.0.environment == entity::Environment::Staging)
-        {
+        if let Some(draft) = domain::draft_of(&self.0).filter(|_| self.0.environment == entity::Environment::Staging) {
             return Ok(Some(draft.into()));
         }
         Ok(base_version(ctx, &self.0).await?.map(published))
@@ -195,12 +179,7 @@ impl PromptQuery {
 
     /// One prompt; null when it does not exist in the environment (a never-published prompt
     /// does not exist in production).
-    async fn prompt(
-        &self,
-        ctx: &Context<'_>,
-        environment: Environment,
-        slug: String,
-    ) -> GqlResult<Option<Prompt>> {
+    async fn prompt(&self, ctx: &Context<'_>, environment: Environment, slug: String) -> GqlResult<Option<Prompt>> {
         let scope = scope(ctx, environment)?;
         let row = match domain::get(&services(ctx).db.conn, &scope, &slug).await {
             Ok(row) => Some(row),
@@ -245,13 +224,8 @@ impl PromptMutation {
         expected_revision: Option<i64>,
     ) -> GqlResult<ID> {
         let scope = staging(ctx, environment)?;
-        Ok(ID(domain::delete(
-            &services(ctx).db,
-            &scope,
-            &slug,
-            expected_revision,
-        )
-        .await?
-        .to_string()))
+        Ok(ID(domain::delete(&services(ctx).db, &scope, &slug, expected_revision)
+            .await?
+            .to_string()))
     }
 }

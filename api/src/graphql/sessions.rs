@@ -96,12 +96,7 @@ impl SessionQuery {
     }
 
     /// One session; null when it does not exist in the environment.
-    async fn session(
-        &self,
-        ctx: &Context<'_>,
-        environment: Environment,
-        id: ID,
-    ) -> GqlResult<Option<Session>> {
+    async fn session(&self, ctx: &Context<'_>, environment: Environment, id: ID) -> GqlResult<Option<Session>> {
         let scope = scope(ctx, environment)?;
         let Ok(id) = parse_id("session", &id) else {
             return Ok(None);

@@ -51,12 +51,7 @@ impl Credential {
 fn names(value: &Value) -> Vec<String> {
     value
         .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
+        .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
         .unwrap_or_default()
 }
 
@@ -170,11 +165,7 @@ fn editing_tenant(ctx: &Context<'_>, environment: Environment) -> crate::error::
     tenant(ctx)
 }
 
-async fn list<T>(
-    ctx: &Context<'_>,
-    category: Category,
-    wrap: fn(shared_resources::Model) -> T,
-) -> GqlResult<Vec<T>> {
+async fn list<T>(ctx: &Context<'_>, category: Category, wrap: fn(shared_resources::Model) -> T) -> GqlResult<Vec<T>> {
     Ok(domain::list(&services(ctx).db, &tenant(ctx)?, category)
         .await?
         .into_iter()
@@ -188,11 +179,7 @@ pub struct SharedQuery;
 #[Object]
 impl SharedQuery {
     /// Credentials (metadata only), shared by both environments.
-    async fn credentials(
-        &self,
-        ctx: &Context<'_>,
-        environment: Environment,
-    ) -> GqlResult<Vec<Credential>> {
+    async fn credentials(&self, ctx: &Context<'_>, environment: Environment) -> GqlResult<Vec<Credential>> {
         let _ = environment;
         Ok(credentials::list(&services(ctx).db, &tenant(ctx)?)
             .await?
@@ -202,31 +189,19 @@ impl SharedQuery {
     }
 
     /// Knowledge bases, shared by both environments.
-    async fn knowledge_bases(
-        &self,
-        ctx: &Context<'_>,
-        environment: Environment,
-    ) -> GqlResult<Vec<KnowledgeBase>> {
+    async fn knowledge_bases(&self, ctx: &Context<'_>, environment: Environment) -> GqlResult<Vec<KnowledgeBase>> {
         let _ = environment;
         list(ctx, Category::KnowledgeBase, KnowledgeBase).await
     }
 
     /// LLM providers, shared by both environments.
-    async fn llm_providers(
-        &self,
-        ctx: &Context<'_>,
-        environment: Environment,
-    ) -> GqlResult<Vec<LlmProvider>> {
+    async fn llm_providers(&self, ctx: &Context<'_>, environment: Environment) -> GqlResult<Vec<LlmProvider>> {
         let _ = environment;
         list(ctx, Category::LlmProvider, LlmProvider).await
     }
 
     /// Data sources, shared by both environments.
-    async fn data_sources(
-        &self,
-        ctx: &Context<'_>,
-        environment: Environment,
-    ) -> GqlResult<Vec<DataSource>> {
+    async fn data_sources(&self, ctx: &Context<'_>, environment: Environment) -> GqlResult<Vec<DataSource>> {
         let _ = environment;
         list(ctx, Category::DataSource, DataSource).await
     }
@@ -308,13 +283,7 @@ impl SharedMutation {
     ) -> GqlResult<KnowledgeBase> {
         let tenant = editing_tenant(ctx, environment)?;
         Ok(KnowledgeBase(
-            domain::create(
-                &services(ctx).db,
-                &tenant,
-                Category::KnowledgeBase,
-                input.into(),
-            )
-            .await?,
+            domain::create(&services(ctx).db, &tenant, Category::KnowledgeBase, input.into()).await?,
         ))
     }
 
@@ -326,13 +295,7 @@ impl SharedMutation {
     ) -> GqlResult<KnowledgeBase> {
         let tenant = editing_tenant(ctx, environment)?;
         Ok(KnowledgeBase(
-            domain::update(
-                &services(ctx).db,
-                &tenant,
-                Category::KnowledgeBase,
-                input.into(),
-            )
-            .await?,
+            domain::update(&services(ctx).db, &tenant, Category::KnowledgeBase, input.into()).await?,
         ))
     }
 
@@ -363,13 +326,7 @@ impl SharedMutation {
     ) -> GqlResult<LlmProvider> {
         let tenant = editing_tenant(ctx, environment)?;
         Ok(LlmProvider(
-            domain::create(
-                &services(ctx).db,
-                &tenant,
-                Category::LlmProvider,
-                input.into(),
-            )
-            .await?,
+            domain::create(&services(ctx).db, &tenant, Category::LlmProvider, input.into()).await?,
         ))
     }
 
@@ -381,13 +338,7 @@ impl SharedMutation {
     ) -> GqlResult<LlmProvider> {
         let tenant = editing_tenant(ctx, environment)?;
         Ok(LlmProvider(
-            domain::update(
-                &services(ctx).db,
-                &tenant,
-                Category::LlmProvider,
-                input.into(),
-            )
-            .await?,
+            domain::update(&services(ctx).db, &tenant, Category::LlmProvider, input.into()).await?,
         ))
     }
 
@@ -418,13 +369,7 @@ impl SharedMutation {
     ) -> GqlResult<DataSource> {
         let tenant = editing_tenant(ctx, environment)?;
         Ok(DataSource(
-            domain::create(
-                &services(ctx).db,
-                &tenant,
-                Category::DataSource,
-                input.into(),
-            )
-            .await?,
+            domain::create(&services(ctx).db, &tenant, Category::DataSource, input.into()).await?,
         ))
     }
 
@@ -436,13 +381,7 @@ impl SharedMutation {
     ) -> GqlResult<DataSource> {
         let tenant = editing_tenant(ctx, environment)?;
         Ok(DataSource(
-            domain::update(
-                &services(ctx).db,
-                &tenant,
-                Category::DataSource,
-                input.into(),
-            )
-            .await?,
+            domain::update(&services(ctx).db, &tenant, Category::DataSource, input.into()).await?,
         ))
     }
 

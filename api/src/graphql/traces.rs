@@ -119,12 +119,7 @@ impl TraceQuery {
     }
 
     /// One trace; null when it does not exist in the environment.
-    async fn trace(
-        &self,
-        ctx: &Context<'_>,
-        environment: Environment,
-        id: ID,
-    ) -> GqlResult<Option<Trace>> {
+    async fn trace(&self, ctx: &Context<'_>, environment: Environment, id: ID) -> GqlResult<Option<Trace>> {
         let scope = scope(ctx, environment)?;
         let Ok(id) = parse_id("trace", &id) else {
             return Ok(None);

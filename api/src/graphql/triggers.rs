@@ -9,9 +9,7 @@ use super::agents::Agent;
 use super::context::{loader, scope, services, staging};
 use super::loaders::AgentBySlug;
 use super::{Environment, GqlResult};
-use crate::domain::triggers::{
-    self as domain, CreateTriggerInput as Create, UpdateTriggerInput as Update,
-};
+use crate::domain::triggers::{self as domain, CreateTriggerInput as Create, UpdateTriggerInput as Update};
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(remote = "crate::domain::triggers::TriggerKind")]
@@ -96,11 +94,7 @@ pub struct TriggerQuery;
 #[Object]
 impl TriggerQuery {
     /// Triggers of the environment, by name.
-    async fn triggers(
-        &self,
-        ctx: &Context<'_>,
-        environment: Environment,
-    ) -> GqlResult<Vec<Trigger>> {
+    async fn triggers(&self, ctx: &Context<'_>, environment: Environment) -> GqlResult<Vec<Trigger>> {
         let scope = scope(ctx, environment)?;
         Ok(domain::list(&services(ctx).db, &scope)
             .await?
@@ -110,16 +104,9 @@ impl TriggerQuery {
     }
 
     /// One trigger; null when it does not exist in the environment.
-    async fn trigger(
-        &self,
-        ctx: &Context<'_>,
-        environment: Environment,
-        name: String,
-    ) -> GqlResult<Option<Trigger>> {
+    async fn trigger(&self, ctx: &Context<'_>, environment: Environment, name: String) -> GqlResult<Option<Trigger>> {
         let scope = scope(ctx, environment)?;
-        Ok(domain::find(&services(ctx).db.conn, &scope, &name)
-            .await?
-            .map(Trigger))
+        Ok(domain::find(&services(ctx).db.conn, &scope, &name).await?.map(Trigger))
     }
 }
 
@@ -143,9 +130,7 @@ impl TriggerMutation {
             config: input.config.map(|j| j.0),
             enabled: input.enabled,
         };
-        Ok(Trigger(
-            domain::create(&services(ctx).db, &scope, input).await?,
-        ))
+        Ok(Trigger(domain::create(&services(ctx).db, &scope, input).await?))
     }
 
     async fn update_trigger(
@@ -163,9 +148,7 @@ impl TriggerMutation {
             enabled: input.enabled,
             expected_revision: input.expected_revision,
         };
-        Ok(Trigger(
-            domain::update(&services(ctx).db, &scope, input).await?,
-        ))
+        Ok(Trigger(domain::update(&services(ctx).db, &scope, input).await?))
     }
 
     /// Deletes the staging trigger; returns its id.
@@ -177,13 +160,8 @@ impl TriggerMutation {
         expected_revision: Option<i64>,
     ) -> GqlResult<ID> {
         let scope = staging(ctx, environment)?;
-        Ok(ID(domain::delete(
-            &services(ctx).db,
-            &scope,
-            &name,
-            expected_revision,
-        )
-        .await?
-        .to_string()))
+        Ok(ID(domain::delete(&services(ctx).db, &scope, &name, expected_revision)
+            .await?
+            .to_string()))
     }
 }

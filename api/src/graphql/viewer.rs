@@ -22,11 +22,7 @@ pub struct ViewerQuery;
 #[Object]
 impl ViewerQuery {
     /// Who the caller is: subject, tenant and role, from the verified token.
-    async fn viewer(
-        &self,
-        ctx: &Context<'_>,
-        environment: Environment,
-    ) -> crate::error::Result<Viewer> {
+    async fn viewer(&self, ctx: &Context<'_>, environment: Environment) -> crate::error::Result<Viewer> {
         let actor = actor(ctx)?;
         Ok(Viewer {
             subject: actor.subject.clone(),

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use axum::Json;
@@ -19,8 +18,6 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::auth::Authentication;
-use crate::graphql::loaders::Loaders;
-use crate::scope::Tenant;
 
 /// A JSON error response in the GraphQL shape, for failures before GraphQL runs.
 fn http_error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -30,17 +27,9 @@ fn http_error(status: StatusCode, code: &str, message: &str) -> Response {
 
 /// Runs one GraphQL request for the caller named by the `Authorization` header.
 async fn execute(app: &App, headers: &HeaderMap, request: async_graphql::Request) -> Response {
-    let header = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+    let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let authentication = Authentication::from_header(header, &app.services.tokens);
-    let mut request = request.data(authentication.clone());
-    if let Authentication::Authenticated(actor) = authentication {
-        let loaders = Loaders::new(app.services.db.clone(), Tenant(actor.tenant.clone()));
-        request = request
-            .data(DataLoader::new(loaders, tokio::spawn))
-            .data(actor);
-    }
+    let request = crate::graphql::prepare_request(&app.services, authentication, request);
     let response = app.schema.execute(request).await;
     Json(response).into_response()
 }
@@ -50,10 +39,7 @@ pub async fn post(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Re
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !content_type
-        .to_ascii_lowercase()
-        .starts_with("application/json")
-    {
+    if !content_type.to_ascii_lowercase().starts_with("application/json") {
         return http_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UNSUPPORTED_MEDIA_TYPE",
@@ -83,9 +69,7 @@ pub async fn post(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Re
             return http_error(
                 StatusCode::BAD_REQUEST,
                 "BAD_REQUEST",
-                &format!(
-                    "the body is not a GraphQL request ({{\"query\": ..., \"variables\": ...}}): {error}"
-                ),
+                &format!("the body is not a GraphQL request ({{\"query\": ..., \"variables\": ...}}): {error}"),
             );
         }
     };

@@ -31,7 +31,11 @@ pub fn router(app: App) -> Router {
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-            let request_id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            let request_id = request
+                .headers()
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
             // The path only: query strings are not logged.
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
         }))
@@ -39,10 +43,7 @@ pub fn router(app: App) -> Router {
 }
 
 async fn schema_sdl(State(app): State<App>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        app.schema.sdl(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], app.schema.sdl())
 }
 
 async fn ready(State(app): State<App>) -> impl IntoResponse {
@@ -80,9 +81,7 @@ pub async fn shutdown_signal() {
 pub async fn serve(app: App) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(app.config.listen)
         .await
-        .map_err(|e| {
-            anyhow::anyhow!("cannot listen on RUNFLOW_LISTEN={}: {e}", app.config.listen)
-        })?;
+        .map_err(|e| anyhow::anyhow!("cannot listen on RUNFLOW_LISTEN={}: {e}", app.config.listen))?;
     let address = listener.local_addr()?;
     tracing::info!(%address, database = %app.services.db.backend_name(), "runflow is serving GraphQL at http://{address}/graphql");
     let server = axum::serve(listener, router(app)).with_graceful_shutdown(shutdown_signal());

@@ -1,0 +1,354 @@
+//! Executions, sessions, traces and memory are per environment and never mix. They are seeded
+//! here through the domain layer (what the runtime API calls), then read over GraphQL.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use entity::Environment;
+use runflow::auth::Role;
+use runflow::domain::agents::{BundleFile, BundleLimits, DeployInput};
+use runflow::domain::executions::{ExecutionStatus, StartExecution};
+use runflow::domain::traces::{SpanInput, TraceInput};
+use runflow::domain::{agents, executions, memory, sessions, traces};
+use runflow::scope::Scope;
+use serde_json::{Value, json};
+
+use crate::on_both_backends;
+use crate::support::{Backend, InProcess, error_code, manifest, tenant};
+
+const LIMITS: BundleLimits = BundleLimits {
+    max_bundle_bytes: 1 << 20,
+    max_file_bytes: 1 << 20,
+    max_files: 100,
+};
+
+/// Deploys `slug` to staging, and (standing in for publishing) points production at the same
+/// commit.
+async fn seed_agent(app: &InProcess, tenant: &str, slug: &str) {
+    let staging = Scope::new(tenant, Environment::Staging).editable().expect("staging");
+    let files = vec![BundleFile {
+        path: "runflow.toml".into(),
+        content: manifest(slug),
+    }];
+    let (agent, commit) = agents::deploy(
+        app.db(),
+        &staging,
+        "seed",
+        &LIMITS,
+        DeployInput {
+            slug: slug.into(),
+            files,
+            message: "m".into(),
+        },
+    )
+    .await
+    .expect("deploy");
+    let production = Scope::new(tenant, Environment::Production);
+    agents::set_deployment(&app.db().conn, &production, agent.agent.id, commit.id, "seed")
+        .await
+        .expect("production");
+}
+
+fn span(name: &str, kind: &str) -> SpanInput {
+    let now = chrono::Utc::now();
+    SpanInput {
+        id: None,
+        parent_span_id: None,
+        name: name.into(),
+        kind: kind.into(),
+        status: "OK".into(),
+        started_at: now,
+        ended_at: Some(now),
+        attributes: json!({ "model": "x" }),
+        input_tokens: Some(10),
+        output_tokens: Some(5),
+    }
+}
+
+async fn seed_run(app: &InProcess, scope: &Scope, agent: &str, spans: usize) -> Value {
+    let execution = executions::start(
+        app.db(),
+        scope,
+        StartExecution {
+            agent: agent.into(),
+            input: json!({ "q": 1 }),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("start");
+    let spans = (0..spans).map(|i| span(&format!("step-{i}"), "LLM")).collect();
+    let now = chrono::Utc::now();
+    traces::record(
+        app.db(),
+        scope,
+        TraceInput {
+            execution_id: Some(execution.id),
+            name: "run".into(),
+            status: "OK".into(),
+            started_at: now,
+            ended_at: None,
+            spans,
+        },
+    )
+    .await
+    .expect("trace");
+    executions::finish(
+        app.db(),
+        scope,
+        execution.id,
+        ExecutionStatus::Succeeded,
+        Some(json!({ "a": 2 })),
+        None,
+    )
+    .await
+    .expect("finish");
+    json!(execution.id.to_string())
+}
+
+async fn runtime_records_never_mix_environments(backend: Backend) {
+    let app = InProcess::start(backend).await;
+    let tenant = tenant();
+    seed_agent(&app, &tenant, "bot").await;
+    let staging = Scope::new(tenant.clone(), Environment::Staging);
+    let production = Scope::new(tenant.clone(), Environment::Production);
+    let staging_run = seed_run(&app, &staging, "bot", 2).await;
+    let production_run = seed_run(&app, &production, "bot", 3).await;
+    let session = sessions::create(app.db(), &staging, Some("bot"), "support chat")
+        .await
+        .expect("session");
+    sessions::add_message(app.db(), &staging, session.id, "user", "hello")
+        .await
+        .expect("message");
+    sessions::add_message(app.db(), &staging, session.id, "assistant", "hi!")
+        .await
+        .expect("message");
+    memory::put(app.db(), &staging, "bot", "last-topic", json!("refunds"))
+        .await
+        .expect("memory");
+    memory::put(app.db(), &production, "bot", "last-topic", json!("billing"))
+        .await
+        .expect("memory");
+
+    let query = r#"query($env: Environment!) {
+      executions(environment: $env) { edges { node { id environment status output agent { slug environment } spans { name kind inputTokens } } } }
+      sessions(environment: $env) { edges { node { title agent { slug } messages { edges { node { role content } } } } } }
+      traces(environment: $env) { edges { node { name spans(first: 10) { edges { node { name } } } } } }
+      memoryEntries(environment: $env) { edges { node { namespace key value } } }
+    }"#;
+    let s = app
+        .data(&tenant, Role::Viewer, query, json!({ "env": "STAGING" }))
+        .await;
+    let p = app
+        .data(&tenant, Role::Viewer, query, json!({ "env": "PRODUCTION" }))
+        .await;
+    assert_eq!(s["executions"]["edges"].as_array().map(Vec::len), Some(1));
+    assert_eq!(s["executions"]["edges"][0]["node"]["id"], staging_run);
+    assert_eq!(s["executions"]["edges"][0]["node"]["environment"], "STAGING");
+    assert_eq!(s["executions"]["edges"][0]["node"]["status"], "SUCCEEDED");
+    assert_eq!(
+        s["executions"]["edges"][0]["node"]["agent"],
+        json!({ "slug": "bot", "environment": "STAGING" })
+    );
+    assert_eq!(
+        s["executions"]["edges"][0]["node"]["spans"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(p["executions"]["edges"][0]["node"]["id"], production_run);
+    assert_eq!(
+        p["executions"]["edges"][0]["node"]["spans"].as_array().map(Vec::len),
+        Some(3)
+    );
+    assert_eq!(
+        s["sessions"]["edges"][0]["node"]["messages"]["edges"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(
+        s["sessions"]["edges"][0]["node"]["messages"]["edges"][0]["node"],
+        json!({ "role": "user", "content": "hello" })
+    );
+    assert_eq!(p["sessions"]["edges"], json!([]));
+    assert_eq!(
+        s["traces"]["edges"][0]["node"]["spans"]["edges"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(
+        s["memoryEntries"]["edges"],
+        json!([{ "node": { "namespace": "staging:bot", "key": "last-topic", "value": "refunds" } }])
+    );
+    assert_eq!(
+        p["memoryEntries"]["edges"],
+        json!([{ "node": { "namespace": "bot", "key": "last-topic", "value": "billing" } }])
+    );
+
+    // By id: an execution of the other environment or of another tenant does not exist here.
+    let by_id = r#"query($env: Environment!, $id: ID!) { execution(environment: $env, id: $id) { id } }"#;
+    let cross = app
+        .data(
+            &tenant,
+            Role::Viewer,
+            by_id,
+            json!({ "env": "PRODUCTION", "id": staging_run }),
+        )
+        .await;
+    assert_eq!(cross["execution"], Value::Null);
+    let other = app
+        .data(
+            &crate::support::tenant(),
+            Role::Admin,
+            by_id,
+            json!({ "env": "STAGING", "id": staging_run }),
+        )
+        .await;
+    assert_eq!(other["execution"], Value::Null);
+    let malformed = app
+        .data(
+            &tenant,
+            Role::Viewer,
+            by_id,
+            json!({ "env": "STAGING", "id": "not-a-uuid" }),
+        )
+        .await;
+    assert_eq!(malformed["execution"], Value::Null);
+    // Writing through another tenant's id is NOT_FOUND in the domain layer too.
+    let foreign = Scope::new("intruder", Environment::Staging);
+    let error = sessions::add_message(app.db(), &foreign, session.id, "user", "x")
+        .await
+        .expect_err("foreign session");
+    assert_eq!(error.code(), "NOT_FOUND");
+}
+
+async fn execution_lists_paginate_and_filter(backend: Backend) {
+    let app = InProcess::start(backend).await;
+    let tenant = tenant();
+    seed_agent(&app, &tenant, "alpha").await;
+    seed_agent(&app, &tenant, "beta").await;
+    let staging = Scope::new(tenant.clone(), Environment::Staging);
+    for n in 0..25 {
+        let agent = if n % 5 == 0 { "beta" } else { "alpha" };
+        let execution = executions::start(
+            app.db(),
+            &staging,
+            StartExecution {
+                agent: agent.into(),
+                input: json!(n),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("start");
+        if n % 2 == 0 {
+            executions::finish(
+                app.db(),
+                &staging,
+                execution.id,
+                ExecutionStatus::Failed,
+                None,
+                Some("boom".into()),
+            )
+            .await
+            .expect("finish");
+        }
+    }
+    let query = r#"query($after: String, $agent: String, $status: ExecutionStatus, $since: DateTime) {
+      executions(environment: STAGING, first: 10, after: $after, agent: $agent, status: $status, since: $since) {
+        edges { cursor node { input } } pageInfo { hasNextPage endCursor } } }"#;
+    let mut seen = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let page = app.data(&tenant, Role::Viewer, query, json!({ "after": after })).await["executions"].clone();
+        seen.extend(
+            page["edges"]
+                .as_array()
+                .expect("edges")
+                .iter()
+                .map(|e| e["node"]["input"].as_i64().unwrap_or(-1)),
+        );
+        if page["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+    assert_eq!(
+        seen,
+        (0..25).rev().collect::<Vec<i64>>(),
+        "every execution once, newest first"
+    );
+    let beta = app.data(&tenant, Role::Viewer, query, json!({ "agent": "beta" })).await;
+    assert_eq!(beta["executions"]["edges"].as_array().map(Vec::len), Some(5));
+    let failed = app
+        .data(&tenant, Role::Viewer, query, json!({ "status": "FAILED" }))
+        .await;
+    assert_eq!(
+        failed["executions"]["edges"].as_array().map(Vec::len),
+        Some(10),
+        "first page of 13 failed"
+    );
+    let future = app
+        .data(&tenant, Role::Viewer, query, json!({ "since": "2999-01-01T00:00:00Z" }))
+        .await;
+    assert_eq!(future["executions"]["edges"], json!([]));
+    let unknown_agent = app
+        .data(&tenant, Role::Viewer, query, json!({ "agent": "ghost" }))
+        .await;
+    assert_eq!(unknown_agent["executions"]["edges"], json!([]));
+    let bad = app
+        .gql(&tenant, Role::Viewer, query, json!({ "status": "EXPLODED" }))
+        .await;
+    assert_eq!(error_code(&bad), "BAD_USER_INPUT");
+}
+
+/// Nested fields load through DataLoaders: the number of SQL statements of a nested list does
+/// not grow with its rows.
+async fn nested_lists_do_not_multiply_queries(backend: Backend) {
+    let counter = Arc::new(AtomicUsize::new(0));
+    let counting = counter.clone();
+    let app = InProcess::start_with(backend, move |conn| {
+        conn.set_metric_callback(move |info| {
+            if std::env::var("SHOW_SQL").is_ok() {
+                eprintln!(
+                    "SQL: {}",
+                    &info.statement.to_string()[..120.min(info.statement.to_string().len())]
+                );
+            }
+            counting.fetch_add(1, Ordering::SeqCst);
+        })
+    })
+    .await;
+    let query = r#"{ executions(environment: STAGING, first: 100) { edges { node {
+        id status agent { slug name currentCommit { hash } } commit { number } spans { name kind } } } } }"#;
+    let mut counts = Vec::new();
+    for rows in [10usize, 100] {
+        let tenant = tenant();
+        seed_agent(&app, &tenant, "bot").await;
+        let staging = Scope::new(tenant.clone(), Environment::Staging);
+        for _ in 0..rows {
+            seed_run(&app, &staging, "bot", 3).await;
+        }
+        counter.store(0, Ordering::SeqCst);
+        let data = app.data(&tenant, Role::Viewer, query, json!({})).await;
+        counts.push(counter.load(Ordering::SeqCst));
+        let edges = data["executions"]["edges"].as_array().expect("edges");
+        assert_eq!(edges.len(), rows);
+        assert!(
+            edges
+                .iter()
+                .all(|e| e["node"]["spans"].as_array().map(Vec::len) == Some(3))
+        );
+    }
+    assert_eq!(counts[0], counts[1], "statements for 10 rows vs 100 rows: {counts:?}");
+    assert!(
+        counts[1] <= 8,
+        "a handful of statements, whatever the row count: {counts:?}"
+    );
+}
+
+on_both_backends!(
+    runtime_records_never_mix_environments,
+    execution_lists_paginate_and_filter,
+    nested_lists_do_not_multiply_queries,
+);

@@ -1,0 +1,358 @@
+//! Test support: start the real `runflow` binary on SQLite or PostgreSQL, mint tokens, send
+//! GraphQL over HTTP, and build an in-process app for tests that seed through the domain layer.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use clap::Parser;
+use jsonwebtoken::{EncodingKey, Header, encode};
+use runflow::app::App;
+use runflow::config::Config;
+use runflow::db::Db;
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+pub const POSTGRES_URL_VAR: &str = "RUNFLOW_TEST_POSTGRES_URL";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A storage location for one test: a fresh SQLite file or a fresh PostgreSQL database.
+pub struct Storage {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    postgres: Option<(String, String)>,
+}
+
+impl Storage {
+    pub async fn new(backend: Backend) -> Storage {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend {
+            Backend::Sqlite => {
+                let url = format!("sqlite://{}?mode=rwc", dir.path().join("runflow.db").display());
+                Storage {
+                    dir,
+                    url,
+                    postgres: None,
+                }
+            }
+            Backend::Postgres => {
+                let admin_url = std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| {
+                    panic!("{POSTGRES_URL_VAR} must point at a PostgreSQL database to run the PostgreSQL suite")
+                });
+                let name = format!("rf_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = Database::connect(&admin_url).await.expect("connect to PostgreSQL");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create database");
+                admin.close().await.ok();
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map(|(base, _)| base.to_string())
+                    .expect("URL with a database");
+                let url = format!("{base}/{name}");
+                Storage {
+                    dir,
+                    url,
+                    postgres: Some((admin_url, name)),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = self.postgres.take() {
+            // Best effort: drop the test database from a thread of its own (Drop is not async).
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                runtime.block_on(async {
+                    let admin = Database::connect(&admin_url).await.ok()?;
+                    admin
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await
+                        .ok()?;
+                    admin.close().await.ok()
+                })
+            })
+            .join();
+        }
+    }
+}
+
+/// A running `runflow` process.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    /// Held so the database lives as long as the server.
+    _storage: Storage,
+    client: reqwest::Client,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_runflow")
+}
+
+impl Server {
+    pub async fn start(backend: Backend) -> Server {
+        Self::start_with(backend, &[]).await
+    }
+
+    /// Starts the server with extra environment variables.
+    pub async fn start_with(backend: Backend, env: &[(&str, &str)]) -> Server {
+        let storage = Storage::new(backend).await;
+        let mut command = Command::new(binary());
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUNFLOW_LISTEN", "127.0.0.1:0")
+            .env("RUNFLOW_DATA_DIR", storage.dir.path())
+            .env("RUNFLOW_DATABASE_URL", &storage.url)
+            .env("RUNFLOW_JWT_SECRET", JWT_SECRET)
+            .env("RUNFLOW_PUBLIC_URL", "https://api.example.test")
+            .env("RUNFLOW_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("spawn runflow");
+        let stderr = child.stderr.take().expect("stderr");
+        let (address_tx, address_rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let log_writer = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(entry) = serde_json::from_str::<Value>(&line)
+                    && let Some(address) = entry.pointer("/fields/address").and_then(Value::as_str)
+                {
+                    let _ = address_tx.send(address.to_string());
+                }
+                if let Ok(mut log) = log_writer.lock() {
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            }
+        });
+        let address = address_rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!(
+                "runflow did not start; its log:\n{}",
+                log.lock().map(|l| l.clone()).unwrap_or_default()
+            )
+        });
+        Server {
+            child,
+            url: format!("http://{address}"),
+            _storage: storage,
+            client: reqwest::Client::new(),
+            stderr: log,
+        }
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        self.stderr.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// POSTs a GraphQL request and returns the whole JSON response.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.url))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("send");
+        assert_eq!(response.status(), 200, "GraphQL over HTTP answers 200");
+        response.json().await.expect("JSON response")
+    }
+
+    /// The `data` of a response that must have no errors.
+    pub async fn data(&self, token: &str, query: &str, variables: Value) -> Value {
+        let response = self.gql(Some(token), query, variables).await;
+        assert!(response.get("errors").is_none(), "unexpected errors: {response:#}");
+        response["data"].clone()
+    }
+}
+
+/// The `extensions.code` of a response's first error (panics when there is none).
+pub fn error_code(response: &Value) -> String {
+    response
+        .pointer("/errors/0/extensions/code")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("expected an error with a code, got {response:#}"))
+        .to_string()
+}
+
+pub fn error_message(response: &Value) -> String {
+    response
+        .pointer("/errors/0/message")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A token for `tenant` with `role`, signed with the test secret.
+pub fn token(tenant: &str, role: &str) -> String {
+    sign(json!({ "sub": format!("{role}@{tenant}"), "tenant": tenant, "role": role, "exp": now() + 3600 }))
+}
+
+pub fn sign(claims: Value) -> String {
+    encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .expect("sign")
+}
+
+/// A unique tenant per test, so tests can share nothing by accident.
+pub fn tenant() -> String {
+    format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+pub fn manifest(slug: &str) -> String {
+    format!("name = \"{slug}\"\nentrypoint = [\"python3\", \"main.py\"]\n")
+}
+
+/// Deploys `files` (plus a manifest) to staging and returns the commit.
+pub async fn deploy(server: &Server, token: &str, slug: &str, main_py: &str, message: &str) -> Value {
+    let data = server
+        .data(
+            token,
+            "mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { id hash number message } }",
+            json!({ "input": { "slug": slug, "message": message, "files": [
+                { "path": "runflow.toml", "content": manifest(slug) },
+                { "path": "main.py", "content": main_py },
+            ]}}),
+        )
+        .await;
+    data["deployAgent"].clone()
+}
+
+#[derive(Parser)]
+struct ConfigArgs {
+    #[command(flatten)]
+    config: Config,
+}
+
+/// An in-process app on fresh storage, for tests that seed through the domain layer.
+pub struct InProcess {
+    pub app: App,
+    /// Held so the database lives as long as the app.
+    _storage: Storage,
+}
+
+impl InProcess {
+    pub async fn start(backend: Backend) -> InProcess {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// `prepare` may adjust the connection (e.g. install a statement counter) before use.
+    pub async fn start_with(backend: Backend, prepare: impl FnOnce(&mut sea_orm::DatabaseConnection)) -> InProcess {
+        let storage = Storage::new(backend).await;
+        let data_dir = storage.dir.path().display().to_string();
+        let config = ConfigArgs::try_parse_from([
+            "runflow",
+            "--data-dir",
+            &data_dir,
+            "--database-url",
+            &storage.url,
+            "--jwt-secret",
+            JWT_SECRET,
+            "--public-url",
+            "https://api.example.test",
+        ])
+        .expect("config")
+        .config;
+        let mut db = Db::connect(&storage.url).await.expect("database");
+        prepare(&mut db.conn);
+        let app = App::with_db(config, db).expect("app");
+        InProcess { app, _storage: storage }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.app.services.db
+    }
+
+    /// Runs a GraphQL request as `tenant` with `role`, in process.
+    pub async fn gql(&self, tenant: &str, role: runflow::auth::Role, query: &str, variables: Value) -> Value {
+        let actor = runflow::auth::Actor {
+            subject: "test".into(),
+            tenant: tenant.into(),
+            role,
+        };
+        let request = async_graphql::Request::new(query).variables(async_graphql::Variables::from_json(variables));
+        let request = runflow::graphql::prepare_request(
+            &self.app.services,
+            runflow::auth::Authentication::Authenticated(actor),
+            request,
+        );
+        let response = self.app.schema.execute(request).await;
+        serde_json::to_value(&response).expect("response JSON")
+    }
+
+    pub async fn data(&self, tenant: &str, role: runflow::auth::Role, query: &str, variables: Value) -> Value {
+        let response = self.gql(tenant, role, query, variables).await;
+        assert!(response.get("errors").is_none(), "unexpected errors: {response:#}");
+        response["data"].clone()
+    }
+}
+
+/// Declares each listed scenario twice: on SQLite (run by `cargo test`) and on PostgreSQL
+/// (ignored by default; `.ci/run` runs them with `--include-ignored` and the database URL).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = "needs PostgreSQL: set RUNFLOW_TEST_POSTGRES_URL and pass --include-ignored"]
+                async fn $name() {
+                    super::$name($crate::support::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
