@@ -119,3 +119,20 @@ impl Db {
         }
     }
 }
+
+/// Serialises transactions that touch the same logical record (for example two first deploys
+/// of one agent) until the end of `tx`.
+///
+/// On PostgreSQL this is a transaction-scoped advisory lock on a hash of `key`; on SQLite it
+/// is nothing, because write transactions begin IMMEDIATE and already run one at a time.
+pub async fn lock_for_update<C: ConnectionTrait>(tx: &C, key: &str) -> Result<(), sea_orm::DbErr> {
+    if tx.get_database_backend() == DatabaseBackend::Postgres {
+        tx.query_one_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            [key.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}

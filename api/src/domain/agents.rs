@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::manifest::{MANIFEST_PATH, Manifest};
 use super::pagination::{self, Page, PageRequest};
 use super::{new_id, now, validate};
-use crate::db::Db;
+use crate::db::{Db, lock_for_update};
 use crate::error::{Error, Result, check_revision};
 use crate::scope::{Scope, StagingScope, Tenant};
 
@@ -166,6 +166,7 @@ pub async fn deploy(
     let time = now();
 
     let tx = db.begin_write().await?;
+    lock_for_update(&tx, &format!("agent:{tenant}:{}", input.slug)).await?;
     let agent = match scope
         .tenant()
         .select::<agents::Entity>()
@@ -228,7 +229,14 @@ pub async fn deploy(
                 });
         }
     }
-    insert_in_chunks(&tx, new_blobs.into_values().collect()).await?;
+    // Another agent of the tenant may store the same content concurrently: skip, not fail.
+    let new_blobs: Vec<blobs::ActiveModel> = new_blobs.into_values().collect();
+    for chunk in new_blobs.chunks(200) {
+        blobs::Entity::insert_many(chunk.to_vec())
+            .on_conflict_do_nothing_on([blobs::Column::TenantId, blobs::Column::Hash])
+            .exec(&tx)
+            .await?;
+    }
 
     let total_size: usize = input.files.iter().map(|f| f.content.len()).sum();
     let commit = agent_commits::ActiveModel {

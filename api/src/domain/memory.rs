@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::pagination::{self, Page, PageRequest};
 use super::{new_id, now, validate};
-use crate::db::Db;
+use crate::db::{Db, lock_for_update};
 use crate::error::{Error, Result};
 use crate::scope::Scope;
 
@@ -38,6 +38,11 @@ pub async fn put(db: &Db, scope: &Scope, namespace: &str, key: &str, value: Valu
     validate::short_text("key", key, 512)?;
     validate::json_size("value", &value, MAX_VALUE_BYTES)?;
     let tx = db.begin_write().await?;
+    lock_for_update(
+        &tx,
+        &format!("memory:{}:{}:{namespace}:{key}", scope.tenant.id(), scope.environment),
+    )
+    .await?;
     let existing = scope
         .select::<memory_entries::Entity>()
         .filter(memory_entries::Column::Namespace.eq(&namespace))

@@ -13,7 +13,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{new_id, now, validate};
-use crate::db::Db;
+use crate::db::{Db, lock_for_update};
 use crate::error::{Error, Result, check_revision};
 use crate::scope::{Scope, StagingScope, Tenant};
 
@@ -111,6 +111,7 @@ pub async fn save_draft(db: &Db, scope: &StagingScope, author: &str, input: Save
     validate::json_object("modelSettings", &model_settings)?;
 
     let tx = db.begin_write().await?;
+    lock_for_update(&tx, &format!("prompt:{}:{}", scope.tenant().id(), input.slug)).await?;
     let existing = find_row(&tx, scope, &input.slug).await?;
     let time = now();
     let row = match existing {
