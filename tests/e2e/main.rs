@@ -4,6 +4,9 @@
 //!
 //! One test binary for the whole suite keeps the build small.
 
+// Tests fail by panicking: unwrap and expect are the point here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 mod access;

@@ -109,11 +109,8 @@ impl TraceQuery {
     ) -> GqlResult<RelayConnection<Trace>> {
         let scope = scope(ctx, environment)?;
         let page = page_request(first, after)?;
-        let execution_id = match execution_id {
-            // An unknown id matches nothing.
-            Some(id) => Some(parse_id("execution", &id).unwrap_or_else(|_| uuid::Uuid::nil())),
-            None => None,
-        };
+        // An unknown id matches nothing.
+        let execution_id = execution_id.map(|id| parse_id("execution", &id).unwrap_or_else(|_| uuid::Uuid::nil()));
         let traces = domain::list(&services(ctx).db, &scope, execution_id, &page).await?;
         Ok(connection(traces, |t| t.id, Trace))
     }
