@@ -16,6 +16,8 @@ pub struct Model {
     pub revision: i64,
     pub updated_by: String,
     pub updated_at: DateTimeUtc,
+    /// In production: the release that last set this record.
+    pub release_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

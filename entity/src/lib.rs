@@ -18,6 +18,8 @@ pub mod executions;
 pub mod memory_entries;
 pub mod prompt_versions;
 pub mod prompts;
+pub mod release_items;
+pub mod releases;
 pub mod session_messages;
 pub mod sessions;
 pub mod shared_resources;

@@ -22,6 +22,8 @@ pub struct Model {
     pub updated_by: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// In production: the release that last set this record.
+    pub release_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -21,6 +21,8 @@ pub struct Model {
     pub revision: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// In production: the release that last set this record.
+    pub release_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

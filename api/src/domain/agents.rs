@@ -323,6 +323,7 @@ pub async fn set_deployment<C: ConnectionTrait>(
                 revision: Set(1),
                 updated_by: Set(author.to_string()),
                 updated_at: Set(time),
+                release_id: Set(None),
             }
             .insert(db)
             .await?

@@ -91,6 +91,7 @@ pub async fn create(db: &Db, scope: &StagingScope, input: CreateConnectorInput) 
         revision: Set(1),
         created_at: Set(time),
         updated_at: Set(time),
+        release_id: Set(None),
     }
     .insert(&tx)
     .await?;

@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod memory;
 pub mod pagination;
 pub mod prompts;
+pub mod releases;
 pub mod sessions;
 pub mod shared_resources;
 pub mod traces;

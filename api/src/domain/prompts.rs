@@ -148,6 +148,7 @@ pub async fn save_draft(db: &Db, scope: &StagingScope, author: &str, input: Save
                 updated_by: Set(author.to_string()),
                 created_at: Set(time),
                 updated_at: Set(time),
+                release_id: Set(None),
             }
             .insert(&tx)
             .await?

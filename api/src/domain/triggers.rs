@@ -136,6 +136,7 @@ pub async fn create(db: &Db, scope: &StagingScope, input: CreateTriggerInput) ->
         revision: Set(1),
         created_at: Set(time),
         updated_at: Set(time),
+        release_id: Set(None),
     }
     .insert(&tx)
     .await?;

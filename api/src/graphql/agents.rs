@@ -89,6 +89,11 @@ impl Agent {
         self.0.deployment.updated_at
     }
 
+    /// In production: the release that set this state (its `kind` says when it is a rollback).
+    async fn release(&self, ctx: &Context<'_>) -> GqlResult<Option<super::releases::Release>> {
+        super::releases::release_of(ctx, self.0.deployment.release_id).await
+    }
+
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.agent.created_at
     }

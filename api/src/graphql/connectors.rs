@@ -48,6 +48,11 @@ impl Connector {
     async fn revision(&self) -> i64 {
         self.0.revision
     }
+    /// In production: the release that set this state (its `kind` says when it is a rollback).
+    async fn release(&self, ctx: &Context<'_>) -> GqlResult<Option<super::releases::Release>> {
+        super::releases::release_of(ctx, self.0.release_id).await
+    }
+
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }

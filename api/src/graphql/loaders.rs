@@ -269,3 +269,114 @@ impl Loader<AgentBySlug> for Loaders {
             .collect())
     }
 }
+
+/// File diffs between a production commit and a staging commit (either may be absent).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileDiffsKey(pub Option<Uuid>, pub Option<Uuid>);
+
+impl Loader<FileDiffsKey> for Loaders {
+    type Value = Vec<crate::domain::releases::diff::FileDiff>;
+    type Error = Arc<Error>;
+
+    async fn load(&self, keys: &[FileDiffsKey]) -> LoadResult<FileDiffsKey, Self::Value> {
+        let pairs: Vec<(Option<Uuid>, Option<Uuid>)> = keys.iter().map(|k| (k.0, k.1)).collect();
+        let mut diffs = crate::domain::releases::file_diffs(&self.db, &self.tenant, &pairs)
+            .await
+            .map_err(Arc::new)?;
+        Ok(keys
+            .iter()
+            .map(|k| (*k, diffs.remove(&(k.0, k.1)).unwrap_or_default()))
+            .collect())
+    }
+}
+
+/// The commits of an agent with `after < number <= up_to`, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CommitRange {
+    pub agent_slug: String,
+    pub after: i64,
+    pub up_to: i64,
+}
+
+impl Loader<CommitRange> for Loaders {
+    type Value = Vec<agent_commits::Model>;
+    type Error = Arc<Error>;
+
+    async fn load(&self, keys: &[CommitRange]) -> LoadResult<CommitRange, Vec<agent_commits::Model>> {
+        let slugs: Vec<String> = keys.iter().map(|k| k.agent_slug.clone()).collect();
+        let agents: HashMap<Uuid, String> = self
+            .tenant
+            .select::<agents::Entity>()
+            .filter(agents::Column::Slug.is_in(slugs))
+            .all(&self.db.conn)
+            .await
+            .map_err(fail)?
+            .into_iter()
+            .map(|a| (a.id, a.slug))
+            .collect();
+        let lowest = keys.iter().map(|k| k.after).min().unwrap_or(0);
+        let commits = self
+            .tenant
+            .select::<agent_commits::Entity>()
+            .filter(agent_commits::Column::AgentId.is_in(agents.keys().copied().collect::<Vec<_>>()))
+            .filter(agent_commits::Column::Seq.gt(lowest))
+            .order_by_desc(agent_commits::Column::Seq)
+            .all(&self.db.conn)
+            .await
+            .map_err(fail)?;
+        Ok(keys
+            .iter()
+            .map(|key| {
+                let range = commits
+                    .iter()
+                    .filter(|c| {
+                        agents.get(&c.agent_id) == Some(&key.agent_slug) && c.seq > key.after && c.seq <= key.up_to
+                    })
+                    .cloned()
+                    .collect();
+                (key.clone(), range)
+            })
+            .collect())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ReleaseKey(pub Uuid);
+
+impl Loader<ReleaseKey> for Loaders {
+    type Value = entity::releases::Model;
+    type Error = Arc<Error>;
+
+    async fn load(&self, keys: &[ReleaseKey]) -> LoadResult<ReleaseKey, entity::releases::Model> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        Ok(self
+            .tenant
+            .select::<entity::releases::Entity>()
+            .filter(entity::releases::Column::Id.is_in(ids))
+            .all(&self.db.conn)
+            .await
+            .map_err(fail)?
+            .into_iter()
+            .map(|r| (ReleaseKey(r.id), r))
+            .collect())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ReleaseItemsKey(pub Uuid);
+
+impl Loader<ReleaseItemsKey> for Loaders {
+    type Value = Vec<entity::release_items::Model>;
+    type Error = Arc<Error>;
+
+    async fn load(&self, keys: &[ReleaseItemsKey]) -> LoadResult<ReleaseItemsKey, Self::Value> {
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let mut items = crate::domain::releases::items_of(&self.db, &self.tenant, &ids)
+            .await
+            .map_err(Arc::new)?;
+        Ok(ids
+            .into_iter()
+            .map(|id| (ReleaseItemsKey(id), items.remove(&id).unwrap_or_default()))
+            .collect())
+    }
+}

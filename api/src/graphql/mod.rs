@@ -17,6 +17,8 @@ pub mod loaders;
 mod memory;
 mod pagination;
 mod prompts;
+mod releases;
+pub use releases::IdempotencyKey;
 mod sessions;
 mod shared;
 mod traces;
@@ -41,6 +43,7 @@ pub struct Query(
     viewer::ViewerQuery,
     agents::AgentQuery,
     prompts::PromptQuery,
+    releases::ReleaseQuery,
     connectors::ConnectorQuery,
     triggers::TriggerQuery,
     executions::ExecutionQuery,
@@ -54,6 +57,7 @@ pub struct Query(
 pub struct Mutation(
     agents::AgentMutation,
     prompts::PromptMutation,
+    releases::ReleaseMutation,
     connectors::ConnectorMutation,
     triggers::TriggerMutation,
     shared::SharedMutation,

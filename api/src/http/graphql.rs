@@ -29,7 +29,10 @@ fn http_error(status: StatusCode, code: &str, message: &str) -> Response {
 async fn execute(app: &App, headers: &HeaderMap, request: async_graphql::Request) -> Response {
     let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let authentication = Authentication::from_header(header, &app.services.tokens);
-    let request = crate::graphql::prepare_request(&app.services, authentication, request);
+    let mut request = crate::graphql::prepare_request(&app.services, authentication, request);
+    if let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
+        request = request.data(crate::graphql::IdempotencyKey(key.to_string()));
+    }
     let response = app.schema.execute(request).await;
     Json(response).into_response()
 }

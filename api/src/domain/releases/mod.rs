@@ -1,0 +1,345 @@
+//! Releases: what staging has that production lacks, atomic publishing, history, rollback.
+//!
+//! The model is small on purpose (see [`state`]): every publishable item of an environment
+//! (agent, prompt, connector, trigger) has a canonical JSON *state*. An item is pending when
+//! staging's state differs from production's; its `revision` fingerprints both states, so a
+//! publish of a reviewed revision fails with CONFLICT if either side moved since. Publishing
+//! writes staging's state to production; a rollback writes a release's `before` states back.
+//! Each publish or rollback is one transaction and one append-only release record.
+
+pub mod diff;
+mod publish;
+pub mod state;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+
+use entity::{Environment, agent_commit_files, agent_commits, agents, blobs, release_items, releases};
+use sea_orm::{ColumnTrait, ConnectionTrait, Order, QueryFilter, QueryOrder};
+use serde_json::Value;
+use uuid::Uuid;
+
+pub use publish::{Dependency, DependencyStatus, Plan, PlannedItem, PublishRequest, plan, publish};
+
+use super::pagination::{self, Page, PageRequest};
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::scope::{Scope, Tenant};
+
+/// What can be published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ItemKind {
+    Agent,
+    Prompt,
+    Connector,
+    Trigger,
+}
+
+impl ItemKind {
+    pub const ALL: [ItemKind; 4] = [
+        ItemKind::Agent,
+        ItemKind::Prompt,
+        ItemKind::Connector,
+        ItemKind::Trigger,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemKind::Agent => "agent",
+            ItemKind::Prompt => "prompt",
+            ItemKind::Connector => "connector",
+            ItemKind::Trigger => "trigger",
+        }
+    }
+}
+
+/// How an item differs between staging and production.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Change {
+    /// In staging, not in production.
+    Added,
+    /// In both, different.
+    Modified,
+    /// In production, removed from staging.
+    Removed,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Added => "added",
+            Change::Modified => "modified",
+            Change::Removed => "removed",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Change> {
+        [Change::Added, Change::Modified, Change::Removed]
+            .into_iter()
+            .find(|c| c.as_str() == value)
+    }
+
+    /// The change that turns `before` into `after` (None: nothing changes).
+    pub fn between(before: Option<&Value>, after: Option<&Value>) -> Option<Change> {
+        match (before, after) {
+            (None, Some(_)) => Some(Change::Added),
+            (Some(_), None) => Some(Change::Removed),
+            (Some(b), Some(a)) if state::canonical(b) != state::canonical(a) => Some(Change::Modified),
+            _ => None,
+        }
+    }
+}
+
+/// An item's stable id: `agent:support-bot`, `prompt:greeting`, ...
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ItemRef {
+    pub kind: ItemKind,
+    pub slug: String,
+}
+
+impl fmt::Display for ItemRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind.as_str(), self.slug)
+    }
+}
+
+impl FromStr for ItemRef {
+    type Err = Error;
+
+    fn from_str(id: &str) -> Result<Self> {
+        let (kind, slug) = id.split_once(':').unwrap_or(("", ""));
+        let kind = ItemKind::ALL.into_iter().find(|k| k.as_str() == kind).ok_or_else(|| {
+            Error::bad_input(format!(
+                "{id:?} is not an item id: use agent:<slug>, prompt:<slug>, connector:<slug> or trigger:<name>"
+            ))
+        })?;
+        if slug.is_empty() {
+            return Err(Error::bad_input(format!("{id:?} has no slug after the colon")));
+        }
+        Ok(ItemRef {
+            kind,
+            slug: slug.to_string(),
+        })
+    }
+}
+
+/// One item that differs between staging and production.
+#[derive(Clone, Debug)]
+pub struct PendingChange {
+    pub item: ItemRef,
+    pub change: Change,
+    /// Fingerprint of the staging and production states this change shows.
+    pub revision: String,
+    pub staging: Option<Value>,
+    pub production: Option<Value>,
+}
+
+/// Everything that differs between staging and production, by kind then slug.
+pub fn compare(staging: &state::EnvironmentState, production: &state::EnvironmentState) -> Vec<PendingChange> {
+    let keys: std::collections::BTreeSet<&(ItemKind, String)> =
+        staging.items.keys().chain(production.items.keys()).collect();
+    keys.into_iter()
+        .filter_map(|(kind, slug)| {
+            let (s, p) = (staging.get(*kind, slug), production.get(*kind, slug));
+            let change = Change::between(p, s)?;
+            Some(PendingChange {
+                item: ItemRef {
+                    kind: *kind,
+                    slug: slug.clone(),
+                },
+                change,
+                revision: state::fingerprint(&[s, p]),
+                staging: s.cloned(),
+                production: p.cloned(),
+            })
+        })
+        .collect()
+}
+
+/// What staging has that production lacks (the same whichever environment asks).
+pub async fn pending_changes<C: ConnectionTrait>(db: &C, tenant: &Tenant) -> Result<Vec<PendingChange>> {
+    let staging = state::load(db, &tenant.in_env(Environment::Staging)).await?;
+    let production = state::load(db, &tenant.in_env(Environment::Production)).await?;
+    Ok(compare(&staging, &production))
+}
+
+/// The fingerprint of a whole set of pending changes (what `all: true` must quote).
+pub fn plan_fingerprint(changes: &[PendingChange]) -> String {
+    let lines: Vec<Value> = changes
+        .iter()
+        .map(|c| Value::String(format!("{}={}", c.item, c.revision)))
+        .collect();
+    state::fingerprint(&[Some(&Value::Array(lines))])
+}
+
+/// Reads an agent state's commit id.
+pub fn commit_of(state: Option<&Value>) -> Option<Uuid> {
+    state
+        .and_then(|s| s.get("commit"))
+        .and_then(Value::as_str)
+        .and_then(|id| Uuid::parse_str(id).ok())
+}
+
+/// The commits on staging since production's commit, newest first (all of them for an agent
+/// new to production).
+pub async fn commits_since(
+    db: &Db,
+    tenant: &Tenant,
+    slug: &str,
+    change: &PendingChange,
+) -> Result<Vec<agent_commits::Model>> {
+    let Some(agent) = tenant
+        .select::<agents::Entity>()
+        .filter(agents::Column::Slug.eq(slug))
+        .one(&db.conn)
+        .await?
+    else {
+        return Ok(vec![]);
+    };
+    let seq = |state: Option<&Value>| state.and_then(|s| s.get("number")).and_then(Value::as_i64);
+    let Some(upper) = seq(change.staging.as_ref()) else {
+        return Ok(vec![]);
+    };
+    let lower = seq(change.production.as_ref()).unwrap_or(0);
+    Ok(tenant
+        .select::<agent_commits::Entity>()
+        .filter(agent_commits::Column::AgentId.eq(agent.id))
+        .filter(agent_commits::Column::Seq.gt(lower))
+        .filter(agent_commits::Column::Seq.lte(upper))
+        .order_by_desc(agent_commits::Column::Seq)
+        .all(&db.conn)
+        .await?)
+}
+
+/// File diffs for many (production commit, staging commit) pairs at once. Only the contents
+/// of files that differ are read.
+pub async fn file_diffs(
+    db: &Db,
+    tenant: &Tenant,
+    pairs: &[(Option<Uuid>, Option<Uuid>)],
+) -> Result<HashMap<(Option<Uuid>, Option<Uuid>), Vec<diff::FileDiff>>> {
+    let commit_ids: Vec<Uuid> = pairs
+        .iter()
+        .flat_map(|(a, b)| [*a, *b])
+        .flatten()
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let mut trees: HashMap<Uuid, BTreeMap<String, String>> = HashMap::new();
+    for chunk in commit_ids.chunks(500) {
+        for file in tenant
+            .select::<agent_commit_files::Entity>()
+            .filter(agent_commit_files::Column::CommitId.is_in(chunk.to_vec()))
+            .all(&db.conn)
+            .await?
+        {
+            trees
+                .entry(file.commit_id)
+                .or_default()
+                .insert(file.path, file.blob_hash);
+        }
+    }
+    let empty = BTreeMap::new();
+    let tree = |id: Option<Uuid>| id.and_then(|id| trees.get(&id)).unwrap_or(&empty);
+    // Which blobs are needed: both sides of every path whose hash differs.
+    let mut needed: HashSet<String> = HashSet::new();
+    for (old, new) in pairs {
+        let (old, new) = (tree(*old), tree(*new));
+        for path in old.keys().chain(new.keys()) {
+            let (a, b) = (old.get(path), new.get(path));
+            if a != b {
+                needed.extend(a.cloned());
+                needed.extend(b.cloned());
+            }
+        }
+    }
+    let needed: Vec<String> = needed.into_iter().collect();
+    let mut contents: HashMap<String, String> = HashMap::new();
+    for chunk in needed.chunks(500) {
+        for blob in tenant
+            .select::<blobs::Entity>()
+            .filter(blobs::Column::Hash.is_in(chunk.to_vec()))
+            .all(&db.conn)
+            .await?
+        {
+            contents.insert(blob.hash, blob.content);
+        }
+    }
+    let mut result = HashMap::new();
+    for (old_id, new_id) in pairs {
+        let (old, new) = (tree(*old_id), tree(*new_id));
+        let paths: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+        let diffs = paths
+            .into_iter()
+            .filter(|path| old.get(*path) != new.get(*path))
+            .map(|path| {
+                let content = |hash: Option<&String>| hash.and_then(|h| contents.get(h)).map(String::as_str);
+                diff::file_diff(path, content(old.get(path)), content(new.get(path)))
+            })
+            .collect();
+        result.insert((*old_id, *new_id), diffs);
+    }
+    Ok(result)
+}
+
+/// Releases, newest first.
+pub async fn list(db: &Db, tenant: &Tenant, page: &PageRequest) -> Result<Page<releases::Model>> {
+    pagination::fetch(
+        &db.conn,
+        tenant.select::<releases::Entity>(),
+        releases::Column::Id,
+        page,
+        Order::Desc,
+    )
+    .await
+}
+
+pub async fn get<C: ConnectionTrait>(db: &C, tenant: &Tenant, id: Uuid) -> Result<releases::Model> {
+    tenant
+        .select::<releases::Entity>()
+        .filter(releases::Column::Id.eq(id))
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("release {id}")))
+}
+
+/// The items of several releases at once, keyed by release id.
+pub async fn items_of(db: &Db, tenant: &Tenant, ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<release_items::Model>>> {
+    let mut map: HashMap<Uuid, Vec<release_items::Model>> = HashMap::new();
+    for item in tenant
+        .select::<release_items::Entity>()
+        .filter(release_items::Column::ReleaseId.is_in(ids.to_vec()))
+        .order_by_asc(release_items::Column::ItemId)
+        .all(&db.conn)
+        .await?
+    {
+        map.entry(item.release_id).or_default().push(item);
+    }
+    Ok(map)
+}
+
+/// The scope of production for a tenant.
+pub fn production(tenant: &Tenant) -> Scope {
+    tenant.in_env(Environment::Production)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_ids_round_trip_and_refuse_nonsense() {
+        let item: ItemRef = "agent:support-bot".parse().unwrap();
+        assert_eq!(
+            item,
+            ItemRef {
+                kind: ItemKind::Agent,
+                slug: "support-bot".into()
+            }
+        );
+        assert_eq!(item.to_string(), "agent:support-bot");
+        assert!("robot:x".parse::<ItemRef>().is_err());
+        assert!("agent:".parse::<ItemRef>().is_err());
+    }
+}

@@ -1,0 +1,760 @@
+//! Releases: the staging-to-production diff, publishing, history and rollback.
+
+use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::{release_items, releases};
+use serde_json::Value;
+
+use super::agents::Commit;
+use super::context::{actor, loader, services, tenant};
+use super::loaders::{CommitKey, CommitRange, FileDiffsKey, ReleaseItemsKey, ReleaseKey};
+use super::pagination::{RelayConnection, connection, page_request, parse_id};
+use super::prompts::PromptSource;
+use super::{Environment, GqlResult};
+use crate::domain::releases::{self as domain, PendingChange as Pending, diff};
+use crate::error::Error;
+
+/// The `Idempotency-Key` HTTP header of a request, if any.
+#[derive(Clone, Debug)]
+pub struct IdempotencyKey(pub String);
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "crate::domain::releases::ItemKind")]
+pub enum ItemKind {
+    Agent,
+    Prompt,
+    Connector,
+    Trigger,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "crate::domain::releases::Change")]
+pub enum ChangeType {
+    /// In staging, not in production.
+    Added,
+    /// In both, different.
+    Modified,
+    /// In production, removed from staging.
+    Removed,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "crate::domain::releases::diff::LineTag")]
+pub enum LineTag {
+    Equal,
+    Insert,
+    Delete,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "crate::domain::releases::diff::RowTag")]
+pub enum RowTag {
+    Equal,
+    Insert,
+    Delete,
+    Replace,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "crate::domain::releases::DependencyStatus")]
+pub enum DependencyStatus {
+    InProduction,
+    InThisPublish,
+    Missing,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseKind {
+    Publish,
+    Rollback,
+}
+
+/// One line of a hunk.
+#[derive(SimpleObject)]
+pub struct DiffLine {
+    tag: LineTag,
+    old_number: Option<i32>,
+    new_number: Option<i32>,
+    text: String,
+}
+
+/// A hunk of a file diff, ready to render.
+#[derive(SimpleObject)]
+pub struct DiffHunk {
+    old_start: i32,
+    old_lines: i32,
+    new_start: i32,
+    new_lines: i32,
+    lines: Vec<DiffLine>,
+}
+
+/// How a file differs between the production and the staging bundle.
+#[derive(SimpleObject)]
+pub struct FileDiff {
+    path: String,
+    change: ChangeType,
+    /// The same diff as unified diff text.
+    unified_diff: String,
+    hunks: Vec<DiffHunk>,
+}
+
+fn int(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+impl From<diff::FileDiff> for FileDiff {
+    fn from(d: diff::FileDiff) -> Self {
+        FileDiff {
+            path: d.path,
+            change: d.change.into(),
+            unified_diff: d.unified,
+            hunks: d
+                .hunks
+                .into_iter()
+                .map(|h| DiffHunk {
+                    old_start: int(h.old_start),
+                    old_lines: int(h.old_lines),
+                    new_start: int(h.new_start),
+                    new_lines: int(h.new_lines),
+                    lines: h
+                        .lines
+                        .into_iter()
+                        .map(|l| DiffLine {
+                            tag: l.tag.into(),
+                            old_number: l.old_number.map(int),
+                            new_number: l.new_number.map(int),
+                            text: l.text,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A changed span inside a line, in characters.
+#[derive(SimpleObject)]
+pub struct TextRange {
+    start: i32,
+    end: i32,
+}
+
+/// One side of a side-by-side row.
+#[derive(SimpleObject)]
+pub struct DiffCell {
+    /// 1-based line number.
+    number: i32,
+    text: String,
+    /// The changed words of a REPLACE row.
+    highlights: Vec<TextRange>,
+}
+
+/// A row of a side-by-side diff: left is production, right is staging.
+#[derive(SimpleObject)]
+pub struct SideBySideRow {
+    tag: RowTag,
+    left: Option<DiffCell>,
+    right: Option<DiffCell>,
+}
+
+fn cell(side: diff::RowSide) -> DiffCell {
+    DiffCell {
+        number: int(side.number),
+        text: side.text,
+        highlights: side
+            .highlights
+            .into_iter()
+            .map(|h| TextRange {
+                start: int(h.start),
+                end: int(h.end),
+            })
+            .collect(),
+    }
+}
+
+/// A changed key of a JSON object or a keyed set.
+#[derive(SimpleObject)]
+pub struct KeyChange {
+    key: String,
+    change: ChangeType,
+    before: Option<Json<Value>>,
+    after: Option<Json<Value>>,
+}
+
+fn key_changes(changes: Vec<diff::KeyChange>) -> Vec<KeyChange> {
+    changes
+        .into_iter()
+        .map(|c| KeyChange {
+            key: c.key,
+            change: c.change.into(),
+            before: c.before.map(Json),
+            after: c.after.map(Json),
+        })
+        .collect()
+}
+
+fn field<'a>(state: Option<&'a Value>, name: &str) -> Option<&'a Value> {
+    state.and_then(|s| s.get(name))
+}
+
+fn strings(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// The text of a prompt on one side.
+#[derive(SimpleObject)]
+pub struct PromptSnapshot {
+    source: PromptSource,
+    version: Option<i64>,
+    template: String,
+    variables: Vec<String>,
+    model_settings: Json<Value>,
+}
+
+fn prompt_snapshot(state: Option<&Value>) -> Option<PromptSnapshot> {
+    let state = state?;
+    let (source, body) = match state.get("draft") {
+        Some(draft) => (PromptSource::Draft, draft),
+        None => (PromptSource::Published, state),
+    };
+    Some(PromptSnapshot {
+        source,
+        version: state.get("number").and_then(Value::as_i64),
+        template: body
+            .get("template")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        variables: strings(body.get("variables")),
+        model_settings: Json(body.get("modelSettings").cloned().unwrap_or(Value::Null)),
+    })
+}
+
+/// An agent's unpromoted code.
+pub struct AgentChange(Pending);
+
+#[Object]
+impl AgentChange {
+    /// The commit staging runs (null when removed from staging).
+    async fn staging_commit(&self, ctx: &Context<'_>) -> GqlResult<Option<Commit>> {
+        let Some(id) = domain::commit_of(self.0.staging.as_ref()) else {
+            return Ok(None);
+        };
+        Ok(loader(ctx)?.load_one(CommitKey(id)).await?.map(Commit))
+    }
+
+    /// The commit production runs (null when the agent is new to production).
+    async fn production_commit(&self, ctx: &Context<'_>) -> GqlResult<Option<Commit>> {
+        let Some(id) = domain::commit_of(self.0.production.as_ref()) else {
+            return Ok(None);
+        };
+        Ok(loader(ctx)?.load_one(CommitKey(id)).await?.map(Commit))
+    }
+
+    /// The commits on staging since production's commit, newest first.
+    async fn commits(&self, ctx: &Context<'_>) -> GqlResult<Vec<Commit>> {
+        let number = |state: Option<&Value>| field(state, "number").and_then(Value::as_i64);
+        let Some(up_to) = number(self.0.staging.as_ref()) else {
+            return Ok(vec![]);
+        };
+        let key = CommitRange {
+            agent_slug: self.0.item.slug.clone(),
+            after: number(self.0.production.as_ref()).unwrap_or(0),
+            up_to,
+        };
+        Ok(loader(ctx)?
+            .load_one(key)
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(Commit)
+            .collect())
+    }
+
+    /// Per-file diffs from the production bundle to the staging bundle (changed files only).
+    async fn files(&self, ctx: &Context<'_>) -> GqlResult<Vec<FileDiff>> {
+        let key = FileDiffsKey(
+            domain::commit_of(self.0.production.as_ref()),
+            domain::commit_of(self.0.staging.as_ref()),
+        );
+        Ok(loader(ctx)?
+            .load_one(key)
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+}
+
+/// A prompt's unpublished text: production (left) against staging (right).
+pub struct PromptChange(Pending);
+
+#[Object]
+impl PromptChange {
+    /// What production serves (null when new).
+    async fn before(&self) -> Option<PromptSnapshot> {
+        prompt_snapshot(self.0.production.as_ref())
+    }
+
+    /// What staging serves (null when removed).
+    async fn after(&self) -> Option<PromptSnapshot> {
+        prompt_snapshot(self.0.staging.as_ref())
+    }
+
+    /// The two templates side by side.
+    async fn rows(&self) -> Vec<SideBySideRow> {
+        let text = |s: Option<PromptSnapshot>| s.map(|s| s.template).unwrap_or_default();
+        let (old, new) = (
+            text(prompt_snapshot(self.0.production.as_ref())),
+            text(prompt_snapshot(self.0.staging.as_ref())),
+        );
+        diff::side_by_side(&old, &new)
+            .into_iter()
+            .map(|row| SideBySideRow {
+                tag: row.tag.into(),
+                left: row.left.map(cell),
+                right: row.right.map(cell),
+            })
+            .collect()
+    }
+
+    async fn variables_added(&self) -> Vec<String> {
+        self.variable_changes().0
+    }
+
+    async fn variables_removed(&self) -> Vec<String> {
+        self.variable_changes().1
+    }
+
+    /// Changed model settings, by key.
+    async fn model_settings(&self) -> Vec<KeyChange> {
+        let settings = |state: Option<&Value>| {
+            prompt_snapshot(state)
+                .map(|s| s.model_settings.0)
+                .unwrap_or(Value::Null)
+        };
+        key_changes(diff::object_changes(
+            &settings(self.0.production.as_ref()),
+            &settings(self.0.staging.as_ref()),
+        ))
+    }
+}
+
+impl PromptChange {
+    fn variable_changes(&self) -> (Vec<String>, Vec<String>) {
+        let variables = |state: Option<&Value>| prompt_snapshot(state).map(|s| s.variables).unwrap_or_default();
+        diff::list_changes(
+            &variables(self.0.production.as_ref()),
+            &variables(self.0.staging.as_ref()),
+        )
+    }
+}
+
+/// A connector instance's changes: production against staging.
+pub struct ConnectorChange(Pending);
+
+fn resource_map(state: Option<&Value>) -> std::collections::BTreeMap<String, Value> {
+    field(state, "resources")
+        .and_then(Value::as_object)
+        .map(|m| m.clone().into_iter().collect())
+        .unwrap_or_default()
+}
+
+#[Object]
+impl ConnectorChange {
+    async fn kind_before(&self) -> Option<String> {
+        field(self.0.production.as_ref(), "kind")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+    async fn kind_after(&self) -> Option<String> {
+        field(self.0.staging.as_ref(), "kind")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+    async fn config_before(&self) -> Option<Json<Value>> {
+        field(self.0.production.as_ref(), "config").cloned().map(Json)
+    }
+    async fn config_after(&self) -> Option<Json<Value>> {
+        field(self.0.staging.as_ref(), "config").cloned().map(Json)
+    }
+    /// Changed keys of the instance config.
+    async fn config(&self) -> Vec<KeyChange> {
+        let config = |s: Option<&Value>| field(s, "config").cloned().unwrap_or(Value::Null);
+        key_changes(diff::object_changes(
+            &config(self.0.production.as_ref()),
+            &config(self.0.staging.as_ref()),
+        ))
+    }
+    async fn credentials_added(&self) -> Vec<String> {
+        diff::list_changes(
+            &strings(field(self.0.production.as_ref(), "credentials")),
+            &strings(field(self.0.staging.as_ref(), "credentials")),
+        )
+        .0
+    }
+    async fn credentials_removed(&self) -> Vec<String> {
+        diff::list_changes(
+            &strings(field(self.0.production.as_ref(), "credentials")),
+            &strings(field(self.0.staging.as_ref(), "credentials")),
+        )
+        .1
+    }
+    /// Resources added, removed and modified, with each one's config before and after.
+    async fn resources(&self) -> Vec<KeyChange> {
+        key_changes(diff::map_changes(
+            &resource_map(self.0.production.as_ref()),
+            &resource_map(self.0.staging.as_ref()),
+        ))
+    }
+}
+
+/// A trigger's changes: production against staging.
+pub struct TriggerChange(Pending);
+
+#[Object]
+impl TriggerChange {
+    async fn before(&self) -> Option<Json<Value>> {
+        self.0.production.clone().map(Json)
+    }
+    async fn after(&self) -> Option<Json<Value>> {
+        self.0.staging.clone().map(Json)
+    }
+    /// Changed fields (agent, kind, schedule, config, enabled).
+    async fn fields(&self) -> Vec<KeyChange> {
+        let or_null = |s: &Option<Value>| s.clone().unwrap_or(Value::Null);
+        key_changes(diff::object_changes(
+            &or_null(&self.0.production),
+            &or_null(&self.0.staging),
+        ))
+    }
+}
+
+/// Something staging has that production lacks.
+pub struct PendingChange(Pending);
+
+#[Object]
+impl PendingChange {
+    /// Stable id: `agent:<slug>`, `prompt:<slug>`, `connector:<slug>` or `trigger:<name>`.
+    async fn id(&self) -> ID {
+        ID(self.0.item.to_string())
+    }
+    async fn kind(&self) -> ItemKind {
+        self.0.item.kind.into()
+    }
+    async fn slug(&self) -> &str {
+        &self.0.item.slug
+    }
+    async fn change(&self) -> ChangeType {
+        self.0.change.into()
+    }
+    /// Fingerprint of the states shown; publish this item with it.
+    async fn revision(&self) -> &str {
+        &self.0.revision
+    }
+    /// Staging's state of the item (null when removed from staging).
+    async fn staging(&self) -> Option<Json<Value>> {
+        self.0.staging.clone().map(Json)
+    }
+    /// Production's state of the item (null when new).
+    async fn production(&self) -> Option<Json<Value>> {
+        self.0.production.clone().map(Json)
+    }
+    /// For agents: commits and file diffs.
+    async fn agent(&self) -> Option<AgentChange> {
+        (self.0.item.kind == domain::ItemKind::Agent).then(|| AgentChange(self.0.clone()))
+    }
+    /// For prompts: the side-by-side text diff and settings changes.
+    async fn prompt(&self) -> Option<PromptChange> {
+        (self.0.item.kind == domain::ItemKind::Prompt).then(|| PromptChange(self.0.clone()))
+    }
+    /// For connectors: config and resource changes.
+    async fn connector(&self) -> Option<ConnectorChange> {
+        (self.0.item.kind == domain::ItemKind::Connector).then(|| ConnectorChange(self.0.clone()))
+    }
+    /// For triggers: field changes.
+    async fn trigger(&self) -> Option<TriggerChange> {
+        (self.0.item.kind == domain::ItemKind::Trigger).then(|| TriggerChange(self.0.clone()))
+    }
+}
+
+/// A publish or a rollback.
+pub struct Release(pub releases::Model);
+
+#[Object]
+impl Release {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// 1, 2, 3... per tenant.
+    async fn number(&self) -> i64 {
+        self.0.number
+    }
+    async fn kind(&self) -> ReleaseKind {
+        if self.0.kind == "rollback" {
+            ReleaseKind::Rollback
+        } else {
+            ReleaseKind::Publish
+        }
+    }
+    async fn note(&self) -> &str {
+        &self.0.note
+    }
+    async fn created_by(&self) -> &str {
+        &self.0.created_by
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn idempotency_key(&self) -> Option<&str> {
+        self.0.idempotency_key.as_deref()
+    }
+    /// For a rollback: the release it rolled back.
+    async fn rolls_back(&self, ctx: &Context<'_>) -> GqlResult<Option<Release>> {
+        let Some(id) = self.0.rolls_back_id else {
+            return Ok(None);
+        };
+        Ok(loader(ctx)?.load_one(ReleaseKey(id)).await?.map(Release))
+    }
+    /// Each item with production's state before and after.
+    async fn items(&self, ctx: &Context<'_>) -> GqlResult<Vec<ReleaseItem>> {
+        let items = loader(ctx)?
+            .load_one(ReleaseItemsKey(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(items.into_iter().map(ReleaseItem).collect())
+    }
+}
+
+pub struct ReleaseItem(release_items::Model);
+
+#[Object]
+impl ReleaseItem {
+    /// The item id (`agent:<slug>`, ...).
+    async fn id(&self) -> ID {
+        ID(self.0.item_id.clone())
+    }
+    async fn kind(&self) -> GqlResult<ItemKind> {
+        let item: domain::ItemRef = self.0.item_id.parse()?;
+        Ok(item.kind.into())
+    }
+    async fn change(&self) -> GqlResult<ChangeType> {
+        let change = domain::Change::parse(&self.0.change)
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("stored change {:?} is unknown", self.0.change)))?;
+        Ok(change.into())
+    }
+    /// Production's state before (null: absent).
+    async fn before(&self) -> Option<Json<Value>> {
+        self.0.before.clone().map(Json)
+    }
+    /// Production's state after (null: absent).
+    async fn after(&self) -> Option<Json<Value>> {
+        self.0.after.clone().map(Json)
+    }
+}
+
+/// An item a publish would change.
+pub struct PlannedItem(domain::PlannedItem);
+
+#[Object]
+impl PlannedItem {
+    async fn id(&self) -> ID {
+        ID(self.0.item.to_string())
+    }
+    async fn kind(&self) -> ItemKind {
+        self.0.item.kind.into()
+    }
+    async fn change(&self) -> ChangeType {
+        self.0.change.into()
+    }
+    /// The revision planned (null for rollbacks).
+    async fn revision(&self) -> Option<&str> {
+        self.0.revision.as_deref()
+    }
+    /// Production's state now.
+    async fn before(&self) -> Option<Json<Value>> {
+        self.0.before.clone().map(Json)
+    }
+    /// Production's state after publishing.
+    async fn after(&self) -> Option<Json<Value>> {
+        self.0.after.clone().map(Json)
+    }
+}
+
+/// `item` needs `requires` in production.
+#[derive(SimpleObject)]
+pub struct PlanDependency {
+    item: ID,
+    requires: ID,
+    status: DependencyStatus,
+}
+
+/// Exactly what `publish` would do with the same input; nothing is changed.
+pub struct PublishPlan(domain::Plan);
+
+#[Object]
+impl PublishPlan {
+    /// Fingerprint of all pending changes: pass it with `all: true`.
+    async fn fingerprint(&self) -> &str {
+        &self.0.fingerprint
+    }
+    async fn items(&self) -> Vec<PlannedItem> {
+        self.0.items.iter().cloned().map(PlannedItem).collect()
+    }
+    /// What the planned items need in production, and where it comes from.
+    async fn dependencies(&self) -> Vec<PlanDependency> {
+        self.0
+            .dependencies
+            .iter()
+            .map(|d| PlanDependency {
+                item: ID(d.item.to_string()),
+                requires: ID(d.requires.to_string()),
+                status: d.status.into(),
+            })
+            .collect()
+    }
+    /// Missing dependencies; `publish` fails with BAD_USER_INPUT while any remain.
+    async fn missing(&self) -> &[String] {
+        &self.0.missing
+    }
+    async fn warnings(&self) -> &[String] {
+        &self.0.warnings
+    }
+    async fn can_publish(&self) -> bool {
+        self.0.missing.is_empty()
+    }
+    /// For a rollback plan: the release being rolled back.
+    async fn rollback_of(&self) -> Option<Release> {
+        self.0.rollback_of.clone().map(Release)
+    }
+}
+
+#[derive(InputObject)]
+pub struct PublishItemInput {
+    /// The item id from `pendingChanges` (`agent:<slug>`, ...).
+    id: ID,
+    /// The `revision` you reviewed. Required, except to select items of a rollback.
+    revision: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct PublishInput {
+    /// The items to publish, each with the revision you reviewed.
+    items: Option<Vec<PublishItemInput>>,
+    /// Publish everything pending; requires `fingerprint`.
+    #[graphql(default)]
+    all: bool,
+    /// With `all`: the fingerprint from `publishPlan`.
+    fingerprint: Option<String>,
+    /// Why: stored with the release.
+    note: Option<String>,
+    /// A retried publish with the same key returns the first result (the `Idempotency-Key`
+    /// header works too).
+    idempotency_key: Option<String>,
+    /// Restore production to the state before this release (all of its items, or those listed
+    /// in `items`).
+    rollback_to: Option<ID>,
+}
+
+fn request(ctx: &Context<'_>, environment: Environment, input: PublishInput) -> GqlResult<domain::PublishRequest> {
+    if environment != Environment::Production {
+        return Err(Error::bad_input("publishing targets PRODUCTION: call it with `environment: PRODUCTION`").into());
+    }
+    let rollback_to = match &input.rollback_to {
+        Some(id) => Some(parse_id("release", id)?),
+        None => None,
+    };
+    let header = ctx.data_opt::<IdempotencyKey>().map(|k| k.0.clone());
+    Ok(domain::PublishRequest {
+        items: input
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| (i.id.0, i.revision))
+            .collect(),
+        all: input.all,
+        fingerprint: input.fingerprint,
+        note: input.note.unwrap_or_default(),
+        idempotency_key: input.idempotency_key.or(header),
+        rollback_to,
+    })
+}
+
+#[derive(Default)]
+pub struct ReleaseQuery;
+
+#[Object]
+impl ReleaseQuery {
+    /// Everything that differs between staging and production (the same answer whichever
+    /// environment is passed), by kind then slug.
+    async fn pending_changes(&self, ctx: &Context<'_>, environment: Environment) -> GqlResult<Vec<PendingChange>> {
+        let _ = environment;
+        let changes = domain::pending_changes(&services(ctx).db.conn, &tenant(ctx)?).await?;
+        Ok(changes.into_iter().map(PendingChange).collect())
+    }
+
+    /// The dry run of `publish`: what it would do, and what it would need. Changes nothing.
+    async fn publish_plan(
+        &self,
+        ctx: &Context<'_>,
+        environment: Environment,
+        input: PublishInput,
+    ) -> GqlResult<PublishPlan> {
+        let request = request(ctx, environment, input)?;
+        Ok(PublishPlan(
+            domain::plan(&services(ctx).db.conn, &tenant(ctx)?, &request).await?,
+        ))
+    }
+
+    /// Releases (publishes and rollbacks), newest first.
+    async fn releases(
+        &self,
+        ctx: &Context<'_>,
+        environment: Environment,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<RelayConnection<Release>> {
+        let _ = environment;
+        let page = page_request(first, after)?;
+        let releases = domain::list(&services(ctx).db, &tenant(ctx)?, &page).await?;
+        Ok(connection(releases, |r| r.id, Release))
+    }
+
+    /// One release; null when it does not exist.
+    async fn release(&self, ctx: &Context<'_>, environment: Environment, id: ID) -> GqlResult<Option<Release>> {
+        let _ = environment;
+        let Ok(id) = parse_id("release", &id) else {
+            return Ok(None);
+        };
+        match domain::get(&services(ctx).db.conn, &tenant(ctx)?, id).await {
+            Ok(release) => Ok(Some(Release(release))),
+            Err(Error::NotFound(_)) => Ok(None),
+            Err(other) => Err(other.into()),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct ReleaseMutation;
+
+#[Object]
+impl ReleaseMutation {
+    /// Publishes staging changes to production, atomically: every item or none. The only
+    /// mutation that accepts PRODUCTION (and the only way production changes). Also rolls back
+    /// (`rollbackTo`). Needs the publisher role.
+    async fn publish(&self, ctx: &Context<'_>, environment: Environment, input: PublishInput) -> GqlResult<Release> {
+        let request = request(ctx, environment, input)?;
+        let release = domain::publish(&services(ctx).db, &tenant(ctx)?, &actor(ctx)?.subject, request).await?;
+        Ok(Release(release))
+    }
+}
+
+/// The release that set a production record (null in staging).
+pub async fn release_of(ctx: &Context<'_>, release_id: Option<uuid::Uuid>) -> GqlResult<Option<Release>> {
+    let Some(id) = release_id else { return Ok(None) };
+    Ok(loader(ctx)?.load_one(ReleaseKey(id)).await?.map(Release))
+}

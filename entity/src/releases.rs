@@ -1,0 +1,33 @@
+//! A release: one publish or rollback, append-only.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "releases")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub tenant_id: String,
+    /// 1, 2, 3... per tenant.
+    pub number: i64,
+    /// `publish` or `rollback`.
+    pub kind: String,
+    /// For a rollback: the release it rolls back.
+    pub rolls_back_id: Option<Uuid>,
+    #[sea_orm(column_type = "Text")]
+    pub note: String,
+    pub idempotency_key: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+impl crate::TenantOwned for Entity {
+    fn tenant_column() -> Column {
+        Column::TenantId
+    }
+}
