@@ -122,6 +122,32 @@ async fn every_mutation_requires_its_role(backend: Backend) {
         let admin_only = ["Credential", "KnowledgeBase", "LlmProvider", "DataSource"]
             .iter()
             .any(|s| field.ends_with(s));
+        if field == "publish" {
+            // Publishing needs the publisher role, and is the one mutation allowed on PRODUCTION.
+            let developer = token(&tenant, "developer");
+            let response = server
+                .gql(
+                    Some(&developer),
+                    &bare_mutation(field, *scalar, "PRODUCTION"),
+                    json!({}),
+                )
+                .await;
+            assert_eq!(error_code(&response), "FORBIDDEN", "{response:#}");
+            let publisher = token(&tenant, "publisher");
+            let response = server
+                .gql(
+                    Some(&publisher),
+                    &bare_mutation(field, *scalar, "PRODUCTION"),
+                    json!({}),
+                )
+                .await;
+            let code = error_code(&response);
+            assert!(
+                code != "FORBIDDEN" && code != "PRODUCTION_READ_ONLY",
+                "past the access checks: {response:#}"
+            );
+            continue;
+        }
         let response = server
             .gql(
                 Some(&token(&tenant, "developer")),

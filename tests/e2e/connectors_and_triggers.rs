@@ -149,6 +149,7 @@ async fn each_environment_has_its_own_connector_instance(backend: Backend) {
         revision: Set(1),
         created_at: Set(now),
         updated_at: Set(now),
+        release_id: Set(None),
     }
     .insert(&app.db().conn)
     .await

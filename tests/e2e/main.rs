@@ -15,5 +15,6 @@ mod config_and_tokens;
 mod connectors_and_triggers;
 mod http;
 mod prompts;
+mod releases;
 mod runtime_records;
 mod shared_resources;

@@ -170,6 +170,7 @@ async fn each_environment_resolves_its_own_version(backend: Backend) {
             updated_by: Set("seed".into()),
             created_at: Set(now),
             updated_at: Set(now),
+            release_id: Set(None),
         }
         .insert(db)
         .await

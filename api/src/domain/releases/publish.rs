@@ -95,8 +95,18 @@ fn request_shape(request: &PublishRequest) -> Result<()> {
     Ok(())
 }
 
-/// The plan of `request` against the current state; CONFLICT when reviewed revisions are stale.
+/// The dry run: what `publish` would do with `request`; CONFLICT when reviewed revisions are
+/// stale. `all: true` may omit the fingerprint here (the plan returns it).
 pub async fn plan<C: ConnectionTrait>(db: &C, tenant: &Tenant, request: &PublishRequest) -> Result<Plan> {
+    plan_for(db, tenant, request, false).await
+}
+
+async fn plan_for<C: ConnectionTrait>(
+    db: &C,
+    tenant: &Tenant,
+    request: &PublishRequest,
+    publishing: bool,
+) -> Result<Plan> {
     request_shape(request)?;
     let staging = state::load(db, &tenant.in_env(Environment::Staging)).await?;
     let production = state::load(db, &tenant.in_env(Environment::Production)).await?;
@@ -154,11 +164,12 @@ pub async fn plan<C: ConnectionTrait>(db: &C, tenant: &Tenant, request: &Publish
     } else {
         let selected: Vec<&PendingChange> = if request.all {
             match &request.fingerprint {
-                None => {
+                None if publishing => {
                     return Err(Error::bad_input(
                         "`all: true` needs `fingerprint`: the one publishPlan returned",
                     ));
                 }
+                None => pending.iter().collect(),
                 Some(reviewed) if *reviewed != fingerprint => {
                     return Err(Error::Conflict(format!(
                         "the pending changes moved since you reviewed them (fingerprint {reviewed}, now {fingerprint}); \
@@ -183,6 +194,11 @@ pub async fn plan<C: ConnectionTrait>(db: &C, tenant: &Tenant, request: &Publish
                     Some(change) if change.revision == *revision => selected.push(change),
                     Some(change) => {
                         stale.push(format!("{id} (you reviewed {revision}, it is now {})", change.revision))
+                    }
+                    None if staging.get(item.kind, &item.slug).is_none()
+                        && production.get(item.kind, &item.slug).is_none() =>
+                    {
+                        return Err(Error::not_found(format!("{id} in staging or production")));
                     }
                     None => stale.push(format!("{id} (it no longer differs from production)")),
                 }
@@ -361,7 +377,7 @@ pub async fn publish(db: &Db, tenant: &Tenant, actor: &str, request: PublishRequ
     {
         return Ok(existing);
     }
-    let plan = plan(&tx, tenant, &request).await?;
+    let plan = plan_for(&tx, tenant, &request, true).await?;
     if !plan.missing.is_empty() {
         return Err(Error::bad_input(format!(
             "missing dependencies: {}",
