@@ -22,6 +22,7 @@ pub struct Services {
     pub secret_box: SecretBox,
     pub public_url: String,
     pub bundle_limits: BundleLimits,
+    pub live: crate::live::LiveFeed,
 }
 
 #[derive(Clone)]
@@ -143,7 +144,14 @@ impl App {
                 config.data_dir.join("jwt-secret").display()
             );
         }
+        let live = crate::live::LiveFeed::start(
+            db.clone(),
+            &config.database_url(),
+            config.live_buffer,
+            config.event_retention,
+        );
         let services = Services {
+            live,
             db,
             tokens: Arc::new(tokens),
             secret_box,

@@ -117,6 +117,35 @@ pub struct Config {
     )]
     pub max_query_complexity: usize,
 
+    /// How long the event log keeps events (resuming from an older cursor fails with
+    /// CURSOR_EXPIRED).
+    #[arg(long, env = "RUNFLOW_EVENT_RETENTION", value_name = "RUNFLOW_EVENT_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub event_retention: std::time::Duration,
+
+    /// Events a subscription may fall behind the live feed before it ends with SLOW_CONSUMER.
+    #[arg(long, env = "RUNFLOW_LIVE_BUFFER", value_name = "RUNFLOW_LIVE_BUFFER", default_value_t = 4096)]
+    pub live_buffer: usize,
+
+    /// Seconds a WebSocket may wait before `connection_init` (then it is closed with 4408).
+    #[arg(long, env = "RUNFLOW_WS_INIT_TIMEOUT", value_name = "RUNFLOW_WS_INIT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub ws_init_timeout: std::time::Duration,
+
+    /// Interval of the server's keep-alive pings on WebSockets.
+    #[arg(long, env = "RUNFLOW_WS_KEEPALIVE", value_name = "RUNFLOW_WS_KEEPALIVE", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub ws_keepalive: std::time::Duration,
+
+    /// Subscriptions one WebSocket may hold at once.
+    #[arg(long, env = "RUNFLOW_WS_MAX_SUBSCRIPTIONS", value_name = "RUNFLOW_WS_MAX_SUBSCRIPTIONS", default_value_t = 100)]
+    pub ws_max_subscriptions: usize,
+
+    /// Messages queued for one WebSocket before its slowest subscription is ended (SLOW_CONSUMER).
+    #[arg(long, env = "RUNFLOW_WS_BUFFER", value_name = "RUNFLOW_WS_BUFFER", default_value_t = 256)]
+    pub ws_buffer: usize,
+
+    /// Largest WebSocket message accepted from a client, in bytes.
+    #[arg(long, env = "RUNFLOW_WS_MAX_MESSAGE_BYTES", value_name = "RUNFLOW_WS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    pub ws_max_message_bytes: usize,
+
     /// Log format.
     #[arg(
         long,

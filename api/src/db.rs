@@ -14,6 +14,8 @@ use sea_orm::{
 #[derive(Clone, Debug)]
 pub struct Db {
     pub conn: DatabaseConnection,
+    /// Signalled after a transaction that appended events commits (see `domain::events`).
+    pub events_committed: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Db {
@@ -40,7 +42,7 @@ impl Db {
                 redact_url(url)
             )
         })?;
-        let db = Db { conn };
+        let db = Db { conn, events_committed: Default::default() };
         db.migrate(url).await?;
         Ok(db)
     }
@@ -89,6 +91,12 @@ impl Db {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             })
             .await
+    }
+
+    /// Wakes this process's live-feed pump: call after committing a transaction that appended
+    /// events. (Other replicas are woken by PostgreSQL NOTIFY; a periodic poll backs both up.)
+    pub fn wake_live_feed(&self) {
+        self.events_committed.notify_one();
     }
 
     /// Whether the database answers (for `/readyz`).

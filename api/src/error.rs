@@ -31,6 +31,12 @@ pub enum Error {
     /// A stale `expectedRevision`, a duplicate name, or a concurrent change.
     #[error("{0}")]
     Conflict(String),
+    /// A live-feed cursor older than the event log's retention.
+    #[error("{0}")]
+    CursorExpired(String),
+    /// A live subscription fell behind its buffer and was ended; resume from the last cursor.
+    #[error("{0}")]
+    SlowConsumer(String),
     /// Anything unexpected (database down, bug). Never shown to callers beyond its id.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -46,6 +52,8 @@ impl Error {
             Error::BadInput(_) => "BAD_USER_INPUT",
             Error::ProductionReadOnly => "PRODUCTION_READ_ONLY",
             Error::Conflict(_) => "CONFLICT",
+            Error::CursorExpired(_) => "CURSOR_EXPIRED",
+            Error::SlowConsumer(_) => "SLOW_CONSUMER",
             Error::Internal(_) => "INTERNAL",
         }
     }

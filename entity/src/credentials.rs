@@ -1,4 +1,5 @@
-//! A shared credential. The secret is only ever stored encrypted.
+//! A shared credential. The secret is only ever stored encrypted. (Deliberately not
+//! `Serialize`: a credential row can not end up in a JSON payload or an event by accident.)
 
 use sea_orm::entity::prelude::*;
 

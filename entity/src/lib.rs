@@ -14,6 +14,8 @@ pub mod blobs;
 pub mod connector_instances;
 pub mod connector_resources;
 pub mod credentials;
+pub mod event_counters;
+pub mod events;
 pub mod executions;
 pub mod memory_entries;
 pub mod prompt_versions;

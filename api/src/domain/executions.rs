@@ -10,6 +10,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::pagination::{self, Page, PageRequest};
+use super::events::{self, NewEvent, Topic};
 use super::{agents, new_id, now, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -80,6 +81,7 @@ pub async fn start(db: &Db, scope: &Scope, input: StartExecution) -> Result<exec
         super::sessions::get(db, scope, session_id).await?;
     }
     let time = now();
+    let tx = db.begin_write().await?;
     let row = executions::ActiveModel {
         id: Set(new_id()),
         tenant_id: Set(scope.tenant.id().to_string()),
@@ -96,9 +98,33 @@ pub async fn start(db: &Db, scope: &Scope, input: StartExecution) -> Result<exec
         started_at: Set(Some(time)),
         finished_at: Set(None),
     }
-    .insert(&db.conn)
+    .insert(&tx)
     .await?;
+    append_event(&tx, scope, &row, "started", &agent.agent.slug).await?;
+    tx.commit().await?;
+    db.wake_live_feed();
     Ok(row)
+}
+
+/// Appends an execution event (its payload is the execution as it now is).
+async fn append_event<C: sea_orm::ConnectionTrait>(
+    tx: &C,
+    scope: &Scope,
+    row: &executions::Model,
+    kind: &'static str,
+    agent_slug: &str,
+) -> Result<()> {
+    let event = NewEvent {
+        environment: scope.environment,
+        topic: Topic::Execution,
+        kind,
+        agent_slug: Some(agent_slug.to_string()),
+        execution_id: Some(row.id),
+        session_id: row.session_id,
+        payload: serde_json::json!({ "execution": row }),
+    };
+    events::append(tx, &scope.tenant, vec![event]).await?;
+    Ok(())
 }
 
 /// Finishes a running execution with a final status.
@@ -132,7 +158,11 @@ pub async fn finish(
     active.error = Set(error);
     active.finished_at = Set(Some(now()));
     let row = active.update(&tx).await?;
+    let agent = scope.tenant.select::<entity::agents::Entity>().filter(entity::agents::Column::Id.eq(row.agent_id));
+    let agent_slug = agent.one(&tx).await?.map(|a| a.slug).unwrap_or_default();
+    append_event(&tx, scope, &row, "finished", &agent_slug).await?;
     tx.commit().await?;
+    db.wake_live_feed();
     Ok(row)
 }
 

@@ -8,6 +8,7 @@
 pub mod agents;
 pub mod connectors;
 pub mod credentials;
+pub mod events;
 pub mod executions;
 pub mod manifest;
 pub mod memory;

@@ -5,6 +5,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, Order, QueryFilter, Set};
 use uuid::Uuid;
 
 use super::pagination::{self, Page, PageRequest};
+use super::events::{self, NewEvent, Topic};
 use super::{agents, new_id, now, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -19,7 +20,8 @@ pub async fn create(db: &Db, scope: &Scope, agent: Option<&str>, title: &str) ->
         None => None,
     };
     let time = now();
-    Ok(sessions::ActiveModel {
+    let tx = db.begin_write().await?;
+    let session = sessions::ActiveModel {
         id: Set(new_id()),
         tenant_id: Set(scope.tenant.id().to_string()),
         environment: Set(scope.environment),
@@ -28,8 +30,33 @@ pub async fn create(db: &Db, scope: &Scope, agent: Option<&str>, title: &str) ->
         created_at: Set(time),
         updated_at: Set(time),
     }
-    .insert(&db.conn)
-    .await?)
+    .insert(&tx)
+    .await?;
+    append_event(&tx, scope, &session, None, "created", agent).await?;
+    tx.commit().await?;
+    db.wake_live_feed();
+    Ok(session)
+}
+
+async fn append_event<C: sea_orm::ConnectionTrait>(
+    tx: &C,
+    scope: &Scope,
+    session: &sessions::Model,
+    message: Option<&session_messages::Model>,
+    kind: &'static str,
+    agent_slug: Option<&str>,
+) -> Result<()> {
+    let event = NewEvent {
+        environment: scope.environment,
+        topic: Topic::Session,
+        kind,
+        agent_slug: agent_slug.map(str::to_string),
+        execution_id: None,
+        session_id: Some(session.id),
+        payload: serde_json::json!({ "session": session, "message": message }),
+    };
+    events::append(tx, &scope.tenant, vec![event]).await?;
+    Ok(())
 }
 
 pub async fn get(db: &Db, scope: &Scope, id: Uuid) -> Result<sessions::Model> {
@@ -72,8 +99,10 @@ pub async fn add_message(
     .await?;
     let mut active: sessions::ActiveModel = session.into();
     active.updated_at = Set(time);
-    active.update(&tx).await?;
+    let session = active.update(&tx).await?;
+    append_event(&tx, scope, &session, Some(&message), "message_added", None).await?;
     tx.commit().await?;
+    db.wake_live_feed();
     Ok(message)
 }
 

@@ -7,6 +7,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::pagination::{self, Page, PageRequest};
+use super::events::{self, NewEvent, Topic};
 use super::{executions, new_id, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -114,9 +115,20 @@ pub async fn record(db: &Db, scope: &Scope, input: TraceInput) -> Result<(traces
         .collect();
     for chunk in rows.chunks(100) {
         let active: Vec<spans::ActiveModel> = chunk.iter().cloned().map(Into::into).collect();
-        spans::Entity::insert_many(active).exec(&tx).await?;
+        spans::Entity::insert_many(active).exec_without_returning(&tx).await?;
     }
+    let event = NewEvent {
+        environment: scope.environment,
+        topic: Topic::Trace,
+        kind: "spans_recorded",
+        agent_slug: None,
+        execution_id: trace.execution_id,
+        session_id: None,
+        payload: serde_json::json!({ "trace": trace, "spans": rows }),
+    };
+    events::append(&tx, &scope.tenant, vec![event]).await?;
     tx.commit().await?;
+    db.wake_live_feed();
     Ok((trace, rows))
 }
 

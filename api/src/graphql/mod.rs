@@ -21,11 +21,12 @@ mod releases;
 pub use releases::IdempotencyKey;
 mod sessions;
 mod shared;
+mod subscriptions;
 mod traces;
 mod triggers;
 mod viewer;
 
-use async_graphql::{EmptySubscription, Enum, MergedObject, Schema};
+use async_graphql::{Enum, MergedObject, Schema};
 
 use crate::app::Services;
 use crate::config::Config;
@@ -66,10 +67,10 @@ pub struct Mutation(
 /// What resolvers return: domain errors convert with `?` and keep their code (see [`errors`]).
 pub type GqlResult<T> = async_graphql::Result<T>;
 
-pub type RunflowSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type RunflowSchema = Schema<Query, Mutation, subscriptions::Subscription>;
 
-fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, subscriptions::Subscription> {
+    Schema::build(Query::default(), Mutation::default(), subscriptions::Subscription)
 }
 
 /// The schema served by the API.

@@ -56,7 +56,7 @@ impl Session {
     }
 }
 
-pub struct Message(session_messages::Model);
+pub struct Message(pub session_messages::Model);
 
 #[Object]
 impl Message {

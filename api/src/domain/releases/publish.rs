@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::state::{self, EnvironmentState};
 use super::{Change, ItemKind, ItemRef, PendingChange, compare, plan_fingerprint};
 use crate::db::{Db, lock_for_update};
+use crate::domain::events::{self, NewEvent, Topic};
 use crate::domain::{agents as agents_domain, new_id, now, validate};
 use crate::error::{Error, Result};
 use crate::scope::Tenant;
@@ -423,7 +424,23 @@ pub async fn publish(db: &Db, tenant: &Tenant, actor: &str, request: PublishRequ
         });
     }
     release_items::Entity::insert_many(rows).exec(&tx).await?;
+    // A release changes what both environments' Releases screens show: one event in each.
+    let kind = if release.kind == "rollback" { "rolled_back" } else { "published" };
+    let events: Vec<NewEvent> = [Environment::Staging, Environment::Production]
+        .into_iter()
+        .map(|environment| NewEvent {
+            environment,
+            topic: Topic::Release,
+            kind,
+            agent_slug: None,
+            execution_id: None,
+            session_id: None,
+            payload: json!({ "release": release }),
+        })
+        .collect();
+    events::append(&tx, tenant, events).await?;
     tx.commit().await?;
+    db.wake_live_feed();
     Ok(release)
 }
 
