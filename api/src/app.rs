@@ -30,6 +30,9 @@ pub struct App {
     pub services: Services,
     pub schema: RunflowSchema,
     pub config: Config,
+    /// Becomes `true` when the server shuts down (long-lived connections close then).
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown_sender: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// A secret read from configuration, or from (or generated into) a file of the data directory.
@@ -110,6 +113,11 @@ impl App {
         Self::assemble(config, db, keys)
     }
 
+    /// Tells long-lived connections (WebSockets) to close.
+    pub fn begin_shutdown(&self) {
+        let _ = self.shutdown_sender.send(true);
+    }
+
     fn prepare_data_dir(config: &Config) -> anyhow::Result<(TokenService, bool, SecretBox)> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create RUNFLOW_DATA_DIR {}", config.data_dir.display()))?;
@@ -136,6 +144,7 @@ impl App {
                 "default",
                 Role::Admin,
                 std::time::Duration::from_secs(30 * 24 * 3600),
+                None,
             )?;
             // Printed once, on the first start, so a newcomer can call the API at once.
             println!(
@@ -163,10 +172,13 @@ impl App {
             },
         };
         let schema = graphql::build_schema(services.clone(), &config);
+        let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
         Ok(App {
             services,
             schema,
             config,
+            shutdown,
+            shutdown_sender: Arc::new(shutdown_sender),
         })
     }
 }

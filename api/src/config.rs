@@ -123,7 +123,12 @@ pub struct Config {
     pub event_retention: std::time::Duration,
 
     /// Events a subscription may fall behind the live feed before it ends with SLOW_CONSUMER.
-    #[arg(long, env = "RUNFLOW_LIVE_BUFFER", value_name = "RUNFLOW_LIVE_BUFFER", default_value_t = 4096)]
+    #[arg(
+        long,
+        env = "RUNFLOW_LIVE_BUFFER",
+        value_name = "RUNFLOW_LIVE_BUFFER",
+        default_value_t = 4096
+    )]
     pub live_buffer: usize,
 
     /// Seconds a WebSocket may wait before `connection_init` (then it is closed with 4408).
@@ -135,11 +140,21 @@ pub struct Config {
     pub ws_keepalive: std::time::Duration,
 
     /// Subscriptions one WebSocket may hold at once.
-    #[arg(long, env = "RUNFLOW_WS_MAX_SUBSCRIPTIONS", value_name = "RUNFLOW_WS_MAX_SUBSCRIPTIONS", default_value_t = 100)]
+    #[arg(
+        long,
+        env = "RUNFLOW_WS_MAX_SUBSCRIPTIONS",
+        value_name = "RUNFLOW_WS_MAX_SUBSCRIPTIONS",
+        default_value_t = 100
+    )]
     pub ws_max_subscriptions: usize,
 
     /// Messages queued for one WebSocket before its slowest subscription is ended (SLOW_CONSUMER).
-    #[arg(long, env = "RUNFLOW_WS_BUFFER", value_name = "RUNFLOW_WS_BUFFER", default_value_t = 256)]
+    #[arg(
+        long,
+        env = "RUNFLOW_WS_BUFFER",
+        value_name = "RUNFLOW_WS_BUFFER",
+        default_value_t = 256
+    )]
     pub ws_buffer: usize,
 
     /// Largest WebSocket message accepted from a client, in bytes.

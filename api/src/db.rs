@@ -42,7 +42,10 @@ impl Db {
                 redact_url(url)
             )
         })?;
-        let db = Db { conn, events_committed: Default::default() };
+        let db = Db {
+            conn,
+            events_committed: Default::default(),
+        };
         db.migrate(url).await?;
         Ok(db)
     }

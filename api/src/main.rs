@@ -43,6 +43,9 @@ enum Command {
         /// The token's subject (who it is for).
         #[arg(long, default_value = "cli")]
         subject: String,
+        /// For `--role runtime`: the environment the runtime reports to.
+        #[arg(long, value_parser = parse_environment)]
+        environment: Option<entity::Environment>,
     },
     /// Print the GraphQL schema (SDL).
     Schema,
@@ -50,6 +53,10 @@ enum Command {
 
 fn parse_role(value: &str) -> Result<Role, String> {
     value.parse()
+}
+
+fn parse_environment(value: &str) -> Result<entity::Environment, String> {
+    entity::Environment::parse(value).ok_or_else(|| format!("{value:?} is not staging or production"))
 }
 
 fn init_tracing(format: LogFormat) {
@@ -76,7 +83,8 @@ async fn main() -> ExitCode {
             role,
             ttl,
             subject,
-        } => token(&cli.config, &tenant, role, ttl, &subject),
+            environment,
+        } => token(&cli.config, &tenant, role, ttl, &subject, environment),
         Command::Schema => {
             print!("{}", runflow::graphql::sdl());
             Ok(())
@@ -96,9 +104,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     runflow::http::serve(app).await
 }
 
-fn token(config: &Config, tenant: &str, role: Role, ttl: std::time::Duration, subject: &str) -> anyhow::Result<()> {
+fn token(
+    config: &Config,
+    tenant: &str,
+    role: Role,
+    ttl: std::time::Duration,
+    subject: &str,
+    environment: Option<entity::Environment>,
+) -> anyhow::Result<()> {
     config.validate()?;
     let (tokens, _) = token_service(config)?;
-    println!("{}", tokens.mint(subject, tenant, role, ttl)?);
+    println!("{}", tokens.mint(subject, tenant, role, ttl, environment)?);
     Ok(())
 }

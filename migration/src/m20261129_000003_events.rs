@@ -73,7 +73,9 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in ["event_counters", "events"] {
-            manager.drop_table(Table::drop().table(Alias::new(table)).if_exists().to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(Alias::new(table)).if_exists().to_owned())
+                .await?;
         }
         Ok(())
     }

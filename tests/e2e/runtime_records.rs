@@ -83,6 +83,7 @@ async fn seed_run(app: &InProcess, scope: &Scope, agent: &str, spans: usize) -> 
         app.db(),
         scope,
         TraceInput {
+            id: None,
             execution_id: Some(execution.id),
             name: "run".into(),
             status: "OK".into(),

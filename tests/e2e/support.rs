@@ -314,6 +314,8 @@ impl InProcess {
             subject: "test".into(),
             tenant: tenant.into(),
             role,
+            environment: None,
+            expires_at: now() + 3600,
         };
         let request = async_graphql::Request::new(query).variables(async_graphql::Variables::from_json(variables));
         let request = runflow::graphql::prepare_request(

@@ -14,6 +14,9 @@ use std::str::FromStr;
 /// Roles, lowest first. `Ord` follows the order of inclusion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
+    /// An agent runtime (not a person): reports to the runtime API in its token's environment
+    /// only; it has no access to the GraphQL API.
+    Runtime,
     /// Reads everything of its tenant.
     Viewer,
     /// Edits staging.
@@ -25,10 +28,17 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Viewer, Role::Developer, Role::Publisher, Role::Admin];
+    pub const ALL: [Role; 5] = [
+        Role::Runtime,
+        Role::Viewer,
+        Role::Developer,
+        Role::Publisher,
+        Role::Admin,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Role::Runtime => "runtime",
             Role::Viewer => "viewer",
             Role::Developer => "developer",
             Role::Publisher => "publisher",
@@ -50,7 +60,7 @@ impl FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|role| role.as_str() == value)
-            .ok_or_else(|| format!("unknown role {value:?} (expected viewer, developer, publisher or admin)"))
+            .ok_or_else(|| format!("unknown role {value:?} (expected viewer, developer, publisher, admin or runtime)"))
     }
 }
 
@@ -61,6 +71,10 @@ pub struct Actor {
     pub subject: String,
     pub tenant: String,
     pub role: Role,
+    /// The environment a runtime token is bound to (None for people's tokens).
+    pub environment: Option<entity::Environment>,
+    /// When the token expires (unix seconds): live connections close then.
+    pub expires_at: u64,
 }
 
 /// What the HTTP layer learnt from the `Authorization` header.

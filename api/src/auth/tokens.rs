@@ -24,6 +24,9 @@ pub struct Claims {
     pub iss: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aud: Option<String>,
+    /// Runtime tokens only: `staging` or `production`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
 }
 
 /// Verifies tokens, and signs them when it holds a signing key (HS256).
@@ -118,16 +121,37 @@ impl TokenService {
         if claims.sub.is_empty() {
             return Err("the token's `sub` is empty".into());
         }
+        let environment = match (role, claims.environment.as_deref()) {
+            (Role::Runtime, Some(name)) => Some(
+                entity::Environment::parse(name)
+                    .ok_or_else(|| format!("the token's environment {name:?} is not staging or production"))?,
+            ),
+            (Role::Runtime, None) => return Err("a runtime token needs an `environment` claim".into()),
+            (_, _) => None,
+        };
         Ok(Actor {
             subject: claims.sub,
             tenant: claims.tenant,
             role,
+            environment,
+            expires_at: claims.exp,
         })
     }
 
     /// Signs a token for `tenant` with `role`, valid for `ttl`.
-    pub fn mint(&self, subject: &str, tenant: &str, role: Role, ttl: Duration) -> anyhow::Result<String> {
+    pub fn mint(
+        &self,
+        subject: &str,
+        tenant: &str,
+        role: Role,
+        ttl: Duration,
+        environment: Option<entity::Environment>,
+    ) -> anyhow::Result<String> {
         validate_tenant(tenant).map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(
+            (role == Role::Runtime) == environment.is_some(),
+            "a runtime token needs --environment (staging or production); other roles take none"
+        );
         let encoding = self
             .encoding
             .as_ref()
@@ -142,6 +166,7 @@ impl TokenService {
             iat: Some(now),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
+            environment: environment.map(|e| e.as_str().to_string()),
         };
         Ok(encode(&Header::new(self.algorithm), &claims, encoding)?)
     }

@@ -64,12 +64,19 @@ pub async fn append<C: ConnectionTrait>(tx: &C, tenant: &Tenant, new: Vec<NewEve
         seq: Set(0),
         pruned_through: Set(0),
     })
-    .on_conflict(OnConflict::column(event_counters::Column::TenantId).do_nothing().to_owned())
+    .on_conflict(
+        OnConflict::column(event_counters::Column::TenantId)
+            .do_nothing()
+            .to_owned(),
+    )
     .exec_without_returning(tx)
     .await?;
     // The row lock taken here orders this tenant's event-writing transactions.
     event_counters::Entity::update_many()
-        .col_expr(event_counters::Column::Seq, sea_orm::sea_query::Expr::col(event_counters::Column::Seq).add(count))
+        .col_expr(
+            event_counters::Column::Seq,
+            sea_orm::sea_query::Expr::col(event_counters::Column::Seq).add(count),
+        )
         .filter(event_counters::Column::TenantId.eq(tenant.id()))
         .exec(tx)
         .await?;
@@ -147,7 +154,9 @@ pub async fn start_cursor(db: &Db, tenant: &Tenant, after: Option<&str>) -> Resu
         .filter(|n: &i64| *n >= 0)
         .ok_or_else(|| Error::bad_input(format!("`after` {cursor:?} is not a cursor of this feed")))?;
     if seq > head {
-        return Err(Error::bad_input(format!("`after` {cursor:?} is ahead of the feed (latest is {head})")));
+        return Err(Error::bad_input(format!(
+            "`after` {cursor:?} is ahead of the feed (latest is {head})"
+        )));
     }
     if seq < pruned {
         return Err(Error::CursorExpired(format!(
@@ -174,14 +183,20 @@ pub async fn prune(db: &Db, before: DateTime<Utc>) -> Result<u64> {
     for (tenant, max_seq) in &pruned {
         if let Some(max_seq) = max_seq {
             event_counters::Entity::update_many()
-                .col_expr(event_counters::Column::PrunedThrough, sea_orm::sea_query::Expr::value(*max_seq))
+                .col_expr(
+                    event_counters::Column::PrunedThrough,
+                    sea_orm::sea_query::Expr::value(*max_seq),
+                )
                 .filter(event_counters::Column::TenantId.eq(tenant.as_str()))
                 .filter(event_counters::Column::PrunedThrough.lt(*max_seq))
                 .exec(&tx)
                 .await?;
         }
     }
-    let deleted = events::Entity::delete_many().filter(events::Column::CreatedAt.lt(before)).exec(&tx).await?;
+    let deleted = events::Entity::delete_many()
+        .filter(events::Column::CreatedAt.lt(before))
+        .exec(&tx)
+        .await?;
     tx.commit().await?;
     Ok(deleted.rows_affected)
 }

@@ -9,8 +9,8 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, Order, QueryFilter, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::pagination::{self, Page, PageRequest};
 use super::events::{self, NewEvent, Topic};
+use super::pagination::{self, Page, PageRequest};
 use super::{agents, new_id, now, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -158,7 +158,10 @@ pub async fn finish(
     active.error = Set(error);
     active.finished_at = Set(Some(now()));
     let row = active.update(&tx).await?;
-    let agent = scope.tenant.select::<entity::agents::Entity>().filter(entity::agents::Column::Id.eq(row.agent_id));
+    let agent = scope
+        .tenant
+        .select::<entity::agents::Entity>()
+        .filter(entity::agents::Column::Id.eq(row.agent_id));
     let agent_slug = agent.one(&tx).await?.map(|a| a.slug).unwrap_or_default();
     append_event(&tx, scope, &row, "finished", &agent_slug).await?;
     tx.commit().await?;

@@ -4,8 +4,8 @@ use entity::{session_messages, sessions};
 use sea_orm::{ActiveModelTrait, ColumnTrait, Order, QueryFilter, Set};
 use uuid::Uuid;
 
-use super::pagination::{self, Page, PageRequest};
 use super::events::{self, NewEvent, Topic};
+use super::pagination::{self, Page, PageRequest};
 use super::{agents, new_id, now, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};

@@ -6,8 +6,8 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, Order, QueryFilter, Se
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::pagination::{self, Page, PageRequest};
 use super::events::{self, NewEvent, Topic};
+use super::pagination::{self, Page, PageRequest};
 use super::{executions, new_id, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -32,6 +32,8 @@ pub struct SpanInput {
 
 #[derive(Clone, Debug)]
 pub struct TraceInput {
+    /// Join (or create with) this trace id.
+    pub id: Option<Uuid>,
     pub execution_id: Option<Uuid>,
     pub name: String,
     pub status: String,
@@ -68,68 +70,114 @@ fn validate_span(span: &SpanInput) -> Result<()> {
 
 /// Records a trace with its spans in one transaction (spans are inserted in batches).
 pub async fn record(db: &Db, scope: &Scope, input: TraceInput) -> Result<(traces::Model, Vec<spans::Model>)> {
-    validate::short_text("trace name", &input.name, 255)?;
-    if input.spans.len() > MAX_SPANS_PER_BATCH {
+    let mut recorded = record_many(db, scope, vec![input]).await?;
+    recorded
+        .pop()
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("no trace recorded")))
+}
+
+/// Records several batches in one transaction: all of them or none.
+///
+/// A batch joins an existing trace when it names one (`id`), or when its execution already
+/// has a trace; otherwise it starts a trace. A span id that exists already is skipped, so a
+/// retried batch does not fail or duplicate.
+pub async fn record_many(
+    db: &Db,
+    scope: &Scope,
+    inputs: Vec<TraceInput>,
+) -> Result<Vec<(traces::Model, Vec<spans::Model>)>> {
+    let total: usize = inputs.iter().map(|i| i.spans.len()).sum();
+    if total > MAX_SPANS_PER_BATCH {
         return Err(Error::bad_input(format!(
-            "a batch holds at most {MAX_SPANS_PER_BATCH} spans"
+            "a batch holds at most {MAX_SPANS_PER_BATCH} spans; this one has {total}"
         )));
     }
-    for span in &input.spans {
-        validate_span(span)?;
-    }
-    if let Some(execution_id) = input.execution_id {
-        executions::get(db, scope, execution_id).await?;
+    for input in &inputs {
+        validate::short_text("trace name", &input.name, 255)?;
+        for span in &input.spans {
+            validate_span(span)?;
+        }
+        if let Some(execution_id) = input.execution_id {
+            executions::get(db, scope, execution_id).await?;
+        }
     }
     let tx = db.begin_write().await?;
-    let trace = traces::ActiveModel {
-        id: Set(new_id()),
-        tenant_id: Set(scope.tenant.id().to_string()),
-        environment: Set(scope.environment),
-        execution_id: Set(input.execution_id),
-        name: Set(input.name),
-        status: Set(input.status),
-        started_at: Set(input.started_at),
-        ended_at: Set(input.ended_at),
-    }
-    .insert(&tx)
-    .await?;
-    let rows: Vec<spans::Model> = input
-        .spans
-        .into_iter()
-        .map(|span| spans::Model {
-            id: span.id.unwrap_or_else(new_id),
-            tenant_id: scope.tenant.id().to_string(),
+    let mut recorded = Vec::new();
+    let mut new_events = Vec::new();
+    for input in inputs {
+        let mut existing = None;
+        if let Some(id) = input.id {
+            existing = scope
+                .select::<traces::Entity>()
+                .filter(traces::Column::Id.eq(id))
+                .one(&tx)
+                .await?;
+        } else if let Some(execution_id) = input.execution_id {
+            existing = scope
+                .select::<traces::Entity>()
+                .filter(traces::Column::ExecutionId.eq(execution_id))
+                .one(&tx)
+                .await?;
+        }
+        let trace = match existing {
+            Some(trace) => trace,
+            None => {
+                traces::ActiveModel {
+                    id: Set(input.id.unwrap_or_else(new_id)),
+                    tenant_id: Set(scope.tenant.id().to_string()),
+                    environment: Set(scope.environment),
+                    execution_id: Set(input.execution_id),
+                    name: Set(input.name),
+                    status: Set(input.status),
+                    started_at: Set(input.started_at),
+                    ended_at: Set(input.ended_at),
+                }
+                .insert(&tx)
+                .await?
+            }
+        };
+        let rows: Vec<spans::Model> = input
+            .spans
+            .into_iter()
+            .map(|span| spans::Model {
+                id: span.id.unwrap_or_else(new_id),
+                tenant_id: scope.tenant.id().to_string(),
+                environment: scope.environment,
+                trace_id: trace.id,
+                execution_id: trace.execution_id,
+                parent_span_id: span.parent_span_id,
+                name: span.name,
+                kind: span.kind,
+                status: span.status,
+                started_at: span.started_at,
+                ended_at: span.ended_at,
+                attributes: span.attributes,
+                input_tokens: span.input_tokens,
+                output_tokens: span.output_tokens,
+            })
+            .collect();
+        for chunk in rows.chunks(100) {
+            let active: Vec<spans::ActiveModel> = chunk.iter().cloned().map(Into::into).collect();
+            spans::Entity::insert_many(active)
+                .on_conflict_do_nothing_on([spans::Column::Id])
+                .exec_without_returning(&tx)
+                .await?;
+        }
+        new_events.push(NewEvent {
             environment: scope.environment,
-            trace_id: trace.id,
-            execution_id: input.execution_id,
-            parent_span_id: span.parent_span_id,
-            name: span.name,
-            kind: span.kind,
-            status: span.status,
-            started_at: span.started_at,
-            ended_at: span.ended_at,
-            attributes: span.attributes,
-            input_tokens: span.input_tokens,
-            output_tokens: span.output_tokens,
-        })
-        .collect();
-    for chunk in rows.chunks(100) {
-        let active: Vec<spans::ActiveModel> = chunk.iter().cloned().map(Into::into).collect();
-        spans::Entity::insert_many(active).exec_without_returning(&tx).await?;
+            topic: Topic::Trace,
+            kind: "spans_recorded",
+            agent_slug: None,
+            execution_id: trace.execution_id,
+            session_id: None,
+            payload: serde_json::json!({ "trace": trace, "spans": rows }),
+        });
+        recorded.push((trace, rows));
     }
-    let event = NewEvent {
-        environment: scope.environment,
-        topic: Topic::Trace,
-        kind: "spans_recorded",
-        agent_slug: None,
-        execution_id: trace.execution_id,
-        session_id: None,
-        payload: serde_json::json!({ "trace": trace, "spans": rows }),
-    };
-    events::append(&tx, &scope.tenant, vec![event]).await?;
+    events::append(&tx, &scope.tenant, new_events).await?;
     tx.commit().await?;
     db.wake_live_feed();
-    Ok((trace, rows))
+    Ok(recorded)
 }
 
 pub async fn get(db: &Db, scope: &Scope, id: Uuid) -> Result<traces::Model> {

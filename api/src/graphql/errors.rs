@@ -11,10 +11,12 @@
 use std::sync::Arc;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextSubscribe, NextValidation,
 };
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Value, Variables};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 
 use crate::error::Error;
 
@@ -89,6 +91,21 @@ impl Extension for ErrorCodesExtension {
             .map(map_error)
             .collect();
         response
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        Box::pin(next.run(ctx, stream).map(|mut response| {
+            response.errors = std::mem::take(&mut response.errors)
+                .into_iter()
+                .map(map_error)
+                .collect();
+            response
+        }))
     }
 
     async fn parse_query(

@@ -175,7 +175,11 @@ fn execution_event(event: &event_rows::Model) -> Result<ExecutionEvent> {
 fn session_event(event: &event_rows::Model) -> Result<SessionEvent> {
     Ok(SessionEvent {
         cursor: event.seq.to_string(),
-        kind: if event.kind == "created" { SessionEventKind::Created } else { SessionEventKind::MessageAdded },
+        kind: if event.kind == "created" {
+            SessionEventKind::Created
+        } else {
+            SessionEventKind::MessageAdded
+        },
         environment: event.environment.into(),
         session: Session(part(event, "session")?),
         message: part::<Option<entity::session_messages::Model>>(event, "message")?.map(Message),
@@ -188,14 +192,21 @@ fn trace_event(event: &event_rows::Model) -> Result<TraceEvent> {
         kind: TraceEventKind::SpansRecorded,
         environment: event.environment.into(),
         trace: Trace(part(event, "trace")?),
-        spans: part::<Vec<entity::spans::Model>>(event, "spans")?.into_iter().map(Span).collect(),
+        spans: part::<Vec<entity::spans::Model>>(event, "spans")?
+            .into_iter()
+            .map(Span)
+            .collect(),
     })
 }
 
 fn release_event(event: &event_rows::Model) -> Result<ReleaseEvent> {
     Ok(ReleaseEvent {
         cursor: event.seq.to_string(),
-        kind: if event.kind == "rolled_back" { ReleaseEventKind::RolledBack } else { ReleaseEventKind::Published },
+        kind: if event.kind == "rolled_back" {
+            ReleaseEventKind::RolledBack
+        } else {
+            ReleaseEventKind::Published
+        },
         environment: event.environment.into(),
         release: Release(part(event, "release")?),
     })
@@ -229,12 +240,16 @@ fn refuse<T: Send + 'static>(error: Error) -> EventStream<T> {
 /// The id of a session of the caller's tenant and environment: NOT_FOUND otherwise.
 async fn session_exists(ctx: &Context<'_>, environment: Environment, id: &ID) -> Result<Uuid> {
     let scope = scope(ctx, environment)?;
-    Ok(sessions::get(&services(ctx).db, &scope, parse_id("session", id)?).await?.id)
+    Ok(sessions::get(&services(ctx).db, &scope, parse_id("session", id)?)
+        .await?
+        .id)
 }
 
 async fn execution_exists(ctx: &Context<'_>, environment: Environment, id: &ID) -> Result<Uuid> {
     let scope = scope(ctx, environment)?;
-    Ok(executions::get(&services(ctx).db, &scope, parse_id("execution", id)?).await?.id)
+    Ok(executions::get(&services(ctx).db, &scope, parse_id("execution", id)?)
+        .await?
+        .id)
 }
 
 #[derive(Default)]
@@ -250,7 +265,12 @@ impl Subscription {
         #[graphql(desc = "Only executions of this agent (slug).")] agent: Option<String>,
         #[graphql(desc = "Replay the events after this cursor first.")] after: Option<String>,
     ) -> EventStream<ExecutionEvent> {
-        let filter = Filter { topic: events::Topic::Execution, agent, execution_id: None, session_id: None };
+        let filter = Filter {
+            topic: events::Topic::Execution,
+            agent,
+            execution_id: None,
+            session_id: None,
+        };
         subscribe(ctx, environment, filter, after, execution_event).await
     }
 
@@ -269,7 +289,12 @@ impl Subscription {
             },
             None => None,
         };
-        let filter = Filter { topic: events::Topic::Session, agent: None, execution_id: None, session_id };
+        let filter = Filter {
+            topic: events::Topic::Session,
+            agent: None,
+            execution_id: None,
+            session_id,
+        };
         subscribe(ctx, environment, filter, after, session_event).await
     }
 
@@ -288,7 +313,12 @@ impl Subscription {
             },
             None => None,
         };
-        let filter = Filter { topic: events::Topic::Trace, agent: None, execution_id, session_id: None };
+        let filter = Filter {
+            topic: events::Topic::Trace,
+            agent: None,
+            execution_id,
+            session_id: None,
+        };
         subscribe(ctx, environment, filter, after, trace_event).await
     }
 
@@ -299,7 +329,12 @@ impl Subscription {
         environment: Environment,
         after: Option<String>,
     ) -> EventStream<ReleaseEvent> {
-        let filter = Filter { topic: events::Topic::Release, agent: None, execution_id: None, session_id: None };
+        let filter = Filter {
+            topic: events::Topic::Release,
+            agent: None,
+            execution_id: None,
+            session_id: None,
+        };
         subscribe(ctx, environment, filter, after, release_event).await
     }
 }

@@ -154,12 +154,3 @@ fn operation_kind(query: &str, operation_name: Option<&str>) -> Option<Operation
             .or(Some(OperationType::Query)),
     }
 }
-
-/// The live feed (subscriptions) will be served here.
-pub async fn websocket_reserved() -> Response {
-    http_error(
-        StatusCode::NOT_IMPLEMENTED,
-        "NOT_IMPLEMENTED",
-        "subscriptions over /graphql/ws are not available yet in this version",
-    )
-}

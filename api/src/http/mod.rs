@@ -2,6 +2,8 @@
 //! `/healthz`, `/readyz`; request ids, tracing, body limits, graceful shutdown.
 
 mod graphql;
+mod runtime;
+pub mod ws;
 
 use std::time::Duration;
 
@@ -22,7 +24,8 @@ pub fn router(app: App) -> Router {
     let max_body = app.config.max_body_bytes;
     Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
-        .route("/graphql/ws", get(graphql::websocket_reserved))
+        .route("/graphql/ws", get(ws::upgrade))
+        .nest("/v1/runtime", runtime::router())
         .route("/schema.graphql", get(schema_sdl))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
@@ -84,8 +87,13 @@ pub async fn serve(app: App) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on RUNFLOW_LISTEN={}: {e}", app.config.listen))?;
     let address = listener.local_addr()?;
     tracing::info!(%address, database = %app.services.db.backend_name(), "runflow is serving GraphQL at http://{address}/graphql");
-    let server = axum::serve(listener, router(app)).with_graceful_shutdown(shutdown_signal());
+    let stopping = app.clone();
+    let server = axum::serve(listener, router(app)).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        // axum does not wait for upgraded connections: close the WebSockets ourselves.
+        stopping.begin_shutdown();
+    });
     server.await?;
-    let _ = Duration::from_secs(30);
+    ws::drain(Duration::from_secs(5)).await;
     Ok(())
 }

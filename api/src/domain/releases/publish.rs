@@ -425,7 +425,11 @@ pub async fn publish(db: &Db, tenant: &Tenant, actor: &str, request: PublishRequ
     }
     release_items::Entity::insert_many(rows).exec(&tx).await?;
     // A release changes what both environments' Releases screens show: one event in each.
-    let kind = if release.kind == "rollback" { "rolled_back" } else { "published" };
+    let kind = if release.kind == "rollback" {
+        "rolled_back"
+    } else {
+        "published"
+    };
     let events: Vec<NewEvent> = [Environment::Staging, Environment::Production]
         .into_iter()
         .map(|environment| NewEvent {

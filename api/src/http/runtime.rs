@@ -1,0 +1,4 @@
+use axum::Router;
+pub fn router() -> Router<crate::app::App> {
+    Router::new()
+}
