@@ -14,6 +14,7 @@ mod agents;
 mod config_and_tokens;
 mod connectors_and_triggers;
 mod http;
+mod live_feed;
 mod prompts;
 mod releases;
 mod runtime_records;

@@ -118,7 +118,20 @@ impl Server {
 
     /// Starts the server with extra environment variables.
     pub async fn start_with(backend: Backend, env: &[(&str, &str)]) -> Server {
-        let storage = Storage::new(backend).await;
+        Self::start_on(Storage::new(backend).await, env).await
+    }
+
+    /// A second replica on the same database as this one.
+    pub async fn replica(&self) -> Server {
+        let storage = Storage {
+            dir: tempfile::tempdir().expect("dir"),
+            url: self._storage.url.clone(),
+            postgres: None,
+        };
+        Self::start_on(storage, &[]).await
+    }
+
+    async fn start_on(storage: Storage, env: &[(&str, &str)]) -> Server {
         let mut command = Command::new(binary());
         command
             .env_clear()
@@ -179,6 +192,46 @@ impl Server {
         &self.client
     }
 
+    /// Calls the runtime API; returns the status and the JSON body (null when empty).
+    pub async fn runtime(&self, token: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}/v1/runtime{path}", self.url))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("send");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Opens a graphql-transport-ws connection.
+    pub async fn websocket(&self, authorization: Option<&str>) -> Ws {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("{}/graphql/ws", self.url.replace("http://", "ws://"));
+        let mut request = url.into_client_request().expect("request");
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            "graphql-transport-ws".parse().expect("header"),
+        );
+        if let Some(value) = authorization {
+            request
+                .headers_mut()
+                .insert("authorization", value.parse().expect("header"));
+        }
+        let (socket, response) = tokio_tungstenite::connect_async(request).await.expect("connect");
+        assert_eq!(
+            response
+                .headers()
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok()),
+            Some("graphql-transport-ws")
+        );
+        Ws { socket }
+    }
+
     /// POSTs a GraphQL request and returns the whole JSON response.
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
         let mut request = self
@@ -228,6 +281,13 @@ pub fn now() -> u64 {
 /// A token for `tenant` with `role`, signed with the test secret.
 pub fn token(tenant: &str, role: &str) -> String {
     sign(json!({ "sub": format!("{role}@{tenant}"), "tenant": tenant, "role": role, "exp": now() + 3600 }))
+}
+
+/// A runtime token for `tenant` reporting to `environment` (`staging` or `production`).
+pub fn runtime_token(tenant: &str, environment: &str) -> String {
+    sign(
+        json!({ "sub": "runtime", "tenant": tenant, "role": "runtime", "environment": environment, "exp": now() + 3600 }),
+    )
 }
 
 pub fn sign(claims: Value) -> String {
@@ -357,4 +417,87 @@ macro_rules! on_both_backends {
             )*
         }
     };
+}
+
+/// A graphql-transport-ws client for tests.
+pub struct Ws {
+    socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+/// What the server sent next.
+#[derive(Debug, PartialEq)]
+pub enum Frame {
+    Json(Value),
+    Closed(u16, String),
+}
+
+impl Ws {
+    pub async fn send(&mut self, message: Value) {
+        use futures_util::SinkExt;
+        self.socket
+            .send(tokio_tungstenite::tungstenite::Message::text(message.to_string()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn send_raw(&mut self, text: &str) {
+        use futures_util::SinkExt;
+        self.socket
+            .send(tokio_tungstenite::tungstenite::Message::text(text))
+            .await
+            .expect("send");
+    }
+
+    /// The next protocol message or the close frame (server pings are skipped).
+    pub async fn next(&mut self) -> Frame {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(20), self.socket.next())
+                .await
+                .expect("a message within 20 s");
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value = serde_json::from_str(text.as_str()).expect("JSON");
+                    if value["type"] == "ping" {
+                        continue;
+                    }
+                    return Frame::Json(value);
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return frame
+                        .map(|f| Frame::Closed(f.code.into(), f.reason.to_string()))
+                        .unwrap_or(Frame::Closed(1005, String::new()));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Frame::Closed(1006, String::new()),
+            }
+        }
+    }
+
+    pub async fn json(&mut self) -> Value {
+        match self.next().await {
+            Frame::Json(value) => value,
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+
+    pub async fn closed(&mut self) -> (u16, String) {
+        match self.next().await {
+            Frame::Closed(code, reason) => (code, reason),
+            other => panic!("expected the socket to close, got {other:?}"),
+        }
+    }
+
+    /// `connection_init` with a bearer token, expecting the acknowledgement.
+    pub async fn init(&mut self, token: &str) {
+        self.send(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } }))
+            .await;
+        assert_eq!(self.json().await["type"], "connection_ack");
+    }
+
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        self.send(json!({ "type": "subscribe", "id": id, "payload": { "query": query, "variables": variables } }))
+            .await;
+    }
 }

@@ -1,0 +1,594 @@
+//! The live feed: runtime ingestion, subscriptions over graphql-transport-ws, filtering,
+//! lossless resume, the protocol's close codes, slow consumers and replicas.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::on_both_backends;
+use crate::support::{Backend, Frame, Server, deploy, error_code, now, runtime_token, sign, tenant, token};
+
+const EXECUTIONS: &str = "subscription($env: Environment!, $after: String, $agent: String) {
+  executionEvents(environment: $env, after: $after, agent: $agent) { cursor kind environment execution { id status environment output } } }";
+
+/// Deploys `bot` and points production at it too (by publishing).
+async fn agent_in_both(server: &Server, tenant: &str) {
+    deploy(server, &token(tenant, "developer"), "bot", "print(1)\n", "m").await;
+    let publisher = token(tenant, "publisher");
+    let plan = server
+        .data(
+            &publisher,
+            "{ publishPlan(environment: PRODUCTION, input: {all: true}) { fingerprint } }",
+            json!({}),
+        )
+        .await;
+    server
+        .data(
+            &publisher,
+            "mutation($f: String!) { publish(environment: PRODUCTION, input: {all: true, fingerprint: $f}) { number } }",
+            json!({ "f": plan["publishPlan"]["fingerprint"] }),
+        )
+        .await;
+}
+
+async fn run_execution(server: &Server, runtime: &str, output: Value) -> String {
+    let (status, started) = server
+        .runtime(
+            runtime,
+            Method::POST,
+            "/executions",
+            Some(json!({ "agent": "bot", "input": { "q": 1 } })),
+        )
+        .await;
+    assert_eq!(status, 201, "{started}");
+    let id = started["id"].as_str().expect("id").to_string();
+    let (status, finished) = server
+        .runtime(
+            runtime,
+            Method::POST,
+            &format!("/executions/{id}/finish"),
+            Some(json!({ "status": "SUCCEEDED", "output": output })),
+        )
+        .await;
+    assert_eq!(status, 200, "{finished}");
+    id
+}
+
+async fn next_event(ws: &mut crate::support::Ws) -> Value {
+    let message = ws.json().await;
+    assert_eq!(message["type"], "next", "{message}");
+    message["payload"]["data"]["executionEvents"].clone()
+}
+
+async fn events_are_filtered_by_tenant_and_environment_and_resume_without_gaps(backend: Backend) {
+    let server = Server::start(backend).await;
+    let (a, b) = (tenant(), tenant());
+    agent_in_both(&server, &a).await;
+    agent_in_both(&server, &b).await;
+    let mut ws = server.websocket(None).await;
+    ws.init(&token(&a, "viewer")).await;
+    ws.subscribe("1", EXECUTIONS, json!({ "env": "STAGING" })).await;
+    // Give the subscription a moment to be registered before ingesting.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    run_execution(&server, &runtime_token(&b, "staging"), json!("other tenant")).await;
+    run_execution(&server, &runtime_token(&a, "production"), json!("production")).await;
+    let first = run_execution(&server, &runtime_token(&a, "staging"), json!("mine")).await;
+
+    let started = next_event(&mut ws).await;
+    assert_eq!(started["kind"], "STARTED");
+    assert_eq!(started["environment"], "STAGING");
+    assert_eq!(started["execution"]["id"], first);
+    let finished = next_event(&mut ws).await;
+    assert_eq!(finished["kind"], "FINISHED");
+    assert_eq!(finished["execution"]["output"], "mine");
+    assert_eq!(finished["execution"]["status"], "SUCCEEDED");
+
+    // Resume from the first cursor on a new connection: the replay has exactly what followed it,
+    // then the feed continues live, with no duplicate.
+    let mut resumed = server.websocket(Some(&format!("Bearer {}", token(&a, "viewer")))).await;
+    resumed.send(json!({ "type": "connection_init" })).await;
+    assert_eq!(
+        resumed.json().await["type"],
+        "connection_ack",
+        "the upgrade header authenticates too"
+    );
+    resumed
+        .subscribe("r", EXECUTIONS, json!({ "env": "STAGING", "after": started["cursor"] }))
+        .await;
+    let replayed = next_event(&mut resumed).await;
+    assert_eq!(replayed["cursor"], finished["cursor"]);
+    let second = run_execution(&server, &runtime_token(&a, "staging"), json!("again")).await;
+    for ws in [&mut ws, &mut resumed] {
+        let live = next_event(ws).await;
+        assert_eq!(
+            (live["kind"].as_str(), live["execution"]["id"].as_str()),
+            (Some("STARTED"), Some(second.as_str()))
+        );
+        assert_eq!(next_event(ws).await["kind"], "FINISHED");
+    }
+    // The agent filter, and completion.
+    ws.subscribe(
+        "2",
+        EXECUTIONS,
+        json!({ "env": "STAGING", "agent": "someone-else", "after": "0" }),
+    )
+    .await;
+    ws.send(json!({ "type": "complete", "id": "2" })).await;
+    ws.send(json!({ "type": "ping" })).await;
+    assert_eq!(
+        ws.json().await["type"],
+        "pong",
+        "an agent filter that matches nothing sends nothing"
+    );
+
+    // Cursors that cannot be honoured.
+    ws.subscribe("3", EXECUTIONS, json!({ "env": "STAGING", "after": "999999" }))
+        .await;
+    let refused = ws.json().await;
+    assert_eq!(
+        (refused["type"].as_str(), refused["id"].as_str()),
+        (Some("error"), Some("3"))
+    );
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "BAD_USER_INPUT");
+}
+
+async fn session_and_trace_subscriptions_check_ids_at_subscribe_time(backend: Backend) {
+    let server = Server::start(backend).await;
+    let (a, b) = (tenant(), tenant());
+    agent_in_both(&server, &a).await;
+    let runtime = runtime_token(&a, "staging");
+    let (status, session) = server
+        .runtime(
+            &runtime,
+            Method::POST,
+            "/sessions",
+            Some(json!({ "agent": "bot", "title": "chat" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{session}");
+    let session_id = session["id"].as_str().expect("id").to_string();
+    let execution = run_execution(&server, &runtime, json!(null)).await;
+
+    // Another tenant may not subscribe to them: NOT_FOUND, as for ids that do not exist.
+    let mut intruder = server.websocket(None).await;
+    intruder.init(&token(&b, "admin")).await;
+    intruder
+        .subscribe(
+            "s",
+            "subscription($id: ID!) { sessionEvents(environment: STAGING, sessionId: $id) { cursor } }",
+            json!({ "id": session_id }),
+        )
+        .await;
+    let refused = intruder.json().await;
+    assert_eq!(refused["type"], "error");
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "NOT_FOUND");
+    intruder
+        .subscribe(
+            "t",
+            "subscription($id: ID!) { traceEvents(environment: STAGING, executionId: $id) { cursor } }",
+            json!({ "id": execution }),
+        )
+        .await;
+    assert_eq!(intruder.json().await["payload"][0]["extensions"]["code"], "NOT_FOUND");
+
+    let mut ws = server.websocket(None).await;
+    ws.init(&token(&a, "viewer")).await;
+    ws.subscribe(
+        "s",
+        "subscription($id: ID!) { sessionEvents(environment: STAGING, sessionId: $id) { kind session { id } message { role content } } }",
+        json!({ "id": session_id }),
+    )
+    .await;
+    ws.subscribe(
+        "t",
+        "subscription($id: ID!) { traceEvents(environment: STAGING, executionId: $id) { kind trace { id } spans { name kind inputTokens } } }",
+        json!({ "id": execution }),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (status, _) = server
+        .runtime(
+            &runtime,
+            Method::POST,
+            &format!("/sessions/{session_id}/messages"),
+            Some(json!({ "role": "user", "content": "hi" })),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let spans = json!({ "spans": [
+        { "name": "llm call", "kind": "LLM", "startTime": "2026-11-29T10:00:00Z", "endTime": "2026-11-29T10:00:01Z", "inputTokens": 12, "outputTokens": 3 },
+        { "name": "tool", "kind": "TOOL", "startTime": "2026-11-29T10:00:01Z" } ] });
+    let (status, recorded) = server
+        .runtime(
+            &runtime,
+            Method::POST,
+            &format!("/executions/{execution}/spans"),
+            Some(spans),
+        )
+        .await;
+    assert_eq!(status, 201, "{recorded}");
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let message = ws.json().await;
+        seen.push((
+            message["id"].as_str().unwrap_or_default().to_string(),
+            message["payload"]["data"].clone(),
+        ));
+    }
+    seen.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(seen[0].1["sessionEvents"]["kind"], "MESSAGE_ADDED");
+    assert_eq!(
+        seen[0].1["sessionEvents"]["message"],
+        json!({ "role": "user", "content": "hi" })
+    );
+    assert_eq!(
+        seen[1].1["traceEvents"]["spans"],
+        json!([{ "name": "llm call", "kind": "LLM", "inputTokens": 12 }, { "name": "tool", "kind": "TOOL", "inputTokens": null }])
+    );
+}
+
+async fn release_events_reach_every_releases_screen(backend: Backend) {
+    let server = Server::start(backend).await;
+    let tenant = tenant();
+    let mut staging = server.websocket(None).await;
+    staging.init(&token(&tenant, "viewer")).await;
+    staging
+        .subscribe(
+            "r",
+            "subscription { releaseEvents(environment: STAGING) { kind environment release { number kind } } }",
+            json!({}),
+        )
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    agent_in_both(&server, &tenant).await;
+    let message = staging.json().await;
+    assert_eq!(
+        message["payload"]["data"]["releaseEvents"],
+        json!({ "kind": "PUBLISHED", "environment": "STAGING", "release": { "number": 1, "kind": "PUBLISH" } })
+    );
+}
+
+async fn runtime_api_writes_only_its_own_environment(backend: Backend) {
+    let server = Server::start(backend).await;
+    let tenant = tenant();
+    agent_in_both(&server, &tenant).await;
+    let (staging, production) = (runtime_token(&tenant, "staging"), runtime_token(&tenant, "production"));
+    let developer = token(&tenant, "developer");
+
+    // Memory: staging keys live under `staging:`.
+    let (status, written) = server
+        .runtime(
+            &staging,
+            Method::PUT,
+            "/memory/bot/topic",
+            Some(json!({ "value": { "last": "refunds" } })),
+        )
+        .await;
+    assert_eq!(status, 200, "{written}");
+    assert_eq!(written["namespace"], "staging:bot");
+    let (status, _) = server
+        .runtime(&production, Method::GET, "/memory/bot/topic", None)
+        .await;
+    assert_eq!(status, 404, "production does not see staging memory");
+    let (status, read) = server.runtime(&staging, Method::GET, "/memory/bot/topic", None).await;
+    assert_eq!((status, read["value"].clone()), (200, json!({ "last": "refunds" })));
+    let (status, _) = server
+        .runtime(&staging, Method::DELETE, "/memory/bot/topic", None)
+        .await;
+    assert_eq!(status, 204);
+
+    // Prompts: staging resolves the draft, production the published version, 404 if absent.
+    server
+        .data(
+            &developer,
+            r#"mutation { savePromptDraft(environment: STAGING, input: {slug: "greet", template: "draft"}) { slug } }"#,
+            json!({}),
+        )
+        .await;
+    let (status, prompt) = server.runtime(&staging, Method::GET, "/prompts/greet", None).await;
+    assert_eq!(
+        (status, prompt["source"].clone(), prompt["template"].clone()),
+        (200, json!("draft"), json!("draft"))
+    );
+    let (status, missing) = server.runtime(&production, Method::GET, "/prompts/greet", None).await;
+    assert_eq!(status, 404, "{missing}");
+    assert_eq!(missing["error"]["code"], "NOT_FOUND");
+    server.data(&developer, r#"mutation { createConnector(environment: STAGING, input: {slug: "crm", kind: "http", config: {url: "s"}}) { slug } }"#, json!({})).await;
+    let (status, connector) = server.runtime(&staging, Method::GET, "/connectors/crm", None).await;
+    assert_eq!((status, connector["config"].clone()), (200, json!({ "url": "s" })));
+    assert_eq!(
+        server
+            .runtime(&production, Method::GET, "/connectors/crm", None)
+            .await
+            .0,
+        404
+    );
+
+    // Validation: clear 4xx, nothing written.
+    for (path, body, expected) in [
+        ("/executions", json!({ "agent": "bot", "unexpected": 1 }), 400),
+        ("/executions", json!({ "agent": "ghost" }), 404),
+        ("/executions", json!({ "input": {} }), 400),
+        ("/sessions", json!({ "title": 5 }), 400),
+    ] {
+        let (status, response) = server.runtime(&staging, Method::POST, path, Some(body.clone())).await;
+        assert_eq!(status, expected, "{path} {body}: {response}");
+        assert!(
+            response["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{response}"
+        );
+    }
+    let execution = run_execution(&server, &staging, json!(1)).await;
+    let bad_batch = json!({ "spans": [
+        { "name": "ok", "kind": "LLM", "startTime": "2026-11-29T10:00:00Z" },
+        { "name": "bad", "kind": "SORCERY", "startTime": "2026-11-29T10:00:00Z" } ] });
+    let (status, _) = server
+        .runtime(
+            &staging,
+            Method::POST,
+            &format!("/executions/{execution}/spans"),
+            Some(bad_batch),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let traces = server
+        .data(
+            &developer,
+            "{ traces(environment: STAGING) { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        traces["traces"]["edges"],
+        json!([]),
+        "a batch is written whole or not at all"
+    );
+    let (status, _) = server
+        .runtime(
+            &production,
+            Method::POST,
+            &format!("/executions/{execution}/finish"),
+            Some(json!({ "status": "FAILED" })),
+        )
+        .await;
+    assert_eq!(
+        status, 404,
+        "a staging execution does not exist for a production runtime"
+    );
+
+    // Tokens: people's tokens, bad tokens and other tenants are refused.
+    assert_eq!(
+        server.runtime(&developer, Method::GET, "/prompts/greet", None).await.0,
+        403
+    );
+    assert_eq!(server.runtime("nope", Method::GET, "/prompts/greet", None).await.0, 401);
+    let no_environment = sign(json!({ "sub": "r", "tenant": tenant, "role": "runtime", "exp": now() + 60 }));
+    assert_eq!(
+        server
+            .runtime(&no_environment, Method::GET, "/prompts/greet", None)
+            .await
+            .0,
+        401
+    );
+    let response = server
+        .gql(Some(&staging), "{ agents(environment: STAGING) { slug } }", json!({}))
+        .await;
+    assert_eq!(
+        error_code(&response),
+        "FORBIDDEN",
+        "runtime tokens have no GraphQL access"
+    );
+
+    // OpenTelemetry.
+    let otlp = |environment: &str| {
+        json!({ "resourceSpans": [{
+        "resource": { "attributes": [
+            { "key": "deployment.environment", "value": { "stringValue": environment } },
+            { "key": "runflow.execution_id", "value": { "stringValue": execution } } ] },
+        "scopeSpans": [{ "spans": [
+            { "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "chat",
+              "kind": 3, "startTimeUnixNano": "1764410000000000000", "endTimeUnixNano": "1764410001000000000",
+              "attributes": [ { "key": "gen_ai.usage.input_tokens", "value": { "intValue": "42" } } ], "status": { "code": 1 } },
+            { "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b175", "parentSpanId": "eee19b7ec3c1b174",
+              "name": "lookup", "startTimeUnixNano": "1764410000500000000" } ] }] }] })
+    };
+    let (status, refused) = server
+        .runtime(&staging, Method::POST, "/otlp/v1/traces", Some(otlp("production")))
+        .await;
+    assert_eq!(status, 403, "{refused}");
+    for _ in 0..2 {
+        let (status, accepted) = server
+            .runtime(&staging, Method::POST, "/otlp/v1/traces", Some(otlp("staging")))
+            .await;
+        assert_eq!(status, 200, "{accepted}");
+    }
+    let spans = server
+        .data(&developer, "query($id: ID!) { execution(environment: STAGING, id: $id) { spans { name kind status inputTokens parentId } } }", json!({ "id": execution }))
+        .await;
+    let spans = spans["execution"]["spans"].as_array().cloned().unwrap_or_default();
+    assert_eq!(spans.len(), 2, "a retried export does not duplicate: {spans:#?}");
+    let chat = spans.iter().find(|s| s["name"] == "chat").expect("chat");
+    assert_eq!(
+        (
+            chat["kind"].as_str(),
+            chat["status"].as_str(),
+            chat["inputTokens"].as_i64()
+        ),
+        (Some("LLM"), Some("OK"), Some(42))
+    );
+    assert!(
+        spans
+            .iter()
+            .any(|s| s["name"] == "lookup" && s["kind"] == "CUSTOM" && s["parentId"].is_string())
+    );
+}
+
+async fn protocol_close_codes(backend: Backend) {
+    let server = Server::start_with(backend, &[("RUNFLOW_WS_INIT_TIMEOUT", "300ms")]).await;
+    let tenant = tenant();
+    let viewer = token(&tenant, "viewer");
+
+    let mut ws = server.websocket(None).await;
+    assert_eq!(ws.closed().await.0, 4408, "no connection_init in time");
+
+    let mut ws = server.websocket(None).await;
+    ws.subscribe(
+        "1",
+        "subscription { releaseEvents(environment: STAGING) { cursor } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(ws.closed().await.0, 4401, "subscribe before acknowledgement");
+
+    let mut ws = server.websocket(None).await;
+    ws.send(json!({ "type": "connection_init", "payload": { "Authorization": "Bearer forged" } }))
+        .await;
+    assert_eq!(ws.closed().await.0, 4403, "bad token");
+
+    let mut ws = server.websocket(None).await;
+    ws.send(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {}", runtime_token(&tenant, "staging")) } })).await;
+    assert_eq!(ws.closed().await.0, 4403, "runtime tokens are not for subscriptions");
+
+    let mut ws = server.websocket(None).await;
+    ws.init(&viewer).await;
+    ws.send(json!({ "type": "connection_init" })).await;
+    assert_eq!(ws.closed().await.0, 4429, "second connection_init");
+
+    let mut ws = server.websocket(None).await;
+    ws.init(&viewer).await;
+    ws.send_raw("{not json").await;
+    assert_eq!(ws.closed().await.0, 4400);
+
+    let mut ws = server.websocket(None).await;
+    ws.init(&viewer).await;
+    ws.subscribe(
+        "dup",
+        "subscription { releaseEvents(environment: STAGING) { cursor } }",
+        json!({}),
+    )
+    .await;
+    ws.subscribe(
+        "dup",
+        "subscription { releaseEvents(environment: STAGING) { cursor } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(ws.closed().await.0, 4409, "duplicate subscription id");
+
+    // Subscriptions go through the same access rules and limits as HTTP.
+    let mut ws = server.websocket(None).await;
+    ws.init(&viewer).await;
+    ws.subscribe(
+        "m",
+        "mutation { deleteAgent(environment: STAGING, slug: \"x\") }",
+        json!({}),
+    )
+    .await;
+    let refused = ws.json().await;
+    assert_eq!(refused["type"], "error");
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "FORBIDDEN");
+
+    // A token that expires closes the socket with 4403, and nothing is sent after `exp`.
+    let short = sign(json!({ "sub": "v", "tenant": tenant, "role": "viewer", "exp": now() + 2 }));
+    let mut ws = server.websocket(None).await;
+    ws.init(&short).await;
+    ws.subscribe(
+        "1",
+        "subscription { releaseEvents(environment: STAGING) { cursor } }",
+        json!({}),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    match ws.next().await {
+        Frame::Closed(code, _) => assert_eq!(code, 4403),
+        other => panic!("expected 4403 at expiry, got {other:?}"),
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+async fn slow_consumers_are_cut_off_without_hurting_others(backend: Backend) {
+    let server = Server::start_with(backend, &[("RUNFLOW_WS_BUFFER", "2")]).await;
+    let tenant = tenant();
+    agent_in_both(&server, &tenant).await;
+    let runtime = runtime_token(&tenant, "staging");
+    let execution = run_execution(&server, &runtime, json!(null)).await;
+    let query = "subscription { traceEvents(environment: STAGING) { cursor spans { name attributes } } }";
+    let mut slow = server.websocket(None).await;
+    slow.init(&token(&tenant, "viewer")).await;
+    slow.subscribe("slow", query, json!({})).await;
+    let mut fast = server.websocket(None).await;
+    fast.init(&token(&tenant, "viewer")).await;
+    fast.subscribe("fast", query, json!({})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let filler = "x".repeat(500);
+    let batches = 30;
+    for batch in 0..batches {
+        let spans: Vec<Value> = (0..500)
+            .map(|i| json!({ "name": format!("s{batch}-{i}"), "kind": "CUSTOM", "startTime": "2026-11-29T10:00:00Z", "attributes": { "pad": filler } }))
+            .collect();
+        let (status, _) = server
+            .runtime(
+                &runtime,
+                Method::POST,
+                &format!("/executions/{execution}/spans"),
+                Some(json!({ "spans": spans })),
+            )
+            .await;
+        assert_eq!(status, 201);
+        // The fast subscriber reads as events come.
+        let message = fast.json().await;
+        assert_eq!(message["type"], "next");
+    }
+    // The slow one stopped reading: once its queue filled, it got SLOW_CONSUMER and completion.
+    let mut received = 0;
+    let ended_with = loop {
+        let message = slow.json().await;
+        match message["type"].as_str() {
+            Some("next") if message["payload"]["errors"].is_array() => break message,
+            Some("next") => received += 1,
+            other => panic!("unexpected {other:?}: {message}"),
+        }
+    };
+    assert!(
+        received < batches,
+        "it was cut off before receiving everything ({received})"
+    );
+    assert_eq!(
+        ended_with["payload"]["errors"][0]["extensions"]["code"],
+        "SLOW_CONSUMER"
+    );
+    assert_eq!(slow.json().await, json!({ "type": "complete", "id": "slow" }));
+}
+
+/// With PostgreSQL, an event committed through one replica reaches subscribers of another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set RUNFLOW_TEST_POSTGRES_URL and pass --include-ignored"]
+async fn replicas_share_the_live_feed() {
+    let first = Server::start(Backend::Postgres).await;
+    let second = first.replica().await;
+    let tenant = tenant();
+    agent_in_both(&first, &tenant).await;
+    let mut ws = first.websocket(None).await;
+    ws.init(&token(&tenant, "viewer")).await;
+    ws.subscribe("1", EXECUTIONS, json!({ "env": "PRODUCTION" })).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let id = run_execution(&second, &runtime_token(&tenant, "production"), json!("via replica")).await;
+    let event = next_event(&mut ws).await;
+    assert_eq!(
+        (event["kind"].as_str(), event["execution"]["id"].as_str()),
+        (Some("STARTED"), Some(id.as_str()))
+    );
+    assert_eq!(next_event(&mut ws).await["execution"]["output"], "via replica");
+    // Woken by NOTIFY, not by the one-second poll (a loose bound: this is not a benchmark).
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+on_both_backends!(
+    events_are_filtered_by_tenant_and_environment_and_resume_without_gaps,
+    session_and_trace_subscriptions_check_ids_at_subscribe_time,
+    release_events_reach_every_releases_screen,
+    runtime_api_writes_only_its_own_environment,
+    protocol_close_codes,
+    slow_consumers_are_cut_off_without_hurting_others,
+);
