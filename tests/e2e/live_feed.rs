@@ -592,3 +592,31 @@ on_both_backends!(
     protocol_close_codes,
     slow_consumers_are_cut_off_without_hurting_others,
 );
+
+/// The real `graphql-ws` npm client against the server (`tests/ws-client/check.mjs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Node.js and `npm ci --prefix tests/ws-client` (.ci/run installs them)"]
+async fn the_graphql_ws_npm_client_works_unchanged() {
+    let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/ws-client");
+    assert!(
+        std::path::Path::new(directory).join("node_modules/graphql-ws").exists(),
+        "run `npm ci --prefix tests/ws-client` first"
+    );
+    let server = Server::start(Backend::Sqlite).await;
+    let (tenant, other) = (tenant(), crate::support::tenant());
+    agent_in_both(&server, &tenant).await;
+    let output = tokio::process::Command::new("node")
+        .arg("check.mjs")
+        .current_dir(directory)
+        .env("RUNFLOW_URL", &server.url)
+        .env("VIEWER_TOKEN", token(&tenant, "viewer"))
+        .env("RUNTIME_TOKEN", runtime_token(&tenant, "staging"))
+        .env("OTHER_TOKEN", token(&other, "viewer"))
+        .output()
+        .await
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let result: Value = serde_json::from_str(stdout.trim()).expect("JSON summary");
+    assert_eq!(result, json!({ "ok": true, "events": ["STARTED", "FINISHED"], "closeCode": 4403, "refusal": "NOT_FOUND" }));
+}

@@ -186,8 +186,8 @@ fn push_merged(ranges: &mut Vec<Highlight>, start: usize, end: usize) {
 /// A side-by-side diff of two texts, line by line, with word highlights in changed lines.
 pub fn side_by_side(old: &str, new: &str) -> Vec<SideBySideRow> {
     let diff = TextDiff::from_lines(old, new);
-    let old_lines: Vec<String> = diff.iter_old_slices().map(|l| strip_newline(l)).collect();
-    let new_lines: Vec<String> = diff.iter_new_slices().map(|l| strip_newline(l)).collect();
+    let old_lines: Vec<String> = diff.iter_old_slices().map(strip_newline).collect();
+    let new_lines: Vec<String> = diff.iter_new_slices().map(strip_newline).collect();
     let side = |lines: &[String], index: usize| RowSide {
         number: index + 1,
         text: lines[index].clone(),
