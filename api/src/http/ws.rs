@@ -50,6 +50,11 @@ pub async fn upgrade(State(app): State<App>, headers: HeaderMap, ws: WebSocketUp
         .map(str::to_string);
     ws.protocols([PROTOCOL])
         .max_message_size(app.config.ws_max_message_bytes)
+        // Small buffers keep an idle subscriber cheap; the write buffer is capped so a client
+        // that stops reading cannot grow it (our own queue then ends its subscriptions).
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_write_buffer_size(1024 * 1024)
         .on_upgrade(move |socket| async move {
             OPEN_SOCKETS.fetch_add(1, Ordering::SeqCst);
             Connection::new(app, header_auth).run(socket).await;
