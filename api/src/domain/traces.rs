@@ -156,7 +156,7 @@ pub async fn record_many(
                 output_tokens: span.output_tokens,
             })
             .collect();
-        for chunk in rows.chunks(100) {
+        for chunk in rows.chunks(1000) {
             let active: Vec<spans::ActiveModel> = chunk.iter().cloned().map(Into::into).collect();
             spans::Entity::insert_many(active)
                 .on_conflict_do_nothing_on([spans::Column::Id])
