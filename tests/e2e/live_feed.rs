@@ -591,6 +591,7 @@ on_both_backends!(
     runtime_api_writes_only_its_own_environment,
     protocol_close_codes,
     slow_consumers_are_cut_off_without_hurting_others,
+    cursors_past_retention_fail_with_cursor_expired,
 );
 
 /// The real `graphql-ws` npm client against the server (`tests/ws-client/check.mjs`).
@@ -616,7 +617,82 @@ async fn the_graphql_ws_npm_client_works_unchanged() {
         .await
         .expect("run node");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let result: Value = serde_json::from_str(stdout.trim()).expect("JSON summary");
-    assert_eq!(result, json!({ "ok": true, "events": ["STARTED", "FINISHED"], "closeCode": 4403, "refusal": "NOT_FOUND" }));
+    assert_eq!(
+        result,
+        json!({ "ok": true, "events": ["STARTED", "FINISHED"], "closeCode": 4403, "refusal": "NOT_FOUND" })
+    );
+}
+
+/// Events past retention are deleted; resuming from a cursor among them fails clearly.
+async fn cursors_past_retention_fail_with_cursor_expired(backend: Backend) {
+    use futures_util::StreamExt;
+    let app = crate::support::InProcess::start(backend).await;
+    let tenant = tenant();
+    let staging = runflow::scope::Scope::new(tenant.clone(), entity::Environment::Staging);
+    let editable = staging.editable().expect("staging");
+    let limits = runflow::domain::agents::BundleLimits {
+        max_bundle_bytes: 1 << 20,
+        max_file_bytes: 1 << 20,
+        max_files: 10,
+    };
+    let files = vec![runflow::domain::agents::BundleFile {
+        path: "runflow.toml".into(),
+        content: crate::support::manifest("bot"),
+    }];
+    let input = runflow::domain::agents::DeployInput {
+        slug: "bot".into(),
+        files,
+        message: "m".into(),
+    };
+    runflow::domain::agents::deploy(app.db(), &editable, "t", &limits, input)
+        .await
+        .expect("deploy");
+    for _ in 0..3 {
+        let start = runflow::domain::executions::StartExecution {
+            agent: "bot".into(),
+            ..Default::default()
+        };
+        runflow::domain::executions::start(app.db(), &staging, start)
+            .await
+            .expect("start");
+    }
+    let subscribe = |after: &str| {
+        let actor = runflow::auth::Actor {
+            subject: "t".into(),
+            tenant: tenant.clone(),
+            role: runflow::auth::Role::Viewer,
+            environment: None,
+            expires_at: now() + 60,
+        };
+        let request = async_graphql::Request::new(
+            "subscription($a: String) { executionEvents(environment: STAGING, after: $a) { cursor } }",
+        )
+        .variables(async_graphql::Variables::from_json(json!({ "a": after })));
+        let request = runflow::graphql::prepare_request(
+            &app.app.services,
+            runflow::auth::Authentication::Authenticated(actor),
+            request,
+        );
+        app.app.schema.execute_stream(request)
+    };
+    // Before pruning, the log replays from the start.
+    let first = subscribe("0").next().await.expect("an event");
+    assert_eq!(first.data.into_json().expect("json")["executionEvents"]["cursor"], "1");
+    let deleted = runflow::domain::events::prune(app.db(), chrono::Utc::now() + chrono::Duration::seconds(1))
+        .await
+        .expect("prune");
+    assert_eq!(deleted, 3);
+    let expired = subscribe("1").next().await.expect("a response");
+    let error = serde_json::to_value(&expired.errors).expect("errors");
+    assert_eq!(error[0]["extensions"]["code"], "CURSOR_EXPIRED", "{error}");
+    // The current cursor still works.
+    let mut current = subscribe("3");
+    let none = tokio::time::timeout(std::time::Duration::from_millis(300), current.next()).await;
+    assert!(none.is_err(), "nothing after the latest cursor yet");
 }
