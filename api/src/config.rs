@@ -161,6 +161,27 @@ pub struct Config {
     #[arg(long, env = "RUNFLOW_WS_MAX_MESSAGE_BYTES", value_name = "RUNFLOW_WS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
     pub ws_max_message_bytes: usize,
 
+    /// Agent runs this process executes at once (0: run no workers here, see `runflow worker`).
+    #[arg(long, env = "RUNFLOW_WORKERS", value_name = "RUNFLOW_WORKERS", default_value_t = 4)]
+    pub workers: usize,
+
+    /// Longest an agent run may take before it is stopped (FAILED).
+    #[arg(long, env = "RUNFLOW_RUN_TIMEOUT", value_name = "RUNFLOW_RUN_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub run_timeout: std::time::Duration,
+
+    /// Largest output an agent may print on stdout, in bytes.
+    #[arg(long, env = "RUNFLOW_RUN_MAX_OUTPUT_BYTES", value_name = "RUNFLOW_RUN_MAX_OUTPUT_BYTES", default_value_t = 1024 * 1024)]
+    pub run_max_output_bytes: usize,
+
+    /// How much of an agent's stderr is kept as the execution's log, in bytes.
+    #[arg(long, env = "RUNFLOW_RUN_MAX_LOG_BYTES", value_name = "RUNFLOW_RUN_MAX_LOG_BYTES", default_value_t = 256 * 1024)]
+    pub run_max_log_bytes: usize,
+
+    /// The API URL agents call back (RUNFLOW_API_URL inside a run). Default: the address the
+    /// server listens on (`runflow worker`: RUNFLOW_PUBLIC_URL).
+    #[arg(long, env = "RUNFLOW_AGENT_API_URL", value_name = "RUNFLOW_AGENT_API_URL")]
+    pub agent_api_url: Option<String>,
+
     /// Log format.
     #[arg(
         long,
@@ -201,6 +222,11 @@ impl Config {
             Some(url) => url.trim_end_matches('/').to_string(),
             None => format!("http://{}", self.listen),
         }
+    }
+
+    /// The API URL agents call back.
+    pub fn api_url(&self) -> String {
+        self.agent_api_url.clone().unwrap_or_else(|| self.public_url())
     }
 
     /// Checks what clap cannot: values that depend on each other.

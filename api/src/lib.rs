@@ -8,6 +8,7 @@
 //! - [`domain`]: the product's rules as plain Rust (agents, prompts, connectors, ...).
 //! - [`graphql`]: the schema; resolvers are thin calls into [`domain`].
 //! - [`http`]: the axum router: `/graphql`, health, limits.
+//! - [`live`]: the live feed's fan-out; [`runner`]: the workers that run agents.
 //! - [`app`]: wiring it all together.
 
 pub mod app;
@@ -20,4 +21,5 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod live;
+pub mod runner;
 pub mod scope;

@@ -47,6 +47,8 @@ enum Command {
         #[arg(long, value_parser = parse_environment)]
         environment: Option<entity::Environment>,
     },
+    /// Run agent workers only (no HTTP): they claim queued executions from the database.
+    Worker,
     /// Print the GraphQL schema (SDL).
     Schema,
 }
@@ -85,6 +87,10 @@ async fn main() -> ExitCode {
             subject,
             environment,
         } => token(&cli.config, &tenant, role, ttl, &subject, environment),
+        Command::Worker => {
+            init_tracing(cli.config.log_format);
+            worker(cli.config).await
+        }
         Command::Schema => {
             print!("{}", runflow::graphql::sdl());
             Ok(())
@@ -100,8 +106,29 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let mut app = App::build(config).await?;
+    let listener = runflow::http::bind(&app).await?;
+    // Agents run on this machine: by default they call back the address actually bound.
+    if app.config.agent_api_url.is_none() {
+        app.config.agent_api_url = Some(format!("http://{}", listener.local_addr()?));
+    }
+    if app.config.workers > 0 {
+        runflow::runner::start(app.clone());
+    }
+    runflow::http::serve(app, listener).await
+}
+
+async fn worker(config: Config) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.workers > 0,
+        "RUNFLOW_WORKERS must be at least 1 for `runflow worker`"
+    );
     let app = App::build(config).await?;
-    runflow::http::serve(app).await
+    let workers = runflow::runner::start(app.clone());
+    runflow::http::shutdown_signal().await;
+    app.begin_shutdown();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), workers).await;
+    Ok(())
 }
 
 fn token(

@@ -24,6 +24,11 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
+    /// The agent's stderr (capped).
+    #[sea_orm(column_type = "Text")]
+    pub log: Option<String>,
+    /// The worker that claimed it.
+    pub claimed_by: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

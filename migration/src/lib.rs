@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261129_000001_foundation;
 mod m20261129_000002_releases;
 mod m20261129_000003_events;
+mod m20261129_000004_runner;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_foundation::Migration),
             Box::new(m20261129_000002_releases::Migration),
             Box::new(m20261129_000003_events::Migration),
+            Box::new(m20261129_000004_runner::Migration),
         ]
     }
 }

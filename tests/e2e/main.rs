@@ -17,5 +17,6 @@ mod http;
 mod live_feed;
 mod prompts;
 mod releases;
+mod runner;
 mod runtime_records;
 mod shared_resources;

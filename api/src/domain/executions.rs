@@ -73,8 +73,19 @@ pub struct ExecutionFilter {
     pub until: Option<DateTime<Utc>>,
 }
 
-/// Starts an execution of `agent` at the commit its environment currently runs.
+/// Starts an execution of `agent` at the commit its environment currently runs (a runtime
+/// reporting a run it performs itself: status RUNNING).
 pub async fn start(db: &Db, scope: &Scope, input: StartExecution) -> Result<executions::Model> {
+    create(db, scope, input, ExecutionStatus::Running).await
+}
+
+/// Queues an execution for the runner's workers (status QUEUED), at the commit the
+/// environment runs now.
+pub async fn enqueue(db: &Db, scope: &Scope, input: StartExecution) -> Result<executions::Model> {
+    create(db, scope, input, ExecutionStatus::Queued).await
+}
+
+async fn create(db: &Db, scope: &Scope, input: StartExecution, status: ExecutionStatus) -> Result<executions::Model> {
     validate::json_size("input", &input.input, 1024 * 1024)?;
     let agent = agents::get(&db.conn, scope, &input.agent).await?;
     if let Some(session_id) = input.session_id {
@@ -90,13 +101,15 @@ pub async fn start(db: &Db, scope: &Scope, input: StartExecution) -> Result<exec
         commit_id: Set(Some(agent.deployment.commit_id)),
         trigger_id: Set(input.trigger_id),
         session_id: Set(input.session_id),
-        status: Set(ExecutionStatus::Running.as_str().to_string()),
+        status: Set(status.as_str().to_string()),
         input: Set(input.input),
         output: Set(None),
         error: Set(None),
         created_at: Set(time),
-        started_at: Set(Some(time)),
+        started_at: Set((status == ExecutionStatus::Running).then_some(time)),
         finished_at: Set(None),
+        log: Set(None),
+        claimed_by: Set(None),
     }
     .insert(&tx)
     .await?;
@@ -136,6 +149,38 @@ pub async fn finish(
     output: Option<Value>,
     error: Option<String>,
 ) -> Result<executions::Model> {
+    finish_with_log(
+        db,
+        scope,
+        id,
+        Outcome {
+            status,
+            output,
+            error,
+            log: None,
+        },
+    )
+    .await
+}
+
+/// How a run ended.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub status: ExecutionStatus,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    /// The agent's stderr, already capped.
+    pub log: Option<String>,
+}
+
+/// Finishes an execution, keeping the agent's log.
+pub async fn finish_with_log(db: &Db, scope: &Scope, id: Uuid, outcome: Outcome) -> Result<executions::Model> {
+    let Outcome {
+        status,
+        output,
+        error,
+        log,
+    } = outcome;
     if !status.is_final() {
         return Err(Error::bad_input("status must be SUCCEEDED, FAILED or CANCELLED"));
     }
@@ -157,6 +202,9 @@ pub async fn finish(
     active.output = Set(output);
     active.error = Set(error);
     active.finished_at = Set(Some(now()));
+    if log.is_some() {
+        active.log = Set(log);
+    }
     let row = active.update(&tx).await?;
     let agent = scope
         .tenant
@@ -204,4 +252,41 @@ pub async fn list(
         select = select.filter(executions::Column::CreatedAt.lt(until));
     }
     pagination::fetch(&db.conn, select, executions::Column::Id, page, Order::Desc).await
+}
+
+/// Claims the oldest queued execution of any tenant for `worker` (status RUNNING), or None.
+///
+/// This is the runner's system-level operation, the one place that reads across tenants: the
+/// claimed row then carries its own tenant and environment. On PostgreSQL the row is locked
+/// with `FOR UPDATE SKIP LOCKED`, so workers of several processes never claim the same
+/// execution; on SQLite the IMMEDIATE write transaction serialises claims.
+pub async fn claim_next(db: &Db, worker: &str) -> Result<Option<executions::Model>> {
+    use sea_orm::sea_query::LockBehavior;
+    use sea_orm::{DatabaseBackend, EntityTrait, QueryOrder, QuerySelect};
+    let tx = db.begin_write().await?;
+    let mut select = executions::Entity::find()
+        .filter(executions::Column::Status.eq(ExecutionStatus::Queued.as_str()))
+        .order_by_asc(executions::Column::Id)
+        .limit(1);
+    if db.backend() == DatabaseBackend::Postgres {
+        select = select.lock_with_behavior(sea_orm::sea_query::LockType::Update, LockBehavior::SkipLocked);
+    }
+    let Some(row) = select.one(&tx).await? else {
+        return Ok(None);
+    };
+    let scope = Scope::new(row.tenant_id.clone(), row.environment);
+    let mut active: executions::ActiveModel = row.into();
+    active.status = Set(ExecutionStatus::Running.as_str().to_string());
+    active.started_at = Set(Some(now()));
+    active.claimed_by = Set(Some(worker.to_string()));
+    let row = active.update(&tx).await?;
+    let agent = scope
+        .tenant
+        .select::<entity::agents::Entity>()
+        .filter(entity::agents::Column::Id.eq(row.agent_id));
+    let agent_slug = agent.one(&tx).await?.map(|a| a.slug).unwrap_or_default();
+    append_event(&tx, &scope, &row, "updated", &agent_slug).await?;
+    tx.commit().await?;
+    db.wake_live_feed();
+    Ok(Some(row))
 }

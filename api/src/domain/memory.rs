@@ -21,10 +21,14 @@ pub const MAX_VALUE_BYTES: usize = 256 * 1024;
 /// The stored namespace for a logical one in `environment`.
 pub fn stored_namespace(environment: Environment, logical: &str) -> Result<String> {
     validate::short_text("namespace", logical, 200)?;
-    if logical.starts_with(STAGING_PREFIX) {
-        return Err(Error::bad_input(format!(
-            "namespace must not start with {STAGING_PREFIX:?}: the environment adds it"
-        )));
+    if let Some(rest) = logical.strip_prefix(STAGING_PREFIX) {
+        // Staging accepts its own stored form (what RUNFLOW_MEMORY_NAMESPACE holds).
+        return match environment {
+            Environment::Staging if !rest.is_empty() => Ok(logical.to_string()),
+            _ => Err(Error::bad_input(format!(
+                "namespace must not start with {STAGING_PREFIX:?} outside staging: the environment adds it"
+            ))),
+        };
     }
     Ok(match environment {
         Environment::Staging => format!("{STAGING_PREFIX}{logical}"),
@@ -119,5 +123,9 @@ mod tests {
         assert_eq!(stored_namespace(Environment::Staging, "bot").unwrap(), "staging:bot");
         assert_eq!(stored_namespace(Environment::Production, "bot").unwrap(), "bot");
         assert!(stored_namespace(Environment::Production, "staging:bot").is_err());
+        assert_eq!(
+            stored_namespace(Environment::Staging, "staging:bot").unwrap(),
+            "staging:bot"
+        );
     }
 }

@@ -19,6 +19,7 @@ mod pagination;
 mod prompts;
 mod releases;
 pub use releases::IdempotencyKey;
+mod runtime_tokens;
 mod sessions;
 mod shared;
 mod subscriptions;
@@ -59,6 +60,7 @@ pub struct Mutation(
     agents::AgentMutation,
     prompts::PromptMutation,
     releases::ReleaseMutation,
+    runtime_tokens::RuntimeTokenMutation,
     connectors::ConnectorMutation,
     triggers::TriggerMutation,
     shared::SharedMutation,

@@ -1,6 +1,7 @@
 //! The HTTP surface: `/graphql` (POST, GET for queries, GraphiQL), `/schema.graphql`,
 //! `/healthz`, `/readyz`; request ids, tracing, body limits, graceful shutdown.
 
+mod agents;
 mod graphql;
 mod runtime;
 pub mod ws;
@@ -26,6 +27,10 @@ pub fn router(app: App) -> Router {
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/graphql/ws", get(ws::upgrade))
         .nest("/v1/runtime", runtime::router())
+        .route(
+            "/v1/{tenant}/{environment}/agents/{slug}",
+            axum::routing::post(agents::invoke),
+        )
         .route("/schema.graphql", get(schema_sdl))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
@@ -80,11 +85,15 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-/// Serves until a shutdown signal; in-flight requests get up to 30 s to finish.
-pub async fn serve(app: App) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(app.config.listen)
+/// Binds `RUNFLOW_LISTEN`.
+pub async fn bind(app: &App) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(app.config.listen)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on RUNFLOW_LISTEN={}: {e}", app.config.listen))?;
+        .map_err(|e| anyhow::anyhow!("cannot listen on RUNFLOW_LISTEN={}: {e}", app.config.listen))
+}
+
+/// Serves until a shutdown signal; then closes WebSockets and waits (up to 5 s) for them.
+pub async fn serve(app: App, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(%address, database = %app.services.db.backend_name(), "runflow is serving GraphQL at http://{address}/graphql");
     let stopping = app.clone();

@@ -120,7 +120,7 @@ struct StartBody {
     trigger_id: Option<Uuid>,
 }
 
-fn execution_json(row: &entity::executions::Model) -> Value {
+pub(crate) fn execution_json(row: &entity::executions::Model) -> Value {
     json!({
         "id": row.id, "environment": row.environment, "status": row.status, "agentId": row.agent_id,
         "commitId": row.commit_id, "sessionId": row.session_id, "triggerId": row.trigger_id,

@@ -1,0 +1,114 @@
+//! Agent endpoints: `POST /v1/{tenant}/{environment}/agents/{slug}` runs the agent's code at
+//! that environment's current commit.
+//!
+//! - The body is the input (JSON; empty means `{}`); `?session=<id>` continues a thread.
+//! - By default the call waits and answers 200 with the finished execution (id, status,
+//!   output, error); `?async=true` answers 202 at once with the queued execution's id.
+//! - Callers: a runtime token of that environment, or a person's token of role developer or
+//!   above. A runtime token of the other environment is FORBIDDEN; another tenant's URL is
+//!   NOT_FOUND.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+use super::runtime::{ApiError, execution_json};
+use crate::app::App;
+use crate::auth::{Authentication, Role};
+use crate::domain::executions::{self, StartExecution};
+use crate::error::Error;
+use crate::scope::Scope;
+
+#[derive(Deserialize)]
+pub struct InvokeParams {
+    #[serde(rename = "async", default)]
+    run_async: bool,
+    session: Option<Uuid>,
+}
+
+pub async fn invoke(
+    State(app): State<App>,
+    Path((tenant, environment, slug)): Path<(String, String, String)>,
+    Query(params): Query<InvokeParams>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let not_found = || Error::not_found(format!("agent {slug:?}"));
+    let environment = entity::Environment::parse(&environment).ok_or_else(not_found)?;
+    let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let actor = match Authentication::from_header(header, &app.services.tokens) {
+        Authentication::Authenticated(actor) => actor,
+        Authentication::Rejected(reason) => return Err(Error::Unauthenticated(reason).into()),
+        Authentication::Anonymous => {
+            return Err(Error::Unauthenticated("send `Authorization: Bearer <token>`".into()).into());
+        }
+    };
+    if actor.tenant != tenant {
+        return Err(not_found().into());
+    }
+    match (actor.role, actor.environment) {
+        (Role::Runtime, Some(own)) if own != environment => {
+            return Err(Error::Forbidden(format!("this runtime token is for {own}, not {environment}")).into());
+        }
+        (Role::Runtime, _) => {}
+        (role, _) if role < Role::Developer => {
+            return Err(Error::Forbidden(format!(
+                "running agents needs the developer role; your token has {role}"
+            ))
+            .into());
+        }
+        _ => {}
+    }
+    let input: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(&body).map_err(|e| Error::bad_input(format!("the input is not valid JSON: {e}")))?
+    };
+    let scope = Scope::new(tenant, environment);
+    // Listen before queueing, so the finish event cannot be missed.
+    let mut feed = app.services.live.subscribe();
+    let start = StartExecution {
+        agent: slug,
+        input,
+        session_id: params.session,
+        trigger_id: None,
+    };
+    let execution = executions::enqueue(&app.services.db, &scope, start).await?;
+    if params.run_async {
+        return Ok((StatusCode::ACCEPTED, Json(execution_json(&execution))).into_response());
+    }
+    let deadline = app.config.run_timeout + Duration::from_secs(30);
+    let finished = tokio::time::timeout(deadline, async {
+        loop {
+            match feed.recv().await {
+                Ok(event) if event.execution_id == Some(execution.id) && event.kind == "finished" => return,
+                Ok(_) => {}
+                // Fell behind the feed: the database says whether it is done.
+                Err(RecvError::Lagged(_)) => {
+                    if let Ok(row) = executions::get(&app.services.db, &scope, execution.id).await
+                        && row.finished_at.is_some()
+                    {
+                        return;
+                    }
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    })
+    .await;
+    let row = executions::get(&app.services.db, &scope, execution.id).await?;
+    let status = if finished.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::GATEWAY_TIMEOUT
+    };
+    Ok((status, Json(execution_json(&row))).into_response())
+}

@@ -1,0 +1,355 @@
+//! The runner: agent endpoints run the environment's commit; crashes, hangs and floods fail
+//! cleanly; workers of several processes never run one execution twice.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::on_both_backends;
+use crate::support::{Backend, Server, error_code, runtime_token, tenant, token};
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/support-bot");
+
+fn example_files() -> Value {
+    let read = |name: &str| std::fs::read_to_string(format!("{EXAMPLE}/{name}")).expect("example file");
+    json!([{ "path": "runflow.toml", "content": read("runflow.toml") }, { "path": "main.py", "content": read("main.py") }])
+}
+
+async fn deploy_files(server: &Server, developer: &str, slug: &str, files: Value) -> Value {
+    server
+        .data(
+            developer,
+            "mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { id number } }",
+            json!({ "input": { "slug": slug, "files": files, "message": "deploy" } }),
+        )
+        .await["deployAgent"]
+        .clone()
+}
+
+/// Calls an agent endpoint; returns the status and the JSON body.
+async fn invoke(
+    server: &Server,
+    token: &str,
+    tenant: &str,
+    environment: &str,
+    slug: &str,
+    query: &str,
+    input: Value,
+) -> (u16, Value) {
+    let response = server
+        .http()
+        .post(format!("{}/v1/{tenant}/{environment}/agents/{slug}{query}", server.url))
+        .bearer_auth(token)
+        .json(&input)
+        .send()
+        .await
+        .expect("send");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn one_line_agent(slug: &str, script: &str) -> Value {
+    json!([
+        { "path": "runflow.toml", "content": format!("name = \"{slug}\"\nentrypoint = [\"python3\", \"agent.py\"]\n") },
+        { "path": "agent.py", "content": script },
+    ])
+}
+
+async fn staging_and_production_endpoints_run_their_commit(backend: Backend) {
+    let server = Server::start(backend).await;
+    let tenant = tenant();
+    let (developer, publisher) = (token(&tenant, "developer"), token(&tenant, "publisher"));
+    server
+        .data(&developer, r#"mutation { savePromptDraft(environment: STAGING, input: {slug: "greeting", template: "Hi! You asked: {{question}}"}) { slug } }"#, json!({}))
+        .await;
+    let commit = deploy_files(&server, &developer, "support-bot", example_files()).await;
+
+    let (status, run) = invoke(
+        &server,
+        &developer,
+        &tenant,
+        "staging",
+        "support-bot",
+        "",
+        json!({ "question": "refunds?" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["status"], "SUCCEEDED", "{run}");
+    assert_eq!(
+        run["output"],
+        json!({ "answer": "Hi! You asked: refunds?", "environment": "staging", "promptVersion": null })
+    );
+    assert_eq!(run["commitId"], commit["id"]);
+    let id = run["id"].as_str().expect("id").to_string();
+    let recorded = server
+        .data(
+            &developer,
+            r#"query($id: ID!) { execution(environment: STAGING, id: $id) { status spans { name kind } }
+                              memoryEntries(environment: STAGING) { edges { node { namespace key value } } } }"#,
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(
+        recorded["execution"]["spans"],
+        json!([{ "name": "answer", "kind": "PROMPT" }])
+    );
+    assert_eq!(
+        recorded["memoryEntries"]["edges"],
+        json!([{ "node": { "namespace": "staging:support-bot", "key": "last-question", "value": "refunds?" } }])
+    );
+
+    // Not in production until published; then production runs exactly that commit.
+    let (status, _) = invoke(&server, &developer, &tenant, "production", "support-bot", "", json!({})).await;
+    assert_eq!(status, 404);
+    let plan = server
+        .data(
+            &publisher,
+            "{ publishPlan(environment: PRODUCTION, input: {all: true}) { fingerprint } }",
+            json!({}),
+        )
+        .await;
+    server
+        .data(&publisher, "mutation($f: String!) { publish(environment: PRODUCTION, input: {all: true, fingerprint: $f}) { number } }", json!({ "f": plan["publishPlan"]["fingerprint"] }))
+        .await;
+    let production = runtime_token(&tenant, "production");
+    let (status, run) = invoke(
+        &server,
+        &production,
+        &tenant,
+        "production",
+        "support-bot",
+        "",
+        json!({ "question": "prod?" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(
+        run["output"],
+        json!({ "answer": "Hi! You asked: prod?", "environment": "production", "promptVersion": 1 })
+    );
+    assert_eq!(run["commitId"], commit["id"], "production runs the promoted commit");
+    let memory = server
+        .data(
+            &developer,
+            "{ memoryEntries(environment: PRODUCTION) { edges { node { namespace } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        memory["memoryEntries"]["edges"],
+        json!([{ "node": { "namespace": "support-bot" } }])
+    );
+
+    // Who may call: a runtime token of the other environment, a viewer, another tenant.
+    let (status, _) = invoke(
+        &server,
+        &runtime_token(&tenant, "staging"),
+        &tenant,
+        "production",
+        "support-bot",
+        "",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = invoke(
+        &server,
+        &token(&tenant, "viewer"),
+        &tenant,
+        "staging",
+        "support-bot",
+        "",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = invoke(
+        &server,
+        &token(&crate::support::tenant(), "admin"),
+        &tenant,
+        "staging",
+        "support-bot",
+        "",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // Asynchronously: 202 at once, then the execution finishes on its own.
+    let (status, queued) = invoke(
+        &server,
+        &developer,
+        &tenant,
+        "staging",
+        "support-bot",
+        "?async=true",
+        json!({ "question": "later" }),
+    )
+    .await;
+    assert_eq!(status, 202);
+    assert_eq!(queued["status"], "QUEUED");
+    let query = "query($id: ID!) { execution(environment: STAGING, id: $id) { status output } }";
+    let mut done = Value::Null;
+    for _ in 0..100 {
+        done = server.data(&developer, query, json!({ "id": queued["id"] })).await["execution"].clone();
+        if done["status"] == "SUCCEEDED" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(done["output"]["answer"], "Hi! You asked: later");
+}
+
+async fn bad_agents_fail_cleanly(backend: Backend) {
+    let server = Server::start_with(
+        backend,
+        &[("RUNFLOW_RUN_TIMEOUT", "2s"), ("RUNFLOW_RUN_MAX_OUTPUT_BYTES", "1000")],
+    )
+    .await;
+    let tenant = tenant();
+    let developer = token(&tenant, "developer");
+    for (slug, script, expected) in [
+        (
+            "crash",
+            "import sys\nprint('boom', file=sys.stderr)\nsys.exit(3)\n",
+            "exited with exit status: 3: boom",
+        ),
+        ("hang", "import time\ntime.sleep(60)\n", "timed out after 2 s"),
+        ("chatty", "print('x' * 100000)\n", "more than 1000 bytes"),
+        ("not-json", "print('hello')\n", "not JSON"),
+        ("silent", "pass\n", "printed nothing"),
+    ] {
+        deploy_files(&server, &developer, slug, one_line_agent(slug, script)).await;
+        let started = std::time::Instant::now();
+        let (status, run) = invoke(&server, &developer, &tenant, "staging", slug, "", json!({})).await;
+        assert_eq!(status, 200, "{slug}: {run}");
+        assert_eq!(run["status"], "FAILED", "{slug}: {run}");
+        assert!(run["error"].as_str().unwrap_or("").contains(expected), "{slug}: {run}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "{slug} answered in time"
+        );
+    }
+    let log = server
+        .data(
+            &developer,
+            "{ executions(environment: STAGING, agent: \"crash\") { edges { node { error } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        log["executions"]["edges"][0]["node"]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("boom")
+    );
+    let (status, _) = invoke(&server, &developer, &tenant, "staging", "ghost", "", json!({})).await;
+    assert_eq!(status, 404);
+    let response = server
+        .http()
+        .post(format!("{}/v1/{tenant}/staging/agents/crash", server.url))
+        .bearer_auth(&developer)
+        .body("{not json")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 400);
+}
+
+async fn local_runs_get_staging_tokens_only(backend: Backend) {
+    let server = Server::start(backend).await;
+    let developer = token(&tenant(), "developer");
+    let minted = server
+        .data(
+            &developer,
+            "mutation { createRuntimeToken(environment: STAGING) { token environment expiresAt } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(minted["createRuntimeToken"]["environment"], "STAGING");
+    let token = minted["createRuntimeToken"]["token"].as_str().expect("token");
+    let (status, body) = server.runtime(token, Method::GET, "/prompts/nothing", None).await;
+    assert_eq!(status, 404, "a working staging runtime token: {body}");
+    let refused = server
+        .gql(
+            Some(&developer),
+            "mutation { createRuntimeToken(environment: PRODUCTION) { token } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&refused), "PRODUCTION_READ_ONLY");
+}
+
+/// Two server processes with workers on one PostgreSQL database never run an execution twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set RUNFLOW_TEST_POSTGRES_URL and pass --include-ignored"]
+async fn two_workers_never_run_one_execution_twice() {
+    let first = Server::start(Backend::Postgres).await;
+    let second = first.replica().await;
+    let tenant = tenant();
+    let developer = token(&tenant, "developer");
+    deploy_files(
+        &first,
+        &developer,
+        "counter",
+        one_line_agent("counter", "import json,sys\nprint(json.dumps(json.load(sys.stdin)))\n"),
+    )
+    .await;
+    let runs = 24;
+    for n in 0..runs {
+        let server = if n % 2 == 0 { &first } else { &second };
+        let (status, _) = invoke(
+            server,
+            &developer,
+            &tenant,
+            "staging",
+            "counter",
+            "?async=true",
+            json!({ "n": n }),
+        )
+        .await;
+        assert_eq!(status, 202);
+    }
+    let query = "{ executions(environment: STAGING, first: 100) { edges { node { id status output } } } }";
+    let mut finished = Vec::new();
+    for _ in 0..200 {
+        let page = first.data(&developer, query, json!({})).await;
+        finished = page["executions"]["edges"].as_array().cloned().unwrap_or_default();
+        if finished.iter().all(|e| e["node"]["status"] == "SUCCEEDED") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(finished.len(), runs);
+    assert!(
+        finished.iter().all(|e| e["node"]["status"] == "SUCCEEDED"),
+        "{finished:#?}"
+    );
+    // Each execution was claimed exactly once: one UPDATED (claim) event per execution.
+    let mut ws = first.websocket(None).await;
+    ws.init(&token(&tenant, "viewer")).await;
+    ws.subscribe(
+        "1",
+        "subscription { executionEvents(environment: STAGING, after: \"0\") { kind execution { id } } }",
+        json!({}),
+    )
+    .await;
+    let mut claims = std::collections::HashMap::<String, usize>::new();
+    for _ in 0..runs * 3 {
+        let message = ws.json().await;
+        let event = &message["payload"]["data"]["executionEvents"];
+        if event["kind"] == "UPDATED" {
+            *claims
+                .entry(event["execution"]["id"].as_str().unwrap_or_default().to_string())
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(claims.len(), runs);
+    assert!(claims.values().all(|n| *n == 1), "{claims:?}");
+}
+
+on_both_backends!(
+    staging_and_production_endpoints_run_their_commit,
+    bad_agents_fail_cleanly,
+    local_runs_get_staging_tokens_only,
+);
