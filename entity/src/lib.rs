@@ -27,6 +27,7 @@ pub mod sessions;
 pub mod shared_resources;
 pub mod spans;
 pub mod traces;
+pub mod trigger_firings;
 pub mod triggers;
 
 /// The two environments every tenant has.

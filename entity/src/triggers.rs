@@ -1,10 +1,10 @@
-//! A trigger, bound to the environment it lives in.
+//! A trigger, bound to the environment it lives in. (Not `Serialize`: it holds a sealed secret.)
 
 use sea_orm::entity::prelude::*;
 
 use crate::Environment;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "triggers")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -23,6 +23,9 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// In production: the release that last set this record.
     pub release_id: Option<Uuid>,
+    /// Webhook triggers: the signing secret, encrypted (never returned).
+    pub secret_ciphertext: Option<Vec<u8>>,
+    pub secret_nonce: Option<Vec<u8>>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

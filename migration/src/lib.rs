@@ -10,6 +10,7 @@ mod m20261129_000001_foundation;
 mod m20261129_000002_releases;
 mod m20261129_000003_events;
 mod m20261129_000004_runner;
+mod m20261129_000005_triggers;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000002_releases::Migration),
             Box::new(m20261129_000003_events::Migration),
             Box::new(m20261129_000004_runner::Migration),
+            Box::new(m20261129_000005_triggers::Migration),
         ]
     }
 }

@@ -211,8 +211,16 @@ async fn triggers_are_bound_to_their_environment(backend: Backend) {
             "no `schedule`",
         ),
         (
-            json!({ "name": "nightly", "agent": "bot", "kind": "WEBHOOK" }),
+            json!({ "name": "nightly", "agent": "bot", "kind": "WEBHOOK", "secret": "0123456789abcdef" }),
             "already exists",
+        ),
+        (
+            json!({ "name": "hook2", "agent": "bot", "kind": "WEBHOOK" }),
+            "needs `secret`",
+        ),
+        (
+            json!({ "name": "hook2", "agent": "bot", "kind": "WEBHOOK", "secret": "short" }),
+            "at least 16",
         ),
     ] {
         let response = server.gql(Some(&developer), create, json!({ "input": input })).await;
@@ -229,7 +237,7 @@ async fn triggers_are_bound_to_their_environment(backend: Backend) {
         .data(
             &developer,
             create,
-            json!({ "input": { "name": "hook", "agent": "bot", "kind": "WEBHOOK" } }),
+            json!({ "input": { "name": "hook", "agent": "bot", "kind": "WEBHOOK", "secret": "0123456789abcdef" } }),
         )
         .await;
     let update = r#"mutation($input: UpdateTriggerInput!) { updateTrigger(environment: STAGING, input: $input) { enabled schedule revision } }"#;

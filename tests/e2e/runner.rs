@@ -348,8 +348,182 @@ async fn two_workers_never_run_one_execution_twice() {
     assert!(claims.values().all(|n| *n == 1), "{claims:?}");
 }
 
+fn sign_body(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+const ECHO: &str = "import json,sys\nprint(json.dumps(json.load(sys.stdin)))\n";
+
+async fn triggers_fire_in_their_own_environment(backend: Backend) {
+    let server = Server::start(backend).await;
+    let tenant = tenant();
+    let developer = token(&tenant, "developer");
+    deploy_files(&server, &developer, "echo", one_line_agent("echo", ECHO)).await;
+    let create = "mutation($input: CreateTriggerInput!) { createTrigger(environment: STAGING, input: $input) { id webhookUrl hasSecret } }";
+    let every_second = server
+        .data(
+            &developer,
+            create,
+            json!({ "input": { "name": "tick", "agent": "echo", "kind": "SCHEDULE", "schedule": "* * * * * *" } }),
+        )
+        .await["createTrigger"]
+        .clone();
+    assert_eq!(every_second["webhookUrl"], Value::Null);
+    let secret = "a-webhook-secret-of-some-length";
+    let hook = server
+        .data(
+            &developer,
+            create,
+            json!({ "input": { "name": "hook", "agent": "echo", "kind": "WEBHOOK", "secret": secret } }),
+        )
+        .await["createTrigger"]
+        .clone();
+    assert_eq!(hook["hasSecret"], true);
+    assert_eq!(
+        hook["webhookUrl"],
+        format!("https://api.example.test/v1/{tenant}/staging/triggers/hook")
+    );
+
+    // The schedule fires in staging (and nowhere else: it is not published).
+    let query = "query($env: Environment!) { executions(environment: $env, first: 100) { edges { node { triggerId status input } } } }";
+    let mut fired = Vec::new();
+    for _ in 0..100 {
+        let page = server.data(&developer, query, json!({ "env": "STAGING" })).await;
+        fired = page["executions"]["edges"].as_array().cloned().unwrap_or_default();
+        if fired.iter().any(|e| e["node"]["status"] == "SUCCEEDED") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(!fired.is_empty(), "the schedule trigger fired");
+    assert!(fired.iter().all(|e| e["node"]["triggerId"] == every_second["id"]));
+    assert_eq!(fired[0]["node"]["input"]["trigger"], "tick");
+    let production = server.data(&developer, query, json!({ "env": "PRODUCTION" })).await;
+    assert_eq!(
+        production["executions"]["edges"],
+        json!([]),
+        "a staging trigger never fires in production"
+    );
+    server
+        .data(
+            &developer,
+            r#"mutation { updateTrigger(environment: STAGING, input: {name: "tick", enabled: false}) { enabled } }"#,
+            json!({}),
+        )
+        .await;
+
+    // Webhook: a good signature queues an execution of the trigger; a bad one is refused.
+    let url = format!("{}/v1/{tenant}/staging/triggers/hook", server.url);
+    let body = br#"{"order": 42}"#;
+    let good = server
+        .http()
+        .post(&url)
+        .header("x-runflow-signature", sign_body(secret, body))
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(good.status(), 202);
+    let queued: Value = good.json().await.expect("json");
+    assert_eq!(queued["triggerId"], hook["id"]);
+    assert_eq!(queued["input"], json!({ "order": 42 }));
+    for signature in [
+        sign_body("the-wrong-secret-entirely!!", body),
+        "sha256=00".into(),
+        String::new(),
+    ] {
+        let bad = server
+            .http()
+            .post(&url)
+            .header("x-runflow-signature", signature)
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(bad.status(), 401);
+    }
+    let tampered = server
+        .http()
+        .post(&url)
+        .header("x-runflow-signature", sign_body(secret, body))
+        .body(r#"{"order": 43}"#)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(tampered.status(), 401, "the signature covers the body");
+    let other_environment = server
+        .http()
+        .post(format!("{}/v1/{tenant}/production/triggers/hook", server.url))
+        .header("x-runflow-signature", sign_body(secret, body))
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        other_environment.status(),
+        404,
+        "the trigger does not exist in production"
+    );
+    let hooks = server
+        .data(
+            &developer,
+            "{ executions(environment: STAGING, first: 100) { edges { node { triggerId } } } }",
+            json!({}),
+        )
+        .await;
+    let by_hook = hooks["executions"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .filter(|e| e["node"]["triggerId"] == hook["id"])
+        .count();
+    assert_eq!(by_hook, 1, "only the signed call ran");
+}
+
+/// With two replicas on one PostgreSQL database, each schedule tick fires exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: set RUNFLOW_TEST_POSTGRES_URL and pass --include-ignored"]
+async fn a_tick_fires_once_across_replicas() {
+    let first = Server::start(Backend::Postgres).await;
+    let second = first.replica().await;
+    let tenant = tenant();
+    let developer = token(&tenant, "developer");
+    deploy_files(&first, &developer, "echo", one_line_agent("echo", ECHO)).await;
+    first
+        .data(&developer, r#"mutation { createTrigger(environment: STAGING, input: {name: "tick", agent: "echo", kind: SCHEDULE, schedule: "* * * * * *"}) { id } }"#, json!({}))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    first
+        .data(
+            &developer,
+            r#"mutation { updateTrigger(environment: STAGING, input: {name: "tick", enabled: false}) { enabled } }"#,
+            json!({}),
+        )
+        .await;
+    let page = second
+        .data(
+            &developer,
+            "{ executions(environment: STAGING, first: 100) { edges { node { input } } } }",
+            json!({}),
+        )
+        .await;
+    let ticks: Vec<String> = page["executions"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| e["node"]["input"]["tick"].to_string())
+        .collect();
+    assert!(ticks.len() >= 2, "it fired: {ticks:?}");
+    let unique: std::collections::HashSet<&String> = ticks.iter().collect();
+    assert_eq!(unique.len(), ticks.len(), "no tick fired twice: {ticks:?}");
+}
+
 on_both_backends!(
     staging_and_production_endpoints_run_their_commit,
     bad_agents_fail_cleanly,
     local_runs_get_staging_tokens_only,
+    triggers_fire_in_their_own_environment,
 );

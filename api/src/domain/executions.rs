@@ -86,13 +86,32 @@ pub async fn enqueue(db: &Db, scope: &Scope, input: StartExecution) -> Result<ex
 }
 
 async fn create(db: &Db, scope: &Scope, input: StartExecution, status: ExecutionStatus) -> Result<executions::Model> {
+    let tx = db.begin_write().await?;
+    let row = create_in(&tx, scope, input, status).await?;
+    tx.commit().await?;
+    db.wake_live_feed();
+    Ok(row)
+}
+
+/// Creates an execution (and its event) inside the caller's transaction; the caller commits
+/// and then wakes the live feed.
+pub async fn create_in<C: sea_orm::ConnectionTrait>(
+    tx: &C,
+    scope: &Scope,
+    input: StartExecution,
+    status: ExecutionStatus,
+) -> Result<executions::Model> {
     validate::json_size("input", &input.input, 1024 * 1024)?;
-    let agent = agents::get(&db.conn, scope, &input.agent).await?;
+    let agent = agents::get(tx, scope, &input.agent).await?;
     if let Some(session_id) = input.session_id {
-        super::sessions::get(db, scope, session_id).await?;
+        scope
+            .select::<entity::sessions::Entity>()
+            .filter(entity::sessions::Column::Id.eq(session_id))
+            .one(tx)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("session {session_id} in {}", scope.environment)))?;
     }
     let time = now();
-    let tx = db.begin_write().await?;
     let row = executions::ActiveModel {
         id: Set(new_id()),
         tenant_id: Set(scope.tenant.id().to_string()),
@@ -111,11 +130,9 @@ async fn create(db: &Db, scope: &Scope, input: StartExecution, status: Execution
         log: Set(None),
         claimed_by: Set(None),
     }
-    .insert(&tx)
+    .insert(tx)
     .await?;
-    append_event(&tx, scope, &row, "started", &agent.agent.slug).await?;
-    tx.commit().await?;
-    db.wake_live_feed();
+    append_event(tx, scope, &row, "started", &agent.agent.slug).await?;
     Ok(row)
 }
 

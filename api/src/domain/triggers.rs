@@ -8,9 +8,12 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{agents, new_id, now, validate};
+use crate::crypto::{Sealed, SecretBox};
 use crate::db::Db;
+use crate::domain::credentials::Secret;
 use crate::error::{Error, Result, check_revision};
 use crate::scope::{Scope, StagingScope};
+use sha2::Digest;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TriggerKind {
@@ -49,6 +52,8 @@ pub struct CreateTriggerInput {
     pub schedule: Option<String>,
     pub config: Option<Value>,
     pub enabled: bool,
+    /// Webhook triggers: the secret that signs calls (write-only).
+    pub secret: Option<Secret>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -58,6 +63,8 @@ pub struct UpdateTriggerInput {
     pub schedule: Option<String>,
     pub config: Option<Value>,
     pub enabled: Option<bool>,
+    /// Webhook triggers: a new signing secret.
+    pub secret: Option<Secret>,
     pub expected_revision: Option<i64>,
 }
 
@@ -103,10 +110,25 @@ pub async fn get<C: ConnectionTrait>(db: &C, scope: &Scope, name: &str) -> Resul
         .ok_or_else(|| Error::not_found(format!("trigger {name:?} in {}", scope.environment)))
 }
 
-pub async fn create(db: &Db, scope: &StagingScope, input: CreateTriggerInput) -> Result<triggers::Model> {
+pub async fn create(
+    db: &Db,
+    scope: &StagingScope,
+    secret_box: &SecretBox,
+    input: CreateTriggerInput,
+) -> Result<triggers::Model> {
     validate::slug("name", &input.name)?;
     validate::slug("agent", &input.agent)?;
     check_kind_fields(input.kind, &input.schedule)?;
+    let sealed = match (input.kind, &input.secret) {
+        (TriggerKind::Webhook, Some(secret)) => Some(seal_secret(secret_box, secret)?),
+        (TriggerKind::Webhook, None) => {
+            return Err(Error::bad_input(
+                "a webhook trigger needs `secret`: it signs the calls (HMAC-SHA256)",
+            ));
+        }
+        (TriggerKind::Schedule, Some(_)) => return Err(Error::bad_input("a schedule trigger has no `secret`")),
+        (TriggerKind::Schedule, None) => None,
+    };
     let config = input.config.unwrap_or_else(|| Value::Object(Default::default()));
     validate::json_object("config", &config)?;
     let tx = db.begin_write().await?;
@@ -137,6 +159,8 @@ pub async fn create(db: &Db, scope: &StagingScope, input: CreateTriggerInput) ->
         created_at: Set(time),
         updated_at: Set(time),
         release_id: Set(None),
+        secret_ciphertext: Set(sealed.as_ref().map(|s| s.ciphertext.clone())),
+        secret_nonce: Set(sealed.map(|s| s.nonce)),
     }
     .insert(&tx)
     .await?;
@@ -144,7 +168,113 @@ pub async fn create(db: &Db, scope: &StagingScope, input: CreateTriggerInput) ->
     Ok(row)
 }
 
-pub async fn update(db: &Db, scope: &StagingScope, input: UpdateTriggerInput) -> Result<triggers::Model> {
+/// Webhook secrets are at least 16 characters, stored sealed.
+fn seal_secret(secret_box: &SecretBox, secret: &Secret) -> Result<Sealed> {
+    if secret.0.chars().count() < 16 {
+        return Err(Error::bad_input("a webhook secret must be at least 16 characters"));
+    }
+    secret_box.seal(&secret.0).map_err(Error::internal)
+}
+
+/// A fingerprint of a trigger's sealed secret (for the release diff; never the secret).
+pub fn secret_fingerprint(row: &triggers::Model) -> Option<String> {
+    row.secret_ciphertext
+        .as_ref()
+        .map(|c| hex::encode(sha2::Sha256::digest(c))[..16].to_string())
+}
+
+/// The URL at which a webhook trigger is called.
+pub fn webhook_url(public_url: &str, row: &triggers::Model) -> Option<String> {
+    (row.kind == TriggerKind::Webhook.as_str()).then(|| {
+        format!(
+            "{public_url}/v1/{}/{}/triggers/{}",
+            row.tenant_id,
+            row.environment.as_str(),
+            row.name
+        )
+    })
+}
+
+/// Checks a webhook call's `X-Runflow-Signature: sha256=<hex>` (HMAC-SHA256 of the raw body).
+pub fn verify_signature(
+    secret_box: &SecretBox,
+    row: &triggers::Model,
+    body: &[u8],
+    header: Option<&str>,
+) -> Result<()> {
+    use hmac::{Hmac, Mac};
+    let refuse =
+        || Error::Unauthenticated("the X-Runflow-Signature header is missing or does not match the body".into());
+    let (Some(ciphertext), Some(nonce)) = (&row.secret_ciphertext, &row.secret_nonce) else {
+        return Err(refuse());
+    };
+    let secret = secret_box
+        .open(&Sealed {
+            ciphertext: ciphertext.clone(),
+            nonce: nonce.clone(),
+        })
+        .map_err(Error::internal)?;
+    let expected = header
+        .and_then(|h| h.strip_prefix("sha256="))
+        .and_then(|h| hex::decode(h.trim()).ok())
+        .ok_or_else(refuse)?;
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).map_err(Error::internal)?;
+    mac.update(body);
+    // Constant-time comparison.
+    mac.verify_slice(&expected).map_err(|_| refuse())
+}
+
+/// Fires a trigger: queues an execution of its agent in the trigger's own environment. For a
+/// schedule tick, the tick is claimed in the same transaction (unique per trigger and tick),
+/// so among replicas exactly one fires it; `None` when another already did.
+pub async fn fire(
+    db: &Db,
+    row: &triggers::Model,
+    tick: Option<chrono::DateTime<chrono::Utc>>,
+    input: Value,
+) -> Result<Option<entity::executions::Model>> {
+    use sea_orm::EntityTrait;
+    let scope = Scope::new(row.tenant_id.clone(), row.environment);
+    let tx = db.begin_write().await?;
+    let start = super::executions::StartExecution {
+        agent: row.agent_slug.clone(),
+        input,
+        session_id: None,
+        trigger_id: Some(row.id),
+    };
+    let execution =
+        super::executions::create_in(&tx, &scope, start, super::executions::ExecutionStatus::Queued).await?;
+    if let Some(tick) = tick {
+        let claimed = entity::trigger_firings::Entity::insert(entity::trigger_firings::ActiveModel {
+            id: Set(new_id()),
+            tenant_id: Set(row.tenant_id.clone()),
+            trigger_id: Set(row.id),
+            tick: Set(tick),
+            execution_id: Set(execution.id),
+        })
+        .on_conflict_do_nothing_on([
+            entity::trigger_firings::Column::TriggerId,
+            entity::trigger_firings::Column::Tick,
+        ])
+        .exec(&tx)
+        .await?;
+        if matches!(claimed, sea_orm::TryInsertResult::Conflicted) {
+            // Another replica fired this tick: drop ours.
+            tx.rollback().await?;
+            return Ok(None);
+        }
+    }
+    tx.commit().await?;
+    db.wake_live_feed();
+    Ok(Some(execution))
+}
+
+pub async fn update(
+    db: &Db,
+    scope: &StagingScope,
+    secret_box: &SecretBox,
+    input: UpdateTriggerInput,
+) -> Result<triggers::Model> {
     if let Some(agent) = &input.agent {
         validate::slug("agent", agent)?;
     }
@@ -183,6 +313,14 @@ pub async fn update(db: &Db, scope: &StagingScope, input: UpdateTriggerInput) ->
     if let Some(enabled) = input.enabled {
         active.enabled = Set(enabled);
     }
+    if let Some(secret) = &input.secret {
+        if kind != TriggerKind::Webhook {
+            return Err(Error::bad_input("only webhook triggers have a `secret`"));
+        }
+        let sealed = seal_secret(secret_box, secret)?;
+        active.secret_ciphertext = Set(Some(sealed.ciphertext));
+        active.secret_nonce = Set(Some(sealed.nonce));
+    }
     active.revision = Set(revision);
     active.updated_at = Set(now());
     let row = active.update(&tx).await?;
@@ -197,4 +335,35 @@ pub async fn delete(db: &Db, scope: &StagingScope, name: &str, expected_revision
     triggers::Entity::delete_by_id(row.id).exec(&tx).await?;
     tx.commit().await?;
     Ok(row.id)
+}
+
+/// Every enabled schedule trigger of every tenant, in both environments (the scheduler's
+/// system-level read; each trigger then fires only in its own environment).
+pub async fn enabled_schedules(db: &Db) -> Result<Vec<triggers::Model>> {
+    Ok(triggers::Entity::find()
+        .filter(triggers::Column::Kind.eq(TriggerKind::Schedule.as_str()))
+        .filter(triggers::Column::Enabled.eq(true))
+        .all(&db.conn)
+        .await?)
+}
+
+/// The latest tick of `expression` in `(after, now]`, if any.
+pub fn latest_tick(
+    expression: &str,
+    after: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let cron = croner::Cron::from_str(expression).ok()?;
+    let mut latest = None;
+    let mut cursor = after;
+    for _ in 0..10_000 {
+        match cron.find_next_occurrence(&cursor, false) {
+            Ok(next) if next <= now => {
+                latest = Some(next);
+                cursor = next;
+            }
+            _ => break,
+        }
+    }
+    latest
 }

@@ -9,6 +9,7 @@ use super::agents::Agent;
 use super::context::{loader, scope, services, staging};
 use super::loaders::AgentBySlug;
 use super::{Environment, GqlResult};
+use crate::domain::credentials::Secret;
 use crate::domain::triggers::{self as domain, CreateTriggerInput as Create, UpdateTriggerInput as Update};
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,15 @@ impl Trigger {
     async fn enabled(&self) -> bool {
         self.0.enabled
     }
+    /// WEBHOOK triggers: the URL to call, with `X-Runflow-Signature: sha256=<hex HMAC-SHA256
+    /// of the body with the trigger's secret>`.
+    async fn webhook_url(&self, ctx: &Context<'_>) -> Option<String> {
+        domain::webhook_url(&services(ctx).public_url, &self.0)
+    }
+    /// WEBHOOK triggers: whether a signing secret is set (the secret itself is never returned).
+    async fn has_secret(&self) -> bool {
+        self.0.secret_ciphertext.is_some()
+    }
     async fn revision(&self) -> i64 {
         self.0.revision
     }
@@ -81,6 +91,9 @@ pub struct CreateTriggerInput {
     config: Option<Json<Value>>,
     #[graphql(default = true)]
     enabled: bool,
+    /// WEBHOOK only (required there): the secret that signs calls, 16+ characters. Write-only.
+    #[graphql(secret)]
+    secret: Option<String>,
 }
 
 #[derive(InputObject)]
@@ -90,6 +103,9 @@ pub struct UpdateTriggerInput {
     schedule: Option<String>,
     config: Option<Json<Value>>,
     enabled: Option<bool>,
+    /// WEBHOOK only: a new signing secret. Write-only.
+    #[graphql(secret)]
+    secret: Option<String>,
     expected_revision: Option<i64>,
 }
 
@@ -134,8 +150,12 @@ impl TriggerMutation {
             schedule: input.schedule,
             config: input.config.map(|j| j.0),
             enabled: input.enabled,
+            secret: input.secret.map(Secret),
         };
-        Ok(Trigger(domain::create(&services(ctx).db, &scope, input).await?))
+        let services = services(ctx);
+        Ok(Trigger(
+            domain::create(&services.db, &scope, &services.secret_box, input).await?,
+        ))
     }
 
     async fn update_trigger(
@@ -151,9 +171,13 @@ impl TriggerMutation {
             schedule: input.schedule,
             config: input.config.map(|j| j.0),
             enabled: input.enabled,
+            secret: input.secret.map(Secret),
             expected_revision: input.expected_revision,
         };
-        Ok(Trigger(domain::update(&services(ctx).db, &scope, input).await?))
+        let services = services(ctx);
+        Ok(Trigger(
+            domain::update(&services.db, &scope, &services.secret_box, input).await?,
+        ))
     }
 
     /// Deletes the staging trigger; returns its id.

@@ -1,5 +1,6 @@
 //! Agent endpoints: `POST /v1/{tenant}/{environment}/agents/{slug}` runs the agent's code at
-//! that environment's current commit.
+//! that environment's current commit. Webhook triggers: `POST
+//! /v1/{tenant}/{environment}/triggers/{name}` (see [`webhook`]).
 //!
 //! - The body is the input (JSON; empty means `{}`); `?session=<id>` continues a thread.
 //! - By default the call waits and answers 200 with the finished execution (id, status,
@@ -111,4 +112,37 @@ pub async fn invoke(
         StatusCode::GATEWAY_TIMEOUT
     };
     Ok((status, Json(execution_json(&row))).into_response())
+}
+
+/// A webhook trigger's URL. The caller proves it knows the trigger's secret with
+/// `X-Runflow-Signature: sha256=<hex HMAC-SHA256 of the raw body>`; the body (JSON, or empty)
+/// becomes the input of an execution in the trigger's own environment. Answers 202 with the
+/// queued execution.
+pub async fn webhook(
+    State(app): State<App>,
+    Path((tenant, environment, name)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let not_found = || Error::not_found(format!("webhook trigger {name:?}"));
+    let environment = entity::Environment::parse(&environment).ok_or_else(not_found)?;
+    let scope = Scope::new(tenant, environment);
+    let trigger = crate::domain::triggers::find(&app.services.db.conn, &scope, &name)
+        .await?
+        .filter(|t| t.kind == crate::domain::triggers::TriggerKind::Webhook.as_str())
+        .ok_or_else(not_found)?;
+    let signature = headers.get("x-runflow-signature").and_then(|v| v.to_str().ok());
+    crate::domain::triggers::verify_signature(&app.services.secret_box, &trigger, &body, signature)?;
+    if !trigger.enabled {
+        return Err(Error::Conflict(format!("trigger {name:?} is disabled")).into());
+    }
+    let input: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(&body).map_err(|e| Error::bad_input(format!("the body is not valid JSON: {e}")))?
+    };
+    let execution = crate::domain::triggers::fire(&app.services.db, &trigger, None, input)
+        .await?
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("a webhook firing was not recorded")))?;
+    Ok((StatusCode::ACCEPTED, Json(execution_json(&execution))).into_response())
 }

@@ -31,6 +31,10 @@ pub fn router(app: App) -> Router {
             "/v1/{tenant}/{environment}/agents/{slug}",
             axum::routing::post(agents::invoke),
         )
+        .route(
+            "/v1/{tenant}/{environment}/triggers/{name}",
+            axum::routing::post(agents::webhook),
+        )
         .route("/schema.graphql", get(schema_sdl))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))

@@ -31,8 +31,12 @@ use crate::domain::memory;
 use crate::error::{Error, Result};
 use crate::scope::Scope;
 
-/// Starts the worker loop of this process: up to `RUNFLOW_WORKERS` runs at once.
+mod schedule;
+
+/// Starts the workers of this process (up to `RUNFLOW_WORKERS` runs at once) and the
+/// scheduler of schedule triggers.
 pub fn start(app: App) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(schedule::run(app.clone()));
     tokio::spawn(work(app))
 }
 

@@ -655,6 +655,23 @@ async fn apply<C: ConnectionTrait>(
                 }
                 return Ok(None);
             };
+            // The webhook secret travels sealed from the staging trigger whose fingerprint the
+            // state names (never through the state itself); otherwise production keeps its own.
+            let wanted = state.get("secret").and_then(Value::as_str);
+            let staging_row = tenant
+                .in_env(Environment::Staging)
+                .select::<triggers::Entity>()
+                .filter(triggers::Column::Name.eq(slug))
+                .one(db)
+                .await?
+                .filter(|row| {
+                    wanted.is_some() && crate::domain::triggers::secret_fingerprint(row).as_deref() == wanted
+                });
+            let (ciphertext, nonce) = match (&staging_row, &existing) {
+                (Some(row), _) => (row.secret_ciphertext.clone(), row.secret_nonce.clone()),
+                (None, Some(row)) => (row.secret_ciphertext.clone(), row.secret_nonce.clone()),
+                (None, None) => (None, None),
+            };
             let time = now();
             let text = |field: &str| state.get(field).and_then(Value::as_str).map(str::to_string);
             let enabled = state.get("enabled").and_then(Value::as_bool).unwrap_or(true);
@@ -670,6 +687,8 @@ async fn apply<C: ConnectionTrait>(
                     active.revision = Set(revision);
                     active.updated_at = Set(time);
                     active.release_id = Set(Some(release_id));
+                    active.secret_ciphertext = Set(ciphertext);
+                    active.secret_nonce = Set(nonce);
                     active.update(db).await?;
                 }
                 None => {
@@ -688,6 +707,8 @@ async fn apply<C: ConnectionTrait>(
                         created_at: Set(time),
                         updated_at: Set(time),
                         release_id: Set(Some(release_id)),
+                        secret_ciphertext: Set(ciphertext),
+                        secret_nonce: Set(nonce),
                     }
                     .insert(db)
                     .await?;

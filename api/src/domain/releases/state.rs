@@ -171,13 +171,15 @@ pub async fn load<C: ConnectionTrait>(db: &C, scope: &Scope) -> Result<Environme
     // Triggers.
     for trigger in scope.select::<triggers::Entity>().all(db).await? {
         state.items.insert(
-            (ItemKind::Trigger, trigger.name),
+            (ItemKind::Trigger, trigger.name.clone()),
             json!({
                 "agent": trigger.agent_slug,
                 "kind": trigger.kind,
                 "schedule": trigger.schedule,
                 "config": trigger.config,
                 "enabled": trigger.enabled,
+                // A fingerprint of the sealed webhook secret, never the secret.
+                "secret": crate::domain::triggers::secret_fingerprint(&trigger),
             }),
         );
     }
