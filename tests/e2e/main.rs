@@ -11,6 +11,7 @@ mod support;
 
 mod access;
 mod agents;
+mod cli;
 mod config_and_tokens;
 mod connectors_and_triggers;
 mod http;

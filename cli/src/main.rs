@@ -1,0 +1,229 @@
+//! `rf`: the Runflow command line.
+//!
+//! Human-readable output by default, `--json` for scripts. On failure it prints
+//! `error: CODE: message` on stderr and exits with status 1 (2 for usage errors).
+
+mod agents;
+mod client;
+mod executions;
+mod operations;
+mod releases;
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use client::{ApiFailure, Client, Credentials};
+
+#[derive(Parser)]
+#[command(name = "rf", version, about = "The Runflow command line")]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct Global {
+    /// Server URL (default: from `rf login`).
+    #[arg(long, env = "RUNFLOW_URL", global = true)]
+    url: Option<String>,
+    /// Bearer token (default: from `rf login`).
+    #[arg(long, env = "RUNFLOW_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Store the server URL and your token in the user's config directory.
+    Login {
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long)]
+        token: Option<String>,
+    },
+    /// Agents: deploy to staging, promote to production, list.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
+    /// Run the agent in this folder locally, in staging mode (always).
+    Test {
+        /// The input, as JSON.
+        #[arg(long, conflicts_with = "input_file")]
+        input: Option<String>,
+        /// A file holding the input JSON.
+        #[arg(long)]
+        input_file: Option<std::path::PathBuf>,
+        /// Continue this session (thread).
+        #[arg(long)]
+        session: Option<String>,
+    },
+    /// What staging has that production lacks.
+    Releases,
+    /// Publish staging changes to production.
+    Publish {
+        /// Publish everything pending.
+        #[arg(long, conflicts_with = "items")]
+        all: bool,
+        /// Items to publish (agent:<slug>, prompt:<slug>, connector:<slug>, trigger:<name>).
+        items: Vec<String>,
+        /// Why (stored with the release).
+        #[arg(long)]
+        note: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Restore production to the state before a release (all of its items, or those listed).
+    Rollback {
+        /// The release number (or id).
+        release: String,
+        items: Vec<String>,
+        #[arg(long)]
+        note: Option<String>,
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Recent executions, or a live feed of them.
+    Executions {
+        /// Follow executions live.
+        #[arg(long)]
+        follow: bool,
+        #[arg(long, value_enum, default_value = "staging")]
+        environment: Env,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentsCommand {
+    /// Upload this folder (respecting .gitignore and .rfignore) as a new commit in staging.
+    Deploy {
+        /// The commit message.
+        #[arg(short, long, default_value = "")]
+        message: String,
+    },
+    /// Publish this agent's staging code to production, after confirmation.
+    Promote {
+        /// Do not ask for confirmation (required without a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// The agents of an environment.
+    List {
+        #[arg(long, value_enum, default_value = "staging")]
+        environment: Env,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Env {
+    Staging,
+    Production,
+}
+
+impl Env {
+    pub fn name(self) -> &'static str {
+        match self {
+            Env::Staging => "STAGING",
+            Env::Production => "PRODUCTION",
+        }
+    }
+}
+
+/// Prints a value as JSON (`--json`) or as the given text.
+pub fn emit(global: &Global, json: serde_json::Value, text: impl FnOnce() -> String) {
+    if global.json {
+        println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+    } else {
+        println!("{}", text());
+    }
+}
+
+/// Asks `question` on the terminal; without one, refuses unless `yes`.
+pub fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("refusing to change production without a terminal to confirm on; pass --yes");
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim().to_lowercase().as_str(), "y" | "yes"))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let global = cli.global.clone();
+    match cli.command {
+        Command::Login { url, token } => {
+            let url = url
+                .or(global.url.clone())
+                .ok_or_else(|| anyhow::anyhow!("pass --url (or set RUNFLOW_URL)"))?;
+            let token = token
+                .or(global.token.clone())
+                .ok_or_else(|| anyhow::anyhow!("pass --token (or set RUNFLOW_TOKEN)"))?;
+            let client = Client::new(url.clone(), token.clone());
+            let (data, raw) = client
+                .run_raw::<operations::Viewer>(operations::viewer::Variables {})
+                .await?;
+            let viewer = data.viewer;
+            let path = client::save_credentials(&Credentials {
+                url: client.url.clone(),
+                token,
+            })?;
+            emit(
+                &global,
+                serde_json::json!({ "url": client.url, "viewer": raw["viewer"], "saved": path }),
+                || {
+                    format!(
+                        "Logged in to {} as {} (tenant {}, role {}); saved to {}",
+                        client.url,
+                        viewer.subject,
+                        viewer.tenant,
+                        viewer.role,
+                        path.display()
+                    )
+                },
+            );
+            Ok(())
+        }
+        Command::Agents(AgentsCommand::Deploy { message }) => agents::deploy(&global, &message).await,
+        Command::Agents(AgentsCommand::Promote { yes }) => agents::promote(&global, yes).await,
+        Command::Agents(AgentsCommand::List { environment }) => agents::list(&global, environment).await,
+        Command::Test {
+            input,
+            input_file,
+            session,
+        } => agents::test(&global, input, input_file, session).await,
+        Command::Releases => releases::pending(&global).await,
+        Command::Publish { all, items, note, yes } => releases::publish(&global, all, items, note, yes).await,
+        Command::Rollback {
+            release,
+            items,
+            note,
+            yes,
+        } => releases::rollback(&global, &release, items, note, yes).await,
+        Command::Executions { follow, environment } => executions::run(&global, follow, environment).await,
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            match error.downcast_ref::<ApiFailure>() {
+                Some(failure) => eprintln!("error: {failure}"),
+                None => eprintln!("error: {error:#}"),
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

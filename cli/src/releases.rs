@@ -1,0 +1,158 @@
+//! `rf releases`, `rf publish`, `rf rollback`.
+
+use anyhow::bail;
+
+use crate::client::Client;
+use crate::operations::{self, Pending, Plan, Publish, Releases};
+use crate::{Global, confirm, emit};
+
+pub async fn pending(global: &Global) -> anyhow::Result<()> {
+    let client = Client::resolve(global.url.clone(), global.token.clone())?;
+    let (data, raw) = client.run_raw::<Pending>(operations::pending::Variables {}).await?;
+    let pending = data.pending_changes;
+    emit(global, raw["pendingChanges"].clone(), || {
+        if pending.is_empty() {
+            return "Nothing to publish: production matches staging.".to_string();
+        }
+        pending
+            .iter()
+            .map(|c| format!("{:<9?} {:<32} revision {}", c.change, c.id, c.revision))
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(())
+}
+
+fn publish_input(items: Vec<(String, Option<String>)>, note: Option<String>) -> operations::publish::PublishInput {
+    operations::publish::PublishInput {
+        items: Some(
+            items
+                .into_iter()
+                .map(|(id, revision)| operations::publish::PublishItemInput { id, revision })
+                .collect(),
+        ),
+        all: false,
+        fingerprint: None,
+        note,
+        idempotency_key: None,
+        rollback_to: None,
+    }
+}
+
+pub async fn publish(
+    global: &Global,
+    all: bool,
+    items: Vec<String>,
+    note: Option<String>,
+    yes: bool,
+) -> anyhow::Result<()> {
+    let client = Client::resolve(global.url.clone(), global.token.clone())?;
+    if !all && items.is_empty() {
+        bail!("say what to publish: item ids (see `rf releases`) or --all");
+    }
+    let pending = client
+        .run::<Pending>(operations::pending::Variables {})
+        .await?
+        .pending_changes;
+    let chosen: Vec<(String, Option<String>)> = if all {
+        pending
+            .iter()
+            .map(|c| (c.id.clone(), Some(c.revision.clone())))
+            .collect()
+    } else {
+        items
+            .iter()
+            .map(|id| match pending.iter().find(|c| &c.id == id) {
+                Some(change) => Ok((id.clone(), Some(change.revision.clone()))),
+                None => bail!("{id} has nothing to publish (see `rf releases`)"),
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    if chosen.is_empty() {
+        bail!("nothing to publish: production matches staging");
+    }
+    let plan_items: Vec<operations::plan::PublishItemInput> = chosen
+        .iter()
+        .map(|(id, revision)| operations::plan::PublishItemInput {
+            id: id.clone(),
+            revision: revision.clone(),
+        })
+        .collect();
+    let plan_input = operations::plan::PublishInput {
+        items: Some(plan_items),
+        all: false,
+        fingerprint: None,
+        note: None,
+        idempotency_key: None,
+        rollback_to: None,
+    };
+    let plan = client
+        .run::<Plan>(operations::plan::Variables { input: plan_input })
+        .await?
+        .publish_plan;
+    if !plan.can_publish {
+        bail!("cannot publish: {}", plan.missing.join("; "));
+    }
+    if !global.json {
+        for item in &plan.items {
+            eprintln!("  {:?} {}", item.change, item.id);
+        }
+        for warning in &plan.warnings {
+            eprintln!("  warning: {warning}");
+        }
+    }
+    if !confirm(&format!("Publish {} item(s) to production?", plan.items.len()), yes)? {
+        bail!("cancelled: nothing was published");
+    }
+    let (data, raw) = client
+        .run_raw::<Publish>(operations::publish::Variables {
+            input: publish_input(chosen, note),
+        })
+        .await?;
+    let release = data.publish;
+    emit(global, raw["publish"].clone(), || {
+        format!("Published release #{} ({} items).", release.number, release.items.len())
+    });
+    Ok(())
+}
+
+pub async fn rollback(
+    global: &Global,
+    release: &str,
+    items: Vec<String>,
+    note: Option<String>,
+    yes: bool,
+) -> anyhow::Result<()> {
+    let client = Client::resolve(global.url.clone(), global.token.clone())?;
+    let releases = client
+        .run::<Releases>(operations::releases::Variables {})
+        .await?
+        .releases
+        .edges;
+    let Some(target) = releases
+        .iter()
+        .map(|e| &e.node)
+        .find(|r| r.id == release || r.number.to_string() == release)
+    else {
+        bail!("no release {release} (see the release numbers with `rf releases --json` history or the dashboard)");
+    };
+    if !confirm(
+        &format!("Roll production back to before release #{}?", target.number),
+        yes,
+    )? {
+        bail!("cancelled: nothing was rolled back");
+    }
+    let mut input = publish_input(items.into_iter().map(|id| (id, None)).collect(), note);
+    if input.items.as_ref().is_some_and(Vec::is_empty) {
+        input.items = None;
+    }
+    input.rollback_to = Some(target.id.clone());
+    let (data, raw) = client
+        .run_raw::<Publish>(operations::publish::Variables { input })
+        .await?;
+    let result = data.publish;
+    emit(global, raw["publish"].clone(), || {
+        format!("Rolled back release #{} in release #{}.", target.number, result.number)
+    });
+    Ok(())
+}
