@@ -230,6 +230,22 @@ async fn bad_agents_fail_cleanly(backend: Backend) {
             "{slug} answered in time"
         );
     }
+    // A run's token reports on its own execution only.
+    let snoop = [
+        "import json, os, urllib.request, urllib.error",
+        "request = urllib.request.Request(os.environ['RUNFLOW_API_URL'] + '/v1/runtime/executions/01a22851-0000-7000-8000-000000000000/finish', data=b'{\"status\": \"FAILED\"}', method='POST')",
+        "request.add_header('authorization', 'Bearer ' + os.environ['RUNFLOW_TOKEN'])",
+        "request.add_header('content-type', 'application/json')",
+        "try:",
+        "    code = urllib.request.urlopen(request).status",
+        "except urllib.error.HTTPError as error:",
+        "    code = error.code",
+        "print(json.dumps({'other': code}))",
+    ]
+    .join("\n");
+    deploy_files(&server, &developer, "snoop", one_line_agent("snoop", &snoop)).await;
+    let (_, run) = invoke(&server, &developer, &tenant, "staging", "snoop", "", json!({})).await;
+    assert_eq!(run["output"], json!({ "other": 403 }), "{run}");
     let log = server
         .data(
             &developer,

@@ -73,8 +73,21 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// The calling runtime's scope: its token's tenant and environment.
-pub struct Runtime(pub Scope);
+/// The calling runtime's scope (its token's tenant and environment) and, for the token the
+/// runner gives a run, the one execution it may report on.
+pub struct Runtime(pub Scope, pub Option<Uuid>);
+
+impl Runtime {
+    /// Refuses a run's token reporting on another execution.
+    fn allow(only: Option<Uuid>, execution: Uuid) -> ApiResult<()> {
+        match only {
+            Some(own) if own != execution => {
+                Err(Error::Forbidden("this token belongs to another execution's run".into()).into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
 
 impl FromRequestParts<App> for Runtime {
     type Rejection = ApiError;
@@ -83,7 +96,13 @@ impl FromRequestParts<App> for Runtime {
         let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         match Authentication::from_header(header, &app.services.tokens) {
             Authentication::Authenticated(actor) => match (actor.role, actor.environment) {
-                (Role::Runtime, Some(environment)) => Ok(Runtime(Scope::new(actor.tenant, environment))),
+                (Role::Runtime, Some(environment)) => {
+                    let execution = actor
+                        .subject
+                        .strip_prefix("execution:")
+                        .and_then(|id| Uuid::parse_str(id).ok());
+                    Ok(Runtime(Scope::new(actor.tenant, environment), execution))
+                }
                 _ => Err(Error::Forbidden(
                     "the runtime API takes runtime tokens (`runflow token --role runtime --environment ...`)".into(),
                 )
@@ -129,7 +148,7 @@ pub(crate) fn execution_json(row: &entity::executions::Model) -> Value {
     })
 }
 
-async fn start_execution(State(app): State<App>, Runtime(scope): Runtime, bytes: Bytes) -> ApiResult<Response> {
+async fn start_execution(State(app): State<App>, Runtime(scope, _): Runtime, bytes: Bytes) -> ApiResult<Response> {
     let input: StartBody = body(&bytes)?;
     let start = StartExecution {
         agent: input.agent,
@@ -174,11 +193,12 @@ struct SpansBody {
 
 async fn record_spans(
     State(app): State<App>,
-    Runtime(scope): Runtime,
+    Runtime(scope, only): Runtime,
     Path(execution): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Response> {
     let execution = id(&execution, "execution")?;
+    Runtime::allow(only, execution)?;
     let input: SpansBody = body(&bytes)?;
     if input.spans.is_empty() {
         return Err(Error::bad_input("spans is empty").into());
@@ -225,11 +245,12 @@ struct FinishBody {
 
 async fn finish_execution(
     State(app): State<App>,
-    Runtime(scope): Runtime,
+    Runtime(scope, only): Runtime,
     Path(execution): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Json<Value>> {
     let execution = id(&execution, "execution")?;
+    Runtime::allow(only, execution)?;
     let input: FinishBody = body(&bytes)?;
     let status = ExecutionStatus::parse(&input.status)
         .filter(|s| s.is_final())
@@ -246,7 +267,7 @@ struct SessionBody {
     title: String,
 }
 
-async fn create_session(State(app): State<App>, Runtime(scope): Runtime, bytes: Bytes) -> ApiResult<Response> {
+async fn create_session(State(app): State<App>, Runtime(scope, _): Runtime, bytes: Bytes) -> ApiResult<Response> {
     let input: SessionBody = body(&bytes)?;
     let session = sessions::create(&app.services.db, &scope, input.agent.as_deref(), &input.title).await?;
     Ok(created(
@@ -263,7 +284,7 @@ struct MessageBody {
 
 async fn add_message(
     State(app): State<App>,
-    Runtime(scope): Runtime,
+    Runtime(scope, _): Runtime,
     Path(session): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Response> {
@@ -281,7 +302,7 @@ fn memory_json(row: &entity::memory_entries::Model) -> Value {
 
 async fn get_memory(
     State(app): State<App>,
-    Runtime(scope): Runtime,
+    Runtime(scope, _): Runtime,
     Path((namespace, key)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(memory_json(
@@ -297,7 +318,7 @@ struct MemoryBody {
 
 async fn put_memory(
     State(app): State<App>,
-    Runtime(scope): Runtime,
+    Runtime(scope, _): Runtime,
     Path((namespace, key)): Path<(String, String)>,
     bytes: Bytes,
 ) -> ApiResult<Json<Value>> {
@@ -309,7 +330,7 @@ async fn put_memory(
 
 async fn delete_memory(
     State(app): State<App>,
-    Runtime(scope): Runtime,
+    Runtime(scope, _): Runtime,
     Path((namespace, key)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     memory::delete(&app.services.db, &scope, &namespace, &key).await?;
@@ -318,7 +339,7 @@ async fn delete_memory(
 
 async fn resolve_prompt(
     State(app): State<App>,
-    Runtime(scope): Runtime,
+    Runtime(scope, _): Runtime,
     Path(slug): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let resolved = prompts::resolve(&app.services.db, &scope, &slug).await?;
@@ -335,7 +356,7 @@ async fn resolve_prompt(
 
 async fn resolve_connector(
     State(app): State<App>,
-    Runtime(scope): Runtime,
+    Runtime(scope, _): Runtime,
     Path(slug): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let instance = connectors::get(&app.services.db.conn, &scope, &slug).await?;

@@ -158,7 +158,7 @@ fn nanos(value: &Value, what: &str) -> Result<DateTime<Utc>, Error> {
     })
 }
 
-pub async fn traces(State(app): State<App>, Runtime(scope): Runtime, bytes: Bytes) -> ApiResult<Json<Value>> {
+pub async fn traces(State(app): State<App>, Runtime(scope, _): Runtime, bytes: Bytes) -> ApiResult<Json<Value>> {
     let request: ExportRequest = body(&bytes)?;
     let tenant = scope.tenant.id().to_string();
     let mut groups: BTreeMap<String, TraceInput> = BTreeMap::new();
