@@ -249,7 +249,7 @@ async fn bad_agents_fail_cleanly(backend: Backend) {
     let log = server
         .data(
             &developer,
-            "{ executions(environment: STAGING, agent: \"crash\") { edges { node { error } } } }",
+            "{ executions(environment: STAGING, agent: \"crash\") { edges { node { error log } } } }",
             json!({}),
         )
         .await;
@@ -258,6 +258,10 @@ async fn bad_agents_fail_cleanly(backend: Backend) {
             .as_str()
             .unwrap_or("")
             .contains("boom")
+    );
+    assert_eq!(
+        log["executions"]["edges"][0]["node"]["log"], "boom\n",
+        "stderr is the execution's log"
     );
     let (status, _) = invoke(&server, &developer, &tenant, "staging", "ghost", "", json!({})).await;
     assert_eq!(status, 404);

@@ -53,6 +53,10 @@ impl Execution {
     async fn error(&self) -> Option<&str> {
         self.0.error.as_deref()
     }
+    /// What the agent wrote on stderr during a run by the runner (capped).
+    async fn log(&self) -> Option<&str> {
+        self.0.log.as_deref()
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
