@@ -696,3 +696,28 @@ async fn cursors_past_retention_fail_with_cursor_expired(backend: Backend) {
     let none = tokio::time::timeout(std::time::Duration::from_millis(300), current.next()).await;
     assert!(none.is_err(), "nothing after the latest cursor yet");
 }
+
+/// SIGTERM: open WebSockets get a 1001 close frame and the process exits cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_websockets_and_exits() {
+    let mut server = Server::start(Backend::Sqlite).await;
+    let mut ws = server.websocket(None).await;
+    ws.init(&token(&tenant(), "viewer")).await;
+    ws.subscribe(
+        "1",
+        "subscription { releaseEvents(environment: STAGING) { cursor } }",
+        json!({}),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let status = tokio::task::block_in_place(|| server.terminate(std::time::Duration::from_secs(15)));
+    assert_eq!(
+        ws.closed().await.0,
+        1001,
+        "the socket was told the server is going away"
+    );
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the process exited cleanly: {status:?}"
+    );
+}
