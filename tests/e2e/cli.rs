@@ -228,7 +228,7 @@ async fn the_cli_workflow_from_deploy_to_promotion(backend: Backend) {
         .stdout(Stdio::piped())
         .spawn()
         .expect("follow");
-    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let (status, _) = server
         .runtime(
             &crate::support::runtime_token(&tenant, "staging"),

@@ -66,9 +66,9 @@ async fn events_are_filtered_by_tenant_and_environment_and_resume_without_gaps(b
     agent_in_both(&server, &b).await;
     let mut ws = server.websocket(None).await;
     ws.init(&token(&a, "viewer")).await;
-    ws.subscribe("1", EXECUTIONS, json!({ "env": "STAGING" })).await;
-    // Give the subscription a moment to be registered before ingesting.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // From the start of this tenant's log: deterministic, whatever the timing.
+    ws.subscribe("1", EXECUTIONS, json!({ "env": "STAGING", "after": "0" }))
+        .await;
 
     run_execution(&server, &runtime_token(&b, "staging"), json!("other tenant")).await;
     run_execution(&server, &runtime_token(&a, "production"), json!("production")).await;
@@ -185,7 +185,8 @@ async fn session_and_trace_subscriptions_check_ids_at_subscribe_time(backend: Ba
         json!({ "id": execution }),
     )
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Earlier events match these filters, so no `after`: give the subscriptions time to start.
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
     let (status, _) = server
         .runtime(
             &runtime,
@@ -235,11 +236,10 @@ async fn release_events_reach_every_releases_screen(backend: Backend) {
     staging
         .subscribe(
             "r",
-            "subscription { releaseEvents(environment: STAGING) { kind environment release { number kind } } }",
+            "subscription { releaseEvents(environment: STAGING, after: \"0\") { kind environment release { number kind } } }",
             json!({}),
         )
         .await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     agent_in_both(&server, &tenant).await;
     let message = staging.json().await;
     assert_eq!(
@@ -512,14 +512,13 @@ async fn slow_consumers_are_cut_off_without_hurting_others(backend: Backend) {
     agent_in_both(&server, &tenant).await;
     let runtime = runtime_token(&tenant, "staging");
     let execution = run_execution(&server, &runtime, json!(null)).await;
-    let query = "subscription { traceEvents(environment: STAGING) { cursor spans { name attributes } } }";
+    let query = "subscription { traceEvents(environment: STAGING, after: \"0\") { cursor spans { name attributes } } }";
     let mut slow = server.websocket(None).await;
     slow.init(&token(&tenant, "viewer")).await;
     slow.subscribe("slow", query, json!({})).await;
     let mut fast = server.websocket(None).await;
     fast.init(&token(&tenant, "viewer")).await;
     fast.subscribe("fast", query, json!({})).await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let filler = "x".repeat(500);
     let batches = 30;
     for batch in 0..batches {
@@ -570,8 +569,8 @@ async fn replicas_share_the_live_feed() {
     agent_in_both(&first, &tenant).await;
     let mut ws = first.websocket(None).await;
     ws.init(&token(&tenant, "viewer")).await;
-    ws.subscribe("1", EXECUTIONS, json!({ "env": "PRODUCTION" })).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    ws.subscribe("1", EXECUTIONS, json!({ "env": "PRODUCTION", "after": "0" }))
+        .await;
     let started = std::time::Instant::now();
     let id = run_execution(&second, &runtime_token(&tenant, "production"), json!("via replica")).await;
     let event = next_event(&mut ws).await;

@@ -42,7 +42,7 @@ const viewer = client(process.env.VIEWER_TOKEN);
 const events = [];
 const done = new Promise((resolve, reject) => {
   viewer.subscribe(
-    { query: "subscription { executionEvents(environment: STAGING) { cursor kind execution { id status } } }" },
+    { query: 'subscription { executionEvents(environment: STAGING, after: "0") { cursor kind execution { id status } } }' },
     {
       next: (value) => {
         if (value.errors) return reject(new Error(JSON.stringify(value.errors)));
@@ -54,7 +54,7 @@ const done = new Promise((resolve, reject) => {
     },
   );
 });
-await new Promise((resolve) => setTimeout(resolve, 300));
+
 const started = await runtime("/executions", { agent: "bot", input: { from: "node" } });
 await runtime(`/executions/${started.id}/finish`, { status: "SUCCEEDED", output: { ok: true } });
 await Promise.race([done, timeout(10000, "execution events")]);
