@@ -190,7 +190,9 @@ pub async fn deploy(
             .await?
         }
     };
-    let parent = agent_commits::Entity::find()
+    let parent = scope
+        .tenant()
+        .select::<agent_commits::Entity>()
         .filter(agent_commits::Column::AgentId.eq(agent.id))
         .order_by_desc(agent_commits::Column::Seq)
         .one(&tx)
@@ -356,6 +358,24 @@ pub async fn list(db: &Db, scope: &Scope) -> Result<Vec<AgentInEnv>> {
     Ok(result)
 }
 
+/// Pairs agents with each of their deployments (one entry per environment they exist in).
+pub async fn with_deployments(db: &Db, tenant: &Tenant, agents: Vec<agents::Model>) -> Result<Vec<AgentInEnv>> {
+    let ids: Vec<Uuid> = agents.iter().map(|a| a.id).collect();
+    let agents: HashMap<Uuid, agents::Model> = agents.into_iter().map(|a| (a.id, a)).collect();
+    let deployments = tenant
+        .select::<agent_deployments::Entity>()
+        .filter(agent_deployments::Column::AgentId.is_in(ids))
+        .all(&db.conn)
+        .await?;
+    Ok(deployments
+        .into_iter()
+        .filter_map(|deployment| {
+            let agent = agents.get(&deployment.agent_id)?.clone();
+            Some(AgentInEnv { agent, deployment })
+        })
+        .collect())
+}
+
 /// One agent in the scope's environment; `None` when it does not exist there.
 pub async fn find<C: ConnectionTrait>(db: &C, scope: &Scope, slug: &str) -> Result<Option<AgentInEnv>> {
     let Some(agent) = scope
@@ -447,7 +467,10 @@ pub async fn history(
     agent: &AgentInEnv,
     page: &PageRequest,
 ) -> Result<Page<agent_commits::Model>> {
-    let Some(head) = agent_commits::Entity::find_by_id(agent.deployment.commit_id)
+    let Some(head) = scope
+        .tenant
+        .select::<agent_commits::Entity>()
+        .filter(agent_commits::Column::Id.eq(agent.deployment.commit_id))
         .one(&db.conn)
         .await?
     else {

@@ -22,6 +22,7 @@ pub mod triggers;
 pub mod validate;
 
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 use uuid::Uuid;
 
 /// A new record id: UUIDv7, so ids sort by creation time and cannot be enumerated.
@@ -33,4 +34,13 @@ pub fn new_id() -> Uuid {
 pub fn now() -> DateTime<Utc> {
     let now = Utc::now();
     DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+/// The strings of a stored JSON array (credential names, variables, manifest lists...);
+/// anything else reads as empty.
+pub fn string_array(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
 }

@@ -37,16 +37,6 @@ pub struct Page<T> {
     pub has_previous_page: bool,
 }
 
-impl<T> Page<T> {
-    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
-        Page {
-            items: self.items.into_iter().map(f).collect(),
-            has_next_page: self.has_next_page,
-            has_previous_page: self.has_previous_page,
-        }
-    }
-}
-
 /// Fetches one page of `select`, ordered by `id` (newest first with `Order::Desc`).
 pub async fn fetch<E, C>(
     db: &C,

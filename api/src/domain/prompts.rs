@@ -214,13 +214,6 @@ pub async fn latest_version<C: ConnectionTrait>(
         .await?)
 }
 
-fn string_list(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-        .unwrap_or_default()
-}
-
 /// What `row` serves in its environment (see the module docs for the rule).
 pub async fn resolve_row<C: ConnectionTrait>(
     db: &C,
@@ -234,7 +227,7 @@ pub async fn resolve_row<C: ConnectionTrait>(
             source: Source::Draft,
             version: None,
             template: template.clone(),
-            variables: row.draft_variables.as_ref().map(string_list).unwrap_or_default(),
+            variables: super::string_array(row.draft_variables.as_ref()),
             model_settings: row.draft_model_settings.clone().unwrap_or(Value::Null),
         }));
     }
@@ -253,7 +246,7 @@ pub async fn resolve_row<C: ConnectionTrait>(
         source: Source::Published,
         version: Some(v.version),
         template: v.template,
-        variables: string_list(&v.variables),
+        variables: super::string_array(Some(&v.variables)),
         model_settings: v.model_settings,
     }))
 }
@@ -272,7 +265,7 @@ pub fn draft_of(row: &prompts::Model) -> Option<Resolved> {
         source: Source::Draft,
         version: None,
         template: template.clone(),
-        variables: row.draft_variables.as_ref().map(string_list).unwrap_or_default(),
+        variables: super::string_array(row.draft_variables.as_ref()),
         model_settings: row.draft_model_settings.clone().unwrap_or(Value::Null),
     })
 }

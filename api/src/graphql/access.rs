@@ -18,7 +18,7 @@ use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, N
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, Field, OperationDefinition, OperationType, Selection, SelectionSet,
 };
-use async_graphql::{Name, Positioned, Request, ServerError, ServerResult, Variables};
+use async_graphql::{Name, Positioned, Request, ServerResult, Variables};
 use async_graphql_value::{ConstValue, Value as AstValue};
 
 use super::errors::from_domain;
@@ -201,9 +201,4 @@ fn targets_production(field: &Field, operation: &OperationDefinition, variables:
         }
         _ => false,
     }
-}
-
-/// Builds the `ServerError` for a refused operation (used by the HTTP layer too).
-pub fn refuse(error: &Error) -> ServerError {
-    from_domain(error)
 }

@@ -12,13 +12,6 @@ use crate::domain::connectors::{
     self as domain, CreateConnectorInput as Create, ResourceInput, UpdateConnectorInput as Update,
 };
 
-fn names(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-        .unwrap_or_default()
-}
-
 /// A connector instance in one environment.
 pub struct Connector(pub connector_instances::Model);
 
@@ -42,7 +35,7 @@ impl Connector {
     }
     /// Names of the shared credentials it uses.
     async fn credentials(&self) -> Vec<String> {
-        names(&self.0.credential_refs)
+        crate::domain::string_array(Some(&self.0.credential_refs))
     }
     /// Changes on every write to the instance or its resources.
     async fn revision(&self) -> i64 {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
-use entity::{Environment, agent_commits, agent_deployments, agents, connector_resources, prompt_versions, spans};
+use entity::{Environment, agent_commits, agents, connector_resources, prompt_versions, spans};
 use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
@@ -52,6 +52,18 @@ where
     Ok(())
 }
 
+/// The agents `select` finds, once per environment they are deployed in.
+async fn deployed(
+    db: &Db,
+    tenant: &Tenant,
+    select: sea_orm::Select<agents::Entity>,
+) -> Result<Vec<AgentInEnv>, Arc<Error>> {
+    let agents = select.all(&db.conn).await.map_err(fail)?;
+    crate::domain::agents::with_deployments(db, tenant, agents)
+        .await
+        .map_err(Arc::new)
+}
+
 type LoadResult<K, V> = Result<HashMap<K, V>, Arc<Error>>;
 
 fn fail(error: impl Into<Error>) -> Arc<Error> {
@@ -86,30 +98,15 @@ impl Loader<AgentInEnvKey> for Loaders {
 
     async fn load(&self, keys: &[AgentInEnvKey]) -> LoadResult<AgentInEnvKey, AgentInEnv> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let agents: HashMap<Uuid, agents::Model> = self
+        let select = self
             .tenant
             .select::<agents::Entity>()
-            .filter(agents::Column::Id.is_in(ids.clone()))
-            .all(&self.db.conn)
-            .await
-            .map_err(fail)?
+            .filter(agents::Column::Id.is_in(ids));
+        let found = deployed(&self.db, &self.tenant, select).await?;
+        Ok(found
             .into_iter()
-            .map(|a| (a.id, a))
-            .collect();
-        let deployments = self
-            .tenant
-            .select::<agent_deployments::Entity>()
-            .filter(agent_deployments::Column::AgentId.is_in(ids))
-            .all(&self.db.conn)
-            .await
-            .map_err(fail)?;
-        Ok(deployments
-            .into_iter()
-            .filter_map(|deployment| {
-                let key = AgentInEnvKey(deployment.agent_id, deployment.environment);
-                let agent = agents.get(&deployment.agent_id)?.clone();
-                keys.contains(&key).then_some((key, AgentInEnv { agent, deployment }))
-            })
+            .map(|a| (AgentInEnvKey(a.agent.id, a.deployment.environment), a))
+            .filter(|(key, _)| keys.contains(key))
             .collect())
     }
 }
@@ -242,30 +239,15 @@ impl Loader<AgentBySlug> for Loaders {
 
     async fn load(&self, keys: &[AgentBySlug]) -> LoadResult<AgentBySlug, AgentInEnv> {
         let slugs: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let agents: HashMap<Uuid, agents::Model> = self
+        let select = self
             .tenant
             .select::<agents::Entity>()
-            .filter(agents::Column::Slug.is_in(slugs))
-            .all(&self.db.conn)
-            .await
-            .map_err(fail)?
+            .filter(agents::Column::Slug.is_in(slugs));
+        let found = deployed(&self.db, &self.tenant, select).await?;
+        Ok(found
             .into_iter()
-            .map(|a| (a.id, a))
-            .collect();
-        let deployments = self
-            .tenant
-            .select::<agent_deployments::Entity>()
-            .filter(agent_deployments::Column::AgentId.is_in(agents.keys().copied().collect::<Vec<_>>()))
-            .all(&self.db.conn)
-            .await
-            .map_err(fail)?;
-        Ok(deployments
-            .into_iter()
-            .filter_map(|deployment| {
-                let agent = agents.get(&deployment.agent_id)?.clone();
-                let key = AgentBySlug(agent.slug.clone(), deployment.environment);
-                keys.contains(&key).then_some((key, AgentInEnv { agent, deployment }))
-            })
+            .map(|a| (AgentBySlug(a.agent.slug.clone(), a.deployment.environment), a))
+            .filter(|(key, _)| keys.contains(key))
             .collect())
     }
 }

@@ -64,6 +64,9 @@ pub struct Mutation(
     connectors::ConnectorMutation,
     triggers::TriggerMutation,
     shared::SharedMutation,
+    shared::KnowledgeBaseMutation,
+    shared::LlmProviderMutation,
+    shared::DataSourceMutation,
 );
 
 /// What resolvers return: domain errors convert with `?` and keep their code (see [`errors`]).

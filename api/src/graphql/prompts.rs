@@ -49,11 +49,7 @@ fn published(version: prompt_versions::Model) -> ResolvedPrompt {
     ResolvedPrompt {
         source: PromptSource::Published,
         version: Some(version.version),
-        variables: version
-            .variables
-            .as_array()
-            .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-            .unwrap_or_default(),
+        variables: crate::domain::string_array(Some(&version.variables)),
         template: version.template,
         model_settings: Json(version.model_settings),
     }
@@ -84,7 +80,7 @@ impl PromptVersion {
         &self.0.template
     }
     async fn variables(&self) -> Vec<String> {
-        published(self.0.clone()).variables
+        crate::domain::string_array(Some(&self.0.variables))
     }
     async fn model_settings(&self) -> Json<Value> {
         Json(self.0.model_settings.clone())

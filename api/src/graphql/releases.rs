@@ -12,6 +12,7 @@ use super::pagination::{RelayConnection, connection, page_request, parse_id};
 use super::prompts::PromptSource;
 use super::{Environment, GqlResult};
 use crate::domain::releases::{self as domain, PendingChange as Pending, diff};
+use crate::domain::string_array;
 use crate::error::Error;
 
 /// The `Idempotency-Key` HTTP header of a request, if any.
@@ -197,13 +198,6 @@ fn field<'a>(state: Option<&'a Value>, name: &str) -> Option<&'a Value> {
     state.and_then(|s| s.get(name))
 }
 
-fn strings(value: Option<&Value>) -> Vec<String> {
-    value
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-        .unwrap_or_default()
-}
-
 /// The text of a prompt on one side.
 #[derive(SimpleObject)]
 pub struct PromptSnapshot {
@@ -228,7 +222,7 @@ fn prompt_snapshot(state: Option<&Value>) -> Option<PromptSnapshot> {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string(),
-        variables: strings(body.get("variables")),
+        variables: string_array(body.get("variables")),
         model_settings: Json(body.get("modelSettings").cloned().unwrap_or(Value::Null)),
     })
 }
@@ -392,15 +386,15 @@ impl ConnectorChange {
     }
     async fn credentials_added(&self) -> Vec<String> {
         diff::list_changes(
-            &strings(field(self.0.production.as_ref(), "credentials")),
-            &strings(field(self.0.staging.as_ref(), "credentials")),
+            &string_array(field(self.0.production.as_ref(), "credentials")),
+            &string_array(field(self.0.staging.as_ref(), "credentials")),
         )
         .0
     }
     async fn credentials_removed(&self) -> Vec<String> {
         diff::list_changes(
-            &strings(field(self.0.production.as_ref(), "credentials")),
-            &strings(field(self.0.staging.as_ref(), "credentials")),
+            &string_array(field(self.0.production.as_ref(), "credentials")),
+            &string_array(field(self.0.staging.as_ref(), "credentials")),
         )
         .1
     }

@@ -48,13 +48,6 @@ impl Credential {
     }
 }
 
-fn names(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-        .unwrap_or_default()
-}
-
 /// One GraphQL type per category of shared resource, all of the same shape.
 macro_rules! shared_resource_type {
     ($name:ident, $doc:literal) => {
@@ -77,7 +70,7 @@ macro_rules! shared_resource_type {
             }
             /// Names of the shared credentials it uses.
             async fn credentials(&self) -> Vec<String> {
-                names(&self.0.credential_refs)
+                crate::domain::string_array(Some(&self.0.credential_refs))
             }
             async fn revision(&self) -> i64 {
                 self.0.revision
@@ -274,133 +267,77 @@ impl SharedMutation {
         .await?
         .to_string()))
     }
-
-    async fn create_knowledge_base(
-        &self,
-        ctx: &Context<'_>,
-        environment: Environment,
-        input: CreateSharedResourceInput,
-    ) -> GqlResult<KnowledgeBase> {
-        let tenant = editing_tenant(ctx, environment)?;
-        Ok(KnowledgeBase(
-            domain::create(&services(ctx).db, &tenant, Category::KnowledgeBase, input.into()).await?,
-        ))
-    }
-
-    async fn update_knowledge_base(
-        &self,
-        ctx: &Context<'_>,
-        environment: Environment,
-        input: UpdateSharedResourceInput,
-    ) -> GqlResult<KnowledgeBase> {
-        let tenant = editing_tenant(ctx, environment)?;
-        Ok(KnowledgeBase(
-            domain::update(&services(ctx).db, &tenant, Category::KnowledgeBase, input.into()).await?,
-        ))
-    }
-
-    async fn delete_knowledge_base(
-        &self,
-        ctx: &Context<'_>,
-        environment: Environment,
-        name: String,
-        expected_revision: Option<i64>,
-    ) -> GqlResult<ID> {
-        let tenant = editing_tenant(ctx, environment)?;
-        let id = domain::delete(
-            &services(ctx).db,
-            &tenant,
-            Category::KnowledgeBase,
-            &name,
-            expected_revision,
-        )
-        .await?;
-        Ok(ID(id.to_string()))
-    }
-
-    async fn create_llm_provider(
-        &self,
-        ctx: &Context<'_>,
-        environment: Environment,
-        input: CreateSharedResourceInput,
-    ) -> GqlResult<LlmProvider> {
-        let tenant = editing_tenant(ctx, environment)?;
-        Ok(LlmProvider(
-            domain::create(&services(ctx).db, &tenant, Category::LlmProvider, input.into()).await?,
-        ))
-    }
-
-    async fn update_llm_provider(
-        &self,
-        ctx: &Context<'_>,
-        environment: Environment,
-        input: UpdateSharedResourceInput,
-    ) -> GqlResult<LlmProvider> {
-        let tenant = editing_tenant(ctx, environment)?;
-        Ok(LlmProvider(
-            domain::update(&services(ctx).db, &tenant, Category::LlmProvider, input.into()).await?,
-        ))
-    }
-
-    async fn delete_llm_provider(
-        &self,
-        ctx: &Context<'_>,
-        environment: Environment,
-        name: String,
-        expected_revision: Option<i64>,
-    ) -> GqlResult<ID> {
-        let tenant = editing_tenant(ctx, environment)?;
-        let id = domain::delete(
-            &services(ctx).db,
-            &tenant,
-            Category::LlmProvider,
-            &name,
-            expected_revision,
-        )
-        .await?;
-        Ok(ID(id.to_string()))
-    }
-
-    async fn create_data_source(
-        &self,
-        ctx: &Context<'_>,
-        environment: Environment,
-        input: CreateSharedResourceInput,
-    ) -> GqlResult<DataSource> {
-        let tenant = editing_tenant(ctx, environment)?;
-        Ok(DataSource(
-            domain::create(&services(ctx).db, &tenant, Category::DataSource, input.into()).await?,
-        ))
-    }
-
-    async fn update_data_source(
-        &self,
-        ctx: &Context<'_>,
-        environment: Environment,
-        input: UpdateSharedResourceInput,
-    ) -> GqlResult<DataSource> {
-        let tenant = editing_tenant(ctx, environment)?;
-        Ok(DataSource(
-            domain::update(&services(ctx).db, &tenant, Category::DataSource, input.into()).await?,
-        ))
-    }
-
-    async fn delete_data_source(
-        &self,
-        ctx: &Context<'_>,
-        environment: Environment,
-        name: String,
-        expected_revision: Option<i64>,
-    ) -> GqlResult<ID> {
-        let tenant = editing_tenant(ctx, environment)?;
-        let id = domain::delete(
-            &services(ctx).db,
-            &tenant,
-            Category::DataSource,
-            &name,
-            expected_revision,
-        )
-        .await?;
-        Ok(ID(id.to_string()))
-    }
 }
+
+/// The create, update and delete mutations of one category of shared resource.
+macro_rules! shared_resource_mutations {
+    ($mutation:ident, $type:ident, $category:expr, $create:ident, $update:ident, $delete:ident) => {
+        #[derive(Default)]
+        pub struct $mutation;
+
+        #[Object]
+        impl $mutation {
+            async fn $create(
+                &self,
+                ctx: &Context<'_>,
+                environment: Environment,
+                input: CreateSharedResourceInput,
+            ) -> GqlResult<$type> {
+                let tenant = editing_tenant(ctx, environment)?;
+                Ok($type(
+                    domain::create(&services(ctx).db, &tenant, $category, input.into()).await?,
+                ))
+            }
+
+            async fn $update(
+                &self,
+                ctx: &Context<'_>,
+                environment: Environment,
+                input: UpdateSharedResourceInput,
+            ) -> GqlResult<$type> {
+                let tenant = editing_tenant(ctx, environment)?;
+                Ok($type(
+                    domain::update(&services(ctx).db, &tenant, $category, input.into()).await?,
+                ))
+            }
+
+            /// Returns the deleted record's id.
+            async fn $delete(
+                &self,
+                ctx: &Context<'_>,
+                environment: Environment,
+                name: String,
+                expected_revision: Option<i64>,
+            ) -> GqlResult<ID> {
+                let tenant = editing_tenant(ctx, environment)?;
+                let id = domain::delete(&services(ctx).db, &tenant, $category, &name, expected_revision).await?;
+                Ok(ID(id.to_string()))
+            }
+        }
+    };
+}
+
+shared_resource_mutations!(
+    KnowledgeBaseMutation,
+    KnowledgeBase,
+    Category::KnowledgeBase,
+    create_knowledge_base,
+    update_knowledge_base,
+    delete_knowledge_base
+);
+shared_resource_mutations!(
+    LlmProviderMutation,
+    LlmProvider,
+    Category::LlmProvider,
+    create_llm_provider,
+    update_llm_provider,
+    delete_llm_provider
+);
+shared_resource_mutations!(
+    DataSourceMutation,
+    DataSource,
+    Category::DataSource,
+    create_data_source,
+    update_data_source,
+    delete_data_source
+);

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
-use entity::{Environment, agent_commit_files, agent_commits, agents, blobs, release_items, releases};
+use entity::{Environment, agent_commit_files, blobs, release_items, releases};
 use sea_orm::{ColumnTrait, ConnectionTrait, Order, QueryFilter, QueryOrder};
 use serde_json::Value;
 use uuid::Uuid;
@@ -25,7 +25,7 @@ pub use publish::{Dependency, DependencyStatus, Plan, PlannedItem, PublishReques
 use super::pagination::{self, Page, PageRequest};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::scope::{Scope, Tenant};
+use crate::scope::Tenant;
 
 /// What can be published.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -181,37 +181,6 @@ pub fn commit_of(state: Option<&Value>) -> Option<Uuid> {
         .and_then(|id| Uuid::parse_str(id).ok())
 }
 
-/// The commits on staging since production's commit, newest first (all of them for an agent
-/// new to production).
-pub async fn commits_since(
-    db: &Db,
-    tenant: &Tenant,
-    slug: &str,
-    change: &PendingChange,
-) -> Result<Vec<agent_commits::Model>> {
-    let Some(agent) = tenant
-        .select::<agents::Entity>()
-        .filter(agents::Column::Slug.eq(slug))
-        .one(&db.conn)
-        .await?
-    else {
-        return Ok(vec![]);
-    };
-    let seq = |state: Option<&Value>| state.and_then(|s| s.get("number")).and_then(Value::as_i64);
-    let Some(upper) = seq(change.staging.as_ref()) else {
-        return Ok(vec![]);
-    };
-    let lower = seq(change.production.as_ref()).unwrap_or(0);
-    Ok(tenant
-        .select::<agent_commits::Entity>()
-        .filter(agent_commits::Column::AgentId.eq(agent.id))
-        .filter(agent_commits::Column::Seq.gt(lower))
-        .filter(agent_commits::Column::Seq.lte(upper))
-        .order_by_desc(agent_commits::Column::Seq)
-        .all(&db.conn)
-        .await?)
-}
-
 /// File diffs for many (production commit, staging commit) pairs at once. Only the contents
 /// of files that differ are read.
 pub async fn file_diffs(
@@ -317,11 +286,6 @@ pub async fn items_of(db: &Db, tenant: &Tenant, ids: &[Uuid]) -> Result<HashMap<
         map.entry(item.release_id).or_default().push(item);
     }
     Ok(map)
-}
-
-/// The scope of production for a tenant.
-pub fn production(tenant: &Tenant) -> Scope {
-    tenant.in_env(Environment::Production)
 }
 
 #[cfg(test)]

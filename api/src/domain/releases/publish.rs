@@ -283,12 +283,6 @@ async fn check_dependencies<C: ConnectionTrait>(
         .into_iter()
         .map(|c| (c.id, c.manifest))
         .collect();
-    let names = |value: Option<&Value>| -> Vec<String> {
-        value
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-            .unwrap_or_default()
-    };
     let mut edges: Vec<(ItemRef, ItemRef)> = Vec::new();
     for ((kind, slug), value) in &after {
         let dependent = ItemRef {
@@ -298,7 +292,7 @@ async fn check_dependencies<C: ConnectionTrait>(
         match kind {
             ItemKind::Agent => {
                 let manifest = super::commit_of(Some(value)).and_then(|id| manifests.get(&id));
-                for prompt in names(manifest.and_then(|m| m.get("prompts"))) {
+                for prompt in crate::domain::string_array(manifest.and_then(|m| m.get("prompts"))) {
                     edges.push((
                         dependent.clone(),
                         ItemRef {
@@ -307,7 +301,7 @@ async fn check_dependencies<C: ConnectionTrait>(
                         },
                     ));
                 }
-                for connector in names(manifest.and_then(|m| m.get("connectors"))) {
+                for connector in crate::domain::string_array(manifest.and_then(|m| m.get("connectors"))) {
                     edges.push((
                         dependent.clone(),
                         ItemRef {
