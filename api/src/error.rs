@@ -37,6 +37,10 @@ pub enum Error {
     /// A live subscription fell behind its buffer and was ended; resume from the last cursor.
     #[error("{0}")]
     SlowConsumer(String),
+    /// A bound on work was reached (depth of agents calling agents, executions a tenant may
+    /// have queued or running, triggers, firings per minute); the message names the setting.
+    #[error("{0}")]
+    LimitExceeded(String),
     /// Anything unexpected (database down, bug). Never shown to callers beyond its id.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -54,6 +58,7 @@ impl Error {
             Error::Conflict(_) => "CONFLICT",
             Error::CursorExpired(_) => "CURSOR_EXPIRED",
             Error::SlowConsumer(_) => "SLOW_CONSUMER",
+            Error::LimitExceeded(_) => "LIMIT_EXCEEDED",
             Error::Internal(_) => "INTERNAL",
         }
     }

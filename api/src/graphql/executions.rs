@@ -6,7 +6,7 @@ use entity::executions;
 use serde_json::Value;
 
 use super::agents::{Agent, Commit};
-use super::context::{loader, scope, services};
+use super::context::{actor, loader, scope, services, staging};
 use super::loaders::{AgentInEnvKey, CommitKey, SpansOfExecution, prime};
 use super::pagination::{RelayConnection, connection, page_request, parse_id};
 use super::traces::Span;
@@ -69,6 +69,21 @@ impl Execution {
     async fn session_id(&self) -> Option<ID> {
         self.0.session_id.map(|id| ID(id.to_string()))
     }
+    /// The execution whose run started this one (agent calling agent), if any.
+    async fn parent_id(&self) -> Option<ID> {
+        self.0.parent_id.map(|id| ID(id.to_string()))
+    }
+
+    /// 0 for an execution started from outside; parent's depth + 1 for a child.
+    async fn depth(&self) -> i32 {
+        self.0.depth
+    }
+
+    /// 1 for the first run; an idempotent agent's run lost with its worker is retried.
+    async fn attempt(&self) -> i32 {
+        self.0.attempt
+    }
+
     async fn trigger_id(&self) -> Option<ID> {
         self.0.trigger_id.map(|id| ID(id.to_string()))
     }
@@ -159,5 +174,24 @@ impl ExecutionQuery {
             Err(Error::NotFound(_)) => Ok(None),
             Err(other) => Err(other.into()),
         }
+    }
+}
+
+#[derive(Default)]
+pub struct ExecutionMutation;
+
+#[Object]
+impl ExecutionMutation {
+    /// Cancels a queued or running execution: it ends CANCELLED and the run's whole process
+    /// tree is killed. Staging only: production is read-only, and a production run ends by
+    /// itself within RUNFLOW_RUN_TIMEOUT (see the README's security model). CONFLICT when the
+    /// execution has already finished.
+    async fn cancel_execution(&self, ctx: &Context<'_>, environment: Environment, id: ID) -> GqlResult<Execution> {
+        let scope = staging(ctx, environment)?;
+        let id = parse_id("execution", &id)?;
+        let by = actor(ctx)?.subject.clone();
+        Ok(Execution(
+            crate::domain::lifecycle::cancel(&services(ctx).db, &scope, id, &by).await?,
+        ))
     }
 }
