@@ -20,4 +20,5 @@ mod prompts;
 mod releases;
 mod runner;
 mod runtime_records;
+mod sandbox;
 mod shared_resources;

@@ -284,6 +284,7 @@ async fn execute(
         bundle: directory.path(),
         entrypoint: &manifest.entrypoint,
         env: vec![
+            ("RUNFLOW_TENANT", scope.tenant.id().to_string()),
             ("RUNFLOW_ENVIRONMENT", scope.environment.as_str().to_string()),
             ("RUNFLOW_EXECUTION_ID", execution.id.to_string()),
             ("RUNFLOW_MEMORY_NAMESPACE", namespace),
