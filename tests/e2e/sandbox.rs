@@ -561,3 +561,40 @@ on_both_backends!(
     cancelling_kills_the_whole_run,
     runtime_executions_never_finished_are_failed,
 );
+
+/// Measures the sandbox's overhead per run (not a check: prints p50/p90 of the wall time of a
+/// trivial agent's run, end to end through the agent endpoint, with bwrap and without).
+/// `cargo test -p runflow-api --test e2e measure_sandbox_overhead -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a test: run it with --ignored --nocapture"]
+async fn measure_sandbox_overhead() {
+    for mode in ["bwrap", "none"] {
+        let server = Server::start_with(Backend::Sqlite, &[("RUNFLOW_RUNNER_SANDBOX", mode)]).await;
+        let tenant = tenant();
+        let developer = token(&tenant, "developer");
+        // The same interpreter in both modes (without the sandbox, `python3` may resolve to a
+        // slower shim of the host's PATH).
+        let files = json!([
+            { "path": "runflow.toml", "content": "name = \"noop\"\nentrypoint = [\"/usr/bin/python3\", \"agent.py\"]\n" },
+            { "path": "agent.py", "content": "print('{}')\n" },
+        ]);
+        deploy(&server, &developer, "noop", files).await;
+        let mut times = Vec::new();
+        for round in 0..43 {
+            let started = std::time::Instant::now();
+            let ran = run(&server, &developer, &tenant, "noop", json!({})).await;
+            assert_eq!(ran["status"], "SUCCEEDED", "{ran:#}");
+            if round >= 3 {
+                times.push(started.elapsed());
+            }
+        }
+        times.sort();
+        let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0;
+        println!(
+            "sandbox={mode}: runs={} p50={:.1} ms p90={:.1} ms",
+            times.len(),
+            at(0.5),
+            at(0.9)
+        );
+    }
+}
