@@ -37,7 +37,7 @@ def call(method, path, body=None):
 def read(path):
     try:
         with open(path, "rb") as file:
-            return {"blocked": False, "detail": file.read(4096).decode(errors="replace")}
+            return {"blocked": False, "detail": file.read(4096).decode(errors="replace").replace("\0", " ")}
     except Exception as error:  # noqa: BLE001
         return {"blocked": True, "detail": repr(error)}
 

@@ -41,8 +41,10 @@ async fn run(server: &Server, token: &str, tenant: &str, slug: &str, input: Valu
         .send()
         .await
         .expect("send");
-    assert_eq!(response.status(), 200);
-    response.json().await.expect("json")
+    let status = response.status();
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(status, 200, "{body:#}");
+    body
 }
 
 /// Queues a run without waiting: the execution id.
@@ -126,9 +128,8 @@ const SANDBOX_ENV: &[(&str, &str)] = &[
     ("RUNFLOW_RUN_MAX_OUTPUT_BYTES", "65536"),
 ];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hostile_agent_fails_at_every_attempt() {
-    let server = Server::start_with(Backend::Sqlite, SANDBOX_ENV).await;
+async fn a_hostile_agent_fails_at_every_attempt(backend: Backend) {
+    let server = Server::start_with(backend, SANDBOX_ENV).await;
     let tenant = tenant();
     let developer = token(&tenant, "developer");
     let deployment = runtime_token(&tenant, "staging");
@@ -515,6 +516,157 @@ async fn cancelling_kills_the_whole_run(backend: Backend) {
     assert_eq!(error_code(&viewer), "FORBIDDEN");
 }
 
+async fn limits_on_executions_and_triggers(backend: Backend) {
+    let server = Server::start_with(
+        backend,
+        &[
+            ("RUNFLOW_WORKERS", "0"),
+            ("RUNFLOW_MAX_ACTIVE_EXECUTIONS", "2"),
+            ("RUNFLOW_MAX_TRIGGERS", "2"),
+            ("RUNFLOW_MAX_FIRINGS_PER_MINUTE", "1"),
+        ],
+    )
+    .await;
+    let tenant = tenant();
+    let developer = token(&tenant, "developer");
+    deploy(&server, &developer, "echo", agent_files("echo", "", "print('{}')\n")).await;
+    let create = "mutation($input: CreateTriggerInput!) { createTrigger(environment: STAGING, input: $input) { id } }";
+    // Schedules tick at most once a minute by default.
+    let too_often = server
+        .gql(
+            Some(&developer),
+            create,
+            json!({ "input": { "name": "fast", "agent": "echo", "kind": "SCHEDULE", "schedule": "*/10 * * * * *" } }),
+        )
+        .await;
+    assert_eq!(error_code(&too_often), "BAD_USER_INPUT");
+    assert!(crate::support::error_message(&too_often).contains("RUNFLOW_MIN_SCHEDULE_INTERVAL"));
+    // Triggers per tenant.
+    let secret = "a-webhook-secret-of-some-length";
+    for name in ["hook", "nightly"] {
+        let input = if name == "hook" {
+            json!({ "name": name, "agent": "echo", "kind": "WEBHOOK", "secret": secret })
+        } else {
+            json!({ "name": name, "agent": "echo", "kind": "SCHEDULE", "schedule": "0 3 * * *" })
+        };
+        server.data(&developer, create, json!({ "input": input })).await;
+    }
+    let third = server
+        .gql(
+            Some(&developer),
+            create,
+            json!({ "input": { "name": "third", "agent": "echo", "kind": "SCHEDULE", "schedule": "0 4 * * *" } }),
+        )
+        .await;
+    assert_eq!(error_code(&third), "LIMIT_EXCEEDED");
+    // Firings per minute: the second webhook call within the minute is refused.
+    let url = format!("{}/v1/{tenant}/staging/triggers/hook", server.url);
+    let body = b"{}";
+    let at = crate::support::now();
+    let (status, _) = call_webhook(&server, &url, at, sign_at(secret, at, body), body).await;
+    assert_eq!(status, 202);
+    let (status, refused) = call_webhook(&server, &url, at, sign_at(secret, at, body), body).await;
+    assert_eq!(
+        (status, refused["error"]["code"].clone()),
+        (429, json!("LIMIT_EXCEEDED")),
+        "{refused}"
+    );
+    // Queued plus running executions per tenant (no workers here: they stay queued).
+    run_async(&server, &developer, &tenant, "echo", json!({})).await;
+    let response = server
+        .http()
+        .post(format!("{}/v1/{tenant}/staging/agents/echo?async=true", server.url))
+        .bearer_auth(&developer)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 429);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "LIMIT_EXCEEDED");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("RUNFLOW_MAX_ACTIVE_EXECUTIONS")
+    );
+}
+
+/// `X-Runflow-Signature` of a webhook call sent at `timestamp`.
+fn sign_at(secret: &str, timestamp: u64, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(format!("{timestamp}.").as_bytes());
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+async fn call_webhook(server: &Server, url: &str, timestamp: u64, signature: String, body: &[u8]) -> (u16, Value) {
+    let response = server
+        .http()
+        .post(url)
+        .header("x-runflow-timestamp", timestamp.to_string())
+        .header("x-runflow-signature", signature)
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("send");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Secrets can come from files instead of the process environment.
+#[test]
+fn secrets_are_read_from_files() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("jwt");
+    std::fs::write(&file, format!("{JWT_SECRET}\n")).expect("write");
+    let runflow = |env: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(crate::support::binary());
+        command
+            .args(["token", "--tenant", "acme", "--role", "viewer"])
+            .env_clear()
+            .env("RUNFLOW_DATA_DIR", dir.path().join("data"));
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command.output().expect("run")
+    };
+    let minted = runflow(&[("RUNFLOW_JWT_SECRET_FILE", file.to_str().expect("path"))]);
+    assert!(minted.status.success(), "{}", String::from_utf8_lossy(&minted.stderr));
+    let token = String::from_utf8_lossy(&minted.stdout).trim().to_string();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.validate_aud = false;
+    jsonwebtoken::decode::<Value>(
+        &token,
+        &jsonwebtoken::DecodingKey::from_secret(JWT_SECRET.as_bytes()),
+        &validation,
+    )
+    .expect("signed with the file's secret");
+    let both = runflow(&[
+        ("RUNFLOW_JWT_SECRET_FILE", file.to_str().expect("path")),
+        ("RUNFLOW_JWT_SECRET", JWT_SECRET),
+    ]);
+    assert!(!both.status.success());
+    assert!(String::from_utf8_lossy(&both.stderr).contains("RUNFLOW_JWT_SECRET_FILE"));
+    let missing = runflow(&[("RUNFLOW_JWT_SECRET_FILE", "/nonexistent/secret")]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("RUNFLOW_JWT_SECRET_FILE"));
+}
+
+/// An output or a log with NUL characters (which PostgreSQL cannot store) still ends the
+/// execution, instead of leaving it RUNNING.
+async fn nul_characters_do_not_leave_a_run_unrecorded(backend: Backend) {
+    let server = Server::start(backend).await;
+    let tenant = tenant();
+    let developer = token(&tenant, "developer");
+    let script = "import sys\nsys.stderr.write('log\\0with nul')\nprint('{\"x\": \"\\\\u0000\"}')\n";
+    deploy(&server, &developer, "nul", agent_files("nul", "", script)).await;
+    let ran = run(&server, &developer, &tenant, "nul", json!({})).await;
+    assert_eq!(ran["status"], "FAILED", "{ran:#}");
+    assert!(ran["error"].as_str().unwrap_or_default().contains("NUL"), "{ran:#}");
+}
+
 fn tenant_of_other() -> String {
     tenant()
 }
@@ -556,7 +708,10 @@ async fn runtime_executions_never_finished_are_failed(backend: Backend) {
 }
 
 on_both_backends!(
+    a_hostile_agent_fails_at_every_attempt,
     a_self_calling_agent_stops_at_the_depth_limit,
+    limits_on_executions_and_triggers,
+    nul_characters_do_not_leave_a_run_unrecorded,
     a_killed_worker_leaves_its_executions_to_be_reclaimed,
     cancelling_kills_the_whole_run,
     runtime_executions_never_finished_are_failed,

@@ -160,6 +160,9 @@ pub async fn create_in<C: sea_orm::ConnectionTrait>(
             input.agent, limits.max_depth
         )));
     }
+    // One creator per tenant at a time (PostgreSQL READ COMMITTED would let two concurrent
+    // creators both see room under the cap; SQLite's write transaction already serialises).
+    crate::db::lock_for_update(tx, &active_executions_lock(scope.tenant.id())).await?;
     let active = scope
         .tenant
         .select::<executions::Entity>()
@@ -208,6 +211,11 @@ pub async fn create_in<C: sea_orm::ConnectionTrait>(
     .await?;
     append_event(tx, scope, &row, "started", &agent.agent.slug).await?;
     Ok(row)
+}
+
+/// The advisory lock that serialises counting and creating a tenant's executions.
+pub(crate) fn active_executions_lock(tenant: &str) -> String {
+    format!("executions-of:{tenant}")
 }
 
 /// Appends an execution event (its payload is the execution as it now is).

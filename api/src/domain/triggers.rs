@@ -192,6 +192,11 @@ pub async fn create(
             input.name
         )));
     }
+    crate::db::lock_for_update(
+        &tx,
+        &format!("triggers-of:{}:{}", scope.tenant().id(), scope.environment),
+    )
+    .await?;
     let count = scope.select::<triggers::Entity>().count(&tx).await?;
     if count >= limits.max_triggers {
         return Err(Error::LimitExceeded(format!(
@@ -337,6 +342,8 @@ pub async fn fire(
     use sea_orm::{EntityTrait, PaginatorTrait};
     let scope = Scope::new(row.tenant_id.clone(), row.environment);
     let tx = db.begin_write().await?;
+    // Counted under the same per-tenant lock as the executions it creates (see `create_in`).
+    crate::db::lock_for_update(&tx, &super::executions::active_executions_lock(scope.tenant.id())).await?;
     let recent = scope
         .tenant
         .select::<entity::executions::Entity>()

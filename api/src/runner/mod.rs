@@ -1,16 +1,20 @@
 //! The agent runner: workers that claim queued executions and run the agent's code.
 //!
 //! A run materialises the execution's commit in a fresh temporary directory, starts the
-//! manifest's `entrypoint` there with the input as JSON on stdin, and reads the output as JSON
-//! from stdout. The agent gets `RUNFLOW_ENVIRONMENT`, `RUNFLOW_API_URL`,
-//! `RUNFLOW_EXECUTION_ID`, `RUNFLOW_MEMORY_NAMESPACE` and a short-lived runtime token
-//! (`RUNFLOW_TOKEN`) for its tenant and environment, so it resolves prompts, connectors and
-//! memory through the runtime API and its traces land in the right environment. stderr is
-//! kept (capped) as the execution's log. A crash, a timeout, too much output or output that is
-//! not JSON makes a FAILED execution with a clear error.
+//! manifest's `entrypoint` there in a sandbox (see [`sandbox`]) with the input as JSON on
+//! stdin, and reads the output as JSON from stdout. The agent gets `RUNFLOW_TENANT`,
+//! `RUNFLOW_ENVIRONMENT`, `RUNFLOW_API_URL`, `RUNFLOW_EXECUTION_ID`,
+//! `RUNFLOW_MEMORY_NAMESPACE` and a token for this run only (`RUNFLOW_TOKEN`, see
+//! `auth::capability`), so it resolves prompts, connectors and memory through the runtime API
+//! and its traces land in the right environment. stderr is kept (capped) as the execution's
+//! log. A crash, a timeout, too much output or output that is not JSON makes a FAILED
+//! execution with a clear error; whatever the end, the run's whole process tree is killed.
 //!
 //! Workers claim executions from the database (see `executions::claim_next`), so several
-//! processes share the work and none runs an execution twice.
+//! processes share the work and none runs an execution twice. A claim is a lease the worker
+//! renews while the run lives; the reaper of every process fails (or requeues) executions whose
+//! lease expired (see `domain::lifecycle`). Each depth of agents calling agents has its own
+//! workers, so parents waiting for their children cannot starve them.
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -150,9 +154,30 @@ async fn run(app: &App, sandbox: &Sandbox, worker: &str, execution: execution_ro
         Ok(None) => return,
         Err(error) => failed(error.public_message(), None),
     };
-    match executions::finish_with_log(&app.services.db, &scope, execution.id, outcome).await {
+    let db = &app.services.db;
+    match executions::finish_with_log(db, &scope, execution.id, outcome).await {
         Ok(_) | Err(Error::Conflict(_)) => {}
-        Err(error) => tracing::warn!(execution = %execution.id, %error, "runner: cannot record the outcome"),
+        Err(error) => {
+            tracing::warn!(execution = %execution.id, %error, "runner: cannot record the outcome");
+            // Never leave it RUNNING: record a plain failure instead.
+            let fallback = failed(
+                format!("the run's outcome could not be stored: {}", error.public_message()),
+                None,
+            );
+            if let Err(error) = executions::finish_with_log(db, &scope, execution.id, fallback).await {
+                tracing::warn!(execution = %execution.id, %error, "runner: cannot record the failure either");
+            }
+        }
+    }
+}
+
+/// Whether a JSON value holds a NUL character anywhere (PostgreSQL cannot store it).
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
     }
 }
 
@@ -354,7 +379,8 @@ async fn execute(
         .ok()
         .and_then(|r| r.ok())
         .unwrap_or_default();
-    let log = Some(String::from_utf8_lossy(&stderr).into_owned()).filter(|l| !l.is_empty());
+    // NUL bytes cannot be stored in a text column (PostgreSQL): shown as U+FFFD.
+    let log = Some(String::from_utf8_lossy(&stderr).replace('\0', "\u{FFFD}")).filter(|l| !l.is_empty());
     let (stdout, too_much, status) = match ended {
         Ok(ended) => ended,
         Err(Stop::Timeout) => {
@@ -400,6 +426,10 @@ async fn execute(
         )));
     }
     Ok(Some(match serde_json::from_str::<Value>(text.trim()) {
+        Ok(output) if has_nul(&output) => failed(
+            "the agent's output contains a NUL character (\\u0000), which cannot be stored; remove it",
+            log,
+        ),
         Ok(output) => Outcome {
             status: ExecutionStatus::Succeeded,
             output: Some(output),

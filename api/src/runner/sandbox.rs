@@ -42,6 +42,8 @@ const INSIDE_INIT: &str = "/.runflow/init";
 const INSIDE_API_DIR: &str = "/.runflow/api";
 const INSIDE_BUNDLE: &str = "/bundle";
 const SOCKET_NAME: &str = "api.sock";
+/// How many uids (from `RUNFLOW_RUNNER_UID_BASE`) runs rotate through.
+const UID_RANGE: u32 = 10_000;
 
 /// Files of /etc an interpreter may need (read-only, when present).
 const ETC_FILES: &[&str] = &[
@@ -74,7 +76,9 @@ struct Bwrap {
     init: PathBuf,
     as_root: bool,
     uid_base: u32,
-    uids: Mutex<BTreeSet<u32>>,
+    /// Uids of runs in progress, and where the next search starts (round robin, so a uid is
+    /// reused only long after its run, when the kernel has surely reaped its processes).
+    uids: Mutex<(BTreeSet<u32>, u32)>,
     binds: Vec<PathBuf>,
     limits: Limits,
     /// host:port of the API (what the forwarder connects to).
@@ -112,7 +116,7 @@ impl Drop for RunGuard {
             && let Some(bwrap) = &inner.bwrap
             && let Ok(mut uids) = bwrap.uids.lock()
         {
-            uids.remove(&uid);
+            uids.0.remove(&uid);
         }
     }
 }
@@ -220,7 +224,7 @@ impl Sandbox {
             init,
             as_root,
             uid_base: config.runner_uid_base,
-            uids: Mutex::new(BTreeSet::new()),
+            uids: Mutex::new((BTreeSet::new(), 0)),
             binds: config.runner_sandbox_bind.clone(),
             limits: Limits {
                 cpu_seconds: config.run_max_cpu_seconds.max(1),
@@ -287,8 +291,14 @@ impl Sandbox {
         let forwarder = tokio::spawn(forward(listener, target));
         let uid = if bwrap.as_root {
             let mut uids = bwrap.uids.lock().map_err(|_| "uid pool poisoned")?;
-            let uid = (bwrap.uid_base..).find(|u| !uids.contains(u)).ok_or("no free uid")?;
-            uids.insert(uid);
+            let (in_use, next) = &mut *uids;
+            let offset = (0..UID_RANGE)
+                .map(|i| (*next + i) % UID_RANGE)
+                .find(|o| !in_use.contains(&(bwrap.uid_base + o)))
+                .ok_or("no free uid for the run")?;
+            *next = (offset + 1) % UID_RANGE;
+            let uid = bwrap.uid_base + offset;
+            in_use.insert(uid);
             Some(uid)
         } else {
             None
