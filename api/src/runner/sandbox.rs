@@ -209,6 +209,24 @@ impl Sandbox {
         } else {
             which("prlimit").ok_or_else(|| "prlimit (util-linux) was not found".to_string())?;
         }
+        // bubblewrap present is not enough (user namespaces may be disabled): try it once.
+        let probe = std::process::Command::new(&program)
+            .args(["--unshare-all", "--die-with-parent"])
+            .args(system_mounts())
+            .args(["--", "/usr/bin/true"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
+        if !probe.status.success() {
+            return Err(format!(
+                "{} cannot create a sandbox here ({}): {}",
+                program.display(),
+                probe.status,
+                String::from_utf8_lossy(&probe.stderr).trim()
+            ));
+        }
         for path in &config.runner_sandbox_bind {
             let data = std::fs::canonicalize(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
             let bound = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
@@ -342,21 +360,7 @@ impl Sandbox {
             "--hostname",
             "runflow-run",
         ]);
-        command.args(["--ro-bind", "/usr", "/usr"]);
-        for top in ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] {
-            let path = Path::new(top);
-            match std::fs::symlink_metadata(path) {
-                Ok(meta) if meta.file_type().is_symlink() => {
-                    if let Ok(target) = std::fs::read_link(path) {
-                        command.arg("--symlink").arg(target).arg(top);
-                    }
-                }
-                Ok(meta) if meta.is_dir() => {
-                    command.args(["--ro-bind", top, top]);
-                }
-                _ => {}
-            }
-        }
+        command.args(system_mounts());
         for file in ETC_FILES {
             command.args(["--ro-bind-try", file, file]);
         }
@@ -399,6 +403,25 @@ impl Sandbox {
         command.process_group(0);
         Ok(Prepared { command, guard })
     }
+}
+
+/// `/usr` read-only, and `/bin`, `/sbin`, `/lib*` as the host has them (links into `/usr`, or
+/// read-only directories).
+fn system_mounts() -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec!["--ro-bind".into(), "/usr".into(), "/usr".into()];
+    for top in ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] {
+        let path = Path::new(top);
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                if let Ok(target) = std::fs::read_link(path) {
+                    args.extend(["--symlink".into(), target.into_os_string(), top.into()]);
+                }
+            }
+            Ok(meta) if meta.is_dir() => args.extend(["--ro-bind".into(), top.into(), top.into()]),
+            _ => {}
+        }
+    }
+    args
 }
 
 fn guard_dir(guard: &RunGuard) -> PathBuf {
