@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::executions;
-use sea_orm::{ActiveModelTrait, ColumnTrait, Order, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, Order, QueryFilter, Set, TryIntoModel};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -166,6 +166,12 @@ pub async fn finish(
     output: Option<Value>,
     error: Option<String>,
 ) -> Result<executions::Model> {
+    if let Some(output) = &output {
+        validate::json_no_nul("output", output)?;
+    }
+    if let Some(error) = &error {
+        validate::no_nul("error", error)?;
+    }
     finish_with_log(
         db,
         scope,
@@ -219,10 +225,28 @@ pub async fn finish_with_log(db: &Db, scope: &Scope, id: Uuid, outcome: Outcome)
     active.output = Set(output);
     active.error = Set(error);
     active.finished_at = Set(Some(now()));
-    if log.is_some() {
-        active.log = Set(log);
+    if let Some(log) = log {
+        // Stderr is stored as text: a NUL the agent printed becomes U+FFFD.
+        active.log = Set(Some(log.replace('\0', "\u{FFFD}")));
     }
-    let row = active.update(&tx).await?;
+    // Conditional on the status, so that of two concurrent finishes (PostgreSQL runs READ
+    // COMMITTED) exactly one writes and appends the `finished` event; the other is CONFLICT.
+    let final_statuses = ExecutionStatus::ALL
+        .into_iter()
+        .filter(|s| s.is_final())
+        .map(ExecutionStatus::as_str);
+    let written = executions::Entity::update_many()
+        .set(active.clone())
+        .filter(executions::Column::Id.eq(id))
+        .filter(executions::Column::Status.is_not_in(final_statuses))
+        .exec(&tx)
+        .await?;
+    if written.rows_affected != 1 {
+        return Err(Error::Conflict(format!(
+            "execution {id} has already finished (concurrently)"
+        )));
+    }
+    let row = active.try_into_model()?;
     let agent = scope
         .tenant
         .select::<entity::agents::Entity>()
@@ -279,7 +303,7 @@ pub async fn list(
 /// execution; on SQLite the IMMEDIATE write transaction serialises claims.
 pub async fn claim_next(db: &Db, worker: &str) -> Result<Option<executions::Model>> {
     use sea_orm::sea_query::LockBehavior;
-    use sea_orm::{DatabaseBackend, EntityTrait, QueryOrder, QuerySelect};
+    use sea_orm::{DatabaseBackend, QueryOrder, QuerySelect};
     let tx = db.begin_write().await?;
     let mut select = executions::Entity::find()
         .filter(executions::Column::Status.eq(ExecutionStatus::Queued.as_str()))

@@ -6,8 +6,9 @@ use entity::{
     Environment, agent_commits, agent_deployments, agents, connector_instances, connector_resources, prompt_versions,
     prompts, release_items, releases, triggers,
 };
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::state::{self, EnvironmentState};
@@ -359,10 +360,15 @@ async fn check_dependencies<C: ConnectionTrait>(
 
 /// Publishes (or rolls back) atomically: one transaction, one release record.
 pub async fn publish(db: &Db, tenant: &Tenant, actor: &str, request: PublishRequest) -> Result<releases::Model> {
+    validate::author(actor)?;
     request_shape(&request)?;
     let tx = db.begin_write().await?;
     // Publishes of one tenant never interleave.
     lock_for_update(&tx, &format!("publish:{}", tenant.id())).await?;
+    // A retry with the key returns the first result; the same key with another request is
+    // refused. (Concurrent requests with one key wait on the lock above, then see the first's
+    // release.) A request that fails is rolled back whole, so its key stays unused.
+    let request_hash = request_hash(&request);
     if let Some(key) = &request.idempotency_key
         && let Some(existing) = tenant
             .select::<releases::Entity>()
@@ -370,6 +376,13 @@ pub async fn publish(db: &Db, tenant: &Tenant, actor: &str, request: PublishRequ
             .one(&tx)
             .await?
     {
+        if existing.request_hash.as_ref().is_some_and(|hash| *hash != request_hash) {
+            return Err(Error::IdempotencyKeyReused(format!(
+                "idempotency key {key:?} was already used by release {} with a different request; \
+                 use a new key for a new request",
+                existing.number
+            )));
+        }
         return Ok(existing);
     }
     let plan = plan_for(&tx, tenant, &request, true).await?;
@@ -378,6 +391,9 @@ pub async fn publish(db: &Db, tenant: &Tenant, actor: &str, request: PublishRequ
             "missing dependencies: {}",
             plan.missing.join("; ")
         )));
+    }
+    if plan.rollback_of.is_none() {
+        lock_and_recheck(&tx, tenant, &plan.items).await?;
     }
     let number = tenant
         .select::<releases::Entity>()
@@ -398,6 +414,7 @@ pub async fn publish(db: &Db, tenant: &Tenant, actor: &str, request: PublishRequ
         rolls_back_id: Set(plan.rollback_of.as_ref().map(|r| r.id)),
         note: Set(request.note.clone()),
         idempotency_key: Set(request.idempotency_key.clone()),
+        request_hash: Set(Some(request_hash)),
         created_by: Set(actor.to_string()),
         created_at: Set(now()),
     }
@@ -440,6 +457,89 @@ pub async fn publish(db: &Db, tenant: &Tenant, actor: &str, request: PublishRequ
     tx.commit().await?;
     db.wake_live_feed();
     Ok(release)
+}
+
+/// A fingerprint of what a publish request asks for (not its idempotency key), so that a
+/// retry can be told from another request reusing the key.
+fn request_hash(request: &PublishRequest) -> String {
+    let mut items = request.items.clone();
+    items.sort();
+    let value = json!({
+        "items": items,
+        "all": request.all,
+        "fingerprint": request.fingerprint,
+        "note": request.note,
+        "rollbackTo": request.rollback_to,
+    });
+    hex::encode(Sha256::digest(state::canonical(&value).as_bytes()))
+}
+
+/// Locks the staging rows of the items being published until commit, then checks that each
+/// still has the state the plan read. Under READ COMMITTED an edit can commit between the
+/// plan and the writes; publishing it half-seen (or clearing a prompt draft saved after the
+/// plan, unpublished) is never right: the publish fails with CONFLICT naming the items. Edits
+/// that come after the lock wait for the publish and then see the new revisions.
+async fn lock_and_recheck<C: ConnectionTrait>(tx: &C, tenant: &Tenant, items: &[PlannedItem]) -> Result<()> {
+    let staging = tenant.in_env(Environment::Staging);
+    let slugs = |kind: ItemKind| -> Vec<String> {
+        items
+            .iter()
+            .filter(|i| i.item.kind == kind)
+            .map(|i| i.item.slug.clone())
+            .collect()
+    };
+    let agent_slugs = slugs(ItemKind::Agent);
+    if !agent_slugs.is_empty() {
+        let agent_ids: Vec<Uuid> = tenant
+            .select::<agents::Entity>()
+            .filter(agents::Column::Slug.is_in(agent_slugs))
+            .all(tx)
+            .await?
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        staging
+            .select::<agent_deployments::Entity>()
+            .filter(agent_deployments::Column::AgentId.is_in(agent_ids))
+            .lock_exclusive()
+            .all(tx)
+            .await?;
+    }
+    staging
+        .select::<prompts::Entity>()
+        .filter(prompts::Column::Slug.is_in(slugs(ItemKind::Prompt)))
+        .lock_exclusive()
+        .all(tx)
+        .await?;
+    staging
+        .select::<connector_instances::Entity>()
+        .filter(connector_instances::Column::Slug.is_in(slugs(ItemKind::Connector)))
+        .lock_exclusive()
+        .all(tx)
+        .await?;
+    staging
+        .select::<triggers::Entity>()
+        .filter(triggers::Column::Name.is_in(slugs(ItemKind::Trigger)))
+        .lock_exclusive()
+        .all(tx)
+        .await?;
+    let now = state::load(tx, &staging).await?;
+    let moved: Vec<String> = items
+        .iter()
+        .filter(|item| {
+            now.get(item.item.kind, &item.item.slug).map(state::canonical) != item.after.as_ref().map(state::canonical)
+        })
+        .map(|item| item.item.to_string())
+        .collect();
+    if moved.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Conflict(format!(
+            "{} changed in staging while this publish was being applied. Nothing was published; \
+             review the changes again and retry",
+            moved.join(", ")
+        )))
+    }
 }
 
 fn uuid_field(value: &Value, field: &str) -> Result<Uuid> {
