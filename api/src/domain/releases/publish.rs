@@ -15,7 +15,7 @@ use super::state::{self, EnvironmentState};
 use super::{Change, ItemKind, ItemRef, PendingChange, compare, plan_fingerprint};
 use crate::db::{Db, lock_for_update};
 use crate::domain::events::{self, NewEvent, Topic};
-use crate::domain::{agents as agents_domain, new_id, now, validate};
+use crate::domain::{agents as agents_domain, new_id, now, revision, validate};
 use crate::error::{Error, Result};
 use crate::scope::Tenant;
 
@@ -609,14 +609,13 @@ async fn apply<C: ConnectionTrait>(
                 .await?
             {
                 Some(row) => {
-                    let revision = row.revision + 1;
-                    let mut active: prompts::ActiveModel = row.into();
-                    active.published_version_id = Set(Some(version.id));
-                    active.revision = Set(revision);
-                    active.updated_by = Set(actor.to_string());
-                    active.updated_at = Set(time);
-                    active.release_id = Set(Some(release_id));
-                    active.update(db).await?;
+                    revision::update::<prompts::Entity, _, _>(db, &item.to_string(), row.id, None, |active| {
+                        active.published_version_id = Set(Some(version.id));
+                        active.updated_by = Set(actor.to_string());
+                        active.updated_at = Set(time);
+                        active.release_id = Set(Some(release_id));
+                    })
+                    .await?;
                 }
                 None => {
                     prompts::ActiveModel {
@@ -685,15 +684,20 @@ async fn apply<C: ConnectionTrait>(
             );
             let instance = match existing {
                 Some(row) => {
-                    let revision = row.revision + 1;
-                    let mut active: connector_instances::ActiveModel = row.into();
-                    active.kind = Set(kind);
-                    active.config = Set(config);
-                    active.credential_refs = Set(credentials);
-                    active.revision = Set(revision);
-                    active.updated_at = Set(time);
-                    active.release_id = Set(Some(release_id));
-                    active.update(db).await?
+                    revision::update::<connector_instances::Entity, _, _>(
+                        db,
+                        &item.to_string(),
+                        row.id,
+                        None,
+                        |active| {
+                            active.kind = Set(kind);
+                            active.config = Set(config);
+                            active.credential_refs = Set(credentials);
+                            active.updated_at = Set(time);
+                            active.release_id = Set(Some(release_id));
+                        },
+                    )
+                    .await?
                 }
                 None => {
                     connector_instances::ActiveModel {
@@ -771,19 +775,18 @@ async fn apply<C: ConnectionTrait>(
             let enabled = state.get("enabled").and_then(Value::as_bool).unwrap_or(true);
             match existing {
                 Some(row) => {
-                    let revision = row.revision + 1;
-                    let mut active: triggers::ActiveModel = row.into();
-                    active.agent_slug = Set(text("agent").unwrap_or_default());
-                    active.kind = Set(text("kind").unwrap_or_default());
-                    active.schedule = Set(text("schedule"));
-                    active.config = Set(state.get("config").cloned().unwrap_or(json!({})));
-                    active.enabled = Set(enabled);
-                    active.revision = Set(revision);
-                    active.updated_at = Set(time);
-                    active.release_id = Set(Some(release_id));
-                    active.secret_ciphertext = Set(ciphertext);
-                    active.secret_nonce = Set(nonce);
-                    active.update(db).await?;
+                    revision::update::<triggers::Entity, _, _>(db, &item.to_string(), row.id, None, |active| {
+                        active.agent_slug = Set(text("agent").unwrap_or_default());
+                        active.kind = Set(text("kind").unwrap_or_default());
+                        active.schedule = Set(text("schedule"));
+                        active.config = Set(state.get("config").cloned().unwrap_or(json!({})));
+                        active.enabled = Set(enabled);
+                        active.updated_at = Set(time);
+                        active.release_id = Set(Some(release_id));
+                        active.secret_ciphertext = Set(ciphertext);
+                        active.secret_nonce = Set(nonce);
+                    })
+                    .await?;
                 }
                 None => {
                     // A separate production trigger, bound to production.
@@ -846,14 +849,13 @@ async fn publish_draft<C: ConnectionTrait>(
         .one(db)
         .await?
     {
-        let revision = row.revision + 1;
-        let mut active: prompts::ActiveModel = row.into();
-        active.draft_template = Set(None);
-        active.draft_variables = Set(None);
-        active.draft_model_settings = Set(None);
-        active.revision = Set(revision);
-        active.updated_at = Set(now());
-        active.update(db).await?;
+        revision::update::<prompts::Entity, _, _>(db, &format!("prompt {slug:?}"), row.id, None, |active| {
+            active.draft_template = Set(None);
+            active.draft_variables = Set(None);
+            active.draft_model_settings = Set(None);
+            active.updated_at = Set(now());
+        })
+        .await?;
     }
     Ok(version)
 }
