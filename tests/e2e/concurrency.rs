@@ -459,6 +459,39 @@ async fn idempotency_keys_give_one_publish(backend: Backend) {
         "{releases:#}"
     );
 
+    // One `published` event for that one publish: replay production's release events up to
+    // those of a later publish, and count.
+    server
+        .data(&admin, DRAFT, json!({ "i": { "slug": "greet", "template": "v2" } }))
+        .await;
+    let fingerprint_2 =
+        server.data(&admin, PLAN, json!({ "i": { "all": true } })).await["publishPlan"]["fingerprint"].clone();
+    let second = server
+        .data(
+            &admin,
+            PUBLISH,
+            json!({ "i": { "all": true, "fingerprint": fingerprint_2 } }),
+        )
+        .await;
+    let mut ws = server.websocket(None).await;
+    ws.init(&admin).await;
+    ws.subscribe(
+        "1",
+        "subscription { releaseEvents(environment: PRODUCTION, after: \"0\") { release { number } } }",
+        json!({}),
+    )
+    .await;
+    let mut numbers = Vec::new();
+    loop {
+        let message = ws.json().await;
+        let number = message["payload"]["data"]["releaseEvents"]["release"]["number"].clone();
+        numbers.push(number.clone());
+        if number == second["publish"]["number"] {
+            break;
+        }
+    }
+    assert_eq!(numbers, vec![json!(1), json!(2)], "one event per publish in production");
+
     // The same key with a different body: 422 over HTTP, IDEMPOTENCY_KEY_REUSED in GraphQL.
     let other = json!({ "query": PUBLISH, "variables": { "i": { "all": true, "fingerprint": fingerprint, "idempotencyKey": "key-1", "note": "another note" } } });
     let response = server
