@@ -222,12 +222,13 @@ pub async fn finish_with_log(db: &Db, scope: &Scope, id: Uuid, outcome: Outcome)
     }
     let mut active: executions::ActiveModel = row.into();
     active.status = Set(status.as_str().to_string());
-    active.output = Set(output);
-    active.error = Set(error);
+    // What a run printed is stored as text: a NUL becomes U+FFFD (the runtime API refuses
+    // NUL up front, in `finish`).
+    active.output = Set(output.map(storable_json));
+    active.error = Set(error.map(|e| storable_text(&e)));
     active.finished_at = Set(Some(now()));
     if let Some(log) = log {
-        // Stderr is stored as text: a NUL the agent printed becomes U+FFFD.
-        active.log = Set(Some(log.replace('\0', "\u{FFFD}")));
+        active.log = Set(Some(storable_text(&log)));
     }
     // Conditional on the status, so that of two concurrent finishes (PostgreSQL runs READ
     // COMMITTED) exactly one writes and appends the `finished` event; the other is CONFLICT.
@@ -256,6 +257,23 @@ pub async fn finish_with_log(db: &Db, scope: &Scope, id: Uuid, outcome: Outcome)
     tx.commit().await?;
     db.wake_live_feed();
     Ok(row)
+}
+
+fn storable_text(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
+}
+
+fn storable_json(value: Value) -> Value {
+    match value {
+        Value::String(text) => Value::String(storable_text(&text)),
+        Value::Array(items) => Value::Array(items.into_iter().map(storable_json).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(key, item)| (storable_text(&key), storable_json(item)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 pub async fn get(db: &Db, scope: &Scope, id: Uuid) -> Result<executions::Model> {
@@ -330,4 +348,19 @@ pub async fn claim_next(db: &Db, worker: &str) -> Result<Option<executions::Mode
     tx.commit().await?;
     db.wake_live_feed();
     Ok(Some(row))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::storable_json;
+
+    #[test]
+    fn nul_characters_of_a_run_become_replacement_characters() {
+        assert_eq!(
+            storable_json(json!({ "k\u{0}": ["a\u{0}b", 1, { "x": "\u{0}" }] })),
+            json!({ "k\u{FFFD}": ["a\u{FFFD}b", 1, { "x": "\u{FFFD}" }] })
+        );
+    }
 }
