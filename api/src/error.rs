@@ -110,6 +110,9 @@ impl From<DbErr> for Error {
             DbFailure::Unstorable => Error::BadInput(
                 "a value cannot be stored: it is longer than its field allows or contains a NUL character".into(),
             ),
+            DbFailure::Collided => Error::Conflict(
+                "this change collided with a concurrent one and was rolled back; nothing was changed. Retry.".into(),
+            ),
             DbFailure::Other => Error::Internal(error.into()),
         }
     }
@@ -120,6 +123,8 @@ enum DbFailure {
     Unavailable,
     /// The database refused a value (too long for its column, a NUL byte on PostgreSQL).
     Unstorable,
+    /// PostgreSQL broke a deadlock or a serialisation conflict by rolling this transaction back.
+    Collided,
     Other,
 }
 
@@ -152,6 +157,7 @@ fn classify(error: &DbErr) -> DbFailure {
                 "5" | "6" | "261" | "262" | "517" | "773" => DbFailure::Unavailable,
                 // PostgreSQL: value too long, NUL in text, \u0000 in jsonb.
                 "22001" | "22021" | "22P05" => DbFailure::Unstorable,
+                "40001" | "40P01" => DbFailure::Collided,
                 _ => DbFailure::Other,
             }
         }
