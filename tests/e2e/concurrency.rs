@@ -247,6 +247,36 @@ async fn writers_without_a_revision_lose_no_increment(backend: Backend) {
     }
 }
 
+/// Memory entries (written by runtimes, no `expectedRevision`): N concurrent writes of one
+/// key all succeed and move its revision N times.
+async fn concurrent_memory_writes_lose_no_increment(backend: Backend) {
+    let server = Server::start(backend).await;
+    let runtime = crate::support::runtime_token(&tenant(), "staging");
+    let (status, _) = server
+        .runtime(
+            &runtime,
+            reqwest::Method::PUT,
+            "/memory/bot/k",
+            Some(json!({ "value": 0 })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let writes = futures_util::future::join_all((0..N).map(|i| {
+        server.runtime(
+            &runtime,
+            reqwest::Method::PUT,
+            "/memory/bot/k",
+            Some(json!({ "value": i })),
+        )
+    }))
+    .await;
+    assert!(writes.iter().all(|(status, _)| *status == 200), "{writes:?}");
+    let (_, entry) = server
+        .runtime(&runtime, reqwest::Method::GET, "/memory/bot/k", None)
+        .await;
+    assert_eq!(entry["revision"], 1 + N as i64, "{entry:#}");
+}
+
 /// Deletes quoting one revision: exactly one deletes, the others see it gone or changed.
 async fn one_delete_wins(backend: Backend) {
     let server = Server::start(backend).await;
@@ -511,6 +541,7 @@ async fn idempotency_keys_give_one_publish(backend: Backend) {
 on_both_backends!(
     one_writer_wins_per_revision_for_every_kind,
     writers_without_a_revision_lose_no_increment,
+    concurrent_memory_writes_lose_no_increment,
     one_delete_wins,
     an_execution_finishes_once,
     a_publish_never_clears_a_draft_it_did_not_publish,
