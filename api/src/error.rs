@@ -175,3 +175,21 @@ pub fn check_revision(what: &str, current: i64, expected: Option<i64>) -> Result
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr};
+
+    use super::Error;
+
+    #[test]
+    fn database_failures_map_to_stable_codes() {
+        let timeout = Error::from(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout));
+        assert_eq!(timeout.code(), "SERVICE_UNAVAILABLE");
+        let io = sea_orm::sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        let refused = Error::from(DbErr::Conn(RuntimeErr::SqlxError(io.into())));
+        assert_eq!(refused.code(), "SERVICE_UNAVAILABLE");
+        let other = Error::from(DbErr::Custom("a bug".into()));
+        assert_eq!(other.code(), "INTERNAL");
+    }
+}
