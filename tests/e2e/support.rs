@@ -193,11 +193,6 @@ impl Server {
         self.child.id()
     }
 
-    /// The database URL (for another process on the same database).
-    pub fn database_url(&self) -> &str {
-        &self._storage.url
-    }
-
     /// Starts `runflow worker` on this server's database; agents call this server back.
     pub fn worker(&self, env: &[(&str, &str)]) -> Child {
         let dir = tempfile::tempdir().expect("dir").keep();
@@ -234,6 +229,19 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         None
+    }
+
+    /// The server's database URL.
+    pub fn database_url(&self) -> &str {
+        &self._storage.url
+    }
+
+    /// On PostgreSQL: the admin URL and the name of this server's own test database.
+    pub fn postgres_database(&self) -> Option<(&str, &str)> {
+        self._storage
+            .postgres
+            .as_ref()
+            .map(|(admin, name)| (admin.as_str(), name.as_str()))
     }
 
     /// Everything the server logged so far.

@@ -171,16 +171,6 @@ async fn run(app: &App, sandbox: &Sandbox, worker: &str, execution: execution_ro
     }
 }
 
-/// Whether a JSON value holds a NUL character anywhere (PostgreSQL cannot store it).
-fn has_nul(value: &Value) -> bool {
-    match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(has_nul),
-        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-        _ => false,
-    }
-}
-
 /// Reads at most `cap` bytes; the flag says whether more came. On overflow it stops reading
 /// at once (the caller kills the run) instead of draining an endless stream.
 async fn read_capped<R: AsyncRead + Unpin>(mut reader: R, cap: usize) -> (Vec<u8>, bool) {
@@ -379,8 +369,7 @@ async fn execute(
         .ok()
         .and_then(|r| r.ok())
         .unwrap_or_default();
-    // NUL bytes cannot be stored in a text column (PostgreSQL): shown as U+FFFD.
-    let log = Some(String::from_utf8_lossy(&stderr).replace('\0', "\u{FFFD}")).filter(|l| !l.is_empty());
+    let log = Some(String::from_utf8_lossy(&stderr).into_owned()).filter(|l| !l.is_empty());
     let (stdout, too_much, status) = match ended {
         Ok(ended) => ended,
         Err(Stop::Timeout) => {
@@ -426,10 +415,6 @@ async fn execute(
         )));
     }
     Ok(Some(match serde_json::from_str::<Value>(text.trim()) {
-        Ok(output) if has_nul(&output) => failed(
-            "the agent's output contains a NUL character (\\u0000), which cannot be stored; remove it",
-            log,
-        ),
         Ok(output) => Outcome {
             status: ExecutionStatus::Succeeded,
             output: Some(output),
