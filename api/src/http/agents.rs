@@ -1,13 +1,15 @@
 //! Agent endpoints: `POST /v1/{tenant}/{environment}/agents/{slug}` runs the agent's code at
 //! that environment's current commit. Webhook triggers: `POST
-//! /v1/{tenant}/{environment}/triggers/{name}` (see [`webhook`]).
+//! /v1/{tenant}/{environment}/triggers/{name}` (see [`webhook`]; signed with a timestamp).
 //!
 //! - The body is the input (JSON; empty means `{}`); `?session=<id>` continues a thread.
 //! - By default the call waits and answers 200 with the finished execution (id, status,
 //!   output, error); `?async=true` answers 202 at once with the queued execution's id.
 //! - Callers: a runtime token of that environment, or a person's token of role developer or
 //!   above. A runtime token of the other environment is FORBIDDEN; another tenant's URL is
-//!   NOT_FOUND.
+//!   NOT_FOUND. A run's own token (`RUNFLOW_TOKEN`) starts a *child* of its execution, one
+//!   level deeper (LIMIT_EXCEEDED beyond `RUNFLOW_MAX_EXECUTION_DEPTH`), and is refused once
+//!   its run has ended.
 
 use std::time::Duration;
 
