@@ -13,13 +13,17 @@ mod connectors;
 pub mod context;
 pub mod errors;
 mod executions;
+pub mod ids;
 pub mod loaders;
 mod memory;
+mod node;
 mod pagination;
+mod payloads;
 mod prompts;
 mod releases;
 pub use releases::IdempotencyKey;
 mod runtime_tokens;
+pub mod scalars;
 mod sessions;
 mod shared;
 mod subscriptions;
@@ -32,16 +36,19 @@ use async_graphql::{Enum, MergedObject, Schema};
 use crate::app::Services;
 use crate::config::Config;
 
-/// The two environments. Every root field takes one.
+/// The two environments of a tenant. Every root field takes one.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 #[graphql(remote = "entity::Environment")]
 pub enum Environment {
+    /// Where every edit happens.
     Staging,
+    /// Read-only; changes only by `publish` (and rollbacks).
     Production,
 }
 
 #[derive(MergedObject, Default)]
 pub struct Query(
+    node::NodeQuery,
     viewer::ViewerQuery,
     agents::AgentQuery,
     prompts::PromptQuery,
@@ -107,7 +114,9 @@ pub fn prepare_request(
     request
 }
 
-/// The SDL that `schema.graphql` must equal.
+/// The SDL that `schema.graphql` must equal (with `@specifiedBy` on custom scalars).
 pub fn sdl() -> String {
-    builder().finish().sdl()
+    builder()
+        .finish()
+        .sdl_with_options(async_graphql::SDLExportOptions::new().include_specified_by())
 }
