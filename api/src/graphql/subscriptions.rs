@@ -120,6 +120,7 @@ pub struct ExecutionEvent {
     execution: Execution,
 }
 
+/// What happened to a session.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum SessionEventKind {
     /// A session was created.
