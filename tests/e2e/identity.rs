@@ -244,6 +244,32 @@ async fn connections_page_forwards_and_backwards(backend: Backend) {
     assert_eq!(slugs(&start), ["p1"]);
     assert_eq!(start["pageInfo"]["hasPreviousPage"], false);
 
+    // A list sorted newest first by id pages backwards too: the last commits are the oldest.
+    for n in 1..=3 {
+        deploy(&server, &developer, "bot", &format!("print({n})\n"), &format!("v{n}")).await;
+    }
+    let commits = r#"query($last: Int, $before: String) { agent(environment: STAGING, slug: "bot") {
+        commits(last: $last, before: $before) { nodes { number } totalCount pageInfo { hasPreviousPage hasNextPage startCursor } } } }"#;
+    let oldest = server.data(&developer, commits, json!({ "last": 1 })).await["agent"]["commits"].clone();
+    assert_eq!(oldest["nodes"], json!([{ "number": 1 }]));
+    assert_eq!(oldest["totalCount"], 3);
+    assert_eq!(
+        (
+            oldest["pageInfo"]["hasPreviousPage"].as_bool(),
+            oldest["pageInfo"]["hasNextPage"].as_bool()
+        ),
+        (Some(true), Some(false))
+    );
+    let newer = server
+        .data(
+            &developer,
+            commits,
+            json!({ "last": 5, "before": oldest["pageInfo"]["startCursor"] }),
+        )
+        .await["agent"]["commits"]
+        .clone();
+    assert_eq!(newer["nodes"], json!([{ "number": 3 }, { "number": 2 }]));
+
     for (variables, what) in [
         (json!({ "first": 1, "last": 1 }), "first and last"),
         (json!({ "first": 101 }), "over the cap"),
