@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, JWT_SECRET, Server, error_code, runtime_token, tenant, token};
+use crate::support::{Backend, JWT_SECRET, Server, error_code, gid, runtime_token, tenant, token};
 
 const HOSTILE: &str = include_str!("hostile_agent.py");
 
@@ -25,7 +25,7 @@ async fn deploy(server: &Server, developer: &str, slug: &str, files: Value) {
     server
         .data(
             developer,
-            "mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { id } }",
+            "mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { commit { id } } }",
             json!({ "input": { "slug": slug, "files": files, "message": "deploy" } }),
         )
         .await;
@@ -386,11 +386,11 @@ async fn a_self_calling_agent_stops_at_the_depth_limit(backend: Backend) {
     assert_eq!(execution(&server, &developer, root_id).await["depth"], 0);
     assert_eq!(
         (child_row["depth"].clone(), child_row["parentId"].clone()),
-        (json!(1), json!(root_id))
+        (json!(1), json!(gid("Execution", "STAGING", root_id)))
     );
     assert_eq!(
         (grandchild_row["depth"].clone(), grandchild_row["parentId"].clone()),
-        (json!(2), json!(child_id))
+        (json!(2), json!(gid("Execution", "STAGING", child_id)))
     );
 }
 
