@@ -23,6 +23,10 @@ pub struct Services {
     pub public_url: String,
     pub bundle_limits: BundleLimits,
     pub live: crate::live::LiveFeed,
+    /// Depth and per-tenant caps of executions.
+    pub execution_limits: crate::domain::executions::ExecutionLimits,
+    /// Schedule interval, trigger count, firing rate and webhook replay window.
+    pub trigger_limits: crate::domain::triggers::TriggerLimits,
 }
 
 #[derive(Clone)]
@@ -86,13 +90,32 @@ pub fn jwt_secret(config: &Config) -> anyhow::Result<Option<LoadedSecret>> {
     if config.jwt_algorithm != JwtAlgorithm::Hs256 {
         return Ok(None);
     }
-    Ok(Some(match &config.jwt_secret {
-        Some(secret) => LoadedSecret {
+    Ok(Some(match (&config.jwt_secret, &config.jwt_secret_file) {
+        (Some(secret), _) => LoadedSecret {
             value: secret.clone(),
             generated: false,
         },
-        None => load_or_generate(&config.data_dir, "jwt-secret", random_secret)?,
+        (None, Some(path)) => {
+            let value = read_secret_file(path, "RUNFLOW_JWT_SECRET_FILE")?;
+            anyhow::ensure!(
+                value.len() >= 32,
+                "RUNFLOW_JWT_SECRET_FILE must hold at least 32 characters"
+            );
+            LoadedSecret {
+                value,
+                generated: false,
+            }
+        }
+        (None, None) => load_or_generate(&config.data_dir, "jwt-secret", random_secret)?,
     }))
+}
+
+/// Reads a secret from a file (trailing whitespace trimmed); the error names the variable.
+fn read_secret_file(path: &Path, variable: &str) -> anyhow::Result<String> {
+    let value = std::fs::read_to_string(path).with_context(|| format!("{variable}: cannot read {}", path.display()))?;
+    let value = value.trim().to_string();
+    anyhow::ensure!(!value.is_empty(), "{variable}: {} is empty", path.display());
+    Ok(value)
 }
 
 /// The token service, built from configuration (used by `serve` and `token`).
@@ -122,9 +145,10 @@ impl App {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create RUNFLOW_DATA_DIR {}", config.data_dir.display()))?;
         let (tokens, generated) = token_service(config)?;
-        let secret_key = match &config.secret_key {
-            Some(key) => key.clone(),
-            None => load_or_generate(&config.data_dir, "secret-key", SecretBox::generate_key)?.value,
+        let secret_key = match (&config.secret_key, &config.secret_key_file) {
+            (Some(key), _) => key.clone(),
+            (None, Some(path)) => read_secret_file(path, "RUNFLOW_SECRET_KEY_FILE")?,
+            (None, None) => load_or_generate(&config.data_dir, "secret-key", SecretBox::generate_key)?.value,
         };
         Ok((tokens, generated, SecretBox::from_base64_key(&secret_key)?))
     }
@@ -169,6 +193,16 @@ impl App {
                 max_bundle_bytes: config.max_bundle_bytes,
                 max_file_bytes: config.max_file_bytes,
                 max_files: 2000,
+            },
+            execution_limits: crate::domain::executions::ExecutionLimits {
+                max_depth: config.max_execution_depth as i32,
+                max_active: config.max_active_executions,
+            },
+            trigger_limits: crate::domain::triggers::TriggerLimits {
+                min_interval: config.min_schedule_interval,
+                max_triggers: config.max_triggers,
+                max_firings_per_minute: config.max_firings_per_minute,
+                webhook_tolerance: config.webhook_tolerance,
             },
         };
         let schema = graphql::build_schema(services.clone(), &config);

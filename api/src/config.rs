@@ -182,6 +182,143 @@ pub struct Config {
     #[arg(long, env = "RUNFLOW_AGENT_API_URL", value_name = "RUNFLOW_AGENT_API_URL")]
     pub agent_api_url: Option<String>,
 
+    /// How agent code is isolated: `bwrap` (bubblewrap; the default) or `none` (no isolation:
+    /// the run can read everything the server's OS user can; development only).
+    #[arg(
+        long,
+        env = "RUNFLOW_RUNNER_SANDBOX",
+        value_name = "RUNFLOW_RUNNER_SANDBOX",
+        value_enum,
+        default_value = "bwrap"
+    )]
+    pub runner_sandbox: SandboxMode,
+
+    /// The bubblewrap program (a name looked up in PATH, or a path).
+    #[arg(
+        long,
+        env = "RUNFLOW_RUNNER_BWRAP",
+        value_name = "RUNFLOW_RUNNER_BWRAP",
+        default_value = "bwrap"
+    )]
+    pub runner_bwrap: String,
+
+    /// Extra host paths bound read-only into every sandbox (comma-separated), e.g. an
+    /// interpreter installed outside /usr. Never the data directory.
+    #[arg(
+        long,
+        env = "RUNFLOW_RUNNER_SANDBOX_BIND",
+        value_name = "RUNFLOW_RUNNER_SANDBOX_BIND",
+        value_delimiter = ','
+    )]
+    pub runner_sandbox_bind: Vec<PathBuf>,
+
+    /// First of the unprivileged user ids runs execute as (one per concurrent run), when the
+    /// server runs as root.
+    #[arg(
+        long,
+        env = "RUNFLOW_RUNNER_UID_BASE",
+        value_name = "RUNFLOW_RUNNER_UID_BASE",
+        default_value_t = 200_000
+    )]
+    pub runner_uid_base: u32,
+
+    /// CPU time a run may use, in seconds (RLIMIT_CPU).
+    #[arg(
+        long,
+        env = "RUNFLOW_RUN_MAX_CPU_SECONDS",
+        value_name = "RUNFLOW_RUN_MAX_CPU_SECONDS",
+        default_value_t = 60
+    )]
+    pub run_max_cpu_seconds: u64,
+
+    /// Address space of each process of a run, in bytes (RLIMIT_AS).
+    #[arg(long, env = "RUNFLOW_RUN_MAX_MEMORY_BYTES", value_name = "RUNFLOW_RUN_MAX_MEMORY_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub run_max_memory_bytes: u64,
+
+    /// Processes (and threads) a run may have at once (RLIMIT_NPROC of its own user id).
+    #[arg(
+        long,
+        env = "RUNFLOW_RUN_MAX_PROCESSES",
+        value_name = "RUNFLOW_RUN_MAX_PROCESSES",
+        default_value_t = 64
+    )]
+    pub run_max_processes: u64,
+
+    /// Files a process of a run may have open (RLIMIT_NOFILE).
+    #[arg(
+        long,
+        env = "RUNFLOW_RUN_MAX_OPEN_FILES",
+        value_name = "RUNFLOW_RUN_MAX_OPEN_FILES",
+        default_value_t = 256
+    )]
+    pub run_max_open_files: u64,
+
+    /// Size of a run's private writable /tmp, in bytes (a tmpfs; also the largest file).
+    #[arg(long, env = "RUNFLOW_RUN_MAX_TMP_BYTES", value_name = "RUNFLOW_RUN_MAX_TMP_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub run_max_tmp_bytes: u64,
+
+    /// How long a worker's claim on a running execution lasts without renewal. A worker renews
+    /// it every third of this; when a worker dies, its executions are failed (or retried, for
+    /// idempotent agents) once the lease has expired.
+    #[arg(long, env = "RUNFLOW_RUN_LEASE", value_name = "RUNFLOW_RUN_LEASE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub run_lease: std::time::Duration,
+
+    /// How long an execution started through the runtime API may stay RUNNING without being
+    /// finished; then it is failed.
+    #[arg(long, env = "RUNFLOW_RUNTIME_EXECUTION_TIMEOUT", value_name = "RUNFLOW_RUNTIME_EXECUTION_TIMEOUT", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub runtime_execution_timeout: std::time::Duration,
+
+    /// Deepest chain of agents calling agents (a root execution has depth 0).
+    #[arg(
+        long,
+        env = "RUNFLOW_MAX_EXECUTION_DEPTH",
+        value_name = "RUNFLOW_MAX_EXECUTION_DEPTH",
+        default_value_t = 4
+    )]
+    pub max_execution_depth: u32,
+
+    /// Queued plus running executions a tenant may have at once (both environments).
+    #[arg(
+        long,
+        env = "RUNFLOW_MAX_ACTIVE_EXECUTIONS",
+        value_name = "RUNFLOW_MAX_ACTIVE_EXECUTIONS",
+        default_value_t = 100
+    )]
+    pub max_active_executions: u64,
+
+    /// Shortest interval between two ticks of a schedule trigger.
+    #[arg(long, env = "RUNFLOW_MIN_SCHEDULE_INTERVAL", value_name = "RUNFLOW_MIN_SCHEDULE_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub min_schedule_interval: std::time::Duration,
+
+    /// Triggers a tenant may have (per environment).
+    #[arg(
+        long,
+        env = "RUNFLOW_MAX_TRIGGERS",
+        value_name = "RUNFLOW_MAX_TRIGGERS",
+        default_value_t = 100
+    )]
+    pub max_triggers: u64,
+
+    /// Trigger firings (schedule and webhook) a tenant may have per minute.
+    #[arg(
+        long,
+        env = "RUNFLOW_MAX_FIRINGS_PER_MINUTE",
+        value_name = "RUNFLOW_MAX_FIRINGS_PER_MINUTE",
+        default_value_t = 60
+    )]
+    pub max_firings_per_minute: u64,
+
+    /// How far a webhook call's signed timestamp may be from the server's clock.
+    #[arg(long, env = "RUNFLOW_WEBHOOK_TOLERANCE", value_name = "RUNFLOW_WEBHOOK_TOLERANCE", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub webhook_tolerance: std::time::Duration,
+
+    /// A file holding the HS256 secret (instead of RUNFLOW_JWT_SECRET in the environment).
+    #[arg(long, env = "RUNFLOW_JWT_SECRET_FILE", value_name = "RUNFLOW_JWT_SECRET_FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
+
+    /// A file holding the credential encryption key (instead of RUNFLOW_SECRET_KEY).
+    #[arg(long, env = "RUNFLOW_SECRET_KEY_FILE", value_name = "RUNFLOW_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
     /// Longest wait for a database connection (and for connecting): beyond it a request fails
     /// with 503 / SERVICE_UNAVAILABLE instead of hanging while the database is down.
     #[arg(long, env = "RUNFLOW_DB_ACQUIRE_TIMEOUT", value_name = "RUNFLOW_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
@@ -211,6 +348,14 @@ pub enum JwtAlgorithm {
     Rs256,
     #[value(name = "ES256")]
     Es256,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SandboxMode {
+    /// bubblewrap: namespaces, read-only bundle, private tmpfs, no host network.
+    Bwrap,
+    /// No isolation (development only; the server says so in its log).
+    None,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -269,6 +414,27 @@ impl Config {
             && secret.len() < 32
         {
             anyhow::bail!("RUNFLOW_JWT_SECRET must be at least 32 characters long");
+        }
+        if self.jwt_secret.is_some() && self.jwt_secret_file.is_some() {
+            anyhow::bail!("set RUNFLOW_JWT_SECRET or RUNFLOW_JWT_SECRET_FILE, not both");
+        }
+        if self.secret_key.is_some() && self.secret_key_file.is_some() {
+            anyhow::bail!("set RUNFLOW_SECRET_KEY or RUNFLOW_SECRET_KEY_FILE, not both");
+        }
+        if self.run_lease < std::time::Duration::from_secs(1) {
+            anyhow::bail!("RUNFLOW_RUN_LEASE must be at least 1s");
+        }
+        if self.max_execution_depth > 16 {
+            anyhow::bail!("RUNFLOW_MAX_EXECUTION_DEPTH must be at most 16");
+        }
+        if self.runner_sandbox == SandboxMode::Bwrap
+            && let Some(url) = &self.agent_api_url
+            && !url.starts_with("http://")
+        {
+            anyhow::bail!(
+                "with RUNFLOW_RUNNER_SANDBOX=bwrap, RUNFLOW_AGENT_API_URL must be an http:// URL the worker reaches \
+                 (runs reach it through a forwarder, not with TLS); got {url:?}"
+            );
         }
         if self.max_query_depth < 4 {
             anyhow::bail!("RUNFLOW_MAX_QUERY_DEPTH must be at least 4");

@@ -51,6 +51,17 @@ enum Command {
     Worker,
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Internal: the first process inside a run's sandbox (forwards the API, runs the
+    /// entrypoint). Started by the runner, not by people.
+    #[command(hide = true)]
+    SandboxInit {
+        #[arg(long)]
+        socket: std::path::PathBuf,
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        #[arg(trailing_var_arg = true, required = true)]
+        command: Vec<String>,
+    },
 }
 
 fn parse_role(value: &str) -> Result<Role, String> {
@@ -72,9 +83,27 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Inside a sandbox: no runtime, no configuration, just forward and run.
+    if let Some(Command::SandboxInit {
+        socket,
+        listen,
+        command,
+    }) = &cli.command
+    {
+        return runflow::runner::sandbox_init(socket, *listen, command);
+    }
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(error) => {
+            eprintln!("runflow: cannot start the async runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             init_tracing(cli.config.log_format);
@@ -95,6 +124,7 @@ async fn main() -> ExitCode {
             print!("{}", runflow::graphql::sdl());
             Ok(())
         }
+        Command::SandboxInit { .. } => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -114,6 +144,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     if app.config.workers > 0 {
         runflow::runner::start(app.clone());
+    } else {
+        // No workers here, but executions of lost workers are still reclaimed.
+        tokio::spawn(runflow::runner::reap(app.clone()));
     }
     runflow::http::serve(app, listener).await
 }

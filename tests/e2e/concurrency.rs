@@ -334,6 +334,7 @@ async fn an_execution_finishes_once(backend: Backend) {
     let execution = executions::start(
         app.db(),
         &staging,
+        &app.app.services.execution_limits,
         StartExecution {
             agent: "bot".into(),
             ..Default::default()

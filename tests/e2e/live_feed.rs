@@ -664,7 +664,7 @@ async fn cursors_past_retention_fail_with_cursor_expired(backend: Backend) {
             agent: "bot".into(),
             ..Default::default()
         };
-        runflow::domain::executions::start(app.db(), &staging, start)
+        runflow::domain::executions::start(app.db(), &staging, &app.app.services.execution_limits, start)
             .await
             .expect("start");
     }

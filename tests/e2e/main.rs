@@ -23,4 +23,5 @@ mod prompts;
 mod releases;
 mod runner;
 mod runtime_records;
+mod sandbox;
 mod shared_resources;

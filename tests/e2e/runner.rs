@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, Server, error_code, gid, runtime_token, tenant, token};
+use crate::support::{Backend, Server, error_code, gid, now, runtime_token, tenant, token};
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/support-bot");
 
@@ -375,17 +375,34 @@ async fn two_workers_never_run_one_execution_twice() {
     assert!(claims.values().all(|n| *n == 1), "{claims:?}");
 }
 
-fn sign_body(secret: &str, body: &[u8]) -> String {
+/// `X-Runflow-Signature` of a webhook call sent at `timestamp`.
+fn sign_at(secret: &str, timestamp: u64, body: &[u8]) -> String {
     use hmac::{Hmac, Mac};
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(format!("{timestamp}.").as_bytes());
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Posts a webhook call signed now (or with the given signature); returns status and body.
+async fn call_webhook(server: &Server, url: &str, timestamp: u64, signature: String, body: &[u8]) -> (u16, Value) {
+    let response = server
+        .http()
+        .post(url)
+        .header("x-runflow-timestamp", timestamp.to_string())
+        .header("x-runflow-signature", signature)
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("send");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 const ECHO: &str = "import json,sys\nprint(json.dumps(json.load(sys.stdin)))\n";
 
 async fn triggers_fire_in_their_own_environment(backend: Backend) {
-    let server = Server::start(backend).await;
+    let server = Server::start_with(backend, &[("RUNFLOW_MIN_SCHEDULE_INTERVAL", "1s")]).await;
     let tenant = tenant();
     let developer = token(&tenant, "developer");
     deploy_files(&server, &developer, "echo", one_line_agent("echo", ECHO)).await;
@@ -442,61 +459,52 @@ async fn triggers_fire_in_their_own_environment(backend: Backend) {
         )
         .await;
 
-    // Webhook: a good signature queues an execution of the trigger; a bad one is refused.
+    // Webhook: a good signature over timestamp and body queues an execution of the trigger;
+    // anything else is refused, with one answer for every reason.
     let url = format!("{}/v1/{tenant}/staging/triggers/hook", server.url);
     let body = br#"{"order": 42}"#;
-    let good = server
-        .http()
-        .post(&url)
-        .header("x-runflow-signature", sign_body(secret, body))
-        .body(body.to_vec())
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(good.status(), 202);
-    let queued: Value = good.json().await.expect("json");
+    let at = now();
+    let (status, queued) = call_webhook(&server, &url, at, sign_at(secret, at, body), body).await;
+    assert_eq!(status, 202, "{queued}");
     assert_eq!(
         gid("Trigger", "STAGING", queued["triggerId"].as_str().unwrap_or_default()),
         hook["id"]
     );
     assert_eq!(queued["input"], json!({ "order": 42 }));
-    for signature in [
-        sign_body("the-wrong-secret-entirely!!", body),
-        "sha256=00".into(),
-        String::new(),
+    let mut refusals = Vec::new();
+    for (url, timestamp, signature, body) in [
+        (
+            url.clone(),
+            at,
+            sign_at("the-wrong-secret-entirely!!", at, body),
+            &body[..],
+        ),
+        (url.clone(), at, "sha256=00".into(), &body[..]),
+        (url.clone(), at, String::new(), &body[..]),
+        // The signature covers the body...
+        (url.clone(), at, sign_at(secret, at, body), &br#"{"order": 43}"#[..]),
+        // ...and the timestamp, which must be recent (replay protection).
+        (url.clone(), at + 1, sign_at(secret, at, body), &body[..]),
+        (url.clone(), at - 3600, sign_at(secret, at - 3600, body), &body[..]),
+        // An unknown trigger, or one of another environment, answers exactly the same.
+        (
+            format!("{}/v1/{tenant}/staging/triggers/no-such-hook", server.url),
+            at,
+            sign_at(secret, at, body),
+            &body[..],
+        ),
+        (
+            format!("{}/v1/{tenant}/production/triggers/hook", server.url),
+            at,
+            sign_at(secret, at, body),
+            &body[..],
+        ),
     ] {
-        let bad = server
-            .http()
-            .post(&url)
-            .header("x-runflow-signature", signature)
-            .body(body.to_vec())
-            .send()
-            .await
-            .expect("send");
-        assert_eq!(bad.status(), 401);
+        refusals.push(call_webhook(&server, &url, timestamp, signature, body).await);
     }
-    let tampered = server
-        .http()
-        .post(&url)
-        .header("x-runflow-signature", sign_body(secret, body))
-        .body(r#"{"order": 43}"#)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(tampered.status(), 401, "the signature covers the body");
-    let other_environment = server
-        .http()
-        .post(format!("{}/v1/{tenant}/production/triggers/hook", server.url))
-        .header("x-runflow-signature", sign_body(secret, body))
-        .body(body.to_vec())
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(
-        other_environment.status(),
-        404,
-        "the trigger does not exist in production"
-    );
+    assert!(refusals.iter().all(|r| r == &refusals[0]), "{refusals:#?}");
+    assert_eq!(refusals[0].0, 401);
+    assert_eq!(refusals[0].1["error"]["code"], "UNAUTHENTICATED");
     let hooks = server
         .data(
             &developer,
@@ -517,7 +525,7 @@ async fn triggers_fire_in_their_own_environment(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: set RUNFLOW_TEST_POSTGRES_URL and pass --include-ignored"]
 async fn a_tick_fires_once_across_replicas() {
-    let first = Server::start(Backend::Postgres).await;
+    let first = Server::start_with(Backend::Postgres, &[("RUNFLOW_MIN_SCHEDULE_INTERVAL", "1s")]).await;
     let second = first.replica().await;
     let tenant = tenant();
     let developer = token(&tenant, "developer");

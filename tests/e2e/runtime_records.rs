@@ -69,6 +69,7 @@ async fn seed_run(app: &InProcess, scope: &Scope, agent: &str, spans: usize) -> 
     let execution = executions::start(
         app.db(),
         scope,
+        &app.app.services.execution_limits,
         StartExecution {
             agent: agent.into(),
             input: json!({ "q": 1 }),
@@ -268,6 +269,7 @@ async fn execution_lists_paginate_and_filter(backend: Backend) {
         let execution = executions::start(
             app.db(),
             &staging,
+            &app.app.services.execution_limits,
             StartExecution {
                 agent: agent.into(),
                 input: json!(n),

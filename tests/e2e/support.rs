@@ -183,6 +183,39 @@ impl Server {
         }
     }
 
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._storage.dir.path()
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Starts `runflow worker` on this server's database; agents call this server back.
+    pub fn worker(&self, env: &[(&str, &str)]) -> Child {
+        let dir = tempfile::tempdir().expect("dir").keep();
+        let mut command = Command::new(binary());
+        command
+            .arg("worker")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUNFLOW_DATA_DIR", &dir)
+            .env("RUNFLOW_DATABASE_URL", &self._storage.url)
+            .env("RUNFLOW_JWT_SECRET", JWT_SECRET)
+            .env("RUNFLOW_PUBLIC_URL", "https://api.example.test")
+            .env("RUNFLOW_AGENT_API_URL", &self.url)
+            .env("RUNFLOW_LOG_FORMAT", "json")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command.spawn().expect("spawn runflow worker")
+    }
+
     /// Sends SIGTERM and waits (up to `limit`) for the process to exit; returns its status.
     pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         let _ = Command::new("kill")

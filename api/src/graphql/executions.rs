@@ -4,7 +4,7 @@ use async_graphql::{Context, Enum, ID, Object};
 use entity::{executions, sessions as session_rows, triggers as trigger_rows};
 
 use super::agents::{Agent, Commit};
-use super::context::{loader, scope, services};
+use super::context::{actor, loader, scope, services, staging};
 use super::ids::{self, NodeType};
 use super::loaders::{AgentInEnvKey, CommitKey, FirstSpansOfExecution, prime};
 use super::pagination::{PageArgs, connection_type, parts};
@@ -103,6 +103,20 @@ impl Execution {
             in_scope::<session_rows::Entity, _>(&services(ctx).db.conn, &self.scope(), session_rows::Column::Id, id)
                 .await?;
         Ok(row.map(Session))
+    }
+    /// The execution whose run started this one (agent calling agent), if any: its global id.
+    async fn parent_id(&self) -> Option<ID> {
+        self.0
+            .parent_id
+            .map(|id| ids::encode(NodeType::Execution, self.0.environment, id))
+    }
+    /// 0 for an execution started from outside; the parent's depth + 1 for a child.
+    async fn depth(&self) -> i32 {
+        self.0.depth
+    }
+    /// 1 for the first run; an idempotent agent's run lost with its worker is retried.
+    async fn attempt(&self) -> i32 {
+        self.0.attempt
     }
     /// The trigger that started it, if any (null when started otherwise or since deleted).
     async fn trigger(&self, ctx: &Context<'_>) -> GqlResult<Option<Trigger>> {
@@ -264,5 +278,30 @@ impl ExecutionQuery {
             Err(Error::NotFound(_)) => Ok(None),
             Err(other) => Err(other.into()),
         }
+    }
+}
+
+#[derive(Default)]
+pub struct ExecutionMutation;
+
+#[Object]
+impl ExecutionMutation {
+    /// Cancels a queued or running execution: it ends CANCELLED and the run's whole process
+    /// tree is killed. Staging only: production is read-only, and a production run ends by
+    /// itself within RUNFLOW_RUN_TIMEOUT (see the README's security model). CONFLICT when the
+    /// execution has already finished.
+    async fn cancel_execution(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "STAGING (production is read-only).")] environment: Environment,
+        #[graphql(desc = "The execution's global id (the bare UUID the HTTP APIs return works too).")] id: ID,
+    ) -> GqlResult<Execution> {
+        let scope = staging(ctx, environment)?;
+        let id = ids::uuid_of(&id, NodeType::Execution, environment.into())
+            .ok_or_else(|| Error::not_found(format!("execution {:?}", id.as_str())))?;
+        let by = actor(ctx)?.subject.clone();
+        Ok(Execution(
+            crate::domain::lifecycle::cancel(&services(ctx).db, &scope, id, &by).await?,
+        ))
     }
 }

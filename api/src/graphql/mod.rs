@@ -70,6 +70,7 @@ pub struct Mutation(
     runtime_tokens::RuntimeTokenMutation,
     connectors::ConnectorMutation,
     triggers::TriggerMutation,
+    executions::ExecutionMutation,
     shared::SharedMutation,
     shared::KnowledgeBaseMutation,
     shared::LlmProviderMutation,

@@ -192,7 +192,14 @@ impl TriggerMutation {
         };
         let services = services(ctx);
         Ok(Trigger(
-            domain::create(&services.db, &scope, &services.secret_box, input).await?,
+            domain::create(
+                &services.db,
+                &scope,
+                &services.secret_box,
+                &services.trigger_limits,
+                input,
+            )
+            .await?,
         ))
     }
 
@@ -215,7 +222,14 @@ impl TriggerMutation {
         };
         let services = services(ctx);
         Ok(Trigger(
-            domain::update(&services.db, &scope, &services.secret_box, input).await?,
+            domain::update(
+                &services.db,
+                &scope,
+                &services.secret_box,
+                &services.trigger_limits,
+                input,
+            )
+            .await?,
         ))
     }
 

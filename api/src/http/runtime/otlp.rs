@@ -158,7 +158,8 @@ fn nanos(value: &Value, what: &str) -> Result<DateTime<Utc>, Error> {
     })
 }
 
-pub async fn traces(State(app): State<App>, Runtime(scope, _): Runtime, bytes: Bytes) -> ApiResult<Json<Value>> {
+pub async fn traces(State(app): State<App>, Runtime(caller): Runtime, bytes: Bytes) -> ApiResult<Json<Value>> {
+    let scope = &caller.scope;
     let request: ExportRequest = body(&bytes)?;
     let tenant = scope.tenant.id().to_string();
     let mut groups: BTreeMap<String, TraceInput> = BTreeMap::new();
@@ -191,6 +192,7 @@ pub async fn traces(State(app): State<App>, Runtime(scope, _): Runtime, bytes: B
                         .map_err(|_| Error::bad_input(format!("runflow.execution_id {id:?} is not a UUID")))
                 })
                 .transpose()?;
+            let execution = caller.report_target(execution)?;
             let kind = match attrs.get("runflow.span.kind").and_then(Value::as_str) {
                 Some(kind) if SPAN_KINDS.contains(&kind) => kind.to_string(),
                 Some(kind) => return Err(Error::bad_input(format!("runflow.span.kind {kind:?} is unknown")).into()),
@@ -252,7 +254,7 @@ pub async fn traces(State(app): State<App>, Runtime(scope, _): Runtime, bytes: B
         }
     }
     if accepted > 0 {
-        traces::record_many(&app.services.db, &scope, groups.into_values().collect()).await?;
+        traces::record_many(&app.services.db, scope, groups.into_values().collect()).await?;
     }
     // The OTLP/HTTP success response.
     Ok(Json(json!({ "partialSuccess": {} })))
