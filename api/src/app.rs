@@ -95,6 +95,9 @@ pub fn jwt_secret(config: &Config) -> anyhow::Result<Option<LoadedSecret>> {
     }))
 }
 
+/// How long the first start's dashboard sign-in link works.
+const SIGNIN_LINK_TTL_SECS: u64 = 15 * 60;
+
 /// The token service, built from configuration (used by `serve` and `token`).
 pub fn token_service(config: &Config) -> anyhow::Result<(TokenService, bool)> {
     let secret = jwt_secret(config)?;
@@ -146,11 +149,23 @@ impl App {
                 std::time::Duration::from_secs(30 * 24 * 3600),
                 None,
             )?;
+            // A short-lived admin token in the URL fragment (never sent to the server, so never
+            // in its logs); the dashboard moves it to session storage and out of the address.
+            let signin = tokens.mint(
+                "admin",
+                "default",
+                Role::Admin,
+                std::time::Duration::from_secs(SIGNIN_LINK_TTL_SECS),
+                None,
+            )?;
             // Printed once, on the first start, so a newcomer can call the API at once.
             println!(
                 "\nGenerated a token secret in {}.\nAdmin token for tenant `default` (valid 30 days):\n\n  {token}\n\n\
-                 Use it as `Authorization: Bearer <token>`; mint others with `runflow token`.\n",
-                config.data_dir.join("jwt-secret").display()
+                 Use it as `Authorization: Bearer <token>`; mint others with `runflow token`.\n\n\
+                 Open the dashboard (this sign-in link works for {} minutes):\n\n  {}/#signin={signin}\n",
+                config.data_dir.join("jwt-secret").display(),
+                SIGNIN_LINK_TTL_SECS / 60,
+                config.public_url(),
             );
         }
         let live = crate::live::LiveFeed::start(

@@ -2,6 +2,7 @@
 //! `/healthz`, `/readyz`; request ids, tracing, body limits, graceful shutdown.
 
 mod agents;
+mod dashboard;
 mod graphql;
 mod runtime;
 pub mod ws;
@@ -37,6 +38,11 @@ pub fn router(app: App) -> Router {
         )
         .route("/schema.graphql", get(schema_sdl))
         .route("/healthz", get(|| async { "ok" }))
+        .merge(
+            Router::new()
+                .route("/", get(dashboard::index))
+                .route("/assets/{*path}", get(dashboard::asset)),
+        )
         .route("/readyz", get(ready))
         .with_state(app)
         .layer(DefaultBodyLimit::max(max_body))
