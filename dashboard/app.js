@@ -430,7 +430,7 @@ function AgentDetail({ ctx, slug, onSaved }) {
   return html`<div class="detail">
     <form onSubmit=${save} class="stack">
       <${Field} label="Name (shared)" id=${`an-${slug}`}><input id=${`an-${slug}`} data-edit value=${form.name} disabled=${!ctx.editable} onInput=${(e) => setForm({ ...form, name: e.target.value })} /></${Field}>
-      <${Field} label="Description (shared)" id=${`ad-${slug}`}><textarea id=${`ad-${slug}`} data-edit rows="2" disabled=${!ctx.editable} onInput=${(e) => setForm({ ...form, description: e.target.value })}>${form.description}</textarea></${Field}>
+      <${Field} label="Description (shared)" id=${`ad-${slug}`}><textarea id=${`ad-${slug}`} data-edit rows="2" disabled=${!ctx.editable} onInput=${(e) => setForm({ ...form, description: e.target.value })} value=${form.description}></textarea></${Field}>
       ${ctx.editable && html`<button type="submit" data-edit>Save metadata</button>`}
       ${saved && html`<span role="status">Saved.</span>`}
       <${Conflict} error=${saveError} onReload=${() => { setSaveError(null); agent.reload(); }} />
@@ -512,10 +512,10 @@ function PromptEditor({ ctx, slug, onSaved }) {
     <h2>${slug}</h2>
     <form onSubmit=${save} class="stack">
       <${Field} label=${env === 'STAGING' ? 'Draft template' : 'Published template'} id="p-template">
-        <textarea id="p-template" data-edit rows="6" disabled=${!ctx.editable} onInput=${(e) => setTemplate(e.target.value)}>${template}</textarea>
+        <textarea id="p-template" data-edit rows="6" disabled=${!ctx.editable} onInput=${(e) => setTemplate(e.target.value)} value=${template}></textarea>
       </${Field}>
       <${Field} label="Model settings (JSON)" id="p-settings">
-        <textarea id="p-settings" data-edit rows="3" disabled=${!ctx.editable} onInput=${(e) => setSettings(e.target.value)}>${settings}</textarea>
+        <textarea id="p-settings" data-edit rows="3" disabled=${!ctx.editable} onInput=${(e) => setSettings(e.target.value)} value=${settings}></textarea>
       </${Field}>
       <fieldset class="vars"><legend>Preview variables (${vars.length})</legend>
         ${vars.length === 0 && html`<p class="muted">The template has no <code>{{variables}}</code>.</p>`}
@@ -587,7 +587,7 @@ function JsonEditor({ label, id, value, editable, onSave }) {
   const [error, setError] = useState(null);
   useEffect(() => setText(JSON.stringify(value, null, 2)), [JSON.stringify(value)]);
   return html`<form class="stack" onSubmit=${(e) => { e.preventDefault(); try { onSave(parseJson(text, label)); setError(null); } catch (err) { setError(err); } }}>
-    <${Field} label=${label} id=${id}><textarea id=${id} data-edit rows="3" class="code" disabled=${!editable} onInput=${(e) => setText(e.target.value)}>${text}</textarea></${Field}>
+    <${Field} label=${label} id=${id}><textarea id=${id} data-edit rows="3" class="code" disabled=${!editable} onInput=${(e) => setText(e.target.value)} value=${text}></textarea></${Field}>
     ${editable && html`<button type="submit" data-edit>Save ${label.toLowerCase()}</button>`}
     ${error && html`<${ErrorBox} error=${error} />`}
   </form>`;

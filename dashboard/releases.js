@@ -4,6 +4,7 @@ import { html, useState, useEffect, useCallback } from './vendor/htm-preact-stan
 import { run, live } from './api.js';
 import { ErrorBox, Loading, Json, Pager, shortTime, PUBLISH_ROLES, Field } from './ui.js';
 
+// publish and its plan always target production (the only mutation that accepts it).
 const KIND_LABEL = { AGENT: 'Agent', PROMPT: 'Prompt', CONNECTOR: 'Connector', TRIGGER: 'Trigger' };
 
 export function Releases({ ctx }) {
@@ -29,7 +30,7 @@ export function Releases({ ctx }) {
     const input = { items: items.map((i) => ({ id: i.id, revision: i.revision })) };
     setConfirming({ items, input, plan: null, error: null });
     try {
-      const d = await run('releases', 'PublishPlan', { environment: env, input });
+      const d = await run('releases', 'PublishPlan', { environment: 'PRODUCTION', input });
       setConfirming({ items, input, plan: d.publishPlan, error: null });
     } catch (e) { onPublishError(e); }
   };
@@ -46,7 +47,7 @@ export function Releases({ ctx }) {
 
   const publish = async (note) => {
     try {
-      const d = await run('releases', 'Publish', { environment: env, input: { ...confirming.input, note } });
+      const d = await run('releases', 'Publish', { environment: 'PRODUCTION', input: { ...confirming.input, note } });
       setConfirming(null);
       setNotice({ kind: 'ok', text: `Release #${d.publish.number} published: ${d.publish.items.map((i) => i.id).join(', ')}.` });
       load();
@@ -241,13 +242,13 @@ function History({ ctx, canPublish, tick, onRolledBack }) {
     const input = { rollbackTo: release.id, items: itemIds ? itemIds.map((id) => ({ id })) : null };
     setRollback({ items: release.items, input, plan: null, error: null });
     try {
-      const d = await run('releases', 'PublishPlan', { environment: env, input });
+      const d = await run('releases', 'PublishPlan', { environment: 'PRODUCTION', input });
       setRollback({ items: release.items, input, plan: d.publishPlan, error: null });
     } catch (e) { setRollback((r) => ({ ...r, error: e })); }
   };
   const confirm = async (note) => {
     try {
-      await run('releases', 'Publish', { environment: env, input: { ...rollback.input, note } });
+      await run('releases', 'Publish', { environment: 'PRODUCTION', input: { ...rollback.input, note } });
       setRollback(null);
       onRolledBack();
     } catch (e) { setRollback((r) => ({ ...r, error: e })); }
