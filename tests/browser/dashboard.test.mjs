@@ -162,7 +162,9 @@ async function newPage({ token = ADMIN, width = 1280, height = 900 } = {}) {
   return page;
 }
 
+let steps = 0;
 async function step(name, fn) {
+  steps++;
   const t0 = Date.now();
   try {
     await fn();
@@ -554,6 +556,8 @@ if (foreignRequests.length) failures.push(`requests to other origins: ${[...new 
 stopServer();
 if (failures.length) {
   console.log(`\n${failures.length} failure(s):\n- ${failures.join('\n- ')}`);
+  console.log(`test result: FAILED. ${steps - failures.length} passed; ${failures.length} failed (dashboard browser checks)`);
   process.exit(1);
 }
+console.log(`test result: ok. ${steps} passed; 0 failed (dashboard browser checks)`);
 console.log(`\nall dashboard browser checks passed; first screen interactive: median ${results.firstScreen.median} ms, max ${results.firstScreen.max} ms`);
