@@ -3,7 +3,7 @@ import { html, render, useState, useEffect, useCallback, useRef } from './vendor
 import { run, live, session, ApiError, documentOf } from './api.js';
 import { Releases } from './releases.js';
 import {
-  Shell, Loading, ErrorBox, Pager, Json, canEdit, shortTime, Field, useAsync, Conflict, href,
+  Shell, Loading, ErrorBox, Pager, Json, canEdit, shortTime, Field, useAsync, usePaged, Conflict, href,
 } from './ui.js';
 
 // ---------- routing ----------
@@ -39,7 +39,7 @@ function App() {
   useEffect(() => {
     if (!token) return;
     run('viewer', 'Viewer', { environment: route.environment })
-      .then((data) => { setViewer(data.viewer); setError(null); })
+      .then((data) => { setViewer({ ...data.viewer, role: String(data.viewer.role).toLowerCase() }); setError(null); })
       .catch((e) => {
         if (e.code === 'UNAUTHENTICATED') { session.token = null; setToken(null); }
         setError(e);
@@ -169,7 +169,7 @@ function Executions({ ctx }) {
       <${Field} label="Agent" id="f-agent">
         <select id="f-agent" value=${filters.agent} onChange=${set('agent')}>
           <option value="">All agents</option>
-          ${(agents.data?.agents || []).map((a) => html`<option value=${a.slug}>${a.slug}</option>`)}
+          ${(agents.data?.agents.nodes || []).map((a) => html`<option value=${a.slug}>${a.slug}</option>`)}
         </select>
       </${Field}>
       <${Field} label="Status" id="f-status">
@@ -202,9 +202,10 @@ function buildTree(spans) {
   const children = new Map();
   const roots = [];
   for (const s of spans) {
-    if (s.parentId && byId.has(s.parentId)) {
-      if (!children.has(s.parentId)) children.set(s.parentId, []);
-      children.get(s.parentId).push(s);
+    const parent = s.parent?.id;
+    if (parent && byId.has(parent)) {
+      if (!children.has(parent)) children.set(parent, []);
+      children.get(parent).push(s);
     } else roots.push(s);
   }
   const out = [];
@@ -220,7 +221,7 @@ function buildTree(spans) {
 export function Waterfall({ spans }) {
   if (!spans.length) return html`<p class="muted">No spans recorded yet.</p>`;
   const starts = spans.map((s) => Date.parse(s.startedAt));
-  const ends = spans.map((s) => Date.parse(s.endedAt || s.startedAt));
+  const ends = spans.map((s) => Date.parse(s.finishedAt || s.startedAt));
   const t0 = Math.min(...starts);
   const total = Math.max(1, Math.max(...ends) - t0);
   const rows = buildTree(spans);
@@ -228,7 +229,7 @@ export function Waterfall({ spans }) {
     <div class="axis" aria-hidden="true"><span>0 ms</span><span>${Math.round(total / 2)} ms</span><span>${total} ms</span></div>
     ${rows.map(({ span, depth }) => {
       const start = Date.parse(span.startedAt) - t0;
-      const duration = Math.max(0, Date.parse(span.endedAt || span.startedAt) - Date.parse(span.startedAt));
+      const duration = Math.max(0, Date.parse(span.finishedAt || span.startedAt) - Date.parse(span.startedAt));
       const left = (start / total) * 100;
       const width = Math.max(0.5, (duration / total) * 100);
       const tokens = span.inputTokens != null || span.outputTokens != null
@@ -252,13 +253,18 @@ export function Waterfall({ spans }) {
   </div>`;
 }
 
+/** The execution with its first page of spans flattened (`spans`, `spansPage`). */
+function flatSpans(execution) {
+  return execution && { ...execution, spans: execution.spans.nodes, spansPage: execution.spans.pageInfo };
+}
+
 function ExecutionDetail({ ctx }) {
   const env = ctx.environment;
   const [execution, setExecution] = useState(undefined);
   const [error, setError] = useState(null);
   useEffect(() => {
     run('executions', 'Execution', { environment: env, id: ctx.id })
-      .then((d) => setExecution(d.execution)).catch(setError);
+      .then((d) => setExecution(flatSpans(d.execution))).catch(setError);
   }, [env, ctx.id]);
   useEffect(() => {
     const offSpans = live.subscribe('TraceEvents', { environment: env, executionId: ctx.id }, (event) => {
@@ -272,7 +278,12 @@ function ExecutionDetail({ ctx }) {
       if (event.execution.id !== ctx.id) return;
       setExecution((prev) => (prev ? { ...prev, ...event.execution } : prev));
       if (event.kind === 'FINISHED') {
-        run('executions', 'Execution', { environment: env, id: ctx.id }).then((d) => d.execution && setExecution(d.execution)).catch(() => {});
+        run('executions', 'Execution', { environment: env, id: ctx.id }).then((d) => d.execution && setExecution((prev) => {
+          const fresh = flatSpans(d.execution);
+          // Keep spans of later pages (and live ones) already shown.
+          const ids = new Set(fresh.spans.map((s) => s.id));
+          return { ...fresh, spans: [...fresh.spans, ...(prev?.spans || []).filter((s) => !ids.has(s.id))], spansPage: prev?.spansPage || fresh.spansPage };
+        })).catch(() => {});
       }
     });
     return () => { offSpans(); offExec(); };
@@ -288,10 +299,16 @@ function ExecutionDetail({ ctx }) {
       <dt>Created</dt><dd>${shortTime(execution.createdAt)}</dd>
       <dt>Finished</dt><dd>${execution.finishedAt ? shortTime(execution.finishedAt) : '—'}</dd>
       <dt>Commit</dt><dd>${execution.commit ? `#${execution.commit.number} ${execution.commit.message}` : '—'}</dd>
-      ${execution.sessionId && html`<dt>Session</dt><dd><a href=${href(env, 'sessions', execution.sessionId)}>open</a></dd>`}
+      ${execution.session && html`<dt>Session</dt><dd><a href=${href(env, 'sessions', execution.session.id)}>${execution.session.title || 'open'}</a></dd>`}
+      ${execution.trigger && html`<dt>Trigger</dt><dd>${execution.trigger.name}</dd>`}
     </dl>
     <h2>Trace</h2>
     <${Waterfall} spans=${execution.spans} />
+    <${Pager} page=${execution.spansPage} label="Load more spans" onMore=${() => run('executions', 'Execution', { environment: env, id: ctx.id, spansAfter: execution.spansPage.endCursor })
+      .then((d) => d.execution && setExecution((prev) => {
+        const ids = new Set(prev.spans.map((s) => s.id));
+        return { ...prev, spans: [...prev.spans, ...d.execution.spans.nodes.filter((s) => !ids.has(s.id))], spansPage: d.execution.spans.pageInfo };
+      })).catch(setError)} />
     <h2>Input</h2><${Json} value=${execution.input} label="Input" open />
     <h2>Output</h2>${execution.output != null ? html`<${Json} value=${execution.output} label="Output" open />` : html`<p class="muted">No output${execution.error ? '' : ' yet'}.</p>`}
     ${execution.error && html`<h2>Error</h2><pre class="error-text">${execution.error}</pre>`}
@@ -354,7 +371,7 @@ function SessionDetail({ ctx }) {
     <h1 id="h-session">${sessionData.title || 'Session'}</h1>
     <p class="muted">${sessionData.agent?.slug || ''} · started ${shortTime(sessionData.createdAt)}</p>
     <ol class="messages" aria-label="Messages">
-      ${messages.map((m) => html`<li key=${m.id} class=${`msg role-${m.role}`}><span class="role">${m.role}</span><p>${m.content}</p><span class="muted">${shortTime(m.createdAt)}</span></li>`)}
+      ${messages.map((m) => html`<li key=${m.id} class=${`msg role-${m.role.toLowerCase()}`}><span class="role">${m.role.toLowerCase()}</span><p>${m.content}</p><span class="muted">${shortTime(m.createdAt)}</span></li>`)}
     </ol>
     <${Pager} page=${page} onMore=${() => load(page.endCursor)} label="Older pages" />
   </section>`;
@@ -392,7 +409,7 @@ function Memory({ ctx }) {
 
 function Agents({ ctx }) {
   const env = ctx.environment;
-  const list = useAsync(() => run('agents', 'Agents', { environment: env }), [env]);
+  const list = usePaged((page) => run('agents', 'Agents', { environment: env, ...page }), 'agents', [env]);
   const [open, setOpen] = useState(null);
   return html`<section aria-labelledby="h-agents">
     <h1 id="h-agents">Agents</h1>
@@ -407,6 +424,7 @@ function Agents({ ctx }) {
         ${open === a.slug && html`<${AgentDetail} ctx=${ctx} slug=${a.slug} onSaved=${list.reload} />`}
       </li>`)}
     </ul>`}
+    <${Pager} page=${list.page} onMore=${list.more} />
   </section>`;
 }
 
@@ -457,7 +475,7 @@ function placeholders(template) {
 
 function Prompts({ ctx }) {
   const env = ctx.environment;
-  const list = useAsync(() => run('prompts', 'Prompts', { environment: env }), [env]);
+  const list = usePaged((page) => run('prompts', 'Prompts', { environment: env, ...page }), 'prompts', [env]);
   const [open, setOpen] = useState(null);
   const [newSlug, setNewSlug] = useState('');
   return html`<section aria-labelledby="h-prompts">
@@ -475,6 +493,7 @@ function Prompts({ ctx }) {
         </button>
       </li>`)}
     </ul>`}
+    <${Pager} page=${list.page} onMore=${list.more} />
     ${open && html`<${PromptEditor} ctx=${ctx} slug=${open} key=${open} onSaved=${list.reload} />`}
   </section>`;
 }
@@ -527,8 +546,9 @@ function PromptEditor({ ctx, slug, onSaved }) {
       <${Conflict} error=${saveError} onReload=${() => { setSaveError(null); prompt.reload(); }} />
     </form>
     <h3>Version history</h3>
-    ${!p || p.versions.length === 0 ? html`<p class="muted">Never published.</p>` : html`<ol class="commits">
-      ${p.versions.map((v) => html`<li key=${v.id}><details><summary>Version ${v.version} <span class="muted">${v.createdBy} · ${shortTime(v.createdAt)}</span></summary><pre tabindex="0">${v.template}</pre><${Json} value=${v.modelSettings} label="Model settings" /></details></li>`)}
+    ${!p || p.versions.nodes.length === 0 ? html`<p class="muted">Never published.</p>` : html`<ol class="commits">
+      ${p.versions.totalCount > p.versions.nodes.length ? html`<li class="muted">Showing the newest ${p.versions.nodes.length} of ${p.versions.totalCount} versions.</li>` : ''}
+      ${p.versions.nodes.map((v) => html`<li key=${v.id}><details><summary>Version ${v.version} <span class="muted">${v.createdBy} · ${shortTime(v.createdAt)}</span></summary><pre tabindex="0">${v.template}</pre><${Json} value=${v.modelSettings} label="Model settings" /></details></li>`)}
     </ol>`}
   </div>`;
 }
@@ -541,7 +561,7 @@ function parseJson(text, what) {
 
 function Connectors({ ctx }) {
   const env = ctx.environment;
-  const list = useAsync(() => run('connectors', 'Connectors', { environment: env }), [env]);
+  const list = usePaged((page) => run('connectors', 'Connectors', { environment: env, ...page }), 'connectors', [env], 10);
   const [error, setError] = useState(null);
   const [create, setCreate] = useState({ slug: '', kind: 'http' });
   const act = async (fn) => { try { await fn(); setError(null); list.reload(); } catch (e) { setError(e); } };
@@ -567,6 +587,7 @@ function Connectors({ ctx }) {
         ${ctx.editable && html`<${NewResource} slug=${c.slug} onCreate=${(key, config) => act(() => run('connectors', 'CreateConnectorResource', { environment: env, input: { connector: c.slug, key, config } }))} />`}
         ${ctx.editable && html`<button class="danger" data-edit onClick=${() => confirm(`Delete the staging connector ${c.slug}?`) && act(() => run('connectors', 'DeleteConnector', { environment: env, slug: c.slug, expectedRevision: c.revision }))}>Delete connector</button>`}
       </article>`)}
+    <${Pager} page=${list.page} onMore=${list.more} />
   </section>`;
 }
 
@@ -597,7 +618,7 @@ function JsonEditor({ label, id, value, editable, onSave }) {
 
 function Triggers({ ctx }) {
   const env = ctx.environment;
-  const list = useAsync(() => run('triggers', 'Triggers', { environment: env }), [env]);
+  const list = usePaged((page) => run('triggers', 'Triggers', { environment: env, ...page }), 'triggers', [env]);
   const agents = useAsync(() => run('executions', 'ExecutionFilters', { environment: env }), [env]);
   const [error, setError] = useState(null);
   const [form, setForm] = useState({ name: '', agent: '', kind: 'WEBHOOK', schedule: '', secret: '' });
@@ -615,7 +636,7 @@ function Triggers({ ctx }) {
     ${ctx.editable && html`<form class="inline" onSubmit=${create} aria-label="New trigger">
       <${Field} label="Name" id="nt-name"><input id="nt-name" data-edit value=${form.name} onInput=${(e) => setForm({ ...form, name: e.target.value })} /></${Field}>
       <${Field} label="Agent" id="nt-agent"><select id="nt-agent" data-edit value=${form.agent} onChange=${(e) => setForm({ ...form, agent: e.target.value })}>
-        <option value="">Choose…</option>${(agents.data?.agents || []).map((a) => html`<option value=${a.slug}>${a.slug}</option>`)}</select></${Field}>
+        <option value="">Choose…</option>${(agents.data?.agents.nodes || []).map((a) => html`<option value=${a.slug}>${a.slug}</option>`)}</select></${Field}>
       <${Field} label="Kind" id="nt-kind"><select id="nt-kind" data-edit value=${form.kind} onChange=${(e) => setForm({ ...form, kind: e.target.value })}>
         <option value="WEBHOOK">webhook</option><option value="SCHEDULE">schedule</option></select></${Field}>
       ${form.kind === 'SCHEDULE'
@@ -636,10 +657,13 @@ SIG=$(printf %s "$BODY" | openssl dgst -sha256 -hmac "$SECRET" -hex | sed 's/^.*
 curl -X POST '${t.webhookUrl}' -H 'content-type: application/json' -H "X-Runflow-Signature: sha256=$SIG" -d "$BODY"</pre></div>`}
         ${ctx.editable && html`<button class="danger" data-edit onClick=${() => confirm(`Delete the trigger ${t.name}?`) && act(() => run('triggers', 'DeleteTrigger', { environment: env, name: t.name, expectedRevision: t.revision }))}>Delete trigger</button>`}
       </article>`)}
+    <${Pager} page=${list.page} onMore=${list.more} />
   </section>`;
 }
 
 // ---------- shared records ----------
+
+const SHARED_PAGE = 50;
 
 const SHARED_KINDS = [
   ['knowledgeBases', 'Knowledge bases', 'KnowledgeBase'],
@@ -649,7 +673,11 @@ const SHARED_KINDS = [
 
 function Shared({ ctx }) {
   const env = ctx.environment;
-  const list = useAsync(() => run('shared', 'SharedRecords', { environment: env }), [env]);
+  const list = useAsync(() => run('shared', 'SharedRecords', { environment: env, first: SHARED_PAGE }).then((d) => {
+    const out = { totals: {} };
+    for (const key of Object.keys(d)) { out[key] = d[key].nodes; out.totals[key] = d[key].totalCount; }
+    return out;
+  }), [env]);
   const [error, setError] = useState(null);
   const admin = ctx.viewer.role === 'admin' && ctx.environment === 'STAGING';
   const act = async (fn) => { try { await fn(); setError(null); list.reload(); return true; } catch (e) { setError(e); return false; } };
@@ -659,6 +687,7 @@ function Shared({ ctx }) {
     <${Conflict} error=${error} onReload=${() => { setError(null); list.reload(); }} />
     ${!list.data ? html`<${Loading} />` : html`
       <h2>Credentials <span class="shared-tag">Shared by both environments</span></h2>
+      ${list.data.totals.credentials > list.data.credentials.length && html`<p class="muted">Showing ${list.data.credentials.length} of ${list.data.totals.credentials}.</p>`}
       ${admin && html`<${NewCredential} onCreate=${(input) => act(() => run('shared', 'CreateCredential', { environment: env, input }))} />`}
       <ul class="rows" aria-label="Credentials">
         ${list.data.credentials.length === 0 && html`<li class="empty">No credentials.</li>`}
@@ -670,6 +699,7 @@ function Shared({ ctx }) {
       </ul>
       ${SHARED_KINDS.map(([field, title, type]) => html`
         <h2>${title} <span class="shared-tag">Shared by both environments</span></h2>
+        ${list.data.totals[field] > list.data[field].length && html`<p class="muted">Showing ${list.data[field].length} of ${list.data.totals[field]}.</p>`}
         ${admin && html`<${NewShared} type=${type} title=${title} onCreate=${(input) => act(() => run('shared', `Create${type}`, { environment: env, input }))} />`}
         <ul class="rows" aria-label=${title}>
           ${list.data[field].length === 0 && html`<li class="empty">None.</li>`}

@@ -27,7 +27,7 @@ export function Releases({ ctx }) {
 
   const startPublish = async (items) => {
     setNotice(null);
-    const input = { items: items.map((i) => ({ id: i.id, revision: i.revision })) };
+    const input = { items: items.map((i) => ({ key: i.key, fingerprint: i.fingerprint })) };
     setConfirming({ items, input, plan: null, error: null });
     try {
       const d = await run('releases', 'PublishPlan', { environment: 'PRODUCTION', input });
@@ -49,7 +49,7 @@ export function Releases({ ctx }) {
     try {
       const d = await run('releases', 'Publish', { environment: 'PRODUCTION', input: { ...confirming.input, note } });
       setConfirming(null);
-      setNotice({ kind: 'ok', text: `Release #${d.publish.number} published: ${d.publish.items.map((i) => i.id).join(', ')}.` });
+      setNotice({ kind: 'ok', text: `Release #${d.publish.number} published: ${d.publish.items.map((i) => i.key).join(', ')}.` });
       load();
       setHistoryTick((t) => t + 1);
     } catch (e) { onPublishError(e); }
@@ -70,7 +70,7 @@ export function Releases({ ctx }) {
       </div>
       ${confirming && html`<${ConfirmPublish} confirming=${confirming} onCancel=${() => setConfirming(null)} onConfirm=${publish} />`}
       ${pending.length === 0 && html`<p class="empty" data-testid="nothing-pending">Production matches staging: nothing to publish.</p>`}
-      ${pending.map((item) => html`<${PendingItem} key=${item.id + item.revision} item=${item} canPublish=${canPublish} onPublish=${() => startPublish([item])} />`)}
+      ${pending.map((item) => html`<${PendingItem} key=${item.id} item=${item} canPublish=${canPublish} onPublish=${() => startPublish([item])} />`)}
     `}
     <${History} ctx=${ctx} canPublish=${canPublish} tick=${historyTick} onRolledBack=${() => { load(); setHistoryTick((t) => t + 1); }} />
   </section>`;
@@ -84,7 +84,7 @@ function ConfirmPublish({ confirming, onCancel, onConfirm }) {
     ${!plan && !error && html`<${Loading} />`}
     ${plan && html`
       <p>Production will change at once for every user:</p>
-      <ul class="plan" data-testid="plan-items">${plan.items.map((i) => html`<li key=${i.id}><span class=${`chg chg-${i.change.toLowerCase()}`}>${i.change.toLowerCase()}</span> ${KIND_LABEL[i.kind]} <code>${i.id}</code></li>`)}</ul>
+      <ul class="plan" data-testid="plan-items">${plan.items.map((i) => html`<li key=${i.id}><span class=${`chg chg-${i.change.toLowerCase()}`}>${i.change.toLowerCase()}</span> ${KIND_LABEL[i.kind]} <code>${i.key}</code></li>`)}</ul>
       ${plan.dependencies.length > 0 && html`<h3>Dependencies</h3><ul class="plan">${plan.dependencies.map((d) => html`<li><code>${d.item}</code> needs <code>${d.requires}</code>: ${d.status === 'MISSING' ? html`<strong class="bad">missing</strong>` : d.status === 'IN_THIS_PUBLISH' ? 'published with it' : 'already in production'}</li>`)}</ul>`}
       ${plan.missing.length > 0 && html`<p class="error" role="alert">Cannot publish: missing ${plan.missing.join(', ')}. Add them to staging or publish them together.</p>`}
       ${plan.warnings.map((w) => html`<p class="warning">${w}</p>`)}
@@ -99,7 +99,7 @@ function ConfirmPublish({ confirming, onCancel, onConfirm }) {
 }
 
 function PendingItem({ item, canPublish, onPublish }) {
-  return html`<article class="card pending" data-item=${item.id} aria-label=${`${KIND_LABEL[item.kind]} ${item.slug}`}>
+  return html`<article class="card pending" data-item=${item.key} aria-label=${`${KIND_LABEL[item.kind]} ${item.slug}`}>
     <div class="card-head">
       <h3><span class=${`chg chg-${item.change.toLowerCase()}`}>${item.change.toLowerCase()}</span> ${KIND_LABEL[item.kind]} <code>${item.slug}</code></h3>
       ${canPublish && html`<button data-edit data-testid="publish-one" onClick=${onPublish}>Publish ${item.slug}</button>`}
@@ -238,8 +238,8 @@ function History({ ctx, canPublish, tick, onRolledBack }) {
     .catch(setError), [env]);
   useEffect(() => { load(null); }, [load, tick]);
 
-  const plan = async (release, itemIds) => {
-    const input = { rollbackTo: release.id, items: itemIds ? itemIds.map((id) => ({ id })) : null };
+  const plan = async (release, itemKeys) => {
+    const input = { rollbackTo: release.id, items: itemKeys ? itemKeys.map((key) => ({ key })) : null };
     setRollback({ items: release.items, input, plan: null, error: null });
     try {
       const d = await run('releases', 'PublishPlan', { environment: 'PRODUCTION', input });
@@ -273,8 +273,8 @@ function ReleaseView({ release, canPublish, onRollback }) {
       <summary><strong>#${release.number}</strong> ${release.kind === 'ROLLBACK' ? `rollback of #${release.rollsBack?.number ?? '?'}` : 'publish'} · ${release.createdBy} · ${shortTime(release.createdAt)}${release.note ? ` · “${release.note}”` : ''} · ${release.items.length} item${release.items.length === 1 ? '' : 's'}</summary>
       <ul class="release-items">
         ${release.items.map((i) => html`<li key=${i.id}>
-          ${canPublish && html`<label class="check"><input type="checkbox" data-edit checked=${chosen.includes(i.id)} onChange=${() => toggle(i.id)} /> <span class="sr-only">Choose ${i.id} for rollback</span></label>`}
-          <span class=${`chg chg-${i.change.toLowerCase()}`}>${i.change.toLowerCase()}</span> <code>${i.id}</code>
+          ${canPublish && html`<label class="check"><input type="checkbox" data-edit checked=${chosen.includes(i.key)} onChange=${() => toggle(i.key)} /> <span class="sr-only">Choose ${i.key} for rollback</span></label>`}
+          <span class=${`chg chg-${i.change.toLowerCase()}`}>${i.change.toLowerCase()}</span> <code>${i.key}</code>
           <div class="beforeafter"><${Json} value=${i.before} label="Before" /><${Json} value=${i.after} label="After" /></div>
         </li>`)}
       </ul>

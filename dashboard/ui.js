@@ -94,3 +94,22 @@ export function useAsync(load, deps) {
   const reload = useCallback(() => setTick((t) => t + 1), []);
   return { ...state, reload };
 }
+
+/**
+ * A Relay connection read page by page: `data[field]` is the rows loaded so far, `more()`
+ * fetches the next page (after `page.endCursor`), `reload()` starts again from the first.
+ */
+export function usePaged(load, field, deps, pageSize = 20) {
+  const [state, setState] = useState({ rows: null, page: null, error: null });
+  const [tick, setTick] = useState(0);
+  const fetchPage = useCallback((after) => load({ first: pageSize, after: after || null })
+    .then((d) => setState((s) => ({
+      rows: after ? [...(s.rows || []), ...d[field].nodes.filter((n) => !(s.rows || []).some((r) => r.id === n.id))] : d[field].nodes,
+      page: d[field].pageInfo,
+      error: null,
+    })), (error) => setState((s) => ({ ...s, error }))), [...deps]);
+  useEffect(() => { fetchPage(null); }, [fetchPage, tick]);
+  const reload = useCallback(() => setTick((t) => t + 1), []);
+  const more = useCallback(() => state.page?.endCursor && fetchPage(state.page.endCursor), [state.page, fetchPage]);
+  return { data: state.rows ? { [field]: state.rows } : null, page: state.page, error: state.error, reload, more };
+}

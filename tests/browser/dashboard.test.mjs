@@ -90,7 +90,7 @@ async function rt(method, path, body, token = RT_STAGING) {
 
 const manifest = 'name = "support-bot"\nentrypoint = ["python3", "main.py"]\nprompts = ["greeting"]\nconnectors = ["crm"]\n';
 const deploy = (message, files) => gql(
-  'mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { number } }',
+  'mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { commit { number } } }',
   { input: { slug: 'support-bot', message, files: [{ path: 'runflow.toml', content: manifest }, ...files] } },
 );
 const saveDraft = (template, modelSettings) => gql(
@@ -345,10 +345,10 @@ await step('Releases: commits, file diffs, prompt side by side, resource diff; p
   await page.click('[data-testid=confirm-publish]');
   await page.waitForSelector('[data-testid=nothing-pending]');
   await page.waitForSelector('[data-release="3"]');
-  const now = await gql('{ agent(environment: PRODUCTION, slug: "support-bot") { currentCommit { number } } connector(environment: PRODUCTION, slug: "crm") { resources { key config } } triggers(environment: PRODUCTION) { name } }');
+  const now = await gql('{ agent(environment: PRODUCTION, slug: "support-bot") { currentCommit { number } } connector(environment: PRODUCTION, slug: "crm") { resources { key config } } triggers(environment: PRODUCTION) { nodes { name } } }');
   assert.equal(now.agent.currentCommit.number, 2);
   assert.deepEqual(now.connector.resources.map((r) => r.key).sort(), ['tickets', 'users']);
-  assert.deepEqual(now.triggers.map((t) => t.name), ['nightly']);
+  assert.deepEqual(now.triggers.nodes.map((t) => t.name), ['nightly']);
   // Production's screens show the new state.
   await page.goto(url('production', 'agents'));
   await page.waitForSelector('main .rows');
@@ -370,8 +370,8 @@ await step('Releases: commits, file diffs, prompt side by side, resource diff; p
   assert.match(await page.textContent('[data-testid=confirm]'), /Roll back release #3/);
   await page.click('[data-testid=confirm-publish]');
   await page.waitForSelector('[data-release="4"]');
-  const after = await gql('{ triggers(environment: PRODUCTION) { name } agent(environment: PRODUCTION, slug: "support-bot") { currentCommit { number } } }');
-  assert.deepEqual(after.triggers, [], 'the chosen item was rolled back');
+  const after = await gql('{ triggers(environment: PRODUCTION) { nodes { name } } agent(environment: PRODUCTION, slug: "support-bot") { currentCommit { number } } }');
+  assert.deepEqual(after.triggers.nodes, [], 'the chosen item was rolled back');
   assert.equal(after.agent.currentCommit.number, 2, 'the others stay');
   await page.context().close();
 });

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { buildSchema, parse, validate } from 'graphql';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const schema = buildSchema(readFileSync(join(root, 'schema.graphql'), 'utf8'));
+const schema = buildSchema(readFileSync(process.env.SCHEMA || join(root, 'schema.graphql'), 'utf8'));
 const dir = join(root, 'dashboard', 'operations');
 let failures = 0;
 let operations = 0;
