@@ -49,7 +49,10 @@ export async function run(file, operationName, variables = {}) {
   try { body = await response.json(); } catch { throw new ApiError('INTERNAL', `The server answered ${response.status}.`); }
   if (body.errors && body.errors.length) {
     const first = body.errors[0];
-    throw new ApiError(first.extensions?.code || 'ERROR', first.message);
+    const code = first.extensions?.code || 'ERROR';
+    // An expired or revoked token: back to the sign-in form.
+    if (code === 'UNAUTHENTICATED') window.dispatchEvent(new Event('runflow:signed-out'));
+    throw new ApiError(code, first.message);
   }
   return body.data;
 }
@@ -147,6 +150,7 @@ class Live {
       this.acked = false;
       if (event.code === 4403) {
         this.setState('signed-out');
+        window.dispatchEvent(new Event('runflow:signed-out'));
         for (const sub of this.subs.values()) sub.onError(new ApiError('UNAUTHENTICATED', 'Your sign-in expired.'));
         return;
       }

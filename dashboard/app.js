@@ -53,6 +53,12 @@ function App() {
     setToken(null);
   }, []);
 
+  useEffect(() => {
+    const expired = () => { signOut(); setError(new ApiError('UNAUTHENTICATED', 'Your sign-in expired or was refused: sign in again.')); };
+    window.addEventListener('runflow:signed-out', expired);
+    return () => window.removeEventListener('runflow:signed-out', expired);
+  }, [signOut]);
+
   if (!token) return html`<${SignIn} onSignIn=${(t) => { session.token = t; setToken(t); }} error=${error} />`;
   if (!viewer) return error ? html`<main class="signin"><${ErrorBox} error=${error} /></main>` : html`<${Loading} />`;
   const ctx = { ...route, viewer, editable: canEdit(viewer, route.environment) };
@@ -270,7 +276,6 @@ function ExecutionDetail({ ctx }) {
     const offSpans = live.subscribe('TraceEvents', { environment: env, executionId: ctx.id }, (event) => {
       setExecution((prev) => {
         if (!prev) return prev;
-        const known = new Set(prev.spans.map((s) => s.id));
         return { ...prev, spans: [...prev.spans.filter((s) => !event.spans.some((n) => n.id === s.id)), ...event.spans.filter((s) => s.id)] };
       });
     });

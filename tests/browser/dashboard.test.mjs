@@ -223,6 +223,16 @@ await step('sign-in link: the token moves to session storage and out of the URL'
   await page.context().close();
 });
 
+await step('an invalid or expired token returns to the sign-in form', async () => {
+  const page = await newPage({ token: 'not-a-token' });
+  await page.goto(url('staging', 'releases'));
+  await page.waitForSelector('#token');
+  assert.match(await page.textContent('main'), /UNAUTHENTICATED/);
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('runflow.token')), null);
+  await axe(page, 'sign-in form');
+  await page.context().close();
+});
+
 await step(`first screen interactive within 1 s with ${EXECUTIONS} executions`, async () => {
   const times = [];
   for (let i = 0; i < 5; i++) {
