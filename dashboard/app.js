@@ -60,12 +60,16 @@ function App() {
   }, [signOut]);
 
   if (!token) return html`<${SignIn} onSignIn=${(t) => { session.token = t; setToken(t); }} error=${error} />`;
-  if (!viewer) return error ? html`<main class="signin"><${ErrorBox} error=${error} /></main>` : html`<${Loading} />`;
-  const ctx = { ...route, viewer, editable: canEdit(viewer, route.environment) };
+  if (!viewer && error) return html`<main class="signin"><${ErrorBox} error=${error} /></main>`;
+  // The screen loads its data while the viewer query is in flight; until the role is known,
+  // nothing is editable.
+  const ctx = { ...route, viewer: viewer || PENDING_VIEWER, editable: viewer ? canEdit(viewer, route.environment) : false };
   return html`<${Shell} ctx=${ctx} onSignOut=${signOut} href=${href}>
     <${Screen} key=${`${route.environment}/${route.screen}/${route.id}`} ctx=${ctx} />
   </${Shell}>`;
 }
+
+const PENDING_VIEWER = { tenant: '…', role: '…', pending: true };
 
 function SignIn({ onSignIn, error }) {
   const [value, setValue] = useState('');

@@ -59,7 +59,7 @@ export function Releases({ ctx }) {
     <h1 id="h-releases">Releases</h1>
     <p class="muted">Everything that differs between staging and production. Publishing copies the reviewed staging state to production, atomically.</p>
     ${publisher && env === 'PRODUCTION' && html`<p class="who-publishes">You can publish: <a href="#/staging/releases">switch to staging</a> to review and publish these changes.</p>`}
-    ${!publisher && html`<p class="who-publishes" data-testid="who-can-publish">Only members with the publisher or admin role can publish or roll back; you are signed in as ${ctx.viewer.role}. Ask a publisher of tenant ${ctx.viewer.tenant} to publish these changes.</p>`}
+    ${!publisher && !ctx.viewer.pending && html`<p class="who-publishes" data-testid="who-can-publish">Only members with the publisher or admin role can publish or roll back; you are signed in as ${ctx.viewer.role}. Ask a publisher of tenant ${ctx.viewer.tenant} to publish these changes.</p>`}
     ${notice && html`<div class=${notice.kind === 'ok' ? 'ok' : 'error conflict'} role=${notice.kind === 'ok' ? 'status' : 'alert'} data-testid=${notice.kind === 'ok' ? 'published' : 'conflict'}>${notice.text}</div>`}
     ${error && html`<${ErrorBox} error=${error} />`}
     ${pending === null ? html`<${Loading} />` : html`

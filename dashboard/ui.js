@@ -36,7 +36,7 @@ export function Shell({ ctx, onSignOut, children }) {
       <a class=${`badge badge-${env.toLowerCase()}`} data-testid="env-badge" href=${href(other, ctx.screen)}
         aria-label=${`Environment: ${env === 'STAGING' ? 'Staging' : 'Production'}. Switch to ${other === 'STAGING' ? 'staging' : 'production'}`}
         title=${`Switch to ${other.toLowerCase()}`}>${env === 'STAGING' ? 'Staging' : 'Production'}</a>
-      <span class="who" data-testid="viewer"><span class="muted">tenant</span> ${ctx.viewer.tenant} · <span class="muted">role</span> ${ctx.viewer.role}</span>
+      <span class="who" data-testid="viewer" data-ready=${ctx.viewer.pending ? undefined : 'true'}><span class="muted">tenant</span> ${ctx.viewer.tenant} · <span class="muted">role</span> ${ctx.viewer.role}</span>
       <button class="signout" onClick=${onSignOut}>Sign out</button>
     </header>
     <nav aria-label="Screens"><ul>

@@ -6,7 +6,8 @@
 //   cargo build -p runflow-api && npm ci --prefix tests/browser && node tests/browser/dashboard.test.mjs
 //
 // RUNFLOW_BIN overrides the binary (default target/debug/runflow); CHROMIUM the browser
-// (default /usr/bin/chromium).
+// (default /usr/bin/chromium); RUNFLOW_TEST_POSTGRES_URL runs it on PostgreSQL instead of SQLite.
+// Screenshots are written only on SQLite (DASHBOARD_SCREENSHOTS=0 skips them).
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -42,13 +43,31 @@ const port = await freePort();
 const BASE = `http://127.0.0.1:${port}`;
 const serverEnv = { ...process.env, RUNFLOW_DATA_DIR: dataDir, RUNFLOW_LISTEN: `127.0.0.1:${port}`, RUNFLOW_WORKERS: '0', RUST_LOG: 'warn' };
 delete serverEnv.RUNFLOW_DATABASE_URL;
+// With RUNFLOW_TEST_POSTGRES_URL (postgres://user@host:port/any): the same checks on a fresh
+// PostgreSQL database (created with psql), so the live feed runs on LISTEN/NOTIFY.
+let postgresDb = null;
+if (process.env.RUNFLOW_TEST_POSTGRES_URL) {
+  const admin = new URL(process.env.RUNFLOW_TEST_POSTGRES_URL);
+  postgresDb = `dashboard_${process.pid}_${Date.now()}`;
+  execFileSync('psql', [admin.href, '-qc', `CREATE DATABASE ${postgresDb}`]);
+  const target = new URL(admin.href);
+  target.pathname = `/${postgresDb}`;
+  serverEnv.RUNFLOW_DATABASE_URL = target.href;
+  console.log(`on PostgreSQL database ${postgresDb}`);
+}
 const server = spawn(BIN, ['serve'], { env: serverEnv, stdio: ['ignore', 'pipe', 'pipe'] });
 let stdout = '';
 let stderr = '';
 server.stdout.on('data', (d) => { stdout += d; });
 server.stderr.on('data', (d) => { stderr += d; });
 const stopServer = () => { try { server.kill('SIGTERM'); } catch { /* gone */ } };
-process.on('exit', () => { stopServer(); rmSync(dataDir, { recursive: true, force: true }); });
+process.on('exit', () => {
+  stopServer();
+  rmSync(dataDir, { recursive: true, force: true });
+  if (postgresDb) {
+    try { execFileSync('psql', [process.env.RUNFLOW_TEST_POSTGRES_URL, '-qc', `DROP DATABASE IF EXISTS ${postgresDb} WITH (FORCE)`]); } catch { /* left behind */ }
+  }
+});
 
 for (let i = 0; ; i++) {
   try { if ((await fetch(`${BASE}/readyz`)).ok) break; } catch { /* not yet */ }
@@ -179,7 +198,8 @@ async function step(name, fn) {
 
 const url = (env, screen = 'executions', id) => `${BASE}/#/${env}/${screen}${id ? `/${encodeURIComponent(id)}` : ''}`;
 const badgeColour = (page) => page.$eval('[data-testid=env-badge]', (e) => getComputedStyle(e).backgroundColor);
-const shot = (page, name) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+const writeShots = !postgresDb && process.env.DASHBOARD_SCREENSHOTS !== '0';
+const shot = (page, name) => (writeShots ? page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true }) : Promise.resolve());
 
 async function axe(page, what) {
   await page.evaluate(AXE);
@@ -199,6 +219,7 @@ async function expand(page, screen) {
 const SCREENS = ['releases', 'executions', 'sessions', 'memory', 'agents', 'prompts', 'connectors', 'triggers', 'shared'];
 
 async function waitReady(page) {
+  await page.waitForSelector('[data-testid=viewer][data-ready]');
   await page.waitForSelector('main h1');
   await page.waitForFunction(() => !document.querySelector('main .loading'));
 }
@@ -212,7 +233,7 @@ async function enabledEditControls(page) {
 await step('sign-in link: the token moves to session storage and out of the URL', async () => {
   const page = await newPage({ token: null });
   await page.goto(signinLink);
-  await page.waitForSelector('[data-testid=viewer]');
+  await page.waitForSelector('[data-testid=viewer][data-ready]');
   assert.ok(!page.url().includes('signin'), page.url());
   assert.match(page.url(), /#\/staging\/executions$/);
   assert.ok(await page.evaluate(() => sessionStorage.getItem('runflow.token')));
@@ -240,6 +261,7 @@ await step(`first screen interactive within 1 s with ${EXECUTIONS} executions`, 
     await page.goto(url('staging', 'executions'));
     await page.waitForSelector('[data-execution]');
     await page.waitForSelector('#f-status:not([disabled])');
+    await page.waitForSelector('[data-testid=viewer][data-ready]');
     times.push(await page.evaluate(() => performance.now()));
     if (i === 0) assert.equal(await page.locator('[data-execution]').count(), 20, 'the list is paginated (20 per page)');
     if (i === 4) {
@@ -497,6 +519,7 @@ await step('a viewer sees no publish or edit controls, and who can publish', asy
   await page.goto(url('staging', 'releases'));
   await page.waitForSelector('[data-testid=who-can-publish]');
   assert.equal(await page.locator('[data-testid=publish-one], [data-testid=publish-all]').count(), 0);
+  await page.waitForSelector('[data-testid=viewer][data-ready]');
   assert.match(await page.textContent('[data-testid=viewer]'), /viewer/);
   await page.context().close();
 });
