@@ -460,7 +460,8 @@ function AgentDetail({ ctx, slug, onSaved }) {
       <${Field} label="Description (shared)" id=${`ad-${slug}`}><textarea id=${`ad-${slug}`} data-edit rows="2" disabled=${!ctx.editable} onInput=${(e) => setForm({ ...form, description: e.target.value })} value=${form.description}></textarea></${Field}>
       ${ctx.editable && html`<button type="submit" data-edit>Save metadata</button>`}
       ${saved && html`<span role="status">Saved.</span>`}
-      <${Conflict} error=${saveError} onReload=${() => { setSaveError(null); agent.reload(); }} />
+      <${Conflict} error=${saveError} onReload=${() => { setSaveError(null); agent.reload(); }}
+        latest=${() => run('agents', 'Agent', { environment: env, slug }).then((d) => `Name: ${d.agent.name}\nDescription: ${d.agent.description}`)} />
     </form>
     <dl class="facts">
       <dt>Endpoint</dt><dd><code class="wrap">${a.endpointUrl}</code></dd>
@@ -552,7 +553,8 @@ function PromptEditor({ ctx, slug, onSaved }) {
       <div class="preview" aria-label="Preview" data-testid="prompt-preview">${preview}</div>
       ${ctx.editable && html`<button type="submit" data-edit>Save draft</button>`}
       ${status && html`<span role="status">${status}</span>`}
-      <${Conflict} error=${saveError} onReload=${() => { setSaveError(null); prompt.reload(); }} />
+      <${Conflict} error=${saveError} onReload=${() => { setSaveError(null); prompt.reload(); }}
+        latest=${() => run('prompts', 'Prompt', { environment: env, slug }).then((d) => `${(d.prompt?.draft || d.prompt?.resolved)?.template ?? '(deleted)'}\n(saved by ${d.prompt?.updatedBy} ${shortTime(d.prompt?.updatedAt)})`)} />
     </form>
     <h3>Version history</h3>
     ${!p || p.versions.nodes.length === 0 ? html`<p class="muted">Never published.</p>` : html`<ol class="commits">

@@ -1,6 +1,6 @@
 // The Releases screen: pending changes with their diffs, the publish plan and confirmation,
 // publish one item or all, CONFLICT handling, release history and rollback.
-import { html, useState, useEffect, useCallback } from './vendor/htm-preact-standalone.module.js';
+import { html, useState, useEffect, useCallback, useRef } from './vendor/htm-preact-standalone.module.js';
 import { run, live } from './api.js';
 import { ErrorBox, Loading, Json, Pager, shortTime, PUBLISH_ROLES, Field } from './ui.js';
 
@@ -78,9 +78,12 @@ export function Releases({ ctx }) {
 
 function ConfirmPublish({ confirming, onCancel, onConfirm }) {
   const [note, setNote] = useState('');
+  const heading = useRef(null);
+  // Keyboard and screen-reader users land on the confirmation.
+  useEffect(() => { heading.current?.focus(); }, []);
   const { plan, items, error } = confirming;
   return html`<div class="confirm" role="dialog" aria-modal="false" aria-labelledby="h-confirm" data-testid="confirm">
-    <h2 id="h-confirm">${plan?.rollbackOf ? `Roll back release #${plan.rollbackOf.number}?` : `Publish ${items.length === 1 ? `${KIND_LABEL[items[0].kind].toLowerCase()} ${items[0].slug}` : `${items.length} changes`} to production?`}</h2>
+    <h2 id="h-confirm" tabindex="-1" ref=${heading}>${plan?.rollbackOf ? `Roll back release #${plan.rollbackOf.number}?` : `Publish ${items.length === 1 ? `${KIND_LABEL[items[0].kind].toLowerCase()} ${items[0].slug}` : `${items.length} changes`} to production?`}</h2>
     ${!plan && !error && html`<${Loading} />`}
     ${plan && html`
       <p>Production will change at once for every user:</p>

@@ -59,12 +59,21 @@ export function ErrorBox({ error }) {
   return html`<div class="error" role="alert"><strong>${error.code || 'Error'}</strong>: ${error.message}</div>`;
 }
 
-/** An error; for CONFLICT, says that someone else changed the record and offers a reload. */
-export function Conflict({ error, onReload }) {
+/**
+ * An error; for CONFLICT, says that someone else changed the record, shows what it is now
+ * (`latest()` resolves to a short text, optional) and offers a reload.
+ */
+export function Conflict({ error, onReload, latest }) {
+  const [now, setNow] = useState(null);
+  useEffect(() => {
+    setNow(null);
+    if (error?.code === 'CONFLICT' && latest) latest().then(setNow, () => {});
+  }, [error]);
   if (!error) return null;
   if (error.code !== 'CONFLICT') return html`<${ErrorBox} error=${error} />`;
   return html`<div class="error conflict" role="alert" data-testid="conflict">
     <p><strong>Someone changed this since you loaded it.</strong> ${error.message}</p>
+    ${now && html`<p>Now in staging:</p><pre class="wrap" data-testid="conflict-latest">${now}</pre><p>Reloading replaces your unsaved edit with it.</p>`}
     <button type="button" onClick=${onReload}>Reload the current version</button>
   </div>`;
 }

@@ -373,6 +373,7 @@ await step('Releases: commits, file diffs, prompt side by side, resource diff; p
 
   await page.click('[data-testid=publish-all]');
   await page.waitForSelector('[data-testid=plan-items]');
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'h-confirm', 'focus moves to the confirmation');
   await page.fill('#release-note', 'second launch');
   await page.click('[data-testid=confirm-publish]');
   await page.waitForSelector('[data-testid=nothing-pending]');
@@ -496,7 +497,9 @@ await step('editing in staging sends expectedRevision; a CONFLICT offers a reloa
   assert.match(await page.textContent('[data-testid=prompt-preview]'), /Hi Ada from \{\{team\}\}/);
   await saveDraft('Changed elsewhere {{name}}', { model: 'gpt-4o' });
   await page.click('text=Save draft');
-  await page.waitForSelector('[data-testid=conflict]');
+  await page.waitForSelector('[data-testid=conflict-latest]');
+  assert.match(await page.textContent('[data-testid=conflict-latest]'), /Changed elsewhere/, 'the conflict shows what changed');
+  await shot(page, 'staging-prompt-conflict');
   await page.click('[data-testid=conflict] button');
   await page.waitForFunction(() => document.querySelector('#p-template').value.includes('Changed elsewhere'));
   await page.fill('#p-template', 'Hi {{name}} from {{team}}');
