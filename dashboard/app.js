@@ -762,4 +762,6 @@ function NewShared({ type, title, onCreate }) {
 
 takeSigninToken();
 for (const file of ['viewer', 'executions', 'live']) documentOf(file);
-render(html`<${App} />`, document.getElementById('app'));
+const root = document.getElementById('app');
+root.textContent = ''; // the static "Loading…" placeholder
+render(html`<${App} />`, root);

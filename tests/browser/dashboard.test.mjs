@@ -219,6 +219,7 @@ async function expand(page, screen) {
 const SCREENS = ['releases', 'executions', 'sessions', 'memory', 'agents', 'prompts', 'connectors', 'triggers', 'shared'];
 
 async function waitReady(page) {
+  await page.waitForFunction(() => !document.querySelector('#app > .loading'));
   await page.waitForSelector('[data-testid=viewer][data-ready]');
   await page.waitForSelector('main h1');
   await page.waitForFunction(() => !document.querySelector('main .loading'));
