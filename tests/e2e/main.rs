@@ -16,6 +16,7 @@ mod config_and_tokens;
 mod connectors_and_triggers;
 mod dashboard;
 mod http;
+mod identity;
 mod live_feed;
 mod prompts;
 mod releases;

@@ -115,6 +115,8 @@ pub enum Key {
     Uuid,
     /// A unique text column (cursor: the text).
     Text,
+    /// A unique integer column (cursor: the number).
+    Int,
 }
 
 impl Key {
@@ -124,6 +126,10 @@ impl Key {
                 .map(Into::into)
                 .map_err(|_| Error::bad_input("the cursor is not one this list returned")),
             Key::Text => Ok(cursor.to_string().into()),
+            Key::Int => cursor
+                .parse::<i64>()
+                .map(Into::into)
+                .map_err(|_| Error::bad_input("the cursor is not one this list returned")),
         }
     }
 }

@@ -200,8 +200,15 @@ pub async fn versions(
     let select = tenant
         .select::<prompt_versions::Entity>()
         .filter(prompt_versions::Column::Slug.eq(slug));
-    // Ids are UUIDv7, so newest id first is highest version first.
-    pagination::fetch(&db.conn, select, prompt_versions::Column::Id, page, Order::Desc).await
+    pagination::fetch_by(
+        &db.conn,
+        select,
+        prompt_versions::Column::Version,
+        Key::Int,
+        page,
+        Order::Desc,
+    )
+    .await
 }
 
 pub async fn latest_version<C: ConnectionTrait>(

@@ -277,3 +277,51 @@ pub async fn first_of_execution(db: &Db, scope: &Scope, execution_id: Uuid) -> R
         .one(&db.conn)
         .await?)
 }
+
+/// The first `limit` spans (in recorded order) of each of several executions, in one query
+/// (a window function bounds the rows read per execution, however many spans one has).
+pub async fn first_spans_of_executions(
+    db: &Db,
+    tenant: &crate::scope::Tenant,
+    execution_ids: &[Uuid],
+    limit: u64,
+) -> Result<std::collections::HashMap<Uuid, Vec<spans::Model>>> {
+    use sea_orm::{DbBackend, Statement};
+    let mut by_execution: std::collections::HashMap<Uuid, Vec<spans::Model>> =
+        execution_ids.iter().map(|id| (*id, Vec::new())).collect();
+    if execution_ids.is_empty() {
+        return Ok(by_execution);
+    }
+    let backend = db.conn.get_database_backend();
+    let placeholder = |n: usize| match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_string(),
+    };
+    let mut values: Vec<sea_orm::Value> = vec![tenant.id().to_string().into()];
+    let ids: Vec<String> = execution_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            values.push((*id).into());
+            placeholder(i + 2)
+        })
+        .collect();
+    values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+    let sql = format!(
+        "SELECT * FROM (SELECT spans.*, ROW_NUMBER() OVER (PARTITION BY execution_id ORDER BY id) AS row_number \
+         FROM spans WHERE tenant_id = {} AND execution_id IN ({})) numbered WHERE row_number <= {} ORDER BY id",
+        placeholder(1),
+        ids.join(", "),
+        placeholder(execution_ids.len() + 2),
+    );
+    let rows = spans::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(backend, sql, values))
+        .all(&db.conn)
+        .await?;
+    for row in rows {
+        if let Some(execution_id) = row.execution_id {
+            by_execution.entry(execution_id).or_default().push(row);
+        }
+    }
+    Ok(by_execution)
+}

@@ -6,7 +6,7 @@ use entity::{executions, sessions as session_rows, triggers as trigger_rows};
 use super::agents::{Agent, Commit};
 use super::context::{loader, scope, services};
 use super::ids::{self, NodeType};
-use super::loaders::{AgentInEnvKey, CommitKey, prime};
+use super::loaders::{AgentInEnvKey, CommitKey, FirstSpansOfExecution, prime};
 use super::pagination::{PageArgs, connection_type, parts};
 use super::scalars::{DateTime, Json};
 use super::sessions::Session;
@@ -15,6 +15,7 @@ use super::triggers::Trigger;
 use super::{Environment, GqlResult};
 use crate::domain::executions::{self as domain, ExecutionFilter};
 use crate::domain::lookup::in_scope;
+use crate::domain::pagination::{Direction, Page, PageRequest};
 use crate::domain::traces;
 use crate::error::Error;
 use crate::scope::Scope;
@@ -139,15 +140,65 @@ impl Execution {
         #[graphql(desc = "Return the spans before this cursor.")] before: Option<String>,
     ) -> GqlResult<SpanConnection> {
         let page = PageArgs::new(first, after, last, before).request(ctx)?;
-        let spans = traces::spans_of_execution(&services(ctx).db, &self.scope(), self.0.id, &page).await?;
+        let spans = if first_page(&page) {
+            // The common case, batched over a list of executions (see `prime_nested`).
+            let mut rows = loader(ctx)?
+                .load_one(FirstSpansOfExecution(self.0.id, page.size + 1))
+                .await?
+                .unwrap_or_default();
+            let has_next_page = rows.len() as u64 > page.size;
+            rows.truncate(page.size as usize);
+            Page {
+                items: rows,
+                has_next_page,
+                has_previous_page: false,
+                total_count: None,
+            }
+        } else {
+            traces::spans_of_execution(&services(ctx).db, &self.scope(), self.0.id, &page).await?
+        };
         Ok(SpanConnection(parts(spans, |s| s.id.to_string(), Span)))
     }
 }
 
+/// A first page without cursors or a total: what the span loader batches.
+fn first_page(page: &PageRequest) -> bool {
+    page.direction == Direction::Forward && page.after.is_none() && page.before.is_none() && !page.count_total
+}
+
+/// The page size the selected `spans` field asks for, when it is a batchable first page.
+fn selected_span_page_size(node: &async_graphql::Lookahead<'_>) -> Option<u64> {
+    let fields = node.field("spans").selection_fields();
+    let field = fields.first()?;
+    let mut first = None;
+    for (name, value) in field.arguments().ok()? {
+        match (name.as_str(), value) {
+            ("first", async_graphql::Value::Number(n)) => first = n.as_i64(),
+            _ => return None,
+        }
+    }
+    let first = first.and_then(|n| i32::try_from(n).ok());
+    let page = PageRequest::new(first, None, None, None).ok()?;
+    Some(page.size)
+}
+
 /// Batch-loads the nested fields the query selects on a page of executions.
 async fn prime_nested(ctx: &Context<'_>, rows: &[executions::Model]) -> GqlResult<()> {
-    let node = ctx.look_ahead().field("edges").field("node");
+    let edges = ctx.look_ahead().field("edges").field("node");
+    let nodes = ctx.look_ahead().field("nodes");
     let loader = loader(ctx)?;
+    for node in [&edges, &nodes] {
+        if node.field("spans").exists()
+            && let Some(size) = selected_span_page_size(node)
+        {
+            prime(
+                loader,
+                rows.iter().map(|e| FirstSpansOfExecution(e.id, size + 1)).collect(),
+            )
+            .await?;
+        }
+    }
+    let node = if nodes.exists() { nodes } else { edges };
     let mut commits: Vec<CommitKey> = Vec::new();
     if node.field("agent").exists() {
         let keys: Vec<AgentInEnvKey> = rows.iter().map(|e| AgentInEnvKey(e.agent_id, e.environment)).collect();

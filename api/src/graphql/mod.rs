@@ -116,9 +116,12 @@ pub fn prepare_request(
 
 /// The SDL that `schema.graphql` must equal (with `@specifiedBy` on custom scalars).
 pub fn sdl() -> String {
-    builder()
-        .finish()
-        .sdl_with_options(async_graphql::SDLExportOptions::new().include_specified_by())
+    sdl_of(&builder().finish())
+}
+
+/// The SDL of a built schema, printed the one way this project prints it.
+pub fn sdl_of(schema: &RunflowSchema) -> String {
+    schema.sdl_with_options(async_graphql::SDLExportOptions::new().include_specified_by())
 }
 
 #[cfg(test)]

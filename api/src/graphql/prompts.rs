@@ -184,7 +184,7 @@ impl Prompt {
         let versions = domain::versions(&services(ctx).db, &tenant(ctx)?, &self.0.slug, &page).await?;
         Ok(PromptVersionConnection(parts(
             versions,
-            |v| v.id.to_string(),
+            |v| v.version.to_string(),
             PromptVersion,
         )))
     }
