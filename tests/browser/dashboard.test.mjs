@@ -512,6 +512,58 @@ await step('editing in staging sends expectedRevision; a CONFLICT offers a reloa
   await page.context().close();
 });
 
+await step('staging edits in the UI: credentials (write-only secret), a webhook trigger, a connector resource', async () => {
+  const page = await newPage();
+  page.on('dialog', (dialog) => dialog.accept());
+  const secret = 'sk-live-abcdefghij0987';
+  await page.goto(url('staging', 'shared'));
+  await waitReady(page);
+  await page.fill('#cr-name', 'billing-key');
+  await page.fill('#cr-secret', secret);
+  await page.click('text=Create credential');
+  await page.waitForSelector('li.cred:has-text("billing-key")');
+  assert.equal(await page.inputValue('#cr-secret'), '', 'the secret field is cleared');
+  assert.ok(!(await page.content()).includes(secret), 'the secret is never displayed');
+  assert.match(await page.textContent('li.cred:has-text("billing-key")'), /0987/);
+  await page.fill('#rot-billing-key', 'sk-live-rotated-5555');
+  await page.locator('li.cred:has-text("billing-key") button', { hasText: 'Rotate' }).click();
+  await page.waitForFunction(() => document.querySelector('main').textContent.includes('rotated by'));
+  assert.match(await page.textContent('li.cred:has-text("billing-key")'), /5555/);
+  await page.locator('li.cred:has-text("billing-key") button', { hasText: 'Delete' }).click();
+  await page.waitForFunction(() => !document.querySelector('main').textContent.includes('billing-key'));
+
+  await page.goto(url('staging', 'triggers'));
+  await waitReady(page);
+  await page.fill('#nt-name', 'inbound');
+  await page.selectOption('#nt-agent', 'support-bot');
+  await page.fill('#nt-secret', 'a-webhook-secret-of-32-characters');
+  await page.click('text=Create trigger');
+  const card = page.locator('article[aria-label="Trigger inbound"]');
+  await card.waitFor();
+  assert.match(await card.textContent(), /X-Runflow-Signature: sha256=/);
+  assert.match(await card.textContent(), /\/triggers\/inbound/);
+  await card.locator('input[type=checkbox]').uncheck();
+  for (let i = 0; i < 50; i++) {
+    const t = await gql('{ trigger(environment: STAGING, name: "inbound") { enabled } }');
+    if (t.trigger.enabled === false) break;
+    assert.ok(i < 49, 'the trigger was disabled');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await shot(page, 'staging-triggers-webhook');
+
+  await page.goto(url('staging', 'connectors'));
+  await waitReady(page);
+  await page.fill('[id="cr-crm-users"]', '{"path": "/v4/users"}');
+  await page.click('text=Save resource users');
+  for (let i = 0; ; i++) {
+    const c = await gql('{ connector(environment: STAGING, slug: "crm") { resources { key config } } }');
+    if (c.connector.resources.find((r) => r.key === 'users')?.config.path === '/v4/users') break;
+    assert.ok(i < 50, 'the resource was saved');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await page.context().close();
+});
+
 await step('a viewer sees no publish or edit controls, and who can publish', async () => {
   const page = await newPage({ token: VIEWER });
   for (const screen of SCREENS) {
