@@ -46,7 +46,7 @@ export function Shell({ ctx, onSignOut, children }) {
       <p><strong>Production is read-only.</strong> It changes only by publishing from staging on the Releases screen.</p>
       <a class="button" href=${path('STAGING')}>Switch to staging</a>
     </div>`}
-    <main id="main" tabindex="-1">${children}</main>
+    <main id="main" tabindex="-1" data-screen=${ctx.screen} data-environment=${env.toLowerCase()}>${children}</main>
   </div>`;
 }
 

@@ -218,7 +218,10 @@ async function expand(page, screen) {
 
 const SCREENS = ['releases', 'executions', 'sessions', 'memory', 'agents', 'prompts', 'connectors', 'triggers', 'shared'];
 
+/** Waits until the URL's screen is rendered (hash navigations do not reload the page). */
 async function waitReady(page) {
+  const [, env, screen] = new URL(page.url()).hash.match(/^#\/(\w+)\/(\w+)/) || [];
+  if (screen) await page.waitForSelector(`main[data-environment="${env}"][data-screen="${screen}"]`);
   await page.waitForFunction(() => !document.querySelector('#app > .loading'));
   await page.waitForSelector('[data-testid=viewer][data-ready]');
   await page.waitForSelector('main h1');
@@ -554,6 +557,7 @@ await step('staging edits in the UI: credentials (write-only secret), a webhook 
   await page.goto(url('staging', 'connectors'));
   await waitReady(page);
   await page.fill('[id="cr-crm-users"]', '{"path": "/v4/users"}');
+  assert.match(await page.inputValue('[id="cr-crm-users"]'), /v4/);
   await page.click('text=Save resource users');
   for (let i = 0; ; i++) {
     const c = await gql('{ connector(environment: STAGING, slug: "crm") { resources { key config } } }');
