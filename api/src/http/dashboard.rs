@@ -5,10 +5,14 @@
 //! and gets `304 Not Modified` while nothing changed), and a Content-Security-Policy that
 //! allows only this origin and no inline script. The dashboard talks to the public API only.
 
+use axum::Router;
 use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use rust_embed::Embed;
+
+use crate::app::App;
 
 #[derive(Embed)]
 #[folder = "../dashboard/"]
@@ -24,13 +28,20 @@ const GRAPHIQL_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'se
      img-src 'self' data:; connect-src 'self'; font-src 'self' data:; object-src 'none'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// `GET /` and `GET /assets/{*path}`.
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/", get(index))
+        .route("/assets/{*path}", get(asset))
+}
+
 /// `GET /`: the dashboard's page.
-pub async fn index(headers: HeaderMap) -> Response {
+async fn index(headers: HeaderMap) -> Response {
     serve("index.html", &headers, DASHBOARD_CSP)
 }
 
 /// `GET /assets/{*path}`.
-pub async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
+async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
     let csp = if path.starts_with("graphiql/") {
         GRAPHIQL_CSP
     } else {

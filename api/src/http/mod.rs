@@ -1,5 +1,6 @@
-//! The HTTP surface: `/graphql` (POST, GET for queries, GraphiQL), `/schema.graphql`,
-//! `/healthz`, `/readyz`; request ids, tracing, body limits, graceful shutdown.
+//! The HTTP surface: the dashboard (`/`, `/assets/...`), `/graphql` (POST, GET for queries,
+//! GraphiQL), `/schema.graphql`, `/healthz`, `/readyz`; request ids, tracing, body limits,
+//! graceful shutdown.
 
 mod agents;
 mod dashboard;
@@ -38,11 +39,7 @@ pub fn router(app: App) -> Router {
         )
         .route("/schema.graphql", get(schema_sdl))
         .route("/healthz", get(|| async { "ok" }))
-        .merge(
-            Router::new()
-                .route("/", get(dashboard::index))
-                .route("/assets/{*path}", get(dashboard::asset)),
-        )
+        .merge(dashboard::routes())
         .route("/readyz", get(ready))
         .with_state(app)
         .layer(DefaultBodyLimit::max(max_body))
