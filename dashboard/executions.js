@@ -17,6 +17,17 @@ function matches(execution, filters) {
   return true;
 }
 
+/** The list after an execution event: updated in place, added on top, or dropped by the filters. */
+function applyEvent(rows, execution, filters) {
+  const index = rows.findIndex((r) => r.id === execution.id);
+  if (index >= 0) {
+    const next = rows.slice();
+    next[index] = matches(execution, filters) ? execution : null;
+    return next.filter(Boolean);
+  }
+  return matches(execution, filters) ? [execution, ...rows] : rows;
+}
+
 export function Executions({ ctx }) {
   const env = ctx.environment;
   const [filters, setFilters] = useState({ agent: '', status: '', since: '', until: '' });
@@ -27,6 +38,9 @@ export function Executions({ ctx }) {
   const agents = useAsync(() => run('executions', 'ExecutionFilters', { environment: env }), [env]);
   const filtersRef = useRef(filters);
   filtersRef.current = filters;
+  const rowsRef = useRef(null);
+  rowsRef.current = rows;
+  const pendingEvents = useRef([]);
 
   const load = useCallback(async (after) => {
     try {
@@ -40,7 +54,11 @@ export function Executions({ ctx }) {
         after: after || null,
       });
       const { nodes, pageInfo } = data.executions;
-      setRows((prev) => (after ? [...prev, ...nodes.filter((n) => !prev.some((p) => p.id === n.id))] : nodes));
+      // Events that arrived while the first page was read are applied on top of it.
+      const early = after ? [] : pendingEvents.current.splice(0);
+      setRows((prev) => (after
+        ? [...prev, ...nodes.filter((n) => !prev.some((p) => p.id === n.id))]
+        : early.reduce((rows, execution) => applyEvent(rows, execution, filtersRef.current), nodes)));
       setPage(pageInfo);
       setError(null);
     } catch (e) { setError(e); }
@@ -52,16 +70,8 @@ export function Executions({ ctx }) {
     const offState = live.onState(setLiveState);
     const unsubscribe = live.subscribe('ExecutionEvents', { environment: env }, (event) => {
       const execution = event.execution;
-      setRows((prev) => {
-        if (!prev) return prev;
-        const index = prev.findIndex((r) => r.id === execution.id);
-        if (index >= 0) {
-          const next = prev.slice();
-          next[index] = matches(execution, filtersRef.current) ? execution : null;
-          return next.filter(Boolean);
-        }
-        return matches(execution, filtersRef.current) ? [execution, ...prev] : prev;
-      });
+      if (!rowsRef.current) pendingEvents.current.push(execution);
+      else setRows((prev) => applyEvent(prev, execution, filtersRef.current));
     });
     return () => { unsubscribe(); offState(); };
   }, [env]);
