@@ -51,7 +51,7 @@ function NewResource({ slug, onCreate }) {
   </form>`;
 }
 
-function JsonEditor({ label, id, value, editable, onSave }) {
+export function JsonEditor({ label, id, value, editable, onSave }) {
   const [text, setText] = useState(JSON.stringify(value, null, 2));
   const [error, setError] = useState(null);
   useEffect(() => setText(JSON.stringify(value, null, 2)), [JSON.stringify(value)]);

@@ -2,7 +2,7 @@
 import { html, useState } from './vendor/htm-preact-standalone.module.js';
 import { run } from './api.js';
 import { Loading, ErrorBox, shortTime, Field, useAsync, Conflict } from './ui.js';
-import { parseJson } from './connectors.js';
+import { parseJson, JsonEditor } from './connectors.js';
 
 const SHARED_PAGE = 50;
 
@@ -45,7 +45,9 @@ export function Shared({ ctx }) {
         <ul class="rows" aria-label=${title}>
           ${list.data[field].length === 0 && html`<li class="empty">None.</li>`}
           ${list.data[field].map((r) => html`<li key=${r.id} class="cred">
-            <span><strong>${r.name}</strong> <span class="muted">${r.kind}${r.credentials.length ? ` · uses ${r.credentials.join(', ')}` : ''}</span> <code class="wrap">${JSON.stringify(r.config)}</code></span>
+            <span><strong>${r.name}</strong> <span class="muted">${r.kind}${r.credentials.length ? ` · uses ${r.credentials.join(', ')}` : ''}</span></span>
+            <${JsonEditor} label=${`Config of ${r.name}`} id=${`sc-${type}-${r.name}`} value=${r.config} editable=${admin}
+              onSave=${(config) => act(() => run('shared', `Update${type}`, { environment: env, input: { name: r.name, config, expectedRevision: r.revision } }))} />
             ${admin && html`<button class="danger" data-edit onClick=${() => confirm(`Delete ${r.name}? Production loses it too.`) && act(() => run('shared', `Delete${type}`, { environment: env, name: r.name, expectedRevision: r.revision }))}>Delete</button>`}
           </li>`)}
         </ul>`)}

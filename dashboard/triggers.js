@@ -1,4 +1,4 @@
-// Triggers of the environment: create, enable/disable, delete; webhook signing.
+// Triggers of the environment: create, edit the schedule, enable/disable, delete; webhook signing.
 import { html, useState } from './vendor/htm-preact-standalone.module.js';
 import { run } from './api.js';
 import { Loading, Pager, Field, useAsync, usePaged, Conflict } from './ui.js';
@@ -36,7 +36,8 @@ export function Triggers({ ctx }) {
         <h2>${t.name} <span class="muted">${t.kind.toLowerCase()} → ${t.agentSlug}</span></h2>
         <label class="check"><input type="checkbox" data-edit checked=${t.enabled} disabled=${!ctx.editable}
           onChange=${(e) => act(() => run('triggers', 'UpdateTrigger', { environment: env, input: { name: t.name, enabled: e.target.checked, expectedRevision: t.revision } }))} /> Enabled</label>
-        ${t.schedule && html`<p>Schedule <code>${t.schedule}</code></p>`}
+        ${t.kind === 'SCHEDULE' && html`<${ScheduleEditor} trigger=${t} editable=${ctx.editable}
+          onSave=${(schedule) => act(() => run('triggers', 'UpdateTrigger', { environment: env, input: { name: t.name, schedule, expectedRevision: t.revision } }))} />`}
         ${t.webhookUrl && html`<div><p>Webhook URL <code class="wrap">${t.webhookUrl}</code></p>
           <p class="muted">Sign each call: <code>X-Runflow-Signature: sha256=&lt;hex HMAC-SHA256 of the body with the trigger's secret&gt;</code>${t.hasSecret ? ' (a secret is set)' : ''}.</p>
           <pre class="wrap" tabindex="0">BODY='{"hello":"world"}'
@@ -46,4 +47,13 @@ curl -X POST '${t.webhookUrl}' -H 'content-type: application/json' -H "X-Runflow
       </article>`)}
     <${Pager} page=${list.page} onMore=${list.more} />
   </section>`;
+}
+
+function ScheduleEditor({ trigger, editable, onSave }) {
+  const [schedule, setSchedule] = useState(trigger.schedule || '');
+  const id = `ts-${trigger.name}`;
+  return html`<form class="inline" onSubmit=${(e) => { e.preventDefault(); onSave(schedule); }}>
+    <${Field} label="Cron schedule" id=${id}><input id=${id} data-edit value=${schedule} disabled=${!editable} onInput=${(e) => setSchedule(e.target.value)} /></${Field}>
+    ${editable && html`<button type="submit" data-edit>Save schedule</button>`}
+  </form>`;
 }

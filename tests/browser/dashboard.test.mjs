@@ -534,6 +534,15 @@ await step('staging edits in the UI: credentials (write-only secret), a webhook 
   assert.match(await page.textContent('li.cred:has-text("billing-key")'), /5555/);
   await page.locator('li.cred:has-text("billing-key") button', { hasText: 'Delete' }).click();
   await page.waitForFunction(() => !document.querySelector('main').textContent.includes('billing-key'));
+  await page.fill('[id="sc-KnowledgeBase-handbook"]', '{"dimensions": 3072}');
+  await page.click('text=Save config of handbook');
+  await page.waitForFunction(() => document.querySelector('[id="sc-KnowledgeBase-handbook"]').value.includes('3072'));
+  for (let i = 0; ; i++) {
+    const kb = await gql('{ knowledgeBases(environment: STAGING, first: 10) { nodes { name config } } }');
+    if (kb.knowledgeBases.nodes.find((k) => k.name === 'handbook')?.config.dimensions === 3072) break;
+    assert.ok(i < 50, 'the knowledge base config was saved');
+    await new Promise((r) => setTimeout(r, 100));
+  }
 
   await page.goto(url('staging', 'triggers'));
   await waitReady(page);
@@ -545,7 +554,7 @@ await step('staging edits in the UI: credentials (write-only secret), a webhook 
   await card.waitFor();
   assert.match(await card.textContent(), /X-Runflow-Signature: sha256=/);
   assert.match(await card.textContent(), /\/triggers\/inbound/);
-  await card.locator('input[type=checkbox]').uncheck();
+  await card.locator('input[type=checkbox]').click(); // the list then reloads with the saved state
   for (let i = 0; i < 50; i++) {
     const t = await gql('{ trigger(environment: STAGING, name: "inbound") { enabled } }');
     if (t.trigger.enabled === false) break;
@@ -553,6 +562,14 @@ await step('staging edits in the UI: credentials (write-only secret), a webhook 
     await new Promise((r) => setTimeout(r, 100));
   }
   await shot(page, 'staging-triggers-webhook');
+  await page.fill('[id="ts-nightly"]', '0 4 * * *');
+  await page.locator('article[aria-label="Trigger nightly"] button', { hasText: 'Save schedule' }).click();
+  for (let i = 0; ; i++) {
+    const t = await gql('{ trigger(environment: STAGING, name: "nightly") { schedule } }');
+    if (t.trigger.schedule === '0 4 * * *') break;
+    assert.ok(i < 50, 'the schedule was saved');
+    await new Promise((r) => setTimeout(r, 100));
+  }
 
   await page.goto(url('staging', 'connectors'));
   await waitReady(page);
