@@ -244,6 +244,32 @@ async fn connections_page_forwards_and_backwards(backend: Backend) {
     assert_eq!(slugs(&start), ["p1"]);
     assert_eq!(start["pageInfo"]["hasPreviousPage"], false);
 
+    // A list sorted newest first by id pages backwards too: the last commits are the oldest.
+    for n in 1..=3 {
+        deploy(&server, &developer, "bot", &format!("print({n})\n"), &format!("v{n}")).await;
+    }
+    let commits = r#"query($last: Int, $before: String) { agent(environment: STAGING, slug: "bot") {
+        commits(last: $last, before: $before) { nodes { number } totalCount pageInfo { hasPreviousPage hasNextPage startCursor } } } }"#;
+    let oldest = server.data(&developer, commits, json!({ "last": 1 })).await["agent"]["commits"].clone();
+    assert_eq!(oldest["nodes"], json!([{ "number": 1 }]));
+    assert_eq!(oldest["totalCount"], 3);
+    assert_eq!(
+        (
+            oldest["pageInfo"]["hasPreviousPage"].as_bool(),
+            oldest["pageInfo"]["hasNextPage"].as_bool()
+        ),
+        (Some(true), Some(false))
+    );
+    let newer = server
+        .data(
+            &developer,
+            commits,
+            json!({ "last": 5, "before": oldest["pageInfo"]["startCursor"] }),
+        )
+        .await["agent"]["commits"]
+        .clone();
+    assert_eq!(newer["nodes"], json!([{ "number": 3 }, { "number": 2 }]));
+
     for (variables, what) in [
         (json!({ "first": 1, "last": 1 }), "first and last"),
         (json!({ "first": 101 }), "over the cap"),
@@ -260,3 +286,96 @@ on_both_backends!(
     release_items_and_pending_changes_have_occurrence_ids,
     connections_page_forwards_and_backwards,
 );
+
+const CLIENT_CACHE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/client-cache");
+
+fn client_cache_installed() {
+    assert!(
+        std::path::Path::new(CLIENT_CACHE)
+            .join("node_modules/@apollo/client")
+            .exists(),
+        "run `npm ci --prefix tests/client-cache` first"
+    );
+}
+
+/// Apollo Client's normalised cache (`tests/client-cache/check.mjs`) against the server: each
+/// environment's agent and each release's items stay apart, and introspection equals
+/// schema.graphql.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Node.js and `npm ci --prefix tests/client-cache` (.ci/run installs them)"]
+async fn apollo_client_cache_keeps_environments_and_releases_apart() {
+    client_cache_installed();
+    let server = Server::start(Backend::Sqlite).await;
+    let admin = token(&tenant(), "admin");
+    deploy(&server, &admin, "bot", "print(1)\n", "v1").await;
+    let r1 = publish_all(&server, &admin).await;
+    deploy(&server, &admin, "bot", "print(2)\n", "v2").await;
+    let r2 = publish_all(&server, &admin).await;
+    deploy(&server, &admin, "bot", "print(3)\n", "v3").await;
+    let output = tokio::process::Command::new("node")
+        .arg("check.mjs")
+        .current_dir(CLIENT_CACHE)
+        .env("RUNFLOW_URL", &server.url)
+        .env("TOKEN", &admin)
+        .env("RELEASE_1", r1["id"].as_str().expect("id"))
+        .env("RELEASE_2", r2["id"].as_str().expect("id"))
+        .output()
+        .await
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value = serde_json::from_str(stdout.trim()).expect("JSON summary");
+    assert_eq!(result["ok"], true);
+    assert_eq!(result["commits"], json!({ "PRODUCTION": 2, "STAGING": 3 }));
+    assert_eq!(result["releases"], json!({ "1": 1, "2": 2 }));
+}
+
+/// The breaking-change check passes on the committed schema and fails on a removed field.
+#[tokio::test]
+#[ignore = "needs Node.js and `npm ci --prefix tests/client-cache` (.ci/run installs them)"]
+async fn the_schema_check_refuses_unaccepted_breaking_changes() {
+    client_cache_installed();
+    let run = |args: &[&str]| {
+        std::process::Command::new("node")
+            .arg("schema-diff.mjs")
+            .args(args)
+            .current_dir(CLIENT_CACHE)
+            .output()
+            .expect("run node")
+    };
+    let committed = run(&[]);
+    assert!(
+        committed.status.success(),
+        "schema.graphql breaks schema.baseline.graphql:\n{}{}",
+        String::from_utf8_lossy(&committed.stdout),
+        String::from_utf8_lossy(&committed.stderr)
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let schema = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../schema.graphql")).expect("schema");
+    let baseline = dir.path().join("baseline.graphql");
+    std::fs::write(&baseline, &schema).expect("write");
+    let field = "\t\"\"\"\n\tThe URL at which this environment serves the agent.\n\t\"\"\"\n\tendpointUrl: String!\n";
+    assert!(schema.contains(field), "the fixture removes Agent.endpointUrl");
+    let without_endpoint = schema.replacen(field, "", 1);
+    let broken = dir.path().join("broken.graphql");
+    std::fs::write(&broken, without_endpoint).expect("write");
+    let refused = run(&[baseline.to_str().expect("path"), broken.to_str().expect("path")]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stdout).contains("Field 'endpointUrl' was removed from object type 'Agent'"),
+        "{}",
+        String::from_utf8_lossy(&refused.stdout)
+    );
+    let added = dir.path().join("added.graphql");
+    std::fs::write(
+        &added,
+        schema.replacen("type Viewer {", "type Viewer {\n\tnickname: String", 1),
+    )
+    .expect("write");
+    let additive = run(&[baseline.to_str().expect("path"), added.to_str().expect("path")]);
+    assert!(additive.status.success(), "adding a field is not breaking");
+}

@@ -109,9 +109,8 @@ pub struct CreateConnectorInput {
     slug: String,
     /// The connector type, for example `http` or `slack`.
     kind: String,
-    /// Configuration as a JSON object (no secrets: reference credentials instead).
-    #[graphql(default_with = "Json(serde_json::json!({}))")]
-    config: Json,
+    /// Configuration as a JSON object (no secrets: reference credentials instead); `{}` when omitted.
+    config: Option<Json>,
     /// Names of shared credentials.
     #[graphql(default)]
     credentials: Vec<String>,
@@ -196,7 +195,7 @@ impl ConnectorMutation {
         let input = Create {
             slug: input.slug,
             kind: input.kind,
-            config: input.config.0,
+            config: input.config.map_or_else(|| serde_json::json!({}), |c| c.0),
             credentials: input.credentials,
         };
         Ok(Connector(domain::create(&services(ctx).db, &scope, input).await?))
