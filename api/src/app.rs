@@ -37,6 +37,8 @@ pub struct App {
     /// Becomes `true` when the server shuts down (long-lived connections close then).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     shutdown_sender: Arc<tokio::sync::watch::Sender<bool>>,
+    /// First start only: the short-lived token of the dashboard sign-in link.
+    signin_token: Option<String>,
 }
 
 /// A secret read from configuration, or from (or generated into) a file of the data directory.
@@ -118,6 +120,9 @@ fn read_secret_file(path: &Path, variable: &str) -> anyhow::Result<String> {
     Ok(value)
 }
 
+/// How long the first start's dashboard sign-in link works.
+const SIGNIN_LINK_TTL_SECS: u64 = 15 * 60;
+
 /// The token service, built from configuration (used by `serve` and `token`).
 pub fn token_service(config: &Config) -> anyhow::Result<(TokenService, bool)> {
     let secret = jwt_secret(config)?;
@@ -177,6 +182,19 @@ impl App {
                 config.data_dir.join("jwt-secret").display()
             );
         }
+        // The dashboard's sign-in link (printed by `print_signin_link` once the port is bound):
+        // a short-lived admin token, so the long-lived one never sits in browser history.
+        let signin_token = if generated {
+            Some(tokens.mint(
+                "admin",
+                "default",
+                Role::Admin,
+                std::time::Duration::from_secs(SIGNIN_LINK_TTL_SECS),
+                None,
+            )?)
+        } else {
+            None
+        };
         let live = crate::live::LiveFeed::start(
             db.clone(),
             &config.database_url(),
@@ -213,6 +231,24 @@ impl App {
             config,
             shutdown,
             shutdown_sender: Arc::new(shutdown_sender),
+            signin_token,
         })
+    }
+
+    /// On the first start: prints the dashboard's sign-in link for the address actually bound.
+    /// The token travels in the URL fragment, which browsers never send to the server (so it is
+    /// in no access log); the dashboard moves it to session storage and out of the address bar.
+    pub fn print_signin_link(&self, bound: std::net::SocketAddr) {
+        let Some(token) = &self.signin_token else {
+            return;
+        };
+        let base = match &self.config.public_url {
+            Some(_) => self.config.public_url(),
+            None => format!("http://{bound}"),
+        };
+        println!(
+            "Open the dashboard (this sign-in link works for {} minutes):\n\n  {base}/#signin={token}\n",
+            SIGNIN_LINK_TTL_SECS / 60
+        );
     }
 }

@@ -138,6 +138,7 @@ async fn run(cli: Cli) -> ExitCode {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let mut app = App::build(config).await?;
     let listener = runflow::http::bind(&app).await?;
+    app.print_signin_link(listener.local_addr()?);
     // Agents run on this machine: by default they call back the address actually bound.
     if app.config.agent_api_url.is_none() {
         app.config.agent_api_url = Some(format!("http://{}", listener.local_addr()?));

@@ -3,17 +3,16 @@
 //! - `POST` with `Content-Type: application/json` only (other types are refused with 415, so a
 //!   browser form cannot post a mutation); one operation per request (batches are refused).
 //! - `GET` runs queries only: a mutation or subscription over GET is refused with 405. A
-//!   browser asking for HTML gets GraphiQL.
+//!   browser asking for HTML gets GraphiQL (embedded assets, no CDN).
 
 use std::collections::HashMap;
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::app::App;
@@ -118,13 +117,7 @@ pub async fn get(
         .is_some_and(|accept| accept.contains("text/html"));
     let Some(query) = params.get("query") else {
         if wants_html {
-            return Html(
-                GraphiQLSource::build()
-                    .endpoint("/graphql")
-                    .subscription_endpoint("/graphql/ws")
-                    .finish(),
-            )
-            .into_response();
+            return super::dashboard::graphiql(&headers);
         }
         return http_error(
             StatusCode::BAD_REQUEST,

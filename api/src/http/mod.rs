@@ -1,7 +1,9 @@
-//! The HTTP surface: `/graphql` (POST, GET for queries, GraphiQL), `/schema.graphql`,
-//! `/healthz`, `/readyz`; request ids, tracing, body limits, graceful shutdown.
+//! The HTTP surface: the dashboard (`/`, `/assets/...`), `/graphql` (POST, GET for queries,
+//! GraphiQL), `/schema.graphql`, `/healthz`, `/readyz`; request ids, tracing, body limits,
+//! graceful shutdown.
 
 mod agents;
+mod dashboard;
 mod graphql;
 mod runtime;
 pub mod ws;
@@ -37,6 +39,7 @@ pub fn router(app: App) -> Router {
         )
         .route("/schema.graphql", get(schema_sdl))
         .route("/healthz", get(|| async { "ok" }))
+        .merge(dashboard::routes())
         .route("/readyz", get(ready))
         .with_state(app)
         .layer(DefaultBodyLimit::max(max_body))
