@@ -14,6 +14,7 @@ mod agents;
 mod cli;
 mod config_and_tokens;
 mod connectors_and_triggers;
+mod contract;
 mod http;
 mod live_feed;
 mod prompts;

@@ -11,10 +11,12 @@ pub mod access;
 mod agents;
 mod connectors;
 pub mod context;
+pub mod cost;
 pub mod errors;
 mod executions;
 pub mod loaders;
 mod memory;
+pub mod order;
 mod pagination;
 mod prompts;
 mod releases;
@@ -80,16 +82,22 @@ fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, subscriptions::Sub
 
 /// The schema served by the API.
 pub fn build_schema(services: Services, config: &Config) -> RunflowSchema {
-    builder()
+    let builder = builder()
         .data(services)
         .extension(errors::ErrorCodes)
+        .extension(order::FieldOrder)
+        // Registered before access control, so an operation is authorised before it is costed.
+        .extension(cost::CostControl(config.cost_limits()))
         .extension(access::AccessControl)
         .limit_depth(config.max_query_depth)
-        .limit_complexity(config.max_query_complexity)
         .limit_recursive_depth(32)
         .limit_directives(16)
-        .disable_suggestions()
-        .finish()
+        .disable_suggestions();
+    if config.introspection {
+        builder.finish()
+    } else {
+        builder.disable_introspection().finish()
+    }
 }
 
 /// Attaches what resolvers need to a request: who is calling and, for an authenticated
