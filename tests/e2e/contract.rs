@@ -223,7 +223,461 @@ async fn costly_operations_are_refused_with_their_cost(backend: Backend) {
     assert!(ok.get("errors").is_none(), "{ok:#}");
 }
 
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+async fn post_with(server: &Server, accept: Option<&str>, token: Option<&str>, body: &str) -> (u16, String, Value) {
+    let mut request = server
+        .http()
+        .post(format!("{}/graphql", server.url))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(accept) = accept {
+        request = request.header("accept", accept);
+    }
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("send");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let text = response.text().await.expect("body");
+    (status, content_type, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+
+/// GraphQL over HTTP: media types, status codes, no `data` on request errors, readable parse
+/// errors, the JSON body of HTTP-level errors, subscriptions pointed to their transports.
+async fn graphql_over_http_follows_the_spec(backend: Backend) {
+    let server = Server::start_with(backend, &[("RUNFLOW_MAX_BODY_BYTES", "20000")]).await;
+    let viewer = token(&tenant(), "viewer");
+    let ok = r#"{"query":"{ viewer(environment: STAGING) { role } }"}"#;
+
+    // Preferred graphql-response+json; application/json when asked, when absent, for */*.
+    for (accept, expected) in [
+        (Some(GRAPHQL_RESPONSE), GRAPHQL_RESPONSE),
+        (
+            Some("application/graphql-response+json, application/json;q=0.9"),
+            GRAPHQL_RESPONSE,
+        ),
+        (
+            Some("application/json, application/graphql-response+json;q=0.5"),
+            "application/json",
+        ),
+        (Some("application/json"), "application/json"),
+        (Some("*/*"), "application/json"),
+        (None, "application/json"),
+    ] {
+        let (status, content_type, body) = post_with(&server, accept, Some(&viewer), ok).await;
+        assert_eq!(status, 200, "{accept:?}");
+        assert!(content_type.starts_with(expected), "{accept:?}: {content_type}");
+        assert_eq!(body["data"]["viewer"]["role"], "viewer");
+    }
+
+    // Request errors: 4xx and no data with graphql-response+json; 200 and data null with JSON.
+    let cases = [
+        (
+            r#"{"query":"{ viewer(environment: STAGING) { role "}"#,
+            400,
+            "GRAPHQL_PARSE_FAILED",
+            Some(&viewer),
+        ),
+        (
+            r#"{"query":"{ noSuchField }"}"#,
+            400,
+            "GRAPHQL_VALIDATION_FAILED",
+            Some(&viewer),
+        ),
+        (
+            r#"{"query":"query($e: Environment!) { viewer(environment: $e) { role } }","variables":{"e":"NOPE"}}"#,
+            400,
+            "BAD_USER_INPUT",
+            Some(&viewer),
+        ),
+        (ok, 401, "UNAUTHENTICATED", None),
+    ];
+    for (body, status, code, token) in cases {
+        let (got, content_type, response) =
+            post_with(&server, Some(GRAPHQL_RESPONSE), token.map(String::as_str), body).await;
+        assert_eq!(
+            (got, error_code(&response).as_str()),
+            (status, code),
+            "{body}: {response:#}"
+        );
+        assert!(content_type.starts_with(GRAPHQL_RESPONSE));
+        assert!(response.get("data").is_none(), "{response:#}");
+        let (got, _, response) = post_with(&server, Some("application/json"), token.map(String::as_str), body).await;
+        assert_eq!((got, error_code(&response).as_str()), (200, code), "{body}");
+        assert!(response["data"].is_null());
+    }
+    // A resolver error keeps its data entry and 200.
+    let (status, _, response) = post_with(
+        &server,
+        Some(GRAPHQL_RESPONSE),
+        Some(&viewer),
+        r#"{"query":"{ viewer(environment: STAGING) { role } execution(environment: STAGING, id: \"nope\") { id } }"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{response:#}");
+    assert_eq!(response["data"]["viewer"]["role"], "viewer");
+
+    // The parse error is one sentence, not the parser's ASCII art.
+    let (_, _, response) = post_with(&server, None, Some(&viewer), r#"{"query":"{ agents(environment: "}"#).await;
+    let message = crate::support::error_message(&response);
+    assert!(message.starts_with("syntax error at line 1, column"), "{message}");
+    assert!(!message.contains('\n') && !message.contains("-->"), "{message}");
+
+    // Malformed requests: 400 with the documented body.
+    for body in [
+        "{ \"not a JSON",
+        r#"{"notquery":"{ __typename }"}"#,
+        r#"{"query":{"obj":"ect"}}"#,
+        r#"{"query":"{ __typename }","variables":"string"}"#,
+        r#"[{"query":"{ __typename }"}]"#,
+    ] {
+        let (status, content_type, response) = post_with(&server, Some(GRAPHQL_RESPONSE), None, body).await;
+        assert_eq!((status, error_code(&response).as_str()), (400, "BAD_REQUEST"), "{body}");
+        assert!(content_type.starts_with("application/json"));
+    }
+
+    // A subscription over POST names its transports.
+    let (status, _, response) = post_with(
+        &server,
+        None,
+        Some(&viewer),
+        r#"{"query":"subscription { executionEvents(environment: STAGING) { cursor } }"}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        crate::support::error_message(&response).contains("/graphql/ws"),
+        "{response:#}"
+    );
+
+    // HTTP-level errors: one JSON body, a stable code.
+    let http = server.http();
+    let checks = [
+        (http.get(format!("{}/graphql/nothing", server.url)), 404, "NOT_FOUND"),
+        (http.get(format!("{}/v1/nothing", server.url)), 404, "NOT_FOUND"),
+        (
+            http.delete(format!("{}/graphql", server.url)),
+            405,
+            "METHOD_NOT_ALLOWED",
+        ),
+        (
+            http.post(format!("{}/graphql", server.url))
+                .header("content-type", "text/plain")
+                .body(ok),
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+        (
+            http.post(format!("{}/graphql", server.url))
+                .header("content-type", "application/json")
+                .body(format!(
+                    r#"{{"query":"{{ __typename }}","x":"{}"}}"#,
+                    "x".repeat(30_000)
+                )),
+            413,
+            "PAYLOAD_TOO_LARGE",
+        ),
+    ];
+    for (request, status, code) in checks {
+        let response = request.send().await.expect("send");
+        assert_eq!(response.status().as_u16(), status, "{code}");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{code}"
+        );
+        let body: Value = response.json().await.expect("JSON body");
+        assert_eq!(error_code(&body), code);
+        assert!(!crate::support::error_message(&body).is_empty());
+    }
+}
+
+/// The legacy `graphql-ws` subprotocol is refused with a reason instead of being upgraded.
+async fn the_legacy_websocket_subprotocol_is_refused(backend: Backend) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let server = Server::start(backend).await;
+    let url = format!("{}/graphql/ws", server.url.replace("http://", "ws://"));
+    let mut request = url.into_client_request().expect("request");
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "graphql-ws".parse().expect("header"));
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 400);
+            let body: Value = serde_json::from_slice(response.body().as_deref().unwrap_or_default()).expect("JSON");
+            assert_eq!(error_code(&body), "UNSUPPORTED_SUBPROTOCOL");
+            assert!(crate::support::error_message(&body).contains("graphql-transport-ws"));
+        }
+        Err(other) => panic!("expected an HTTP refusal, got {other}"),
+        Ok(_) => panic!("the legacy subprotocol was upgraded"),
+    }
+    // The current protocol still connects.
+    let _ws = server.websocket(None).await;
+}
+
+/// CORS: allowed origins get their preflight and headers; others get nothing; by default no
+/// origin is allowed. Introspection and GraphiQL switches.
+async fn cors_and_public_deployment_switches(backend: Backend) {
+    let allowed = "https://app.example.test";
+    let server = Server::start_with(
+        backend,
+        &[
+            (
+                "RUNFLOW_CORS_ORIGINS",
+                "https://app.example.test,https://admin.example.test",
+            ),
+            ("RUNFLOW_INTROSPECTION", "false"),
+            ("RUNFLOW_GRAPHIQL", "false"),
+        ],
+    )
+    .await;
+    let url = format!("{}/graphql", server.url);
+    let preflight = |origin: &str| {
+        server
+            .http()
+            .request(reqwest::Method::OPTIONS, &url)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization, content-type")
+            .send()
+    };
+    let response = preflight(allowed).await.expect("send");
+    assert!(response.status().is_success(), "{}", response.status());
+    assert_eq!(response.headers()["access-control-allow-origin"], allowed);
+    let methods = response.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(methods.contains("POST"), "{methods}");
+    let headers = response.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        headers.contains("authorization") && headers.contains("content-type"),
+        "{headers}"
+    );
+    let response = preflight("https://evil.example.test").await.expect("send");
+    assert!(response.headers().get("access-control-allow-origin").is_none());
+    let simple = server
+        .http()
+        .post(&url)
+        .header("origin", "https://evil.example.test")
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .expect("send");
+    assert!(simple.headers().get("access-control-allow-origin").is_none());
+
+    // Introspection off: __schema and __type answer null, /schema.graphql is gone; __typename
+    // still works.
+    let viewer = token(&tenant(), "viewer");
+    let refused = server
+        .gql(
+            Some(&viewer),
+            "{ __schema { types { name } } __type(name: \"Agent\") { name } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        refused["data"],
+        json!({ "__schema": null, "__type": null }),
+        "{refused:#}"
+    );
+    let typename = server.gql(Some(&viewer), "{ __typename }", json!({})).await;
+    assert_eq!(typename["data"]["__typename"], "Query");
+    let sdl = server
+        .http()
+        .get(format!("{}/schema.graphql", server.url))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(sdl.status(), 404);
+    // GraphiQL off: a browser gets the JSON error, not the IDE.
+    let page = server
+        .http()
+        .get(&url)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(page.status(), 400);
+    assert!(!page.text().await.expect("body").to_lowercase().contains("graphiql"));
+
+    // Defaults: no CORS headers for any origin, introspection and the SDL served.
+    let default = Server::start(backend).await;
+    let response = default
+        .http()
+        .request(reqwest::Method::OPTIONS, format!("{}/graphql", default.url))
+        .header("origin", allowed)
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .expect("send");
+    assert!(response.headers().get("access-control-allow-origin").is_none());
+    let sdl = default
+        .http()
+        .get(format!("{}/schema.graphql", default.url))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(sdl.status(), 200);
+
+    // A malformed origin stops the server at start with a message naming the variable.
+    let dir = tempfile::tempdir().expect("dir");
+    let output = std::process::Command::new(crate::support::binary())
+        .env_clear()
+        .env("RUNFLOW_DATA_DIR", dir.path())
+        .env("RUNFLOW_CORS_ORIGINS", "app.example.test/path")
+        .env("RUNFLOW_LISTEN", "127.0.0.1:0")
+        .env("RUNFLOW_WORKERS", "0")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("RUNFLOW_CORS_ORIGINS"), "{stderr}");
+}
+
+/// Automatic persisted queries (Apollo's protocol) and the trusted-documents mode.
+async fn persisted_operations(backend: Backend) {
+    let server = Server::start(backend).await;
+    let viewer = token(&tenant(), "viewer");
+    let query = "{ viewer(environment: STAGING) { role } }";
+    let hash = sha256_hex(query);
+    let by_hash = json!({ "extensions": { "persistedQuery": { "version": 1, "sha256Hash": hash } } });
+
+    let miss = post_raw(&server, Some(&viewer), by_hash.clone())
+        .await
+        .json::<Value>()
+        .await
+        .expect("json");
+    assert_eq!(error_code(&miss), "PERSISTED_QUERY_NOT_FOUND");
+    assert_eq!(crate::support::error_message(&miss), "PersistedQueryNotFound");
+    let wrong = json!({ "query": "{ __typename }", "extensions": by_hash["extensions"] });
+    let wrong = post_raw(&server, Some(&viewer), wrong)
+        .await
+        .json::<Value>()
+        .await
+        .expect("json");
+    assert_eq!(error_code(&wrong), "PERSISTED_QUERY_HASH_MISMATCH");
+    let register = json!({ "query": query, "extensions": by_hash["extensions"] });
+    let registered = post_raw(&server, Some(&viewer), register)
+        .await
+        .json::<Value>()
+        .await
+        .expect("json");
+    assert_eq!(registered["data"]["viewer"]["role"], "viewer", "{registered:#}");
+    let hit = post_raw(&server, Some(&viewer), by_hash.clone())
+        .await
+        .json::<Value>()
+        .await
+        .expect("json");
+    assert_eq!(hit["data"]["viewer"]["role"], "viewer", "{hit:#}");
+    // By GET too (a CDN can cache it).
+    let got: Value = server
+        .http()
+        .get(format!("{}/graphql", server.url))
+        .bearer_auth(&viewer)
+        .query(&[("extensions", by_hash["extensions"].to_string())])
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(got["data"]["viewer"]["role"], "viewer", "{got:#}");
+
+    // Trusted documents: only the manifest's operations run, by hash or in full.
+    let dir = tempfile::tempdir().expect("dir");
+    let manifest = dir.path().join("manifest.json");
+    std::fs::write(&manifest, json!({ hash.clone(): query }).to_string()).expect("write");
+    let trusted = Server::start_with(backend, &[("RUNFLOW_TRUSTED_DOCUMENTS", manifest.to_str().unwrap())]).await;
+    let hit = post_raw(&trusted, Some(&viewer), by_hash.clone())
+        .await
+        .json::<Value>()
+        .await
+        .expect("json");
+    assert_eq!(hit["data"]["viewer"]["role"], "viewer", "{hit:#}");
+    let full = trusted.gql(Some(&viewer), query, json!({})).await;
+    assert_eq!(full["data"]["viewer"]["role"], "viewer", "{full:#}");
+    let other = trusted
+        .gql(Some(&viewer), "{ viewer(environment: STAGING) { tenant } }", json!({}))
+        .await;
+    assert_eq!(error_code(&other), "PERSISTED_QUERY_NOT_IN_LIST", "{other:#}");
+    let other_query = "{ __typename }";
+    let apq = json!({ "query": other_query, "extensions": { "persistedQuery": { "version": 1, "sha256Hash": sha256_hex(other_query) } } });
+    let refused = post_raw(&trusted, Some(&viewer), apq)
+        .await
+        .json::<Value>()
+        .await
+        .expect("json");
+    assert_eq!(error_code(&refused), "PERSISTED_QUERY_NOT_IN_LIST", "{refused:#}");
+
+    // A manifest whose key is not its document's hash stops the server at start.
+    std::fs::write(&manifest, json!({ "00".repeat(32): query }).to_string()).expect("write");
+    let output = std::process::Command::new(crate::support::binary())
+        .env_clear()
+        .env("RUNFLOW_DATA_DIR", dir.path())
+        .env("RUNFLOW_TRUSTED_DOCUMENTS", &manifest)
+        .env("RUNFLOW_LISTEN", "127.0.0.1:0")
+        .env("RUNFLOW_WORKERS", "0")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("RUNFLOW_TRUSTED_DOCUMENTS"), "{stderr}");
+}
+
 on_both_backends!(
     fields_come_back_in_query_order,
-    costly_operations_are_refused_with_their_cost
+    costly_operations_are_refused_with_their_cost,
+    graphql_over_http_follows_the_spec,
+    the_legacy_websocket_subprotocol_is_refused,
+    cors_and_public_deployment_switches,
+    persisted_operations,
 );
+
+/// The graphql-http audit (`tests/http-audit/audit.mjs`): no error, no warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Node.js and `npm ci --prefix tests/http-audit` (.ci/run installs them)"]
+async fn the_graphql_http_audit_passes() {
+    let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/http-audit");
+    assert!(
+        std::path::Path::new(directory)
+            .join("node_modules/graphql-http")
+            .exists(),
+        "run `npm ci --prefix tests/http-audit` first"
+    );
+    let server = Server::start(Backend::Sqlite).await;
+    let output = tokio::process::Command::new("node")
+        .arg("audit.mjs")
+        .current_dir(directory)
+        .env("RUNFLOW_URL", &server.url)
+        .output()
+        .await
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: Value = serde_json::from_str(stdout.trim()).expect("JSON summary");
+    assert_eq!(summary["warn"], json!([]), "{summary:#}");
+    assert_eq!(summary["error"], json!([]), "{summary:#}");
+    assert!(summary["ok"].as_u64().unwrap_or(0) >= 50, "{summary:#}");
+}

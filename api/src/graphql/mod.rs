@@ -25,6 +25,7 @@ mod runtime_tokens;
 mod sessions;
 mod shared;
 mod subscriptions;
+pub mod syntax;
 mod traces;
 mod triggers;
 mod viewer;
@@ -85,6 +86,7 @@ pub fn build_schema(services: Services, config: &Config) -> RunflowSchema {
     let builder = builder()
         .data(services)
         .extension(errors::ErrorCodes)
+        .extension(syntax::ReadableSyntaxErrors)
         .extension(order::FieldOrder)
         // Registered before access control, so an operation is authorised before it is costed.
         .extension(cost::CostControl(config.cost_limits()))
