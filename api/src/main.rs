@@ -3,10 +3,12 @@
 //! - `runflow` or `runflow serve`: serve the API (the default).
 //! - `runflow token --tenant T --role R [--ttl 1h]`: print a bearer token.
 //! - `runflow schema`: print the GraphQL SDL (what `schema.graphql` holds).
+//! - `runflow trusted-documents PATH...`: print the trusted-documents manifest of `.graphql` files.
+//! - `runflow completions SHELL`: print a shell completion script.
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use runflow::app::{App, token_service};
 use runflow::auth::Role;
 use runflow::config::{Config, LogFormat};
@@ -51,6 +53,18 @@ enum Command {
     Worker,
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Print the manifest for RUNFLOW_TRUSTED_DOCUMENTS ({"<sha256>": "<document>"}) of the
+    /// given `.graphql` files and folders (each file is one document, as clients send it).
+    TrustedDocuments {
+        /// Files or folders (searched for *.graphql, recursively).
+        #[arg(required = true)]
+        paths: Vec<std::path::PathBuf>,
+    },
+    /// Print a completion script for your shell (e.g. `runflow completions bash > /etc/bash_completion.d/runflow`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn parse_role(value: &str) -> Result<Role, String> {
@@ -93,6 +107,11 @@ async fn main() -> ExitCode {
         }
         Command::Schema => {
             print!("{}", runflow::graphql::sdl());
+            Ok(())
+        }
+        Command::TrustedDocuments { paths } => trusted_documents(&paths),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "runflow", &mut std::io::stdout());
             Ok(())
         }
     };
@@ -140,7 +159,55 @@ fn token(
     environment: Option<entity::Environment>,
 ) -> anyhow::Result<()> {
     config.validate()?;
+    // Never generate a secret here: a token signed with a new secret would be rejected by the
+    // server, which uses the secret of its own data directory.
+    let secret_file = config.data_dir.join("jwt-secret");
+    if config.jwt_algorithm == runflow::config::JwtAlgorithm::Hs256
+        && config.jwt_secret.is_none()
+        && !secret_file.exists()
+    {
+        anyhow::bail!(
+            "no token secret at {}: run `runflow token` where the server keeps its data, or pass \
+             --data-dir (RUNFLOW_DATA_DIR) or RUNFLOW_JWT_SECRET as the server has them",
+            secret_file.display()
+        );
+    }
     let (tokens, _) = token_service(config)?;
     println!("{}", tokens.mint(subject, tenant, role, ttl, environment)?);
+    Ok(())
+}
+
+fn trusted_documents(paths: &[std::path::PathBuf]) -> anyhow::Result<()> {
+    let mut files = Vec::new();
+    for path in paths {
+        collect_graphql_files(path, &mut files)?;
+    }
+    files.sort();
+    let mut manifest = serde_json::Map::new();
+    for file in files {
+        let document =
+            std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+        async_graphql::parser::parse_query(&document)
+            .map_err(|e| anyhow::anyhow!("{} is not a GraphQL document: {e}", file.display()))?;
+        manifest.insert(
+            runflow::http::persisted::document_hash(&document),
+            serde_json::Value::String(document),
+        );
+    }
+    println!("{}", serde_json::to_string_pretty(&manifest)?);
+    Ok(())
+}
+
+fn collect_graphql_files(path: &std::path::Path, files: &mut Vec<std::path::PathBuf>) -> anyhow::Result<()> {
+    if path.is_dir() {
+        let entries = std::fs::read_dir(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        for entry in entries {
+            collect_graphql_files(&entry?.path(), files)?;
+        }
+    } else if path.extension().is_some_and(|ext| ext == "graphql") {
+        files.push(path.to_path_buf());
+    } else if !path.exists() {
+        anyhow::bail!("{} does not exist", path.display());
+    }
     Ok(())
 }

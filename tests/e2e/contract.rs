@@ -649,6 +649,8 @@ on_both_backends!(
     the_legacy_websocket_subprotocol_is_refused,
     cors_and_public_deployment_switches,
     persisted_operations,
+    cli_operations_run_in_trusted_documents_mode,
+    cli_contract,
 );
 
 /// The graphql-http audit (`tests/http-audit/audit.mjs`): no error, no warning.
@@ -680,4 +682,124 @@ async fn the_graphql_http_audit_passes() {
     assert_eq!(summary["warn"], json!([]), "{summary:#}");
     assert_eq!(summary["error"], json!([]), "{summary:#}");
     assert!(summary["ok"].as_u64().unwrap_or(0) >= 50, "{summary:#}");
+}
+
+fn rf() -> std::process::Command {
+    let path = std::path::Path::new(crate::support::binary()).with_file_name("rf");
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        path.display()
+    );
+    let mut command = std::process::Command::new(path);
+    command
+        .env_remove("RUNFLOW_URL")
+        .env_remove("RUNFLOW_TOKEN")
+        .stdin(std::process::Stdio::null());
+    command
+}
+
+/// The CLI's operations are the registered set: generated into a manifest by
+/// `runflow trusted-documents`, they run on a server in trusted-documents mode.
+async fn cli_operations_run_in_trusted_documents_mode(backend: Backend) {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let mut sources = vec![format!("{root}/cli/src/queries")];
+    let dashboard = format!("{root}/dashboard/operations");
+    if std::path::Path::new(&dashboard).exists() {
+        sources.push(dashboard);
+    }
+    let output = std::process::Command::new(crate::support::binary())
+        .arg("trusted-documents")
+        .args(&sources)
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let manifest: serde_json::Map<String, Value> = serde_json::from_slice(&output.stdout).expect("manifest");
+    assert!(manifest.len() >= 10, "{manifest:#?}");
+    for (hash, document) in &manifest {
+        assert_eq!(hash, &sha256_hex(document.as_str().expect("document")));
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("manifest.json");
+    std::fs::write(&path, &output.stdout).expect("write");
+    let server = Server::start_with(backend, &[("RUNFLOW_TRUSTED_DOCUMENTS", path.to_str().unwrap())]).await;
+    let admin = token(&tenant(), "admin");
+    for args in [
+        vec!["agents", "list"],
+        vec!["releases"],
+        vec!["releases", "--history"],
+        vec!["executions"],
+    ] {
+        let output = rf()
+            .args(&args)
+            .args(["--json", "--url", &server.url, "--token", &admin])
+            .output()
+            .expect("rf");
+        assert!(
+            output.status.success(),
+            "rf {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let other = server
+        .gql(Some(&admin), "{ viewer(environment: STAGING) { tenant } }", json!({}))
+        .await;
+    assert_eq!(error_code(&other), "PERSISTED_QUERY_NOT_IN_LIST");
+}
+
+/// `rf` errors are JSON under --json; shell completions for both binaries; `runflow token`
+/// never invents a secret.
+async fn cli_contract(backend: Backend) {
+    let server = Server::start(backend).await;
+    let config = tempfile::tempdir().expect("dir");
+    let output = rf()
+        .env("RUNFLOW_CONFIG_DIR", config.path())
+        .args(["releases", "--json", "--url", &server.url, "--token", "not-a-token"])
+        .output()
+        .expect("rf");
+    assert!(!output.status.success());
+    let error: Value = serde_json::from_slice(&output.stderr).expect("JSON error on stderr");
+    assert_eq!(error["error"]["code"], "UNAUTHENTICATED", "{error:#}");
+    assert!(error["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    let output = rf()
+        .env("RUNFLOW_CONFIG_DIR", config.path())
+        .args(["releases", "--json"])
+        .output()
+        .expect("rf");
+    let error: Value = serde_json::from_slice(&output.stderr).expect("JSON error on stderr");
+    assert_eq!(error["error"]["code"], "CLI_ERROR", "{error:#}");
+
+    for shell in ["bash", "zsh", "fish"] {
+        let runflow = std::process::Command::new(crate::support::binary())
+            .args(["completions", shell])
+            .output()
+            .expect("run");
+        assert!(runflow.status.success());
+        assert!(
+            String::from_utf8_lossy(&runflow.stdout).contains("trusted-documents"),
+            "{shell}"
+        );
+        let rf = rf().args(["completions", shell]).output().expect("rf");
+        assert!(rf.status.success());
+        assert!(String::from_utf8_lossy(&rf.stdout).contains("rollback"), "{shell}");
+    }
+
+    // `runflow token` in a folder without the data directory.
+    let empty = tempfile::tempdir().expect("dir");
+    let output = std::process::Command::new(crate::support::binary())
+        .current_dir(empty.path())
+        .env_clear()
+        .args(["token", "--tenant", "acme", "--role", "viewer"])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("runflow-data/jwt-secret") && stderr.contains("--data-dir"),
+        "{stderr}"
+    );
+    assert!(
+        !empty.path().join("runflow-data").exists(),
+        "no data directory was created"
+    );
 }
