@@ -803,3 +803,84 @@ async fn cli_contract(backend: Backend) {
         "no data directory was created"
     );
 }
+
+/// The real OpenTelemetry Python exporter (OTLP/HTTP protobuf) against the runtime endpoint;
+/// JSON still works; other content types get 415.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the Python exporter: python3 -m venv tests/otlp-exporter/.venv && \
+            tests/otlp-exporter/.venv/bin/pip install -r tests/otlp-exporter/requirements.txt (.ci/run does)"]
+async fn the_opentelemetry_protobuf_exporter_is_accepted() {
+    let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/otlp-exporter");
+    let python = std::path::Path::new(directory).join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "create the exporter's venv first (see the ignore reason)"
+    );
+    let server = Server::start(Backend::Sqlite).await;
+    let tenant = tenant();
+    let runtime = crate::support::runtime_token(&tenant, "staging");
+    let output = tokio::process::Command::new(&python)
+        .arg("export.py")
+        .current_dir(directory)
+        .env("RUNFLOW_URL", &server.url)
+        .env("RUNTIME_TOKEN", &runtime)
+        .output()
+        .await
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let exported: Value = serde_json::from_str(stdout.trim()).expect("JSON line");
+    assert_eq!(exported["result"], "SUCCESS");
+
+    let viewer = token(&tenant, "viewer");
+    let data = server
+        .data(
+            &viewer,
+            "{ traces(environment: STAGING, first: 5) { nodes { name spans(first: 10) { nodes { name kind parentId inputTokens outputTokens attributes } } } } }",
+            json!({}),
+        )
+        .await;
+    let traces = data["traces"]["nodes"].as_array().expect("traces");
+    assert_eq!(traces.len(), 1, "{data:#}");
+    let spans = traces[0]["spans"]["nodes"].as_array().expect("spans");
+    assert_eq!(spans.len(), 2, "{data:#}");
+    let llm = spans.iter().find(|s| s["name"] == "chat gpt").expect("the child span");
+    assert_eq!(llm["kind"], "LLM");
+    assert_eq!(
+        (llm["inputTokens"].as_i64(), llm["outputTokens"].as_i64()),
+        (Some(12), Some(34))
+    );
+    assert!(!llm["parentId"].is_null());
+    assert_eq!(llm["attributes"]["otel.trace_id"], exported["traceId"]);
+    assert_eq!(llm["attributes"]["resource.service.name"], "support-bot");
+    assert_eq!(llm["attributes"]["gen_ai.request.model"], "test-model");
+
+    // Other content types: 415 with the documented body.
+    let refused = server
+        .http()
+        .post(format!("{}/v1/runtime/otlp/v1/traces", server.url))
+        .bearer_auth(&runtime)
+        .header("content-type", "text/plain")
+        .body("spans")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(refused.status(), 415);
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(error_code(&body), "UNSUPPORTED_MEDIA_TYPE");
+    // A body that is not protobuf: 400, nothing recorded.
+    let garbage = server
+        .http()
+        .post(format!("{}/v1/runtime/otlp/v1/traces", server.url))
+        .bearer_auth(&runtime)
+        .header("content-type", "application/x-protobuf")
+        .body(vec![0xff_u8; 32])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(garbage.status(), 400);
+}
