@@ -18,11 +18,22 @@ use tracing_subscriber::EnvFilter;
 #[command(
     name = "runflow",
     version,
-    about = "Runflow: the environment-aware GraphQL API for AI agents"
+    about = "Runflow: the environment-aware GraphQL API for AI agents",
+    // Settings from the configuration file come first; a flag given on the command line wins.
+    args_override_self = true
 )]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// A TOML configuration file: the settings of the environment variables, named like them
+    /// (`RUNFLOW_LISTEN` or `listen`). Environment variables and flags take precedence.
+    #[arg(
+        long = "config",
+        env = "RUNFLOW_CONFIG",
+        value_name = "RUNFLOW_CONFIG",
+        global = true
+    )]
+    config_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     config: Config,
 }
@@ -77,8 +88,11 @@ fn parse_environment(value: &str) -> Result<entity::Environment, String> {
 
 fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    // Colour codes only on a terminal: a log file or collector gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -88,7 +102,14 @@ fn init_tracing(format: LogFormat) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = match args_with_config_file() {
+        Ok(args) => args,
+        Err(error) => {
+            eprintln!("runflow: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cli = Cli::parse_from(args);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             init_tracing(cli.config.log_format);
@@ -210,4 +231,75 @@ fn collect_graphql_files(path: &std::path::Path, files: &mut Vec<std::path::Path
         anyhow::bail!("{} does not exist", path.display());
     }
     Ok(())
+}
+
+/// The command line with the configuration file's settings inserted before the user's
+/// arguments, as flags, for every setting whose environment variable is not set: clap then
+/// parses and validates them exactly like the variables (flags > environment > file > default).
+fn args_with_config_file() -> anyhow::Result<Vec<std::ffi::OsString>> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut path = std::env::var_os("RUNFLOW_CONFIG").map(std::path::PathBuf::from);
+    for (index, arg) in args.iter().enumerate() {
+        let arg = arg.to_string_lossy();
+        if let Some(value) = arg.strip_prefix("--config=") {
+            path = Some(value.into());
+        } else if arg == "--config"
+            && let Some(value) = args.get(index + 1)
+        {
+            path = Some(value.into());
+        }
+    }
+    let Some(path) = path else {
+        return Ok(args);
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| anyhow::anyhow!("cannot read the configuration file {}: {e}", path.display()))?;
+    let table: toml::Table = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("the configuration file {} is not valid TOML: {e}", path.display()))?;
+    let command = Cli::command();
+    let known: std::collections::HashMap<String, String> = command
+        .get_arguments()
+        .filter_map(|arg| Some((arg.get_env()?.to_str()?.to_string(), arg.get_long()?.to_string())))
+        .filter(|(env, _)| env != "RUNFLOW_CONFIG")
+        .collect();
+    let mut settings = Vec::new();
+    for (key, value) in table {
+        let variable = if key.starts_with("RUNFLOW_") {
+            key.clone()
+        } else {
+            format!("RUNFLOW_{}", key.to_ascii_uppercase())
+        };
+        let Some(long) = known.get(&variable) else {
+            anyhow::bail!(
+                "the configuration file {} has an unknown setting `{key}` (settings are named like \
+                 the RUNFLOW_* environment variables, see `runflow --help`)",
+                path.display()
+            );
+        };
+        if std::env::var_os(&variable).is_some() {
+            continue;
+        }
+        let text = match value {
+            toml::Value::String(text) => text,
+            toml::Value::Integer(number) => number.to_string(),
+            toml::Value::Float(number) => number.to_string(),
+            toml::Value::Boolean(flag) => flag.to_string(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|item| match item {
+                    toml::Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            other => anyhow::bail!(
+                "the configuration file {}: `{key}` must be a string, number, boolean or list, not {}",
+                path.display(),
+                other.type_str()
+            ),
+        };
+        settings.push(std::ffi::OsString::from(format!("--{long}={text}")));
+    }
+    args.splice(1..1, settings);
+    Ok(args)
 }

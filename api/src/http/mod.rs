@@ -1,4 +1,5 @@
-//! The HTTP surface: `/graphql` (POST, GET for queries, GraphiQL), `/schema.graphql`,
+//! The HTTP surface: `/graphql` (POST, GET for queries, GraphiQL), `/graphql/ws` and
+//! `/graphql/stream` (subscriptions over WebSocket and server-sent events), `/schema.graphql`,
 //! `/healthz`, `/readyz`; request ids, tracing, body limits, CORS, JSON error bodies
 //! ([`errors`]), graceful shutdown.
 
@@ -7,6 +8,7 @@ pub mod errors;
 pub mod graphql;
 pub mod persisted;
 mod runtime;
+mod sse;
 pub mod ws;
 
 use std::time::Duration;
@@ -31,6 +33,7 @@ pub fn router(app: App) -> Router {
     let router = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/graphql/ws", get(ws::upgrade))
+        .route("/graphql/stream", get(sse::stream).post(sse::stream))
         .nest("/v1/runtime", runtime::router())
         .route(
             "/v1/{tenant}/{environment}/agents/{slug}",
