@@ -318,6 +318,9 @@ impl Config {
         }
         for origin in &self.cors_origins {
             let origin = origin.trim();
+            if origin.is_empty() {
+                continue;
+            }
             let valid = (origin.starts_with("http://") || origin.starts_with("https://"))
                 && !origin
                     .trim_start_matches("https://")

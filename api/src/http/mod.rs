@@ -75,7 +75,9 @@ pub fn router(app: App) -> Router {
 fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     let origins: Vec<header::HeaderValue> = origins
         .iter()
-        .filter_map(|origin| header::HeaderValue::from_str(origin.trim().trim_end_matches('/')).ok())
+        .map(|origin| origin.trim().trim_end_matches('/'))
+        .filter(|origin| !origin.is_empty())
+        .filter_map(|origin| header::HeaderValue::from_str(origin).ok())
         .collect();
     if origins.is_empty() {
         return None;
