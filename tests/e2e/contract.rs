@@ -653,6 +653,7 @@ on_both_backends!(
     cli_contract,
     subscriptions_over_server_sent_events,
     configuration_file,
+    prometheus_metrics,
 );
 
 /// The graphql-http audit (`tests/http-audit/audit.mjs`): no error, no warning.
@@ -1125,4 +1126,95 @@ async fn configuration_file(backend: Backend) {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(expected), "{contents}: {stderr}");
     }
+}
+
+fn metric(text: &str, line_prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| line.starts_with(line_prefix))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+/// Prometheus metrics: requests by route and status, GraphQL operations by name and code,
+/// open WebSockets, executions by status.
+async fn prometheus_metrics(backend: Backend) {
+    let server = Server::start(backend).await;
+    let tenant = tenant();
+    let viewer = token(&tenant, "viewer");
+    for _ in 0..3 {
+        server
+            .data(
+                &viewer,
+                "query Dashboard { viewer(environment: STAGING) { role } }",
+                json!({}),
+            )
+            .await;
+    }
+    server
+        .gql(
+            None,
+            "query Dashboard { viewer(environment: STAGING) { role } }",
+            json!({}),
+        )
+        .await;
+    crate::support::deploy(&server, &token(&tenant, "developer"), "bot", "print(1)\n", "m").await;
+    let (status, _) = server
+        .runtime(
+            &crate::support::runtime_token(&tenant, "staging"),
+            reqwest::Method::POST,
+            "/executions",
+            Some(json!({ "agent": "bot" })),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let mut ws = server.websocket(None).await;
+    // Acknowledged: the server's side of the socket is running (and counted).
+    ws.init(&viewer).await;
+    let response = server
+        .http()
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.expect("body");
+    assert_eq!(
+        metric(
+            &text,
+            r#"runflow_graphql_operations_total{code="OK",operation="Dashboard"}"#
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"runflow_graphql_operations_total{code="UNAUTHENTICATED",operation="Dashboard"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    let posts = metric(
+        &text,
+        r#"runflow_http_requests_total{method="POST",route="/graphql",status="200"}"#,
+    );
+    assert!(posts.is_some_and(|n| n >= 5.0), "{text}");
+    assert!(
+        text.contains(r#"runflow_http_request_duration_seconds_bucket{method="POST",route="/graphql",le="0.005"}"#),
+        "{text}"
+    );
+    assert_eq!(metric(&text, "runflow_websockets_open "), Some(1.0), "{text}");
+    let executions: f64 = text
+        .lines()
+        .filter(|line| line.starts_with("runflow_executions{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(executions, 1.0, "{text}");
+    assert!(text.contains("runflow_execution_queue_depth "), "{text}");
 }

@@ -156,6 +156,8 @@ async fn execute(app: &App, headers: &HeaderMap, media: MediaType, body: Body) -
                 .into(),
         );
     }
+    // For metrics: the name sent, else the name of the document's single operation.
+    let operation_name = body.operation_name.clone().or_else(|| single_operation_name(&query));
     let mut request = async_graphql::Request::new(query);
     if let Some(name) = body.operation_name {
         request = request.operation_name(name);
@@ -170,6 +172,8 @@ async fn execute(app: &App, headers: &HeaderMap, media: MediaType, body: Body) -
         request = request.data(crate::graphql::IdempotencyKey(key.to_string()));
     }
     let response = app.schema.execute(request).await;
+    let code = response.errors.first().and_then(error_code);
+    super::metrics::graphql_operation(operation_name.as_deref(), code.as_deref().unwrap_or("OK"));
     respond(media, response)
 }
 
@@ -298,6 +302,16 @@ pub async fn get(
         return response;
     }
     execute(&app, &headers, media, body).await
+}
+
+fn single_operation_name(query: &str) -> Option<String> {
+    match async_graphql::parser::parse_query(query).ok()?.operations {
+        DocumentOperations::Single(_) => None,
+        DocumentOperations::Multiple(operations) if operations.len() == 1 => {
+            operations.keys().next().map(ToString::to_string)
+        }
+        DocumentOperations::Multiple(_) => None,
+    }
 }
 
 /// The type of the operation a request would run; None when it cannot be told (the engine then

@@ -6,6 +6,7 @@
 mod agents;
 pub mod errors;
 pub mod graphql;
+pub mod metrics;
 pub mod persisted;
 mod runtime;
 mod sse;
@@ -46,7 +47,10 @@ pub fn router(app: App) -> Router {
         .route("/schema.graphql", get(schema_sdl))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics::scrape))
         .fallback(errors::not_found)
+        // Inside the router, so each request is labelled with its matched route.
+        .route_layer(axum::middleware::from_fn(metrics::track))
         .with_state(app.clone())
         .layer(DefaultBodyLimit::max(max_body))
         .layer(RequestBodyLimitLayer::new(max_body))

@@ -112,6 +112,8 @@ pub async fn stream(
         .unwrap_or(0);
     let expiry = tokio::time::sleep(Duration::from_secs(expires_at.saturating_sub(now)));
     let events = async_stream::stream! {
+        // Counted while the stream lives (dropped when the client goes away).
+        let _active = ActiveSubscription::start();
         tokio::pin!(expiry);
         loop {
             tokio::select! {
@@ -141,4 +143,24 @@ fn next_event(response: &async_graphql::Response) -> Event {
     Event::default()
         .event("next")
         .data(serde_json::to_string(response).unwrap_or_default())
+}
+
+/// Keeps `runflow_subscriptions_active{transport="sse"}` while alive.
+struct ActiveSubscription;
+
+impl ActiveSubscription {
+    fn start() -> Self {
+        if let Some(metrics) = super::metrics::METRICS.as_ref() {
+            metrics.subscriptions_active.with_label_values(&["sse"]).inc();
+        }
+        ActiveSubscription
+    }
+}
+
+impl Drop for ActiveSubscription {
+    fn drop(&mut self) {
+        if let Some(metrics) = super::metrics::METRICS.as_ref() {
+            metrics.subscriptions_active.with_label_values(&["sse"]).dec();
+        }
+    }
 }
