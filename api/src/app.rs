@@ -34,6 +34,8 @@ pub struct App {
     pub services: Services,
     pub schema: RunflowSchema,
     pub config: Config,
+    /// Automatic persisted queries and the trusted-documents manifest.
+    pub persisted: Arc<crate::http::persisted::PersistedQueries>,
     /// Becomes `true` when the server shuts down (long-lived connections close then).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     shutdown_sender: Arc<tokio::sync::watch::Sender<bool>>,
@@ -167,6 +169,9 @@ impl App {
 
     fn assemble(config: Config, db: Db, keys: (TokenService, bool, SecretBox)) -> anyhow::Result<Self> {
         let (tokens, generated, secret_box) = keys;
+        let persisted = Arc::new(crate::http::persisted::PersistedQueries::new(
+            config.trusted_documents.as_deref(),
+        )?);
         if generated {
             let token = tokens.mint(
                 "admin",
@@ -229,6 +234,7 @@ impl App {
             services,
             schema,
             config,
+            persisted,
             shutdown,
             shutdown_sender: Arc::new(shutdown_sender),
             signin_token,

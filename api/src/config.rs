@@ -108,14 +108,69 @@ pub struct Config {
     )]
     pub max_query_depth: usize,
 
-    /// Highest accepted GraphQL query complexity (one point per field, lists multiply by `first`).
+    /// Highest accepted GraphQL operation cost (one point per field and object; lists multiply
+    /// by `first` or the default page size; see the README's cost model).
     #[arg(
         long,
         env = "RUNFLOW_MAX_QUERY_COMPLEXITY",
         value_name = "RUNFLOW_MAX_QUERY_COMPLEXITY",
-        default_value_t = 5000
+        default_value_t = 10_000
     )]
     pub max_query_complexity: usize,
+
+    /// Most aliases one GraphQL operation may use.
+    #[arg(
+        long,
+        env = "RUNFLOW_MAX_ALIASES",
+        value_name = "RUNFLOW_MAX_ALIASES",
+        default_value_t = 30
+    )]
+    pub max_aliases: usize,
+
+    /// Most root fields one GraphQL operation may select.
+    #[arg(
+        long,
+        env = "RUNFLOW_MAX_ROOT_FIELDS",
+        value_name = "RUNFLOW_MAX_ROOT_FIELDS",
+        default_value_t = 20
+    )]
+    pub max_root_fields: usize,
+
+    /// Whether GraphQL introspection (and `GET /schema.graphql`) is served. Turn it off for a
+    /// public production deployment; clients then use the published `schema.graphql`.
+    #[arg(
+        long,
+        env = "RUNFLOW_INTROSPECTION",
+        value_name = "RUNFLOW_INTROSPECTION",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub introspection: bool,
+
+    /// Whether `GET /graphql` from a browser serves the GraphiQL IDE.
+    #[arg(
+        long,
+        env = "RUNFLOW_GRAPHIQL",
+        value_name = "RUNFLOW_GRAPHIQL",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub graphiql: bool,
+
+    /// Origins (comma-separated, e.g. `https://app.example.com`) whose browser pages may call
+    /// the API (CORS). Default: none, same-origin only.
+    #[arg(
+        long,
+        env = "RUNFLOW_CORS_ORIGINS",
+        value_name = "RUNFLOW_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+
+    /// Trusted-documents mode: a JSON manifest `{"<sha256 hex>": "<document>"}`; only the
+    /// operations it lists run (sent by hash or in full). Default: any operation runs.
+    #[arg(long, env = "RUNFLOW_TRUSTED_DOCUMENTS", value_name = "RUNFLOW_TRUSTED_DOCUMENTS")]
+    pub trusted_documents: Option<PathBuf>,
 
     /// How long the event log keeps events (resuming from an older cursor fails with
     /// CURSOR_EXPIRED).
@@ -392,6 +447,15 @@ impl Config {
         self.agent_api_url.clone().unwrap_or_else(|| self.public_url())
     }
 
+    /// The limits of the cost model (see `graphql::cost`).
+    pub fn cost_limits(&self) -> crate::graphql::cost::CostLimits {
+        crate::graphql::cost::CostLimits {
+            max_cost: self.max_query_complexity as u64,
+            max_aliases: self.max_aliases as u64,
+            max_root_fields: self.max_root_fields as u64,
+        }
+    }
+
     /// Checks what clap cannot: values that depend on each other.
     pub fn validate(&self) -> anyhow::Result<()> {
         if let Some(url) = &self.database_url
@@ -435,6 +499,24 @@ impl Config {
                 "with RUNFLOW_RUNNER_SANDBOX=bwrap, RUNFLOW_AGENT_API_URL must be an http:// URL the worker reaches \
                  (runs reach it through a forwarder, not with TLS); got {url:?}"
             );
+        }
+        for origin in &self.cors_origins {
+            let origin = origin.trim();
+            if origin.is_empty() {
+                continue;
+            }
+            let valid = (origin.starts_with("http://") || origin.starts_with("https://"))
+                && !origin
+                    .trim_start_matches("https://")
+                    .trim_start_matches("http://")
+                    .contains('/')
+                && axum::http::HeaderValue::from_str(origin).is_ok();
+            if !valid {
+                anyhow::bail!(
+                    "RUNFLOW_CORS_ORIGINS must list origins like https://app.example.com (scheme and host, \
+                     no path), got {origin:?}"
+                );
+            }
         }
         if self.max_query_depth < 4 {
             anyhow::bail!("RUNFLOW_MAX_QUERY_DEPTH must be at least 4");

@@ -1,7 +1,8 @@
 //! `rf`: the Runflow command line.
 //!
 //! Human-readable output by default, `--json` for scripts. On failure it prints
-//! `error: CODE: message` on stderr and exits with status 1 (2 for usage errors).
+//! `error: CODE: message` on stderr (under `--json`: `{"error": {"code", "message"}}`) and
+//! exits with status 1 (2 for usage errors). Local failures have the code `CLI_ERROR`.
 
 mod agents;
 mod client;
@@ -62,8 +63,13 @@ enum Command {
         #[arg(long)]
         session: Option<String>,
     },
-    /// What staging has that production lacks.
-    Releases,
+    /// What staging has that production lacks (pending changes); with --history, the releases
+    /// published to production, newest first (their numbers are what `rf rollback` takes).
+    Releases {
+        /// Show the release history instead of the pending changes.
+        #[arg(long)]
+        history: bool,
+    },
     /// Publish staging changes to production.
     Publish {
         /// Publish everything pending.
@@ -95,6 +101,11 @@ enum Command {
         follow: bool,
         #[arg(long, value_enum, default_value = "staging")]
         environment: Env,
+    },
+    /// Print a completion script for your shell (e.g. `rf completions zsh > ~/.zfunc/_rf`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -201,7 +212,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             input_file,
             session,
         } => agents::test(&global, input, input_file, session).await,
-        Command::Releases => releases::pending(&global).await,
+        Command::Releases { history: false } => releases::pending(&global).await,
+        Command::Releases { history: true } => releases::history(&global).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "rf", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Publish { all, items, note, yes } => releases::publish(&global, all, items, note, yes).await,
         Command::Rollback {
             release,
@@ -216,12 +233,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json = cli.global.json;
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            match error.downcast_ref::<ApiFailure>() {
-                Some(failure) => eprintln!("error: {failure}"),
-                None => eprintln!("error: {error:#}"),
+            let (code, message) = match error.downcast_ref::<ApiFailure>() {
+                Some(failure) => (failure.code.clone(), failure.message.clone()),
+                None => ("CLI_ERROR".to_string(), format!("{error:#}")),
+            };
+            if json {
+                // Under --json, errors are JSON too (on stderr; stdout stays for results).
+                eprintln!(
+                    "{}",
+                    serde_json::json!({ "error": { "code": code, "message": message } })
+                );
+            } else {
+                eprintln!("error: {code}: {message}");
             }
             ExitCode::FAILURE
         }

@@ -23,6 +23,42 @@ pub async fn pending(global: &Global) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `rf releases --history`: the releases of production, newest first.
+pub async fn history(global: &Global) -> anyhow::Result<()> {
+    let client = Client::resolve(global.url.clone(), global.token.clone())?;
+    let (data, raw) = client.run_raw::<Releases>(operations::releases::Variables {}).await?;
+    let releases: Vec<_> = data.releases.edges.into_iter().map(|e| e.node).collect();
+    let json: Vec<serde_json::Value> = raw["releases"]["edges"]
+        .as_array()
+        .map(|edges| edges.iter().map(|e| e["node"].clone()).collect())
+        .unwrap_or_default();
+    emit(global, serde_json::Value::Array(json), || {
+        if releases.is_empty() {
+            return "No releases yet: production has never been published to.".to_string();
+        }
+        releases
+            .iter()
+            .map(|r| {
+                let note = if r.note.is_empty() {
+                    String::new()
+                } else {
+                    format!("  {}", r.note)
+                };
+                format!(
+                    "#{:<4} {:<9?} {:>3} item(s)  {}  by {}{note}",
+                    r.number,
+                    r.kind,
+                    r.items.len(),
+                    r.created_at,
+                    r.created_by
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(())
+}
+
 fn publish_input(items: Vec<(String, Option<String>)>, note: Option<String>) -> operations::publish::PublishInput {
     operations::publish::PublishInput {
         items: Some(
@@ -134,7 +170,7 @@ pub async fn rollback(
         .map(|e| &e.node)
         .find(|r| r.id == release || r.number.to_string() == release)
     else {
-        bail!("no release {release} (see the release numbers with `rf releases --json` history or the dashboard)");
+        bail!("no release {release} (see the release numbers with `rf releases --history`)");
     };
     if !confirm(
         &format!("Roll production back to before release #{}?", target.number),

@@ -220,6 +220,21 @@ async fn the_cli_workflow_from_deploy_to_promotion(backend: Backend) {
         Some(1),
         "the second version is pending again"
     );
+    // The history, newest first, with the numbers `rf rollback` takes.
+    let history = rf.json(&["releases", "--history"]);
+    let numbers: Vec<i64> = history
+        .as_array()
+        .expect("releases")
+        .iter()
+        .filter_map(|r| r["number"].as_i64())
+        .collect();
+    assert!(
+        numbers.len() >= 3 && numbers.windows(2).all(|w| w[0] > w[1]),
+        "{history:#}"
+    );
+    assert_eq!(history[0]["kind"], "ROLLBACK");
+    let text = rf.ok(&["releases", "--history"]);
+    assert!(text.contains(&format!("#{}", numbers[0])), "{text}");
 
     // Follow executions live.
     let mut follow = rf

@@ -15,6 +15,7 @@ mod cli;
 mod concurrency;
 mod config_and_tokens;
 mod connectors_and_triggers;
+mod contract;
 mod dashboard;
 mod faults;
 mod http;

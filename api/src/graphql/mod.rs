@@ -11,12 +11,14 @@ pub mod access;
 mod agents;
 mod connectors;
 pub mod context;
+pub mod cost;
 pub mod errors;
 mod executions;
 pub mod ids;
 pub mod loaders;
 mod memory;
 mod node;
+pub mod order;
 mod pagination;
 mod payloads;
 mod prompts;
@@ -27,6 +29,7 @@ pub mod scalars;
 mod sessions;
 mod shared;
 mod subscriptions;
+pub mod syntax;
 mod traces;
 mod triggers;
 mod viewer;
@@ -88,16 +91,23 @@ fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, subscriptions::Sub
 
 /// The schema served by the API.
 pub fn build_schema(services: Services, config: &Config) -> RunflowSchema {
-    builder()
+    let builder = builder()
         .data(services)
         .extension(errors::ErrorCodes)
+        .extension(syntax::ReadableSyntaxErrors)
+        .extension(order::FieldOrder)
+        // Registered before access control, so an operation is authorised before it is costed.
+        .extension(cost::CostControl(config.cost_limits()))
         .extension(access::AccessControl)
         .limit_depth(config.max_query_depth)
-        .limit_complexity(config.max_query_complexity)
         .limit_recursive_depth(32)
         .limit_directives(16)
-        .disable_suggestions()
-        .finish()
+        .disable_suggestions();
+    if config.introspection {
+        builder.finish()
+    } else {
+        builder.disable_introspection().finish()
+    }
 }
 
 /// Attaches what resolvers need to a request: who is calling and, for an authenticated

@@ -44,6 +44,9 @@ enum Outgoing {
 }
 
 pub async fn upgrade(State(app): State<App>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    if let Some(refusal) = refuse_other_subprotocols(&headers) {
+        return refusal;
+    }
     let header_auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -60,6 +63,39 @@ pub async fn upgrade(State(app): State<App>, headers: HeaderMap, ws: WebSocketUp
             Connection::new(app, header_auth).run(socket).await;
             OPEN_SOCKETS.fetch_sub(1, Ordering::SeqCst);
         })
+}
+
+/// A client that offers subprotocols, none of them graphql-transport-ws (typically the legacy
+/// `graphql-ws` of subscriptions-transport-ws), is refused with 400 and a reason, instead of
+/// being upgraded without a subprotocol it would misread.
+fn refuse_other_subprotocols(headers: &HeaderMap) -> Option<Response> {
+    let offered: Vec<&str> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    if offered.is_empty() || offered.contains(&PROTOCOL) {
+        return None;
+    }
+    let message = if offered.contains(&"graphql-ws") {
+        "the legacy `graphql-ws` subprotocol (subscriptions-transport-ws) is not supported: use \
+         `graphql-transport-ws` (the `graphql-ws` npm client, version 5 or later), or server-sent \
+         events at /graphql/stream"
+            .to_string()
+    } else {
+        format!(
+            "unsupported WebSocket subprotocol {}: /graphql/ws speaks `graphql-transport-ws`",
+            offered.join(", ")
+        )
+    };
+    Some(super::errors::http_error(
+        axum::http::StatusCode::BAD_REQUEST,
+        "UNSUPPORTED_SUBPROTOCOL",
+        &message,
+    ))
 }
 
 struct Connection {
