@@ -30,6 +30,8 @@ pub struct App {
     pub services: Services,
     pub schema: RunflowSchema,
     pub config: Config,
+    /// Rate, concurrency and connection limits (see [`crate::http::limits`]).
+    pub limits: Arc<crate::http::limits::Limits>,
     /// Becomes `true` when the server shuts down (long-lived connections close then).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     shutdown_sender: Arc<tokio::sync::watch::Sender<bool>>,
@@ -173,9 +175,11 @@ impl App {
         };
         let schema = graphql::build_schema(services.clone(), &config);
         let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
+        let limits = crate::http::limits::Limits::new(&config);
         Ok(App {
             services,
             schema,
+            limits,
             config,
             shutdown,
             shutdown_sender: Arc::new(shutdown_sender),

@@ -3,6 +3,7 @@
 
 mod agents;
 mod graphql;
+pub mod limits;
 mod runtime;
 pub mod ws;
 
@@ -38,6 +39,7 @@ pub fn router(app: App) -> Router {
         .route("/schema.graphql", get(schema_sdl))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), limits::enforce))
         .with_state(app)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(RequestBodyLimitLayer::new(max_body))
