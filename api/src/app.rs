@@ -176,6 +176,10 @@ impl App {
         let schema = graphql::build_schema(services.clone(), &config);
         let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
         let limits = crate::http::limits::Limits::new(&config);
+        crate::domain::releases::diff::configure(crate::domain::releases::diff::DiffLimits {
+            timeout: config.diff_timeout,
+            ..Default::default()
+        });
         Ok(App {
             services,
             schema,

@@ -37,6 +37,10 @@ pub enum Error {
     /// A live subscription fell behind its buffer and was ended; resume from the last cursor.
     #[error("{0}")]
     SlowConsumer(String),
+    /// A field of the request is larger than its limit; the message names the field and the
+    /// limit (HTTP 413).
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// Anything unexpected (database down, bug). Never shown to callers beyond its id.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -54,6 +58,7 @@ impl Error {
             Error::Conflict(_) => "CONFLICT",
             Error::CursorExpired(_) => "CURSOR_EXPIRED",
             Error::SlowConsumer(_) => "SLOW_CONSUMER",
+            Error::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Error::Internal(_) => "INTERNAL",
         }
     }

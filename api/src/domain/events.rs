@@ -167,38 +167,71 @@ pub async fn start_cursor(db: &Db, tenant: &Tenant, after: Option<&str>) -> Resu
     Ok(seq)
 }
 
-/// Deletes events older than `before`; remembers the highest deleted seq per tenant so that
-/// resuming from an older cursor fails clearly instead of skipping events.
+/// Events deleted per pruning transaction: each write transaction stays short, so pruning a
+/// large backlog never holds the tenant's event counter (or SQLite's write lock) for long.
+pub const PRUNE_BATCH: u64 = 1000;
+
+/// Deletes events older than `before`, oldest first, in transactions of at most
+/// [`PRUNE_BATCH`] events; remembers the highest deleted seq per tenant so that resuming from
+/// an older cursor fails clearly instead of skipping events. Returns how many were deleted.
 pub async fn prune(db: &Db, before: DateTime<Utc>) -> Result<u64> {
+    let mut deleted = 0;
+    loop {
+        let batch = prune_batch(db, before, PRUNE_BATCH).await?;
+        deleted += batch;
+        if batch < PRUNE_BATCH {
+            return Ok(deleted);
+        }
+        // Let other writers in between batches.
+        tokio::task::yield_now().await;
+    }
+}
+
+/// One pruning transaction: at most `limit` of the oldest expired events.
+pub async fn prune_batch(db: &Db, before: DateTime<Utc>, limit: u64) -> Result<u64> {
     let tx = db.begin_write().await?;
-    let pruned: Vec<(String, Option<i64>)> = events::Entity::find()
+    let victims: Vec<(Uuid, String, i64)> = events::Entity::find()
         .select_only()
+        .column(events::Column::Id)
         .column(events::Column::TenantId)
-        .column_as(events::Column::Seq.max(), "max_seq")
+        .column(events::Column::Seq)
         .filter(events::Column::CreatedAt.lt(before))
-        .group_by(events::Column::TenantId)
+        .order_by_asc(events::Column::CreatedAt)
+        .limit(limit)
         .into_tuple()
         .all(&tx)
         .await?;
-    for (tenant, max_seq) in &pruned {
-        if let Some(max_seq) = max_seq {
-            event_counters::Entity::update_many()
-                .col_expr(
-                    event_counters::Column::PrunedThrough,
-                    sea_orm::sea_query::Expr::value(*max_seq),
-                )
-                .filter(event_counters::Column::TenantId.eq(tenant.as_str()))
-                .filter(event_counters::Column::PrunedThrough.lt(*max_seq))
-                .exec(&tx)
-                .await?;
-        }
+    if victims.is_empty() {
+        tx.commit().await?;
+        return Ok(0);
     }
-    let deleted = events::Entity::delete_many()
-        .filter(events::Column::CreatedAt.lt(before))
-        .exec(&tx)
-        .await?;
+    let mut highest: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    for (_, tenant, seq) in &victims {
+        let entry = highest.entry(tenant.as_str()).or_insert(*seq);
+        *entry = std::cmp::Ord::max(*entry, *seq);
+    }
+    for (tenant, max_seq) in highest {
+        event_counters::Entity::update_many()
+            .col_expr(
+                event_counters::Column::PrunedThrough,
+                sea_orm::sea_query::Expr::value(max_seq),
+            )
+            .filter(event_counters::Column::TenantId.eq(tenant))
+            .filter(event_counters::Column::PrunedThrough.lt(max_seq))
+            .exec(&tx)
+            .await?;
+    }
+    let ids: Vec<Uuid> = victims.iter().map(|(id, _, _)| *id).collect();
+    let mut deleted = 0;
+    for chunk in ids.chunks(500) {
+        deleted += events::Entity::delete_many()
+            .filter(events::Column::Id.is_in(chunk.iter().copied()))
+            .exec(&tx)
+            .await?
+            .rows_affected;
+    }
     tx.commit().await?;
-    Ok(deleted.rows_affected)
+    Ok(deleted)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ pub mod connectors;
 pub mod credentials;
 pub mod events;
 pub mod executions;
+pub mod ingest;
 pub mod manifest;
 pub mod memory;
 pub mod pagination;

@@ -44,6 +44,9 @@ impl Filter {
     }
 }
 
+/// Events read from the log per query when replaying or catching up.
+const REPLAY_PAGE: u64 = 500;
+
 /// Replays the log after the start cursor, then follows the live feed, in seq order.
 async fn feed(
     services: &Services,
@@ -56,37 +59,42 @@ async fn feed(
     let mut last = events::start_cursor(&services.db, &scope.tenant, after.as_deref()).await?;
     let db = services.db.clone();
     Ok(async_stream::try_stream! {
-        loop {
-            let batch = events::after(&db.conn, scope.tenant.id(), last, 500).await?;
-            let full = batch.len() == 500;
-            for event in batch {
-                last = event.seq;
-                if filter.matches(&scope, &event) {
-                    yield Arc::new(event);
-                }
-            }
-            if !full {
-                break;
-            }
-        }
-        loop {
-            match live.recv().await {
-                Ok(event) => {
-                    if event.tenant_id != scope.tenant.id() || event.seq <= last {
-                        continue;
-                    }
+        'feed: loop {
+            // Replay (and catch up) from the log, a page at a time: an old cursor never loads
+            // the whole history at once.
+            loop {
+                let batch = events::after(&db.conn, scope.tenant.id(), last, REPLAY_PAGE).await?;
+                let full = batch.len() as u64 == REPLAY_PAGE;
+                for event in batch {
                     last = event.seq;
                     if filter.matches(&scope, &event) {
-                        yield event;
+                        yield Arc::new(event);
                     }
                 }
-                Err(RecvError::Lagged(missed)) => {
-                    Err(Error::SlowConsumer(format!(
-                        "this subscription fell {missed} events behind and was ended; \
-                         subscribe again with `after` set to the last cursor you received"
-                    )))?;
+                if !full {
+                    break;
                 }
-                Err(RecvError::Closed) => break,
+            }
+            loop {
+                match live.recv().await {
+                    Ok(event) => {
+                        if event.tenant_id != scope.tenant.id() || event.seq <= last {
+                            continue;
+                        }
+                        if event.seq > last + 1 {
+                            // A gap (an event of this tenant not seen here yet): the log has it.
+                            continue 'feed;
+                        }
+                        last = event.seq;
+                        if filter.matches(&scope, &event) {
+                            yield event;
+                        }
+                    }
+                    // This process's feed moved on faster than we read it: the log still has
+                    // everything after our cursor, so catch up from there.
+                    Err(RecvError::Lagged(_)) => continue 'feed,
+                    Err(RecvError::Closed) => break 'feed,
+                }
             }
         }
     })
