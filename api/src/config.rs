@@ -183,11 +183,21 @@ pub struct Config {
     pub rate_limit_ws_connects: crate::http::limits::RateSpec,
 
     /// Open WebSockets one tenant may hold on this process (0: no cap).
-    #[arg(long, env = "RUNFLOW_WS_MAX_CONNECTIONS_PER_TENANT", value_name = "RUNFLOW_WS_MAX_CONNECTIONS_PER_TENANT", default_value_t = 2000)]
+    #[arg(
+        long,
+        env = "RUNFLOW_WS_MAX_CONNECTIONS_PER_TENANT",
+        value_name = "RUNFLOW_WS_MAX_CONNECTIONS_PER_TENANT",
+        default_value_t = 2000
+    )]
     pub ws_max_connections_per_tenant: usize,
 
     /// Requests this process handles at once (WebSockets excluded); beyond it: a fast 503.
-    #[arg(long, env = "RUNFLOW_MAX_CONCURRENT_REQUESTS", value_name = "RUNFLOW_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
+    #[arg(
+        long,
+        env = "RUNFLOW_MAX_CONCURRENT_REQUESTS",
+        value_name = "RUNFLOW_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 256
+    )]
     pub max_concurrent_requests: usize,
 
     /// Longest an HTTP request (including a GraphQL execution) may take before it is stopped
@@ -227,7 +237,12 @@ pub struct Config {
     pub max_span_attributes_bytes: usize,
 
     /// Most spans one request may record.
-    #[arg(long, env = "RUNFLOW_MAX_SPANS_PER_REQUEST", value_name = "RUNFLOW_MAX_SPANS_PER_REQUEST", default_value_t = 1000)]
+    #[arg(
+        long,
+        env = "RUNFLOW_MAX_SPANS_PER_REQUEST",
+        value_name = "RUNFLOW_MAX_SPANS_PER_REQUEST",
+        default_value_t = 1000
+    )]
     pub max_spans_per_request: usize,
 
     /// Agent runs this process executes at once (0: run no workers here, see `runflow worker`).

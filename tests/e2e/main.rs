@@ -15,6 +15,7 @@ mod cli;
 mod config_and_tokens;
 mod connectors_and_triggers;
 mod http;
+mod limits;
 mod live_feed;
 mod prompts;
 mod releases;

@@ -463,6 +463,29 @@ impl Ws {
             .expect("send");
     }
 
+    /// The next protocol message or the close frame, server pings included.
+    pub async fn next_raw(&mut self) -> Frame {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(20), self.socket.next())
+                .await
+                .expect("a message within 20 s");
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    return Frame::Json(serde_json::from_str(text.as_str()).expect("JSON"));
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return frame
+                        .map(|f| Frame::Closed(f.code.into(), f.reason.to_string()))
+                        .unwrap_or(Frame::Closed(1005, String::new()));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Frame::Closed(1006, String::new()),
+            }
+        }
+    }
+
     /// The next protocol message or the close frame (server pings are skipped).
     pub async fn next(&mut self) -> Frame {
         use futures_util::StreamExt;

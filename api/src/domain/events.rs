@@ -375,10 +375,7 @@ pub fn execution_payload(row: &entity::executions::Model) -> Value {
 }
 
 /// The payload of a session event (a message's content is not in it).
-pub fn session_payload(
-    session: &entity::sessions::Model,
-    message: Option<&entity::session_messages::Model>,
-) -> Value {
+pub fn session_payload(session: &entity::sessions::Model, message: Option<&entity::session_messages::Model>) -> Value {
     let session = SessionSummary {
         id: session.id,
         agent_id: session.agent_id,

@@ -54,7 +54,12 @@ impl IngestLimits {
     }
 
     pub fn text(&self, field: &str, text: Option<&str>) -> Result<()> {
-        Self::size(field, text.map_or(0, str::len), self.max_text_bytes, "RUNFLOW_MAX_TEXT_BYTES")
+        Self::size(
+            field,
+            text.map_or(0, str::len),
+            self.max_text_bytes,
+            "RUNFLOW_MAX_TEXT_BYTES",
+        )
     }
 
     /// A batch of spans: their number, then each one's attributes (`spans[i].attributes`).
@@ -90,7 +95,10 @@ mod tests {
             max_span_attributes_bytes: 8,
             max_spans_per_request: 1,
         };
-        let error = limits.output(Some(&Value::String("x".repeat(20)))).err().map(|e| e.to_string());
+        let error = limits
+            .output(Some(&Value::String("x".repeat(20))))
+            .err()
+            .map(|e| e.to_string());
         assert!(error.is_some_and(|e| e.contains("`output`") && e.contains("10 bytes")));
         assert!(limits.text("error", Some("123456")).is_err());
         assert!(limits.text("error", Some("12345")).is_ok());

@@ -448,7 +448,15 @@ impl Subscription {
             execution_id: None,
             session_id: None,
         };
-        subscribe(ctx, environment, filter, after, ("execution", &["input", "output", "log"]), execution_event).await
+        subscribe(
+            ctx,
+            environment,
+            filter,
+            after,
+            ("execution", &["input", "output", "log"]),
+            execution_event,
+        )
+        .await
     }
 
     /// Sessions created and messages added (of one session when `sessionId` is given).
@@ -472,7 +480,15 @@ impl Subscription {
             execution_id: None,
             session_id,
         };
-        subscribe(ctx, environment, filter, after, ("message", &["content"]), session_event).await
+        subscribe(
+            ctx,
+            environment,
+            filter,
+            after,
+            ("message", &["content"]),
+            session_event,
+        )
+        .await
     }
 
     /// Spans as they are recorded (of one execution when `executionId` is given).

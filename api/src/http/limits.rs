@@ -46,7 +46,8 @@ impl RateSpec {
         if text.eq_ignore_ascii_case("off") {
             return Ok(RateSpec { quota: None, text });
         }
-        let bad = || format!("{value:?} is not a rate: write N/s, N/min or N/h, optionally followed by ,burst=B (or off)");
+        let bad =
+            || format!("{value:?} is not a rate: write N/s, N/min or N/h, optionally followed by ,burst=B (or off)");
         let (rate, burst) = match text.split_once(',') {
             Some((rate, burst)) => (rate.trim(), Some(burst.trim())),
             None => (text.as_str(), None),
@@ -200,18 +201,19 @@ impl Limits {
         let Some(limiter) = self.limiter(class) else {
             return Ok(());
         };
-        limiter
-            .check_key(&tenant.to_string())
-            .map_err(|not_until| RateLimited {
-                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
-                class,
-            })
+        limiter.check_key(&tenant.to_string()).map_err(|not_until| RateLimited {
+            retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            class,
+        })
     }
 
     /// Counts an open WebSocket of `tenant`; None when the tenant is at its cap. The socket
     /// counts until the returned guard is dropped.
     pub fn open_socket(&self, tenant: &str) -> Option<SocketGuard> {
-        let mut open = self.open_sockets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut open = self
+            .open_sockets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let count = open.entry(tenant.to_string()).or_insert(0);
         if self.ws_per_tenant > 0 && *count >= self.ws_per_tenant {
             return None;
@@ -236,7 +238,10 @@ pub struct SocketGuard {
 
 impl Drop for SocketGuard {
     fn drop(&mut self) {
-        let mut open = self.open_sockets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut open = self
+            .open_sockets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(count) = open.get_mut(&self.tenant) {
             *count = count.saturating_sub(1);
             if *count == 0 {

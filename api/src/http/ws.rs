@@ -54,7 +54,6 @@ pub static OPEN_SOCKETS: AtomicUsize = AtomicUsize::new(0);
 enum Outgoing {
     /// A message and its share of the byte budget (returned when it is written).
     Text(String, Option<tokio::sync::OwnedSemaphorePermit>),
-    Ping,
     Close(u16, &'static str),
 }
 
@@ -174,11 +173,6 @@ impl Connection {
                             break;
                         }
                     }
-                    Outgoing::Ping => {
-                        if sink.send(Message::Ping(axum::body::Bytes::new())).await.is_err() {
-                            break;
-                        }
-                    }
                     Outgoing::Close(code, reason) => {
                         let frame = CloseFrame {
                             code,
@@ -235,7 +229,6 @@ impl Connection {
                     // Dropped when the queue is full: the client has stopped reading, and the
                     // pong timeout or its subscriptions' SLOW_CONSUMER will end it.
                     let _ = out.try_push(text(json!({ "type": "ping" })));
-                    let _ = out.sender.try_send(Outgoing::Ping);
                 }
                 Some(id) = finished.recv() => {
                     self.subscriptions.remove(&id);
@@ -283,7 +276,10 @@ impl Connection {
                     Authentication::Authenticated(actor) if actor.role >= Role::Viewer => {
                         let limits = &self.app.limits;
                         if limits.check(Class::WsConnects, &actor.tenant).is_err() {
-                            return Step::Close(1013, "Try again later: connection rate limit (RUNFLOW_RATE_LIMIT_WS_CONNECTS)");
+                            return Step::Close(
+                                1013,
+                                "Try again later: connection rate limit (RUNFLOW_RATE_LIMIT_WS_CONNECTS)",
+                            );
                         }
                         let Some(slot) = limits.open_socket(&actor.tenant) else {
                             return Step::Close(1013, "Try again later: too many connections for this tenant");
@@ -393,7 +389,9 @@ async fn run_subscription(
                                 subscribe again with `after` set to the last cursor you received",
                     "extensions": { "code": "SLOW_CONSUMER" } }] } });
                 if out.push_within(text(error), patience).await {
-                    let _ = out.push_within(text(json!({ "type": "complete", "id": id })), patience).await;
+                    let _ = out
+                        .push_within(text(json!({ "type": "complete", "id": id })), patience)
+                        .await;
                 }
                 let _ = finished.send(id);
                 return;
@@ -401,7 +399,9 @@ async fn run_subscription(
             Err(QueueError::Closed) => return,
         }
     }
-    let _ = out.push_within(text(json!({ "type": "complete", "id": id })), patience).await;
+    let _ = out
+        .push_within(text(json!({ "type": "complete", "id": id })), patience)
+        .await;
     let _ = finished.send(id);
 }
 
