@@ -143,6 +143,12 @@ impl Server {
             .env("RUNFLOW_PUBLIC_URL", "https://api.example.test")
             .env("RUNFLOW_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
+            // Tests fire requests back to back; limits/limits.rs turns the rate limits on itself.
+            .env("RUNFLOW_RATE_LIMIT_GRAPHQL", "off")
+            .env("RUNFLOW_RATE_LIMIT_RUNTIME", "off")
+            .env("RUNFLOW_RATE_LIMIT_AGENTS", "off")
+            .env("RUNFLOW_RATE_LIMIT_WEBHOOKS", "off")
+            .env("RUNFLOW_RATE_LIMIT_WS_CONNECTS", "off")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

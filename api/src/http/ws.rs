@@ -274,16 +274,17 @@ impl Connection {
                 let header = payload_auth.or_else(|| self.header_auth.clone());
                 match Authentication::from_header(header.as_deref(), &self.app.services.tokens) {
                     Authentication::Authenticated(actor) if actor.role >= Role::Viewer => {
+                        // The cap first: a connection refused by it does not use up the rate.
                         let limits = &self.app.limits;
+                        let Some(slot) = limits.open_socket(&actor.tenant) else {
+                            return Step::Close(1013, "Try again later: too many connections for this tenant");
+                        };
                         if limits.check(Class::WsConnects, &actor.tenant).is_err() {
                             return Step::Close(
                                 1013,
                                 "Try again later: connection rate limit (RUNFLOW_RATE_LIMIT_WS_CONNECTS)",
                             );
                         }
-                        let Some(slot) = limits.open_socket(&actor.tenant) else {
-                            return Step::Close(1013, "Try again later: too many connections for this tenant");
-                        };
                         self._slot = Some(slot);
                         self.actor = Some(actor);
                         let _ = out.try_push(text(json!({ "type": "connection_ack" })));
