@@ -92,13 +92,13 @@ const mint = (tenant, ...extra) =>
 
 // ---- request accounting
 const statuses = {}; // "kind status" -> count
-const graphqlCodes = {}; // code -> count
+const graphqlCodes = {}; // "kind code" -> count
 const latencies = {}; // kind -> [ms]
 let unexpected5xx = 0;
 function account(kind, status, ms, codes = []) {
   statuses[`${kind} ${status}`] = (statuses[`${kind} ${status}`] ?? 0) + 1;
   (latencies[kind] ??= []).push(ms);
-  for (const code of codes) graphqlCodes[code] = (graphqlCodes[code] ?? 0) + 1;
+  for (const code of codes) graphqlCodes[`${kind} ${code}`] = (graphqlCodes[`${kind} ${code}`] ?? 0) + 1;
   const designed = status === 429 || (status === 503 && codes.some((c) => c === "SERVICE_UNAVAILABLE" || c === "TIMEOUT"));
   if (status >= 500 && !designed) unexpected5xx++;
 }
