@@ -392,6 +392,71 @@ async fn a_client_that_does_not_read_does_not_block_shutdown() {
     drop(stalled);
 }
 
+/// A client that stops reading while the server has megabytes for it (and even sends a `ping`
+/// it will never read the answer to) is still closed by the pong timeout, and its slot under
+/// the per-tenant cap is freed: nothing in the connection waits on the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_read_is_closed_and_frees_its_slot() {
+    let server = Server::start_with(
+        Backend::Sqlite,
+        &[
+            ("RUNFLOW_WS_KEEPALIVE", "1s"),
+            ("RUNFLOW_WS_PONG_TIMEOUT", "1s"),
+            ("RUNFLOW_WS_MAX_CONNECTIONS_PER_TENANT", "1"),
+            ("RUNFLOW_WS_BUFFER", "4"),
+        ],
+    )
+    .await;
+    let tenant = tenant();
+    deploy(&server, &token(&tenant, "developer"), "bot", "print(1)\n", "m").await;
+    let runtime = runtime_token(&tenant, "staging");
+    let id = start_execution(&server, &runtime).await;
+    let mut stalled = server.websocket(None).await;
+    stalled.init(&token(&tenant, "viewer")).await;
+    stalled
+        .subscribe(
+            "all",
+            "subscription { traceEvents(environment: STAGING, after: \"0\") { cursor spans { name attributes } } }",
+            json!({}),
+        )
+        .await;
+    let pad = "x".repeat(1500);
+    for batch in 0..12 {
+        let spans: Vec<Value> = (0..200)
+            .map(|i| json!({ "name": format!("s{batch}-{i}"), "kind": "CUSTOM", "startTime": "2026-11-29T10:00:00Z", "attributes": { "pad": pad } }))
+            .collect();
+        let (status, body) = server
+            .runtime(
+                &runtime,
+                Method::POST,
+                &format!("/executions/{id}/spans"),
+                Some(json!({ "spans": spans })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // A ping whose pong cannot be queued: the server must not wait for room.
+    stalled.send(json!({ "type": "ping" })).await;
+    // The tenant's only slot comes free once the server has given up on the stalled client.
+    let mut reopened = false;
+    for _ in 0..300 {
+        let mut again = server.websocket(None).await;
+        again
+            .send(json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {}", token(&tenant, "viewer")) } }))
+            .await;
+        match again.next().await {
+            Frame::Json(message) if message["type"] == "connection_ack" => {
+                reopened = true;
+                break;
+            }
+            Frame::Closed(1013, _) => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(reopened, "the stalled client's slot was freed");
+    drop(stalled);
+}
+
 /// A socket that sends nothing back (no pong) is closed with 4504 after keep-alive + pong
 /// timeout; one that answers pings stays open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
