@@ -111,7 +111,7 @@ impl App {
         config.validate()?;
         // Fail on bad keys before touching the database.
         let keys = Self::prepare_data_dir(&config)?;
-        let db = Db::connect(&config.database_url()).await?;
+        let db = Db::connect_with(&config.database_url(), &config.db_options()).await?;
         Self::assemble(config, db, keys)
     }
 

@@ -266,6 +266,16 @@ pub struct Config {
     #[arg(long, env = "RUNFLOW_AGENT_API_URL", value_name = "RUNFLOW_AGENT_API_URL")]
     pub agent_api_url: Option<String>,
 
+    /// Longest wait for a database connection (and for connecting): beyond it a request fails
+    /// with 503 / SERVICE_UNAVAILABLE instead of hanging while the database is down.
+    #[arg(long, env = "RUNFLOW_DB_ACQUIRE_TIMEOUT", value_name = "RUNFLOW_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub db_acquire_timeout: std::time::Duration,
+
+    /// PostgreSQL `statement_timeout` of every connection: a statement running longer is
+    /// cancelled by the server (so an abandoned request leaves no query running). `0s` disables.
+    #[arg(long, env = "RUNFLOW_DB_STATEMENT_TIMEOUT", value_name = "RUNFLOW_DB_STATEMENT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub db_statement_timeout: std::time::Duration,
+
     /// Log format.
     #[arg(
         long,
@@ -294,6 +304,14 @@ pub enum LogFormat {
 }
 
 impl Config {
+    /// How the database pool is tuned.
+    pub fn db_options(&self) -> crate::db::DbOptions {
+        crate::db::DbOptions {
+            acquire_timeout: self.db_acquire_timeout,
+            statement_timeout: self.db_statement_timeout,
+        }
+    }
+
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) => url.clone(),

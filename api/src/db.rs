@@ -18,24 +18,54 @@ pub struct Db {
     pub events_committed: std::sync::Arc<tokio::sync::Notify>,
 }
 
+/// Pool settings (`RUNFLOW_DB_*`).
+#[derive(Clone, Copy, Debug)]
+pub struct DbOptions {
+    /// Longest wait for a pooled connection, including connecting: then SERVICE_UNAVAILABLE.
+    pub acquire_timeout: Duration,
+    /// PostgreSQL `statement_timeout` (zero: none).
+    pub statement_timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        DbOptions {
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
 impl Db {
+    /// Connects with the default [`DbOptions`] and applies pending migrations.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        Self::connect_with(url, &DbOptions::default()).await
+    }
+
     /// Connects and applies pending migrations.
     ///
     /// SQLite runs in WAL mode with `synchronous=FULL` (a commit survives power loss, at the
-    /// cost of one extra fsync per commit) and a 5 s busy timeout; foreign keys on.
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+    /// cost of one extra fsync per commit) and a 5 s busy timeout; foreign keys on. A write
+    /// that waits longer for another process's lock fails with SERVICE_UNAVAILABLE.
+    ///
+    /// PostgreSQL connections carry `statement_timeout`; a request waits at most
+    /// `acquire_timeout` for a connection, so a database outage gives fast 503s, and the pool
+    /// reconnects by itself when the database is back.
+    pub async fn connect_with(url: &str, settings: &DbOptions) -> anyhow::Result<Self> {
         let mut options = ConnectOptions::new(url.to_string());
+        let statement_timeout_ms = settings.statement_timeout.as_millis().to_string();
         options
             .sqlx_logging(false)
-            .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(10))
+            .connect_timeout(settings.acquire_timeout)
+            .acquire_timeout(settings.acquire_timeout)
             .max_connections(if url.starts_with("sqlite:") { 8 } else { 16 })
             .map_sqlx_sqlite_opts(|opts| {
                 opts.journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
                     .busy_timeout(Duration::from_secs(5))
                     .foreign_keys(true)
-            });
+            })
+            .map_sqlx_postgres_opts(move |opts| opts.options([("statement_timeout", statement_timeout_ms.as_str())]));
         let conn = Database::connect(options).await.with_context(|| {
             format!(
                 "cannot connect to the database at RUNFLOW_DATABASE_URL ({})",
@@ -54,7 +84,8 @@ impl Db {
     /// take turns instead of racing.
     async fn migrate(&self, url: &str) -> anyhow::Result<()> {
         if self.backend() == DatabaseBackend::Postgres {
-            // A dedicated one-connection pool holds the session-level lock.
+            // A dedicated one-connection pool holds the session-level lock and runs the
+            // migrations, without the pool's statement_timeout (a migration may be long).
             let mut lock_options = ConnectOptions::new(url.to_string());
             lock_options.max_connections(1).sqlx_logging(false);
             let lock = Database::connect(lock_options).await?;
@@ -63,7 +94,7 @@ impl Db {
                 "SELECT pg_advisory_lock(7243911)",
             ))
             .await?;
-            let result = Migrator::up(&self.conn, None).await;
+            let result = Migrator::up(&lock, None).await;
             lock.execute_raw(Statement::from_string(
                 DatabaseBackend::Postgres,
                 "SELECT pg_advisory_unlock(7243911)",
@@ -102,9 +133,12 @@ impl Db {
         self.events_committed.notify_one();
     }
 
-    /// Whether the database answers (for `/readyz`).
+    /// Whether the database answers within two seconds (for `/readyz`).
     pub async fn ping(&self) -> bool {
-        self.conn.ping().await.is_ok()
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), self.conn.ping()).await,
+            Ok(Ok(()))
+        )
     }
 }
 

@@ -41,7 +41,13 @@ pub enum Error {
     /// limit (HTTP 413).
     #[error("{0}")]
     PayloadTooLarge(String),
-    /// Anything unexpected (database down, bug). Never shown to callers beyond its id.
+    /// An idempotency key already used with a different request (HTTP 422).
+    #[error("{0}")]
+    IdempotencyKeyReused(String),
+    /// The database is unreachable, locked or too slow (HTTP 503): retry later.
+    #[error("{0}")]
+    ServiceUnavailable(String),
+    /// Anything unexpected (a bug). Never shown to callers beyond its id.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -59,6 +65,8 @@ impl Error {
             Error::CursorExpired(_) => "CURSOR_EXPIRED",
             Error::SlowConsumer(_) => "SLOW_CONSUMER",
             Error::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            Error::IdempotencyKeyReused(_) => "IDEMPOTENCY_KEY_REUSED",
+            Error::ServiceUnavailable(_) => "SERVICE_UNAVAILABLE",
             Error::Internal(_) => "INTERNAL",
         }
     }
@@ -90,12 +98,75 @@ impl Error {
 
 impl From<DbErr> for Error {
     fn from(error: DbErr) -> Self {
-        match error.sql_err() {
-            Some(SqlErr::UniqueConstraintViolation(_)) => Error::Conflict(
+        if let Some(SqlErr::UniqueConstraintViolation(_)) = error.sql_err() {
+            return Error::Conflict(
                 "a record with this name already exists (it was created concurrently); reload and retry".into(),
-            ),
-            _ => Error::Internal(error.into()),
+            );
         }
+        match classify(&error) {
+            DbFailure::Unavailable => {
+                tracing::warn!(error = %error, "database unavailable");
+                Error::ServiceUnavailable(
+                    "the database is unavailable or busy right now; nothing was changed. Retry in a few seconds."
+                        .into(),
+                )
+            }
+            // Input validation (`domain::validate`) names the field; this is the backstop.
+            DbFailure::Unstorable => Error::BadInput(
+                "a value cannot be stored: it is longer than its field allows or contains a NUL character".into(),
+            ),
+            DbFailure::Collided => Error::Conflict(
+                "this change collided with a concurrent one and was rolled back; nothing was changed. Retry.".into(),
+            ),
+            DbFailure::Other => Error::Internal(error.into()),
+        }
+    }
+}
+
+enum DbFailure {
+    /// The database cannot be reached, is locked, shutting down, or timed out.
+    Unavailable,
+    /// The database refused a value (too long for its column, a NUL byte on PostgreSQL).
+    Unstorable,
+    /// PostgreSQL broke a deadlock or a serialisation conflict by rolling this transaction back.
+    Collided,
+    Other,
+}
+
+fn classify(error: &DbErr) -> DbFailure {
+    use sea_orm::RuntimeErr;
+    use sea_orm::sqlx::Error as Sqlx;
+    let sqlx = match error {
+        DbErr::ConnectionAcquire(_) => return DbFailure::Unavailable,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        _ => return DbFailure::Other,
+    };
+    match sqlx.as_ref() {
+        Sqlx::Io(_)
+        | Sqlx::Tls(_)
+        | Sqlx::PoolTimedOut
+        | Sqlx::PoolClosed
+        | Sqlx::WorkerCrashed
+        | Sqlx::Protocol(_) => DbFailure::Unavailable,
+        Sqlx::Database(e) => {
+            let code = e.code().unwrap_or_default();
+            match code.as_ref() {
+                // PostgreSQL: connection exceptions (08...), operator intervention (57...: admin
+                // shutdown, terminated backend, statement timeout, cannot connect now), too many
+                // connections, a database not accepting connections, a lock timeout.
+                c if c.starts_with("08") || c.starts_with("57") => DbFailure::Unavailable,
+                "53300" | "55000" | "55P03" => DbFailure::Unavailable,
+                // SQLite: SQLITE_BUSY / SQLITE_LOCKED and their extended codes.
+                "5" | "6" | "261" | "262" | "517" | "773" => DbFailure::Unavailable,
+                // PostgreSQL: value too long, NUL in text, \u0000 in jsonb.
+                "22001" | "22021" | "22P05" => DbFailure::Unstorable,
+                "40001" | "40P01" => DbFailure::Collided,
+                _ => DbFailure::Other,
+            }
+        }
+        _ => DbFailure::Other,
     }
 }
 
@@ -107,5 +178,23 @@ pub fn check_revision(what: &str, current: i64, expected: Option<i64>) -> Result
              revision {current}. Reload it, reapply your change and retry."
         ))),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr};
+
+    use super::Error;
+
+    #[test]
+    fn database_failures_map_to_stable_codes() {
+        let timeout = Error::from(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout));
+        assert_eq!(timeout.code(), "SERVICE_UNAVAILABLE");
+        let io = sea_orm::sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        let refused = Error::from(DbErr::Conn(RuntimeErr::SqlxError(io.into())));
+        assert_eq!(refused.code(), "SERVICE_UNAVAILABLE");
+        let other = Error::from(DbErr::Custom("a bug".into()));
+        assert_eq!(other.code(), "INTERNAL");
     }
 }

@@ -17,6 +17,9 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub note: String,
     pub idempotency_key: Option<String>,
+    /// Fingerprint of the publish request that used `idempotency_key` (internal: never shown).
+    #[serde(skip)]
+    pub request_hash: Option<String>,
     pub created_by: String,
     pub created_at: DateTimeUtc,
 }

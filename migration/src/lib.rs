@@ -11,6 +11,7 @@ mod m20261129_000002_releases;
 mod m20261129_000003_events;
 mod m20261129_000004_runner;
 mod m20261129_000005_triggers;
+mod m20261130_000020_idempotency;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000003_events::Migration),
             Box::new(m20261129_000004_runner::Migration),
             Box::new(m20261129_000005_triggers::Migration),
+            Box::new(m20261130_000020_idempotency::Migration),
         ]
     }
 }

@@ -204,6 +204,19 @@ impl Server {
         None
     }
 
+    /// The server's database URL.
+    pub fn database_url(&self) -> &str {
+        &self._storage.url
+    }
+
+    /// On PostgreSQL: the admin URL and the name of this server's own test database.
+    pub fn postgres_database(&self) -> Option<(&str, &str)> {
+        self._storage
+            .postgres
+            .as_ref()
+            .map(|(admin, name)| (admin.as_str(), name.as_str()))
+    }
+
     /// Everything the server logged so far.
     pub fn log(&self) -> String {
         self.stderr.lock().map(|l| l.clone()).unwrap_or_default()

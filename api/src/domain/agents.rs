@@ -16,9 +16,9 @@ use uuid::Uuid;
 
 use super::manifest::{MANIFEST_PATH, Manifest};
 use super::pagination::{self, Page, PageRequest};
-use super::{new_id, now, validate};
+use super::{new_id, now, revision, validate};
 use crate::db::{Db, lock_for_update};
-use crate::error::{Error, Result, check_revision};
+use crate::error::{Error, Result};
 use crate::scope::{Scope, StagingScope, Tenant};
 
 /// Size limits of a bundle.
@@ -102,6 +102,7 @@ pub fn validate_bundle(slug: &str, files: &[BundleFile], limits: &BundleLimits) 
                 file.path
             )));
         }
+        validate::no_nul(&format!("file {:?}", file.path), &file.content)?;
         if file.content.len() > limits.max_file_bytes {
             return Err(Error::bad_input(format!(
                 "file {:?} is {} bytes; the limit per file is {} bytes",
@@ -154,6 +155,7 @@ pub async fn deploy(
     limits: &BundleLimits,
     input: DeployInput,
 ) -> Result<(AgentInEnv, agent_commits::Model)> {
+    validate::author(author)?;
     let manifest = validate_bundle(&input.slug, &input.files, limits)?;
     validate::text_size("message", &input.message, 4096)?;
     let tenant = scope.tenant().id().to_string();
@@ -307,13 +309,18 @@ pub async fn set_deployment<C: ConnectionTrait>(
     let time = now();
     Ok(match existing {
         Some(deployment) => {
-            let revision = deployment.revision + 1;
-            let mut active: agent_deployments::ActiveModel = deployment.into();
-            active.commit_id = Set(commit_id);
-            active.revision = Set(revision);
-            active.updated_by = Set(author.to_string());
-            active.updated_at = Set(time);
-            active.update(db).await?
+            revision::update::<agent_deployments::Entity, _, _>(
+                db,
+                &format!("the deployment of agent {agent_id} in {}", scope.environment),
+                deployment.id,
+                None,
+                |active| {
+                    active.commit_id = Set(commit_id);
+                    active.updated_by = Set(author.to_string());
+                    active.updated_at = Set(time);
+                },
+            )
+            .await?
         }
         None => {
             agent_deployments::ActiveModel {
@@ -419,22 +426,22 @@ pub async fn update(db: &Db, scope: &StagingScope, input: UpdateAgentInput) -> R
     }
     let tx = db.begin_write().await?;
     let current = get(&tx, scope, &input.slug).await?;
-    check_revision(
+    let agent = revision::update::<agents::Entity, _, _>(
+        &tx,
         &format!("agent {:?}", input.slug),
-        current.agent.revision,
+        current.agent.id,
         input.expected_revision,
-    )?;
-    let revision = current.agent.revision + 1;
-    let mut active: agents::ActiveModel = current.agent.into();
-    if let Some(name) = input.name {
-        active.name = Set(name);
-    }
-    if let Some(description) = input.description {
-        active.description = Set(description);
-    }
-    active.revision = Set(revision);
-    active.updated_at = Set(now());
-    let agent = active.update(&tx).await?;
+        |active| {
+            if let Some(name) = input.name {
+                active.name = Set(name);
+            }
+            if let Some(description) = input.description {
+                active.description = Set(description);
+            }
+            active.updated_at = Set(now());
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(AgentInEnv {
         agent,
@@ -447,14 +454,13 @@ pub async fn update(db: &Db, scope: &StagingScope, input: UpdateAgentInput) -> R
 pub async fn delete(db: &Db, scope: &StagingScope, slug: &str, expected_revision: Option<i64>) -> Result<Uuid> {
     let tx = db.begin_write().await?;
     let current = get(&tx, scope, slug).await?;
-    check_revision(
+    revision::delete::<agent_deployments::Entity, _>(
+        &tx,
         &format!("agent {slug:?}"),
-        current.deployment.revision,
+        current.deployment.id,
         expected_revision,
-    )?;
-    agent_deployments::Entity::delete_by_id(current.deployment.id)
-        .exec(&tx)
-        .await?;
+    )
+    .await?;
     tx.commit().await?;
     Ok(current.agent.id)
 }

@@ -10,9 +10,9 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{credentials, new_id, now, validate};
+use super::{credentials, new_id, now, revision, validate};
 use crate::db::Db;
-use crate::error::{Error, Result, check_revision};
+use crate::error::{Error, Result};
 use crate::scope::{Scope, StagingScope};
 
 #[derive(Clone, Debug)]
@@ -111,28 +111,28 @@ pub async fn update(db: &Db, scope: &StagingScope, input: UpdateConnectorInput) 
     }
     let tx = db.begin_write().await?;
     let row = get(&tx, scope, &input.slug).await?;
-    check_revision(
-        &format!("connector {:?}", input.slug),
-        row.revision,
-        input.expected_revision,
-    )?;
     if let Some(names) = &input.credentials {
         credentials::require_all(&tx, scope.tenant(), names).await?;
     }
-    let revision = row.revision + 1;
-    let mut active: connector_instances::ActiveModel = row.into();
-    if let Some(kind) = input.kind {
-        active.kind = Set(kind);
-    }
-    if let Some(config) = input.config {
-        active.config = Set(config);
-    }
-    if let Some(names) = input.credentials {
-        active.credential_refs = Set(serde_json::json!(names));
-    }
-    active.revision = Set(revision);
-    active.updated_at = Set(now());
-    let row = active.update(&tx).await?;
+    let row = revision::update::<connector_instances::Entity, _, _>(
+        &tx,
+        &format!("connector {:?}", input.slug),
+        row.id,
+        input.expected_revision,
+        |active| {
+            if let Some(kind) = input.kind {
+                active.kind = Set(kind);
+            }
+            if let Some(config) = input.config {
+                active.config = Set(config);
+            }
+            if let Some(names) = input.credentials {
+                active.credential_refs = Set(serde_json::json!(names));
+            }
+            active.updated_at = Set(now());
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(row)
 }
@@ -141,12 +141,13 @@ pub async fn update(db: &Db, scope: &StagingScope, input: UpdateConnectorInput) 
 pub async fn delete(db: &Db, scope: &StagingScope, slug: &str, expected_revision: Option<i64>) -> Result<Uuid> {
     let tx = db.begin_write().await?;
     let row = get(&tx, scope, slug).await?;
-    check_revision(&format!("connector {slug:?}"), row.revision, expected_revision)?;
+    // The instance first: its lock keeps resource edits out until this commits.
+    revision::delete::<connector_instances::Entity, _>(&tx, &format!("connector {slug:?}"), row.id, expected_revision)
+        .await?;
     connector_resources::Entity::delete_many()
         .filter(connector_resources::Column::InstanceId.eq(row.id))
         .exec(&tx)
         .await?;
-    connector_instances::Entity::delete_by_id(row.id).exec(&tx).await?;
     tx.commit().await?;
     Ok(row.id)
 }
@@ -201,6 +202,7 @@ pub async fn create_resource(
     validate_resource(&input)?;
     let tx = db.begin_write().await?;
     let instance = get(&tx, scope, &input.connector).await?;
+    bump_instance(&tx, &input.connector, instance.id).await?;
     if find_resource(&tx, scope, instance.id, &input.key).await?.is_some() {
         return Err(Error::Conflict(format!(
             "connector {:?} already has a resource {:?}",
@@ -221,7 +223,6 @@ pub async fn create_resource(
     }
     .insert(&tx)
     .await?;
-    bump_instance(&tx, instance).await?;
     tx.commit().await?;
     Ok(row)
 }
@@ -234,21 +235,21 @@ pub async fn update_resource(
     validate_resource(&input)?;
     let tx = db.begin_write().await?;
     let instance = get(&tx, scope, &input.connector).await?;
+    bump_instance(&tx, &input.connector, instance.id).await?;
     let row = find_resource(&tx, scope, instance.id, &input.key)
         .await?
         .ok_or_else(|| Error::not_found(format!("resource {:?} of connector {:?}", input.key, input.connector)))?;
-    check_revision(
+    let row = revision::update::<connector_resources::Entity, _, _>(
+        &tx,
         &format!("resource {:?}", input.key),
-        row.revision,
+        row.id,
         input.expected_revision,
-    )?;
-    let revision = row.revision + 1;
-    let mut active: connector_resources::ActiveModel = row.into();
-    active.config = Set(input.config);
-    active.revision = Set(revision);
-    active.updated_at = Set(now());
-    let row = active.update(&tx).await?;
-    bump_instance(&tx, instance).await?;
+        |active| {
+            active.config = Set(input.config);
+            active.updated_at = Set(now());
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(row)
 }
@@ -262,21 +263,26 @@ pub async fn delete_resource(
 ) -> Result<Uuid> {
     let tx = db.begin_write().await?;
     let instance = get(&tx, scope, connector).await?;
+    bump_instance(&tx, connector, instance.id).await?;
     let row = find_resource(&tx, scope, instance.id, key)
         .await?
         .ok_or_else(|| Error::not_found(format!("resource {key:?} of connector {connector:?}")))?;
-    check_revision(&format!("resource {key:?}"), row.revision, expected_revision)?;
-    connector_resources::Entity::delete_by_id(row.id).exec(&tx).await?;
-    bump_instance(&tx, instance).await?;
+    revision::delete::<connector_resources::Entity, _>(&tx, &format!("resource {key:?}"), row.id, expected_revision)
+        .await?;
     tx.commit().await?;
     Ok(row.id)
 }
 
-async fn bump_instance<C: ConnectionTrait>(db: &C, instance: connector_instances::Model) -> Result<()> {
-    let revision = instance.revision + 1;
-    let mut active: connector_instances::ActiveModel = instance.into();
-    active.revision = Set(revision);
-    active.updated_at = Set(now());
-    active.update(db).await?;
+/// A resource changed: the instance's revision moves too (its resource set is part of it).
+/// Called first in the transaction, so the instance's lock orders the resource edits.
+async fn bump_instance<C: ConnectionTrait>(db: &C, slug: &str, instance_id: Uuid) -> Result<()> {
+    revision::update::<connector_instances::Entity, _, _>(
+        db,
+        &format!("connector {slug:?}"),
+        instance_id,
+        None,
+        |active| active.updated_at = Set(now()),
+    )
+    .await?;
     Ok(())
 }

@@ -6,13 +6,13 @@
 
 use chrono::{DateTime, Utc};
 use entity::credentials;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use uuid::Uuid;
 
-use super::{new_id, now, validate};
+use super::{new_id, now, revision, validate};
 use crate::crypto::{SecretBox, hint};
 use crate::db::Db;
-use crate::error::{Error, Result, check_revision};
+use crate::error::{Error, Result};
 use crate::scope::Tenant;
 
 pub const MAX_SECRET_BYTES: usize = 16 * 1024;
@@ -123,6 +123,7 @@ pub async fn create(
     kind: &str,
     secret: Secret,
 ) -> Result<Credential> {
+    validate::author(actor)?;
     validate::slug("name", name)?;
     validate::slug("kind", kind)?;
     validate_secret(&secret)?;
@@ -163,22 +164,27 @@ pub async fn rotate(
     secret: Secret,
     expected_revision: Option<i64>,
 ) -> Result<Credential> {
+    validate::author(actor)?;
     validate_secret(&secret)?;
     let sealed = secret_box.seal(&secret.0).map_err(Error::internal)?;
     let tx = db.begin_write().await?;
     let row = find(&tx, tenant, name)
         .await?
         .ok_or_else(|| Error::not_found(format!("credential {name:?}")))?;
-    check_revision(&format!("credential {name:?}"), row.revision, expected_revision)?;
-    let revision = row.revision + 1;
-    let mut active: credentials::ActiveModel = row.into();
-    active.ciphertext = Set(sealed.ciphertext);
-    active.nonce = Set(sealed.nonce);
-    active.hint = Set(hint(&secret.0));
-    active.revision = Set(revision);
-    active.rotated_by = Set(Some(actor.to_string()));
-    active.rotated_at = Set(Some(now()));
-    let row = active.update(&tx).await?;
+    let row = revision::update::<credentials::Entity, _, _>(
+        &tx,
+        &format!("credential {name:?}"),
+        row.id,
+        expected_revision,
+        |active| {
+            active.ciphertext = Set(sealed.ciphertext);
+            active.nonce = Set(sealed.nonce);
+            active.hint = Set(hint(&secret.0));
+            active.rotated_by = Set(Some(actor.to_string()));
+            active.rotated_at = Set(Some(now()));
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(row.into())
 }
@@ -188,8 +194,7 @@ pub async fn delete(db: &Db, tenant: &Tenant, name: &str, expected_revision: Opt
     let row = find(&tx, tenant, name)
         .await?
         .ok_or_else(|| Error::not_found(format!("credential {name:?}")))?;
-    check_revision(&format!("credential {name:?}"), row.revision, expected_revision)?;
-    credentials::Entity::delete_by_id(row.id).exec(&tx).await?;
+    revision::delete::<credentials::Entity, _>(&tx, &format!("credential {name:?}"), row.id, expected_revision).await?;
     tx.commit().await?;
     Ok(row.id)
 }

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::executions;
-use sea_orm::{ActiveModelTrait, ColumnTrait, Order, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, Order, QueryFilter, Set, TryIntoModel};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -166,6 +166,12 @@ pub async fn finish(
     output: Option<Value>,
     error: Option<String>,
 ) -> Result<executions::Model> {
+    if let Some(output) = &output {
+        validate::json_no_nul("output", output)?;
+    }
+    if let Some(error) = &error {
+        validate::no_nul("error", error)?;
+    }
     finish_with_log(
         db,
         scope,
@@ -216,13 +222,32 @@ pub async fn finish_with_log(db: &Db, scope: &Scope, id: Uuid, outcome: Outcome)
     }
     let mut active: executions::ActiveModel = row.into();
     active.status = Set(status.as_str().to_string());
-    active.output = Set(output);
-    active.error = Set(error);
+    // What a run printed is stored as text: a NUL becomes U+FFFD (the runtime API refuses
+    // NUL up front, in `finish`).
+    active.output = Set(output.map(storable_json));
+    active.error = Set(error.map(|e| storable_text(&e)));
     active.finished_at = Set(Some(now()));
-    if log.is_some() {
-        active.log = Set(log);
+    if let Some(log) = log {
+        active.log = Set(Some(storable_text(&log)));
     }
-    let row = active.update(&tx).await?;
+    // Conditional on the status, so that of two concurrent finishes (PostgreSQL runs READ
+    // COMMITTED) exactly one writes and appends the `finished` event; the other is CONFLICT.
+    let final_statuses = ExecutionStatus::ALL
+        .into_iter()
+        .filter(|s| s.is_final())
+        .map(ExecutionStatus::as_str);
+    let written = executions::Entity::update_many()
+        .set(active.clone())
+        .filter(executions::Column::Id.eq(id))
+        .filter(executions::Column::Status.is_not_in(final_statuses))
+        .exec(&tx)
+        .await?;
+    if written.rows_affected != 1 {
+        return Err(Error::Conflict(format!(
+            "execution {id} has already finished (concurrently)"
+        )));
+    }
+    let row = active.try_into_model()?;
     let agent = scope
         .tenant
         .select::<entity::agents::Entity>()
@@ -232,6 +257,23 @@ pub async fn finish_with_log(db: &Db, scope: &Scope, id: Uuid, outcome: Outcome)
     tx.commit().await?;
     db.wake_live_feed();
     Ok(row)
+}
+
+fn storable_text(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
+}
+
+fn storable_json(value: Value) -> Value {
+    match value {
+        Value::String(text) => Value::String(storable_text(&text)),
+        Value::Array(items) => Value::Array(items.into_iter().map(storable_json).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(key, item)| (storable_text(&key), storable_json(item)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 pub async fn get(db: &Db, scope: &Scope, id: Uuid) -> Result<executions::Model> {
@@ -279,7 +321,7 @@ pub async fn list(
 /// execution; on SQLite the IMMEDIATE write transaction serialises claims.
 pub async fn claim_next(db: &Db, worker: &str) -> Result<Option<executions::Model>> {
     use sea_orm::sea_query::LockBehavior;
-    use sea_orm::{DatabaseBackend, EntityTrait, QueryOrder, QuerySelect};
+    use sea_orm::{DatabaseBackend, QueryOrder, QuerySelect};
     let tx = db.begin_write().await?;
     let mut select = executions::Entity::find()
         .filter(executions::Column::Status.eq(ExecutionStatus::Queued.as_str()))
@@ -306,4 +348,19 @@ pub async fn claim_next(db: &Db, worker: &str) -> Result<Option<executions::Mode
     tx.commit().await?;
     db.wake_live_feed();
     Ok(Some(row))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::storable_json;
+
+    #[test]
+    fn nul_characters_of_a_run_become_replacement_characters() {
+        assert_eq!(
+            storable_json(json!({ "k\u{0}": ["a\u{0}b", 1, { "x": "\u{0}" }] })),
+            json!({ "k\u{FFFD}": ["a\u{FFFD}b", 1, { "x": "\u{FFFD}" }] })
+        );
+    }
 }

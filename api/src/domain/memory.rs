@@ -10,7 +10,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::pagination::{self, Page, PageRequest};
-use super::{new_id, now, validate};
+use super::{new_id, now, revision, validate};
 use crate::db::{Db, lock_for_update};
 use crate::error::{Error, Result};
 use crate::scope::Scope;
@@ -56,12 +56,17 @@ pub async fn put(db: &Db, scope: &Scope, namespace: &str, key: &str, value: Valu
     let time = now();
     let row = match existing {
         Some(row) => {
-            let revision = row.revision + 1;
-            let mut active: memory_entries::ActiveModel = row.into();
-            active.value = Set(value);
-            active.revision = Set(revision);
-            active.updated_at = Set(time);
-            active.update(&tx).await?
+            revision::update::<memory_entries::Entity, _, _>(
+                &tx,
+                &format!("memory entry {key:?}"),
+                row.id,
+                None,
+                |active| {
+                    active.value = Set(value);
+                    active.updated_at = Set(time);
+                },
+            )
+            .await?
         }
         None => {
             memory_entries::ActiveModel {

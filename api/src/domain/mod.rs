@@ -16,6 +16,7 @@ pub mod memory;
 pub mod pagination;
 pub mod prompts;
 pub mod releases;
+pub mod revision;
 pub mod sessions;
 pub mod shared_resources;
 pub mod traces;

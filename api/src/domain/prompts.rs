@@ -8,13 +8,13 @@
 use std::collections::BTreeSet;
 
 use entity::{Environment, prompt_versions, prompts};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{new_id, now, validate};
+use super::{new_id, now, revision, validate};
 use crate::db::{Db, lock_for_update};
-use crate::error::{Error, Result, check_revision};
+use crate::error::{Error, Result};
 use crate::scope::{Scope, StagingScope, Tenant};
 
 pub const MAX_TEMPLATE_BYTES: usize = 100 * 1024;
@@ -78,6 +78,7 @@ fn validate_variable_name(name: &str) -> Result<()> {
 
 /// Saves the staging draft, creating the prompt in staging if needed.
 pub async fn save_draft(db: &Db, scope: &StagingScope, author: &str, input: SaveDraftInput) -> Result<prompts::Model> {
+    validate::author(author)?;
     validate::slug("slug", &input.slug)?;
     if input.template.trim().is_empty() {
         return Err(Error::bad_input("template must not be empty"));
@@ -116,20 +117,20 @@ pub async fn save_draft(db: &Db, scope: &StagingScope, author: &str, input: Save
     let time = now();
     let row = match existing {
         Some(row) => {
-            check_revision(
+            revision::update::<prompts::Entity, _, _>(
+                &tx,
                 &format!("prompt {:?}", input.slug),
-                row.revision,
+                row.id,
                 input.expected_revision,
-            )?;
-            let revision = row.revision + 1;
-            let mut active: prompts::ActiveModel = row.into();
-            active.draft_template = Set(Some(input.template));
-            active.draft_variables = Set(Some(serde_json::json!(variables)));
-            active.draft_model_settings = Set(Some(model_settings));
-            active.revision = Set(revision);
-            active.updated_by = Set(author.to_string());
-            active.updated_at = Set(time);
-            active.update(&tx).await?
+                |active| {
+                    active.draft_template = Set(Some(input.template));
+                    active.draft_variables = Set(Some(serde_json::json!(variables)));
+                    active.draft_model_settings = Set(Some(model_settings));
+                    active.updated_by = Set(author.to_string());
+                    active.updated_at = Set(time);
+                },
+            )
+            .await?
         }
         None => {
             if input.expected_revision.is_some() {
@@ -185,8 +186,7 @@ pub async fn list(db: &Db, scope: &Scope) -> Result<Vec<prompts::Model>> {
 pub async fn delete(db: &Db, scope: &StagingScope, slug: &str, expected_revision: Option<i64>) -> Result<Uuid> {
     let tx = db.begin_write().await?;
     let row = get(&tx, scope, slug).await?;
-    check_revision(&format!("prompt {slug:?}"), row.revision, expected_revision)?;
-    prompts::Entity::delete_by_id(row.id).exec(&tx).await?;
+    revision::delete::<prompts::Entity, _>(&tx, &format!("prompt {slug:?}"), row.id, expected_revision).await?;
     tx.commit().await?;
     Ok(row.id)
 }

@@ -14,7 +14,7 @@ use crate::scope::Scope;
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
 pub async fn create(db: &Db, scope: &Scope, agent: Option<&str>, title: &str) -> Result<sessions::Model> {
-    validate::text_size("title", title, 1024)?;
+    validate::string_column("title", title)?;
     let agent_id = match agent {
         Some(slug) => Some(agents::get(&db.conn, scope, slug).await?.agent.id),
         None => None,

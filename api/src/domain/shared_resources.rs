@@ -2,13 +2,13 @@
 //! They have the same shape, so one module serves all three, told apart by [`Category`].
 
 use entity::shared_resources;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{credentials, new_id, now, validate};
+use super::{credentials, new_id, now, revision, validate};
 use crate::db::Db;
-use crate::error::{Error, Result, check_revision};
+use crate::error::{Error, Result};
 use crate::scope::Tenant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,28 +142,28 @@ pub async fn update(
     validate_fields(&input)?;
     let tx = db.begin_write().await?;
     let row = get(&tx, tenant, category, &input.name).await?;
-    check_revision(
-        &format!("{} {:?}", category.label(), input.name),
-        row.revision,
-        input.expected_revision,
-    )?;
     if let Some(names) = &input.credentials {
         credentials::require_all(&tx, tenant, names).await?;
     }
-    let revision = row.revision + 1;
-    let mut active: shared_resources::ActiveModel = row.into();
-    if let Some(kind) = input.kind {
-        active.kind = Set(kind);
-    }
-    if let Some(config) = input.config {
-        active.config = Set(config);
-    }
-    if let Some(names) = input.credentials {
-        active.credential_refs = Set(serde_json::json!(names));
-    }
-    active.revision = Set(revision);
-    active.updated_at = Set(now());
-    let row = active.update(&tx).await?;
+    let row = revision::update::<shared_resources::Entity, _, _>(
+        &tx,
+        &format!("{} {:?}", category.label(), input.name),
+        row.id,
+        input.expected_revision,
+        |active| {
+            if let Some(kind) = input.kind {
+                active.kind = Set(kind);
+            }
+            if let Some(config) = input.config {
+                active.config = Set(config);
+            }
+            if let Some(names) = input.credentials {
+                active.credential_refs = Set(serde_json::json!(names));
+            }
+            active.updated_at = Set(now());
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(row)
 }
@@ -177,12 +177,13 @@ pub async fn delete(
 ) -> Result<Uuid> {
     let tx = db.begin_write().await?;
     let row = get(&tx, tenant, category, name).await?;
-    check_revision(
+    revision::delete::<shared_resources::Entity, _>(
+        &tx,
         &format!("{} {name:?}", category.label()),
-        row.revision,
+        row.id,
         expected_revision,
-    )?;
-    shared_resources::Entity::delete_by_id(row.id).exec(&tx).await?;
+    )
+    .await?;
     tx.commit().await?;
     Ok(row.id)
 }

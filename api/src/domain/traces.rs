@@ -94,6 +94,7 @@ pub async fn record_many(
     }
     for input in &inputs {
         validate::short_text("trace name", &input.name, 255)?;
+        validate::string_column("trace status", &input.status)?;
         for span in &input.spans {
             validate_span(span)?;
         }

@@ -7,11 +7,11 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{agents, new_id, now, validate};
+use super::{agents, new_id, now, revision, validate};
 use crate::crypto::{Sealed, SecretBox};
 use crate::db::Db;
 use crate::domain::credentials::Secret;
-use crate::error::{Error, Result, check_revision};
+use crate::error::{Error, Result};
 use crate::scope::{Scope, StagingScope};
 use sha2::Digest;
 
@@ -70,6 +70,7 @@ pub struct UpdateTriggerInput {
 
 /// Validates a cron expression (5 fields, or 6 with seconds).
 pub fn validate_schedule(expression: &str) -> Result<()> {
+    validate::string_column("schedule", expression)?;
     croner::Cron::from_str(expression).map(|_| ()).map_err(|error| {
         Error::bad_input(format!(
             "schedule {expression:?} is not a valid cron expression: {error}"
@@ -283,11 +284,6 @@ pub async fn update(
     }
     let tx = db.begin_write().await?;
     let row = get(&tx, scope, &input.name).await?;
-    check_revision(
-        &format!("trigger {:?}", input.name),
-        row.revision,
-        input.expected_revision,
-    )?;
     let kind: TriggerKind = row.kind.parse()?;
     if input.schedule.is_some() {
         check_kind_fields(kind, &input.schedule)?;
@@ -299,31 +295,40 @@ pub async fn update(
             "agent {agent:?} does not exist in staging; deploy it first"
         )));
     }
-    let revision = row.revision + 1;
-    let mut active: triggers::ActiveModel = row.into();
-    if let Some(agent) = input.agent {
-        active.agent_slug = Set(agent);
+    if input.secret.is_some() && kind != TriggerKind::Webhook {
+        return Err(Error::bad_input("only webhook triggers have a `secret`"));
     }
-    if let Some(schedule) = input.schedule {
-        active.schedule = Set(Some(schedule));
-    }
-    if let Some(config) = input.config {
-        active.config = Set(config);
-    }
-    if let Some(enabled) = input.enabled {
-        active.enabled = Set(enabled);
-    }
-    if let Some(secret) = &input.secret {
-        if kind != TriggerKind::Webhook {
-            return Err(Error::bad_input("only webhook triggers have a `secret`"));
-        }
-        let sealed = seal_secret(secret_box, secret)?;
-        active.secret_ciphertext = Set(Some(sealed.ciphertext));
-        active.secret_nonce = Set(Some(sealed.nonce));
-    }
-    active.revision = Set(revision);
-    active.updated_at = Set(now());
-    let row = active.update(&tx).await?;
+    let sealed = input
+        .secret
+        .as_ref()
+        .map(|secret| seal_secret(secret_box, secret))
+        .transpose()?;
+    let row = revision::update::<triggers::Entity, _, _>(
+        &tx,
+        &format!("trigger {:?}", input.name),
+        row.id,
+        input.expected_revision,
+        |active| {
+            if let Some(agent) = input.agent {
+                active.agent_slug = Set(agent);
+            }
+            if let Some(schedule) = input.schedule {
+                active.schedule = Set(Some(schedule));
+            }
+            if let Some(config) = input.config {
+                active.config = Set(config);
+            }
+            if let Some(enabled) = input.enabled {
+                active.enabled = Set(enabled);
+            }
+            if let Some(sealed) = sealed {
+                active.secret_ciphertext = Set(Some(sealed.ciphertext));
+                active.secret_nonce = Set(Some(sealed.nonce));
+            }
+            active.updated_at = Set(now());
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(row)
 }
@@ -331,8 +336,7 @@ pub async fn update(
 pub async fn delete(db: &Db, scope: &StagingScope, name: &str, expected_revision: Option<i64>) -> Result<Uuid> {
     let tx = db.begin_write().await?;
     let row = get(&tx, scope, name).await?;
-    check_revision(&format!("trigger {name:?}"), row.revision, expected_revision)?;
-    triggers::Entity::delete_by_id(row.id).exec(&tx).await?;
+    revision::delete::<triggers::Entity, _>(&tx, &format!("trigger {name:?}"), row.id, expected_revision).await?;
     tx.commit().await?;
     Ok(row.id)
 }

@@ -1,8 +1,45 @@
 //! Input validation shared by the domain modules. Messages name the field and the rule.
+//!
+//! Every value is checked against what storage can hold before anything is written, so a
+//! value the database would refuse is BAD_USER_INPUT naming its field (on both back ends),
+//! never an internal error: text longer than its column ([`STRING_COLUMN_CHARS`] for names,
+//! kinds, keys, titles and authors) and NUL characters, which PostgreSQL cannot store in
+//! `text` or `jsonb`.
 
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+
+/// Characters a short string column holds (`VARCHAR(255)` in migration/src).
+pub const STRING_COLUMN_CHARS: usize = 255;
+
+/// Text that is stored must not contain NUL (PostgreSQL refuses it in `text` and `jsonb`).
+pub fn no_nul(field: &str, value: &str) -> Result<()> {
+    if value.contains('\0') {
+        return Err(Error::bad_input(format!(
+            "{field} contains a NUL character (\\u0000), which cannot be stored; remove it"
+        )));
+    }
+    Ok(())
+}
+
+/// A value stored in a short string column: at most [`STRING_COLUMN_CHARS`] characters, no NUL.
+pub fn string_column(field: &str, value: &str) -> Result<()> {
+    no_nul(field, value)?;
+    let chars = value.chars().count();
+    if chars > STRING_COLUMN_CHARS {
+        return Err(Error::bad_input(format!(
+            "{field} is {chars} characters; the limit is {STRING_COLUMN_CHARS}"
+        )));
+    }
+    Ok(())
+}
+
+/// The caller's identity as recorded in audit fields (`author`, `updatedBy`, `createdBy`...):
+/// the token's `sub` must fit the column.
+pub fn author(subject: &str) -> Result<()> {
+    string_column("the token's `sub` (recorded as the author of this change)", subject)
+}
 
 /// Slugs (agents, prompts, connectors, triggers, credentials...): lowercase, URL-safe.
 pub fn slug(field: &str, value: &str) -> Result<()> {
@@ -30,7 +67,7 @@ pub fn short_text(field: &str, value: &str, max: usize) -> Result<()> {
     if value.chars().count() > max {
         return Err(Error::bad_input(format!("{field} must be at most {max} characters")));
     }
-    Ok(())
+    no_nul(field, value)
 }
 
 /// Longer text with a size cap in bytes.
@@ -41,7 +78,7 @@ pub fn text_size(field: &str, value: &str, max_bytes: usize) -> Result<()> {
             value.len()
         )));
     }
-    Ok(())
+    no_nul(field, value)
 }
 
 /// Configuration documents are JSON objects of bounded size.
@@ -59,6 +96,25 @@ pub fn json_size(field: &str, value: &Value, max_bytes: usize) -> Result<()> {
             "{field} is {size} bytes of JSON; the limit is {max_bytes}"
         )));
     }
+    json_no_nul(field, value)
+}
+
+/// No string or key of a JSON value contains NUL (PostgreSQL `jsonb` refuses `\u0000`).
+pub fn json_no_nul(field: &str, value: &Value) -> Result<()> {
+    let mut stack = vec![value];
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::String(text) => no_nul(field, text)?,
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => {
+                for (key, item) in map {
+                    no_nul(field, key)?;
+                    stack.push(item);
+                }
+            }
+            _ => {}
+        }
+    }
     Ok(())
 }
 
@@ -72,4 +128,34 @@ pub fn slug_list(field: &str, values: &[String]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn nul_and_overlong_values_are_bad_input_naming_the_field() {
+        let error = string_column("title", &"é".repeat(256)).unwrap_err();
+        assert!(
+            matches!(&error, Error::BadInput(m) if m.starts_with("title is 256 characters")),
+            "{error}"
+        );
+        assert!(string_column("title", &"é".repeat(255)).is_ok());
+        let error = text_size("template", "a\0b", 100).unwrap_err();
+        assert!(
+            matches!(&error, Error::BadInput(m) if m.starts_with("template contains a NUL")),
+            "{error}"
+        );
+        let error = json_size("config", &json!({"a": [1, {"k\u{0}": 2}]}), 1000).unwrap_err();
+        assert!(
+            matches!(&error, Error::BadInput(m) if m.starts_with("config contains a NUL")),
+            "{error}"
+        );
+        assert!(json_size("config", &json!({"a": [1, {"k": "v"}]}), 1000).is_ok());
+        let error = author(&"x".repeat(300)).unwrap_err();
+        assert!(matches!(&error, Error::BadInput(m) if m.contains("`sub`")), "{error}");
+    }
 }

@@ -358,6 +358,7 @@ fn release_event(convert: Arc<Convert>, event: Arc<event_rows::Model>) -> BoxFut
                 rolls_back_id: summary.rolls_back_id,
                 note: summary.note,
                 idempotency_key: summary.idempotency_key,
+                request_hash: None,
                 created_by: summary.created_by,
                 created_at: summary.created_at,
             },

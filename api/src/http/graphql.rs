@@ -34,7 +34,35 @@ async fn execute(app: &App, headers: &HeaderMap, request: async_graphql::Request
         request = request.data(crate::graphql::IdempotencyKey(key.to_string()));
     }
     let response = app.schema.execute(request).await;
-    Json(response).into_response()
+    let status = status_of(&response);
+    let mut http = (status, Json(response)).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        http.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    }
+    http
+}
+
+/// 200, except when an error says that retrying the same request cannot succeed now: 503
+/// when the database is unavailable (`SERVICE_UNAVAILABLE`, with `Retry-After`), 422 when an
+/// idempotency key was reused with another request (`IDEMPOTENCY_KEY_REUSED`).
+fn status_of(response: &async_graphql::Response) -> StatusCode {
+    let has = |wanted: &str| {
+        response.errors.iter().any(|error| {
+            error
+                .extensions
+                .as_ref()
+                .and_then(|e| e.get("code"))
+                .is_some_and(|code| *code == async_graphql::Value::from(wanted))
+        })
+    };
+    if has("SERVICE_UNAVAILABLE") {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else if has("IDEMPOTENCY_KEY_REUSED") {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    }
 }
 
 pub async fn post(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {

@@ -6,15 +6,16 @@ use entity::{
     Environment, agent_commits, agent_deployments, agents, connector_instances, connector_resources, prompt_versions,
     prompts, release_items, releases, triggers,
 };
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::state::{self, EnvironmentState};
 use super::{Change, ItemKind, ItemRef, PendingChange, compare, plan_fingerprint};
 use crate::db::{Db, lock_for_update};
 use crate::domain::events::{self, NewEvent, Topic};
-use crate::domain::{agents as agents_domain, new_id, now, validate};
+use crate::domain::{agents as agents_domain, new_id, now, revision, validate};
 use crate::error::{Error, Result};
 use crate::scope::Tenant;
 
@@ -359,10 +360,15 @@ async fn check_dependencies<C: ConnectionTrait>(
 
 /// Publishes (or rolls back) atomically: one transaction, one release record.
 pub async fn publish(db: &Db, tenant: &Tenant, actor: &str, request: PublishRequest) -> Result<releases::Model> {
+    validate::author(actor)?;
     request_shape(&request)?;
     let tx = db.begin_write().await?;
     // Publishes of one tenant never interleave.
     lock_for_update(&tx, &format!("publish:{}", tenant.id())).await?;
+    // A retry with the key returns the first result; the same key with another request is
+    // refused. (Concurrent requests with one key wait on the lock above, then see the first's
+    // release.) A request that fails is rolled back whole, so its key stays unused.
+    let request_hash = request_hash(&request);
     if let Some(key) = &request.idempotency_key
         && let Some(existing) = tenant
             .select::<releases::Entity>()
@@ -370,6 +376,13 @@ pub async fn publish(db: &Db, tenant: &Tenant, actor: &str, request: PublishRequ
             .one(&tx)
             .await?
     {
+        if existing.request_hash.as_ref().is_some_and(|hash| *hash != request_hash) {
+            return Err(Error::IdempotencyKeyReused(format!(
+                "idempotency key {key:?} was already used by release {} with a different request; \
+                 use a new key for a new request",
+                existing.number
+            )));
+        }
         return Ok(existing);
     }
     let plan = plan_for(&tx, tenant, &request, true).await?;
@@ -378,6 +391,9 @@ pub async fn publish(db: &Db, tenant: &Tenant, actor: &str, request: PublishRequ
             "missing dependencies: {}",
             plan.missing.join("; ")
         )));
+    }
+    if plan.rollback_of.is_none() {
+        lock_and_recheck(&tx, tenant, &plan.items).await?;
     }
     let number = tenant
         .select::<releases::Entity>()
@@ -398,6 +414,7 @@ pub async fn publish(db: &Db, tenant: &Tenant, actor: &str, request: PublishRequ
         rolls_back_id: Set(plan.rollback_of.as_ref().map(|r| r.id)),
         note: Set(request.note.clone()),
         idempotency_key: Set(request.idempotency_key.clone()),
+        request_hash: Set(Some(request_hash)),
         created_by: Set(actor.to_string()),
         created_at: Set(now()),
     }
@@ -440,6 +457,89 @@ pub async fn publish(db: &Db, tenant: &Tenant, actor: &str, request: PublishRequ
     tx.commit().await?;
     db.wake_live_feed();
     Ok(release)
+}
+
+/// A fingerprint of what a publish request asks for (not its idempotency key), so that a
+/// retry can be told from another request reusing the key.
+fn request_hash(request: &PublishRequest) -> String {
+    let mut items = request.items.clone();
+    items.sort();
+    let value = json!({
+        "items": items,
+        "all": request.all,
+        "fingerprint": request.fingerprint,
+        "note": request.note,
+        "rollbackTo": request.rollback_to,
+    });
+    hex::encode(Sha256::digest(state::canonical(&value).as_bytes()))
+}
+
+/// Locks the staging rows of the items being published until commit, then checks that each
+/// still has the state the plan read. Under READ COMMITTED an edit can commit between the
+/// plan and the writes; publishing it half-seen (or clearing a prompt draft saved after the
+/// plan, unpublished) is never right: the publish fails with CONFLICT naming the items. Edits
+/// that come after the lock wait for the publish and then see the new revisions.
+async fn lock_and_recheck<C: ConnectionTrait>(tx: &C, tenant: &Tenant, items: &[PlannedItem]) -> Result<()> {
+    let staging = tenant.in_env(Environment::Staging);
+    let slugs = |kind: ItemKind| -> Vec<String> {
+        items
+            .iter()
+            .filter(|i| i.item.kind == kind)
+            .map(|i| i.item.slug.clone())
+            .collect()
+    };
+    let agent_slugs = slugs(ItemKind::Agent);
+    if !agent_slugs.is_empty() {
+        let agent_ids: Vec<Uuid> = tenant
+            .select::<agents::Entity>()
+            .filter(agents::Column::Slug.is_in(agent_slugs))
+            .all(tx)
+            .await?
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        staging
+            .select::<agent_deployments::Entity>()
+            .filter(agent_deployments::Column::AgentId.is_in(agent_ids))
+            .lock_exclusive()
+            .all(tx)
+            .await?;
+    }
+    staging
+        .select::<prompts::Entity>()
+        .filter(prompts::Column::Slug.is_in(slugs(ItemKind::Prompt)))
+        .lock_exclusive()
+        .all(tx)
+        .await?;
+    staging
+        .select::<connector_instances::Entity>()
+        .filter(connector_instances::Column::Slug.is_in(slugs(ItemKind::Connector)))
+        .lock_exclusive()
+        .all(tx)
+        .await?;
+    staging
+        .select::<triggers::Entity>()
+        .filter(triggers::Column::Name.is_in(slugs(ItemKind::Trigger)))
+        .lock_exclusive()
+        .all(tx)
+        .await?;
+    let now = state::load(tx, &staging).await?;
+    let moved: Vec<String> = items
+        .iter()
+        .filter(|item| {
+            now.get(item.item.kind, &item.item.slug).map(state::canonical) != item.after.as_ref().map(state::canonical)
+        })
+        .map(|item| item.item.to_string())
+        .collect();
+    if moved.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Conflict(format!(
+            "{} changed in staging while this publish was being applied. Nothing was published; \
+             review the changes again and retry",
+            moved.join(", ")
+        )))
+    }
 }
 
 fn uuid_field(value: &Value, field: &str) -> Result<Uuid> {
@@ -509,14 +609,13 @@ async fn apply<C: ConnectionTrait>(
                 .await?
             {
                 Some(row) => {
-                    let revision = row.revision + 1;
-                    let mut active: prompts::ActiveModel = row.into();
-                    active.published_version_id = Set(Some(version.id));
-                    active.revision = Set(revision);
-                    active.updated_by = Set(actor.to_string());
-                    active.updated_at = Set(time);
-                    active.release_id = Set(Some(release_id));
-                    active.update(db).await?;
+                    revision::update::<prompts::Entity, _, _>(db, &item.to_string(), row.id, None, |active| {
+                        active.published_version_id = Set(Some(version.id));
+                        active.updated_by = Set(actor.to_string());
+                        active.updated_at = Set(time);
+                        active.release_id = Set(Some(release_id));
+                    })
+                    .await?;
                 }
                 None => {
                     prompts::ActiveModel {
@@ -585,15 +684,20 @@ async fn apply<C: ConnectionTrait>(
             );
             let instance = match existing {
                 Some(row) => {
-                    let revision = row.revision + 1;
-                    let mut active: connector_instances::ActiveModel = row.into();
-                    active.kind = Set(kind);
-                    active.config = Set(config);
-                    active.credential_refs = Set(credentials);
-                    active.revision = Set(revision);
-                    active.updated_at = Set(time);
-                    active.release_id = Set(Some(release_id));
-                    active.update(db).await?
+                    revision::update::<connector_instances::Entity, _, _>(
+                        db,
+                        &item.to_string(),
+                        row.id,
+                        None,
+                        |active| {
+                            active.kind = Set(kind);
+                            active.config = Set(config);
+                            active.credential_refs = Set(credentials);
+                            active.updated_at = Set(time);
+                            active.release_id = Set(Some(release_id));
+                        },
+                    )
+                    .await?
                 }
                 None => {
                     connector_instances::ActiveModel {
@@ -671,19 +775,18 @@ async fn apply<C: ConnectionTrait>(
             let enabled = state.get("enabled").and_then(Value::as_bool).unwrap_or(true);
             match existing {
                 Some(row) => {
-                    let revision = row.revision + 1;
-                    let mut active: triggers::ActiveModel = row.into();
-                    active.agent_slug = Set(text("agent").unwrap_or_default());
-                    active.kind = Set(text("kind").unwrap_or_default());
-                    active.schedule = Set(text("schedule"));
-                    active.config = Set(state.get("config").cloned().unwrap_or(json!({})));
-                    active.enabled = Set(enabled);
-                    active.revision = Set(revision);
-                    active.updated_at = Set(time);
-                    active.release_id = Set(Some(release_id));
-                    active.secret_ciphertext = Set(ciphertext);
-                    active.secret_nonce = Set(nonce);
-                    active.update(db).await?;
+                    revision::update::<triggers::Entity, _, _>(db, &item.to_string(), row.id, None, |active| {
+                        active.agent_slug = Set(text("agent").unwrap_or_default());
+                        active.kind = Set(text("kind").unwrap_or_default());
+                        active.schedule = Set(text("schedule"));
+                        active.config = Set(state.get("config").cloned().unwrap_or(json!({})));
+                        active.enabled = Set(enabled);
+                        active.updated_at = Set(time);
+                        active.release_id = Set(Some(release_id));
+                        active.secret_ciphertext = Set(ciphertext);
+                        active.secret_nonce = Set(nonce);
+                    })
+                    .await?;
                 }
                 None => {
                     // A separate production trigger, bound to production.
@@ -746,14 +849,13 @@ async fn publish_draft<C: ConnectionTrait>(
         .one(db)
         .await?
     {
-        let revision = row.revision + 1;
-        let mut active: prompts::ActiveModel = row.into();
-        active.draft_template = Set(None);
-        active.draft_variables = Set(None);
-        active.draft_model_settings = Set(None);
-        active.revision = Set(revision);
-        active.updated_at = Set(now());
-        active.update(db).await?;
+        revision::update::<prompts::Entity, _, _>(db, &format!("prompt {slug:?}"), row.id, None, |active| {
+            active.draft_template = Set(None);
+            active.draft_variables = Set(None);
+            active.draft_model_settings = Set(None);
+            active.updated_at = Set(now());
+        })
+        .await?;
     }
     Ok(version)
 }
