@@ -122,7 +122,8 @@ pub struct Config {
     #[arg(long, env = "RUNFLOW_EVENT_RETENTION", value_name = "RUNFLOW_EVENT_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
     pub event_retention: std::time::Duration,
 
-    /// Events a subscription may fall behind the live feed before it ends with SLOW_CONSUMER.
+    /// Events the process's live-feed broadcast buffers; a subscription further behind catches
+    /// up from the event log.
     #[arg(
         long,
         env = "RUNFLOW_LIVE_BUFFER",
