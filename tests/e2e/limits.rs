@@ -553,6 +553,26 @@ async fn websocket_caps_are_per_tenant() {
     assert!(reason.contains("rate limit"), "{reason}");
     let mut other = server.websocket(None).await;
     other.init(&token(&b, "viewer")).await;
+    // With the token in the upgrade request, the refusal is an HTTP 429 with `Retry-After`.
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("{}/graphql/ws", server.url.replace("http://", "ws://"))
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", token(&a, "viewer")).parse().expect("header"),
+    );
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            assert!(response.headers().get("retry-after").is_some());
+        }
+        other => panic!("expected a 429, got {:?}", other.map(|(_, response)| response.status())),
+    }
 }
 
 /// Subscribing with an old cursor replays more than a page of history in order, with no gap

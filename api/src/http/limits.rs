@@ -297,6 +297,17 @@ fn refusal(graphql: bool, status: StatusCode, code: &str, message: &str, retry_a
     response
 }
 
+/// The 429 answer to a refusal by a rate limit (runtime API shape).
+pub fn rate_limited(limited: &RateLimited) -> Response {
+    refusal(
+        false,
+        StatusCode::TOO_MANY_REQUESTS,
+        "RATE_LIMITED",
+        &limited.message(),
+        Some(limited.retry_after_secs()),
+    )
+}
+
 /// The middleware: rate limit, then concurrency limit, then timeout.
 pub async fn enforce(State(app): State<App>, request: Request, next: Next) -> Response {
     let limits = app.limits.clone();

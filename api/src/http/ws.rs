@@ -103,6 +103,17 @@ pub async fn upgrade(State(app): State<App>, headers: HeaderMap, ws: WebSocketUp
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    // With the token in the upgrade request, the connection rate is charged (and refused with
+    // 429 and `Retry-After`) here; otherwise at `connection_init` (close 1013).
+    let mut rate_charged = None;
+    if let Authentication::Authenticated(actor) =
+        Authentication::from_header(header_auth.as_deref(), &app.services.tokens)
+    {
+        if let Err(limited) = app.limits.check(Class::WsConnects, &actor.tenant) {
+            return crate::http::limits::rate_limited(&limited);
+        }
+        rate_charged = Some(actor.tenant);
+    }
     // One message at a time is written and flushed, so the write buffer never holds more than
     // the largest message we send (see `RUNFLOW_WS_MAX_OUTGOING_BYTES`) plus a control frame.
     let max_write_buffer = app.config.ws_max_outgoing_bytes + 64 * 1024;
@@ -116,7 +127,9 @@ pub async fn upgrade(State(app): State<App>, headers: HeaderMap, ws: WebSocketUp
         .max_write_buffer_size(max_write_buffer)
         .on_upgrade(move |socket| async move {
             OPEN_SOCKETS.fetch_add(1, Ordering::SeqCst);
-            Connection::new(app, header_auth).run(socket).await;
+            let mut connection = Connection::new(app, header_auth);
+            connection.rate_charged = rate_charged;
+            connection.run(socket).await;
             OPEN_SOCKETS.fetch_sub(1, Ordering::SeqCst);
         })
 }
@@ -129,6 +142,8 @@ struct Connection {
     subscriptions: HashMap<String, AbortHandle>,
     /// Counts this socket against its tenant's cap while it lives.
     _slot: Option<crate::http::limits::SocketGuard>,
+    /// The tenant whose connection rate the upgrade request already used.
+    rate_charged: Option<String>,
 }
 
 /// What handling one client message decided.
@@ -150,6 +165,7 @@ impl Connection {
             actor: None,
             subscriptions: HashMap::new(),
             _slot: None,
+            rate_charged: None,
         }
     }
 
@@ -279,7 +295,9 @@ impl Connection {
                         let Some(slot) = limits.open_socket(&actor.tenant) else {
                             return Step::Close(1013, "Try again later: too many connections for this tenant");
                         };
-                        if limits.check(Class::WsConnects, &actor.tenant).is_err() {
+                        if self.rate_charged.as_deref() != Some(actor.tenant.as_str())
+                            && limits.check(Class::WsConnects, &actor.tenant).is_err()
+                        {
                             return Step::Close(
                                 1013,
                                 "Try again later: connection rate limit (RUNFLOW_RATE_LIMIT_WS_CONNECTS)",
