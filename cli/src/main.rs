@@ -186,7 +186,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         client.url,
                         viewer.subject,
                         viewer.tenant,
-                        viewer.role,
+                        format!("{:?}", viewer.role).to_lowercase(),
                         path.display()
                     )
                 },

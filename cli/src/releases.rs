@@ -16,7 +16,7 @@ pub async fn pending(global: &Global) -> anyhow::Result<()> {
         }
         pending
             .iter()
-            .map(|c| format!("{:<9?} {:<32} revision {}", c.change, c.id, c.revision))
+            .map(|c| format!("{:<9?} {:<32} fingerprint {}", c.change, c.key, c.fingerprint))
             .collect::<Vec<_>>()
             .join("\n")
     });
@@ -28,7 +28,7 @@ fn publish_input(items: Vec<(String, Option<String>)>, note: Option<String>) -> 
         items: Some(
             items
                 .into_iter()
-                .map(|(id, revision)| operations::publish::PublishItemInput { id, revision })
+                .map(|(key, fingerprint)| operations::publish::PublishItemInput { key, fingerprint })
                 .collect(),
         ),
         all: false,
@@ -57,13 +57,13 @@ pub async fn publish(
     let chosen: Vec<(String, Option<String>)> = if all {
         pending
             .iter()
-            .map(|c| (c.id.clone(), Some(c.revision.clone())))
+            .map(|c| (c.key.clone(), Some(c.fingerprint.clone())))
             .collect()
     } else {
         items
             .iter()
-            .map(|id| match pending.iter().find(|c| &c.id == id) {
-                Some(change) => Ok((id.clone(), Some(change.revision.clone()))),
+            .map(|id| match pending.iter().find(|c| &c.key == id) {
+                Some(change) => Ok((id.clone(), Some(change.fingerprint.clone()))),
                 None => bail!("{id} has nothing to publish (see `rf releases`)"),
             })
             .collect::<anyhow::Result<_>>()?
@@ -73,9 +73,9 @@ pub async fn publish(
     }
     let plan_items: Vec<operations::plan::PublishItemInput> = chosen
         .iter()
-        .map(|(id, revision)| operations::plan::PublishItemInput {
-            id: id.clone(),
-            revision: revision.clone(),
+        .map(|(key, fingerprint)| operations::plan::PublishItemInput {
+            key: key.clone(),
+            fingerprint: fingerprint.clone(),
         })
         .collect();
     let plan_input = operations::plan::PublishInput {
@@ -95,7 +95,7 @@ pub async fn publish(
     }
     if !global.json {
         for item in &plan.items {
-            eprintln!("  {:?} {}", item.change, item.id);
+            eprintln!("  {:?} {}", item.change, item.key);
         }
         for warning in &plan.warnings {
             eprintln!("  warning: {warning}");

@@ -98,7 +98,7 @@ async fn first_start_prints_a_working_admin_token() {
         .expect("json");
     assert_eq!(
         viewer["data"]["viewer"],
-        json!({ "tenant": "default", "role": "admin" })
+        json!({ "tenant": "default", "role": "ADMIN" })
     );
 
     let minted = runflow(dir.path())
@@ -119,7 +119,7 @@ async fn first_start_prints_a_working_admin_token() {
         .expect("json");
     assert_eq!(
         viewer["data"]["viewer"],
-        json!({ "tenant": "acme", "role": "viewer", "environment": "PRODUCTION" })
+        json!({ "tenant": "acme", "role": "VIEWER", "environment": "PRODUCTION" })
     );
     let bad_role = runflow(dir.path())
         .args(["token", "--tenant", "acme", "--role", "root"])

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, Frame, Server, deploy, runtime_token, tenant, token};
+use crate::support::{Backend, Frame, Server, deploy, gid, runtime_token, tenant, token};
 
 const VIEWER: &str = "{ viewer(environment: STAGING) { tenant } }";
 
@@ -251,12 +251,12 @@ async fn ingestion_size_caps(backend: Backend) {
     let data = server
         .data(
             &token(&tenant, "viewer"),
-            "query($id: ID!) { execution(environment: STAGING, id: $id) { status output spans { id } } }",
-            json!({ "id": id }),
+            "query($id: ID!) { execution(environment: STAGING, id: $id) { status output spans { nodes { id } } } }",
+            json!({ "id": gid("Execution", "STAGING", &id) }),
         )
         .await;
     assert_eq!(data["execution"]["status"], "RUNNING");
-    assert_eq!(data["execution"]["spans"], json!([]));
+    assert_eq!(data["execution"]["spans"]["nodes"], json!([]));
     // Within the caps, all is accepted.
     let (status, body) = finish(&server, &runtime, &id, json!("y".repeat(900))).await;
     assert_eq!(status, 200, "{body}");
@@ -295,7 +295,7 @@ async fn a_large_event_does_not_drop_the_socket() {
     };
     assert_eq!(
         next_event(&mut ws).await["data"]["executionEvents"]["execution"]["id"],
-        json!(warmup)
+        json!(gid("Execution", "STAGING", &warmup))
     );
 
     // 1.5 MB of output: more than the old 1 MiB write buffer; delivered whole.
@@ -332,7 +332,7 @@ async fn a_large_event_does_not_drop_the_socket() {
     let after = start_execution(&server, &runtime).await;
     assert_eq!(
         next_event(&mut ws).await["data"]["executionEvents"]["execution"]["id"],
-        json!(after)
+        json!(gid("Execution", "STAGING", &after))
     );
 }
 

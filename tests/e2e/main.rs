@@ -17,6 +17,7 @@ mod config_and_tokens;
 mod connectors_and_triggers;
 mod faults;
 mod http;
+mod identity;
 mod limits;
 mod live_feed;
 mod prompts;

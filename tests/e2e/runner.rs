@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, Server, error_code, runtime_token, tenant, token};
+use crate::support::{Backend, Server, error_code, gid, runtime_token, tenant, token};
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/support-bot");
 
@@ -18,10 +18,10 @@ async fn deploy_files(server: &Server, developer: &str, slug: &str, files: Value
     server
         .data(
             developer,
-            "mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { id number } }",
+            "mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { commit { id number } } }",
             json!({ "input": { "slug": slug, "files": files, "message": "deploy" } }),
         )
-        .await["deployAgent"]
+        .await["deployAgent"]["commit"]
         .clone()
 }
 
@@ -79,18 +79,21 @@ async fn staging_and_production_endpoints_run_their_commit(backend: Backend) {
         run["output"],
         json!({ "answer": "Hi! You asked: refunds?", "environment": "staging", "promptVersion": null })
     );
-    assert_eq!(run["commitId"], commit["id"]);
+    assert_eq!(
+        gid("Commit", "shared", run["commitId"].as_str().unwrap_or_default()),
+        commit["id"]
+    );
     let id = run["id"].as_str().expect("id").to_string();
     let recorded = server
         .data(
             &developer,
-            r#"query($id: ID!) { execution(environment: STAGING, id: $id) { status spans { name kind } }
+            r#"query($id: ID!) { execution(environment: STAGING, id: $id) { status spans { nodes { name kind } } }
                               memoryEntries(environment: STAGING) { edges { node { namespace key value } } } }"#,
             json!({ "id": id }),
         )
         .await;
     assert_eq!(
-        recorded["execution"]["spans"],
+        recorded["execution"]["spans"]["nodes"],
         json!([{ "name": "answer", "kind": "PROMPT" }])
     );
     assert_eq!(
@@ -127,7 +130,11 @@ async fn staging_and_production_endpoints_run_their_commit(backend: Backend) {
         run["output"],
         json!({ "answer": "Hi! You asked: prod?", "environment": "production", "promptVersion": 1 })
     );
-    assert_eq!(run["commitId"], commit["id"], "production runs the promoted commit");
+    assert_eq!(
+        gid("Commit", "shared", run["commitId"].as_str().unwrap_or_default()),
+        commit["id"],
+        "production runs the promoted commit"
+    );
     let memory = server
         .data(
             &developer,
@@ -408,7 +415,7 @@ async fn triggers_fire_in_their_own_environment(backend: Backend) {
     );
 
     // The schedule fires in staging (and nowhere else: it is not published).
-    let query = "query($env: Environment!) { executions(environment: $env, first: 100) { edges { node { triggerId status input } } } }";
+    let query = "query($env: Environment!) { executions(environment: $env, first: 100) { edges { node { trigger { id } status input } } } }";
     let mut fired = Vec::new();
     for _ in 0..100 {
         let page = server.data(&developer, query, json!({ "env": "STAGING" })).await;
@@ -419,7 +426,7 @@ async fn triggers_fire_in_their_own_environment(backend: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(!fired.is_empty(), "the schedule trigger fired");
-    assert!(fired.iter().all(|e| e["node"]["triggerId"] == every_second["id"]));
+    assert!(fired.iter().all(|e| e["node"]["trigger"]["id"] == every_second["id"]));
     assert_eq!(fired[0]["node"]["input"]["trigger"], "tick");
     let production = server.data(&developer, query, json!({ "env": "PRODUCTION" })).await;
     assert_eq!(
@@ -448,7 +455,10 @@ async fn triggers_fire_in_their_own_environment(backend: Backend) {
         .expect("send");
     assert_eq!(good.status(), 202);
     let queued: Value = good.json().await.expect("json");
-    assert_eq!(queued["triggerId"], hook["id"]);
+    assert_eq!(
+        gid("Trigger", "STAGING", queued["triggerId"].as_str().unwrap_or_default()),
+        hook["id"]
+    );
     assert_eq!(queued["input"], json!({ "order": 42 }));
     for signature in [
         sign_body("the-wrong-secret-entirely!!", body),
@@ -490,7 +500,7 @@ async fn triggers_fire_in_their_own_environment(backend: Backend) {
     let hooks = server
         .data(
             &developer,
-            "{ executions(environment: STAGING, first: 100) { edges { node { triggerId } } } }",
+            "{ executions(environment: STAGING, first: 100) { edges { node { trigger { id } } } } }",
             json!({}),
         )
         .await;
@@ -498,7 +508,7 @@ async fn triggers_fire_in_their_own_environment(backend: Backend) {
         .as_array()
         .expect("edges")
         .iter()
-        .filter(|e| e["node"]["triggerId"] == hook["id"])
+        .filter(|e| e["node"]["trigger"]["id"] == hook["id"])
         .count();
     assert_eq!(by_hook, 1, "only the signed call ran");
 }

@@ -347,14 +347,14 @@ pub async fn deploy(server: &Server, token: &str, slug: &str, main_py: &str, mes
     let data = server
         .data(
             token,
-            "mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { id hash number message } }",
+            "mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { commit { id hash number message } } }",
             json!({ "input": { "slug": slug, "message": message, "files": [
                 { "path": "runflow.toml", "content": manifest(slug) },
                 { "path": "main.py", "content": main_py },
             ]}}),
         )
         .await;
-    data["deployAgent"].clone()
+    data["deployAgent"]["commit"].clone()
 }
 
 #[derive(Parser)]
@@ -557,4 +557,11 @@ impl Ws {
         self.send(json!({ "type": "subscribe", "id": id, "payload": { "query": query, "variables": variables } }))
             .await;
     }
+}
+
+/// The global id the GraphQL API gives a record whose UUID the runtime API returned:
+/// URL-safe base64 of `<Type>:<ENVIRONMENT or shared>:<key>` (api/src/graphql/ids.rs).
+pub fn gid(type_name: &str, environment: &str, key: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{type_name}:{environment}:{key}"))
 }

@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod events;
 pub mod executions;
 pub mod ingest;
+pub mod lookup;
 pub mod manifest;
 pub mod memory;
 pub mod pagination;

@@ -3,10 +3,11 @@
 use std::str::FromStr;
 
 use entity::triggers;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::pagination::{self, Key, Page, PageRequest};
 use super::{agents, new_id, now, revision, validate};
 use crate::crypto::{Sealed, SecretBox};
 use crate::db::Db;
@@ -89,12 +90,10 @@ fn check_kind_fields(kind: TriggerKind, schedule: &Option<String>) -> Result<()>
     }
 }
 
-pub async fn list(db: &Db, scope: &Scope) -> Result<Vec<triggers::Model>> {
-    Ok(scope
-        .select::<triggers::Entity>()
-        .order_by_asc(triggers::Column::Name)
-        .all(&db.conn)
-        .await?)
+/// A page of the triggers of the scope's environment, by name.
+pub async fn list(db: &Db, scope: &Scope, page: &PageRequest) -> Result<Page<triggers::Model>> {
+    let select = scope.select::<triggers::Entity>();
+    pagination::fetch_by(&db.conn, select, triggers::Column::Name, Key::Text, page, Order::Asc).await
 }
 
 pub async fn find<C: ConnectionTrait>(db: &C, scope: &Scope, name: &str) -> Result<Option<triggers::Model>> {

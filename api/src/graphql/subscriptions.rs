@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::context::{scope, services};
 use super::executions::Execution;
-use super::pagination::parse_id;
+use super::ids::{self, NodeType};
 use super::releases::Release;
 use super::sessions::{Message, Session};
 use super::traces::{Span, Trace};
@@ -100,67 +100,96 @@ async fn feed(
     })
 }
 
+/// What happened to an execution.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum ExecutionEventKind {
+    /// It was created (queued or started).
     Started,
     /// Status changed without finishing (for example QUEUED to RUNNING).
     Updated,
+    /// It reached SUCCEEDED, FAILED or CANCELLED.
     Finished,
 }
 
+/// An execution started, changed or finished.
 #[derive(SimpleObject)]
 pub struct ExecutionEvent {
     /// Resume after this event with `after: <cursor>`.
     cursor: String,
+    /// What happened.
     kind: ExecutionEventKind,
+    /// The environment it happened in.
     environment: Environment,
     /// The execution: its status and times as of the event; `input`, `output` and `log` (never
     /// part of an event) are read from the database when selected.
     execution: Execution,
 }
 
+/// What happened to a session.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum SessionEventKind {
+    /// A session was created.
     Created,
+    /// A message was added to a session.
     MessageAdded,
 }
 
+/// A session was created or got a message.
 #[derive(SimpleObject)]
 pub struct SessionEvent {
+    /// Resume after this event with `after: <cursor>`.
     cursor: String,
+    /// What happened.
     kind: SessionEventKind,
+    /// The environment it happened in.
     environment: Environment,
+    /// The session as it was when the event happened.
     session: Session,
     /// For MESSAGE_ADDED: the message.
     message: Option<Message>,
 }
 
+/// What happened to a trace.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum TraceEventKind {
+    /// A batch of spans was recorded.
     SpansRecorded,
 }
 
+/// Spans were recorded.
 #[derive(SimpleObject)]
 pub struct TraceEvent {
+    /// Resume after this event with `after: <cursor>`.
     cursor: String,
+    /// What happened.
     kind: TraceEventKind,
+    /// The environment it happened in.
     environment: Environment,
+    /// The trace the spans belong to.
     trace: Trace,
     /// The spans recorded by this batch.
     spans: Vec<Span>,
 }
 
+/// What a release did.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum ReleaseEventKind {
+    /// Staging changes were published.
     Published,
+    /// Production was rolled back.
     RolledBack,
 }
 
+/// Production changed by a publish or a rollback.
 #[derive(SimpleObject)]
 pub struct ReleaseEvent {
+    /// Resume after this event with `after: <cursor>`.
     cursor: String,
+    /// What happened.
     kind: ReleaseEventKind,
+    /// The environment asked for (releases change production).
     environment: Environment,
+    /// The release.
     release: Release,
 }
 
@@ -418,16 +447,16 @@ fn refuse<T: Send + 'static>(error: Error) -> EventStream<T> {
 /// The id of a session of the caller's tenant and environment: NOT_FOUND otherwise.
 async fn session_exists(ctx: &Context<'_>, environment: Environment, id: &ID) -> Result<Uuid> {
     let scope = scope(ctx, environment)?;
-    Ok(sessions::get(&services(ctx).db, &scope, parse_id("session", id)?)
-        .await?
-        .id)
+    let uuid = ids::uuid_of(id, NodeType::Session, environment.into())
+        .ok_or_else(|| Error::not_found(format!("session {:?} in {}", id.as_str(), scope.environment)))?;
+    Ok(sessions::get(&services(ctx).db, &scope, uuid).await?.id)
 }
 
 async fn execution_exists(ctx: &Context<'_>, environment: Environment, id: &ID) -> Result<Uuid> {
     let scope = scope(ctx, environment)?;
-    Ok(executions::get(&services(ctx).db, &scope, parse_id("execution", id)?)
-        .await?
-        .id)
+    let uuid = ids::uuid_of(id, NodeType::Execution, environment.into())
+        .ok_or_else(|| Error::not_found(format!("execution {:?} in {}", id.as_str(), scope.environment)))?;
+    Ok(executions::get(&services(ctx).db, &scope, uuid).await?.id)
 }
 
 #[derive(Default)]
@@ -439,7 +468,7 @@ impl Subscription {
     async fn execution_events(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
+        #[graphql(desc = "The environment to follow.")] environment: Environment,
         #[graphql(desc = "Only executions of this agent (slug).")] agent: Option<String>,
         #[graphql(desc = "Replay the events after this cursor first.")] after: Option<String>,
     ) -> EventStream<ExecutionEvent> {
@@ -464,9 +493,9 @@ impl Subscription {
     async fn session_events(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        session_id: Option<ID>,
-        after: Option<String>,
+        #[graphql(desc = "The environment to follow.")] environment: Environment,
+        #[graphql(desc = "Only events of this session (its global id).")] session_id: Option<ID>,
+        #[graphql(desc = "Replay the events after this cursor first.")] after: Option<String>,
     ) -> EventStream<SessionEvent> {
         let session_id = match session_id {
             Some(id) => match session_exists(ctx, environment, &id).await {
@@ -496,9 +525,9 @@ impl Subscription {
     async fn trace_events(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        execution_id: Option<ID>,
-        after: Option<String>,
+        #[graphql(desc = "The environment to follow.")] environment: Environment,
+        #[graphql(desc = "Only spans of this execution (its global id).")] execution_id: Option<ID>,
+        #[graphql(desc = "Replay the events after this cursor first.")] after: Option<String>,
     ) -> EventStream<TraceEvent> {
         let execution_id = match execution_id {
             Some(id) => match execution_exists(ctx, environment, &id).await {
@@ -520,8 +549,8 @@ impl Subscription {
     async fn release_events(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        after: Option<String>,
+        #[graphql(desc = "Either environment; releases are the tenant's.")] environment: Environment,
+        #[graphql(desc = "Replay the events after this cursor first.")] after: Option<String>,
     ) -> EventStream<ReleaseEvent> {
         let filter = Filter {
             topic: events::Topic::Release,

@@ -57,7 +57,10 @@ pub fn router(app: App) -> Router {
 }
 
 async fn schema_sdl(State(app): State<App>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], app.schema.sdl())
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        crate::graphql::sdl_of(&app.schema),
+    )
 }
 
 async fn ready(State(app): State<App>) -> impl IntoResponse {
