@@ -36,6 +36,8 @@ pub struct App {
     pub config: Config,
     /// Automatic persisted queries and the trusted-documents manifest.
     pub persisted: Arc<crate::http::persisted::PersistedQueries>,
+    /// Rate, concurrency and connection limits (see [`crate::http::limits`]).
+    pub limits: Arc<crate::http::limits::Limits>,
     /// Becomes `true` when the server shuts down (long-lived connections close then).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     shutdown_sender: Arc<tokio::sync::watch::Sender<bool>>,
@@ -230,9 +232,15 @@ impl App {
         };
         let schema = graphql::build_schema(services.clone(), &config);
         let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
+        let limits = crate::http::limits::Limits::new(&config);
+        crate::domain::releases::diff::configure(crate::domain::releases::diff::DiffLimits {
+            timeout: config.diff_timeout,
+            ..Default::default()
+        });
         Ok(App {
             services,
             schema,
+            limits,
             config,
             persisted,
             shutdown,

@@ -177,7 +177,8 @@ pub struct Config {
     #[arg(long, env = "RUNFLOW_EVENT_RETENTION", value_name = "RUNFLOW_EVENT_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
     pub event_retention: std::time::Duration,
 
-    /// Events a subscription may fall behind the live feed before it ends with SLOW_CONSUMER.
+    /// Events the process's live-feed broadcast buffers; a subscription further behind catches
+    /// up from the event log.
     #[arg(
         long,
         env = "RUNFLOW_LIVE_BUFFER",
@@ -215,6 +216,90 @@ pub struct Config {
     /// Largest WebSocket message accepted from a client, in bytes.
     #[arg(long, env = "RUNFLOW_WS_MAX_MESSAGE_BYTES", value_name = "RUNFLOW_WS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
     pub ws_max_message_bytes: usize,
+
+    /// Per-tenant rate of GraphQL requests (`/graphql`): `N/s`, `N/min` or `N/h`, optionally
+    /// `,burst=B` (default burst: N); `off` disables. Over it: 429 with `Retry-After`.
+    #[arg(long, env = "RUNFLOW_RATE_LIMIT_GRAPHQL", value_name = "RUNFLOW_RATE_LIMIT_GRAPHQL", default_value = "50/s,burst=100", value_parser = crate::http::limits::RateSpec::parse)]
+    pub rate_limit_graphql: crate::http::limits::RateSpec,
+
+    /// Per-tenant rate of runtime API requests (`/v1/runtime/...`).
+    #[arg(long, env = "RUNFLOW_RATE_LIMIT_RUNTIME", value_name = "RUNFLOW_RATE_LIMIT_RUNTIME", default_value = "200/s,burst=400", value_parser = crate::http::limits::RateSpec::parse)]
+    pub rate_limit_runtime: crate::http::limits::RateSpec,
+
+    /// Per-tenant rate of agent endpoint calls (`/v1/{tenant}/{environment}/agents/...`).
+    #[arg(long, env = "RUNFLOW_RATE_LIMIT_AGENTS", value_name = "RUNFLOW_RATE_LIMIT_AGENTS", default_value = "20/s,burst=40", value_parser = crate::http::limits::RateSpec::parse)]
+    pub rate_limit_agents: crate::http::limits::RateSpec,
+
+    /// Per-tenant rate of webhook deliveries (`/v1/{tenant}/{environment}/triggers/...`).
+    #[arg(long, env = "RUNFLOW_RATE_LIMIT_WEBHOOKS", value_name = "RUNFLOW_RATE_LIMIT_WEBHOOKS", default_value = "20/s,burst=40", value_parser = crate::http::limits::RateSpec::parse)]
+    pub rate_limit_webhooks: crate::http::limits::RateSpec,
+
+    /// Per-tenant rate of WebSocket connections (counted at `connection_init`).
+    #[arg(long, env = "RUNFLOW_RATE_LIMIT_WS_CONNECTS", value_name = "RUNFLOW_RATE_LIMIT_WS_CONNECTS", default_value = "20/s,burst=200", value_parser = crate::http::limits::RateSpec::parse)]
+    pub rate_limit_ws_connects: crate::http::limits::RateSpec,
+
+    /// Open WebSockets one tenant may hold on this process (0: no cap).
+    #[arg(
+        long,
+        env = "RUNFLOW_WS_MAX_CONNECTIONS_PER_TENANT",
+        value_name = "RUNFLOW_WS_MAX_CONNECTIONS_PER_TENANT",
+        default_value_t = 2000
+    )]
+    pub ws_max_connections_per_tenant: usize,
+
+    /// Requests this process handles at once (WebSockets excluded); beyond it: a fast 503.
+    #[arg(
+        long,
+        env = "RUNFLOW_MAX_CONCURRENT_REQUESTS",
+        value_name = "RUNFLOW_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 256
+    )]
+    pub max_concurrent_requests: usize,
+
+    /// Longest an HTTP request (including a GraphQL execution) may take before it is stopped
+    /// with 503 `TIMEOUT`. Synchronous agent calls wait up to `RUNFLOW_RUN_TIMEOUT` + 30 s instead.
+    #[arg(long, env = "RUNFLOW_REQUEST_TIMEOUT", value_name = "RUNFLOW_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: std::time::Duration,
+
+    /// Longest a release diff may compute (per file); a slower or larger diff is replaced by a
+    /// "diff too large" marker.
+    #[arg(long, env = "RUNFLOW_DIFF_TIMEOUT", value_name = "RUNFLOW_DIFF_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub diff_timeout: std::time::Duration,
+
+    /// Time without any message from a client (after a keep-alive ping) before its WebSocket is
+    /// considered dead and closed (4504).
+    #[arg(long, env = "RUNFLOW_WS_PONG_TIMEOUT", value_name = "RUNFLOW_WS_PONG_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub ws_pong_timeout: std::time::Duration,
+
+    /// Bytes queued for one WebSocket before its slowest subscription is ended (SLOW_CONSUMER).
+    #[arg(long, env = "RUNFLOW_WS_BUFFER_BYTES", value_name = "RUNFLOW_WS_BUFFER_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub ws_buffer_bytes: usize,
+
+    /// Largest message sent to a WebSocket client; a larger result is replaced by an error
+    /// `MESSAGE_TOO_LARGE` (the subscription goes on).
+    #[arg(long, env = "RUNFLOW_WS_MAX_OUTGOING_BYTES", value_name = "RUNFLOW_WS_MAX_OUTGOING_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub ws_max_outgoing_bytes: usize,
+
+    /// Largest execution `output` (JSON) the runtime API accepts, in bytes (413 beyond it).
+    #[arg(long, env = "RUNFLOW_MAX_OUTPUT_BYTES", value_name = "RUNFLOW_MAX_OUTPUT_BYTES", default_value_t = 1024 * 1024)]
+    pub max_output_bytes: usize,
+
+    /// Largest execution `input`, `error` or session message `content` the runtime API accepts, in bytes.
+    #[arg(long, env = "RUNFLOW_MAX_TEXT_BYTES", value_name = "RUNFLOW_MAX_TEXT_BYTES", default_value_t = 256 * 1024)]
+    pub max_text_bytes: usize,
+
+    /// Largest `attributes` of one span (JSON), in bytes.
+    #[arg(long, env = "RUNFLOW_MAX_SPAN_ATTRIBUTES_BYTES", value_name = "RUNFLOW_MAX_SPAN_ATTRIBUTES_BYTES", default_value_t = 64 * 1024)]
+    pub max_span_attributes_bytes: usize,
+
+    /// Most spans one request may record.
+    #[arg(
+        long,
+        env = "RUNFLOW_MAX_SPANS_PER_REQUEST",
+        value_name = "RUNFLOW_MAX_SPANS_PER_REQUEST",
+        default_value_t = 1000
+    )]
+    pub max_spans_per_request: usize,
 
     /// Agent runs this process executes at once (0: run no workers here, see `runflow worker`).
     #[arg(long, env = "RUNFLOW_WORKERS", value_name = "RUNFLOW_WORKERS", default_value_t = 4)]

@@ -41,6 +41,10 @@ pub enum Error {
     /// have queued or running, triggers, firings per minute); the message names the setting.
     #[error("{0}")]
     LimitExceeded(String),
+    /// A field of the request is larger than its limit; the message names the field and the
+    /// limit (HTTP 413).
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// An idempotency key already used with a different request (HTTP 422).
     #[error("{0}")]
     IdempotencyKeyReused(String),
@@ -65,6 +69,7 @@ impl Error {
             Error::CursorExpired(_) => "CURSOR_EXPIRED",
             Error::SlowConsumer(_) => "SLOW_CONSUMER",
             Error::LimitExceeded(_) => "LIMIT_EXCEEDED",
+            Error::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Error::IdempotencyKeyReused(_) => "IDEMPOTENCY_KEY_REUSED",
             Error::ServiceUnavailable(_) => "SERVICE_UNAVAILABLE",
             Error::Internal(_) => "INTERNAL",

@@ -26,6 +26,7 @@ fn invalid_configuration_names_the_variable() {
         ("RUNFLOW_JWT_SECRET", "short"),
         ("RUNFLOW_MAX_QUERY_DEPTH", "many"),
         ("RUNFLOW_SECRET_KEY", "not base64!"),
+        ("RUNFLOW_RATE_LIMIT_GRAPHQL", "fast"),
     ] {
         let output = runflow(dir.path()).env(variable, value).output().expect("run");
         assert!(!output.status.success(), "{variable}={value} must stop the server");

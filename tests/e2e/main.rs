@@ -20,6 +20,7 @@ mod dashboard;
 mod faults;
 mod http;
 mod identity;
+mod limits;
 mod live_feed;
 mod prompts;
 mod releases;

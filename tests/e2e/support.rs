@@ -143,6 +143,12 @@ impl Server {
             .env("RUNFLOW_PUBLIC_URL", "https://api.example.test")
             .env("RUNFLOW_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
+            // Tests fire requests back to back; limits/limits.rs turns the rate limits on itself.
+            .env("RUNFLOW_RATE_LIMIT_GRAPHQL", "off")
+            .env("RUNFLOW_RATE_LIMIT_RUNTIME", "off")
+            .env("RUNFLOW_RATE_LIMIT_AGENTS", "off")
+            .env("RUNFLOW_RATE_LIMIT_WEBHOOKS", "off")
+            .env("RUNFLOW_RATE_LIMIT_WS_CONNECTS", "off")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -507,6 +513,29 @@ impl Ws {
             .send(tokio_tungstenite::tungstenite::Message::text(text))
             .await
             .expect("send");
+    }
+
+    /// The next protocol message or the close frame, server pings included.
+    pub async fn next_raw(&mut self) -> Frame {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(20), self.socket.next())
+                .await
+                .expect("a message within 20 s");
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    return Frame::Json(serde_json::from_str(text.as_str()).expect("JSON"));
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return frame
+                        .map(|f| Frame::Closed(f.code.into(), f.reason.to_string()))
+                        .unwrap_or(Frame::Closed(1005, String::new()));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Frame::Closed(1006, String::new()),
+            }
+        }
     }
 
     /// The next protocol message or the close frame (server pings are skipped).

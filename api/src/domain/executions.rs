@@ -233,7 +233,7 @@ pub(crate) async fn append_event<C: sea_orm::ConnectionTrait>(
         agent_slug: Some(agent_slug.to_string()),
         execution_id: Some(row.id),
         session_id: row.session_id,
-        payload: serde_json::json!({ "execution": row }),
+        payload: events::execution_payload(row),
     };
     events::append(tx, &scope.tenant, vec![event]).await?;
     Ok(())

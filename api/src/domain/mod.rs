@@ -10,6 +10,7 @@ pub mod connectors;
 pub mod credentials;
 pub mod events;
 pub mod executions;
+pub mod ingest;
 pub mod lifecycle;
 pub mod lookup;
 pub mod manifest;

@@ -53,7 +53,7 @@ async fn append_event<C: sea_orm::ConnectionTrait>(
         agent_slug: agent_slug.map(str::to_string),
         execution_id: None,
         session_id: Some(session.id),
-        payload: serde_json::json!({ "session": session, "message": message }),
+        payload: events::session_payload(session, message),
     };
     events::append(tx, &scope.tenant, vec![event]).await?;
     Ok(())

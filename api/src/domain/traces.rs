@@ -214,7 +214,7 @@ pub async fn record_many(
             agent_slug: None,
             execution_id: trace.execution_id,
             session_id: None,
-            payload: serde_json::json!({ "trace": trace, "spans": rows }),
+            payload: events::trace_payload(&trace, &rows),
         });
         recorded.push((trace, rows));
     }

@@ -125,6 +125,23 @@ pub fn prepare_request(
     request
 }
 
+/// Like [`prepare_request`], for a subscription: its DataLoaders keep no cache, so the nested
+/// fields of every event are read fresh (a subscription lives for hours: a cache would hold
+/// stale data and grow without bound). Loads within one event are still batched.
+pub fn prepare_subscription_request(
+    services: &Services,
+    authentication: crate::auth::Authentication,
+    request: async_graphql::Request,
+) -> async_graphql::Request {
+    let mut request = request.data(authentication.clone());
+    if let crate::auth::Authentication::Authenticated(actor) = authentication {
+        let loader = loaders::request_loader(services.db.clone(), crate::scope::Tenant(actor.tenant.clone()));
+        loader.enable_all_cache(false);
+        request = request.data(loader).data(actor);
+    }
+    request
+}
+
 /// The SDL that `schema.graphql` must equal (with `@specifiedBy` on custom scalars).
 pub fn sdl() -> String {
     sdl_of(&builder().finish())

@@ -128,10 +128,13 @@ pub struct FileDiff {
     path: String,
     /// Added, removed or modified.
     change: ChangeType,
-    /// The same diff as unified diff text.
+    /// The same diff as unified diff text (or the "diff too large" marker).
     unified_diff: String,
     /// The diff as structured hunks.
     hunks: Vec<DiffHunk>,
+    /// True when the file is too large (or its diff too slow) to diff: `unifiedDiff` holds a
+    /// "diff too large" marker and `hunks` is empty.
+    too_large: bool,
 }
 
 fn int(n: usize) -> i32 {
@@ -144,6 +147,7 @@ impl From<diff::FileDiff> for FileDiff {
             path: d.path,
             change: d.change.into(),
             unified_diff: d.unified,
+            too_large: d.too_large,
             hunks: d
                 .hunks
                 .into_iter()
@@ -338,6 +342,20 @@ impl AgentChange {
 /// A prompt's unpublished text: production (left) against staging (right).
 pub struct PromptChange(Pending);
 
+impl PromptChange {
+    /// The side-by-side rows, computed off the async threads within the diff limits.
+    async fn side_by_side(&self) -> GqlResult<Option<Vec<diff::SideBySideRow>>> {
+        let text = |s: Option<PromptSnapshot>| s.map(|s| s.template).unwrap_or_default();
+        let (old, new) = (
+            text(prompt_snapshot(self.0.production.as_ref())),
+            text(prompt_snapshot(self.0.staging.as_ref())),
+        );
+        tokio::task::spawn_blocking(move || diff::side_by_side(&old, &new))
+            .await
+            .map_err(|e| Error::internal(anyhow::anyhow!("diff computation failed: {e}")).into())
+    }
+}
+
 /// A prompt's unpublished text: production (left) against staging (right).
 #[Object]
 impl PromptChange {
@@ -351,21 +369,24 @@ impl PromptChange {
         prompt_snapshot(self.0.staging.as_ref())
     }
 
-    /// The two templates side by side.
-    async fn rows(&self) -> Vec<SideBySideRow> {
-        let text = |s: Option<PromptSnapshot>| s.map(|s| s.template).unwrap_or_default();
-        let (old, new) = (
-            text(prompt_snapshot(self.0.production.as_ref())),
-            text(prompt_snapshot(self.0.staging.as_ref())),
-        );
-        diff::side_by_side(&old, &new)
+    /// The two templates side by side (empty when `diffTooLarge`).
+    async fn rows(&self) -> GqlResult<Vec<SideBySideRow>> {
+        Ok(self
+            .side_by_side()
+            .await?
+            .unwrap_or_default()
             .into_iter()
             .map(|row| SideBySideRow {
                 tag: row.tag.into(),
                 left: row.left.map(cell),
                 right: row.right.map(cell),
             })
-            .collect()
+            .collect())
+    }
+
+    /// True when the templates are too large (or too slow) to diff: `rows` is then empty.
+    async fn diff_too_large(&self) -> GqlResult<bool> {
+        Ok(self.side_by_side().await?.is_none())
     }
 
     /// Variables staging declares and production does not.

@@ -7,6 +7,7 @@ mod agents;
 mod dashboard;
 pub mod errors;
 pub mod graphql;
+pub mod limits;
 pub mod metrics;
 pub mod persisted;
 mod runtime;
@@ -53,6 +54,7 @@ pub fn router(app: App) -> Router {
         .fallback(errors::not_found)
         // Inside the router, so each request is labelled with its matched route.
         .route_layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), limits::enforce))
         .with_state(app.clone())
         .layer(DefaultBodyLimit::max(max_body))
         .layer(RequestBodyLimitLayer::new(max_body))

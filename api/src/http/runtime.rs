@@ -23,6 +23,7 @@ use crate::app::App;
 use crate::auth::Authentication;
 use crate::auth::capability::RuntimeCaller;
 use crate::domain::executions::{ExecutionStatus, StartExecution};
+use crate::domain::ingest::IngestLimits;
 use crate::domain::traces::{SpanInput, TraceInput};
 use crate::domain::{connectors, executions, memory, prompts, sessions, traces};
 use crate::error::Error;
@@ -64,6 +65,7 @@ impl IntoResponse for ApiError {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::CursorExpired(_) => StatusCode::GONE,
             Error::SlowConsumer(_) | Error::LimitExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::IdempotencyKeyReused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -136,6 +138,7 @@ pub(crate) fn execution_json(row: &entity::executions::Model) -> Value {
 
 async fn start_execution(State(app): State<App>, Runtime(caller): Runtime, bytes: Bytes) -> ApiResult<Response> {
     let input: StartBody = body(&bytes)?;
+    IngestLimits::from_config(&app.config).input(&input.input)?;
     let start = StartExecution {
         agent: input.agent,
         input: input.input,
@@ -191,6 +194,7 @@ async fn record_spans(
     if input.spans.is_empty() {
         return Err(Error::bad_input("spans is empty").into());
     }
+    IngestLimits::from_config(&app.config).spans(input.spans.iter().map(|s| &s.attributes))?;
     let started_at = input.spans.iter().map(|s| s.start_time).min().unwrap_or_else(Utc::now);
     let spans = input
         .spans
@@ -241,6 +245,9 @@ async fn finish_execution(
     caller.may_report_on(execution)?;
     let scope = &caller.scope;
     let input: FinishBody = body(&bytes)?;
+    let limits = IngestLimits::from_config(&app.config);
+    limits.output(input.output.as_ref())?;
+    limits.text("error", input.error.as_deref())?;
     let status = ExecutionStatus::parse(&input.status)
         .filter(|s| s.is_final())
         .ok_or_else(|| Error::bad_input("status must be SUCCEEDED, FAILED or CANCELLED"))?;
@@ -259,6 +266,7 @@ struct SessionBody {
 async fn create_session(State(app): State<App>, Runtime(caller): Runtime, bytes: Bytes) -> ApiResult<Response> {
     let scope = caller.scope;
     let input: SessionBody = body(&bytes)?;
+    IngestLimits::from_config(&app.config).text("title", Some(&input.title))?;
     let session = sessions::create(&app.services.db, &scope, input.agent.as_deref(), &input.title).await?;
     Ok(created(
         json!({ "id": session.id, "environment": session.environment, "title": session.title }),
@@ -280,6 +288,7 @@ async fn add_message(
 ) -> ApiResult<Response> {
     let session = id(&session, "session")?;
     let input: MessageBody = body(&bytes)?;
+    IngestLimits::from_config(&app.config).text("content", Some(&input.content))?;
     let message = sessions::add_message(&app.services.db, &scope, session, &input.role, &input.content).await?;
     Ok(created(
         json!({ "id": message.id, "sessionId": message.session_id, "role": message.role }),

@@ -450,7 +450,7 @@ pub async fn publish(db: &Db, tenant: &Tenant, actor: &str, request: PublishRequ
             agent_slug: None,
             execution_id: None,
             session_id: None,
-            payload: json!({ "release": release }),
+            payload: events::release_payload(&release),
         })
         .collect();
     events::append(&tx, tenant, events).await?;

@@ -361,6 +361,14 @@ pub async fn traces(
             accepted += 1;
         }
     }
+    crate::domain::ingest::IngestLimits::from_config(&app.config).spans(
+        groups
+            .values()
+            .flat_map(|g| &g.spans)
+            .map(|s| &s.attributes)
+            .collect::<Vec<_>>()
+            .into_iter(),
+    )?;
     if accepted > 0 {
         traces::record_many(&app.services.db, scope, groups.into_values().collect()).await?;
     }
