@@ -219,11 +219,12 @@ fn token(
     let secret_file = config.data_dir.join("jwt-secret");
     if config.jwt_algorithm == runflow::config::JwtAlgorithm::Hs256
         && config.jwt_secret.is_none()
+        && config.jwt_secret_file.is_none()
         && !secret_file.exists()
     {
         anyhow::bail!(
             "no token secret at {}: run `runflow token` where the server keeps its data, or pass \
-             --data-dir (RUNFLOW_DATA_DIR) or RUNFLOW_JWT_SECRET as the server has them",
+             --data-dir (RUNFLOW_DATA_DIR) or RUNFLOW_JWT_SECRET / RUNFLOW_JWT_SECRET_FILE as the server has them",
             secret_file.display()
         );
     }

@@ -279,7 +279,7 @@ async fn graphql_over_http_follows_the_spec(backend: Backend) {
         let (status, content_type, body) = post_with(&server, accept, Some(&viewer), ok).await;
         assert_eq!(status, 200, "{accept:?}");
         assert!(content_type.starts_with(expected), "{accept:?}: {content_type}");
-        assert_eq!(body["data"]["viewer"]["role"], "viewer");
+        assert_eq!(body["data"]["viewer"]["role"], "VIEWER");
     }
 
     // Request errors: 4xx and no data with graphql-response+json; 200 and data null with JSON.
@@ -327,7 +327,7 @@ async fn graphql_over_http_follows_the_spec(backend: Backend) {
     )
     .await;
     assert_eq!(status, 200, "{response:#}");
-    assert_eq!(response["data"]["viewer"]["role"], "viewer");
+    assert_eq!(response["data"]["viewer"]["role"], "VIEWER");
 
     // The parse error is one sentence, not the parser's ASCII art.
     let (_, _, response) = post_with(&server, None, Some(&viewer), r#"{"query":"{ agents(environment: "}"#).await;
@@ -580,13 +580,13 @@ async fn persisted_operations(backend: Backend) {
         .json::<Value>()
         .await
         .expect("json");
-    assert_eq!(registered["data"]["viewer"]["role"], "viewer", "{registered:#}");
+    assert_eq!(registered["data"]["viewer"]["role"], "VIEWER", "{registered:#}");
     let hit = post_raw(&server, Some(&viewer), by_hash.clone())
         .await
         .json::<Value>()
         .await
         .expect("json");
-    assert_eq!(hit["data"]["viewer"]["role"], "viewer", "{hit:#}");
+    assert_eq!(hit["data"]["viewer"]["role"], "VIEWER", "{hit:#}");
     // By GET too (a CDN can cache it).
     let got: Value = server
         .http()
@@ -599,7 +599,7 @@ async fn persisted_operations(backend: Backend) {
         .json()
         .await
         .expect("json");
-    assert_eq!(got["data"]["viewer"]["role"], "viewer", "{got:#}");
+    assert_eq!(got["data"]["viewer"]["role"], "VIEWER", "{got:#}");
 
     // Trusted documents: only the manifest's operations run, by hash or in full.
     let dir = tempfile::tempdir().expect("dir");
@@ -611,9 +611,9 @@ async fn persisted_operations(backend: Backend) {
         .json::<Value>()
         .await
         .expect("json");
-    assert_eq!(hit["data"]["viewer"]["role"], "viewer", "{hit:#}");
+    assert_eq!(hit["data"]["viewer"]["role"], "VIEWER", "{hit:#}");
     let full = trusted.gql(Some(&viewer), query, json!({})).await;
-    assert_eq!(full["data"]["viewer"]["role"], "viewer", "{full:#}");
+    assert_eq!(full["data"]["viewer"]["role"], "VIEWER", "{full:#}");
     let other = trusted
         .gql(Some(&viewer), "{ viewer(environment: STAGING) { tenant } }", json!({}))
         .await;
