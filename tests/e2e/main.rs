@@ -15,6 +15,7 @@ mod cli;
 mod concurrency;
 mod config_and_tokens;
 mod connectors_and_triggers;
+mod egress;
 mod faults;
 mod http;
 mod identity;
