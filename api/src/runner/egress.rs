@@ -38,7 +38,8 @@ const MAX_ATTEMPTS: usize = 3;
 /// Tunnels one run may hold open at once.
 const MAX_TUNNELS: usize = 64;
 
-/// Special-purpose ranges a run may never reach (IANA special-purpose address registries).
+/// Special-purpose ranges a run may never reach (IANA special-purpose address registries);
+/// the first match names the reason, so narrower ranges come before the ranges holding them.
 /// IPv4-mapped and NAT64 IPv6 addresses are checked as the IPv4 address they carry.
 static REFUSED: LazyLock<Vec<(IpNet, &'static str)>> = LazyLock::new(|| {
     [
@@ -56,8 +57,8 @@ static REFUSED: LazyLock<Vec<(IpNet, &'static str)>> = LazyLock::new(|| {
         ("198.51.100.0/24", "documentation"),
         ("203.0.113.0/24", "documentation"),
         ("224.0.0.0/4", "multicast"),
-        ("240.0.0.0/4", "reserved"),
         ("255.255.255.255/32", "broadcast"),
+        ("240.0.0.0/4", "reserved"),
         ("::/128", "unspecified"),
         ("::1/128", "loopback"),
         ("::/96", "IPv4-compatible (deprecated)"),
