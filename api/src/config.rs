@@ -333,6 +333,19 @@ pub struct Config {
     )]
     pub runner_sandbox: SandboxMode,
 
+    /// Outbound internet of sandboxed runs: `none` (the default: the Runflow API only) or
+    /// `public` (also public internet addresses through an HTTPS `CONNECT` proxy at
+    /// 127.0.0.1:3128 inside the sandbox, which refuses loopback, private, link-local and other
+    /// special-purpose addresses and this host's own). Needs RUNFLOW_RUNNER_SANDBOX=bwrap.
+    #[arg(
+        long,
+        env = "RUNFLOW_RUNNER_EGRESS",
+        value_name = "RUNFLOW_RUNNER_EGRESS",
+        value_enum,
+        default_value = "none"
+    )]
+    pub runner_egress: Egress,
+
     /// The bubblewrap program (a name looked up in PATH, or a path).
     #[arg(
         long,
@@ -499,6 +512,14 @@ pub enum SandboxMode {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Egress {
+    /// No outbound network: the Runflow API only.
+    None,
+    /// Public internet addresses through the run's CONNECT proxy (never local or private ones).
+    Public,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
@@ -602,6 +623,12 @@ impl Config {
                      no path), got {origin:?}"
                 );
             }
+        }
+        if self.runner_egress == Egress::Public && self.runner_sandbox == SandboxMode::None {
+            anyhow::bail!(
+                "RUNFLOW_RUNNER_EGRESS=public needs RUNFLOW_RUNNER_SANDBOX=bwrap: without the sandbox a run has the \
+                 host's whole network and no egress policy applies"
+            );
         }
         if self.max_query_depth < 4 {
             anyhow::bail!("RUNFLOW_MAX_QUERY_DEPTH must be at least 4");

@@ -72,6 +72,11 @@ enum Command {
         socket: std::path::PathBuf,
         #[arg(long)]
         listen: std::net::SocketAddr,
+        /// With outbound internet: the proxy's socket, and where to listen for it inside.
+        #[arg(long, requires = "proxy_listen")]
+        proxy_socket: Option<std::path::PathBuf>,
+        #[arg(long, requires = "proxy_socket")]
+        proxy_listen: Option<std::net::SocketAddr>,
         #[arg(trailing_var_arg = true, required = true)]
         command: Vec<String>,
     },
@@ -124,10 +129,13 @@ fn main() -> ExitCode {
     if let Some(Command::SandboxInit {
         socket,
         listen,
+        proxy_socket,
+        proxy_listen,
         command,
     }) = &cli.command
     {
-        return runflow::runner::sandbox_init(socket, *listen, command);
+        let proxy = proxy_socket.as_deref().zip(*proxy_listen);
+        return runflow::runner::sandbox_init(socket, *listen, proxy, command);
     }
     match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime.block_on(run(cli)),

@@ -17,6 +17,7 @@ mod config_and_tokens;
 mod connectors_and_triggers;
 mod contract;
 mod dashboard;
+mod egress;
 mod faults;
 mod http;
 mod identity;

@@ -36,6 +36,7 @@ use crate::domain::memory;
 use crate::error::{Error, Result};
 use crate::scope::Scope;
 
+mod egress;
 mod sandbox;
 mod schedule;
 

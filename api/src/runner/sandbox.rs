@@ -19,6 +19,11 @@
 //!   bound into the sandbox; the worker accepts on that socket and connects to the API
 //!   address, and only there. So the run reaches the API and nothing else (no database port,
 //!   no other local service, no internet).
+//! - Outbound internet (`RUNFLOW_RUNNER_EGRESS=public`): `sandbox-init` also listens on
+//!   127.0.0.1:3128 and forwards to a second socket, where the worker runs a `CONNECT`
+//!   proxy that reaches public addresses only (see [`super::egress`]); the run gets
+//!   `HTTPS_PROXY`/`HTTP_PROXY` (and lower-case forms) pointing at it and `NO_PROXY` for the
+//!   API. With `none` (the default) there is no proxy and no such variables.
 //! - User: when the server runs as root, each concurrent run gets its own unprivileged user id
 //!   (`RUNFLOW_RUNNER_UID_BASE` + n), so `RLIMIT_NPROC` is a per-run process cap.
 //! - Lifetime: the child of the worker is the process group of setpriv/prlimit/bwrap;
@@ -34,7 +39,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::net::{TcpStream, UnixListener};
 
-use crate::config::{Config, SandboxMode};
+use super::egress::{self, INSIDE_PROXY_ADDRESS};
+use crate::config::{Config, Egress, SandboxMode};
 
 /// Where `sandbox-init` listens inside the sandbox (RUNFLOW_API_URL of a sandboxed run).
 pub const INSIDE_API_ADDRESS: &str = "127.0.0.1:8080";
@@ -42,6 +48,7 @@ const INSIDE_INIT: &str = "/.runflow/init";
 const INSIDE_API_DIR: &str = "/.runflow/api";
 const INSIDE_BUNDLE: &str = "/bundle";
 const SOCKET_NAME: &str = "api.sock";
+const PROXY_SOCKET_NAME: &str = "egress.sock";
 /// How many uids (from `RUNFLOW_RUNNER_UID_BASE`) runs rotate through.
 const UID_RANGE: u32 = 10_000;
 
@@ -83,6 +90,7 @@ struct Bwrap {
     limits: Limits,
     /// host:port of the API (what the forwarder connects to).
     api_target: Result<String, String>,
+    egress: Egress,
 }
 
 #[derive(Clone, Copy)]
@@ -97,19 +105,20 @@ struct Limits {
 /// A program to start for one run, and what must live as long as it.
 pub struct Prepared {
     pub command: tokio::process::Command,
-    /// Held for the run's lifetime: the forwarder task, the uid lease, the socket directory.
+    /// Held for the run's lifetime: the forwarder tasks, the uid lease, the socket directory.
     pub guard: RunGuard,
 }
 
 pub struct RunGuard {
-    forwarder: Option<tokio::task::JoinHandle<()>>,
+    /// The API forwarder and (with egress) the proxy.
+    forwarders: Vec<tokio::task::JoinHandle<()>>,
     uid: Option<(Arc<Inner>, u32)>,
     _socket_dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for RunGuard {
     fn drop(&mut self) {
-        if let Some(task) = self.forwarder.take() {
+        for task in self.forwarders.drain(..) {
             task.abort();
         }
         if let Some((inner, uid)) = self.uid.take()
@@ -174,6 +183,7 @@ impl Sandbox {
                     tracing::info!(
                         program = %bwrap.program.display(),
                         as_root = bwrap.as_root,
+                        egress = ?bwrap.egress,
                         "runner: agent runs are sandboxed with bubblewrap"
                     );
                     Inner {
@@ -252,6 +262,7 @@ impl Sandbox {
                 tmp_bytes: config.run_max_tmp_bytes.max(4096),
             },
             api_target: http_target(&config.api_url()),
+            egress: config.runner_egress,
         })
     }
 
@@ -290,7 +301,7 @@ impl Sandbox {
             return Ok(Prepared {
                 command,
                 guard: RunGuard {
-                    forwarder: None,
+                    forwarders: Vec::new(),
                     uid: None,
                     _socket_dir: None,
                 },
@@ -306,7 +317,14 @@ impl Sandbox {
         let listener = UnixListener::bind(&socket).map_err(|e| format!("cannot bind the run's API socket: {e}"))?;
         set_mode(socket_dir.path(), 0o755)?;
         set_mode(&socket, 0o777)?;
-        let forwarder = tokio::spawn(forward(listener, target));
+        let mut forwarders = vec![tokio::spawn(forward(listener, target))];
+        if bwrap.egress == Egress::Public {
+            let proxy_socket = socket_dir.path().join(PROXY_SOCKET_NAME);
+            let proxy =
+                UnixListener::bind(&proxy_socket).map_err(|e| format!("cannot bind the run's proxy socket: {e}"))?;
+            set_mode(&proxy_socket, 0o777)?;
+            forwarders.push(tokio::spawn(egress::serve(proxy)));
+        }
         let uid = if bwrap.as_root {
             let mut uids = bwrap.uids.lock().map_err(|_| "uid pool poisoned")?;
             let (in_use, next) = &mut *uids;
@@ -322,7 +340,7 @@ impl Sandbox {
             None
         };
         let guard = RunGuard {
-            forwarder: Some(forwarder),
+            forwarders,
             uid: uid.map(|u| (self.inner.clone(), u)),
             _socket_dir: Some(socket_dir),
         };
@@ -382,6 +400,15 @@ impl Sandbox {
             ("TMPDIR".into(), "/tmp".into()),
             ("RUNFLOW_API_URL".into(), format!("http://{INSIDE_API_ADDRESS}")),
         ];
+        if bwrap.egress == Egress::Public {
+            let proxy = format!("http://{INSIDE_PROXY_ADDRESS}");
+            for key in ["HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"] {
+                env.push((key.into(), proxy.clone()));
+            }
+            for key in ["NO_PROXY", "no_proxy"] {
+                env.push((key.into(), "127.0.0.1,localhost".into()));
+            }
+        }
         env.extend(run.env.iter().map(|(k, v)| ((*k).to_string(), v.clone())));
         for (key, value) in env {
             command.arg("--setenv").arg(key).arg(value);
@@ -394,8 +421,16 @@ impl Sandbox {
             &format!("{INSIDE_API_DIR}/{SOCKET_NAME}"),
             "--listen",
             INSIDE_API_ADDRESS,
-            "--",
         ]);
+        if bwrap.egress == Egress::Public {
+            command.args([
+                "--proxy-socket",
+                &format!("{INSIDE_API_DIR}/{PROXY_SOCKET_NAME}"),
+                "--proxy-listen",
+                INSIDE_PROXY_ADDRESS,
+            ]);
+        }
+        command.arg("--");
         command.arg(program).args(arguments);
         command
             .env_clear()
@@ -500,15 +535,38 @@ pub async fn kill_tree(child: &mut tokio::process::Child) {
 }
 
 /// `runflow sandbox-init`: runs inside the sandbox. Forwards 127.0.0.1 connections to the API
-/// socket, runs the entrypoint with this process's stdin/stdout/stderr, and exits with its
-/// status (so the sandbox, and every process left in it, ends with it).
-pub fn init(socket: &Path, listen: SocketAddr, command: &[String]) -> ExitCode {
-    use std::os::unix::net::UnixStream;
+/// socket (and, with egress, the proxy's to the proxy socket), runs the entrypoint with this
+/// process's stdin/stdout/stderr, and exits with its status (so the sandbox, and every process
+/// left in it, ends with it).
+pub fn init(socket: &Path, listen: SocketAddr, proxy: Option<(&Path, SocketAddr)>, command: &[String]) -> ExitCode {
     use std::os::unix::process::ExitStatusExt;
     let Some((program, arguments)) = command.split_first() else {
         eprintln!("runflow sandbox-init: no command");
         return ExitCode::from(2);
     };
+    forward_inside(listen, socket, "the API");
+    if let Some((socket, listen)) = proxy {
+        forward_inside(listen, socket, "the egress proxy");
+    }
+    match std::process::Command::new(program).args(arguments).status() {
+        Ok(status) => match (status.code(), status.signal()) {
+            (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            (None, Some(signal)) => {
+                eprintln!("the entrypoint was killed by signal {signal}");
+                ExitCode::from(u8::try_from(128 + signal).unwrap_or(1))
+            }
+            _ => ExitCode::FAILURE,
+        },
+        Err(error) => {
+            eprintln!("cannot start the entrypoint {program:?}: {error}");
+            ExitCode::from(127)
+        }
+    }
+}
+
+/// Inside the sandbox: joins every connection to `listen` to a new connection to `socket`.
+fn forward_inside(listen: SocketAddr, socket: &Path, what: &str) {
+    use std::os::unix::net::UnixStream;
     match std::net::TcpListener::bind(listen) {
         Ok(listener) => {
             let socket = socket.to_path_buf();
@@ -533,21 +591,7 @@ pub fn init(socket: &Path, listen: SocketAddr, command: &[String]) -> ExitCode {
                 }
             });
         }
-        Err(error) => eprintln!("runflow sandbox-init: cannot listen on {listen}: {error} (the API is unreachable)"),
-    }
-    match std::process::Command::new(program).args(arguments).status() {
-        Ok(status) => match (status.code(), status.signal()) {
-            (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-            (None, Some(signal)) => {
-                eprintln!("the entrypoint was killed by signal {signal}");
-                ExitCode::from(u8::try_from(128 + signal).unwrap_or(1))
-            }
-            _ => ExitCode::FAILURE,
-        },
-        Err(error) => {
-            eprintln!("cannot start the entrypoint {program:?}: {error}");
-            ExitCode::from(127)
-        }
+        Err(error) => eprintln!("runflow sandbox-init: cannot listen on {listen}: {error} ({what} is unreachable)"),
     }
 }
 
