@@ -12,7 +12,11 @@ use serde_json::{Value, json};
 
 async fn graphql(Json(body): Json<Value>) -> Json<Value> {
     // Touch the document like a server must, so the floor is not a constant write.
-    let typename = if body.get("query").and_then(Value::as_str).is_some() { "Query" } else { "Error" };
+    let typename = if body.get("query").and_then(Value::as_str).is_some() {
+        "Query"
+    } else {
+        "Error"
+    };
     Json(json!({ "data": { "__typename": typename } }))
 }
 
@@ -20,5 +24,7 @@ async fn graphql(Json(body): Json<Value>) -> Json<Value> {
 async fn main() {
     let address = std::env::var("BARE_LISTEN").unwrap_or_else(|_| "127.0.0.1:8099".into());
     let listener = tokio::net::TcpListener::bind(&address).await.expect("bind");
-    axum::serve(listener, Router::new().route("/graphql", post(graphql))).await.expect("serve");
+    axum::serve(listener, Router::new().route("/graphql", post(graphql)))
+        .await
+        .expect("serve");
 }
