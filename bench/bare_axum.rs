@@ -21,10 +21,8 @@ async fn graphql(Json(body): Json<Value>) -> Json<Value> {
 }
 
 #[tokio::main]
-async fn main() {
+async fn main() -> std::io::Result<()> {
     let address = std::env::var("BARE_LISTEN").unwrap_or_else(|_| "127.0.0.1:8099".into());
-    let listener = tokio::net::TcpListener::bind(&address).await.expect("bind");
-    axum::serve(listener, Router::new().route("/graphql", post(graphql)))
-        .await
-        .expect("serve");
+    let listener = tokio::net::TcpListener::bind(&address).await?;
+    axum::serve(listener, Router::new().route("/graphql", post(graphql))).await
 }
