@@ -12,6 +12,7 @@ mod agents;
 mod connectors;
 pub mod context;
 pub mod cost;
+mod documents;
 pub mod errors;
 mod executions;
 pub mod ids;
@@ -117,7 +118,7 @@ pub fn prepare_request(
     authentication: crate::auth::Authentication,
     request: async_graphql::Request,
 ) -> async_graphql::Request {
-    let mut request = request.data(authentication.clone());
+    let mut request = documents::attach_parsed(request).data(authentication.clone());
     if let crate::auth::Authentication::Authenticated(actor) = authentication {
         let loader = loaders::request_loader(services.db.clone(), crate::scope::Tenant(actor.tenant.clone()));
         request = request.data(loader).data(actor);
