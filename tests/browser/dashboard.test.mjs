@@ -42,6 +42,16 @@ const dataDir = mkdtempSync(join(tmpdir(), 'runflow-dashboard-'));
 const port = await freePort();
 const BASE = `http://127.0.0.1:${port}`;
 const serverEnv = { ...process.env, RUNFLOW_DATA_DIR: dataDir, RUNFLOW_LISTEN: `127.0.0.1:${port}`, RUNFLOW_WORKERS: '0', RUST_LOG: 'warn' };
+// The seed starts 1,000 runtime executions quickly: lift the per-tenant active-execution cap and
+// the per-tenant rate limits (both tested by the e2e suite), as the e2e test servers do.
+Object.assign(serverEnv, {
+  RUNFLOW_MAX_ACTIVE_EXECUTIONS: '100000',
+  RUNFLOW_RATE_LIMIT_GRAPHQL: 'off',
+  RUNFLOW_RATE_LIMIT_RUNTIME: 'off',
+  RUNFLOW_RATE_LIMIT_AGENTS: 'off',
+  RUNFLOW_RATE_LIMIT_WEBHOOKS: 'off',
+  RUNFLOW_RATE_LIMIT_WS_CONNECTS: 'off',
+});
 delete serverEnv.RUNFLOW_DATABASE_URL;
 // With RUNFLOW_TEST_POSTGRES_URL (postgres://user@host:port/any): the same checks on a fresh
 // PostgreSQL database (created with psql), so the live feed runs on LISTEN/NOTIFY.
