@@ -843,7 +843,7 @@ async fn the_opentelemetry_protobuf_exporter_is_accepted() {
     let data = server
         .data(
             &viewer,
-            "{ traces(environment: STAGING, first: 5) { nodes { name spans(first: 10) { nodes { name kind parentId inputTokens outputTokens attributes } } } } }",
+            "{ traces(environment: STAGING, first: 5) { nodes { name spans(first: 10) { nodes { name kind parent { id } inputTokens outputTokens attributes } } } } }",
             json!({}),
         )
         .await;
@@ -857,7 +857,7 @@ async fn the_opentelemetry_protobuf_exporter_is_accepted() {
         (llm["inputTokens"].as_i64(), llm["outputTokens"].as_i64()),
         (Some(12), Some(34))
     );
-    assert!(!llm["parentId"].is_null());
+    assert!(!llm["parent"]["id"].is_null(), "{data:#}");
     assert_eq!(llm["attributes"]["otel.trace_id"], exported["traceId"]);
     assert_eq!(llm["attributes"]["resource.service.name"], "support-bot");
     assert_eq!(llm["attributes"]["gen_ai.request.model"], "test-model");
