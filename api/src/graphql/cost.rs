@@ -20,14 +20,15 @@
 //! `ROOT_FIELD_LIMIT_EXCEEDED`, whose `extensions` carry the computed value and the limit.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest};
+use async_graphql::extensions::ExtensionContext;
+
+use super::operation_check::OperationCheck;
 use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, Field, OperationDefinition, OperationType, Selection, SelectionSet,
+    ExecutableDocument, Field, OperationDefinition, OperationType, Selection, SelectionSet,
 };
 use async_graphql::registry::{MetaTypeName, Registry};
-use async_graphql::{ErrorExtensionValues, Name, Positioned, Request, ServerError, ServerResult, Value, Variables};
+use async_graphql::{ErrorExtensionValues, Positioned, ServerError, ServerResult, Value, Variables};
 use async_graphql_value::{ConstValue, Value as AstValue};
 
 use crate::domain::pagination::DEFAULT_PAGE_SIZE;
@@ -113,59 +114,16 @@ fn refusal(code: &str, message: String, (key, value): (&str, u64), limit: u64) -
 
 pub struct CostControl(pub CostLimits);
 
-impl ExtensionFactory for CostControl {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(CostControlExtension {
-            limits: self.0,
-            operation_name: Mutex::new(None),
-        })
-    }
-}
-
-struct CostControlExtension {
-    limits: CostLimits,
-    operation_name: Mutex<Option<String>>,
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for CostControlExtension {
-    async fn prepare_request(
+impl OperationCheck for CostControl {
+    fn check(
         &self,
         ctx: &ExtensionContext<'_>,
-        request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        if let Ok(mut name) = self.operation_name.lock() {
-            name.clone_from(&request.operation_name);
-        }
-        next.run(ctx, request).await
-    }
-
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
+        document: &ExecutableDocument,
+        operation: &OperationDefinition,
         variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        let operation_name = self.operation_name.lock().ok().and_then(|name| name.clone());
-        // An operation that cannot be selected fails in validation; nothing runs.
-        if let Some(operation) = select_operation(&document, operation_name.as_deref()) {
-            let cost = measure(&ctx.schema_env.registry, &document, operation, variables);
-            self.limits.check(&cost)?;
-        }
-        Ok(document)
-    }
-}
-
-fn select_operation<'d>(document: &'d ExecutableDocument, name: Option<&str>) -> Option<&'d OperationDefinition> {
-    match (&document.operations, name) {
-        (DocumentOperations::Single(operation), _) => Some(&operation.node),
-        (DocumentOperations::Multiple(operations), Some(name)) => {
-            operations.get(&Name::new(name)).map(|operation| &operation.node)
-        }
-        (DocumentOperations::Multiple(_), None) => None,
+    ) -> ServerResult<()> {
+        let cost = measure(&ctx.schema_env.registry, document, operation, variables);
+        self.0.check(&cost)
     }
 }
 

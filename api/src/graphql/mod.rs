@@ -19,6 +19,7 @@ pub mod ids;
 pub mod loaders;
 mod memory;
 mod node;
+pub mod operation_check;
 pub mod order;
 mod pagination;
 mod payloads;
@@ -35,7 +36,11 @@ mod traces;
 mod triggers;
 mod viewer;
 
+use std::sync::Arc;
+
 use async_graphql::{Enum, MergedObject, Schema};
+
+use operation_check::OnParsedOperation;
 
 use crate::app::Services;
 use crate::config::Config;
@@ -98,8 +103,8 @@ pub fn build_schema(services: Services, config: &Config) -> RunflowSchema {
         .extension(syntax::ReadableSyntaxErrors)
         .extension(order::FieldOrder)
         // Registered before access control, so an operation is authorised before it is costed.
-        .extension(cost::CostControl(config.cost_limits()))
-        .extension(access::AccessControl)
+        .extension(OnParsedOperation(Arc::new(cost::CostControl(config.cost_limits()))))
+        .extension(OnParsedOperation(Arc::new(access::AccessControl)))
         .limit_depth(config.max_query_depth)
         .limit_recursive_depth(32)
         .limit_directives(16)
