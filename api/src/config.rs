@@ -482,6 +482,12 @@ pub struct Config {
     #[arg(long, env = "RUNFLOW_DB_STATEMENT_TIMEOUT", value_name = "RUNFLOW_DB_STATEMENT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub db_statement_timeout: std::time::Duration,
 
+    /// Export the server's own traces over OTLP/HTTP (protobuf) to this endpoint, e.g.
+    /// `http://collector:4318` (`/v1/traces` is appended, as with OTEL_EXPORTER_OTLP_ENDPOINT).
+    /// Off when unset. OTEL_EXPORTER_OTLP_HEADERS, OTEL_SERVICE_NAME and OTEL_BSP_* apply.
+    #[arg(long, env = "RUNFLOW_OTLP_ENDPOINT", value_name = "RUNFLOW_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
     /// Log format.
     #[arg(
         long,
@@ -628,6 +634,14 @@ impl Config {
             anyhow::bail!(
                 "RUNFLOW_RUNNER_EGRESS=public needs RUNFLOW_RUNNER_SANDBOX=bwrap: without the sandbox a run has the \
                  host's whole network and no egress policy applies"
+            );
+        }
+        if let Some(endpoint) = &self.otlp_endpoint
+            && !((endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+                && endpoint.parse::<axum::http::Uri>().is_ok())
+        {
+            anyhow::bail!(
+                "RUNFLOW_OTLP_ENDPOINT must be an http:// or https:// URL such as http://collector:4318, got {endpoint:?}"
             );
         }
         if self.max_query_depth < 4 {

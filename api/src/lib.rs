@@ -24,3 +24,4 @@ pub mod http;
 pub mod live;
 pub mod runner;
 pub mod scope;
+pub mod telemetry;

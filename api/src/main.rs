@@ -102,17 +102,44 @@ fn parse_environment(value: &str) -> Result<entity::Environment, String> {
     entity::Environment::parse(value).ok_or_else(|| format!("{value:?} is not staging or production"))
 }
 
-fn init_tracing(format: LogFormat) {
+/// Logs to stderr (plain text without colour codes unless stderr is a terminal, or JSON), and,
+/// with RUNFLOW_OTLP_ENDPOINT, the same spans to an OTLP collector. Returns the exporter to
+/// flush at exit.
+fn init_tracing(config: &Config) -> anyhow::Result<Option<opentelemetry_sdk::trace::SdkTracerProvider>> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    config.validate()?;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
     // Colour codes only on a terminal: a log file or collector gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let (provider, otel) = match &config.otlp_endpoint {
+        Some(endpoint) => {
+            let (provider, tracer) = runflow::telemetry::tracer_provider(endpoint)?;
+            (Some(provider), Some(tracing_opentelemetry::layer().with_tracer(tracer)))
+        }
+        None => (None, None),
+    };
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let logs = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+    match config.log_format {
+        LogFormat::Json => registry.with(logs.json()).init(),
+        LogFormat::Text => registry.with(logs).init(),
+    }
+    if let Some(endpoint) = &config.otlp_endpoint {
+        tracing::info!(
+            endpoint = %runflow::telemetry::traces_url(endpoint),
+            "exporting traces over OTLP/HTTP"
+        );
+    }
+    Ok(provider)
+}
+
+/// Flushes the trace exporter, if any, at exit.
+async fn finish_tracing(provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>) {
+    if let Some(provider) = provider {
+        runflow::telemetry::shutdown(provider).await;
     }
 }
 
@@ -148,10 +175,14 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            init_tracing(cli.config.log_format);
-            serve(cli.config).await
-        }
+        Command::Serve => match init_tracing(&cli.config) {
+            Ok(exporter) => {
+                let served = serve(cli.config).await;
+                finish_tracing(exporter).await;
+                served
+            }
+            Err(error) => Err(error),
+        },
         Command::Token {
             tenant,
             role,
@@ -159,10 +190,14 @@ async fn run(cli: Cli) -> ExitCode {
             subject,
             environment,
         } => token(&cli.config, &tenant, role, ttl, &subject, environment),
-        Command::Worker => {
-            init_tracing(cli.config.log_format);
-            worker(cli.config).await
-        }
+        Command::Worker => match init_tracing(&cli.config) {
+            Ok(exporter) => {
+                let worked = worker(cli.config).await;
+                finish_tracing(exporter).await;
+                worked
+            }
+            Err(error) => Err(error),
+        },
         Command::Schema => {
             print!("{}", runflow::graphql::sdl());
             Ok(())

@@ -27,12 +27,46 @@ fn invalid_configuration_names_the_variable() {
         ("RUNFLOW_MAX_QUERY_DEPTH", "many"),
         ("RUNFLOW_SECRET_KEY", "not base64!"),
         ("RUNFLOW_RATE_LIMIT_GRAPHQL", "fast"),
+        ("RUNFLOW_OTLP_ENDPOINT", "collector:4318"),
     ] {
         let output = runflow(dir.path()).env(variable, value).output().expect("run");
         assert!(!output.status.success(), "{variable}={value} must stop the server");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(variable), "{variable}: {stderr}");
     }
+}
+
+/// Logs written to a pipe (not a terminal) are plain text: no colour codes.
+#[test]
+fn logs_are_plain_text_when_not_on_a_terminal() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut child = runflow(dir.path())
+        .env("RUNFLOW_LISTEN", "127.0.0.1:0")
+        .env("RUNFLOW_LOG_FORMAT", "text")
+        .env("RUNFLOW_WORKERS", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut log = String::new();
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            log.push_str(&line);
+            log.push('\n');
+            if line.contains("runflow is serving GraphQL") {
+                let _ = tx.send(log.clone());
+            }
+        }
+    });
+    let log = rx.recv_timeout(Duration::from_secs(60));
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = log.expect("the server starts and logs");
+    assert!(log.contains(" INFO "), "{log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in a piped log: {log:?}");
 }
 
 /// With nothing configured, the first start creates the secret and prints an admin token for
