@@ -888,6 +888,104 @@ async fn the_opentelemetry_protobuf_exporter_is_accepted() {
     assert_eq!(garbage.status(), 400);
 }
 
+/// The server's own traces over OTLP/HTTP protobuf (`RUNFLOW_OTLP_ENDPOINT`): a receiver in
+/// the test gets the spans of the server's requests, with the configured headers and the
+/// service name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_own_traces_are_exported_over_otlp() {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+    use prost::Message;
+
+    // The receiver: every export's content type, API key and decoded body.
+    let (sender, mut exports) = tokio::sync::mpsc::unbounded_channel::<(String, String, ExportTraceServiceRequest)>();
+    let receiver = axum::Router::new().route(
+        "/collector/v1/traces",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let sender = sender.clone();
+            async move {
+                let header = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                match ExportTraceServiceRequest::decode(body) {
+                    Ok(request) => {
+                        let _ = sender.send((header("content-type"), header("x-api-key"), request));
+                        axum::http::StatusCode::OK
+                    }
+                    Err(_) => axum::http::StatusCode::BAD_REQUEST,
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+    let endpoint = format!("http://{address}/collector");
+    let server = Server::start_with(
+        Backend::Sqlite,
+        &[
+            ("RUNFLOW_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=collector-key"),
+            // Export within 100 ms instead of 5 s.
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    )
+    .await;
+    let viewer = token(&tenant(), "viewer");
+    server
+        .data(
+            &viewer,
+            "query Traced { viewer(environment: STAGING) { role } }",
+            json!({}),
+        )
+        .await;
+
+    let attribute = |attributes: &[opentelemetry_proto::tonic::common::v1::KeyValue], key: &str| {
+        attributes
+            .iter()
+            .find(|a| a.key == key)
+            .and_then(|a| match a.value.as_ref()?.value.as_ref()? {
+                AnyValue::StringValue(text) => Some(text.clone()),
+                _ => None,
+            })
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (content_type, key, request) = tokio::time::timeout_at(deadline, exports.recv())
+            .await
+            .expect("the server's request span within 30 s")
+            .expect("the receiver runs");
+        assert_eq!(content_type, "application/x-protobuf");
+        assert_eq!(key, "collector-key");
+        let traced = request.resource_spans.iter().find_map(|resource_spans| {
+            let span = resource_spans
+                .scope_spans
+                .iter()
+                .flat_map(|scope| &scope.spans)
+                .find(|span| {
+                    span.name == "request" && attribute(&span.attributes, "path").as_deref() == Some("/graphql")
+                })?;
+            let service = resource_spans
+                .resource
+                .as_ref()
+                .and_then(|r| attribute(&r.attributes, "service.name"));
+            Some((span.clone(), service))
+        });
+        if let Some((span, service)) = traced {
+            assert_eq!(service.as_deref(), Some("runflow"));
+            assert_eq!(attribute(&span.attributes, "method").as_deref(), Some("POST"));
+            assert_eq!(span.trace_id.len(), 16);
+            assert!(span.end_time_unix_nano >= span.start_time_unix_nano);
+            break;
+        }
+    }
+}
+
 async fn publish_all(server: &Server, publisher: &str) -> i64 {
     let plan = server
         .data(
@@ -1135,12 +1233,71 @@ fn metric(text: &str, line_prefix: &str) -> Option<f64> {
         .and_then(|value| value.parse().ok())
 }
 
-/// Prometheus metrics: requests by route and status, GraphQL operations by name and code,
-/// open WebSockets, executions by status.
+async fn scrape(server: &Server) -> String {
+    let response = server
+        .http()
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    response.text().await.expect("body")
+}
+
+/// Scrapes until `done` holds (what a background task does next is not instant), for at most
+/// 30 s.
+async fn scrape_until(server: &Server, done: impl Fn(&str) -> bool) -> String {
+    for _ in 0..600 {
+        let text = scrape(server).await;
+        if done(&text) {
+            return text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "the metrics never reached the expected state:\n{}",
+        scrape(server).await
+    );
+}
+
+/// The sum of a metric's samples whose line starts with `line_prefix` (0 when there are none).
+fn metric_sum(text: &str, line_prefix: &str) -> f64 {
+    text.lines()
+        .filter(|line| line.starts_with(line_prefix))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Prometheus metrics, scraped before and after doing things, each of which must move its
+/// metric: requests by route and status and their latency histogram, GraphQL operations by
+/// name and code, open WebSockets, active subscriptions per transport, the live feed's
+/// deliveries and its lag behind the event log, executions by status and the queue depth.
 async fn prometheus_metrics(backend: Backend) {
-    let server = Server::start(backend).await;
+    // No workers: a queued execution stays queued.
+    let server = Server::start_with(backend, &[("RUNFLOW_WORKERS", "0")]).await;
     let tenant = tenant();
     let viewer = token(&tenant, "viewer");
+    let developer = token(&tenant, "developer");
+    crate::support::deploy(&server, &developer, "bot", "print(1)\n", "m").await;
+    let before = scrape(&server).await;
+    for name in [
+        "runflow_event_log_lag_events ",
+        "runflow_event_log_lag_seconds ",
+        r#"runflow_subscriptions_active{transport="ws"} "#,
+        r#"runflow_subscriptions_active{transport="sse"} "#,
+        "runflow_websockets_open ",
+        "runflow_execution_queue_depth ",
+    ] {
+        assert_eq!(metric(&before, name), Some(0.0), "{name}\n{before}");
+    }
+    assert_eq!(metric_sum(&before, "runflow_executions{"), 0.0, "{before}");
+
     for _ in 0..3 {
         server
             .data(
@@ -1157,64 +1314,109 @@ async fn prometheus_metrics(backend: Backend) {
             json!({}),
         )
         .await;
-    crate::support::deploy(&server, &token(&tenant, "developer"), "bot", "print(1)\n", "m").await;
+    // A subscription on each transport, each seen live (so it is running, and counted).
+    let subscription = "subscription { executionEvents(environment: STAGING) { kind } }";
+    let mut ws = server.websocket(None).await;
+    ws.init(&viewer).await;
+    ws.subscribe("1", subscription, json!({})).await;
+    let mut sse = EventStream::open(&server, Some(&viewer), json!({ "query": subscription }))
+        .await
+        .expect("stream");
+    // Both subscriptions start at the log's head: wait until both run before an event exists.
+    let runtime = crate::support::runtime_token(&tenant, "staging");
+    let started = scrape_until(&server, |text| metric_sum(text, "runflow_subscriptions_active{") >= 2.0).await;
+    assert_eq!(metric(&started, "runflow_websockets_open "), Some(1.0), "{started}");
     let (status, _) = server
         .runtime(
-            &crate::support::runtime_token(&tenant, "staging"),
+            &runtime,
             reqwest::Method::POST,
             "/executions",
             Some(json!({ "agent": "bot" })),
         )
         .await;
     assert_eq!(status, 201);
-    let mut ws = server.websocket(None).await;
-    // Acknowledged: the server's side of the socket is running (and counted).
-    ws.init(&viewer).await;
-    let response = server
+    let over_ws = ws.json().await;
+    assert_eq!(
+        over_ws["payload"]["data"]["executionEvents"]["kind"], "STARTED",
+        "{over_ws}"
+    );
+    let over_sse = sse.next_data().await;
+    assert_eq!(over_sse["data"]["executionEvents"]["kind"], "STARTED", "{over_sse}");
+    // One more execution, queued for a worker (there is none).
+    let queued = server
         .http()
-        .get(format!("{}/metrics", server.url))
+        .post(format!("{}/v1/{tenant}/staging/agents/bot?async=true", server.url))
+        .bearer_auth(&developer)
+        .json(&json!({}))
         .send()
         .await
         .expect("send");
-    assert_eq!(response.status(), 200);
+    assert_eq!(queued.status(), 202);
+
+    let after = scrape(&server).await;
+    let moved = |name: &str| metric_sum(&after, name) - metric_sum(&before, name);
+    assert_eq!(
+        moved(r#"runflow_graphql_operations_total{code="OK",operation="Dashboard"}"#),
+        3.0,
+        "{after}"
+    );
+    assert_eq!(
+        moved(r#"runflow_graphql_operations_total{code="UNAUTHENTICATED",operation="Dashboard"}"#),
+        1.0,
+        "{after}"
+    );
     assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
+        moved(r#"runflow_http_requests_total{method="POST",route="/graphql",status="200"}"#) >= 4.0,
+        "{after}"
     );
-    let text = response.text().await.expect("body");
-    assert_eq!(
-        metric(
-            &text,
-            r#"runflow_graphql_operations_total{code="OK",operation="Dashboard"}"#
-        ),
-        Some(3.0),
-        "{text}"
+    assert!(
+        moved(r#"runflow_http_request_duration_seconds_count{method="POST",route="/graphql"}"#) >= 4.0,
+        "{after}"
     );
+    assert!(
+        after.contains(r#"runflow_http_request_duration_seconds_bucket{method="POST",route="/graphql",le="0.005"}"#),
+        "{after}"
+    );
+    assert_eq!(metric(&after, "runflow_websockets_open "), Some(1.0), "{after}");
     assert_eq!(
-        metric(
-            &text,
-            r#"runflow_graphql_operations_total{code="UNAUTHENTICATED",operation="Dashboard"}"#
-        ),
+        metric(&after, r#"runflow_subscriptions_active{transport="ws"} "#),
         Some(1.0),
-        "{text}"
+        "{after}"
     );
-    let posts = metric(
-        &text,
-        r#"runflow_http_requests_total{method="POST",route="/graphql",status="200"}"#,
+    assert_eq!(
+        metric(&after, r#"runflow_subscriptions_active{transport="sse"} "#),
+        Some(1.0),
+        "{after}"
     );
-    assert!(posts.is_some_and(|n| n >= 5.0), "{text}");
+    assert_eq!(
+        metric(&after, r#"runflow_executions{status="RUNNING"} "#),
+        Some(1.0),
+        "{after}"
+    );
+    assert_eq!(
+        metric(&after, r#"runflow_executions{status="QUEUED"} "#),
+        Some(1.0),
+        "{after}"
+    );
+    assert_eq!(metric(&after, "runflow_execution_queue_depth "), Some(1.0), "{after}");
+    // The STARTED event reached both subscribers, so the feed delivered it and is not behind
+    // on it (the queued execution's event may still be on its way).
+    assert!(moved("runflow_live_events_delivered_total ") >= 1.0, "{after}");
+    assert!(moved("runflow_live_event_delay_seconds_count ") >= 1.0, "{after}");
     assert!(
-        text.contains(r#"runflow_http_request_duration_seconds_bucket{method="POST",route="/graphql",le="0.005"}"#),
-        "{text}"
+        metric(&after, "runflow_event_log_lag_events ").is_some_and(|lag| lag <= 1.0),
+        "{after}"
     );
-    assert_eq!(metric(&text, "runflow_websockets_open "), Some(1.0), "{text}");
-    let executions: f64 = text
-        .lines()
-        .filter(|line| line.starts_with("runflow_executions{"))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
-    assert_eq!(executions, 1.0, "{text}");
-    assert!(text.contains("runflow_execution_queue_depth "), "{text}");
+
+    // Closing both: the gauges go back down.
+    drop(sse);
+    drop(ws);
+    let closed = scrape_until(&server, |text| {
+        metric_sum(text, "runflow_subscriptions_active{") == 0.0
+            && metric(text, "runflow_websockets_open ") == Some(0.0)
+            && metric(text, "runflow_event_log_lag_events ") == Some(0.0)
+    })
+    .await;
+    // Caught up: no pending event, so no age either.
+    assert_eq!(metric(&closed, "runflow_event_log_lag_seconds "), Some(0.0), "{closed}");
 }

@@ -598,6 +598,7 @@ on_both_backends!(
     protocol_close_codes,
     slow_consumers_are_cut_off_without_hurting_others,
     cursors_past_retention_fail_with_cursor_expired,
+    event_log_lag_counts_undelivered_events,
 );
 
 /// The real `graphql-ws` npm client against the server (`tests/ws-client/check.mjs`).
@@ -633,6 +634,124 @@ async fn the_graphql_ws_npm_client_works_unchanged() {
         result,
         json!({ "ok": true, "events": ["STARTED", "FINISHED"], "closeCode": 4403, "refusal": "NOT_FOUND" })
     );
+}
+
+/// The real `graphql-sse` npm client (distinct connections mode) against `/graphql/stream`
+/// (`tests/ws-client/sse-check.mjs`): live events with cursors, resume, a refused token and
+/// tenant isolation. On both back ends (the PostgreSQL one also needs the database).
+async fn the_graphql_sse_npm_client_works_unchanged(backend: Backend) {
+    let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/ws-client");
+    assert!(
+        std::path::Path::new(directory)
+            .join("node_modules/graphql-sse")
+            .exists(),
+        "run `npm ci --prefix tests/ws-client` first"
+    );
+    let server = Server::start(backend).await;
+    let (tenant, other) = (tenant(), crate::support::tenant());
+    agent_in_both(&server, &tenant).await;
+    let output = tokio::process::Command::new("node")
+        .arg("sse-check.mjs")
+        .current_dir(directory)
+        .env("RUNFLOW_URL", &server.url)
+        .env("VIEWER_TOKEN", token(&tenant, "viewer"))
+        .env("RUNTIME_TOKEN", runtime_token(&tenant, "staging"))
+        .env("OTHER_TOKEN", token(&other, "viewer"))
+        .output()
+        .await
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value = serde_json::from_str(stdout.trim()).expect("JSON summary");
+    assert_eq!(
+        result,
+        json!({ "ok": true, "events": ["STARTED", "FINISHED"], "resumed": true, "refusedStatus": 401, "refusal": "NOT_FOUND" })
+    );
+}
+
+mod graphql_sse_npm_client {
+    use crate::support::Backend;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs Node.js and `npm ci --prefix tests/ws-client` (.ci/run installs them)"]
+    async fn sqlite() {
+        super::the_graphql_sse_npm_client_works_unchanged(Backend::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs Node.js, `npm ci --prefix tests/ws-client` and PostgreSQL (RUNFLOW_TEST_POSTGRES_URL)"]
+    async fn postgres() {
+        super::the_graphql_sse_npm_client_works_unchanged(Backend::Postgres).await
+    }
+}
+
+/// The live feed's lag (`runflow_event_log_lag_*`): events committed past what a feed has
+/// delivered are counted per tenant, with the age of the oldest; none once delivered.
+async fn event_log_lag_counts_undelivered_events(backend: Backend) {
+    let app = crate::support::InProcess::start(backend).await;
+    let tenant = tenant();
+    let staging = runflow::scope::Scope::new(tenant.clone(), entity::Environment::Staging);
+    let editable = staging.editable().expect("staging");
+    let limits = runflow::domain::agents::BundleLimits {
+        max_bundle_bytes: 1 << 20,
+        max_file_bytes: 1 << 20,
+        max_files: 10,
+    };
+    let files = vec![runflow::domain::agents::BundleFile {
+        path: "runflow.toml".into(),
+        content: crate::support::manifest("bot"),
+    }];
+    let input = runflow::domain::agents::DeployInput {
+        slug: "bot".into(),
+        files,
+        message: "m".into(),
+    };
+    runflow::domain::agents::deploy(app.db(), &editable, "t", &limits, input)
+        .await
+        .expect("deploy");
+    for _ in 0..3 {
+        let start = runflow::domain::executions::StartExecution {
+            agent: "bot".into(),
+            ..Default::default()
+        };
+        runflow::domain::executions::start(app.db(), &staging, &app.app.services.execution_limits, start)
+            .await
+            .expect("start");
+    }
+    let head = runflow::domain::events::heads(app.db())
+        .await
+        .expect("heads")
+        .into_iter()
+        .find(|(t, _)| *t == tenant)
+        .map(|(_, seq)| seq)
+        .expect("the tenant's head");
+    let behind = |seen: i64| std::collections::HashMap::from([(tenant.clone(), seen)]);
+    let lag = runflow::live::lag_behind(app.db(), &behind(head - 3))
+        .await
+        .expect("lag");
+    assert_eq!(lag.events, 3);
+    assert!((0.0..3600.0).contains(&lag.seconds), "{lag:?}");
+    let lag = runflow::live::lag_behind(app.db(), &behind(head - 1))
+        .await
+        .expect("lag");
+    assert_eq!(lag.events, 1);
+    let caught_up = runflow::live::lag_behind(app.db(), &behind(head)).await.expect("lag");
+    assert_eq!(caught_up, runflow::live::Lag::default());
+    // The process's own feed catches up by itself (it polls the log at least once a second).
+    let mut feed_lag = None;
+    for _ in 0..600 {
+        let lag = app.app.services.live.lag(app.db()).await.expect("lag");
+        if lag.events == 0 {
+            feed_lag = Some(lag);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(feed_lag, Some(runflow::live::Lag::default()));
 }
 
 /// Events past retention are deleted; resuming from a cursor among them fails clearly.

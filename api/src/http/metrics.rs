@@ -6,9 +6,13 @@
 //! | `runflow_http_request_duration_seconds` | histogram | `method`, `route` |
 //! | `runflow_graphql_operations_total` | counter | `operation` (the operation name; at most 200 distinct, then `other`), `code` (`OK` or the first error's code) |
 //! | `runflow_websockets_open` | gauge | |
-//! | `runflow_subscriptions_active` | gauge | `transport` (`sse`) |
+//! | `runflow_subscriptions_active` | gauge | `transport` (`ws` or `sse`) |
 //! | `runflow_executions` | gauge | `status`, read from the database at scrape time |
 //! | `runflow_execution_queue_depth` | gauge | executions waiting for a worker (`QUEUED`) |
+//! | `runflow_event_log_lag_events` | gauge | events committed to the event log that this process's live feed has not delivered yet (scrape time) |
+//! | `runflow_event_log_lag_seconds` | gauge | age of the oldest of them (0 when caught up) |
+//! | `runflow_live_events_delivered_total` | counter | events the live feed delivered to this process's subscriptions |
+//! | `runflow_live_event_delay_seconds` | histogram | from an event's commit to its delivery by the live feed |
 
 use std::collections::HashSet;
 use std::sync::{LazyLock, Mutex};
@@ -18,7 +22,10 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use prometheus::{Encoder, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
 use sea_orm::{ConnectionTrait, Statement};
 
 use crate::app::App;
@@ -35,6 +42,10 @@ pub struct Metrics {
     pub subscriptions_active: IntGaugeVec,
     executions: IntGaugeVec,
     queue_depth: IntGauge,
+    event_lag_events: IntGauge,
+    event_lag_seconds: Gauge,
+    live_events_delivered: IntCounter,
+    live_event_delay: Histogram,
     operation_names: Mutex<HashSet<String>>,
 }
 
@@ -64,11 +75,34 @@ fn build() -> Result<Metrics, prometheus::Error> {
         Opts::new("runflow_subscriptions_active", "Active subscriptions by transport."),
         &["transport"],
     )?;
+    // Both series exist from the start (0), so a scrape shows them before the first subscription.
+    for transport in ["ws", "sse"] {
+        subscriptions_active.with_label_values(&[transport]).set(0);
+    }
     let executions = IntGaugeVec::new(
         Opts::new("runflow_executions", "Executions in the database by status."),
         &["status"],
     )?;
     let queue_depth = IntGauge::new("runflow_execution_queue_depth", "Executions waiting for a worker.")?;
+    let event_lag_events = IntGauge::new(
+        "runflow_event_log_lag_events",
+        "Events committed to the event log that this process's live feed has not delivered yet.",
+    )?;
+    let event_lag_seconds = Gauge::new(
+        "runflow_event_log_lag_seconds",
+        "Age of the oldest event the live feed has not delivered yet (0 when caught up).",
+    )?;
+    let live_events_delivered = IntCounter::new(
+        "runflow_live_events_delivered_total",
+        "Events the live feed delivered to this process's subscriptions.",
+    )?;
+    let live_event_delay = Histogram::with_opts(
+        prometheus::HistogramOpts::new(
+            "runflow_live_event_delay_seconds",
+            "Time from an event's commit to its delivery by the live feed.",
+        )
+        .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+    )?;
     registry.register(Box::new(http_requests.clone()))?;
     registry.register(Box::new(http_duration.clone()))?;
     registry.register(Box::new(graphql_operations.clone()))?;
@@ -76,6 +110,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(subscriptions_active.clone()))?;
     registry.register(Box::new(executions.clone()))?;
     registry.register(Box::new(queue_depth.clone()))?;
+    registry.register(Box::new(event_lag_events.clone()))?;
+    registry.register(Box::new(event_lag_seconds.clone()))?;
+    registry.register(Box::new(live_events_delivered.clone()))?;
+    registry.register(Box::new(live_event_delay.clone()))?;
     Ok(Metrics {
         registry,
         http_requests,
@@ -85,6 +123,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
         subscriptions_active,
         executions,
         queue_depth,
+        event_lag_events,
+        event_lag_seconds,
+        live_events_delivered,
+        live_event_delay,
         operation_names: Mutex::new(HashSet::new()),
     })
 }
@@ -106,6 +148,35 @@ pub fn graphql_operation(operation: Option<&str>, code: &str) {
         _ => "other",
     };
     metrics.graphql_operations.with_label_values(&[name, code]).inc();
+}
+
+/// The live feed delivered an event committed at `created_at`.
+pub fn live_event_delivered(created_at: chrono::DateTime<chrono::Utc>) {
+    if let Some(metrics) = METRICS.as_ref() {
+        metrics.live_events_delivered.inc();
+        let delay = (chrono::Utc::now() - created_at).num_milliseconds().max(0) as f64 / 1000.0;
+        metrics.live_event_delay.observe(delay);
+    }
+}
+
+/// Counts one active subscription of a transport (`ws` or `sse`) while it lives.
+pub struct ActiveSubscription(&'static str);
+
+impl ActiveSubscription {
+    pub fn start(transport: &'static str) -> Self {
+        if let Some(metrics) = METRICS.as_ref() {
+            metrics.subscriptions_active.with_label_values(&[transport]).inc();
+        }
+        ActiveSubscription(transport)
+    }
+}
+
+impl Drop for ActiveSubscription {
+    fn drop(&mut self) {
+        if let Some(metrics) = METRICS.as_ref() {
+            metrics.subscriptions_active.with_label_values(&[self.0]).dec();
+        }
+    }
 }
 
 /// Middleware: counts and times every request by its matched route.
@@ -160,6 +231,13 @@ pub async fn scrape(State(app): State<App>) -> Response {
             metrics.executions.with_label_values(&[status.as_str()]).set(count);
         }
         metrics.queue_depth.set(queued);
+    }
+    match app.services.live.lag(db).await {
+        Ok(lag) => {
+            metrics.event_lag_events.set(lag.events);
+            metrics.event_lag_seconds.set(lag.seconds);
+        }
+        Err(error) => tracing::warn!(%error, "metrics: cannot measure the live feed's lag"),
     }
     let mut buffer = Vec::new();
     if TextEncoder::new()

@@ -113,7 +113,7 @@ pub async fn stream(
     let expiry = tokio::time::sleep(Duration::from_secs(expires_at.saturating_sub(now)));
     let events = async_stream::stream! {
         // Counted while the stream lives (dropped when the client goes away).
-        let _active = ActiveSubscription::start();
+        let _active = super::metrics::ActiveSubscription::start("sse");
         tokio::pin!(expiry);
         loop {
             tokio::select! {
@@ -143,24 +143,4 @@ fn next_event(response: &async_graphql::Response) -> Event {
     Event::default()
         .event("next")
         .data(serde_json::to_string(response).unwrap_or_default())
-}
-
-/// Keeps `runflow_subscriptions_active{transport="sse"}` while alive.
-struct ActiveSubscription;
-
-impl ActiveSubscription {
-    fn start() -> Self {
-        if let Some(metrics) = super::metrics::METRICS.as_ref() {
-            metrics.subscriptions_active.with_label_values(&["sse"]).inc();
-        }
-        ActiveSubscription
-    }
-}
-
-impl Drop for ActiveSubscription {
-    fn drop(&mut self) {
-        if let Some(metrics) = super::metrics::METRICS.as_ref() {
-            metrics.subscriptions_active.with_label_values(&["sse"]).dec();
-        }
-    }
 }

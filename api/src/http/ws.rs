@@ -419,6 +419,8 @@ async fn run_subscription(
     out: Queue,
     finished: mpsc::UnboundedSender<String>,
 ) {
+    // Counted while the subscription runs (the task ends, or is aborted, with it).
+    let _active = super::metrics::ActiveSubscription::start("ws");
     let request =
         crate::graphql::prepare_subscription_request(&app.services, Authentication::Authenticated(actor), request);
     let mut stream = app.schema.execute_stream(request);

@@ -11,7 +11,7 @@
 //! bounded by the buffer size.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use entity::events as event_rows;
@@ -24,14 +24,32 @@ use crate::domain::events;
 #[derive(Clone)]
 pub struct LiveFeed {
     sender: broadcast::Sender<Arc<event_rows::Model>>,
+    /// Per tenant, the seq of the last event the pump broadcast (what the lag is measured to).
+    delivered: Arc<Mutex<HashMap<String, i64>>>,
 }
+
+/// How far this process's feed is behind the event log (see [`LiveFeed::lag`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Lag {
+    /// Events committed to the log that the feed has not broadcast yet (all tenants).
+    pub events: i64,
+    /// Age in seconds of the oldest of them (0 when there are none).
+    pub seconds: f64,
+}
+
+/// Lagging tenants whose oldest pending event is read to measure `Lag::seconds`.
+const MAX_LAG_PROBES: usize = 100;
 
 impl LiveFeed {
     /// Starts the pump (and, on PostgreSQL, the listener) and returns the feed.
     pub fn start(db: Db, database_url: &str, buffer: usize, retention: Duration) -> Self {
         let (sender, _) = broadcast::channel(buffer.max(16));
-        let feed = LiveFeed { sender: sender.clone() };
-        tokio::spawn(pump(db.clone(), sender));
+        let delivered = Arc::new(Mutex::new(HashMap::new()));
+        let feed = LiveFeed {
+            sender: sender.clone(),
+            delivered: delivered.clone(),
+        };
+        tokio::spawn(pump(db.clone(), sender, delivered));
         if db.backend() == sea_orm::DatabaseBackend::Postgres {
             tokio::spawn(listen(db.clone(), database_url.to_string()));
         }
@@ -42,11 +60,49 @@ impl LiveFeed {
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<event_rows::Model>> {
         self.sender.subscribe()
     }
+
+    /// The feed's lag behind the event log now (see [`lag_behind`]).
+    pub async fn lag(&self, db: &Db) -> crate::error::Result<Lag> {
+        let delivered = self
+            .delivered
+            .lock()
+            .map_err(|_| crate::error::Error::internal(anyhow::anyhow!("live feed progress lock poisoned")))?
+            .clone();
+        lag_behind(db, &delivered).await
+    }
 }
 
-async fn pump(db: Db, sender: broadcast::Sender<Arc<event_rows::Model>>) {
+/// How far a feed that has delivered each tenant's events up to `delivered[tenant]` is behind
+/// the event log: the events every tenant has committed (read from the database) past that,
+/// and the age of the oldest of them. A tenant missing from `delivered` counts from the start
+/// (the pump starts at the heads it finds, so events from before the process are never lag).
+pub async fn lag_behind(db: &Db, delivered: &HashMap<String, i64>) -> crate::error::Result<Lag> {
+    let behind: Vec<(String, i64, i64)> = events::heads(db)
+        .await?
+        .into_iter()
+        .filter_map(|(tenant, head)| {
+            let seen = delivered.get(&tenant).copied().unwrap_or(0);
+            (head > seen).then_some((tenant, seen, head))
+        })
+        .collect();
+    let mut lag = Lag {
+        events: behind.iter().map(|(_, seen, head)| head - seen).sum(),
+        seconds: 0.0,
+    };
+    let now = chrono::Utc::now();
+    for (tenant, seen, _) in behind.iter().take(MAX_LAG_PROBES) {
+        if let Some(oldest) = events::after(&db.conn, tenant, *seen, 1).await?.first() {
+            let age = (now - oldest.created_at).num_milliseconds().max(0) as f64 / 1000.0;
+            lag.seconds = lag.seconds.max(age);
+        }
+    }
+    Ok(lag)
+}
+
+async fn pump(db: Db, sender: broadcast::Sender<Arc<event_rows::Model>>, delivered: Arc<Mutex<HashMap<String, i64>>>) {
     // Start from the current head of every tenant: subscriptions replay history themselves.
     let mut last: HashMap<String, i64> = events::heads(&db).await.unwrap_or_default().into_iter().collect();
+    publish_progress(&delivered, &last);
     loop {
         tokio::select! {
             () = db.events_committed.notified() => {}
@@ -66,6 +122,7 @@ async fn pump(db: Db, sender: broadcast::Sender<Arc<event_rows::Model>>) {
                     Ok(batch) if !batch.is_empty() => {
                         for event in batch {
                             seen = event.seq;
+                            crate::http::metrics::live_event_delivered(event.created_at);
                             // No receivers is fine: nobody is subscribed right now.
                             let _ = sender.send(Arc::new(event));
                         }
@@ -79,6 +136,13 @@ async fn pump(db: Db, sender: broadcast::Sender<Arc<event_rows::Model>>) {
             }
             last.insert(tenant, seen);
         }
+        publish_progress(&delivered, &last);
+    }
+}
+
+fn publish_progress(delivered: &Mutex<HashMap<String, i64>>, last: &HashMap<String, i64>) {
+    if let Ok(mut delivered) = delivered.lock() {
+        delivered.clone_from(last);
     }
 }
 
