@@ -386,8 +386,144 @@ async fn nested_lists_do_not_multiply_queries(backend: Backend) {
     );
 }
 
+/// Links between records (`Execution.session`/`trigger`/`trace`/`parent`, `Span.parent`/`trace`,
+/// `Trace.execution`) are objects that load through DataLoaders: the statements a page needs do
+/// not grow with its rows.
+async fn object_links_load_in_batches(backend: Backend) {
+    use runflow::domain::triggers::{CreateTriggerInput, TriggerKind};
+    let counter = Arc::new(AtomicUsize::new(0));
+    let counting = counter.clone();
+    let app = InProcess::start_with(backend, move |conn| {
+        conn.set_metric_callback(move |info| {
+            let sql = info.statement.to_string();
+            // The live feed's background pump shares the pool: its reads are not the request's.
+            if sql.contains("\"event_counters\"") || sql.contains("\"events\"") {
+                return;
+            }
+            if std::env::var("SHOW_SQL").is_ok() {
+                eprintln!("SQL: {}", &sql[..160.min(sql.len())]);
+            }
+            counting.fetch_add(1, Ordering::SeqCst);
+        })
+    })
+    .await;
+    let query = r#"{
+      executions(environment: STAGING, first: 50) { nodes {
+        id session { id title } trigger { name } parent { id status } parentId
+        trace { name execution { id } }
+        spans(first: 5) { nodes { name parent { name } trace { name } } } } }
+      traces(environment: STAGING, first: 50) { nodes { name execution { id } } } }"#;
+    let mut counts = Vec::new();
+    for rows in [5usize, 50] {
+        let tenant = tenant();
+        seed_agent(&app, &tenant, "bot").await;
+        let staging = Scope::new(tenant.clone(), Environment::Staging);
+        let services = &app.app.services;
+        let trigger = runflow::domain::triggers::create(
+            app.db(),
+            &staging.editable().expect("staging"),
+            &services.secret_box,
+            &services.trigger_limits,
+            CreateTriggerInput {
+                name: "hourly".into(),
+                agent: "bot".into(),
+                kind: TriggerKind::Schedule,
+                schedule: Some("0 * * * *".into()),
+                config: None,
+                enabled: false,
+                secret: None,
+            },
+        )
+        .await
+        .expect("trigger");
+        let mut parent = None;
+        for n in 0..rows {
+            let session = sessions::create(app.db(), &staging, Some("bot"), &format!("s{n}"))
+                .await
+                .expect("session");
+            let execution = executions::start(
+                app.db(),
+                &staging,
+                &services.execution_limits,
+                StartExecution {
+                    agent: "bot".into(),
+                    session_id: Some(session.id),
+                    trigger_id: Some(trigger.id),
+                    parent,
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("start");
+            parent = Some(executions::ParentRun {
+                id: execution.id,
+                depth: 0,
+            })
+            .filter(|_| n % 2 == 0);
+            let root = uuid::Uuid::now_v7();
+            let mut spans = vec![SpanInput {
+                id: Some(root),
+                ..span("root", "CUSTOM")
+            }];
+            spans.extend((0..2).map(|i| SpanInput {
+                parent_span_id: Some(root),
+                ..span(&format!("child-{i}"), "LLM")
+            }));
+            let now = chrono::Utc::now();
+            traces::record(
+                app.db(),
+                &staging,
+                TraceInput {
+                    id: None,
+                    execution_id: Some(execution.id),
+                    name: format!("run-{n}"),
+                    status: "OK".into(),
+                    started_at: now,
+                    ended_at: None,
+                    spans,
+                },
+            )
+            .await
+            .expect("trace");
+        }
+        counter.store(0, Ordering::SeqCst);
+        let data = app.data(&tenant, Role::Viewer, query, json!({})).await;
+        counts.push(counter.load(Ordering::SeqCst));
+        let nodes = data["executions"]["nodes"].as_array().expect("nodes");
+        assert_eq!(nodes.len(), rows);
+        for node in nodes {
+            assert!(
+                node["session"]["title"].as_str().is_some_and(|t| t.starts_with('s')),
+                "{node:#}"
+            );
+            assert_eq!(node["trigger"]["name"], "hourly");
+            assert_eq!(node["trace"]["execution"]["id"], node["id"], "{node:#}");
+            assert_eq!(node["parent"]["id"], node["parentId"], "{node:#}");
+            let spans = node["spans"]["nodes"].as_array().expect("spans");
+            assert_eq!(spans.len(), 3, "{node:#}");
+            assert_eq!(spans[0]["parent"], Value::Null);
+            assert!(spans[1..].iter().all(|s| s["parent"]["name"] == "root"), "{node:#}");
+            assert!(
+                spans.iter().all(|s| s["trace"]["name"] == node["trace"]["name"]),
+                "{node:#}"
+            );
+        }
+        let with_parent = nodes.iter().filter(|n| !n["parent"].is_null()).count();
+        assert_eq!(with_parent, rows / 2, "every other execution has a parent");
+        let traces = data["traces"]["nodes"].as_array().expect("traces");
+        assert_eq!(traces.len(), rows);
+        assert!(traces.iter().all(|t| t["execution"]["id"].is_string()));
+    }
+    assert_eq!(counts[0], counts[1], "statements for 5 rows vs 50 rows: {counts:?}");
+    assert!(
+        counts[1] <= 16,
+        "a handful of statements, whatever the row count: {counts:?}"
+    );
+}
+
 on_both_backends!(
     runtime_records_never_mix_environments,
     execution_lists_paginate_and_filter,
     nested_lists_do_not_multiply_queries,
+    object_links_load_in_batches,
 );

@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 
 use entity::{connector_instances, connector_resources};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, Set,
+};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -201,6 +203,9 @@ fn validate_resource(input: &ResourceInput) -> Result<()> {
 }
 
 /// Adds a resource; the instance's revision moves too (its resource set changed).
+/// Resources one connector may have (`Connector.resources` is a plain list, bounded by this).
+pub const MAX_RESOURCES_PER_CONNECTOR: u64 = 200;
+
 pub async fn create_resource(
     db: &Db,
     scope: &StagingScope,
@@ -209,7 +214,19 @@ pub async fn create_resource(
     validate_resource(&input)?;
     let tx = db.begin_write().await?;
     let instance = get(&tx, scope, &input.connector).await?;
+    // Bumping locks the instance: concurrent creates on one connector count one at a time.
     bump_instance(&tx, &input.connector, instance.id).await?;
+    let existing = scope
+        .select::<connector_resources::Entity>()
+        .filter(connector_resources::Column::InstanceId.eq(instance.id))
+        .count(&tx)
+        .await?;
+    if existing >= MAX_RESOURCES_PER_CONNECTOR {
+        return Err(Error::LimitExceeded(format!(
+            "connector {:?} already has {existing} resources, the limit per connector ({MAX_RESOURCES_PER_CONNECTOR})",
+            input.connector
+        )));
+    }
     if find_resource(&tx, scope, instance.id, &input.key).await?.is_some() {
         return Err(Error::Conflict(format!(
             "connector {:?} already has a resource {:?}",

@@ -45,6 +45,7 @@ impl Manifest {
                  for example [\"python3\", \"main.py\"]"
             )));
         }
+        validate::list_length(&format!("{MANIFEST_PATH}: entrypoint"), manifest.entrypoint.len())?;
         validate::slug_list(&format!("{MANIFEST_PATH}: prompts"), &manifest.prompts)?;
         validate::slug_list(&format!("{MANIFEST_PATH}: connectors"), &manifest.connectors)?;
         Ok(manifest)

@@ -89,8 +89,10 @@ pub async fn save_draft(db: &Db, scope: &StagingScope, author: &str, input: Save
     for name in &used {
         validate_variable_name(name)?;
     }
+    validate::list_length("variables", used.len())?;
     let variables = match input.variables {
         Some(declared) => {
+            validate::list_length("variables", declared.len())?;
             let mut seen = BTreeSet::new();
             for name in &declared {
                 validate_variable_name(name)?;

@@ -310,6 +310,43 @@ pub async fn first_of_execution(db: &Db, scope: &Scope, execution_id: Uuid) -> R
         .await?)
 }
 
+/// The first trace (in recorded order) of each of several executions, per environment, in one
+/// query (a window function reads one row per execution, however many traces one has).
+pub async fn first_traces_of_executions(
+    db: &Db,
+    tenant: &crate::scope::Tenant,
+    execution_ids: &[Uuid],
+) -> Result<Vec<traces::Model>> {
+    use sea_orm::{DbBackend, Statement};
+    if execution_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = db.conn.get_database_backend();
+    let placeholder = |n: usize| match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_string(),
+    };
+    let mut values: Vec<sea_orm::Value> = vec![tenant.id().to_string().into()];
+    let ids: Vec<String> = execution_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            values.push((*id).into());
+            placeholder(i + 2)
+        })
+        .collect();
+    let sql = format!(
+        "SELECT * FROM (SELECT traces.*, ROW_NUMBER() OVER (PARTITION BY execution_id, environment ORDER BY id) \
+         AS row_number FROM traces WHERE tenant_id = {} AND execution_id IN ({})) numbered WHERE row_number = 1",
+        placeholder(1),
+        ids.join(", "),
+    );
+    Ok(traces::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(backend, sql, values))
+        .all(&db.conn)
+        .await?)
+}
+
 /// The first `limit` spans (in recorded order) of each of several executions, in one query
 /// (a window function bounds the rows read per execution, however many spans one has).
 pub async fn first_spans_of_executions(

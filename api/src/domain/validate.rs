@@ -119,13 +119,28 @@ pub fn json_no_nul(field: &str, value: &Value) -> Result<()> {
 }
 
 /// Lists of names that must each be a slug and appear once.
+/// Entries a list of names may have (credential references, a manifest's prompts and
+/// connectors, a prompt's variables): what bounds those plain lists in the schema.
+pub const MAX_LIST_ITEMS: usize = 100;
+
 pub fn slug_list(field: &str, values: &[String]) -> Result<()> {
+    list_length(field, values.len())?;
     let mut seen = std::collections::HashSet::new();
     for value in values {
         slug(field, value)?;
         if !seen.insert(value) {
             return Err(Error::bad_input(format!("{field} lists {value:?} twice")));
         }
+    }
+    Ok(())
+}
+
+/// At most [`MAX_LIST_ITEMS`] entries.
+pub fn list_length(field: &str, length: usize) -> Result<()> {
+    if length > MAX_LIST_ITEMS {
+        return Err(Error::bad_input(format!(
+            "{field} has {length} entries, more than the limit of {MAX_LIST_ITEMS}"
+        )));
     }
     Ok(())
 }

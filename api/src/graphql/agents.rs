@@ -130,11 +130,13 @@ pub struct AgentManifest {
     name: String,
     /// The declared description, if any.
     description: Option<String>,
-    /// The command that starts the agent, as program and arguments.
+    /// The command that starts the agent, as program and arguments (at most 100).
     entrypoint: Vec<String>,
-    /// Slugs of the prompts the agent uses (they must exist in production to publish it).
+    /// Slugs of the prompts the agent uses (they must exist in production to publish it; at
+    /// most 100).
     prompts: Vec<String>,
-    /// Slugs of the connectors the agent uses (they must exist in production to publish it).
+    /// Slugs of the connectors the agent uses (they must exist in production to publish it; at
+    /// most 100).
     connectors: Vec<String>,
 }
 

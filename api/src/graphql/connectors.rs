@@ -43,7 +43,7 @@ impl Connector {
     async fn config(&self) -> Json {
         Json(self.0.config.clone())
     }
-    /// Names of the shared credentials it uses.
+    /// Names of the shared credentials it uses (at most 100).
     async fn credentials(&self) -> Vec<String> {
         crate::domain::string_array(Some(&self.0.credential_refs))
     }
@@ -64,7 +64,7 @@ impl Connector {
     async fn updated_at(&self) -> DateTime {
         self.0.updated_at.into()
     }
-    /// Its resources, by key.
+    /// Its resources, by key (a connector has at most 200).
     async fn resources(&self, ctx: &Context<'_>) -> GqlResult<Vec<ConnectorResource>> {
         let rows = loader(ctx)?
             .load_one(ResourcesOfConnector(self.0.id))

@@ -39,7 +39,7 @@ const MAX_VISITS: u64 = 100_000;
 
 /// Nested list fields without `first` that read records (type, field): each counts as the
 /// default page size.
-pub const RECORD_LISTS: &[(&str, &str)] = &[("Commit", "files"), ("Execution", "spans")];
+pub const RECORD_LISTS: &[(&str, &str)] = &[("Commit", "files"), ("Connector", "resources"), ("Execution", "spans")];
 
 /// The limits of one operation.
 #[derive(Clone, Copy, Debug)]

@@ -1,12 +1,17 @@
 //! Executions: runs of an agent, per environment.
 
+use std::collections::HashSet;
+
 use async_graphql::{Context, Enum, ID, Object};
-use entity::{executions, sessions as session_rows, triggers as trigger_rows};
+use entity::executions;
 
 use super::agents::{Agent, Commit};
 use super::context::{actor, loader, scope, services, staging};
 use super::ids::{self, NodeType};
-use super::loaders::{AgentInEnvKey, CommitKey, FirstSpansOfExecution, prime};
+use super::loaders::{
+    AgentInEnvKey, CommitKey, ExecutionKey, FirstSpansOfExecution, FirstTraceOfExecution, SessionKey, SpanKey,
+    TraceKey, TriggerKey, prime,
+};
 use super::pagination::{PageArgs, connection_type, parts};
 use super::scalars::{DateTime, Json};
 use super::sessions::Session;
@@ -14,7 +19,6 @@ use super::traces::{Span, SpanConnection, Trace};
 use super::triggers::Trigger;
 use super::{Environment, GqlResult};
 use crate::domain::executions::{self as domain, ExecutionFilter};
-use crate::domain::lookup::in_scope;
 use crate::domain::pagination::{Direction, Page, PageRequest};
 use crate::domain::traces;
 use crate::error::Error;
@@ -99,12 +103,17 @@ impl Execution {
     /// The session (conversation) it ran in, if any.
     async fn session(&self, ctx: &Context<'_>) -> GqlResult<Option<Session>> {
         let Some(id) = self.0.session_id else { return Ok(None) };
-        let row =
-            in_scope::<session_rows::Entity, _>(&services(ctx).db.conn, &self.scope(), session_rows::Column::Id, id)
-                .await?;
-        Ok(row.map(Session))
+        let key = SessionKey(id, self.0.environment);
+        Ok(loader(ctx)?.load_one(key).await?.map(Session))
     }
-    /// The execution whose run started this one (agent calling agent), if any: its global id.
+    /// The execution whose run started this one (agent calling agent), if any.
+    async fn parent(&self, ctx: &Context<'_>) -> GqlResult<Option<Execution>> {
+        let Some(id) = self.0.parent_id else { return Ok(None) };
+        let key = ExecutionKey(id, self.0.environment);
+        Ok(loader(ctx)?.load_one(key).await?.map(Execution))
+    }
+    /// The global id of `parent`, without loading it.
+    #[graphql(deprecation = "Use `parent { id }`: references are object links.")]
     async fn parent_id(&self) -> Option<ID> {
         self.0
             .parent_id
@@ -121,16 +130,13 @@ impl Execution {
     /// The trigger that started it, if any (null when started otherwise or since deleted).
     async fn trigger(&self, ctx: &Context<'_>) -> GqlResult<Option<Trigger>> {
         let Some(id) = self.0.trigger_id else { return Ok(None) };
-        let row =
-            in_scope::<trigger_rows::Entity, _>(&services(ctx).db.conn, &self.scope(), trigger_rows::Column::Id, id)
-                .await?;
-        Ok(row.map(Trigger))
+        let key = TriggerKey(id, self.0.environment);
+        Ok(loader(ctx)?.load_one(key).await?.map(Trigger))
     }
     /// The first trace recorded for it, if any (see `spans` for every span of the execution).
     async fn trace(&self, ctx: &Context<'_>) -> GqlResult<Option<Trace>> {
-        Ok(traces::first_of_execution(&services(ctx).db, &self.scope(), self.0.id)
-            .await?
-            .map(Trace))
+        let key = FirstTraceOfExecution(self.0.id, self.0.environment);
+        Ok(loader(ctx)?.load_one(key).await?.map(Trace))
     }
     /// The agent as it exists in the execution's environment (null if since removed there).
     async fn agent(&self, ctx: &Context<'_>) -> GqlResult<Option<Agent>> {
@@ -205,11 +211,28 @@ async fn prime_nested(ctx: &Context<'_>, rows: &[executions::Model]) -> GqlResul
         if node.field("spans").exists()
             && let Some(size) = selected_span_page_size(node)
         {
-            prime(
-                loader,
-                rows.iter().map(|e| FirstSpansOfExecution(e.id, size + 1)).collect(),
-            )
-            .await?;
+            let keys: Vec<FirstSpansOfExecution> = rows.iter().map(|e| FirstSpansOfExecution(e.id, size + 1)).collect();
+            prime(loader, keys.clone()).await?;
+            // The spans' own links, for all of them at once.
+            let spans = node.field("spans");
+            let (parent, trace) = (
+                spans.field("nodes").field("parent"),
+                spans.field("nodes").field("trace"),
+            );
+            let (edge_parent, edge_trace) = (
+                spans.field("edges").field("node").field("parent"),
+                spans.field("edges").field("node").field("trace"),
+            );
+            if parent.exists() || trace.exists() || edge_parent.exists() || edge_trace.exists() {
+                let loaded = loader.load_many(keys).await?;
+                let spans = loaded.values().flatten();
+                let parents = spans
+                    .clone()
+                    .filter_map(|s| Some(SpanKey(s.parent_span_id?, s.environment)));
+                prime(loader, parents.collect()).await?;
+                let traces = spans.map(|s| TraceKey(s.trace_id, s.environment));
+                prime(loader, traces.collect::<HashSet<_>>().into_iter().collect()).await?;
+            }
         }
     }
     let node = if nodes.exists() { nodes } else { edges };
@@ -226,6 +249,28 @@ async fn prime_nested(ctx: &Context<'_>, rows: &[executions::Model]) -> GqlResul
         commits.extend(rows.iter().filter_map(|e| e.commit_id.map(CommitKey)));
     }
     prime(loader, commits).await?;
+    if node.field("session").exists() {
+        let keys = rows
+            .iter()
+            .filter_map(|e| Some(SessionKey(e.session_id?, e.environment)));
+        prime(loader, keys.collect()).await?;
+    }
+    if node.field("trigger").exists() {
+        let keys = rows
+            .iter()
+            .filter_map(|e| Some(TriggerKey(e.trigger_id?, e.environment)));
+        prime(loader, keys.collect()).await?;
+    }
+    if node.field("trace").exists() {
+        let keys = rows.iter().map(|e| FirstTraceOfExecution(e.id, e.environment));
+        prime(loader, keys.collect()).await?;
+    }
+    if node.field("parent").exists() {
+        let keys = rows
+            .iter()
+            .filter_map(|e| Some(ExecutionKey(e.parent_id?, e.environment)));
+        prime(loader, keys.collect()).await?;
+    }
     Ok(())
 }
 

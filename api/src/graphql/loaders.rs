@@ -4,7 +4,7 @@
 //! Created for each request with the caller's tenant, never shared between requests (a loader
 //! in the schema data would share its cache between users).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
@@ -272,12 +272,22 @@ impl Loader<FileDiffsKey> for Loaders {
     }
 }
 
-/// The commits of an agent with `after < number <= up_to`, newest first.
+/// The newest `limit` commits of an agent with `after < number <= up_to`, newest first.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CommitRange {
     pub agent_slug: String,
     pub after: i64,
     pub up_to: i64,
+    pub limit: u64,
+}
+
+impl CommitRange {
+    /// The lowest number the range returns: numbers are consecutive per agent, so the newest
+    /// `limit` are above `up_to - limit` (the rows read are bounded by `limit`).
+    fn floor(&self) -> i64 {
+        self.after
+            .max(self.up_to.saturating_sub(i64::try_from(self.limit).unwrap_or(i64::MAX)))
+    }
 }
 
 impl Loader<CommitRange> for Loaders {
@@ -285,8 +295,9 @@ impl Loader<CommitRange> for Loaders {
     type Error = Arc<Error>;
 
     async fn load(&self, keys: &[CommitRange]) -> LoadResult<CommitRange, Vec<agent_commits::Model>> {
+        use sea_orm::Condition;
         let slugs: Vec<String> = keys.iter().map(|k| k.agent_slug.clone()).collect();
-        let agents: HashMap<Uuid, String> = self
+        let agents: HashMap<String, Uuid> = self
             .tenant
             .select::<agents::Entity>()
             .filter(agents::Column::Slug.is_in(slugs))
@@ -294,26 +305,38 @@ impl Loader<CommitRange> for Loaders {
             .await
             .map_err(fail)?
             .into_iter()
-            .map(|a| (a.id, a.slug))
+            .map(|a| (a.slug, a.id))
             .collect();
-        let lowest = keys.iter().map(|k| k.after).min().unwrap_or(0);
-        let commits = self
-            .tenant
-            .select::<agent_commits::Entity>()
-            .filter(agent_commits::Column::AgentId.is_in(agents.keys().copied().collect::<Vec<_>>()))
-            .filter(agent_commits::Column::Seq.gt(lowest))
-            .order_by_desc(agent_commits::Column::Seq)
-            .all(&self.db.conn)
-            .await
-            .map_err(fail)?;
+        let mut ranges = Condition::any();
+        for key in keys {
+            if let Some(agent) = agents.get(&key.agent_slug) {
+                ranges = ranges.add(
+                    Condition::all()
+                        .add(agent_commits::Column::AgentId.eq(*agent))
+                        .add(agent_commits::Column::Seq.gt(key.floor()))
+                        .add(agent_commits::Column::Seq.lte(key.up_to)),
+                );
+            }
+        }
+        let commits = if ranges.is_empty() {
+            Vec::new()
+        } else {
+            self.tenant
+                .select::<agent_commits::Entity>()
+                .filter(ranges)
+                .order_by_desc(agent_commits::Column::Seq)
+                .all(&self.db.conn)
+                .await
+                .map_err(fail)?
+        };
         Ok(keys
             .iter()
             .map(|key| {
+                let agent = agents.get(&key.agent_slug);
                 let range = commits
                     .iter()
-                    .filter(|c| {
-                        agents.get(&c.agent_id) == Some(&key.agent_slug) && c.seq > key.after && c.seq <= key.up_to
-                    })
+                    .filter(|c| Some(&c.agent_id) == agent && c.seq > key.floor() && c.seq <= key.up_to)
+                    .take(usize::try_from(key.limit).unwrap_or(usize::MAX))
                     .cloned()
                     .collect();
                 (key.clone(), range)
@@ -360,5 +383,82 @@ impl Loader<ReleaseItemsKey> for Loaders {
             .into_iter()
             .map(|id| (ReleaseItemsKey(id), items.remove(&id).unwrap_or_default()))
             .collect())
+    }
+}
+
+/// Declares a key that loads one per-environment row by its id, within the request's tenant and
+/// only in the key's environment (a row of another environment is a missing one).
+macro_rules! row_in_environment {
+    ($(#[$doc:meta])* $key:ident => $table:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub struct $key(pub Uuid, pub Environment);
+
+        impl Loader<$key> for Loaders {
+            type Value = entity::$table::Model;
+            type Error = Arc<Error>;
+
+            async fn load(&self, keys: &[$key]) -> LoadResult<$key, Self::Value> {
+                let wanted: HashSet<$key> = keys.iter().copied().collect();
+                let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+                Ok(self
+                    .tenant
+                    .select::<entity::$table::Entity>()
+                    .filter(entity::$table::Column::Id.is_in(ids))
+                    .all(&self.db.conn)
+                    .await
+                    .map_err(fail)?
+                    .into_iter()
+                    .map(|row| ($key(row.id, row.environment), row))
+                    .filter(|(key, _)| wanted.contains(key))
+                    .collect())
+            }
+        }
+    };
+}
+
+row_in_environment!(
+    /// An execution by id (`Execution.parent`, `Trace.execution`).
+    ExecutionKey => executions
+);
+row_in_environment!(
+    /// A session by id (`Execution.session`).
+    SessionKey => sessions
+);
+row_in_environment!(
+    /// A trigger by id (`Execution.trigger`).
+    TriggerKey => triggers
+);
+row_in_environment!(
+    /// A trace by id (`Span.trace`).
+    TraceKey => traces
+);
+row_in_environment!(
+    /// A span by id (`Span.parent`).
+    SpanKey => spans
+);
+
+/// The first trace recorded for an execution (`Execution.trace`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FirstTraceOfExecution(pub Uuid, pub Environment);
+
+impl Loader<FirstTraceOfExecution> for Loaders {
+    type Value = entity::traces::Model;
+    type Error = Arc<Error>;
+
+    async fn load(&self, keys: &[FirstTraceOfExecution]) -> LoadResult<FirstTraceOfExecution, Self::Value> {
+        let wanted: HashSet<FirstTraceOfExecution> = keys.iter().copied().collect();
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        Ok(
+            crate::domain::traces::first_traces_of_executions(&self.db, &self.tenant, &ids)
+                .await
+                .map_err(Arc::new)?
+                .into_iter()
+                .filter_map(|trace| {
+                    let key = FirstTraceOfExecution(trace.execution_id?, trace.environment);
+                    wanted.contains(&key).then_some((key, trace))
+                })
+                .collect(),
+        )
     }
 }

@@ -30,7 +30,7 @@ pub struct ResolvedPrompt {
     version: Option<i32>,
     /// The template, with `{{name}}` placeholders.
     template: String,
-    /// The declared variables (the placeholders a caller fills).
+    /// The declared variables (the placeholders a caller fills; at most 100).
     variables: Vec<String>,
     /// Model settings (model, temperature, ...) as a JSON object.
     model_settings: Json,
@@ -97,7 +97,7 @@ impl PromptVersion {
     async fn template(&self) -> &str {
         &self.0.template
     }
-    /// The declared variables.
+    /// The declared variables (at most 100).
     async fn variables(&self) -> Vec<String> {
         crate::domain::string_array(Some(&self.0.variables))
     }

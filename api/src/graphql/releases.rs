@@ -12,6 +12,7 @@ use super::pagination::{PageArgs, connection_type, parts};
 use super::prompts::PromptSource;
 use super::scalars::{DateTime, Json};
 use super::{Environment, GqlResult};
+use crate::domain::pagination::PageRequest;
 use crate::domain::releases::{self as domain, PendingChange as Pending, diff};
 use crate::domain::string_array;
 use crate::error::Error;
@@ -117,7 +118,7 @@ pub struct DiffHunk {
     new_start: i32,
     /// Number of new-file lines the hunk covers.
     new_lines: i32,
-    /// The hunk's lines, in order.
+    /// The hunk's lines, in order (bounded by the file size limit, RUNFLOW_MAX_FILE_BYTES).
     lines: Vec<DiffLine>,
 }
 
@@ -130,7 +131,7 @@ pub struct FileDiff {
     change: ChangeType,
     /// The same diff as unified diff text (or the "diff too large" marker).
     unified_diff: String,
-    /// The diff as structured hunks.
+    /// The diff as structured hunks (bounded by the file size limit, RUNFLOW_MAX_FILE_BYTES).
     hunks: Vec<DiffHunk>,
     /// True when the file is too large (or its diff too slow) to diff: `unifiedDiff` holds a
     /// "diff too large" marker and `hunks` is empty.
@@ -188,7 +189,7 @@ pub struct DiffCell {
     number: i32,
     /// The line's text.
     text: String,
-    /// The changed words of a REPLACE row.
+    /// The changed words of a REPLACE row (bounded by the row's length).
     highlights: Vec<TextRange>,
 }
 
@@ -256,7 +257,7 @@ pub struct PromptSnapshot {
     version: Option<i64>,
     /// The template.
     template: String,
-    /// The declared variables.
+    /// The declared variables (at most 100).
     variables: Vec<String>,
     /// Model settings as a JSON object.
     model_settings: Json,
@@ -284,6 +285,15 @@ fn prompt_snapshot(state: Option<&Value>) -> Option<PromptSnapshot> {
 /// An agent's unpromoted code.
 pub struct AgentChange(Pending);
 
+impl AgentChange {
+    /// Production's commit number (0 when none) and staging's, when staging has a commit.
+    fn commit_numbers(&self) -> Option<(i64, i64)> {
+        let number = |state: Option<&Value>| field(state, "number").and_then(Value::as_i64);
+        let up_to = number(self.0.staging.as_ref())?;
+        Some((number(self.0.production.as_ref()).unwrap_or(0), up_to))
+    }
+}
+
 /// An agent's code in staging that production does not run yet.
 #[Object]
 impl AgentChange {
@@ -303,16 +313,22 @@ impl AgentChange {
         Ok(loader(ctx)?.load_one(CommitKey(id)).await?.map(Commit))
     }
 
-    /// The commits on staging since production's commit, newest first.
-    async fn commits(&self, ctx: &Context<'_>) -> GqlResult<Vec<Commit>> {
-        let number = |state: Option<&Value>| field(state, "number").and_then(Value::as_i64);
-        let Some(up_to) = number(self.0.staging.as_ref()) else {
+    /// The commits on staging since production's commit, newest first: the newest `first`
+    /// of them (`commitCount` says how many there are; older ones are in `Agent.commits`).
+    async fn commits(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many of the newest commits to return (default 20, at most 100).")] first: Option<i32>,
+    ) -> GqlResult<Vec<Commit>> {
+        let Some((after, up_to)) = self.commit_numbers() else {
             return Ok(vec![]);
         };
+        let page = PageRequest::new(first, None, None, None)?;
         let key = CommitRange {
             agent_slug: self.0.item.slug.clone(),
-            after: number(self.0.production.as_ref()).unwrap_or(0),
+            after,
             up_to,
+            limit: page.size,
         };
         Ok(loader(ctx)?
             .load_one(key)
@@ -323,7 +339,14 @@ impl AgentChange {
             .collect())
     }
 
-    /// Per-file diffs from the production bundle to the staging bundle (changed files only).
+    /// How many commits staging has since production's commit (commit numbers are
+    /// consecutive per agent).
+    async fn commit_count(&self) -> i64 {
+        self.commit_numbers().map_or(0, |(after, up_to)| (up_to - after).max(0))
+    }
+
+    /// Per-file diffs from the production bundle to the staging bundle (changed files only;
+    /// bounded by the bundle limits, RUNFLOW_MAX_BUNDLE_BYTES and 2,000 files).
     async fn files(&self, ctx: &Context<'_>) -> GqlResult<Vec<FileDiff>> {
         let key = FileDiffsKey(
             domain::commit_of(self.0.production.as_ref()),

@@ -89,7 +89,7 @@ macro_rules! shared_resource_type {
             async fn config(&self) -> Json {
                 Json(self.0.config.clone())
             }
-            /// Names of the shared credentials it uses.
+            /// Names of the shared credentials it uses (at most 100).
             async fn credentials(&self) -> Vec<String> {
                 crate::domain::string_array(Some(&self.0.credential_refs))
             }

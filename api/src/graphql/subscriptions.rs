@@ -167,7 +167,7 @@ pub struct TraceEvent {
     environment: Environment,
     /// The trace the spans belong to.
     trace: Trace,
-    /// The spans recorded by this batch.
+    /// The spans recorded by this batch (at most RUNFLOW_MAX_SPANS_PER_REQUEST).
     spans: Vec<Span>,
 }
 

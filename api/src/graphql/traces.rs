@@ -1,15 +1,15 @@
 //! Traces and spans, per environment.
 
 use async_graphql::{Context, Enum, ID, Object};
-use entity::{executions as execution_rows, spans, traces};
+use entity::{spans, traces};
 
-use super::context::{scope, services};
+use super::context::{loader, scope, services};
 use super::executions::Execution;
 use super::ids::{self, NodeType};
+use super::loaders::{ExecutionKey, SpanKey, TraceKey};
 use super::pagination::{PageArgs, connection_type, parts};
 use super::scalars::{DateTime, Json};
 use super::{Environment, GqlResult};
-use crate::domain::lookup::in_scope;
 use crate::domain::traces as domain;
 use crate::error::Error;
 use crate::scope::Scope;
@@ -74,10 +74,8 @@ impl Trace {
     /// The execution it belongs to (null for a trace recorded outside an execution).
     async fn execution(&self, ctx: &Context<'_>) -> GqlResult<Option<Execution>> {
         let Some(id) = self.0.execution_id else { return Ok(None) };
-        let scope = scope_of(&self.0.tenant_id, self.0.environment);
-        let row = in_scope::<execution_rows::Entity, _>(&services(ctx).db.conn, &scope, execution_rows::Column::Id, id)
-            .await?;
-        Ok(row.map(Execution))
+        let key = ExecutionKey(id, self.0.environment);
+        Ok(loader(ctx)?.load_one(key).await?.map(Execution))
     }
     /// When it started.
     async fn started_at(&self) -> DateTime {
@@ -115,19 +113,16 @@ impl Span {
     }
     /// The trace it belongs to.
     async fn trace(&self, ctx: &Context<'_>) -> GqlResult<Option<Trace>> {
-        let scope = scope_of(&self.0.tenant_id, self.0.environment);
-        let row =
-            in_scope::<traces::Entity, _>(&services(ctx).db.conn, &scope, traces::Column::Id, self.0.trace_id).await?;
-        Ok(row.map(Trace))
+        let key = TraceKey(self.0.trace_id, self.0.environment);
+        Ok(loader(ctx)?.load_one(key).await?.map(Trace))
     }
     /// The enclosing span (null for a root span).
     async fn parent(&self, ctx: &Context<'_>) -> GqlResult<Option<Span>> {
         let Some(id) = self.0.parent_span_id else {
             return Ok(None);
         };
-        let scope = scope_of(&self.0.tenant_id, self.0.environment);
-        let row = in_scope::<spans::Entity, _>(&services(ctx).db.conn, &scope, spans::Column::Id, id).await?;
-        Ok(row.map(Span))
+        let key = SpanKey(id, self.0.environment);
+        Ok(loader(ctx)?.load_one(key).await?.map(Span))
     }
     /// The name its recorder gave it.
     async fn name(&self) -> &str {
@@ -186,6 +181,16 @@ impl TraceQuery {
         let execution_id = execution_id
             .map(|id| ids::uuid_of(&id, NodeType::Execution, environment.into()).unwrap_or_else(uuid::Uuid::nil));
         let traces = domain::list(&services(ctx).db, &scope, execution_id, &page).await?;
+        let look = ctx.look_ahead();
+        if look.field("nodes").field("execution").exists()
+            || look.field("edges").field("node").field("execution").exists()
+        {
+            let keys = traces
+                .items
+                .iter()
+                .filter_map(|t| Some(ExecutionKey(t.execution_id?, t.environment)));
+            super::loaders::prime(loader(ctx)?, keys.collect()).await?;
+        }
         Ok(TraceConnection(parts(traces, |t| t.id.to_string(), Trace)))
     }
 
