@@ -19,7 +19,8 @@
 // end, with the machine's load average. --server-env passes extra variables to the servers
 // (for experiments such as MALLOC_ARENA_MAX=2).
 // Every connection goes to 127.0.0.1; the script starts and stops its own servers. Exit code 0
-// only when nothing was lost or duplicated and no unexpected 5xx happened.
+// only when nothing was lost or duplicated, no unexpected 5xx happened and every answer was a
+// success or a designed refusal (see DESIGNED_CODES): a load that silently fails proves nothing.
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, existsSync } from "node:fs";
 import { tmpdir, loadavg } from "node:os";
@@ -121,12 +122,24 @@ const statuses = {}; // "kind status" -> count
 const graphqlCodes = {}; // "kind code" -> count
 const latencies = {}; // kind -> [ms]
 let unexpected5xx = 0;
+// Answers the load is designed to get besides success: a publish whose reviewed plan was
+// overtaken (CONFLICT), a plan with nothing to publish (BAD_USER_INPUT), rate limits and load
+// shedding. Anything else (a 4xx, a GraphQL error such as a stale query that no longer
+// validates) means the load did not do what it claims, and fails the run.
+const DESIGNED_CODES = { publish: ["CONFLICT"], publishPlan: ["BAD_USER_INPUT"] };
+const unexpectedAnswers = {};
 function account(kind, status, ms, codes = []) {
   statuses[`${kind} ${status}`] = (statuses[`${kind} ${status}`] ?? 0) + 1;
   (latencies[kind] ??= []).push(ms);
   for (const code of codes) graphqlCodes[`${kind} ${code}`] = (graphqlCodes[`${kind} ${code}`] ?? 0) + 1;
   const designed = status === 429 || (status === 503 && codes.some((c) => c === "SERVICE_UNAVAILABLE" || c === "TIMEOUT"));
   if (status >= 500 && !designed) unexpected5xx++;
+  const refused = (typeof status !== "number" || status >= 400) && !designed;
+  const odd = codes.filter((c) => !(designed || (DESIGNED_CODES[kind] ?? []).includes(c)));
+  if (refused || odd.length > 0) {
+    const key = `${kind} ${status} ${odd.join(",")}`.trim();
+    unexpectedAnswers[key] = (unexpectedAnswers[key] ?? 0) + 1;
+  }
 }
 async function request(kind, url, init) {
   const start = performance.now();
@@ -176,7 +189,7 @@ const runtime = (tenant, kind, path, body) =>
     headers: { "content-type": "application/json", authorization: `Bearer ${tenant.runtime}` },
     body: JSON.stringify(body),
   });
-const DEPLOY = "mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { number } }";
+const DEPLOY = "mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { commit { id } } }";
 const deployInput = (n) => ({
   input: {
     slug: "bot",
@@ -194,9 +207,11 @@ async function publish(tenant) {
   await gql(tenant, tenant.publisher, "publish", "mutation($f: String!) { publish(environment: PRODUCTION, input: {all: true, fingerprint: $f}) { number } }", { f: fingerprint });
 }
 for (const tenant of tenants) {
-  await gql(tenant, tenant.developer, "deploy", DEPLOY, deployInput(0));
+  const deployed = await gql(tenant, tenant.developer, "deploy", DEPLOY, deployInput(0));
+  if (!deployed.body?.data?.deployAgent) throw new Error(`setup: deploy failed: ${JSON.stringify(deployed.body)}`);
   await publish(tenant);
   const session = await runtime(tenant, "createSession", "/sessions", { title: "soak" });
+  if (!session.body?.id) throw new Error(`setup: createSession failed: ${JSON.stringify(session.body)}`);
   tenant.session = session.body.id;
 }
 
@@ -436,6 +451,7 @@ const report = {
   subscribersWithLoss,
   duplicates,
   unexpected5xx,
+  unexpectedAnswers,
   serverMemoryMiB: servers.map((_, i) => ({
     start: memoryStart[i],
     afterWarmup: memoryWarm?.[i] ?? null,
@@ -450,4 +466,4 @@ console.log(JSON.stringify(report, null, 2));
 for (const s of servers) s.process.kill("SIGTERM");
 await sleep(1000);
 if (database) execFileSync("psql", [postgres, "-qc", `DROP DATABASE ${database} WITH (FORCE)`]);
-process.exit(lost === 0 && duplicates === 0 && unexpected5xx === 0 ? 0 : 1);
+process.exit(lost === 0 && duplicates === 0 && unexpected5xx === 0 && Object.keys(unexpectedAnswers).length === 0 ? 0 : 1);
