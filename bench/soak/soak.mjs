@@ -221,7 +221,10 @@ const TOPICS = [
   { field: "sessionEvents", environment: "STAGING", share: 0.15, select: "cursor kind message { id }" },
   { field: "releaseEvents", environment: "PRODUCTION", share: 0.15, select: "cursor kind release { number }" },
 ];
-const wsStats = { connects: 0, closes: {}, slowConsumer: 0, tooLarge: 0, errors: {} };
+const wsStats = { connects: 0, closes: {}, slowConsumer: 0, tooLarge: 0, errors: {}, resubscribesAfterError: 0 };
+// A subscribe refused with one of these (the database busy beyond its timeout, a limit) is tried
+// again from the last cursor, as a client of the protocol would.
+const RETRYABLE = ["SERVICE_UNAVAILABLE", "RATE_LIMITED", "TIMEOUT"];
 class Subscriber {
   constructor(index, tenant, topic, server, slow = false) {
     Object.assign(this, { index, tenant, topic, server, slow });
@@ -271,7 +274,16 @@ class Subscriber {
           // Ended by the server (SLOW_CONSUMER): resume from the last cursor.
           if (!this.stopped) this.subscribe();
         } else if (message.type === "error") {
-          wsStats.errors[message.payload?.[0]?.extensions?.code ?? "error"] = (wsStats.errors[message.payload?.[0]?.extensions?.code ?? "error"] ?? 0) + 1;
+          const code = message.payload?.[0]?.extensions?.code ?? "error";
+          wsStats.errors[code] = (wsStats.errors[code] ?? 0) + 1;
+          if (!this.stopped && RETRYABLE.includes(code)) {
+            setTimeout(() => {
+              if (!this.stopped && generation === this.generation && ws.readyState === WebSocket.OPEN) {
+                wsStats.resubscribesAfterError++;
+                this.subscribe();
+              }
+            }, 500 + Math.random() * 1000);
+          }
         }
       });
     });
