@@ -12,12 +12,18 @@
 //
 // Usage (after `cargo build` and `npm ci --prefix tests/ws-client`):
 //   node bench/soak/soak.mjs [--duration 600] [--tenants 4] [--subscribers 1000]
-//        [--postgres postgres://postgres@127.0.0.1:5432/test] [--replicas 2] [--binary target/debug/runflow]
+//        [--postgres postgres://postgres@127.0.0.1:5432/test] [--replicas 2] [--binary target/release/runflow]
+//        [--rss-every 10] [--warmup 120] [--server-env NAME=VALUE,...]
+// Memory is sampled every --rss-every seconds (RSS, and its anonymous/file/shared parts); the
+// report gives it at start (subscribers connected), after --warmup seconds of load, and at the
+// end, with the machine's load average. --server-env passes extra variables to the servers
+// (for experiments such as MALLOC_ARENA_MAX=2).
 // Every connection goes to 127.0.0.1; the script starts and stops its own servers. Exit code 0
-// only when nothing was lost or duplicated and no unexpected 5xx happened.
+// only when nothing was lost or duplicated, no unexpected 5xx happened and every answer was a
+// success or a designed refusal (see DESIGNED_CODES): a load that silently fails proves nothing.
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { tmpdir, loadavg } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createServer } from "node:net";
@@ -33,6 +39,14 @@ const tenantCount = Number(args.tenants ?? 4);
 const subscriberCount = Number(args.subscribers ?? 1000);
 const postgres = args.postgres;
 const replicas = postgres ? Number(args.replicas ?? 2) : 1;
+const rssEvery = Number(args["rss-every"] ?? 10) * 1000;
+const warmup = Number(args.warmup ?? 120) * 1000;
+const serverEnv = Object.fromEntries(
+  (args["server-env"] ?? "")
+    .split(",")
+    .filter(Boolean)
+    .map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]),
+);
 const binary = args.binary ?? (existsSync(join(root, "target", "release", "runflow")) ? join(root, "target", "release", "runflow") : join(root, "target", "debug", "runflow"));
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -49,7 +63,18 @@ const percentile = (values, p) => {
   const sorted = [...values].sort((a, b) => a - b);
   return +sorted[Math.min(sorted.length - 1, Math.round((p / 100) * (sorted.length - 1)))].toFixed(1);
 };
-const rssMiB = (pid) => +(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]) / 1024).toFixed(1);
+const statusKiB = (pid, field) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN);
+const rssMiB = (pid) => +(statusKiB(pid, "VmRSS") / 1024).toFixed(1);
+// RSS split into heap and other anonymous memory, mapped files (the binary) and shared memory
+// (SQLite's WAL index), plus the thread count.
+const memory = (pid) => ({
+  rss: rssMiB(pid),
+  anon: +(statusKiB(pid, "RssAnon") / 1024).toFixed(1),
+  file: +(statusKiB(pid, "RssFile") / 1024).toFixed(1),
+  shmem: +(statusKiB(pid, "RssShmem") / 1024).toFixed(1),
+  threads: statusKiB(pid, "Threads"),
+});
+const load = () => +loadavg()[0].toFixed(2);
 
 // ---- servers
 let database;
@@ -65,6 +90,7 @@ const baseEnv = {
   RUNFLOW_JWT_SECRET: "soak-secret-soak-secret-soak-secret-0123456",
   RUNFLOW_WORKERS: "0",
   RUST_LOG: "warn",
+  ...serverEnv,
   RUNFLOW_DATABASE_URL: databaseUrl ?? `sqlite://${join(sqliteDir, "runflow.db")}?mode=rwc`,
 };
 const servers = [];
@@ -85,6 +111,7 @@ for (let r = 0; r < replicas; r++) {
     await sleep(50);
   }
   servers.push({ url, process: process_, env, log: () => log });
+  console.error(`server ${r}: pid ${process_.pid}, ${url}`);
   // Replicas migrate the same database: start them one after the other.
 }
 const mint = (tenant, ...extra) =>
@@ -95,12 +122,24 @@ const statuses = {}; // "kind status" -> count
 const graphqlCodes = {}; // "kind code" -> count
 const latencies = {}; // kind -> [ms]
 let unexpected5xx = 0;
+// Answers the load is designed to get besides success: a publish whose reviewed plan was
+// overtaken (CONFLICT), a plan with nothing to publish (BAD_USER_INPUT), rate limits and load
+// shedding. Anything else (a 4xx, a GraphQL error such as a stale query that no longer
+// validates) means the load did not do what it claims, and fails the run.
+const DESIGNED_CODES = { publish: ["CONFLICT"], publishPlan: ["BAD_USER_INPUT"] };
+const unexpectedAnswers = {};
 function account(kind, status, ms, codes = []) {
   statuses[`${kind} ${status}`] = (statuses[`${kind} ${status}`] ?? 0) + 1;
   (latencies[kind] ??= []).push(ms);
   for (const code of codes) graphqlCodes[`${kind} ${code}`] = (graphqlCodes[`${kind} ${code}`] ?? 0) + 1;
   const designed = status === 429 || (status === 503 && codes.some((c) => c === "SERVICE_UNAVAILABLE" || c === "TIMEOUT"));
   if (status >= 500 && !designed) unexpected5xx++;
+  const refused = (typeof status !== "number" || status >= 400) && !designed;
+  const odd = codes.filter((c) => !(designed || (DESIGNED_CODES[kind] ?? []).includes(c)));
+  if (refused || odd.length > 0) {
+    const key = `${kind} ${status} ${odd.join(",")}`.trim();
+    unexpectedAnswers[key] = (unexpectedAnswers[key] ?? 0) + 1;
+  }
 }
 async function request(kind, url, init) {
   const start = performance.now();
@@ -150,7 +189,7 @@ const runtime = (tenant, kind, path, body) =>
     headers: { "content-type": "application/json", authorization: `Bearer ${tenant.runtime}` },
     body: JSON.stringify(body),
   });
-const DEPLOY = "mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { number } }";
+const DEPLOY = "mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { commit { id } } }";
 const deployInput = (n) => ({
   input: {
     slug: "bot",
@@ -168,9 +207,11 @@ async function publish(tenant) {
   await gql(tenant, tenant.publisher, "publish", "mutation($f: String!) { publish(environment: PRODUCTION, input: {all: true, fingerprint: $f}) { number } }", { f: fingerprint });
 }
 for (const tenant of tenants) {
-  await gql(tenant, tenant.developer, "deploy", DEPLOY, deployInput(0));
+  const deployed = await gql(tenant, tenant.developer, "deploy", DEPLOY, deployInput(0));
+  if (!deployed.body?.data?.deployAgent) throw new Error(`setup: deploy failed: ${JSON.stringify(deployed.body)}`);
   await publish(tenant);
   const session = await runtime(tenant, "createSession", "/sessions", { title: "soak" });
+  if (!session.body?.id) throw new Error(`setup: createSession failed: ${JSON.stringify(session.body)}`);
   tenant.session = session.body.id;
 }
 
@@ -180,7 +221,10 @@ const TOPICS = [
   { field: "sessionEvents", environment: "STAGING", share: 0.15, select: "cursor kind message { id }" },
   { field: "releaseEvents", environment: "PRODUCTION", share: 0.15, select: "cursor kind release { number }" },
 ];
-const wsStats = { connects: 0, closes: {}, slowConsumer: 0, tooLarge: 0, errors: {} };
+const wsStats = { connects: 0, closes: {}, slowConsumer: 0, tooLarge: 0, errors: {}, resubscribesAfterError: 0 };
+// A subscribe refused with one of these (the database busy beyond its timeout, a limit) is tried
+// again from the last cursor, as a client of the protocol would.
+const RETRYABLE = ["SERVICE_UNAVAILABLE", "RATE_LIMITED", "TIMEOUT"];
 class Subscriber {
   constructor(index, tenant, topic, server, slow = false) {
     Object.assign(this, { index, tenant, topic, server, slow });
@@ -230,7 +274,16 @@ class Subscriber {
           // Ended by the server (SLOW_CONSUMER): resume from the last cursor.
           if (!this.stopped) this.subscribe();
         } else if (message.type === "error") {
-          wsStats.errors[message.payload?.[0]?.extensions?.code ?? "error"] = (wsStats.errors[message.payload?.[0]?.extensions?.code ?? "error"] ?? 0) + 1;
+          const code = message.payload?.[0]?.extensions?.code ?? "error";
+          wsStats.errors[code] = (wsStats.errors[code] ?? 0) + 1;
+          if (!this.stopped && RETRYABLE.includes(code)) {
+            setTimeout(() => {
+              if (!this.stopped && generation === this.generation && ws.readyState === WebSocket.OPEN) {
+                wsStats.resubscribesAfterError++;
+                this.subscribe();
+              }
+            }, 500 + Math.random() * 1000);
+          }
         }
       });
     });
@@ -261,7 +314,10 @@ for (let i = 0; i < subscribers.length; i += 100) {
 const connectSeconds = ((performance.now() - connectStart) / 1000).toFixed(1);
 await sleep(2000);
 const rss = servers.map((s) => [rssMiB(s.process.pid)]);
-const rssStart = servers.map((s) => rssMiB(s.process.pid));
+const loads = [load()];
+const memoryStart = servers.map((s) => memory(s.process.pid));
+let memoryWarm = null;
+console.error(`subscribers connected in ${connectSeconds} s; load for ${duration / 1000} s`);
 
 // ---- the load
 const until = performance.now() + duration;
@@ -326,12 +382,23 @@ workers.push(
     socket?.resume();
   }),
 );
-// Memory samples every 15 s.
-workers.push(loop(15000, async () => servers.forEach((s, i) => rss[i].push(rssMiB(s.process.pid)))));
+// Memory (and the machine's load average) every --rss-every seconds; the full breakdown once
+// the warm-up is over.
+const loadStart = performance.now();
+workers.push(
+  (async () => {
+    await sleep(rssEvery);
+    await loop(rssEvery, async () => {
+      servers.forEach((s, i) => rss[i].push(rssMiB(s.process.pid)));
+      loads.push(load());
+      if (memoryWarm === null && performance.now() - loadStart >= warmup) memoryWarm = servers.map((s) => memory(s.process.pid));
+    });
+  })(),
+);
 await Promise.all(workers);
 running = false;
 slow.ws?._socket?.resume();
-const rssEnd = servers.map((s) => rssMiB(s.process.pid));
+const memoryEnd = servers.map((s) => memory(s.process.pid));
 
 // ---- settle, then compare with the truth (the log's replay)
 const settleStart = performance.now();
@@ -396,10 +463,19 @@ const report = {
   subscribersWithLoss,
   duplicates,
   unexpected5xx,
-  serverRssMiB: servers.map((_, i) => ({ start: rssStart[i], end: rssEnd[i], samples: rss[i] })),
+  unexpectedAnswers,
+  serverMemoryMiB: servers.map((_, i) => ({
+    start: memoryStart[i],
+    afterWarmup: memoryWarm?.[i] ?? null,
+    warmupSeconds: warmup / 1000,
+    end: memoryEnd[i],
+    rssEverySeconds: rssEvery / 1000,
+    rssSamples: rss[i],
+  })),
+  loadAverage1m: { min: Math.min(...loads), max: Math.max(...loads), mean: +(loads.reduce((a, b) => a + b, 0) / loads.length).toFixed(2), samples: loads },
 };
 console.log(JSON.stringify(report, null, 2));
 for (const s of servers) s.process.kill("SIGTERM");
 await sleep(1000);
 if (database) execFileSync("psql", [postgres, "-qc", `DROP DATABASE ${database} WITH (FORCE)`]);
-process.exit(lost === 0 && duplicates === 0 && unexpected5xx === 0 ? 0 : 1);
+process.exit(lost === 0 && duplicates === 0 && unexpected5xx === 0 && Object.keys(unexpectedAnswers).length === 0 ? 0 : 1);
