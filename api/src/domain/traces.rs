@@ -346,7 +346,9 @@ pub async fn first_spans_of_executions(
         ids.join(", "),
         placeholder(execution_ids.len() + 2),
     );
-    let rows = spans::Entity::find()
+    // The statement filters by the tenant (its first value).
+    let rows = tenant
+        .select::<spans::Entity>()
         .from_raw_sql(Statement::from_sql_and_values(backend, sql, values))
         .all(&db.conn)
         .await?;

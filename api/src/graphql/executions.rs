@@ -4,7 +4,7 @@ use async_graphql::{Context, Enum, ID, Object};
 use entity::{executions, sessions as session_rows, triggers as trigger_rows};
 
 use super::agents::{Agent, Commit};
-use super::context::{actor, loader, scope, services, staging};
+use super::context::{actor, loader, scope, scope_in, services, staging};
 use super::ids::{self, NodeType};
 use super::loaders::{AgentInEnvKey, CommitKey, FirstSpansOfExecution, prime};
 use super::pagination::{PageArgs, connection_type, parts};
@@ -42,8 +42,9 @@ pub struct Execution(pub executions::Model);
 connection_type!(ExecutionConnection, ExecutionEdge, Execution, "executions");
 
 impl Execution {
-    fn scope(&self) -> Scope {
-        Scope::new(self.0.tenant_id.clone(), self.0.environment)
+    /// The caller's scope in this execution's environment.
+    fn scope(&self, ctx: &Context<'_>) -> crate::error::Result<Scope> {
+        scope_in(ctx, self.0.environment)
     }
 }
 
@@ -99,9 +100,13 @@ impl Execution {
     /// The session (conversation) it ran in, if any.
     async fn session(&self, ctx: &Context<'_>) -> GqlResult<Option<Session>> {
         let Some(id) = self.0.session_id else { return Ok(None) };
-        let row =
-            in_scope::<session_rows::Entity, _>(&services(ctx).db.conn, &self.scope(), session_rows::Column::Id, id)
-                .await?;
+        let row = in_scope::<session_rows::Entity, _>(
+            &services(ctx).db.conn,
+            &self.scope(ctx)?,
+            session_rows::Column::Id,
+            id,
+        )
+        .await?;
         Ok(row.map(Session))
     }
     /// The execution whose run started this one (agent calling agent), if any: its global id.
@@ -121,16 +126,22 @@ impl Execution {
     /// The trigger that started it, if any (null when started otherwise or since deleted).
     async fn trigger(&self, ctx: &Context<'_>) -> GqlResult<Option<Trigger>> {
         let Some(id) = self.0.trigger_id else { return Ok(None) };
-        let row =
-            in_scope::<trigger_rows::Entity, _>(&services(ctx).db.conn, &self.scope(), trigger_rows::Column::Id, id)
-                .await?;
+        let row = in_scope::<trigger_rows::Entity, _>(
+            &services(ctx).db.conn,
+            &self.scope(ctx)?,
+            trigger_rows::Column::Id,
+            id,
+        )
+        .await?;
         Ok(row.map(Trigger))
     }
     /// The first trace recorded for it, if any (see `spans` for every span of the execution).
     async fn trace(&self, ctx: &Context<'_>) -> GqlResult<Option<Trace>> {
-        Ok(traces::first_of_execution(&services(ctx).db, &self.scope(), self.0.id)
-            .await?
-            .map(Trace))
+        Ok(
+            traces::first_of_execution(&services(ctx).db, &self.scope(ctx)?, self.0.id)
+                .await?
+                .map(Trace),
+        )
     }
     /// The agent as it exists in the execution's environment (null if since removed there).
     async fn agent(&self, ctx: &Context<'_>) -> GqlResult<Option<Agent>> {
@@ -169,7 +180,7 @@ impl Execution {
                 total_count: None,
             }
         } else {
-            traces::spans_of_execution(&services(ctx).db, &self.scope(), self.0.id, &page).await?
+            traces::spans_of_execution(&services(ctx).db, &self.scope(ctx)?, self.0.id, &page).await?
         };
         Ok(SpanConnection(parts(spans, |s| s.id.to_string(), Span)))
     }

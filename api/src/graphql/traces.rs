@@ -3,7 +3,7 @@
 use async_graphql::{Context, Enum, ID, Object};
 use entity::{executions as execution_rows, spans, traces};
 
-use super::context::{scope, services};
+use super::context::{scope, scope_in, services};
 use super::executions::Execution;
 use super::ids::{self, NodeType};
 use super::pagination::{PageArgs, connection_type, parts};
@@ -12,7 +12,6 @@ use super::{Environment, GqlResult};
 use crate::domain::lookup::in_scope;
 use crate::domain::traces as domain;
 use crate::error::Error;
-use crate::scope::Scope;
 
 /// What a span measured.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -48,10 +47,6 @@ pub struct Trace(pub traces::Model);
 connection_type!(TraceConnection, TraceEdge, Trace, "traces");
 connection_type!(SpanConnection, SpanEdge, Span, "spans");
 
-fn scope_of(tenant: &str, environment: entity::Environment) -> Scope {
-    Scope::new(tenant.to_string(), environment)
-}
-
 /// A recorded trace (a tree of spans) in one environment, usually of one execution.
 #[Object]
 impl Trace {
@@ -74,7 +69,7 @@ impl Trace {
     /// The execution it belongs to (null for a trace recorded outside an execution).
     async fn execution(&self, ctx: &Context<'_>) -> GqlResult<Option<Execution>> {
         let Some(id) = self.0.execution_id else { return Ok(None) };
-        let scope = scope_of(&self.0.tenant_id, self.0.environment);
+        let scope = scope_in(ctx, self.0.environment)?;
         let row = in_scope::<execution_rows::Entity, _>(&services(ctx).db.conn, &scope, execution_rows::Column::Id, id)
             .await?;
         Ok(row.map(Execution))
@@ -96,7 +91,7 @@ impl Trace {
         #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
         #[graphql(desc = "Return the spans before this cursor.")] before: Option<String>,
     ) -> GqlResult<SpanConnection> {
-        let scope = scope_of(&self.0.tenant_id, self.0.environment);
+        let scope = scope_in(ctx, self.0.environment)?;
         let page = PageArgs::new(first, after, last, before).request(ctx)?;
         let spans = domain::spans(&services(ctx).db, &scope, self.0.id, &page).await?;
         Ok(SpanConnection(parts(spans, |s| s.id.to_string(), Span)))
@@ -115,7 +110,7 @@ impl Span {
     }
     /// The trace it belongs to.
     async fn trace(&self, ctx: &Context<'_>) -> GqlResult<Option<Trace>> {
-        let scope = scope_of(&self.0.tenant_id, self.0.environment);
+        let scope = scope_in(ctx, self.0.environment)?;
         let row =
             in_scope::<traces::Entity, _>(&services(ctx).db.conn, &scope, traces::Column::Id, self.0.trace_id).await?;
         Ok(row.map(Trace))
@@ -125,7 +120,7 @@ impl Span {
         let Some(id) = self.0.parent_span_id else {
             return Ok(None);
         };
-        let scope = scope_of(&self.0.tenant_id, self.0.environment);
+        let scope = scope_in(ctx, self.0.environment)?;
         let row = in_scope::<spans::Entity, _>(&services(ctx).db.conn, &scope, spans::Column::Id, id).await?;
         Ok(row.map(Span))
     }
