@@ -4,8 +4,8 @@
 //!   root field of `Query`, `Mutation` and `Subscription` needs; [`authorize_field`] applies
 //!   it (called by [`crate::graphql::access`] on every root field before anything runs), and
 //!   [`may_use_graphql`] decides whether a WebSocket connection is acknowledged. A test proves
-//!   the table names every root field of the served schema and nothing else; a field missing
-//!   from it is refused.
+//!   the table names every root field of the served schema and nothing else, so a name it
+//!   lacks is no field at all: it needs [`unknown_field_role`] and validation then refuses it.
 //! - **Runtime API**: [`runtime_api`] (runtime tokens only; what a run's own token may touch
 //!   is then decided by [`super::capability`]).
 //! - **Agent endpoints**: [`may_run_agent`].
@@ -96,12 +96,22 @@ pub const ROOT_FIELDS: &[(Root, &str, Role)] = &[
     (Mutation, "deleteDataSource", Admin),
 ];
 
-/// The role a root field needs; None for a field the table does not name (refused).
-pub fn required_role(root: Root, field: &str) -> Option<Role> {
+/// The role a root field needs.
+pub fn required_role(root: Root, field: &str) -> Role {
     ROOT_FIELDS
         .iter()
         .find(|(r, name, _)| *r == root && *name == field)
-        .map(|(_, _, role)| *role)
+        .map_or_else(|| unknown_field_role(root), |(_, _, role)| *role)
+}
+
+/// For a name the table lacks, which (by the test) is no field of the schema: the floor of its
+/// root type (the same answer for a field that does not exist and one that does, so a caller
+/// below the floor learns nothing; a caller at the floor gets the validation error).
+pub fn unknown_field_role(root: Root) -> Role {
+    match root {
+        Query | Subscription => Role::Viewer,
+        Mutation => Role::Developer,
+    }
 }
 
 /// The role the GraphQL API needs at all (every read).
@@ -125,11 +135,7 @@ pub fn authorize_field(actor: &Actor, root: Root, field: &str) -> Result<()> {
     if field.starts_with("__") {
         return Ok(());
     }
-    let Some(required) = required_role(root, field) else {
-        return Err(Error::Forbidden(format!(
-            "`{field}` has no entry in the role policy (auth/policy.rs)"
-        )));
-    };
+    let required = required_role(root, field);
     person_with(actor, required, &format!("`{field}`"))
 }
 
@@ -202,7 +208,9 @@ mod tests {
         assert!(authorize_field(&viewer, Mutation, "deployAgent").is_err());
         assert!(may_run_agent(&viewer, Environment::Staging).is_err());
         assert!(authorize_field(&viewer, Query, "__schema").is_ok());
-        // A field the table does not name is refused, whoever asks.
-        assert!(authorize_field(&admin, Mutation, "rollback").is_err());
+        // A name the table lacks (no field of the schema) needs the floor of its root type.
+        assert!(authorize_field(&viewer, Query, "noSuchField").is_ok());
+        assert!(authorize_field(&viewer, Mutation, "rollback").is_err());
+        assert!(authorize_field(&runtime, Query, "noSuchField").is_err());
     }
 }
