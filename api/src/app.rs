@@ -7,7 +7,7 @@ use anyhow::Context;
 use base64::Engine;
 use rand::RngCore;
 
-use crate::auth::{Role, TokenService};
+use crate::auth::{ActorKind, Role, TokenService};
 use crate::config::{Config, JwtAlgorithm};
 use crate::crypto::SecretBox;
 use crate::db::Db;
@@ -178,9 +178,8 @@ impl App {
             let token = tokens.mint(
                 "admin",
                 "default",
-                Role::Admin,
+                ActorKind::Person(Role::Admin),
                 std::time::Duration::from_secs(30 * 24 * 3600),
-                None,
             )?;
             // Printed once, on the first start, so a newcomer can call the API at once.
             println!(
@@ -195,9 +194,8 @@ impl App {
             Some(tokens.mint(
                 "admin",
                 "default",
-                Role::Admin,
+                ActorKind::Person(Role::Admin),
                 std::time::Duration::from_secs(SIGNIN_LINK_TTL_SECS),
-                None,
             )?)
         } else {
             None

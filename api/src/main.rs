@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use runflow::app::{App, token_service};
-use runflow::auth::Role;
+use runflow::auth::{ActorKind, Role};
 use runflow::config::{Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
@@ -47,9 +47,9 @@ enum Command {
         /// The tenant the token acts for.
         #[arg(long)]
         tenant: String,
-        /// viewer, developer, publisher or admin.
+        /// viewer, developer, publisher or admin; or runtime (with --environment).
         #[arg(long, value_parser = parse_role)]
-        role: Role,
+        role: TokenRole,
         /// How long the token is valid, for example 30m, 1h, 7d.
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
         ttl: std::time::Duration,
@@ -94,8 +94,19 @@ enum Command {
     },
 }
 
-fn parse_role(value: &str) -> Result<Role, String> {
-    value.parse()
+/// `--role`: a person's role, or `runtime`.
+#[derive(Clone, Copy)]
+enum TokenRole {
+    Person(Role),
+    Runtime,
+}
+
+fn parse_role(value: &str) -> Result<TokenRole, String> {
+    if value == runflow::auth::RUNTIME_ROLE_CLAIM {
+        Ok(TokenRole::Runtime)
+    } else {
+        value.parse().map(TokenRole::Person)
+    }
 }
 
 fn parse_environment(value: &str) -> Result<entity::Environment, String> {
@@ -251,11 +262,16 @@ async fn worker(config: Config) -> anyhow::Result<()> {
 fn token(
     config: &Config,
     tenant: &str,
-    role: Role,
+    role: TokenRole,
     ttl: std::time::Duration,
     subject: &str,
     environment: Option<entity::Environment>,
 ) -> anyhow::Result<()> {
+    let kind = match (role, environment) {
+        (TokenRole::Person(role), None) => ActorKind::Person(role),
+        (TokenRole::Runtime, Some(environment)) => ActorKind::Runtime(environment),
+        _ => anyhow::bail!("a runtime token needs --environment (staging or production); other roles take none"),
+    };
     config.validate()?;
     // Never generate a secret here: a token signed with a new secret would be rejected by the
     // server, which uses the secret of its own data directory.
@@ -272,7 +288,7 @@ fn token(
         );
     }
     let (tokens, _) = token_service(config)?;
-    println!("{}", tokens.mint(subject, tenant, role, ttl, environment)?);
+    println!("{}", tokens.mint(subject, tenant, kind, ttl)?);
     Ok(())
 }
 

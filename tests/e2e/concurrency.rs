@@ -314,7 +314,7 @@ async fn an_execution_finishes_once(backend: Backend) {
     use runflow::domain::executions::{self, ExecutionStatus, StartExecution};
     let app = crate::support::InProcess::start(backend).await;
     let tenant = tenant();
-    let staging = runflow::scope::Scope::new(tenant.clone(), entity::Environment::Staging);
+    let staging = crate::support::scope(&tenant, entity::Environment::Staging);
     let limits = runflow::domain::agents::BundleLimits {
         max_bundle_bytes: 1 << 20,
         max_file_bytes: 1 << 20,

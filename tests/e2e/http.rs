@@ -188,7 +188,117 @@ async fn the_exported_schema_is_the_served_schema(backend: Backend) {
     assert_eq!(String::from_utf8_lossy(&printed.stdout), exported);
 }
 
+/// Every error that is not a GraphQL response has one body, whichever endpoint refused:
+/// `{"errors": [{"message", "extensions": {"code"}}]}`; the `/v1/...` endpoints repeat it under
+/// `error` (their original form).
+async fn every_non_graphql_error_has_one_body(backend: Backend) {
+    let server = Server::start(backend).await;
+    let tenant = tenant();
+    let one_body = |what: &str, body: &Value, code: &str, v1: bool| {
+        assert_eq!(error_code(body), code, "{what}: {body:#}");
+        let message = body
+            .pointer("/errors/0/message")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        assert!(!message.is_empty(), "{what}: {body:#}");
+        if v1 {
+            assert_eq!(
+                body["error"],
+                json!({ "code": code, "message": message }),
+                "{what}: {body:#}"
+            );
+        } else {
+            assert!(body.get("error").is_none(), "{what}: {body:#}");
+        }
+    };
+    // The runtime API without a token, and with a person's token.
+    let response = server
+        .http()
+        .get(format!("{}/v1/runtime/prompts/greeting", server.url))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 401);
+    one_body(
+        "runtime, no token",
+        &response.json().await.expect("json"),
+        "UNAUTHENTICATED",
+        true,
+    );
+    let (status, body) = server
+        .runtime(
+            &token(&tenant, "admin"),
+            reqwest::Method::GET,
+            "/prompts/greeting",
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+    one_body("runtime, a person's token", &body, "FORBIDDEN", true);
+    // An agent endpoint with a token whose role is too low, and with a malformed header.
+    let invoke = format!("{}/v1/{tenant}/staging/agents/bot", server.url);
+    let response = server
+        .http()
+        .post(&invoke)
+        .bearer_auth(token(&tenant, "viewer"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 403);
+    one_body(
+        "agent endpoint, viewer",
+        &response.json().await.expect("json"),
+        "FORBIDDEN",
+        true,
+    );
+    let response = server
+        .http()
+        .post(&invoke)
+        .header("authorization", "Basic abc")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 401);
+    one_body(
+        "agent endpoint, not a bearer",
+        &response.json().await.expect("json"),
+        "UNAUTHENTICATED",
+        true,
+    );
+    // HTTP-level errors of the GraphQL endpoints and an unknown path: the GraphQL error shape.
+    let response = server
+        .http()
+        .get(format!(
+            "{}/graphql/stream?query=subscription%7B__typename%7D",
+            server.url
+        ))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 401);
+    one_body(
+        "SSE, no token",
+        &response.json().await.expect("json"),
+        "UNAUTHENTICATED",
+        false,
+    );
+    let response = server
+        .http()
+        .get(format!("{}/nowhere", server.url))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 404);
+    one_body(
+        "unknown path",
+        &response.json().await.expect("json"),
+        "NOT_FOUND",
+        false,
+    );
+}
+
 on_both_backends!(
+    every_non_graphql_error_has_one_body,
     get_runs_queries_only,
     posts_must_be_single_json_requests_within_limits,
     health_readiness_and_request_ids,

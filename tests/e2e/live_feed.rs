@@ -694,7 +694,7 @@ mod graphql_sse_npm_client {
 async fn event_log_lag_counts_undelivered_events(backend: Backend) {
     let app = crate::support::InProcess::start(backend).await;
     let tenant = tenant();
-    let staging = runflow::scope::Scope::new(tenant.clone(), entity::Environment::Staging);
+    let staging = crate::support::scope(&tenant, entity::Environment::Staging);
     let editable = staging.editable().expect("staging");
     let limits = runflow::domain::agents::BundleLimits {
         max_bundle_bytes: 1 << 20,
@@ -759,7 +759,7 @@ async fn cursors_past_retention_fail_with_cursor_expired(backend: Backend) {
     use futures_util::StreamExt;
     let app = crate::support::InProcess::start(backend).await;
     let tenant = tenant();
-    let staging = runflow::scope::Scope::new(tenant.clone(), entity::Environment::Staging);
+    let staging = crate::support::scope(&tenant, entity::Environment::Staging);
     let editable = staging.editable().expect("staging");
     let limits = runflow::domain::agents::BundleLimits {
         max_bundle_bytes: 1 << 20,
@@ -791,8 +791,7 @@ async fn cursors_past_retention_fail_with_cursor_expired(backend: Backend) {
         let actor = runflow::auth::Actor {
             subject: "t".into(),
             tenant: tenant.clone(),
-            role: runflow::auth::Role::Viewer,
-            environment: None,
+            kind: runflow::auth::ActorKind::Person(runflow::auth::Role::Viewer),
             expires_at: now() + 60,
         };
         let request = async_graphql::Request::new(

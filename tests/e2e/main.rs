@@ -6,6 +6,8 @@
 
 // Tests fail by panicking: unwrap and expect are the point here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Black-box tests inspect storage directly, across tenants on purpose (see clippy.toml).
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 

@@ -217,12 +217,12 @@ async fn each_environment_resolves_its_own_version(backend: Backend) {
         .await;
     assert_eq!(production["prompt"]["resolved"]["template"], "v1 {{name}}");
     // The domain's resolver agrees (it is what the runtime API will call).
-    let scope = runflow::scope::Scope::new(tenant.clone(), Environment::Production);
+    let scope = crate::support::scope(&tenant, Environment::Production);
     let resolved = runflow::domain::prompts::resolve(app.db(), &scope, "greet")
         .await
         .expect("resolve");
     assert_eq!(resolved.version, Some(1));
-    let other_tenant = runflow::scope::Scope::new("someone-else", Environment::Production);
+    let other_tenant = crate::support::scope("someone-else", Environment::Production);
     let missing = runflow::domain::prompts::resolve(app.db(), &other_tenant, "greet").await;
     assert!(matches!(missing, Err(runflow::error::Error::NotFound(_))));
 }

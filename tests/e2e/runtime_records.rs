@@ -25,7 +25,9 @@ const LIMITS: BundleLimits = BundleLimits {
 /// Deploys `slug` to staging, and (standing in for publishing) points production at the same
 /// commit.
 async fn seed_agent(app: &InProcess, tenant: &str, slug: &str) {
-    let staging = Scope::new(tenant, Environment::Staging).editable().expect("staging");
+    let staging = crate::support::scope(tenant, Environment::Staging)
+        .editable()
+        .expect("staging");
     let files = vec![BundleFile {
         path: "runflow.toml".into(),
         content: manifest(slug),
@@ -43,7 +45,7 @@ async fn seed_agent(app: &InProcess, tenant: &str, slug: &str) {
     )
     .await
     .expect("deploy");
-    let production = Scope::new(tenant, Environment::Production);
+    let production = crate::support::scope(tenant, Environment::Production);
     agents::set_deployment(&app.db().conn, &production, agent.agent.id, commit.id, "seed")
         .await
         .expect("production");
@@ -112,8 +114,8 @@ async fn runtime_records_never_mix_environments(backend: Backend) {
     let app = InProcess::start(backend).await;
     let tenant = tenant();
     seed_agent(&app, &tenant, "bot").await;
-    let staging = Scope::new(tenant.clone(), Environment::Staging);
-    let production = Scope::new(tenant.clone(), Environment::Production);
+    let staging = crate::support::scope(&tenant, Environment::Staging);
+    let production = crate::support::scope(&tenant, Environment::Production);
     let staging_run = seed_run(&app, &staging, "bot", 2).await;
     let production_run = seed_run(&app, &production, "bot", 3).await;
     let session = sessions::create(app.db(), &staging, Some("bot"), "support chat")
@@ -251,7 +253,7 @@ async fn runtime_records_never_mix_environments(backend: Backend) {
         .await;
     assert_eq!(malformed["execution"], Value::Null);
     // Writing through another tenant's id is NOT_FOUND in the domain layer too.
-    let foreign = Scope::new("intruder", Environment::Staging);
+    let foreign = crate::support::scope("intruder", Environment::Staging);
     let error = sessions::add_message(app.db(), &foreign, session.id, "user", "x")
         .await
         .expect_err("foreign session");
@@ -263,7 +265,7 @@ async fn execution_lists_paginate_and_filter(backend: Backend) {
     let tenant = tenant();
     seed_agent(&app, &tenant, "alpha").await;
     seed_agent(&app, &tenant, "beta").await;
-    let staging = Scope::new(tenant.clone(), Environment::Staging);
+    let staging = crate::support::scope(&tenant, Environment::Staging);
     for n in 0..25 {
         let agent = if n % 5 == 0 { "beta" } else { "alpha" };
         let execution = executions::start(
@@ -364,7 +366,7 @@ async fn nested_lists_do_not_multiply_queries(backend: Backend) {
     for rows in [10usize, 100] {
         let tenant = tenant();
         seed_agent(&app, &tenant, "bot").await;
-        let staging = Scope::new(tenant.clone(), Environment::Staging);
+        let staging = crate::support::scope(&tenant, Environment::Staging);
         for _ in 0..rows {
             seed_run(&app, &staging, "bot", 3).await;
         }
@@ -417,7 +419,7 @@ async fn object_links_load_in_batches(backend: Backend) {
     for rows in [5usize, 50] {
         let tenant = tenant();
         seed_agent(&app, &tenant, "bot").await;
-        let staging = Scope::new(tenant.clone(), Environment::Staging);
+        let staging = crate::support::scope(&tenant, Environment::Staging);
         let services = &app.app.services;
         let trigger = runflow::domain::triggers::create(
             app.db(),

@@ -366,6 +366,18 @@ pub fn sign(claims: Value) -> String {
     .expect("sign")
 }
 
+/// `tenant`'s scope in `environment`, as an authenticated caller of that tenant gets it (a
+/// `Scope` cannot be built from plain values).
+pub fn scope(tenant: &str, environment: entity::Environment) -> runflow::scope::Scope {
+    let actor = runflow::auth::Actor {
+        subject: "test".into(),
+        tenant: tenant.into(),
+        kind: runflow::auth::ActorKind::Person(runflow::auth::Role::Viewer),
+        expires_at: now() + 3600,
+    };
+    runflow::scope::Scope::of(&actor, environment)
+}
+
 /// A unique tenant per test, so tests can share nothing by accident.
 pub fn tenant() -> String {
     format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
@@ -440,8 +452,7 @@ impl InProcess {
         let actor = runflow::auth::Actor {
             subject: "test".into(),
             tenant: tenant.into(),
-            role,
-            environment: None,
+            kind: runflow::auth::ActorKind::Person(role),
             expires_at: now() + 3600,
         };
         let request = async_graphql::Request::new(query).variables(async_graphql::Variables::from_json(variables));

@@ -16,7 +16,7 @@ use entity::executions;
 use sea_orm::{ColumnTrait, QueryFilter};
 use uuid::Uuid;
 
-use super::{Actor, Role};
+use super::Actor;
 use crate::db::Db;
 use crate::domain::executions::{ExecutionStatus, ParentRun};
 use crate::domain::manifest::Manifest;
@@ -59,12 +59,8 @@ impl RuntimeCaller {
     /// Checks a verified actor: a runtime token, and for a run's token, a run that is still
     /// going on.
     pub async fn authenticate(db: &Db, actor: Actor) -> Result<Self> {
-        let (Role::Runtime, Some(environment)) = (actor.role, actor.environment) else {
-            return Err(refuse(
-                "the runtime API takes runtime tokens (`runflow token --role runtime --environment ...`)",
-            ));
-        };
-        let scope = Scope::new(actor.tenant, environment);
+        let environment = super::policy::runtime_api(&actor)?;
+        let scope = Scope::of(&actor, environment);
         let Some(id) = actor.subject.strip_prefix(RUN_SUBJECT_PREFIX) else {
             return Ok(RuntimeCaller { scope, run: None });
         };

@@ -1,7 +1,8 @@
 //! Who is calling: bearer tokens, roles and the authenticated [`Actor`].
 //!
-//! The tenant comes only from a verified token. Roles are ordered: each includes the ones
-//! before it. The role *policy* (which operation needs which role) lives in [`policy`].
+//! The tenant comes only from a verified token. A caller is a person with a role (roles are
+//! ordered: each includes the ones before it) or an agent runtime ([`ActorKind`]). Who may do
+//! what, for every transport, lives in [`policy`].
 
 pub mod capability;
 pub mod policy;
@@ -12,12 +13,9 @@ pub use tokens::{Claims, TokenService};
 use std::fmt;
 use std::str::FromStr;
 
-/// Roles, lowest first. `Ord` follows the order of inclusion.
+/// The roles of people, lowest first. `Ord` follows the order of inclusion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
-    /// An agent runtime (not a person): reports to the runtime API in its token's environment
-    /// only; it has no access to the GraphQL API.
-    Runtime,
     /// Reads everything of its tenant.
     Viewer,
     /// Edits staging.
@@ -29,17 +27,10 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
-        Role::Runtime,
-        Role::Viewer,
-        Role::Developer,
-        Role::Publisher,
-        Role::Admin,
-    ];
+    pub const ALL: [Role; 4] = [Role::Viewer, Role::Developer, Role::Publisher, Role::Admin];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Role::Runtime => "runtime",
             Role::Viewer => "viewer",
             Role::Developer => "developer",
             Role::Publisher => "publisher",
@@ -65,15 +56,53 @@ impl FromStr for Role {
     }
 }
 
+/// The `role` claim of a runtime token.
+pub const RUNTIME_ROLE_CLAIM: &str = "runtime";
+
+/// What kind of caller a token names. A runtime is not a rung of the role ladder: it is an agent
+/// runtime (not a person), bound to one environment, that reports to the runtime API (and runs
+/// agents); it never reaches the GraphQL API, and people never report to the runtime API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ActorKind {
+    /// A person, with a role.
+    Person(Role),
+    /// An agent runtime reporting to one environment (`runflow token --role runtime
+    /// --environment ...`, or a run's own token).
+    Runtime(entity::Environment),
+}
+
+impl ActorKind {
+    /// The token's `role` claim.
+    pub fn role_claim(self) -> &'static str {
+        match self {
+            ActorKind::Person(role) => role.as_str(),
+            ActorKind::Runtime(_) => RUNTIME_ROLE_CLAIM,
+        }
+    }
+
+    /// The environment a runtime token is bound to (None for people).
+    pub fn environment(self) -> Option<entity::Environment> {
+        match self {
+            ActorKind::Person(_) => None,
+            ActorKind::Runtime(environment) => Some(environment),
+        }
+    }
+}
+
+impl fmt::Display for ActorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.role_claim())
+    }
+}
+
 /// An authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Actor {
     /// The token's `sub`: who, for audit fields (`author`, `updatedBy`, ...).
     pub subject: String,
     pub tenant: String,
-    pub role: Role,
-    /// The environment a runtime token is bound to (None for people's tokens).
-    pub environment: Option<entity::Environment>,
+    /// A person with a role, or a runtime bound to an environment.
+    pub kind: ActorKind,
     /// When the token expires (unix seconds): live connections close then.
     pub expires_at: u64,
 }
@@ -100,6 +129,16 @@ impl Authentication {
         match tokens.verify(token.trim()) {
             Ok(actor) => Authentication::Authenticated(actor),
             Err(reason) => Authentication::Rejected(reason),
+        }
+    }
+
+    /// The caller, for endpoints that need one: no token is UNAUTHENTICATED with `hint` (how
+    /// to send one), a refused token UNAUTHENTICATED with the reason.
+    pub fn require(self, hint: &str) -> Result<Actor, crate::error::Error> {
+        match self {
+            Authentication::Authenticated(actor) => Ok(actor),
+            Authentication::Rejected(reason) => Err(crate::error::Error::Unauthenticated(reason)),
+            Authentication::Anonymous => Err(crate::error::Error::Unauthenticated(hint.into())),
         }
     }
 }

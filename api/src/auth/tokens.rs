@@ -6,7 +6,7 @@ use anyhow::Context;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
 
-use super::{Actor, Role, validate_tenant};
+use super::{Actor, ActorKind, RUNTIME_ROLE_CLAIM, Role, validate_tenant};
 use crate::cache::Bounded;
 use crate::config::{Config, JwtAlgorithm};
 
@@ -145,41 +145,33 @@ impl TokenService {
         })?;
         let claims = data.claims;
         validate_tenant(&claims.tenant)?;
-        let role: Role = claims.role.parse()?;
+        let role: Option<Role> = if claims.role == RUNTIME_ROLE_CLAIM {
+            None
+        } else {
+            Some(claims.role.parse()?)
+        };
         if claims.sub.is_empty() {
             return Err("the token's `sub` is empty".into());
         }
-        let environment = match (role, claims.environment.as_deref()) {
-            (Role::Runtime, Some(name)) => Some(
+        let kind = match (role, claims.environment.as_deref()) {
+            (Some(role), _) => ActorKind::Person(role),
+            (None, Some(name)) => ActorKind::Runtime(
                 entity::Environment::parse(name)
                     .ok_or_else(|| format!("the token's environment {name:?} is not staging or production"))?,
             ),
-            (Role::Runtime, None) => return Err("a runtime token needs an `environment` claim".into()),
-            (_, _) => None,
+            (None, None) => return Err("a runtime token needs an `environment` claim".into()),
         };
         Ok(Actor {
             subject: claims.sub,
             tenant: claims.tenant,
-            role,
-            environment,
+            kind,
             expires_at: claims.exp,
         })
     }
 
-    /// Signs a token for `tenant` with `role`, valid for `ttl`.
-    pub fn mint(
-        &self,
-        subject: &str,
-        tenant: &str,
-        role: Role,
-        ttl: Duration,
-        environment: Option<entity::Environment>,
-    ) -> anyhow::Result<String> {
+    /// Signs a token for `tenant` naming a caller of `kind`, valid for `ttl`.
+    pub fn mint(&self, subject: &str, tenant: &str, kind: ActorKind, ttl: Duration) -> anyhow::Result<String> {
         validate_tenant(tenant).map_err(anyhow::Error::msg)?;
-        anyhow::ensure!(
-            (role == Role::Runtime) == environment.is_some(),
-            "a runtime token needs --environment (staging or production); other roles take none"
-        );
         let encoding = self
             .encoding
             .as_ref()
@@ -188,13 +180,13 @@ impl TokenService {
         let claims = Claims {
             sub: subject.to_string(),
             tenant: tenant.to_string(),
-            role: role.as_str().to_string(),
+            role: kind.role_claim().to_string(),
             exp: now + ttl.as_secs(),
             nbf: Some(now.saturating_sub(1)),
             iat: Some(now),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
-            environment: environment.map(|e| e.as_str().to_string()),
+            environment: kind.environment().map(|e| e.as_str().to_string()),
         };
         Ok(encode(&Header::new(self.algorithm), &claims, encoding)?)
     }

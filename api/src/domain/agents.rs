@@ -312,6 +312,7 @@ pub async fn set_deployment<C: ConnectionTrait>(
         Some(deployment) => {
             revision::update::<agent_deployments::Entity, _, _>(
                 db,
+                &scope.tenant,
                 &format!("the deployment of agent {agent_id} in {}", scope.environment),
                 deployment.id,
                 None,
@@ -440,6 +441,7 @@ pub async fn update(db: &Db, scope: &StagingScope, input: UpdateAgentInput) -> R
     let current = get(&tx, scope, &input.slug).await?;
     let agent = revision::update::<agents::Entity, _, _>(
         &tx,
+        &scope.tenant,
         &format!("agent {:?}", input.slug),
         current.agent.id,
         input.expected_revision,
@@ -468,6 +470,7 @@ pub async fn delete(db: &Db, scope: &StagingScope, slug: &str, expected_revision
     let current = get(&tx, scope, slug).await?;
     revision::delete::<agent_deployments::Entity, _>(
         &tx,
+        &scope.tenant,
         &format!("agent {slug:?}"),
         current.deployment.id,
         expected_revision,

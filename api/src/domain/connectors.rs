@@ -6,9 +6,7 @@
 use std::collections::HashMap;
 
 use entity::{connector_instances, connector_resources};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -16,7 +14,7 @@ use super::pagination::{self, Key, Page, PageRequest};
 use super::{credentials, new_id, now, revision, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::scope::{Scope, StagingScope};
+use crate::scope::{Scope, StagingScope, Tenant};
 
 #[derive(Clone, Debug)]
 pub struct CreateConnectorInput {
@@ -125,6 +123,7 @@ pub async fn update(db: &Db, scope: &StagingScope, input: UpdateConnectorInput) 
     }
     let row = revision::update::<connector_instances::Entity, _, _>(
         &tx,
+        &scope.tenant,
         &format!("connector {:?}", input.slug),
         row.id,
         input.expected_revision,
@@ -151,9 +150,17 @@ pub async fn delete(db: &Db, scope: &StagingScope, slug: &str, expected_revision
     let tx = db.begin_write().await?;
     let row = get(&tx, scope, slug).await?;
     // The instance first: its lock keeps resource edits out until this commits.
-    revision::delete::<connector_instances::Entity, _>(&tx, &format!("connector {slug:?}"), row.id, expected_revision)
-        .await?;
-    connector_resources::Entity::delete_many()
+    revision::delete::<connector_instances::Entity, _>(
+        &tx,
+        &scope.tenant,
+        &format!("connector {slug:?}"),
+        row.id,
+        expected_revision,
+    )
+    .await?;
+    scope
+        .tenant
+        .delete_many::<connector_resources::Entity>()
         .filter(connector_resources::Column::InstanceId.eq(row.id))
         .exec(&tx)
         .await?;
@@ -215,7 +222,7 @@ pub async fn create_resource(
     let tx = db.begin_write().await?;
     let instance = get(&tx, scope, &input.connector).await?;
     // Bumping locks the instance: concurrent creates on one connector count one at a time.
-    bump_instance(&tx, &input.connector, instance.id).await?;
+    bump_instance(&tx, &scope.tenant, &input.connector, instance.id).await?;
     let existing = scope
         .select::<connector_resources::Entity>()
         .filter(connector_resources::Column::InstanceId.eq(instance.id))
@@ -259,12 +266,13 @@ pub async fn update_resource(
     validate_resource(&input)?;
     let tx = db.begin_write().await?;
     let instance = get(&tx, scope, &input.connector).await?;
-    bump_instance(&tx, &input.connector, instance.id).await?;
+    bump_instance(&tx, &scope.tenant, &input.connector, instance.id).await?;
     let row = find_resource(&tx, scope, instance.id, &input.key)
         .await?
         .ok_or_else(|| Error::not_found(format!("resource {:?} of connector {:?}", input.key, input.connector)))?;
     let row = revision::update::<connector_resources::Entity, _, _>(
         &tx,
+        &scope.tenant,
         &format!("resource {:?}", input.key),
         row.id,
         input.expected_revision,
@@ -287,21 +295,28 @@ pub async fn delete_resource(
 ) -> Result<Uuid> {
     let tx = db.begin_write().await?;
     let instance = get(&tx, scope, connector).await?;
-    bump_instance(&tx, connector, instance.id).await?;
+    bump_instance(&tx, &scope.tenant, connector, instance.id).await?;
     let row = find_resource(&tx, scope, instance.id, key)
         .await?
         .ok_or_else(|| Error::not_found(format!("resource {key:?} of connector {connector:?}")))?;
-    revision::delete::<connector_resources::Entity, _>(&tx, &format!("resource {key:?}"), row.id, expected_revision)
-        .await?;
+    revision::delete::<connector_resources::Entity, _>(
+        &tx,
+        &scope.tenant,
+        &format!("resource {key:?}"),
+        row.id,
+        expected_revision,
+    )
+    .await?;
     tx.commit().await?;
     Ok(row.id)
 }
 
 /// A resource changed: the instance's revision moves too (its resource set is part of it).
 /// Called first in the transaction, so the instance's lock orders the resource edits.
-async fn bump_instance<C: ConnectionTrait>(db: &C, slug: &str, instance_id: Uuid) -> Result<()> {
+async fn bump_instance<C: ConnectionTrait>(db: &C, tenant: &Tenant, slug: &str, instance_id: Uuid) -> Result<()> {
     revision::update::<connector_instances::Entity, _, _>(
         db,
+        tenant,
         &format!("connector {slug:?}"),
         instance_id,
         None,

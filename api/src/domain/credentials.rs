@@ -172,6 +172,7 @@ pub async fn rotate(
         .ok_or_else(|| Error::not_found(format!("credential {name:?}")))?;
     let row = revision::update::<credentials::Entity, _, _>(
         &tx,
+        tenant,
         &format!("credential {name:?}"),
         row.id,
         expected_revision,
@@ -193,7 +194,8 @@ pub async fn delete(db: &Db, tenant: &Tenant, name: &str, expected_revision: Opt
     let row = find(&tx, tenant, name)
         .await?
         .ok_or_else(|| Error::not_found(format!("credential {name:?}")))?;
-    revision::delete::<credentials::Entity, _>(&tx, &format!("credential {name:?}"), row.id, expected_revision).await?;
+    revision::delete::<credentials::Entity, _>(&tx, tenant, &format!("credential {name:?}"), row.id, expected_revision)
+        .await?;
     tx.commit().await?;
     Ok(row.id)
 }

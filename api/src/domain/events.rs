@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::{new_id, now};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::scope::Tenant;
+use crate::scope::{AcrossTenants, Tenant};
 
 /// The PostgreSQL channel replicas LISTEN on. Notifications carry only the tenant id.
 pub const CHANNEL: &str = "runflow_events";
@@ -72,12 +72,12 @@ pub async fn append<C: ConnectionTrait>(tx: &C, tenant: &Tenant, new: Vec<NewEve
     .exec_without_returning(tx)
     .await?;
     // The row lock taken here orders this tenant's event-writing transactions.
-    event_counters::Entity::update_many()
+    tenant
+        .update_many::<event_counters::Entity>()
         .col_expr(
             event_counters::Column::Seq,
             sea_orm::sea_query::Expr::col(event_counters::Column::Seq).add(count),
         )
-        .filter(event_counters::Column::TenantId.eq(tenant.id()))
         .exec(tx)
         .await?;
     let last = tenant
@@ -122,7 +122,8 @@ pub async fn append<C: ConnectionTrait>(tx: &C, tenant: &Tenant, new: Vec<NewEve
 
 /// A tenant's events after `seq`, in order, at most `limit`.
 pub async fn after<C: ConnectionTrait>(db: &C, tenant: &str, seq: i64, limit: u64) -> Result<Vec<events::Model>> {
-    Ok(events::Entity::find()
+    // By tenant id: the live feed's pump reads every tenant's new events (see `heads`).
+    Ok(AcrossTenants::select::<events::Entity>()
         .filter(events::Column::TenantId.eq(tenant))
         .filter(events::Column::Seq.gt(seq))
         .order_by_asc(events::Column::Seq)
@@ -133,7 +134,7 @@ pub async fn after<C: ConnectionTrait>(db: &C, tenant: &str, seq: i64, limit: u6
 
 /// Every tenant's latest seq (what the live-feed pump polls).
 pub async fn heads(db: &Db) -> Result<Vec<(String, i64)>> {
-    Ok(event_counters::Entity::find()
+    Ok(AcrossTenants::select::<event_counters::Entity>()
         .select_only()
         .column(event_counters::Column::TenantId)
         .column(event_counters::Column::Seq)
@@ -190,7 +191,8 @@ pub async fn prune(db: &Db, before: DateTime<Utc>) -> Result<u64> {
 /// One pruning transaction: at most `limit` of the oldest expired events.
 pub async fn prune_batch(db: &Db, before: DateTime<Utc>, limit: u64) -> Result<u64> {
     let tx = db.begin_write().await?;
-    let victims: Vec<(Uuid, String, i64)> = events::Entity::find()
+    // Pruning is housekeeping across tenants.
+    let victims: Vec<(Uuid, String, i64)> = AcrossTenants::select::<events::Entity>()
         .select_only()
         .column(events::Column::Id)
         .column(events::Column::TenantId)
@@ -211,7 +213,7 @@ pub async fn prune_batch(db: &Db, before: DateTime<Utc>, limit: u64) -> Result<u
         *entry = std::cmp::Ord::max(*entry, *seq);
     }
     for (tenant, max_seq) in highest {
-        event_counters::Entity::update_many()
+        AcrossTenants::update_many::<event_counters::Entity>()
             .col_expr(
                 event_counters::Column::PrunedThrough,
                 sea_orm::sea_query::Expr::value(max_seq),
@@ -224,7 +226,7 @@ pub async fn prune_batch(db: &Db, before: DateTime<Utc>, limit: u64) -> Result<u
     let ids: Vec<Uuid> = victims.iter().map(|(id, _, _)| *id).collect();
     let mut deleted = 0;
     for chunk in ids.chunks(500) {
-        deleted += events::Entity::delete_many()
+        deleted += AcrossTenants::delete_many::<events::Entity>()
             .filter(events::Column::Id.is_in(chunk.iter().copied()))
             .exec(&tx)
             .await?

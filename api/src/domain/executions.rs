@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::executions;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, Order, QueryFilter, Set, TryIntoModel};
+use sea_orm::{ActiveModelTrait, ColumnTrait, Order, QueryFilter, Set, TryIntoModel};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -14,7 +14,7 @@ use super::pagination::{self, Page, PageRequest};
 use super::{agents, new_id, now, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::scope::Scope;
+use crate::scope::{AcrossTenants, Scope};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExecutionStatus {
@@ -318,7 +318,9 @@ pub async fn finish_with_log(db: &Db, scope: &Scope, id: Uuid, outcome: Outcome)
         .into_iter()
         .filter(|s| s.is_final())
         .map(ExecutionStatus::as_str);
-    let written = executions::Entity::update_many()
+    let written = scope
+        .tenant
+        .update_many::<executions::Entity>()
         .set(active.clone())
         .filter(executions::Column::Id.eq(id))
         .filter(executions::Column::Status.is_not_in(final_statuses))
@@ -414,7 +416,8 @@ pub async fn claim_next(
     use sea_orm::sea_query::LockBehavior;
     use sea_orm::{DatabaseBackend, QueryOrder, QuerySelect};
     let tx = db.begin_write().await?;
-    let mut select = executions::Entity::find()
+    // The workers serve every tenant.
+    let mut select = AcrossTenants::select::<executions::Entity>()
         .filter(executions::Column::Status.eq(ExecutionStatus::Queued.as_str()))
         .filter(executions::Column::Depth.eq(depth))
         .order_by_asc(executions::Column::Id)
@@ -425,7 +428,7 @@ pub async fn claim_next(
     let Some(row) = select.one(&tx).await? else {
         return Ok(None);
     };
-    let scope = Scope::new(row.tenant_id.clone(), row.environment);
+    let scope = Scope::of_execution(&row);
     let mut active: executions::ActiveModel = row.into();
     active.status = Set(ExecutionStatus::Running.as_str().to_string());
     active.started_at = Set(Some(now()));

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use entity::executions;
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use super::executions::{ExecutionStatus, append_event};
@@ -16,7 +16,7 @@ use super::manifest::Manifest;
 use super::now;
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::scope::{Scope, StagingScope};
+use crate::scope::{AcrossTenants, Scope, StagingScope};
 
 /// How many times a run of an idempotent agent lost with its worker is started in all.
 pub const MAX_ATTEMPTS: i32 = 3;
@@ -28,7 +28,8 @@ fn after(lease: std::time::Duration) -> DateTime<Utc> {
 /// Renews `worker`'s lease on a running execution. `false` when the execution is no longer
 /// RUNNING on this worker (cancelled, or reclaimed after the lease expired): the run must stop.
 pub async fn renew_lease(db: &Db, id: Uuid, worker: &str, lease: std::time::Duration) -> Result<bool> {
-    let result = executions::Entity::update_many()
+    // By the worker's claim: workers serve every tenant.
+    let result = AcrossTenants::update_many::<executions::Entity>()
         .col_expr(executions::Column::LeaseExpiresAt, Expr::value(after(lease)))
         .filter(executions::Column::Id.eq(id))
         .filter(executions::Column::Status.eq(ExecutionStatus::Running.as_str()))
@@ -57,16 +58,17 @@ async fn transition(
     status: ExecutionStatus,
     error: Option<String>,
 ) -> Result<Option<executions::Model>> {
-    let scope = Scope::new(row.tenant_id.clone(), row.environment);
+    let scope = Scope::of_execution(row);
     let tx = db.begin_write().await?;
-    let mut update = executions::Entity::update_many()
+    let mut update = scope
+        .tenant
+        .update_many::<executions::Entity>()
         .col_expr(executions::Column::Status, Expr::value(status.as_str()))
         .col_expr(
             executions::Column::LeaseExpiresAt,
             Expr::value(Option::<DateTime<Utc>>::None),
         )
-        .filter(executions::Column::Id.eq(row.id))
-        .filter(executions::Column::TenantId.eq(row.tenant_id.clone()));
+        .filter(executions::Column::Id.eq(row.id));
     update = match guard {
         Guard::LeaseExpiredBefore(instant) => update
             .filter(executions::Column::Status.eq(ExecutionStatus::Running.as_str()))
@@ -124,7 +126,7 @@ async fn is_idempotent(db: &Db, row: &executions::Model) -> Result<bool> {
     let Some(commit_id) = row.commit_id else {
         return Ok(false);
     };
-    let commit = Scope::new(row.tenant_id.clone(), row.environment)
+    let commit = Scope::of_execution(row)
         .tenant
         .select::<entity::agent_commits::Entity>()
         .filter(entity::agent_commits::Column::Id.eq(commit_id))
@@ -141,7 +143,7 @@ async fn is_idempotent(db: &Db, row: &executions::Model) -> Result<bool> {
 /// tenants); returns how many executions it changed.
 pub async fn reclaim_expired(db: &Db) -> Result<usize> {
     let instant = now();
-    let expired = executions::Entity::find()
+    let expired = AcrossTenants::select::<executions::Entity>()
         .filter(executions::Column::Status.eq(ExecutionStatus::Running.as_str()))
         .filter(executions::Column::LeaseExpiresAt.lt(instant))
         .limit(100)
@@ -191,7 +193,7 @@ pub async fn reclaim_expired(db: &Db) -> Result<usize> {
 /// RUNNING for longer than `limit` without being finished.
 pub async fn fail_abandoned(db: &Db, limit: std::time::Duration) -> Result<usize> {
     let cutoff = now() - chrono::Duration::from_std(limit).unwrap_or_else(|_| chrono::Duration::hours(1));
-    let abandoned = executions::Entity::find()
+    let abandoned = AcrossTenants::select::<executions::Entity>()
         .filter(executions::Column::Status.eq(ExecutionStatus::Running.as_str()))
         .filter(executions::Column::ClaimedBy.is_null())
         .filter(executions::Column::StartedAt.lt(cutoff))

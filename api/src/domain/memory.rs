@@ -5,7 +5,7 @@
 //! when both environments run the same agent.
 
 use entity::{Environment, memory_entries};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, Order, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, Order, QueryFilter, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -58,6 +58,7 @@ pub async fn put(db: &Db, scope: &Scope, namespace: &str, key: &str, value: Valu
         Some(row) => {
             revision::update::<memory_entries::Entity, _, _>(
                 &tx,
+                &scope.tenant,
                 &format!("memory entry {key:?}"),
                 row.id,
                 None,
@@ -101,7 +102,11 @@ pub async fn get(db: &Db, scope: &Scope, namespace: &str, key: &str) -> Result<m
 
 pub async fn delete(db: &Db, scope: &Scope, namespace: &str, key: &str) -> Result<Uuid> {
     let row = get(db, scope, namespace, key).await?;
-    memory_entries::Entity::delete_by_id(row.id).exec(&db.conn).await?;
+    scope
+        .delete_many::<memory_entries::Entity>()
+        .filter(memory_entries::Column::Id.eq(row.id))
+        .exec(&db.conn)
+        .await?;
     Ok(row.id)
 }
 

@@ -122,6 +122,7 @@ pub async fn save_draft(db: &Db, scope: &StagingScope, author: &str, input: Save
         Some(row) => {
             revision::update::<prompts::Entity, _, _>(
                 &tx,
+                &scope.tenant,
                 &format!("prompt {:?}", input.slug),
                 row.id,
                 input.expected_revision,
@@ -187,7 +188,14 @@ pub async fn list(db: &Db, scope: &Scope, page: &PageRequest) -> Result<Page<pro
 pub async fn delete(db: &Db, scope: &StagingScope, slug: &str, expected_revision: Option<i64>) -> Result<Uuid> {
     let tx = db.begin_write().await?;
     let row = get(&tx, scope, slug).await?;
-    revision::delete::<prompts::Entity, _>(&tx, &format!("prompt {slug:?}"), row.id, expected_revision).await?;
+    revision::delete::<prompts::Entity, _>(
+        &tx,
+        &scope.tenant,
+        &format!("prompt {slug:?}"),
+        row.id,
+        expected_revision,
+    )
+    .await?;
     tx.commit().await?;
     Ok(row.id)
 }

@@ -13,16 +13,17 @@
 //! exactly one per successful write, and writers that quote no revision are serialised
 //! (last writer wins, no lost increment).
 
+use entity::TenantOwned;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect,
-    TryIntoModel,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, IntoActiveModel, QueryFilter, QuerySelect, TryIntoModel,
 };
 use uuid::Uuid;
 
 use crate::error::{Error, Result, check_revision};
+use crate::scope::Tenant;
 
 /// An entity with a UUID `id` and an `i64` `revision`.
-pub trait Revisioned: EntityTrait {
+pub trait Revisioned: TenantOwned {
     fn id_column() -> Self::Column;
     fn revision_column() -> Self::Column;
     fn revision_of(model: &Self::Model) -> i64;
@@ -58,10 +59,16 @@ revisioned!(
     memory_entries,
 );
 
-/// Locks the row `id` until the end of `tx` and returns it as committed now; NOT_FOUND
-/// (as `what`) when it no longer exists.
-pub async fn lock<E: Revisioned, C: ConnectionTrait>(tx: &C, what: &str, id: Uuid) -> Result<E::Model> {
-    E::find()
+/// Locks the row `id` of `tenant` until the end of `tx` and returns it as committed now;
+/// NOT_FOUND (as `what`) when it no longer exists.
+pub async fn lock<E: Revisioned, C: ConnectionTrait>(
+    tx: &C,
+    tenant: &Tenant,
+    what: &str,
+    id: Uuid,
+) -> Result<E::Model> {
+    tenant
+        .select::<E>()
         .filter(E::id_column().eq(id))
         .lock_exclusive()
         .one(tx)
@@ -71,7 +78,14 @@ pub async fn lock<E: Revisioned, C: ConnectionTrait>(tx: &C, what: &str, id: Uui
 
 /// Changes the record `id`: checks `expected` against the locked row, applies `change` to it,
 /// and writes it conditionally with the revision moved by one. Returns the row as written.
-pub async fn update<E, C, F>(tx: &C, what: &str, id: Uuid, expected: Option<i64>, change: F) -> Result<E::Model>
+pub async fn update<E, C, F>(
+    tx: &C,
+    tenant: &Tenant,
+    what: &str,
+    id: Uuid,
+    expected: Option<i64>,
+    change: F,
+) -> Result<E::Model>
 where
     E: Revisioned,
     E::Model: IntoActiveModel<E::ActiveModel>,
@@ -79,13 +93,14 @@ where
     C: ConnectionTrait,
     F: FnOnce(&mut E::ActiveModel),
 {
-    let current = lock::<E, C>(tx, what, id).await?;
+    let current = lock::<E, C>(tx, tenant, what, id).await?;
     let revision = E::revision_of(&current);
     check_revision(what, revision, expected)?;
     let mut active = current.into_active_model();
     change(&mut active);
     active.set(E::revision_column(), (revision + 1).into());
-    let written = E::update_many()
+    let written = tenant
+        .update_many::<E>()
         .set(active.clone())
         .filter(E::id_column().eq(id))
         .filter(E::revision_column().eq(revision))
@@ -98,15 +113,16 @@ where
 }
 
 /// Deletes the record `id` if `expected` (when given) is its revision. Returns the deleted row.
-pub async fn delete<E, C>(tx: &C, what: &str, id: Uuid, expected: Option<i64>) -> Result<E::Model>
+pub async fn delete<E, C>(tx: &C, tenant: &Tenant, what: &str, id: Uuid, expected: Option<i64>) -> Result<E::Model>
 where
     E: Revisioned,
     C: ConnectionTrait,
 {
-    let current = lock::<E, C>(tx, what, id).await?;
+    let current = lock::<E, C>(tx, tenant, what, id).await?;
     let revision = E::revision_of(&current);
     check_revision(what, revision, expected)?;
-    let deleted = E::delete_many()
+    let deleted = tenant
+        .delete_many::<E>()
         .filter(E::id_column().eq(id))
         .filter(E::revision_column().eq(revision))
         .exec(tx)

@@ -160,6 +160,7 @@ pub async fn update(
     }
     let row = revision::update::<shared_resources::Entity, _, _>(
         &tx,
+        tenant,
         &format!("{} {:?}", category.label(), input.name),
         row.id,
         input.expected_revision,
@@ -192,6 +193,7 @@ pub async fn delete(
     let row = get(&tx, tenant, category, name).await?;
     revision::delete::<shared_resources::Entity, _>(
         &tx,
+        tenant,
         &format!("{} {name:?}", category.label()),
         row.id,
         expected_revision,

@@ -341,7 +341,9 @@ pub async fn first_traces_of_executions(
         placeholder(1),
         ids.join(", "),
     );
-    Ok(traces::Entity::find()
+    // The statement filters by the tenant (its first value).
+    Ok(tenant
+        .select::<traces::Entity>()
         .from_raw_sql(Statement::from_sql_and_values(backend, sql, values))
         .all(&db.conn)
         .await?)
@@ -383,7 +385,9 @@ pub async fn first_spans_of_executions(
         ids.join(", "),
         placeholder(execution_ids.len() + 2),
     );
-    let rows = spans::Entity::find()
+    // The statement filters by the tenant (its first value).
+    let rows = tenant
+        .select::<spans::Entity>()
         .from_raw_sql(Statement::from_sql_and_values(backend, sql, values))
         .all(&db.conn)
         .await?;

@@ -3,7 +3,7 @@
 use std::str::FromStr;
 
 use entity::triggers;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, QueryFilter, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -13,7 +13,7 @@ use crate::crypto::{Sealed, SecretBox};
 use crate::db::Db;
 use crate::domain::credentials::Secret;
 use crate::error::{Error, Result};
-use crate::scope::{Scope, StagingScope};
+use crate::scope::{AcrossTenants, Scope, StagingScope};
 use sha2::Digest;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -340,7 +340,7 @@ pub async fn fire(
     input: Value,
 ) -> Result<Option<entity::executions::Model>> {
     use sea_orm::{EntityTrait, PaginatorTrait};
-    let scope = Scope::new(row.tenant_id.clone(), row.environment);
+    let scope = Scope::of_trigger(row);
     let tx = db.begin_write().await?;
     // Counted under the same per-tenant lock as the executions it creates (see `create_in`).
     crate::db::lock_for_update(&tx, &super::executions::active_executions_lock(scope.tenant.id())).await?;
@@ -432,6 +432,7 @@ pub async fn update(
         .transpose()?;
     let row = revision::update::<triggers::Entity, _, _>(
         &tx,
+        &scope.tenant,
         &format!("trigger {:?}", input.name),
         row.id,
         input.expected_revision,
@@ -463,7 +464,14 @@ pub async fn update(
 pub async fn delete(db: &Db, scope: &StagingScope, name: &str, expected_revision: Option<i64>) -> Result<Uuid> {
     let tx = db.begin_write().await?;
     let row = get(&tx, scope, name).await?;
-    revision::delete::<triggers::Entity, _>(&tx, &format!("trigger {name:?}"), row.id, expected_revision).await?;
+    revision::delete::<triggers::Entity, _>(
+        &tx,
+        &scope.tenant,
+        &format!("trigger {name:?}"),
+        row.id,
+        expected_revision,
+    )
+    .await?;
     tx.commit().await?;
     Ok(row.id)
 }
@@ -471,7 +479,7 @@ pub async fn delete(db: &Db, scope: &StagingScope, name: &str, expected_revision
 /// Every enabled schedule trigger of every tenant, in both environments (the scheduler's
 /// system-level read; each trigger then fires only in its own environment).
 pub async fn enabled_schedules(db: &Db) -> Result<Vec<triggers::Model>> {
-    Ok(triggers::Entity::find()
+    Ok(AcrossTenants::select::<triggers::Entity>()
         .filter(triggers::Column::Kind.eq(TriggerKind::Schedule.as_str()))
         .filter(triggers::Column::Enabled.eq(true))
         .all(&db.conn)

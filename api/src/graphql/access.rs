@@ -5,8 +5,9 @@
 //!    `PRODUCTION` fails the whole operation with `PRODUCTION_READ_ONLY` (nothing runs, so
 //!    nothing is written). The only exception is `publish`, the one way production changes.
 //! 2. **Authentication**: every root field except introspection needs a valid token.
-//! 3. **Roles**: reads need `viewer`; each mutation needs the role of
-//!    [`crate::auth::policy::required_role_for_mutation`].
+//! 3. **Roles**: each root field needs the role the one policy table names
+//!    ([`crate::auth::policy::ROOT_FIELDS`], applied by [`policy::authorize_field`]); a
+//!    runtime token is refused.
 //!
 //! The checks look at root fields only, through fragments, with variables resolved, so a new
 //! mutation is covered without anyone remembering to.
@@ -22,7 +23,7 @@ use async_graphql_value::{ConstValue, Value as AstValue};
 
 use super::errors::from_domain;
 use super::operation_check::OperationCheck;
-use crate::auth::policy::{READ_ROLE, required_role_for_mutation};
+use crate::auth::policy::{self, Root};
 use crate::auth::{Actor, Authentication};
 use crate::error::Error;
 
@@ -83,21 +84,13 @@ pub fn check(
     };
 
     if let Some(actor) = actor {
+        let root = match operation.ty {
+            OperationType::Query => Root::Query,
+            OperationType::Mutation => Root::Mutation,
+            OperationType::Subscription => Root::Subscription,
+        };
         for field in &fields {
-            let name = field.name.node.as_str();
-            if name.starts_with("__") {
-                continue;
-            }
-            let required = match operation.ty {
-                OperationType::Mutation => required_role_for_mutation(name),
-                _ => READ_ROLE,
-            };
-            if actor.role < required {
-                return Err(Error::Forbidden(format!(
-                    "`{name}` needs the {required} role; your token has the {} role",
-                    actor.role
-                )));
-            }
+            policy::authorize_field(actor, root, field.name.node.as_str())?;
         }
     }
     Ok(())
@@ -159,5 +152,69 @@ fn targets_production(field: &Field, operation: &OperationDefinition, variables:
             }
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use crate::auth::policy::{ROOT_FIELDS, Root};
+
+    /// The root fields of the served schema, by introspection.
+    async fn served_root_fields() -> BTreeSet<(String, String)> {
+        let schema = super::super::builder().finish();
+        let response = schema
+            .execute(
+                "{ __schema { queryType { fields { name } } mutationType { fields { name } } \
+                 subscriptionType { fields { name } } } }",
+            )
+            .await;
+        assert!(response.errors.is_empty(), "{:?}", response.errors);
+        let Ok(data) = response.data.into_json() else {
+            panic!("introspection is not JSON");
+        };
+        let mut fields = BTreeSet::new();
+        for (root, key) in [
+            ("Query", "queryType"),
+            ("Mutation", "mutationType"),
+            ("Subscription", "subscriptionType"),
+        ] {
+            let listed = data["__schema"][key]["fields"].as_array().cloned().unwrap_or_default();
+            assert!(!listed.is_empty(), "the schema has no {root} fields");
+            for field in listed {
+                let name = field["name"].as_str().unwrap_or_default().to_string();
+                fields.insert((root.to_string(), name));
+            }
+        }
+        fields
+    }
+
+    /// Every root field of the schema has an entry in the role table, and the table names no
+    /// field the schema does not have.
+    #[tokio::test]
+    async fn the_role_table_matches_the_schema() {
+        let served = served_root_fields().await;
+        let table: BTreeSet<(String, String)> = ROOT_FIELDS
+            .iter()
+            .map(|(root, field, _)| {
+                let root = match root {
+                    Root::Query => "Query",
+                    Root::Mutation => "Mutation",
+                    Root::Subscription => "Subscription",
+                };
+                (root.to_string(), field.to_string())
+            })
+            .collect();
+        let missing: Vec<_> = served.difference(&table).collect();
+        let stale: Vec<_> = table.difference(&served).collect();
+        assert!(
+            missing.is_empty(),
+            "root fields without a role in auth/policy.rs: {missing:?}"
+        );
+        assert!(
+            stale.is_empty(),
+            "entries of auth/policy.rs for no root field: {stale:?}"
+        );
     }
 }

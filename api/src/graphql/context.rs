@@ -21,12 +21,18 @@ pub fn actor<'a>(ctx: &Context<'a>) -> Result<&'a Actor> {
 }
 
 pub fn tenant(ctx: &Context<'_>) -> Result<Tenant> {
-    Ok(Tenant(actor(ctx)?.tenant.clone()))
+    Ok(Tenant::of(actor(ctx)?))
 }
 
 /// The caller's tenant in `environment`: every per-environment read goes through this.
 pub fn scope(ctx: &Context<'_>, environment: Environment) -> Result<Scope> {
     Ok(tenant(ctx)?.in_env(environment.into()))
+}
+
+/// For a nested field of a row the caller read: the caller's tenant (the row's, since it was
+/// read in the caller's scope) in the row's environment. Never taken from the row's tenant.
+pub fn scope_in(ctx: &Context<'_>, environment: entity::Environment) -> Result<Scope> {
+    Ok(tenant(ctx)?.in_env(environment))
 }
 
 /// The scope for a per-environment edit: staging only.

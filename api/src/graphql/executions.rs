@@ -6,7 +6,7 @@ use async_graphql::{Context, Enum, ID, Object};
 use entity::executions;
 
 use super::agents::{Agent, Commit};
-use super::context::{actor, loader, scope, services, staging};
+use super::context::{actor, loader, scope, scope_in, services, staging};
 use super::ids::{self, NodeType};
 use super::loaders::{
     AgentInEnvKey, CommitKey, ExecutionKey, FirstSpansOfExecution, FirstTraceOfExecution, SessionKey, SpanKey,
@@ -46,8 +46,9 @@ pub struct Execution(pub executions::Model);
 connection_type!(ExecutionConnection, ExecutionEdge, Execution, "executions");
 
 impl Execution {
-    fn scope(&self) -> Scope {
-        Scope::new(self.0.tenant_id.clone(), self.0.environment)
+    /// The caller's scope in this execution's environment.
+    fn scope(&self, ctx: &Context<'_>) -> crate::error::Result<Scope> {
+        scope_in(ctx, self.0.environment)
     }
 }
 
@@ -175,7 +176,7 @@ impl Execution {
                 total_count: None,
             }
         } else {
-            traces::spans_of_execution(&services(ctx).db, &self.scope(), self.0.id, &page).await?
+            traces::spans_of_execution(&services(ctx).db, &self.scope(ctx)?, self.0.id, &page).await?
         };
         Ok(SpanConnection(parts(spans, |s| s.id.to_string(), Span)))
     }

@@ -125,7 +125,7 @@ pub fn prepare_request(
 ) -> async_graphql::Request {
     let mut request = documents::attach_parsed(request).data(authentication.clone());
     if let crate::auth::Authentication::Authenticated(actor) = authentication {
-        let loader = loaders::request_loader(services.db.clone(), crate::scope::Tenant(actor.tenant.clone()));
+        let loader = loaders::request_loader(services.db.clone(), crate::scope::Tenant::of(&actor));
         request = request.data(loader).data(actor);
     }
     request
@@ -141,7 +141,7 @@ pub fn prepare_subscription_request(
 ) -> async_graphql::Request {
     let mut request = request.data(authentication.clone());
     if let crate::auth::Authentication::Authenticated(actor) = authentication {
-        let loader = loaders::request_loader(services.db.clone(), crate::scope::Tenant(actor.tenant.clone()));
+        let loader = loaders::request_loader(services.db.clone(), crate::scope::Tenant::of(&actor));
         loader.enable_all_cache(false);
         request = request.data(loader).data(actor);
     }

@@ -6,7 +6,7 @@ use async_graphql::{Context, Object, SimpleObject};
 use super::context::{actor, services, staging};
 use super::scalars::DateTime;
 use super::{Environment, GqlResult};
-use crate::auth::Role;
+use crate::auth::ActorKind;
 use crate::error::Error;
 
 /// How long a token from `createRuntimeToken` lives.
@@ -42,9 +42,8 @@ impl RuntimeTokenMutation {
             .mint(
                 &subject,
                 scope.tenant().id(),
-                Role::Runtime,
+                ActorKind::Runtime(scope.environment),
                 TTL,
-                Some(scope.environment),
             )
             .map_err(Error::internal)?;
         let expires_at = DateTime(chrono::Utc::now() + TTL);

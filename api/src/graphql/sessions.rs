@@ -4,7 +4,7 @@ use async_graphql::{Context, Enum, ID, Object};
 use entity::{session_messages, sessions};
 
 use super::agents::Agent;
-use super::context::{loader, scope, services};
+use super::context::{loader, scope, scope_in, services};
 use super::ids::{self, NodeType};
 use super::loaders::AgentInEnvKey;
 use super::pagination::{PageArgs, connection_type, parts};
@@ -12,7 +12,6 @@ use super::scalars::DateTime;
 use super::{Environment, GqlResult};
 use crate::domain::sessions as domain;
 use crate::error::Error;
-use crate::scope::Scope;
 
 /// A conversation with an agent.
 pub struct Session(pub sessions::Model);
@@ -62,7 +61,7 @@ impl Session {
         #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
         #[graphql(desc = "Return the messages before this cursor.")] before: Option<String>,
     ) -> GqlResult<MessageConnection> {
-        let scope = Scope::new(self.0.tenant_id.clone(), self.0.environment);
+        let scope = scope_in(ctx, self.0.environment)?;
         let page = PageArgs::new(first, after, last, before).request(ctx)?;
         let messages = domain::messages(&services(ctx).db, &scope, self.0.id, &page).await?;
         Ok(MessageConnection(parts(messages, |m| m.id.to_string(), Message)))

@@ -3,7 +3,7 @@
 use async_graphql::{Context, Enum, ID, Object};
 use entity::{spans, traces};
 
-use super::context::{loader, scope, services};
+use super::context::{loader, scope, scope_in, services};
 use super::executions::Execution;
 use super::ids::{self, NodeType};
 use super::loaders::{ExecutionKey, SpanKey, TraceKey};
@@ -12,7 +12,6 @@ use super::scalars::{DateTime, Json};
 use super::{Environment, GqlResult};
 use crate::domain::traces as domain;
 use crate::error::Error;
-use crate::scope::Scope;
 
 /// What a span measured.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -47,10 +46,6 @@ pub struct Trace(pub traces::Model);
 
 connection_type!(TraceConnection, TraceEdge, Trace, "traces");
 connection_type!(SpanConnection, SpanEdge, Span, "spans");
-
-fn scope_of(tenant: &str, environment: entity::Environment) -> Scope {
-    Scope::new(tenant.to_string(), environment)
-}
 
 /// A recorded trace (a tree of spans) in one environment, usually of one execution.
 #[Object]
@@ -94,7 +89,7 @@ impl Trace {
         #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
         #[graphql(desc = "Return the spans before this cursor.")] before: Option<String>,
     ) -> GqlResult<SpanConnection> {
-        let scope = scope_of(&self.0.tenant_id, self.0.environment);
+        let scope = scope_in(ctx, self.0.environment)?;
         let page = PageArgs::new(first, after, last, before).request(ctx)?;
         let spans = domain::spans(&services(ctx).db, &scope, self.0.id, &page).await?;
         Ok(SpanConnection(parts(spans, |s| s.id.to_string(), Span)))

@@ -4,10 +4,10 @@ use async_graphql::{Context, Enum, Object, SimpleObject};
 
 use super::Environment;
 use super::context::actor;
+use crate::auth::ActorKind;
 
 /// What a token may do.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
-#[graphql(remote = "crate::auth::Role")]
 pub enum Role {
     /// An agent runtime: the runtime API only (never seen by `viewer`).
     Runtime,
@@ -19,6 +19,17 @@ pub enum Role {
     Publisher,
     /// Also manages credentials and the other shared resources.
     Admin,
+}
+
+impl From<crate::auth::Role> for Role {
+    fn from(role: crate::auth::Role) -> Self {
+        match role {
+            crate::auth::Role::Viewer => Role::Viewer,
+            crate::auth::Role::Developer => Role::Developer,
+            crate::auth::Role::Publisher => Role::Publisher,
+            crate::auth::Role::Admin => Role::Admin,
+        }
+    }
 }
 
 /// The caller, from its verified token.
@@ -49,7 +60,10 @@ impl ViewerQuery {
         Ok(Viewer {
             subject: actor.subject.clone(),
             tenant: actor.tenant.clone(),
-            role: actor.role.into(),
+            role: match actor.kind {
+                ActorKind::Person(role) => role.into(),
+                ActorKind::Runtime(_) => Role::Runtime,
+            },
             environment,
         })
     }

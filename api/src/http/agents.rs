@@ -16,17 +16,18 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
+use super::bearer::Bearer;
 use super::runtime::{ApiError, execution_json};
 use crate::app::App;
 use crate::auth::capability::RuntimeCaller;
-use crate::auth::{Authentication, Role};
+use crate::auth::{ActorKind, policy};
 use crate::domain::executions::{self, StartExecution};
 use crate::error::Error;
 use crate::scope::Scope;
@@ -42,47 +43,29 @@ pub async fn invoke(
     State(app): State<App>,
     Path((tenant, environment, slug)): Path<(String, String, String)>,
     Query(params): Query<InvokeParams>,
-    headers: HeaderMap,
+    Bearer(authentication): Bearer,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let not_found = || Error::not_found(format!("agent {slug:?}"));
     let environment = entity::Environment::parse(&environment).ok_or_else(not_found)?;
-    let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let actor = match Authentication::from_header(header, &app.services.tokens) {
-        Authentication::Authenticated(actor) => actor,
-        Authentication::Rejected(reason) => return Err(Error::Unauthenticated(reason).into()),
-        Authentication::Anonymous => {
-            return Err(Error::Unauthenticated("send `Authorization: Bearer <token>`".into()).into());
-        }
-    };
+    let actor = authentication.require("send `Authorization: Bearer <token>`")?;
     if actor.tenant != tenant {
         return Err(not_found().into());
     }
-    let mut parent = None;
-    match (actor.role, actor.environment) {
-        (Role::Runtime, Some(own)) if own != environment => {
-            return Err(Error::Forbidden(format!("this runtime token is for {own}, not {environment}")).into());
-        }
-        (Role::Runtime, _) => {
-            // A run calling an agent starts a child of its own execution (depth-limited).
-            parent = RuntimeCaller::authenticate(&app.services.db, actor.clone())
-                .await?
-                .parent();
-        }
-        (role, _) if role < Role::Developer => {
-            return Err(Error::Forbidden(format!(
-                "running agents needs the developer role; your token has {role}"
-            ))
-            .into());
-        }
-        _ => {}
-    }
+    policy::may_run_agent(&actor, environment)?;
+    // A run calling an agent starts a child of its own execution (depth-limited).
+    let parent = match actor.kind {
+        ActorKind::Runtime(_) => RuntimeCaller::authenticate(&app.services.db, actor.clone())
+            .await?
+            .parent(),
+        ActorKind::Person(_) => None,
+    };
     let input: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
         serde_json::from_slice(&body).map_err(|e| Error::bad_input(format!("the input is not valid JSON: {e}")))?
     };
-    let scope = Scope::new(tenant, environment);
+    let scope = Scope::of(&actor, environment);
     // Listen before queueing, so the finish event cannot be missed.
     let mut feed = app.services.live.subscribe();
     let start = StartExecution {
@@ -145,9 +128,13 @@ pub async fn webhook(
         body: &body,
     };
     let trigger = match entity::Environment::parse(&environment) {
-        Some(environment) => triggers::find(&app.services.db.conn, &Scope::new(tenant, environment), &name)
-            .await?
-            .filter(|t| t.kind == TriggerKind::Webhook.as_str()),
+        Some(environment) => triggers::find(
+            &app.services.db.conn,
+            &Scope::of_webhook_url(&tenant, environment),
+            &name,
+        )
+        .await?
+        .filter(|t| t.kind == TriggerKind::Webhook.as_str()),
         None => None,
     };
     let limits = &app.services.trigger_limits;

@@ -10,6 +10,11 @@
 //! `METHOD_NOT_ALLOWED` (405), `NOT_ACCEPTABLE` (406), `REQUEST_TIMEOUT` (408),
 //! `PAYLOAD_TOO_LARGE` (413), `UNSUPPORTED_MEDIA_TYPE` (415), `TOO_MANY_REQUESTS` (429),
 //! `INTERNAL` (500), `SERVICE_UNAVAILABLE` (503), else `HTTP_<status>`.
+//!
+//! Every error that is not a GraphQL response is built here, in that one shape: the HTTP-level
+//! errors ([`http_error`]), and the runtime API's, the agent endpoints' and the rate limiter's
+//! ([`v1_error`]). The `/v1/...` endpoints documented `{"error": {"code", "message"}}` first, so
+//! their body also repeats the same code and message under `error`, for runtimes that read it.
 
 use axum::Json;
 use axum::body::Body;
@@ -17,13 +22,28 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::app::App;
 
+/// The one error body: `{"errors": [{"message", "extensions": {"code"}}]}`.
+pub fn error_body(code: &str, message: &str) -> Value {
+    json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
+}
+
 /// The body of an HTTP-level error.
 pub fn http_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    (status, Json(error_body(code, message))).into_response()
+}
+
+/// An error of the runtime API, the agent endpoints or a limit: the one body, with the same
+/// code and message repeated under `error` (`{"error": {"code", "message"}}`, the form those
+/// endpoints documented first).
+pub fn v1_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let mut body = error_body(code, message);
+    if let Value::Object(fields) = &mut body {
+        fields.insert("error".into(), json!({ "code": code, "message": message }));
+    }
     (status, Json(body)).into_response()
 }
 
@@ -89,8 +109,7 @@ pub async fn json_errors(State(app): State<App>, request: Request, next: Next) -
         _ if !original.is_empty() => original,
         _ => status.canonical_reason().unwrap_or("error").to_string(),
     };
-    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code_for(status) } }] });
-    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    let bytes = serde_json::to_vec(&error_body(&code_for(status), &message)).unwrap_or_default();
     parts
         .headers
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -24,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::bearer::Bearer;
 use super::errors::http_error;
 use crate::app::App;
 use crate::auth::Authentication;
@@ -160,7 +161,13 @@ struct Body {
 }
 
 /// Runs one GraphQL request for the caller named by the `Authorization` header.
-async fn execute(app: &App, headers: &HeaderMap, media: MediaType, body: Body) -> Response {
+async fn execute(
+    app: &App,
+    authentication: Authentication,
+    headers: &HeaderMap,
+    media: MediaType,
+    body: Body,
+) -> Response {
     let extensions = body.extensions.map(Value::Object);
     let query = match app.persisted.resolve(body.query.as_deref(), extensions.as_ref()) {
         Ok(query) => query,
@@ -184,8 +191,6 @@ async fn execute(app: &App, headers: &HeaderMap, media: MediaType, body: Body) -
     if let Some(variables) = body.variables {
         request = request.variables(async_graphql::Variables::from_json(Value::Object(variables)));
     }
-    let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let authentication = Authentication::from_header(header, &app.services.tokens);
     let mut request = crate::graphql::prepare_request(&app.services, authentication, request);
     if let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
         request = request.data(crate::graphql::IdempotencyKey(key.to_string()));
@@ -196,7 +201,7 @@ async fn execute(app: &App, headers: &HeaderMap, media: MediaType, body: Body) -
     respond(media, response)
 }
 
-pub async fn post(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post(State(app): State<App>, Bearer(authentication): Bearer, headers: HeaderMap, body: Bytes) -> Response {
     let media = MediaType::negotiate(&headers);
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -246,11 +251,12 @@ pub async fn post(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Re
             "the body has no `query`: send {\"query\": \"{ ... }\"}",
         );
     }
-    execute(&app, &headers, media, body).await
+    execute(&app, authentication, &headers, media, body).await
 }
 
 pub async fn get(
     State(app): State<App>,
+    Bearer(authentication): Bearer,
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
@@ -314,7 +320,7 @@ pub async fn get(
             .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
         return response;
     }
-    execute(&app, &headers, media, body).await
+    execute(&app, authentication, &headers, media, body).await
 }
 
 fn single_operation_name(query: &str) -> Option<String> {

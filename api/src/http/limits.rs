@@ -18,16 +18,15 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use serde_json::json;
 use tokio::sync::Semaphore;
 
+use super::bearer::Bearer;
 use crate::app::App;
 use crate::auth::Authentication;
 use crate::config::Config;
@@ -281,14 +280,13 @@ fn route(path: &str) -> (Route, Option<&str>) {
     }
 }
 
-/// An error response in the route's shape.
+/// An error response: the one error body ([`super::errors`]), with `Retry-After`.
 fn refusal(graphql: bool, status: StatusCode, code: &str, message: &str, retry_after: Option<u64>) -> Response {
-    let body = if graphql {
-        json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
+    let mut response = if graphql {
+        super::errors::http_error(status, code, message)
     } else {
-        json!({ "error": { "code": code, "message": message } })
+        super::errors::v1_error(status, code, message)
     };
-    let mut response = (status, Json(body)).into_response();
     if let Some(secs) = retry_after
         && let Ok(value) = HeaderValue::from_str(&secs.to_string())
     {
@@ -327,11 +325,7 @@ pub async fn enforce(State(app): State<App>, request: Request, next: Next) -> Re
     let tenant = match path_tenant.filter(|_| route == Route::Webhook) {
         Some(tenant) => tenant.to_string(),
         None => {
-            let header = request
-                .headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok());
-            match Authentication::from_header(header, &app.services.tokens) {
+            match Bearer::of(request.headers(), &app.services.tokens) {
                 Authentication::Authenticated(actor) => actor.tenant,
                 // Unauthenticated callers share one allowance (they get 401 anyway).
                 _ => String::from("\u{0}anonymous"),

@@ -4,6 +4,7 @@
 //! limits, CORS, JSON error bodies ([`errors`]), graceful shutdown.
 
 mod agents;
+pub mod bearer;
 mod dashboard;
 pub mod errors;
 pub mod graphql;

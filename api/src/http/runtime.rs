@@ -2,8 +2,8 @@
 //!
 //! The caller is a runtime, not a person: its token has `role: "runtime"` and an `environment`
 //! claim, and everything it writes lands in that tenant and environment; nothing in a request
-//! can choose another. Errors are JSON `{"error": {"code", "message"}}` with a 4xx status (or
-//! 500 with a correlation id). Request bodies are strict JSON: unknown fields are refused.
+//! can choose another. Errors have the one error body of [`super::errors::v1_error`] with a 4xx
+//! status (or 500 with a correlation id). Request bodies are strict JSON: unknown fields are refused.
 
 use axum::Json;
 use axum::Router;
@@ -19,8 +19,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::bearer::Bearer;
 use crate::app::App;
-use crate::auth::Authentication;
 use crate::auth::capability::RuntimeCaller;
 use crate::domain::executions::{ExecutionStatus, StartExecution};
 use crate::domain::ingest::IngestLimits;
@@ -70,8 +70,7 @@ impl IntoResponse for ApiError {
             Error::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        let body = json!({ "error": { "code": self.0.code(), "message": self.0.public_message() } });
-        let mut response = (status, Json(body)).into_response();
+        let mut response = super::errors::v1_error(status, self.0.code(), &self.0.public_message());
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
@@ -91,16 +90,9 @@ impl FromRequestParts<App> for Runtime {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        match Authentication::from_header(header, &app.services.tokens) {
-            Authentication::Authenticated(actor) => {
-                Ok(Runtime(RuntimeCaller::authenticate(&app.services.db, actor).await?))
-            }
-            Authentication::Rejected(reason) => Err(Error::Unauthenticated(reason).into()),
-            Authentication::Anonymous => {
-                Err(Error::Unauthenticated("send `Authorization: Bearer <runtime token>`".into()).into())
-            }
-        }
+        let Ok(Bearer(authentication)) = Bearer::from_request_parts(parts, app).await;
+        let actor = authentication.require("send `Authorization: Bearer <runtime token>`")?;
+        Ok(Runtime(RuntimeCaller::authenticate(&app.services.db, actor).await?))
     }
 }
 

@@ -26,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::Value;
 
+use super::bearer::Bearer;
 use super::errors::http_error;
 use crate::app::App;
 use crate::auth::Authentication;
@@ -56,6 +57,7 @@ fn request_from_params(params: &HashMap<String, String>) -> Result<async_graphql
 pub async fn stream(
     State(app): State<App>,
     method: Method,
+    Bearer(authentication): Bearer,
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
     body: Bytes,
@@ -81,8 +83,6 @@ pub async fn stream(
         Ok(request) => request,
         Err(message) => return http_error(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message),
     };
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let authentication = Authentication::from_header(authorization, &app.services.tokens);
     // Refusals that need no database answer before the stream starts (the rest, e.g. a
     // validation error, arrive as a `next` event with `errors`, then `complete`).
     let expires_at = match &authentication {

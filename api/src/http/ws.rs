@@ -43,7 +43,9 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::AbortHandle;
 
 use crate::app::App;
-use crate::auth::{Actor, Authentication, Role};
+use crate::auth::policy;
+use crate::auth::{Actor, Authentication};
+use crate::http::bearer::Bearer;
 use crate::http::limits::Class;
 
 pub const PROTOCOL: &str = "graphql-transport-ws";
@@ -98,24 +100,23 @@ impl Queue {
     }
 }
 
-pub async fn upgrade(State(app): State<App>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(app): State<App>,
+    Bearer(header_auth): Bearer,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     if let Some(refusal) = refuse_other_subprotocols(&headers) {
         return refusal;
     }
-    let header_auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
     // With the token in the upgrade request, the connection rate is charged (and refused with
     // 429 and `Retry-After`) here; otherwise at `connection_init` (close 1013).
     let mut rate_charged = None;
-    if let Authentication::Authenticated(actor) =
-        Authentication::from_header(header_auth.as_deref(), &app.services.tokens)
-    {
+    if let Authentication::Authenticated(actor) = &header_auth {
         if let Err(limited) = app.limits.check(Class::WsConnects, &actor.tenant) {
             return crate::http::limits::rate_limited(&limited);
         }
-        rate_charged = Some(actor.tenant);
+        rate_charged = Some(actor.tenant.clone());
     }
     // One message at a time is written and flushed, so the write buffer never holds more than
     // the largest message we send (see `RUNFLOW_WS_MAX_OUTGOING_BYTES`) plus a control frame.
@@ -172,7 +173,8 @@ fn refuse_other_subprotocols(headers: &HeaderMap) -> Option<Response> {
 
 struct Connection {
     app: App,
-    header_auth: Option<String>,
+    /// The caller named by the upgrade request's `Authorization` header, if any.
+    header_auth: Authentication,
     init_received: bool,
     actor: Option<Actor>,
     subscriptions: HashMap<String, AbortHandle>,
@@ -193,7 +195,7 @@ fn text(value: Value) -> String {
 }
 
 impl Connection {
-    fn new(app: App, header_auth: Option<String>) -> Self {
+    fn new(app: App, header_auth: Authentication) -> Self {
         Connection {
             app,
             header_auth,
@@ -318,14 +320,19 @@ impl Connection {
                     return Step::Close(4429, "Too many initialisation requests");
                 }
                 self.init_received = true;
+                // The payload's `Authorization` goes through the same parsing and verification
+                // as a header's (`Authentication::from_header`); without one, the upgrade
+                // request's header decides.
                 let payload_auth = message
                     .get("payload")
                     .and_then(|p| p.get("Authorization").or_else(|| p.get("authorization")))
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                let header = payload_auth.or_else(|| self.header_auth.clone());
-                match Authentication::from_header(header.as_deref(), &self.app.services.tokens) {
-                    Authentication::Authenticated(actor) if actor.role >= Role::Viewer => {
+                    .and_then(Value::as_str);
+                let authentication = match payload_auth {
+                    Some(value) => Authentication::from_header(Some(value), &self.app.services.tokens),
+                    None => self.header_auth.clone(),
+                };
+                match authentication {
+                    Authentication::Authenticated(actor) if policy::may_use_graphql(&actor) => {
                         // The cap first: a connection refused by it does not use up the rate.
                         let limits = &self.app.limits;
                         let Some(slot) = limits.open_socket(&actor.tenant) else {

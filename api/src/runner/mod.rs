@@ -27,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
 use crate::app::App;
-use crate::auth::{Role, capability};
+use crate::auth::{ActorKind, capability};
 use crate::domain::agents::files_of_commits;
 use crate::domain::executions::{self, ExecutionStatus, Outcome};
 use crate::domain::lifecycle;
@@ -148,7 +148,7 @@ fn failed(error: impl Into<String>, log: Option<String>) -> Outcome {
 
 /// Runs one claimed execution to its end and records the outcome.
 async fn run(app: &App, sandbox: &Sandbox, worker: &str, execution: execution_rows::Model) {
-    let scope = Scope::new(execution.tenant_id.clone(), execution.environment);
+    let scope = Scope::of_execution(&execution);
     let outcome = match execute(app, sandbox, worker, &scope, &execution).await {
         Ok(Some(outcome)) => outcome,
         // Cancelled or reclaimed meanwhile: its final state is already recorded.
@@ -290,9 +290,8 @@ async fn execute(
         .mint(
             &capability::run_subject(execution.id),
             scope.tenant.id(),
-            Role::Runtime,
+            ActorKind::Runtime(scope.environment),
             config.run_timeout + RUN_TOKEN_GRACE,
-            Some(scope.environment),
         )
         .map_err(Error::internal)?;
     let namespace = memory::stored_namespace(scope.environment, &manifest.name)?;

@@ -583,7 +583,8 @@ async fn apply<C: ConnectionTrait>(
                 .one(db)
                 .await?
             {
-                agent_deployments::Entity::delete_many()
+                tenant
+                    .delete_many::<agent_deployments::Entity>()
                     .filter(agent_deployments::Column::AgentId.eq(agent.id))
                     .filter(agent_deployments::Column::Environment.eq(Environment::Production))
                     .exec(db)
@@ -609,7 +610,7 @@ async fn apply<C: ConnectionTrait>(
                 .await?
             {
                 Some(row) => {
-                    revision::update::<prompts::Entity, _, _>(db, &item.to_string(), row.id, None, |active| {
+                    revision::update::<prompts::Entity, _, _>(db, tenant, &item.to_string(), row.id, None, |active| {
                         active.published_version_id = Set(Some(version.id));
                         active.updated_by = Set(actor.to_string());
                         active.updated_at = Set(time);
@@ -646,8 +647,8 @@ async fn apply<C: ConnectionTrait>(
             })))
         }
         (ItemKind::Prompt, None) => {
-            prompts::Entity::delete_many()
-                .filter(prompts::Column::TenantId.eq(tenant.id()))
+            tenant
+                .delete_many::<prompts::Entity>()
                 .filter(prompts::Column::Environment.eq(Environment::Production))
                 .filter(prompts::Column::Slug.eq(slug))
                 .exec(db)
@@ -661,14 +662,19 @@ async fn apply<C: ConnectionTrait>(
                 .one(db)
                 .await?;
             if let Some(row) = &existing {
-                connector_resources::Entity::delete_many()
+                tenant
+                    .delete_many::<connector_resources::Entity>()
                     .filter(connector_resources::Column::InstanceId.eq(row.id))
                     .exec(db)
                     .await?;
             }
             let Some(state) = target else {
                 if let Some(row) = existing {
-                    connector_instances::Entity::delete_by_id(row.id).exec(db).await?;
+                    tenant
+                        .delete_many::<connector_instances::Entity>()
+                        .filter(connector_instances::Column::Id.eq(row.id))
+                        .exec(db)
+                        .await?;
                 }
                 return Ok(None);
             };
@@ -686,6 +692,7 @@ async fn apply<C: ConnectionTrait>(
                 Some(row) => {
                     revision::update::<connector_instances::Entity, _, _>(
                         db,
+                        tenant,
                         &item.to_string(),
                         row.id,
                         None,
@@ -749,7 +756,11 @@ async fn apply<C: ConnectionTrait>(
                 .await?;
             let Some(state) = target else {
                 if let Some(row) = existing {
-                    triggers::Entity::delete_by_id(row.id).exec(db).await?;
+                    tenant
+                        .delete_many::<triggers::Entity>()
+                        .filter(triggers::Column::Id.eq(row.id))
+                        .exec(db)
+                        .await?;
                 }
                 return Ok(None);
             };
@@ -775,7 +786,7 @@ async fn apply<C: ConnectionTrait>(
             let enabled = state.get("enabled").and_then(Value::as_bool).unwrap_or(true);
             match existing {
                 Some(row) => {
-                    revision::update::<triggers::Entity, _, _>(db, &item.to_string(), row.id, None, |active| {
+                    revision::update::<triggers::Entity, _, _>(db, tenant, &item.to_string(), row.id, None, |active| {
                         active.agent_slug = Set(text("agent").unwrap_or_default());
                         active.kind = Set(text("kind").unwrap_or_default());
                         active.schedule = Set(text("schedule"));
@@ -849,7 +860,7 @@ async fn publish_draft<C: ConnectionTrait>(
         .one(db)
         .await?
     {
-        revision::update::<prompts::Entity, _, _>(db, &format!("prompt {slug:?}"), row.id, None, |active| {
+        revision::update::<prompts::Entity, _, _>(db, tenant, &format!("prompt {slug:?}"), row.id, None, |active| {
             active.draft_template = Set(None);
             active.draft_variables = Set(None);
             active.draft_model_settings = Set(None);
