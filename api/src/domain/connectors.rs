@@ -3,7 +3,7 @@
 //! The same slug can exist in both environments with different config and resources; an
 //! instance refers to shared credentials by name.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use entity::{connector_instances, connector_resources};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, Set};
@@ -11,7 +11,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::pagination::{self, Key, Page, PageRequest};
-use super::{credentials, new_id, now, revision, validate};
+use super::{EnvironmentWrite, credentials, new_id, now, revision, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::scope::{Scope, StagingScope};
@@ -86,24 +86,135 @@ pub async fn create(db: &Db, scope: &StagingScope, input: CreateConnectorInput) 
             input.slug
         )));
     }
-    let time = now();
-    let row = connector_instances::ActiveModel {
-        id: Set(new_id()),
-        tenant_id: Set(scope.tenant().id().to_string()),
-        environment: Set(scope.environment),
-        slug: Set(input.slug),
-        kind: Set(input.kind),
-        config: Set(input.config),
-        credential_refs: Set(serde_json::json!(input.credentials)),
-        revision: Set(1),
-        created_at: Set(time),
-        updated_at: Set(time),
-        release_id: Set(None),
-    }
+    let row = new_instance(
+        scope,
+        &input.slug,
+        input.kind,
+        input.config,
+        serde_json::json!(input.credentials),
+    )
     .insert(&tx)
     .await?;
     tx.commit().await?;
     Ok(row)
+}
+
+/// A new instance row of the written environment (a create in staging, a publish in production).
+fn new_instance(
+    write: &impl EnvironmentWrite,
+    slug: &str,
+    kind: String,
+    config: Value,
+    credential_refs: Value,
+) -> connector_instances::ActiveModel {
+    let time = now();
+    connector_instances::ActiveModel {
+        id: Set(new_id()),
+        tenant_id: Set(write.target().tenant.id().to_string()),
+        environment: Set(write.target().environment),
+        slug: Set(slug.to_string()),
+        kind: Set(kind),
+        config: Set(config),
+        credential_refs: Set(credential_refs),
+        revision: Set(1),
+        created_at: Set(time),
+        updated_at: Set(time),
+        release_id: Set(write.release_id()),
+    }
+}
+
+/// A new resource row of the written environment.
+fn new_resource(
+    write: &impl EnvironmentWrite,
+    instance_id: Uuid,
+    key: String,
+    config: Value,
+) -> connector_resources::ActiveModel {
+    let time = now();
+    connector_resources::ActiveModel {
+        id: Set(new_id()),
+        tenant_id: Set(write.target().tenant.id().to_string()),
+        environment: Set(write.target().environment),
+        instance_id: Set(instance_id),
+        key: Set(key),
+        config: Set(config),
+        revision: Set(1),
+        created_at: Set(time),
+        updated_at: Set(time),
+    }
+}
+
+/// A connector's whole publishable state.
+#[derive(Clone, Debug)]
+pub struct ConnectorState {
+    pub kind: String,
+    pub config: Value,
+    /// The credential names, as stored (a JSON array).
+    pub credentials: Value,
+    pub resources: BTreeMap<String, Value>,
+}
+
+/// Makes the written environment's connector `slug` equal `state`, resources included
+/// (publishing; staging is edited field by field).
+pub async fn put<C: ConnectionTrait>(
+    db: &C,
+    write: &impl EnvironmentWrite,
+    slug: &str,
+    state: ConnectorState,
+) -> Result<connector_instances::Model> {
+    let release_id = write.release_id();
+    let existing = find(db, write.target(), slug).await?;
+    let instance = match existing {
+        Some(row) => {
+            delete_resources(db, row.id).await?;
+            revision::update::<connector_instances::Entity, _, _>(
+                db,
+                &format!("connector:{slug}"),
+                row.id,
+                None,
+                |active| {
+                    active.kind = Set(state.kind);
+                    active.config = Set(state.config);
+                    active.credential_refs = Set(state.credentials);
+                    active.updated_at = Set(now());
+                    active.release_id = Set(release_id);
+                },
+            )
+            .await?
+        }
+        None => {
+            new_instance(write, slug, state.kind, state.config, state.credentials)
+                .insert(db)
+                .await?
+        }
+    };
+    let resources: Vec<connector_resources::ActiveModel> = state
+        .resources
+        .into_iter()
+        .map(|(key, config)| new_resource(write, instance.id, key, config))
+        .collect();
+    if !resources.is_empty() {
+        connector_resources::Entity::insert_many(resources).exec(db).await?;
+    }
+    Ok(instance)
+}
+
+/// Removes the connector and its resources from the written environment (a published removal;
+/// a staging edit uses [`delete`], which checks the revision).
+pub async fn remove<C: ConnectionTrait>(db: &C, write: &impl EnvironmentWrite, slug: &str) -> Result<()> {
+    if let Some(row) = find(db, write.target(), slug).await? {
+        delete_resources(db, row.id).await?;
+        connector_instances::Entity::delete_by_id(row.id).exec(db).await?;
+    }
+    Ok(())
+}
+
+async fn delete_resources<C: ConnectionTrait>(db: &C, instance_id: Uuid) -> Result<()> {
+    connector_resources::Entity::delete_many()
+        .filter(connector_resources::Column::InstanceId.eq(instance_id))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 pub async fn update(db: &Db, scope: &StagingScope, input: UpdateConnectorInput) -> Result<connector_instances::Model> {
@@ -151,10 +262,7 @@ pub async fn delete(db: &Db, scope: &StagingScope, slug: &str, expected_revision
     // The instance first: its lock keeps resource edits out until this commits.
     revision::delete::<connector_instances::Entity, _>(&tx, &format!("connector {slug:?}"), row.id, expected_revision)
         .await?;
-    connector_resources::Entity::delete_many()
-        .filter(connector_resources::Column::InstanceId.eq(row.id))
-        .exec(&tx)
-        .await?;
+    delete_resources(&tx, row.id).await?;
     tx.commit().await?;
     Ok(row.id)
 }
@@ -216,20 +324,9 @@ pub async fn create_resource(
             input.connector, input.key
         )));
     }
-    let time = now();
-    let row = connector_resources::ActiveModel {
-        id: Set(new_id()),
-        tenant_id: Set(scope.tenant().id().to_string()),
-        environment: Set(scope.environment),
-        instance_id: Set(instance.id),
-        key: Set(input.key),
-        config: Set(input.config),
-        revision: Set(1),
-        created_at: Set(time),
-        updated_at: Set(time),
-    }
-    .insert(&tx)
-    .await?;
+    let row = new_resource(scope, instance.id, input.key, input.config)
+        .insert(&tx)
+        .await?;
     tx.commit().await?;
     Ok(row)
 }
