@@ -7,6 +7,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter, QuerySelect};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::super::publish::ProductionWrite;
 use super::super::{ItemKind, ItemRef, commit_of};
 use super::{Edge, Item, Publishable, Target, uuid_field};
 use crate::domain::agents::{self as domain, AgentInEnv};
@@ -86,17 +87,17 @@ impl Publishable for Agent {
         Ok(())
     }
 
-    async fn apply<C: ConnectionTrait>(db: &C, target: Target<'_>) -> Result<Option<Value>> {
+    async fn remove<C: ConnectionTrait>(db: &C, write: &ProductionWrite, slug: &str) -> Result<()> {
+        domain::remove_deployment(db, write, slug).await
+    }
+
+    async fn put<C: ConnectionTrait>(db: &C, target: Target<'_>) -> Result<Value> {
         let Target {
             write,
             actor,
             slug,
             state,
         } = target;
-        let Some(state) = state else {
-            domain::remove_deployment(db, write, slug).await?;
-            return Ok(None);
-        };
         let agent = write
             .tenant()
             .select::<agents::Entity>()
@@ -105,6 +106,6 @@ impl Publishable for Agent {
             .await?
             .ok_or_else(|| Error::not_found(format!("agent {slug:?}")))?;
         domain::set_deployment(db, write, agent.id, uuid_field(state, "commit")?, actor).await?;
-        Ok(Some(state.clone()))
+        Ok(state.clone())
     }
 }

@@ -8,6 +8,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::super::publish::ProductionWrite;
 use super::{Publishable, Target, lock_by_slug};
 use crate::domain::connectors::{self as domain, ConnectorState};
 use crate::error::Result;
@@ -50,17 +51,12 @@ impl Publishable for Connector {
         lock_by_slug::<connector_instances::Entity, _>(db, staging, connector_instances::Column::Slug, slugs).await
     }
 
-    async fn apply<C: ConnectionTrait>(db: &C, target: Target<'_>) -> Result<Option<Value>> {
-        let Target {
-            write,
-            actor: _,
-            slug,
-            state,
-        } = target;
-        let Some(state) = state else {
-            domain::remove(db, write, slug).await?;
-            return Ok(None);
-        };
+    async fn remove<C: ConnectionTrait>(db: &C, write: &ProductionWrite, slug: &str) -> Result<()> {
+        domain::remove(db, write, slug).await
+    }
+
+    async fn put<C: ConnectionTrait>(db: &C, target: Target<'_>) -> Result<Value> {
+        let Target { write, slug, state, .. } = target;
         let connector = ConnectorState {
             kind: state
                 .get("kind")
@@ -76,6 +72,6 @@ impl Publishable for Connector {
                 .unwrap_or_default(),
         };
         domain::put(db, write, slug, connector).await?;
-        Ok(Some(state.clone()))
+        Ok(state.clone())
     }
 }

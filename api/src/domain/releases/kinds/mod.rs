@@ -37,9 +37,12 @@ pub(super) trait Publishable {
     /// publish that reads them).
     async fn lock_staging<C: ConnectionTrait>(db: &C, staging: &Scope, slugs: Vec<String>) -> Result<()>;
 
-    /// Makes production's item equal `target.state` (None: absent), through the kind's domain
-    /// module. Returns the state written.
-    async fn apply<C: ConnectionTrait>(db: &C, target: Target<'_>) -> Result<Option<Value>>;
+    /// Makes production's item equal `target.state`, through the kind's domain module.
+    /// Returns the state written.
+    async fn put<C: ConnectionTrait>(db: &C, target: Target<'_>) -> Result<Value>;
+
+    /// Removes the item from production, through the kind's domain module.
+    async fn remove<C: ConnectionTrait>(db: &C, write: &ProductionWrite, slug: &str) -> Result<()>;
 }
 
 /// An item of one kind: its slug and state.
@@ -48,12 +51,12 @@ pub(super) type Item<'a> = (&'a str, &'a Value);
 /// `.0` needs `.1` in production.
 pub(super) type Edge = (ItemRef, ItemRef);
 
-/// What [`Publishable::apply`] writes: production's `slug` becomes `state`.
+/// What [`Publishable::put`] writes: production's `slug` becomes `state`.
 pub(super) struct Target<'a> {
     pub write: &'a ProductionWrite,
     pub actor: &'a str,
     pub slug: &'a str,
-    pub state: Option<&'a Value>,
+    pub state: &'a Value,
 }
 
 /// Locks the staging rows of `E` whose `column` is one of `slugs` (`lock_staging` of a kind
@@ -151,13 +154,22 @@ pub(super) async fn apply<C: ConnectionTrait>(
     item: &ItemRef,
     target: Option<&Value>,
 ) -> Result<Option<Value>> {
-    let target = Target {
-        write,
-        actor,
-        slug: &item.slug,
-        state: target,
-    };
-    with_kind!(item.kind, K => K::apply(db, target).await)
+    let slug = item.slug.as_str();
+    Ok(match target {
+        Some(state) => {
+            let target = Target {
+                write,
+                actor,
+                slug,
+                state,
+            };
+            Some(with_kind!(item.kind, K => K::put(db, target).await?))
+        }
+        None => {
+            with_kind!(item.kind, K => K::remove(db, write, slug).await?);
+            None
+        }
+    })
 }
 
 /// A field of a state that must hold a UUID.

@@ -10,6 +10,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::super::publish::ProductionWrite;
 use super::super::state::version_state;
 use super::{Publishable, Target, lock_by_slug, uuid_field};
 use crate::domain::prompts::{self as domain, Resolved, Serves, Source, VersionRef};
@@ -62,17 +63,17 @@ impl Publishable for Prompt {
         lock_by_slug::<prompts::Entity, _>(db, staging, prompts::Column::Slug, slugs).await
     }
 
-    async fn apply<C: ConnectionTrait>(db: &C, target: Target<'_>) -> Result<Option<Value>> {
+    async fn remove<C: ConnectionTrait>(db: &C, write: &ProductionWrite, slug: &str) -> Result<()> {
+        domain::remove(db, write, slug).await
+    }
+
+    async fn put<C: ConnectionTrait>(db: &C, target: Target<'_>) -> Result<Value> {
         let Target {
             write,
             actor,
             slug,
             state,
         } = target;
-        let Some(state) = state else {
-            domain::remove(db, write, slug).await?;
-            return Ok(None);
-        };
         let version = match state.get("draft") {
             Some(draft) => {
                 let staging = write.tenant().in_env(Environment::Staging).editable()?;
@@ -94,6 +95,6 @@ impl Publishable for Prompt {
                 .ok_or_else(|| Error::not_found(format!("version of prompt {slug:?}")))?,
         };
         domain::set_published_version(db, write, actor, slug, version.id).await?;
-        Ok(Some(version_state(&version)))
+        Ok(version_state(&version))
     }
 }

@@ -5,6 +5,7 @@ use entity::{Environment, triggers};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
+use super::super::publish::ProductionWrite;
 use super::super::{ItemKind, ItemRef};
 use super::{Edge, Item, Publishable, Target, lock_by_slug};
 use crate::domain::EnvironmentWrite;
@@ -59,17 +60,12 @@ impl Publishable for Trigger {
         lock_by_slug::<triggers::Entity, _>(db, staging, triggers::Column::Name, slugs).await
     }
 
-    async fn apply<C: ConnectionTrait>(db: &C, target: Target<'_>) -> Result<Option<Value>> {
-        let Target {
-            write,
-            actor: _,
-            slug,
-            state,
-        } = target;
-        let Some(state) = state else {
-            domain::remove(db, write, slug).await?;
-            return Ok(None);
-        };
+    async fn remove<C: ConnectionTrait>(db: &C, write: &ProductionWrite, slug: &str) -> Result<()> {
+        domain::remove(db, write, slug).await
+    }
+
+    async fn put<C: ConnectionTrait>(db: &C, target: Target<'_>) -> Result<Value> {
+        let Target { write, slug, state, .. } = target;
         // The webhook secret travels sealed from the staging trigger whose fingerprint the
         // state names (never through the state itself); otherwise production keeps its own.
         let wanted = state.get("secret").and_then(Value::as_str);
@@ -90,6 +86,6 @@ impl Publishable for Trigger {
             enabled: state.get("enabled").and_then(Value::as_bool).unwrap_or(true),
         };
         domain::put(db, write, slug, fields, secret).await?;
-        Ok(Some(state.clone()))
+        Ok(state.clone())
     }
 }
