@@ -6,28 +6,17 @@ use std::sync::Arc;
 use anyhow::Context;
 use base64::Engine;
 use rand::RngCore;
+use runflow_common::private_file::{self, Existing};
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
 
 use crate::auth::{ActorKind, Role, TokenService};
 use crate::config::{Config, JwtAlgorithm};
 use crate::crypto::SecretBox;
 use crate::db::Db;
 use crate::domain::agents::BundleLimits;
-use crate::graphql::{self, RunflowSchema};
-
-/// What every request handler needs. Cheap to clone.
-#[derive(Clone)]
-pub struct Services {
-    pub db: Db,
-    pub tokens: Arc<TokenService>,
-    pub secret_box: SecretBox,
-    pub public_url: String,
-    pub bundle_limits: BundleLimits,
-    pub live: crate::live::LiveFeed,
-    /// Depth and per-tenant caps of executions.
-    pub execution_limits: crate::domain::executions::ExecutionLimits,
-    /// Schedule interval, trigger count, firing rate and webhook replay window.
-    pub trigger_limits: crate::domain::triggers::TriggerLimits,
-}
+use crate::graphql::{self, RunflowSchema, SchemaOptions};
+pub use crate::services::Services;
 
 #[derive(Clone)]
 pub struct App {
@@ -47,48 +36,31 @@ pub struct App {
 
 /// A secret read from configuration, or from (or generated into) a file of the data directory.
 pub struct LoadedSecret {
-    pub value: String,
+    pub value: SecretString,
     pub generated: bool,
 }
 
 fn load_or_generate(dir: &Path, file: &str, generate: impl FnOnce() -> String) -> anyhow::Result<LoadedSecret> {
     let path = dir.join(file);
     if path.exists() {
-        let value = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let value =
+            Zeroizing::new(std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?);
         return Ok(LoadedSecret {
-            value: value.trim().to_string(),
+            value: value.trim().into(),
             generated: false,
         });
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create RUNFLOW_DATA_DIR {}", dir.display()))?;
-    let value = generate();
-    write_private(&path, &value)?;
+    let value = SecretString::from(generate());
+    private_file::write(&path, value.expose_secret().as_bytes(), Existing::Refuse)
+        .with_context(|| format!("cannot create {}", path.display()))?;
     Ok(LoadedSecret { value, generated: true })
 }
 
-#[cfg(unix)]
-fn write_private(path: &Path, value: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(value.as_bytes())?;
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, value: &str) -> anyhow::Result<()> {
-    std::fs::write(path, value).with_context(|| format!("cannot create {}", path.display()))
-}
-
 fn random_secret() -> String {
-    let mut bytes = [0u8; 48];
-    rand::rng().fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    let mut bytes = Zeroizing::new([0u8; 48]);
+    rand::rng().fill_bytes(bytes.as_mut());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref())
 }
 
 /// The HS256 secret: `RUNFLOW_JWT_SECRET`, else the data directory's `jwt-secret` file.
@@ -104,7 +76,7 @@ pub fn jwt_secret(config: &Config) -> anyhow::Result<Option<LoadedSecret>> {
         (None, Some(path)) => {
             let value = read_secret_file(path, "RUNFLOW_JWT_SECRET_FILE")?;
             anyhow::ensure!(
-                value.len() >= 32,
+                value.expose_secret().len() >= 32,
                 "RUNFLOW_JWT_SECRET_FILE must hold at least 32 characters"
             );
             LoadedSecret {
@@ -117,11 +89,12 @@ pub fn jwt_secret(config: &Config) -> anyhow::Result<Option<LoadedSecret>> {
 }
 
 /// Reads a secret from a file (trailing whitespace trimmed); the error names the variable.
-fn read_secret_file(path: &Path, variable: &str) -> anyhow::Result<String> {
-    let value = std::fs::read_to_string(path).with_context(|| format!("{variable}: cannot read {}", path.display()))?;
-    let value = value.trim().to_string();
-    anyhow::ensure!(!value.is_empty(), "{variable}: {} is empty", path.display());
-    Ok(value)
+fn read_secret_file(path: &Path, variable: &str) -> anyhow::Result<SecretString> {
+    let value = Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("{variable}: cannot read {}", path.display()))?,
+    );
+    anyhow::ensure!(!value.trim().is_empty(), "{variable}: {} is empty", path.display());
+    Ok(value.trim().into())
 }
 
 /// How long the first start's dashboard sign-in link works.
@@ -131,7 +104,7 @@ const SIGNIN_LINK_TTL_SECS: u64 = 15 * 60;
 pub fn token_service(config: &Config) -> anyhow::Result<(TokenService, bool)> {
     let secret = jwt_secret(config)?;
     let generated = secret.as_ref().is_some_and(|s| s.generated);
-    let service = TokenService::from_config(config, secret.as_ref().map(|s| s.value.as_str()))?;
+    let service = TokenService::from_config(config, secret.as_ref().map(|s| s.value.expose_secret()))?;
     Ok((service, generated))
 }
 
@@ -159,7 +132,11 @@ impl App {
             (None, Some(path)) => read_secret_file(path, "RUNFLOW_SECRET_KEY_FILE")?,
             (None, None) => load_or_generate(&config.data_dir, "secret-key", SecretBox::generate_key)?.value,
         };
-        Ok((tokens, generated, SecretBox::from_base64_key(&secret_key)?))
+        Ok((
+            tokens,
+            generated,
+            SecretBox::from_base64_key(secret_key.expose_secret())?,
+        ))
     }
 
     /// Like [`App::build`], on an already connected database.
@@ -228,7 +205,14 @@ impl App {
                 webhook_tolerance: config.webhook_tolerance,
             },
         };
-        let schema = graphql::build_schema(services.clone(), &config);
+        let schema = graphql::build_schema(
+            services.clone(),
+            SchemaOptions {
+                cost: config.cost_limits(),
+                max_depth: config.max_query_depth,
+                introspection: config.introspection,
+            },
+        );
         let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
         let limits = crate::http::limits::Limits::new(&config);
         crate::domain::releases::diff::configure(crate::domain::releases::diff::DiffLimits {

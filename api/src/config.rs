@@ -2,11 +2,15 @@
 //!
 //! clap parses and validates both; an invalid value stops the process at start with a message
 //! naming the variable (each flag's value name *is* its variable's name).
+//!
+//! Secrets (`RUNFLOW_JWT_SECRET`, `RUNFLOW_SECRET_KEY`, the database URL with its password)
+//! are [`SecretString`]s: `Debug` prints `[REDACTED]`, and they are wiped from memory on drop.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
 
 #[derive(Args, Clone, Debug)]
 pub struct Config {
@@ -35,7 +39,7 @@ pub struct Config {
         value_name = "RUNFLOW_DATABASE_URL",
         hide_env_values = true
     )]
-    pub database_url: Option<String>,
+    pub database_url: Option<SecretString>,
 
     /// HS256 secret for bearer tokens. Default: generated once into the data directory.
     #[arg(
@@ -44,7 +48,7 @@ pub struct Config {
         value_name = "RUNFLOW_JWT_SECRET",
         hide_env_values = true
     )]
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<SecretString>,
 
     /// Token algorithm. RS256 and ES256 verify with `RUNFLOW_JWT_PUBLIC_KEY_FILE`.
     #[arg(
@@ -85,7 +89,7 @@ pub struct Config {
         value_name = "RUNFLOW_SECRET_KEY",
         hide_env_values = true
     )]
-    pub secret_key: Option<String>,
+    pub secret_key: Option<SecretString>,
 
     /// Largest accepted HTTP request body, in bytes (413 beyond it).
     #[arg(long, env = "RUNFLOW_MAX_BODY_BYTES", value_name = "RUNFLOW_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
@@ -542,7 +546,7 @@ impl Config {
 
     pub fn database_url(&self) -> String {
         match &self.database_url {
-            Some(url) => url.clone(),
+            Some(url) => url.expose_secret().to_string(),
             None => format!("sqlite://{}?mode=rwc", self.data_dir.join("runflow.db").display()),
         }
     }
@@ -570,7 +574,7 @@ impl Config {
 
     /// Checks what clap cannot: values that depend on each other.
     pub fn validate(&self) -> anyhow::Result<()> {
-        if let Some(url) = &self.database_url
+        if let Some(url) = self.database_url.as_ref().map(ExposeSecret::expose_secret)
             && !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
             anyhow::bail!("RUNFLOW_DATABASE_URL must start with sqlite: or postgres:// (got a different scheme)");
@@ -587,7 +591,7 @@ impl Config {
             );
         }
         if let Some(secret) = &self.jwt_secret
-            && secret.len() < 32
+            && secret.expose_secret().len() < 32
         {
             anyhow::bail!("RUNFLOW_JWT_SECRET must be at least 32 characters long");
         }
@@ -648,5 +652,37 @@ impl Config {
             anyhow::bail!("RUNFLOW_MAX_QUERY_DEPTH must be at least 4");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Config;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    #[test]
+    fn debug_never_prints_a_secret() {
+        let cli = Cli::try_parse_from([
+            "runflow",
+            "--jwt-secret",
+            "jwt-secret-value-at-least-32-characters",
+            "--secret-key",
+            "secret-key-value",
+            "--database-url",
+            "postgres://user:db-password-value@127.0.0.1/db",
+        ])
+        .unwrap();
+        let printed = format!("{:?}", cli.config);
+        for secret in ["jwt-secret-value", "secret-key-value", "db-password-value"] {
+            assert!(!printed.contains(secret), "{secret} appears in {printed}");
+        }
+        assert!(cli.config.database_url().contains("db-password-value"));
     }
 }

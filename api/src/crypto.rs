@@ -5,6 +5,7 @@ use aes_gcm::{AeadCore, Aes256Gcm, Key, Nonce};
 use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use zeroize::Zeroizing;
 
 /// Seals and opens secrets. Its `Debug` never shows the key.
 #[derive(Clone)]
@@ -27,9 +28,11 @@ pub struct Sealed {
 impl SecretBox {
     /// From a base64-encoded 32-byte key (`RUNFLOW_SECRET_KEY`).
     pub fn from_base64_key(key: &str) -> anyhow::Result<Self> {
-        let bytes = STANDARD
-            .decode(key.trim())
-            .context("RUNFLOW_SECRET_KEY must be base64")?;
+        let bytes = Zeroizing::new(
+            STANDARD
+                .decode(key.trim())
+                .context("RUNFLOW_SECRET_KEY must be base64")?,
+        );
         anyhow::ensure!(bytes.len() == 32, "RUNFLOW_SECRET_KEY must decode to exactly 32 bytes");
         let key = Key::<Aes256Gcm>::from_slice(&bytes);
         Ok(SecretBox {
@@ -54,23 +57,27 @@ impl SecretBox {
         })
     }
 
-    /// Opens a sealed secret (for the runtime that needs the value; never for queries).
-    pub fn open(&self, sealed: &Sealed) -> anyhow::Result<String> {
+    /// Opens a sealed secret (for the runtime that needs the value; never for queries). The
+    /// plaintext is wiped from memory when the caller drops it.
+    pub fn open(&self, sealed: &Sealed) -> anyhow::Result<Zeroizing<String>> {
         anyhow::ensure!(sealed.nonce.len() == 12, "stored nonce has the wrong length");
         let nonce = Nonce::from_slice(&sealed.nonce);
-        let plaintext = self
-            .cipher
-            .decrypt(nonce, sealed.ciphertext.as_ref())
-            .map_err(|_| anyhow::anyhow!("decryption failed: wrong RUNFLOW_SECRET_KEY?"))?;
-        Ok(String::from_utf8(plaintext)?)
+        let plaintext = Zeroizing::new(
+            self.cipher
+                .decrypt(nonce, sealed.ciphertext.as_ref())
+                .map_err(|_| anyhow::anyhow!("decryption failed: wrong RUNFLOW_SECRET_KEY?"))?,
+        );
+        let text = std::str::from_utf8(&plaintext).context("a sealed secret is not UTF-8")?;
+        Ok(Zeroizing::new(text.to_string()))
     }
 }
 
 /// A masked hint of a secret: its last four characters when it is long enough to spare them.
+/// (No copy of the whole secret is made.)
 pub fn hint(secret: &str) -> String {
-    let chars: Vec<char> = secret.chars().collect();
-    if chars.len() >= 12 {
-        let tail: String = chars[chars.len() - 4..].iter().collect();
+    let count = secret.chars().count();
+    if count >= 12 {
+        let tail: String = secret.chars().skip(count - 4).collect();
         format!("••••{tail}")
     } else {
         "••••".to_string()
@@ -87,7 +94,7 @@ mod tests {
         let secret_box = SecretBox::from_base64_key(&key).unwrap();
         let sealed = secret_box.seal("sk-live-1234567890").unwrap();
         assert!(!sealed.ciphertext.windows(4).any(|w| w == b"1234"));
-        assert_eq!(secret_box.open(&sealed).unwrap(), "sk-live-1234567890");
+        assert_eq!(secret_box.open(&sealed).unwrap().as_str(), "sk-live-1234567890");
         assert_eq!(hint("sk-live-1234567890"), "••••7890");
         assert_eq!(hint("short"), "••••");
     }

@@ -9,7 +9,8 @@
 //! - [`graphql`]: the schema; resolvers are thin calls into [`domain`].
 //! - [`http`]: the axum router: `/graphql`, health, limits.
 //! - [`live`]: the live feed's fan-out; [`runner`]: the workers that run agents.
-//! - [`app`]: wiring it all together.
+//! - [`services`]: the plain values handlers and resolvers share; [`app`]: wiring it all
+//!   together (configuration in, services and schema out).
 
 pub mod app;
 pub mod auth;
@@ -24,4 +25,5 @@ pub mod http;
 pub mod live;
 pub mod runner;
 pub mod scope;
+pub mod services;
 pub mod telemetry;

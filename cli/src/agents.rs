@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use anyhow::{Context, bail};
+use runflow_common::agent_env::AgentEnv;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
@@ -269,11 +270,17 @@ pub async fn test(
     let mut child = tokio::process::Command::new(program)
         .args(arguments)
         .current_dir(&dir)
-        .env("RUNFLOW_ENVIRONMENT", "staging")
-        .env("RUNFLOW_API_URL", &client.url)
-        .env("RUNFLOW_EXECUTION_ID", &execution_id)
-        .env("RUNFLOW_MEMORY_NAMESPACE", format!("staging:{}", manifest.name))
-        .env("RUNFLOW_TOKEN", &token)
+        .envs(
+            AgentEnv {
+                // The server's runner also sets RUNFLOW_TENANT; rf test does not know the tenant.
+                tenant: None,
+                environment: "staging".into(),
+                execution_id: execution_id.clone(),
+                memory_namespace: format!("staging:{}", manifest.name),
+                token: token.clone(),
+            }
+            .with_api_url(&client.url),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use graphql_client::{GraphQLQuery, Response};
+use runflow_common::private_file::{self, Existing};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -54,12 +55,8 @@ pub fn save_credentials(credentials: &Credentials) -> anyhow::Result<PathBuf> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    std::fs::write(&path, toml::to_string(credentials)?)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    }
+    private_file::write(&path, toml::to_string(credentials)?.as_bytes(), Existing::Replace)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
 }
 

@@ -9,7 +9,7 @@ use runflow::auth::Role;
 use runflow::domain::agents::{BundleFile, BundleLimits, DeployInput};
 use runflow::domain::executions::{ExecutionStatus, StartExecution};
 use runflow::domain::traces::{SpanInput, TraceInput};
-use runflow::domain::{agents, executions, memory, sessions, traces};
+use runflow::domain::{agents, executions, memory, releases, sessions, traces};
 use runflow::scope::Scope;
 use serde_json::{Value, json};
 
@@ -22,8 +22,7 @@ const LIMITS: BundleLimits = BundleLimits {
     max_files: 100,
 };
 
-/// Deploys `slug` to staging, and (standing in for publishing) points production at the same
-/// commit.
+/// Deploys `slug` to staging and publishes it, so production runs the same commit.
 async fn seed_agent(app: &InProcess, tenant: &str, slug: &str) {
     let staging = crate::support::scope(tenant, Environment::Staging)
         .editable()
@@ -32,7 +31,7 @@ async fn seed_agent(app: &InProcess, tenant: &str, slug: &str) {
         path: "runflow.toml".into(),
         content: manifest(slug),
     }];
-    let (agent, commit) = agents::deploy(
+    agents::deploy(
         app.db(),
         &staging,
         "seed",
@@ -45,10 +44,22 @@ async fn seed_agent(app: &InProcess, tenant: &str, slug: &str) {
     )
     .await
     .expect("deploy");
-    let production = crate::support::scope(tenant, Environment::Production);
-    agents::set_deployment(&app.db().conn, &production, agent.agent.id, commit.id, "seed")
+    // Production is written only by publishing.
+    let item = format!("agent:{slug}");
+    let pending = releases::pending_changes(&app.db().conn, staging.tenant())
         .await
-        .expect("production");
+        .expect("pending");
+    let revision = pending
+        .iter()
+        .find(|change| change.item.to_string() == item)
+        .map(|change| change.revision.clone());
+    let request = releases::PublishRequest {
+        items: vec![(item, revision)],
+        ..Default::default()
+    };
+    releases::publish(app.db(), staging.tenant(), "seed", request)
+        .await
+        .expect("publish");
 }
 
 fn span(name: &str, kind: &str) -> SpanInput {

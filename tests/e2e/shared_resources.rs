@@ -109,7 +109,10 @@ async fn secrets_are_encrypted_at_rest(backend: Backend) {
         ciphertext: row.ciphertext.clone(),
         nonce: row.nonce.clone(),
     };
-    assert_eq!(app.app.services.secret_box.open(&sealed).expect("open"), SECRET);
+    assert_eq!(
+        app.app.services.secret_box.open(&sealed).expect("open").as_str(),
+        SECRET
+    );
 }
 
 async fn knowledge_bases_providers_and_data_sources_are_shared(backend: Backend) {

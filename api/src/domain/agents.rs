@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use entity::{Environment, agent_commit_files, agent_commits, agent_deployments, agents, blobs};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, Set,
+    QueryTrait, Select, Set,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::manifest::{MANIFEST_PATH, Manifest};
 use super::pagination::{self, Key, Page, PageRequest};
-use super::{new_id, now, revision, validate};
+use super::{EnvironmentWrite, new_id, now, revision, validate};
 use crate::db::{Db, lock_for_update};
 use crate::error::{Error, Result};
 use crate::scope::{Scope, StagingScope, Tenant};
@@ -274,7 +274,7 @@ pub async fn deploy(
         .collect();
     insert_in_chunks(&tx, files).await?;
 
-    let deployment = set_deployment(&tx, scope.scope(), agent.id, commit.id, author).await?;
+    let deployment = set_deployment(&tx, scope, agent.id, commit.id, author).await?;
     tx.commit().await?;
     Ok((AgentInEnv { agent, deployment }, commit))
 }
@@ -294,14 +294,18 @@ where
     Ok(())
 }
 
-/// Points `scope`'s environment at `commit_id`, creating the deployment if needed.
+/// Points the written environment at `commit_id`, creating the deployment if needed. Staging
+/// by a deploy ([`crate::scope::StagingScope`]), production only by a publish
+/// ([`super::releases::ProductionWrite`]).
 pub async fn set_deployment<C: ConnectionTrait>(
     db: &C,
-    scope: &Scope,
+    write: &impl EnvironmentWrite,
     agent_id: Uuid,
     commit_id: Uuid,
     author: &str,
 ) -> Result<agent_deployments::Model> {
+    let scope = write.target();
+    let release_id = write.release_id();
     let existing = scope
         .select::<agent_deployments::Entity>()
         .filter(agent_deployments::Column::AgentId.eq(agent_id))
@@ -320,6 +324,7 @@ pub async fn set_deployment<C: ConnectionTrait>(
                     active.commit_id = Set(commit_id);
                     active.updated_by = Set(author.to_string());
                     active.updated_at = Set(time);
+                    active.release_id = Set(release_id);
                 },
             )
             .await?
@@ -334,7 +339,7 @@ pub async fn set_deployment<C: ConnectionTrait>(
                 revision: Set(1),
                 updated_by: Set(author.to_string()),
                 updated_at: Set(time),
-                release_id: Set(None),
+                release_id: Set(release_id),
             }
             .insert(db)
             .await?
@@ -342,77 +347,108 @@ pub async fn set_deployment<C: ConnectionTrait>(
     })
 }
 
-/// A page of the agents that exist in the scope's environment, by slug.
-pub async fn list(db: &Db, scope: &Scope, page: &PageRequest) -> Result<Page<AgentInEnv>> {
+/// Removes the agent from the written environment (a published removal; a staging edit uses
+/// [`delete`], which checks the revision).
+pub async fn remove_deployment<C: ConnectionTrait>(db: &C, write: &impl EnvironmentWrite, slug: &str) -> Result<()> {
+    if let Some(found) = find(db, write.target(), slug).await? {
+        write
+            .target()
+            .tenant
+            .delete_many::<agent_deployments::Entity>()
+            .filter(agent_deployments::Column::Id.eq(found.deployment.id))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The agents that have a deployment in the scope's environment (a subquery).
+fn deployed_in(scope: &Scope) -> Select<agents::Entity> {
     let deployed = scope
         .select::<agent_deployments::Entity>()
         .select_only()
         .column(agent_deployments::Column::AgentId)
         .into_query();
-    let select = scope
+    scope
         .tenant
         .select::<agents::Entity>()
-        .filter(agents::Column::Id.in_subquery(deployed));
-    let agents = pagination::fetch_by(&db.conn, select, agents::Column::Slug, Key::Text, page, Order::Asc).await?;
-    let ids: Vec<Uuid> = agents.items.iter().map(|a| a.id).collect();
-    let mut deployments: HashMap<Uuid, agent_deployments::Model> = scope
-        .select::<agent_deployments::Entity>()
+        .filter(agents::Column::Id.in_subquery(deployed))
+}
+
+/// The one agent-with-deployment join: pairs `agents` with the deployments that `deployments`
+/// (a tenant- or scope-filtered select) finds for them, in the agents' order, one entry per
+/// deployment. An agent without one (e.g. removed between two reads) is left out.
+async fn join<C: ConnectionTrait>(
+    db: &C,
+    deployments: Select<agent_deployments::Entity>,
+    agents: Vec<agents::Model>,
+) -> Result<Vec<AgentInEnv>> {
+    let ids: Vec<Uuid> = agents.iter().map(|a| a.id).collect();
+    let mut by_agent: HashMap<Uuid, Vec<agent_deployments::Model>> = HashMap::new();
+    for deployment in deployments
         .filter(agent_deployments::Column::AgentId.is_in(ids))
-        .all(&db.conn)
+        .order_by_asc(agent_deployments::Column::Environment)
+        .all(db)
         .await?
-        .into_iter()
-        .map(|d| (d.agent_id, d))
-        .collect();
-    let mut result = Vec::with_capacity(agents.items.len());
-    for agent in agents.items {
-        // Removed between the two reads: the page is one shorter, never wrong.
-        if let Some(deployment) = deployments.remove(&agent.id) {
-            result.push(AgentInEnv { agent, deployment });
+    {
+        by_agent.entry(deployment.agent_id).or_default().push(deployment);
+    }
+    let mut result = Vec::with_capacity(agents.len());
+    for agent in agents {
+        for deployment in by_agent.remove(&agent.id).unwrap_or_default() {
+            result.push(AgentInEnv {
+                agent: agent.clone(),
+                deployment,
+            });
         }
     }
+    Ok(result)
+}
+
+/// A page of the agents that exist in the scope's environment, by slug.
+pub async fn list(db: &Db, scope: &Scope, page: &PageRequest) -> Result<Page<AgentInEnv>> {
+    let agents = pagination::fetch_by(
+        &db.conn,
+        deployed_in(scope),
+        agents::Column::Slug,
+        Key::Text,
+        page,
+        Order::Asc,
+    )
+    .await?;
+    // Removed between the two reads: the page is one shorter, never wrong.
+    let items = join(&db.conn, scope.select(), agents.items).await?;
     Ok(Page {
-        items: result,
+        items,
         has_next_page: agents.has_next_page,
         has_previous_page: agents.has_previous_page,
         total_count: agents.total_count,
     })
 }
 
+/// Every agent that exists in the scope's environment, with its deployment there.
+pub async fn all_in<C: ConnectionTrait>(db: &C, scope: &Scope) -> Result<Vec<AgentInEnv>> {
+    let agents = deployed_in(scope).all(db).await?;
+    join(db, scope.select(), agents).await
+}
+
 /// Pairs agents with each of their deployments (one entry per environment they exist in).
 pub async fn with_deployments(db: &Db, tenant: &Tenant, agents: Vec<agents::Model>) -> Result<Vec<AgentInEnv>> {
-    let ids: Vec<Uuid> = agents.iter().map(|a| a.id).collect();
-    let agents: HashMap<Uuid, agents::Model> = agents.into_iter().map(|a| (a.id, a)).collect();
-    let deployments = tenant
-        .select::<agent_deployments::Entity>()
-        .filter(agent_deployments::Column::AgentId.is_in(ids))
-        .all(&db.conn)
-        .await?;
-    Ok(deployments
-        .into_iter()
-        .filter_map(|deployment| {
-            let agent = agents.get(&deployment.agent_id)?.clone();
-            Some(AgentInEnv { agent, deployment })
-        })
-        .collect())
+    join(&db.conn, tenant.select(), agents).await
 }
 
 /// One agent in the scope's environment; `None` when it does not exist there.
 pub async fn find<C: ConnectionTrait>(db: &C, scope: &Scope, slug: &str) -> Result<Option<AgentInEnv>> {
-    let Some(agent) = scope
+    let agent = scope
         .tenant
         .select::<agents::Entity>()
         .filter(agents::Column::Slug.eq(slug))
         .one(db)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let deployment = scope
-        .select::<agent_deployments::Entity>()
-        .filter(agent_deployments::Column::AgentId.eq(agent.id))
-        .one(db)
         .await?;
-    Ok(deployment.map(|deployment| AgentInEnv { agent, deployment }))
+    Ok(match agent {
+        Some(agent) => join(db, scope.select(), vec![agent]).await?.pop(),
+        None => None,
+    })
 }
 
 pub async fn get<C: ConnectionTrait>(db: &C, scope: &Scope, slug: &str) -> Result<AgentInEnv> {

@@ -3,15 +3,17 @@
 //! The same slug can exist in both environments with different config and resources; an
 //! instance refers to shared credentials by name.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use entity::{connector_instances, connector_resources};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, Set,
+};
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::pagination::{self, Key, Page, PageRequest};
-use super::{credentials, new_id, now, revision, validate};
+use super::{EnvironmentWrite, credentials, new_id, now, revision, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::scope::{Scope, StagingScope, Tenant};
@@ -86,24 +88,142 @@ pub async fn create(db: &Db, scope: &StagingScope, input: CreateConnectorInput) 
             input.slug
         )));
     }
-    let time = now();
-    let row = connector_instances::ActiveModel {
-        id: Set(new_id()),
-        tenant_id: Set(scope.tenant().id().to_string()),
-        environment: Set(scope.environment),
-        slug: Set(input.slug),
-        kind: Set(input.kind),
-        config: Set(input.config),
-        credential_refs: Set(serde_json::json!(input.credentials)),
-        revision: Set(1),
-        created_at: Set(time),
-        updated_at: Set(time),
-        release_id: Set(None),
-    }
+    let row = new_instance(
+        scope,
+        &input.slug,
+        input.kind,
+        input.config,
+        serde_json::json!(input.credentials),
+    )
     .insert(&tx)
     .await?;
     tx.commit().await?;
     Ok(row)
+}
+
+/// A new instance row of the written environment (a create in staging, a publish in production).
+fn new_instance(
+    write: &impl EnvironmentWrite,
+    slug: &str,
+    kind: String,
+    config: Value,
+    credential_refs: Value,
+) -> connector_instances::ActiveModel {
+    let time = now();
+    connector_instances::ActiveModel {
+        id: Set(new_id()),
+        tenant_id: Set(write.target().tenant.id().to_string()),
+        environment: Set(write.target().environment),
+        slug: Set(slug.to_string()),
+        kind: Set(kind),
+        config: Set(config),
+        credential_refs: Set(credential_refs),
+        revision: Set(1),
+        created_at: Set(time),
+        updated_at: Set(time),
+        release_id: Set(write.release_id()),
+    }
+}
+
+/// A new resource row of the written environment.
+fn new_resource(
+    write: &impl EnvironmentWrite,
+    instance_id: Uuid,
+    key: String,
+    config: Value,
+) -> connector_resources::ActiveModel {
+    let time = now();
+    connector_resources::ActiveModel {
+        id: Set(new_id()),
+        tenant_id: Set(write.target().tenant.id().to_string()),
+        environment: Set(write.target().environment),
+        instance_id: Set(instance_id),
+        key: Set(key),
+        config: Set(config),
+        revision: Set(1),
+        created_at: Set(time),
+        updated_at: Set(time),
+    }
+}
+
+/// A connector's whole publishable state.
+#[derive(Clone, Debug)]
+pub struct ConnectorState {
+    pub kind: String,
+    pub config: Value,
+    /// The credential names, as stored (a JSON array).
+    pub credentials: Value,
+    pub resources: BTreeMap<String, Value>,
+}
+
+/// Makes the written environment's connector `slug` equal `state`, resources included
+/// (publishing; staging is edited field by field).
+pub async fn put<C: ConnectionTrait>(
+    db: &C,
+    write: &impl EnvironmentWrite,
+    slug: &str,
+    state: ConnectorState,
+) -> Result<connector_instances::Model> {
+    let release_id = write.release_id();
+    let existing = find(db, write.target(), slug).await?;
+    let instance = match existing {
+        Some(row) => {
+            delete_resources(db, &write.target().tenant, row.id).await?;
+            revision::update::<connector_instances::Entity, _, _>(
+                db,
+                &write.target().tenant,
+                &format!("connector:{slug}"),
+                row.id,
+                None,
+                |active| {
+                    active.kind = Set(state.kind);
+                    active.config = Set(state.config);
+                    active.credential_refs = Set(state.credentials);
+                    active.updated_at = Set(now());
+                    active.release_id = Set(release_id);
+                },
+            )
+            .await?
+        }
+        None => {
+            new_instance(write, slug, state.kind, state.config, state.credentials)
+                .insert(db)
+                .await?
+        }
+    };
+    let resources: Vec<connector_resources::ActiveModel> = state
+        .resources
+        .into_iter()
+        .map(|(key, config)| new_resource(write, instance.id, key, config))
+        .collect();
+    if !resources.is_empty() {
+        connector_resources::Entity::insert_many(resources).exec(db).await?;
+    }
+    Ok(instance)
+}
+
+/// Removes the connector and its resources from the written environment (a published removal;
+/// a staging edit uses [`delete`], which checks the revision).
+pub async fn remove<C: ConnectionTrait>(db: &C, write: &impl EnvironmentWrite, slug: &str) -> Result<()> {
+    if let Some(row) = find(db, write.target(), slug).await? {
+        let tenant = &write.target().tenant;
+        delete_resources(db, tenant, row.id).await?;
+        tenant
+            .delete_many::<connector_instances::Entity>()
+            .filter(connector_instances::Column::Id.eq(row.id))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn delete_resources<C: ConnectionTrait>(db: &C, tenant: &Tenant, instance_id: Uuid) -> Result<()> {
+    tenant
+        .delete_many::<connector_resources::Entity>()
+        .filter(connector_resources::Column::InstanceId.eq(instance_id))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 pub async fn update(db: &Db, scope: &StagingScope, input: UpdateConnectorInput) -> Result<connector_instances::Model> {
@@ -240,20 +360,9 @@ pub async fn create_resource(
             input.connector, input.key
         )));
     }
-    let time = now();
-    let row = connector_resources::ActiveModel {
-        id: Set(new_id()),
-        tenant_id: Set(scope.tenant().id().to_string()),
-        environment: Set(scope.environment),
-        instance_id: Set(instance.id),
-        key: Set(input.key),
-        config: Set(input.config),
-        revision: Set(1),
-        created_at: Set(time),
-        updated_at: Set(time),
-    }
-    .insert(&tx)
-    .await?;
+    let row = new_resource(scope, instance.id, input.key, input.config)
+        .insert(&tx)
+        .await?;
     tx.commit().await?;
     Ok(row)
 }

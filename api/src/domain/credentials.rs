@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use entity::credentials;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, QueryFilter, QuerySelect, Set};
 use uuid::Uuid;
+use zeroize::Zeroize;
 
 use super::pagination::{self, Key, Page, PageRequest};
 use super::{new_id, now, revision, validate};
@@ -48,9 +49,16 @@ impl From<credentials::Model> for Credential {
     }
 }
 
-/// A secret value in transit. Its `Debug` is redacted so it cannot end up in a log line.
+/// A secret value in transit. Its `Debug` is redacted so it cannot end up in a log line, and
+/// its plaintext is wiped from memory when it is dropped (after sealing).
 #[derive(Clone)]
 pub struct Secret(pub String);
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -1,8 +1,9 @@
 //! The domain layer: Runflow's rules as plain Rust, independent of GraphQL and HTTP.
 //!
 //! Every function takes a [`crate::db::Db`] and a scope ([`crate::scope::Scope`] for reads,
-//! [`crate::scope::StagingScope`] for per-environment edits, [`crate::scope::Tenant`] for
-//! shared records) and returns [`crate::error::Result`]. The GraphQL resolvers, the HTTP
+//! [`crate::scope::StagingScope`] for per-environment edits, [`releases::ProductionWrite`] for
+//! publishing, [`crate::scope::Tenant`] for shared records) and returns
+//! [`crate::error::Result`]. The GraphQL resolvers, the HTTP
 //! handlers and the CLI all call these functions; none of them re-implements a rule.
 
 pub mod agents;
@@ -28,6 +29,45 @@ pub mod validate;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
+
+use crate::scope::{Scope, StagingScope};
+
+/// The right to write the per-environment configuration (deployments, prompts, connectors,
+/// triggers) of one environment: a [`StagingScope`] (an edit) or a
+/// [`releases::ProductionWrite`] (a publish, which only the publish module can make). A plain
+/// [`Scope`] is not one, so no caller can write production by passing a production scope.
+///
+/// Sealed: only this module's children can implement it.
+///
+/// ```compile_fail,E0277
+/// // A plain scope is not a write capability.
+/// async fn bypass(db: &runflow::db::Db, scope: runflow::scope::Scope, agent: uuid::Uuid, commit: uuid::Uuid) {
+///     let _ = runflow::domain::agents::set_deployment(&db.conn, &scope, agent, commit, "me").await;
+/// }
+/// ```
+pub trait EnvironmentWrite: sealed::Sealed + Send + Sync {
+    /// The tenant and environment written.
+    fn target(&self) -> &Scope;
+    /// The release that writes (production), or None (a staging edit).
+    fn release_id(&self) -> Option<Uuid>;
+}
+
+mod sealed {
+    /// Implemented only inside `domain`: see [`super::EnvironmentWrite`].
+    pub trait Sealed {}
+}
+
+impl sealed::Sealed for StagingScope {}
+
+impl EnvironmentWrite for StagingScope {
+    fn target(&self) -> &Scope {
+        self.scope()
+    }
+
+    fn release_id(&self) -> Option<Uuid> {
+        None
+    }
+}
 
 /// A new record id: UUIDv7, so ids sort by creation time and cannot be enumerated.
 pub fn new_id() -> Uuid {

@@ -13,7 +13,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::pagination::{self, Key, Page, PageRequest};
-use super::{new_id, now, revision, validate};
+use super::{EnvironmentWrite, new_id, now, revision, validate};
 use crate::db::{Db, lock_for_update};
 use crate::error::{Error, Result};
 use crate::scope::{Scope, StagingScope, Tenant};
@@ -140,27 +140,129 @@ pub async fn save_draft(db: &Db, scope: &StagingScope, author: &str, input: Save
             if input.expected_revision.is_some() {
                 return Err(Error::not_found(format!("prompt {:?} in staging", input.slug)));
             }
-            prompts::ActiveModel {
-                id: Set(new_id()),
-                tenant_id: Set(scope.tenant().id().to_string()),
-                environment: Set(Environment::Staging),
-                slug: Set(input.slug),
-                published_version_id: Set(None),
-                draft_template: Set(Some(input.template)),
-                draft_variables: Set(Some(serde_json::json!(variables))),
-                draft_model_settings: Set(Some(model_settings)),
-                revision: Set(1),
-                updated_by: Set(author.to_string()),
-                created_at: Set(time),
-                updated_at: Set(time),
-                release_id: Set(None),
-            }
-            .insert(&tx)
-            .await?
+            let mut row = new_row(scope, &input.slug, author);
+            row.draft_template = Set(Some(input.template));
+            row.draft_variables = Set(Some(serde_json::json!(variables)));
+            row.draft_model_settings = Set(Some(model_settings));
+            row.insert(&tx).await?
         }
     };
     tx.commit().await?;
     Ok(row)
+}
+
+/// A new prompt row of the written environment, with no draft and nothing published yet: the
+/// first draft in staging ([`save_draft`]) and the first publish in production
+/// ([`set_published_version`]) both start from it.
+fn new_row(write: &impl EnvironmentWrite, slug: &str, author: &str) -> prompts::ActiveModel {
+    let time = now();
+    prompts::ActiveModel {
+        id: Set(new_id()),
+        tenant_id: Set(write.target().tenant.id().to_string()),
+        environment: Set(write.target().environment),
+        slug: Set(slug.to_string()),
+        published_version_id: Set(None),
+        draft_template: Set(None),
+        draft_variables: Set(None),
+        draft_model_settings: Set(None),
+        revision: Set(1),
+        updated_by: Set(author.to_string()),
+        created_at: Set(time),
+        updated_at: Set(time),
+        release_id: Set(write.release_id()),
+    }
+}
+
+/// The written environment's prompt serves `version_id` from now on (created if missing).
+pub async fn set_published_version<C: ConnectionTrait>(
+    db: &C,
+    write: &impl EnvironmentWrite,
+    author: &str,
+    slug: &str,
+    version_id: Uuid,
+) -> Result<prompts::Model> {
+    let release_id = write.release_id();
+    match find_row(db, write.target(), slug).await? {
+        Some(row) => {
+            revision::update::<prompts::Entity, _, _>(
+                db,
+                &write.target().tenant,
+                &format!("prompt:{slug}"),
+                row.id,
+                None,
+                |active| {
+                    active.published_version_id = Set(Some(version_id));
+                    active.updated_by = Set(author.to_string());
+                    active.updated_at = Set(now());
+                    active.release_id = Set(release_id);
+                },
+            )
+            .await
+        }
+        None => {
+            let mut row = new_row(write, slug, author);
+            row.published_version_id = Set(Some(version_id));
+            Ok(row.insert(db).await?)
+        }
+    }
+}
+
+/// Removes the prompt from the written environment (a published removal; a staging edit uses
+/// [`delete`], which checks the revision). Its versions stay, immutable.
+pub async fn remove<C: ConnectionTrait>(db: &C, write: &impl EnvironmentWrite, slug: &str) -> Result<()> {
+    if let Some(row) = find_row(db, write.target(), slug).await? {
+        write
+            .target()
+            .tenant
+            .delete_many::<prompts::Entity>()
+            .filter(prompts::Column::Id.eq(row.id))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Turns the staging draft into the next immutable version and clears the draft (publishing).
+/// `draft` is the draft as the publish reviewed it.
+pub async fn publish_draft<C: ConnectionTrait>(
+    db: &C,
+    staging: &StagingScope,
+    author: &str,
+    slug: &str,
+    draft: &Resolved,
+) -> Result<prompt_versions::Model> {
+    let tenant = staging.tenant();
+    let latest = latest_version(db, tenant, slug).await?;
+    let version = prompt_versions::ActiveModel {
+        id: Set(new_id()),
+        tenant_id: Set(tenant.id().to_string()),
+        slug: Set(slug.to_string()),
+        version: Set(latest.map_or(1, |v| v.version + 1)),
+        template: Set(draft.template.clone()),
+        variables: Set(serde_json::json!(draft.variables)),
+        model_settings: Set(draft.model_settings.clone()),
+        created_by: Set(author.to_string()),
+        created_at: Set(now()),
+    }
+    .insert(db)
+    .await?;
+    if let Some(row) = find_row(db, staging, slug).await? {
+        revision::update::<prompts::Entity, _, _>(
+            db,
+            &staging.tenant,
+            &format!("prompt {slug:?}"),
+            row.id,
+            None,
+            |active| {
+                active.draft_template = Set(None);
+                active.draft_variables = Set(None);
+                active.draft_model_settings = Set(None);
+                active.updated_at = Set(now());
+            },
+        )
+        .await?;
+    }
+    Ok(version)
 }
 
 async fn find_row<C: ConnectionTrait>(db: &C, scope: &Scope, slug: &str) -> Result<Option<prompts::Model>> {
@@ -234,41 +336,83 @@ pub async fn latest_version<C: ConnectionTrait>(
         .await?)
 }
 
-/// What `row` serves in its environment (see the module docs for the rule).
+/// A published version, named by id or as "the latest of this slug".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VersionRef {
+    Id(Uuid),
+    LatestOf(String),
+}
+
+/// What a prompt row serves in its environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Serves {
+    /// Its staging draft (see [`draft_of`]).
+    Draft,
+    /// A published version.
+    Version(VersionRef),
+}
+
+/// The published version a prompt row is based on: production's published version; in
+/// staging the latest published version. None: production has never published it.
+pub fn base_version(row: &prompts::Model) -> Option<VersionRef> {
+    match (row.environment, row.published_version_id) {
+        (Environment::Production, Some(id)) => Some(VersionRef::Id(id)),
+        (Environment::Production, None) => None,
+        (Environment::Staging, _) => Some(VersionRef::LatestOf(row.slug.clone())),
+    }
+}
+
+/// The resolution rule, in one place (the module docs say it in words): staging serves its
+/// draft, else the base version; production serves its published version. Callers only fetch
+/// what this names (one row here, a batch in a DataLoader, a whole environment in
+/// [`super::releases::state`]).
+pub fn serves(row: &prompts::Model) -> Option<Serves> {
+    if row.environment == Environment::Staging && row.draft_template.is_some() {
+        return Some(Serves::Draft);
+    }
+    base_version(row).map(Serves::Version)
+}
+
+/// Reads the version `reference` names.
+pub async fn version<C: ConnectionTrait>(
+    db: &C,
+    tenant: &Tenant,
+    reference: &VersionRef,
+) -> Result<Option<prompt_versions::Model>> {
+    match reference {
+        VersionRef::Id(id) => Ok(tenant
+            .select::<prompt_versions::Entity>()
+            .filter(prompt_versions::Column::Id.eq(*id))
+            .one(db)
+            .await?),
+        VersionRef::LatestOf(slug) => latest_version(db, tenant, slug).await,
+    }
+}
+
+impl Resolved {
+    /// A published version, as served.
+    pub fn published(version: prompt_versions::Model) -> Resolved {
+        Resolved {
+            source: Source::Published,
+            version: Some(version.version),
+            variables: super::string_array(Some(&version.variables)),
+            template: version.template,
+            model_settings: version.model_settings,
+        }
+    }
+}
+
+/// What `row` serves in its environment (see [`serves`]).
 pub async fn resolve_row<C: ConnectionTrait>(
     db: &C,
     tenant: &Tenant,
     row: &prompts::Model,
 ) -> Result<Option<Resolved>> {
-    if row.environment == Environment::Staging
-        && let Some(template) = &row.draft_template
-    {
-        return Ok(Some(Resolved {
-            source: Source::Draft,
-            version: None,
-            template: template.clone(),
-            variables: super::string_array(row.draft_variables.as_ref()),
-            model_settings: row.draft_model_settings.clone().unwrap_or(Value::Null),
-        }));
-    }
-    let version = match (row.environment, row.published_version_id) {
-        (Environment::Production, Some(id)) => {
-            tenant
-                .select::<prompt_versions::Entity>()
-                .filter(prompt_versions::Column::Id.eq(id))
-                .one(db)
-                .await?
-        }
-        (Environment::Production, None) => None,
-        (Environment::Staging, _) => latest_version(db, tenant, &row.slug).await?,
-    };
-    Ok(version.map(|v| Resolved {
-        source: Source::Published,
-        version: Some(v.version),
-        template: v.template,
-        variables: super::string_array(Some(&v.variables)),
-        model_settings: v.model_settings,
-    }))
+    Ok(match serves(row) {
+        Some(Serves::Draft) => draft_of(row),
+        Some(Serves::Version(reference)) => version(db, tenant, &reference).await?.map(Resolved::published),
+        None => None,
+    })
 }
 
 /// Resolves a prompt by slug in the scope's environment: NOT_FOUND when it does not exist there.

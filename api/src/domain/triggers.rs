@@ -8,7 +8,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::pagination::{self, Key, Page, PageRequest};
-use super::{agents, new_id, now, revision, validate};
+use super::{EnvironmentWrite, agents, new_id, now, revision, validate};
 use crate::crypto::{Sealed, SecretBox};
 use crate::db::Db;
 use crate::domain::credentials::Secret;
@@ -203,28 +203,124 @@ pub async fn create(
             "the tenant already has {count} triggers in staging, the limit (RUNFLOW_MAX_TRIGGERS)"
         )));
     }
+    let fields = TriggerState {
+        agent: input.agent,
+        kind: input.kind.as_str().to_string(),
+        schedule: input.schedule,
+        config,
+        enabled: input.enabled,
+    };
+    let secret = SealedSecret {
+        ciphertext: sealed.as_ref().map(|s| s.ciphertext.clone()),
+        nonce: sealed.map(|s| s.nonce),
+    };
+    let row = new_row(scope, &input.name, fields, secret).insert(&tx).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// A trigger's publishable fields.
+#[derive(Clone, Debug)]
+pub struct TriggerState {
+    pub agent: String,
+    pub kind: String,
+    pub schedule: Option<String>,
+    pub config: Value,
+    pub enabled: bool,
+}
+
+/// A webhook secret as stored: sealed (both None: no secret).
+#[derive(Clone, Debug, Default)]
+pub struct SealedSecret {
+    pub ciphertext: Option<Vec<u8>>,
+    pub nonce: Option<Vec<u8>>,
+}
+
+impl SealedSecret {
+    pub fn of(row: &triggers::Model) -> SealedSecret {
+        SealedSecret {
+            ciphertext: row.secret_ciphertext.clone(),
+            nonce: row.secret_nonce.clone(),
+        }
+    }
+}
+
+/// A new trigger row of the written environment (a create in staging; in production, a
+/// separate trigger bound to production, made by publishing).
+fn new_row(
+    write: &impl EnvironmentWrite,
+    name: &str,
+    fields: TriggerState,
+    secret: SealedSecret,
+) -> triggers::ActiveModel {
     let time = now();
-    let row = triggers::ActiveModel {
+    triggers::ActiveModel {
         id: Set(new_id()),
-        tenant_id: Set(scope.tenant().id().to_string()),
-        environment: Set(scope.environment),
-        name: Set(input.name),
-        agent_slug: Set(input.agent),
-        kind: Set(input.kind.as_str().to_string()),
-        schedule: Set(input.schedule),
-        config: Set(config),
-        enabled: Set(input.enabled),
+        tenant_id: Set(write.target().tenant.id().to_string()),
+        environment: Set(write.target().environment),
+        name: Set(name.to_string()),
+        agent_slug: Set(fields.agent),
+        kind: Set(fields.kind),
+        schedule: Set(fields.schedule),
+        config: Set(fields.config),
+        enabled: Set(fields.enabled),
         revision: Set(1),
         created_at: Set(time),
         updated_at: Set(time),
-        release_id: Set(None),
-        secret_ciphertext: Set(sealed.as_ref().map(|s| s.ciphertext.clone())),
-        secret_nonce: Set(sealed.map(|s| s.nonce)),
+        release_id: Set(write.release_id()),
+        secret_ciphertext: Set(secret.ciphertext),
+        secret_nonce: Set(secret.nonce),
     }
-    .insert(&tx)
-    .await?;
-    tx.commit().await?;
-    Ok(row)
+}
+
+/// Makes the written environment's trigger `name` equal `fields` with `secret` (publishing).
+pub async fn put<C: ConnectionTrait>(
+    db: &C,
+    write: &impl EnvironmentWrite,
+    name: &str,
+    fields: TriggerState,
+    secret: SealedSecret,
+) -> Result<triggers::Model> {
+    let release_id = write.release_id();
+    match find(db, write.target(), name).await? {
+        Some(row) => {
+            revision::update::<triggers::Entity, _, _>(
+                db,
+                &write.target().tenant,
+                &format!("trigger:{name}"),
+                row.id,
+                None,
+                |active| {
+                    active.agent_slug = Set(fields.agent);
+                    active.kind = Set(fields.kind);
+                    active.schedule = Set(fields.schedule);
+                    active.config = Set(fields.config);
+                    active.enabled = Set(fields.enabled);
+                    active.updated_at = Set(now());
+                    active.release_id = Set(release_id);
+                    active.secret_ciphertext = Set(secret.ciphertext);
+                    active.secret_nonce = Set(secret.nonce);
+                },
+            )
+            .await
+        }
+        None => Ok(new_row(write, name, fields, secret).insert(db).await?),
+    }
+}
+
+/// Removes the trigger from the written environment (a published removal; a staging edit uses
+/// [`delete`], which checks the revision).
+pub async fn remove<C: ConnectionTrait>(db: &C, write: &impl EnvironmentWrite, name: &str) -> Result<()> {
+    if let Some(row) = find(db, write.target(), name).await? {
+        write
+            .target()
+            .tenant
+            .delete_many::<triggers::Entity>()
+            .filter(triggers::Column::Id.eq(row.id))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Webhook secrets are at least 16 characters, stored sealed.
@@ -314,7 +410,9 @@ pub fn verify_webhook<'t>(
         .and_then(|h| h.strip_prefix("sha256="))
         .and_then(|h| hex::decode(h.trim()).ok())
         .unwrap_or_default();
-    let key = secret.as_deref().unwrap_or("runflow: no such webhook trigger");
+    let key = secret
+        .as_ref()
+        .map_or("runflow: no such webhook trigger", |s| s.as_str());
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).map_err(Error::internal)?;
     mac.update(&signed_payload(timestamp, call.body));
     // Constant-time comparison.

@@ -4,10 +4,10 @@ use async_graphql::Context;
 
 use super::Environment;
 use super::loaders::RequestLoader;
-use crate::app::Services;
 use crate::auth::Actor;
 use crate::error::{Error, Result};
 use crate::scope::{Scope, StagingScope, Tenant};
+use crate::services::Services;
 
 pub fn services<'a>(ctx: &Context<'a>) -> &'a Services {
     ctx.data_unchecked::<Services>()

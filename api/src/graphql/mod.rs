@@ -42,8 +42,7 @@ use async_graphql::{Enum, MergedObject, Schema};
 
 use operation_check::OnParsedOperation;
 
-use crate::app::Services;
-use crate::config::Config;
+use crate::services::Services;
 
 /// The two environments of a tenant. Every root field takes one.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,21 +94,29 @@ fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, subscriptions::Sub
     Schema::build(Query::default(), Mutation::default(), subscriptions::Subscription)
 }
 
+/// The schema's limits, as plain values (the caller reads them from configuration).
+#[derive(Clone, Debug)]
+pub struct SchemaOptions {
+    pub cost: cost::CostLimits,
+    pub max_depth: usize,
+    pub introspection: bool,
+}
+
 /// The schema served by the API.
-pub fn build_schema(services: Services, config: &Config) -> RunflowSchema {
+pub fn build_schema(services: Services, options: SchemaOptions) -> RunflowSchema {
     let builder = builder()
         .data(services)
         .extension(errors::ErrorCodes)
         .extension(syntax::ReadableSyntaxErrors)
         .extension(order::FieldOrder)
         // Registered before access control, so an operation is authorised before it is costed.
-        .extension(OnParsedOperation(Arc::new(cost::CostControl(config.cost_limits()))))
+        .extension(OnParsedOperation(Arc::new(cost::CostControl(options.cost))))
         .extension(OnParsedOperation(Arc::new(access::AccessControl)))
-        .limit_depth(config.max_query_depth)
+        .limit_depth(options.max_depth)
         .limit_recursive_depth(32)
         .limit_directives(16)
         .disable_suggestions();
-    if config.introspection {
+    if options.introspection {
         builder.finish()
     } else {
         builder.disable_introspection().finish()

@@ -10,7 +10,7 @@ use super::pagination::{PageArgs, connection_type, parts};
 use super::payloads::DeletePayload;
 use super::scalars::{DateTime, Json};
 use super::{Environment, GqlResult};
-use crate::domain::prompts::{self as domain, Resolved, SaveDraftInput, Source};
+use crate::domain::prompts::{self as domain, Resolved, SaveDraftInput, Serves, Source, VersionRef};
 
 /// Where the text a prompt resolves to comes from.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -51,23 +51,20 @@ impl From<Resolved> for ResolvedPrompt {
     }
 }
 
-fn published(version: prompt_versions::Model) -> ResolvedPrompt {
-    ResolvedPrompt {
-        source: PromptSource::Published,
-        version: Some(version.version),
-        variables: crate::domain::string_array(Some(&version.variables)),
-        template: version.template,
-        model_settings: Json(version.model_settings),
+/// The published version a prompt row is based on (see `Prompt.publishedVersion`).
+async fn base_version(ctx: &Context<'_>, row: &prompts::Model) -> GqlResult<Option<prompt_versions::Model>> {
+    match domain::base_version(row) {
+        Some(reference) => load_version(ctx, reference).await,
+        None => Ok(None),
     }
 }
 
-/// The published version a prompt row is based on (see `Prompt.publishedVersion`).
-async fn base_version(ctx: &Context<'_>, row: &prompts::Model) -> GqlResult<Option<prompt_versions::Model>> {
+/// A version through the request's DataLoaders (batched across the prompts of a page).
+async fn load_version(ctx: &Context<'_>, reference: VersionRef) -> GqlResult<Option<prompt_versions::Model>> {
     let loader = loader(ctx)?;
-    Ok(match (row.environment, row.published_version_id) {
-        (entity::Environment::Production, Some(id)) => loader.load_one(PromptVersionKey(id)).await?,
-        (entity::Environment::Production, None) => None,
-        (entity::Environment::Staging, _) => loader.load_one(LatestPromptVersion(row.slug.clone())).await?,
+    Ok(match reference {
+        VersionRef::Id(id) => loader.load_one(PromptVersionKey(id)).await?,
+        VersionRef::LatestOf(slug) => loader.load_one(LatestPromptVersion(slug)).await?,
     })
 }
 
@@ -154,10 +151,13 @@ impl Prompt {
     /// What this environment serves: in staging the draft if there is one, else the latest
     /// published version; in production the published version.
     async fn resolved(&self, ctx: &Context<'_>) -> GqlResult<Option<ResolvedPrompt>> {
-        if let Some(draft) = domain::draft_of(&self.0).filter(|_| self.0.environment == entity::Environment::Staging) {
-            return Ok(Some(draft.into()));
-        }
-        Ok(base_version(ctx, &self.0).await?.map(published))
+        Ok(match domain::serves(&self.0) {
+            Some(Serves::Draft) => domain::draft_of(&self.0).map(Into::into),
+            Some(Serves::Version(reference)) => load_version(ctx, reference)
+                .await?
+                .map(|version| Resolved::published(version).into()),
+            None => None,
+        })
     }
 
     /// The staging draft, if any (always null in production).

@@ -18,10 +18,10 @@ use super::releases::Release;
 use super::sessions::{Message, Session};
 use super::traces::{Span, Trace};
 use super::{Environment, GqlResult};
-use crate::app::Services;
 use crate::domain::{events, executions, releases, sessions};
 use crate::error::{Error, Result};
 use crate::scope::Scope;
+use crate::services::Services;
 use sea_orm::{ColumnTrait, QueryFilter};
 
 /// Which events a subscription wants, besides its tenant and environment.

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use entity::{agent_commits, executions as execution_rows};
+use runflow_common::agent_env::AgentEnv;
 use sea_orm::{ColumnTrait, QueryFilter};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -298,13 +299,13 @@ async fn execute(
     let spec = RunSpec {
         bundle: directory.path(),
         entrypoint: &manifest.entrypoint,
-        env: vec![
-            ("RUNFLOW_TENANT", scope.tenant.id().to_string()),
-            ("RUNFLOW_ENVIRONMENT", scope.environment.as_str().to_string()),
-            ("RUNFLOW_EXECUTION_ID", execution.id.to_string()),
-            ("RUNFLOW_MEMORY_NAMESPACE", namespace),
-            ("RUNFLOW_TOKEN", token),
-        ],
+        env: AgentEnv {
+            tenant: Some(scope.tenant.id().to_string()),
+            environment: scope.environment.as_str().to_string(),
+            execution_id: execution.id.to_string(),
+            memory_namespace: namespace,
+            token,
+        },
     };
     let Prepared {
         mut command,

@@ -37,6 +37,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
+use runflow_common::agent_env::AgentEnv;
 use tokio::net::{TcpStream, UnixListener};
 
 use super::egress::{self, INSIDE_PROXY_ADDRESS};
@@ -130,12 +131,12 @@ impl Drop for RunGuard {
     }
 }
 
-/// What a run gets: its bundle directory, its environment variables (besides PATH, HOME and
-/// RUNFLOW_API_URL, which the sandbox sets) and its entrypoint.
+/// What a run gets: its bundle directory, its environment (the agent contract of
+/// [`runflow_common::agent_env`], with the API URL the sandbox decides) and its entrypoint.
 pub struct RunSpec<'a> {
     pub bundle: &'a Path,
     pub entrypoint: &'a [String],
-    pub env: Vec<(&'static str, String)>,
+    pub env: AgentEnv,
 }
 
 fn is_root() -> bool {
@@ -293,10 +294,7 @@ impl Sandbox {
                     std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
                 )
                 .env("HOME", run.bundle)
-                .env("RUNFLOW_API_URL", api_url);
-            for (key, value) in &run.env {
-                command.env(key, value);
-            }
+                .envs(run.env.with_api_url(api_url));
             command.process_group(0);
             return Ok(Prepared {
                 command,
@@ -398,7 +396,6 @@ impl Sandbox {
             ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
             ("HOME".into(), "/tmp".into()),
             ("TMPDIR".into(), "/tmp".into()),
-            ("RUNFLOW_API_URL".into(), format!("http://{INSIDE_API_ADDRESS}")),
         ];
         if bwrap.egress == Egress::Public {
             let proxy = format!("http://{INSIDE_PROXY_ADDRESS}");
@@ -409,7 +406,13 @@ impl Sandbox {
                 env.push((key.into(), "127.0.0.1,localhost".into()));
             }
         }
-        env.extend(run.env.iter().map(|(k, v)| ((*k).to_string(), v.clone())));
+        let api_url = format!("http://{INSIDE_API_ADDRESS}");
+        env.extend(
+            run.env
+                .with_api_url(&api_url)
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v)),
+        );
         for (key, value) in env {
             command.arg("--setenv").arg(key).arg(value);
         }

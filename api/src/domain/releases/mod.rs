@@ -8,6 +8,8 @@
 //! Each publish or rollback is one transaction and one append-only release record.
 
 pub mod diff;
+mod kinds;
+mod plan;
 mod publish;
 pub mod state;
 
@@ -20,7 +22,8 @@ use sea_orm::{ColumnTrait, ConnectionTrait, Order, QueryFilter, QueryOrder};
 use serde_json::Value;
 use uuid::Uuid;
 
-pub use publish::{Dependency, DependencyStatus, Plan, PlannedItem, PublishRequest, plan, publish};
+pub use plan::{Dependency, DependencyStatus, Plan, PlannedItem, PublishRequest, plan};
+pub use publish::{ProductionWrite, publish};
 
 use super::pagination::{self, Page, PageRequest};
 use crate::db::Db;

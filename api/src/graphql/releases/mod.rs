@@ -1,0 +1,242 @@
+//! Releases in GraphQL, by responsibility: the staging-to-production diff types
+//! ([`diff`]), the publish plan and its input ([`plan`]), and here the release records with
+//! the queries and the `publish` mutation.
+
+mod diff;
+mod plan;
+
+use async_graphql::{Context, Enum, ID, Object};
+use entity::{release_items, releases};
+
+pub use self::diff::PendingChange;
+use self::plan::{PublishInput, PublishPlan, request};
+use super::context::{actor, loader, services, tenant};
+use super::ids::{self, NodeType};
+use super::loaders::{ReleaseItemsKey, ReleaseKey};
+use super::pagination::{PageArgs, connection_type, parts};
+use super::scalars::{DateTime, Json};
+use super::{Environment, GqlResult};
+use crate::domain::releases as domain;
+use crate::error::Error;
+
+/// The `Idempotency-Key` HTTP header of a request, if any.
+#[derive(Clone, Debug)]
+pub struct IdempotencyKey(pub String);
+
+/// What kind of record a release item is.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "crate::domain::releases::ItemKind")]
+pub enum ItemKind {
+    /// An agent's deployment (its commit).
+    Agent,
+    /// A prompt's published text and settings.
+    Prompt,
+    /// A connector instance with its resources.
+    Connector,
+    /// A trigger.
+    Trigger,
+}
+
+/// How an item or a file differs between production and staging.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "crate::domain::releases::Change")]
+pub enum ChangeType {
+    /// In staging, not in production.
+    Added,
+    /// In both, different.
+    Modified,
+    /// In production, removed from staging.
+    Removed,
+}
+
+/// What a release did.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseKind {
+    /// Published staging changes.
+    Publish,
+    /// Restored production to the state before an earlier release.
+    Rollback,
+}
+
+/// A publish or a rollback.
+pub struct Release(pub releases::Model);
+
+connection_type!(ReleaseConnection, ReleaseEdge, Release, "releases");
+
+/// A publish or a rollback of production: an immutable record of what changed.
+#[Object]
+impl Release {
+    /// Global id of the release (releases belong to the tenant: one id).
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode_shared(NodeType::Release, self.0.id)
+    }
+    /// 1, 2, 3... per tenant.
+    async fn number(&self) -> i64 {
+        self.0.number
+    }
+    /// A publish or a rollback.
+    async fn kind(&self) -> ReleaseKind {
+        if self.0.kind == "rollback" {
+            ReleaseKind::Rollback
+        } else {
+            ReleaseKind::Publish
+        }
+    }
+    /// The note given to `publish` (may be empty).
+    async fn note(&self) -> &str {
+        &self.0.note
+    }
+    /// Subject of the token that published it.
+    async fn created_by(&self) -> &str {
+        &self.0.created_by
+    }
+    /// When it was published.
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
+    }
+    /// The idempotency key it was published with, if any.
+    async fn idempotency_key(&self) -> Option<&str> {
+        self.0.idempotency_key.as_deref()
+    }
+    /// For a rollback: the release it rolled back.
+    async fn rolls_back(&self, ctx: &Context<'_>) -> GqlResult<Option<Release>> {
+        let Some(id) = self.0.rolls_back_id else {
+            return Ok(None);
+        };
+        Ok(loader(ctx)?.load_one(ReleaseKey(id)).await?.map(Release))
+    }
+    /// Each item with production's state before and after.
+    async fn items(&self, ctx: &Context<'_>) -> GqlResult<Vec<ReleaseItem>> {
+        let items = loader(ctx)?
+            .load_one(ReleaseItemsKey(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(items.into_iter().map(ReleaseItem).collect())
+    }
+}
+
+/// One item of a release.
+pub struct ReleaseItem(pub release_items::Model);
+
+/// One item of a release, with production's state before and after it. Its id is unique to
+/// the release: the same agent in two releases is two objects.
+#[Object]
+impl ReleaseItem {
+    /// Global id of this item of this release.
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode_shared(NodeType::ReleaseItem, self.0.id)
+    }
+    /// The stable item key (`agent:<slug>`, ...); the same in every release.
+    async fn key(&self) -> &str {
+        &self.0.item_id
+    }
+    /// What kind of record the item is.
+    async fn kind(&self) -> GqlResult<ItemKind> {
+        let item: domain::ItemRef = self.0.item_id.parse()?;
+        Ok(item.kind.into())
+    }
+    /// Added, modified or removed in production.
+    async fn change(&self) -> GqlResult<ChangeType> {
+        let change = domain::Change::parse(&self.0.change)
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("stored change {:?} is unknown", self.0.change)))?;
+        Ok(change.into())
+    }
+    /// Production's state before (null: absent).
+    async fn before(&self) -> Option<Json> {
+        self.0.before.clone().map(Json)
+    }
+    /// Production's state after (null: absent).
+    async fn after(&self) -> Option<Json> {
+        self.0.after.clone().map(Json)
+    }
+}
+
+#[derive(Default)]
+pub struct ReleaseQuery;
+
+#[Object]
+impl ReleaseQuery {
+    /// Everything that differs between staging and production (the same answer whichever
+    /// environment is passed), by kind then slug.
+    async fn pending_changes(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Either environment; the answer is the same.")] environment: Environment,
+    ) -> GqlResult<Vec<PendingChange>> {
+        let _ = environment;
+        let changes = domain::pending_changes(&services(ctx).db.conn, &tenant(ctx)?).await?;
+        Ok(changes.into_iter().map(PendingChange).collect())
+    }
+
+    /// The dry run of `publish`: what it would do, and what it would need. Changes nothing.
+    async fn publish_plan(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Must be PRODUCTION, like `publish`.")] environment: Environment,
+        #[graphql(desc = "The same input `publish` would get.")] input: PublishInput,
+    ) -> GqlResult<PublishPlan> {
+        let request = request(ctx, environment, input)?;
+        Ok(PublishPlan(
+            domain::plan(&services(ctx).db.conn, &tenant(ctx)?, &request).await?,
+        ))
+    }
+
+    /// Releases (publishes and rollbacks), newest first.
+    async fn releases(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Either environment; the answer is the same.")] environment: Environment,
+        #[graphql(desc = "Page size from the start (default 20, at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Return the releases after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Return the releases before this cursor.")] before: Option<String>,
+    ) -> GqlResult<ReleaseConnection> {
+        let _ = environment;
+        let page = PageArgs::new(first, after, last, before).request(ctx)?;
+        let releases = domain::list(&services(ctx).db, &tenant(ctx)?, &page).await?;
+        Ok(ReleaseConnection(parts(releases, |r| r.id.to_string(), Release)))
+    }
+
+    /// One release; null when it does not exist.
+    async fn release(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Either environment; releases are the tenant's.")] environment: Environment,
+        #[graphql(desc = "The release's global id.")] id: ID,
+    ) -> GqlResult<Option<Release>> {
+        let Some(id) = ids::uuid_of(&id, NodeType::Release, environment.into()) else {
+            return Ok(None);
+        };
+        match domain::get(&services(ctx).db.conn, &tenant(ctx)?, id).await {
+            Ok(release) => Ok(Some(Release(release))),
+            Err(Error::NotFound(_)) => Ok(None),
+            Err(other) => Err(other.into()),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct ReleaseMutation;
+
+#[Object]
+impl ReleaseMutation {
+    /// Publishes staging changes to production, atomically: every item or none. The only
+    /// mutation that accepts PRODUCTION (and the only way production changes). Also rolls back
+    /// (`rollbackTo`). Needs the publisher role.
+    async fn publish(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Must be PRODUCTION.")] environment: Environment,
+        #[graphql(desc = "What to publish or roll back.")] input: PublishInput,
+    ) -> GqlResult<Release> {
+        let request = request(ctx, environment, input)?;
+        let release = domain::publish(&services(ctx).db, &tenant(ctx)?, &actor(ctx)?.subject, request).await?;
+        Ok(Release(release))
+    }
+}
+
+/// The release that set a production record (null in staging).
+pub async fn release_of(ctx: &Context<'_>, release_id: Option<uuid::Uuid>) -> GqlResult<Option<Release>> {
+    let Some(id) = release_id else { return Ok(None) };
+    Ok(loader(ctx)?.load_one(ReleaseKey(id)).await?.map(Release))
+}
