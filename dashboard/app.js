@@ -9,6 +9,7 @@ import { Prompts } from './prompts.js';
 import { Connectors } from './connectors.js';
 import { Triggers } from './triggers.js';
 import { Shared } from './shared.js';
+import { Webhooks } from './webhooks.js';
 import { Shell, ErrorBox, canEdit, href } from './ui.js';
 
 // ---------- routing ----------
@@ -101,6 +102,7 @@ const SCREENS = {
   connectors: () => Connectors,
   triggers: () => Triggers,
   shared: () => Shared,
+  webhooks: () => Webhooks,
 };
 
 function Screen({ ctx }) {

@@ -27,6 +27,8 @@ pub struct Services {
     pub execution_limits: crate::domain::executions::ExecutionLimits,
     /// Schedule interval, trigger count, firing rate and webhook replay window.
     pub trigger_limits: crate::domain::triggers::TriggerLimits,
+    /// Outgoing webhooks: target policy, retries, time limits.
+    pub webhooks: crate::domain::webhooks::WebhookSettings,
 }
 
 #[derive(Clone)]
@@ -229,6 +231,7 @@ impl App {
                 max_firings_per_minute: config.max_firings_per_minute,
                 webhook_tolerance: config.webhook_tolerance,
             },
+            webhooks: config.webhook_settings(),
         };
         let schema = graphql::build_schema(services.clone(), &config);
         let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);

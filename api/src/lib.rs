@@ -9,6 +9,7 @@
 //! - [`graphql`]: the schema; resolvers are thin calls into [`domain`].
 //! - [`http`]: the axum router: `/graphql`, health, limits.
 //! - [`live`]: the live feed's fan-out; [`runner`]: the workers that run agents.
+//! - [`webhook_delivery`]: the sender of outgoing webhooks.
 //! - [`app`]: wiring it all together.
 
 pub mod app;
@@ -24,3 +25,4 @@ pub mod http;
 pub mod live;
 pub mod runner;
 pub mod scope;
+pub mod webhook_delivery;

@@ -197,6 +197,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         // No workers here, but executions of lost workers are still reclaimed.
         tokio::spawn(runflow::runner::reap(app.clone()));
     }
+    // Outgoing webhooks: every replica sends; deliveries are claimed in the database.
+    tokio::spawn(runflow::webhook_delivery::run(app.clone()));
     runflow::http::serve(app, listener).await
 }
 

@@ -9,6 +9,7 @@ mod client;
 mod executions;
 mod operations;
 mod releases;
+mod webhooks;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
@@ -102,6 +103,9 @@ enum Command {
         #[arg(long, value_enum, default_value = "staging")]
         environment: Env,
     },
+    /// Outgoing webhook endpoints and their delivery log (admin).
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// Print a completion script for your shell (e.g. `rf completions zsh > ~/.zfunc/_rf`).
     Completions {
         #[arg(value_enum)]
@@ -127,6 +131,33 @@ enum AgentsCommand {
     List {
         #[arg(long, value_enum, default_value = "staging")]
         environment: Env,
+    },
+}
+
+#[derive(Subcommand)]
+enum WebhooksCommand {
+    /// The tenant's webhook endpoints.
+    List,
+    /// Create an endpoint; prints the generated signing secret once.
+    Create {
+        /// Where messages are POSTed.
+        url: String,
+        /// Event types (comma-separated): release.published, release.rolled_back,
+        /// execution.failed, release_request.opened, release_request.approved,
+        /// scheduled_release.failed.
+        #[arg(long, value_delimiter = ',', default_value = "release.published,release.rolled_back")]
+        events: Vec<String>,
+        /// Your own signing secret (`whsec_...`) instead of a generated one.
+        #[arg(long, env = "RF_WEBHOOK_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+    },
+    /// Delete an endpoint (by id) and its delivery log.
+    Delete { id: String },
+    /// An endpoint's delivery log, newest first.
+    Deliveries {
+        id: String,
+        #[arg(long, default_value_t = 20)]
+        first: i64,
     },
 }
 
@@ -227,6 +258,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             yes,
         } => releases::rollback(&global, &release, items, note, yes).await,
         Command::Executions { follow, environment } => executions::run(&global, follow, environment).await,
+        Command::Webhooks(WebhooksCommand::List) => webhooks::list(&global).await,
+        Command::Webhooks(WebhooksCommand::Create { url, events, secret }) => {
+            webhooks::create(&global, url, events, secret).await
+        }
+        Command::Webhooks(WebhooksCommand::Delete { id }) => webhooks::delete(&global, id).await,
+        Command::Webhooks(WebhooksCommand::Deliveries { id, first }) => webhooks::deliveries(&global, id, first).await,
     }
 }
 

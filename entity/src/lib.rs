@@ -29,6 +29,9 @@ pub mod spans;
 pub mod traces;
 pub mod trigger_firings;
 pub mod triggers;
+pub mod webhook_cursors;
+pub mod webhook_deliveries;
+pub mod webhook_endpoints;
 
 /// The two environments every tenant has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, serde::Serialize, serde::Deserialize)]

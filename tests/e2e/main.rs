@@ -29,3 +29,4 @@ mod runner;
 mod runtime_records;
 mod sandbox;
 mod shared_resources;
+mod webhooks;

@@ -1,6 +1,6 @@
 //! The role policy: the one table of which operation needs which role.
 //!
-//! Queries and subscriptions need `viewer` (any valid token). Mutations need `developer`
+//! Queries and subscriptions need `viewer` (any valid token), webhook endpoints `admin`. Mutations need `developer`
 //! unless listed here. The GraphQL access check ([`crate::graphql::access`]) applies it to
 //! every root mutation field before any resolver runs, so a new mutation is covered by default.
 
@@ -18,9 +18,25 @@ pub fn required_role_for_mutation(field: &str) -> Role {
         {
             Role::Admin
         }
+        // Outgoing webhooks send production's events out of the system: admins only.
+        f if f.ends_with("WebhookEndpoint") || f == "redeliverWebhook" => Role::Admin,
         _ => Role::Developer,
     }
 }
 
 /// The role needed to read.
 pub const READ_ROLE: Role = Role::Viewer;
+
+/// The role a root query (or subscription) field requires: [`READ_ROLE`], except webhook
+/// endpoints, whose URLs often carry a receiver's credentials: admins only.
+pub fn required_role_for_query(field: &str) -> Role {
+    match field {
+        "webhookEndpoints" => Role::Admin,
+        _ => READ_ROLE,
+    }
+}
+
+/// Whether `role` may read webhook endpoints and deliveries (also through `node`).
+pub fn may_read_webhooks(role: Role) -> bool {
+    role >= required_role_for_query("webhookEndpoints")
+}

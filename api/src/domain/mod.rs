@@ -24,6 +24,7 @@ pub mod shared_resources;
 pub mod traces;
 pub mod triggers;
 pub mod validate;
+pub mod webhooks;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;

@@ -5,7 +5,7 @@
 //!    `PRODUCTION` fails the whole operation with `PRODUCTION_READ_ONLY` (nothing runs, so
 //!    nothing is written). The only exception is `publish`, the one way production changes.
 //! 2. **Authentication**: every root field except introspection needs a valid token.
-//! 3. **Roles**: reads need `viewer`; each mutation needs the role of
+//! 3. **Roles**: reads need [`crate::auth::policy::required_role_for_query`]; each mutation needs the role of
 //!    [`crate::auth::policy::required_role_for_mutation`].
 //!
 //! The checks look at root fields only, through fragments, with variables resolved, so a new
@@ -22,7 +22,7 @@ use async_graphql_value::{ConstValue, Value as AstValue};
 
 use super::errors::from_domain;
 use super::operation_check::OperationCheck;
-use crate::auth::policy::{READ_ROLE, required_role_for_mutation};
+use crate::auth::policy::{required_role_for_mutation, required_role_for_query};
 use crate::auth::{Actor, Authentication};
 use crate::error::Error;
 
@@ -90,7 +90,7 @@ pub fn check(
             }
             let required = match operation.ty {
                 OperationType::Mutation => required_role_for_mutation(name),
-                _ => READ_ROLE,
+                _ => required_role_for_query(name),
             };
             if actor.role < required {
                 return Err(Error::Forbidden(format!(

@@ -35,9 +35,11 @@ pub enum NodeType {
     KnowledgeBase,
     LlmProvider,
     DataSource,
+    WebhookEndpoint,
+    WebhookDelivery,
 }
 
-const ALL: [NodeType; 21] = [
+const ALL: [NodeType; 23] = [
     NodeType::Agent,
     NodeType::Prompt,
     NodeType::Connector,
@@ -59,6 +61,8 @@ const ALL: [NodeType; 21] = [
     NodeType::KnowledgeBase,
     NodeType::LlmProvider,
     NodeType::DataSource,
+    NodeType::WebhookEndpoint,
+    NodeType::WebhookDelivery,
 ];
 
 impl NodeType {
@@ -86,6 +90,8 @@ impl NodeType {
             NodeType::KnowledgeBase => "KnowledgeBase",
             NodeType::LlmProvider => "LlmProvider",
             NodeType::DataSource => "DataSource",
+            NodeType::WebhookEndpoint => "WebhookEndpoint",
+            NodeType::WebhookDelivery => "WebhookDelivery",
         }
     }
 

@@ -35,6 +35,7 @@ pub mod syntax;
 mod traces;
 mod triggers;
 mod viewer;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -69,6 +70,7 @@ pub struct Query(
     traces::TraceQuery,
     memory::MemoryQuery,
     shared::SharedQuery,
+    webhooks::WebhookQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -84,6 +86,7 @@ pub struct Mutation(
     shared::KnowledgeBaseMutation,
     shared::LlmProviderMutation,
     shared::DataSourceMutation,
+    webhooks::WebhookMutation,
 );
 
 /// What resolvers return: domain errors convert with `?` and keep their code (see [`errors`]).

@@ -23,6 +23,7 @@ use super::sessions::{Message, Session};
 use super::shared::{Credential, DataSource, KnowledgeBase, LlmProvider};
 use super::traces::{Span, Trace};
 use super::triggers::Trigger;
+use super::webhooks::{WebhookDelivery, WebhookEndpoint};
 use super::{Environment, GqlResult};
 use crate::domain::lookup::{in_scope, in_tenant};
 use crate::domain::releases as release_domain;
@@ -63,6 +64,8 @@ pub enum Node {
     KnowledgeBase(KnowledgeBase),
     LlmProvider(LlmProvider),
     DataSource(DataSource),
+    WebhookEndpoint(WebhookEndpoint),
+    WebhookDelivery(WebhookDelivery),
 }
 
 fn uuid(key: &str) -> Option<Uuid> {
@@ -86,6 +89,7 @@ async fn resolve(ctx: &Context<'_>, environment: Environment, id: &str) -> GqlRe
             .map(|c| Node::PendingChange(PendingChange(c))));
     }
     let Some(uuid) = uuid(&key) else { return Ok(None) };
+    let may_read_webhooks = crate::auth::policy::may_read_webhooks(super::context::actor(ctx)?.role);
     let shared = |category: Category| {
         tenant
             .select::<shared_resources::Entity>()
@@ -175,6 +179,21 @@ async fn resolve(ctx: &Context<'_>, environment: Environment, id: &str) -> GqlRe
             .await
             .map_err(Error::from)?
             .map(|r| Node::DataSource(DataSource(r))),
+        // Webhook endpoints and their deliveries are for admins only (see `auth::policy`).
+        NodeType::WebhookEndpoint | NodeType::WebhookDelivery if !may_read_webhooks => None,
+        NodeType::WebhookEndpoint => {
+            in_tenant::<entity::webhook_endpoints::Entity, _>(db, &tenant, entity::webhook_endpoints::Column::Id, uuid)
+                .await?
+                .map(|r| Node::WebhookEndpoint(WebhookEndpoint(r)))
+        }
+        NodeType::WebhookDelivery => in_tenant::<entity::webhook_deliveries::Entity, _>(
+            db,
+            &tenant,
+            entity::webhook_deliveries::Column::Id,
+            uuid,
+        )
+        .await?
+        .map(|r| Node::WebhookDelivery(WebhookDelivery(r))),
         NodeType::PendingChange | NodeType::PlannedItem => None,
     })
 }

@@ -36,7 +36,7 @@ use crate::domain::memory;
 use crate::error::{Error, Result};
 use crate::scope::Scope;
 
-mod egress;
+pub(crate) mod egress;
 mod sandbox;
 mod schedule;
 
