@@ -117,7 +117,7 @@ mod tests {
         for bad in [
             "ftp://example.com/",
             "https://user:pw@example.com/",
-            "https:///nohost",
+            "http://",
             "not a url",
             "https://example.com/#frag",
         ] {
