@@ -10,6 +10,7 @@ pub mod agent_commit_files;
 pub mod agent_commits;
 pub mod agent_deployments;
 pub mod agents;
+pub mod audit_entries;
 pub mod blobs;
 pub mod connector_instances;
 pub mod connector_resources;

@@ -12,6 +12,7 @@ mod m20261129_000003_events;
 mod m20261129_000004_runner;
 mod m20261129_000005_triggers;
 mod m20261130_000020_idempotency;
+mod m20261130_000030_governance;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000004_runner::Migration),
             Box::new(m20261129_000005_triggers::Migration),
             Box::new(m20261130_000020_idempotency::Migration),
+            Box::new(m20261130_000030_governance::Migration),
         ]
     }
 }

@@ -16,6 +16,7 @@ mod concurrency;
 mod config_and_tokens;
 mod connectors_and_triggers;
 mod faults;
+mod governance;
 mod http;
 mod live_feed;
 mod prompts;

@@ -24,3 +24,12 @@ pub fn required_role_for_mutation(field: &str) -> Role {
 
 /// The role needed to read.
 pub const READ_ROLE: Role = Role::Viewer;
+
+/// The role a root query or subscription field requires: `viewer` except for these.
+pub fn required_role_for_query(field: &str) -> Role {
+    match field {
+        // Who did what: admins only.
+        "auditLog" => Role::Admin,
+        _ => READ_ROLE,
+    }
+}

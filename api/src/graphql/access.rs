@@ -22,7 +22,7 @@ use async_graphql::{Name, Positioned, Request, ServerResult, Variables};
 use async_graphql_value::{ConstValue, Value as AstValue};
 
 use super::errors::from_domain;
-use crate::auth::policy::{READ_ROLE, required_role_for_mutation};
+use crate::auth::policy::{required_role_for_mutation, required_role_for_query};
 use crate::auth::{Actor, Authentication};
 use crate::error::Error;
 
@@ -131,7 +131,7 @@ pub fn check(
             }
             let required = match operation.ty {
                 OperationType::Mutation => required_role_for_mutation(name),
-                _ => READ_ROLE,
+                _ => required_role_for_query(name),
             };
             if actor.role < required {
                 return Err(Error::Forbidden(format!(

@@ -9,6 +9,7 @@
 
 pub mod access;
 mod agents;
+pub mod audit;
 mod connectors;
 pub mod context;
 pub mod errors;
@@ -53,6 +54,7 @@ pub struct Query(
     traces::TraceQuery,
     memory::MemoryQuery,
     shared::SharedQuery,
+    audit::AuditQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -84,6 +86,7 @@ pub fn build_schema(services: Services, config: &Config) -> RunflowSchema {
         .data(services)
         .extension(errors::ErrorCodes)
         .extension(access::AccessControl)
+        .extension(audit::AuditTrail)
         .limit_depth(config.max_query_depth)
         .limit_complexity(config.max_query_complexity)
         .limit_recursive_depth(32)
