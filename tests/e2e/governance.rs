@@ -1,4 +1,4 @@
-//! Release governance: the audit log.
+//! Release governance: the audit log, approvals.
 
 use serde_json::{Value, json};
 
@@ -118,6 +118,35 @@ fn calls() -> Vec<(&'static str, String, Value)> {
             json!({}),
         ),
         (
+            "updateSettings",
+            "mutation { updateSettings(environment: STAGING, input: {requiredApprovals: 0}) { settings { revision } } }"
+                .into(),
+            json!({}),
+        ),
+        (
+            "requestRelease",
+            "mutation { requestRelease(environment: STAGING, input: {all: true, fingerprint: \"FINGERPRINT\"}) { request { id } } }"
+                .into(),
+            json!({}),
+        ),
+        (
+            "approveReleaseRequest",
+            "mutation { approveReleaseRequest(environment: STAGING, id: \"REQUEST\") { request { id } } }".into(),
+            json!({}),
+        ),
+        (
+            "requestRelease",
+            "mutation { requestRelease(environment: STAGING, input: {all: true, fingerprint: \"FINGERPRINT\"}) { request { id } } }"
+                .into(),
+            json!({}),
+        ),
+        (
+            "rejectReleaseRequest",
+            "mutation { rejectReleaseRequest(environment: STAGING, id: \"REQUEST\", comment: \"no\") { request { id } } }"
+                .into(),
+            json!({}),
+        ),
+        (
             "publish",
             "mutation { publish(environment: PRODUCTION, input: {all: true, fingerprint: \"FINGERPRINT\"}) { id } }"
                 .into(),
@@ -220,9 +249,11 @@ async fn every_mutation_is_audited_without_secrets(backend: Backend) {
         "mutations without an audit scenario (add them to `calls`): {missing:?}"
     );
 
+    let developer = token(&tenant, "developer");
     let mut runtime_token = String::new();
+    let mut request = String::new();
     for (field, query, variables) in &calls {
-        let query = if *field == "publish" {
+        let query = if query.contains("FINGERPRINT") {
             let plan = server
                 .data(
                     &admin,
@@ -235,9 +266,16 @@ async fn every_mutation_is_audited_without_secrets(backend: Backend) {
                 plan["publishPlan"]["fingerprint"].as_str().expect("fingerprint"),
             )
         } else {
-            query.clone()
+            query.replace("REQUEST", &request)
         };
-        let data = server.data(&admin, &query, variables.clone()).await;
+        let caller = if *field == "requestRelease" { &developer } else { &admin };
+        let data = server.data(caller, &query, variables.clone()).await;
+        if *field == "requestRelease" {
+            request = data["requestRelease"]["request"]["id"]
+                .as_str()
+                .expect("id")
+                .to_string();
+        }
         if *field == "createRuntimeToken" {
             runtime_token = data["createRuntimeToken"]["token"].as_str().expect("token").to_string();
         }
@@ -261,8 +299,9 @@ async fn every_mutation_is_audited_without_secrets(backend: Backend) {
             .iter()
             .find(|e| e["action"] == name.as_str())
             .unwrap_or_else(|| panic!("no audit entry for {name}: {log:#?}"));
-        assert_eq!(entry["actor"], format!("admin@{tenant}"), "{entry:#}");
-        assert_eq!(entry["actorRole"], "admin");
+        let role = if name == "requestRelease" { "developer" } else { "admin" };
+        assert_eq!(entry["actor"], format!("{role}@{tenant}"), "{entry:#}");
+        assert_eq!(entry["actorRole"], role);
     }
     assert_eq!(staging.len() + production.len(), calls.len(), "{staging:#?}");
     assert!(!staging.iter().any(|e| e["recordKey"] == "no-such-agent"));
@@ -358,4 +397,283 @@ async fn every_mutation_is_audited_without_secrets(backend: Backend) {
     assert!(!exported.contains(CREDENTIAL_SECRET) && !exported.contains(ROTATED_SECRET));
 }
 
-on_both_backends!(every_mutation_is_audited_without_secrets);
+const REQUEST: &str = r#"mutation($i: RequestReleaseInput!) { requestRelease(environment: STAGING, input: $i) {
+  request { id state requestedBy note items { item revision } } } }"#;
+const APPROVE: &str = r#"mutation($id: ID!, $c: String) { approveReleaseRequest(environment: STAGING, id: $id, comment: $c) {
+  request { id state reviews { reviewer approved comment } } } }"#;
+const REJECT: &str = r#"mutation($id: ID!) { rejectReleaseRequest(environment: STAGING, id: $id, comment: "not now") {
+  request { id state } } }"#;
+const GET_REQUEST: &str = r#"query($id: ID!) { releaseRequest(environment: STAGING, id: $id) {
+  id state staleItems releaseId reviews { reviewer approved } } }"#;
+const PUBLISH: &str = r#"mutation($i: PublishInput!) { publish(environment: PRODUCTION, input: $i) {
+  id number approvalRequestId emergencyOverride } }"#;
+
+/// The pending revision of `agent:<slug>`.
+async fn agent_revision(server: &Server, token: &str, slug: &str) -> String {
+    let data = server
+        .data(
+            token,
+            "{ pendingChanges(environment: STAGING) { id revision } }",
+            json!({}),
+        )
+        .await;
+    data["pendingChanges"]
+        .as_array()
+        .expect("pending")
+        .iter()
+        .find(|c| c["id"] == format!("agent:{slug}"))
+        .map(|c| c["revision"].as_str().expect("revision").to_string())
+        .expect("a pending change of the agent")
+}
+
+fn person(tenant: &str, subject: &str, role: &str) -> String {
+    crate::support::sign(json!({ "sub": subject, "tenant": tenant, "role": role, "exp": crate::support::now() + 3600 }))
+}
+
+async fn publishing_needs_an_approved_current_request(backend: Backend) {
+    let server = Server::start(backend).await;
+    let tenant = tenant();
+    let admin = token(&tenant, "admin");
+    let developer = token(&tenant, "developer");
+    let publisher = token(&tenant, "publisher");
+    let other_publisher = person(&tenant, "second-publisher", "publisher");
+
+    // Live: the Releases screen follows requests.
+    let mut ws = server.websocket(None).await;
+    ws.init(&token(&tenant, "viewer")).await;
+    ws.subscribe(
+        "r",
+        "subscription { releaseRequestEvents(environment: STAGING) { kind environment request { state requestedBy } } }",
+        json!({}),
+    )
+    .await;
+
+    // Off by default; only admins turn it on, with STAGING (shared setting).
+    let settings = server
+        .data(
+            &admin,
+            "{ settings(environment: STAGING) { requiredApprovals revision } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(settings["settings"], json!({ "requiredApprovals": 0, "revision": 0 }));
+    let response = server
+        .gql(
+            Some(&publisher),
+            "mutation { updateSettings(environment: STAGING, input: {requiredApprovals: 1}) { settings { requiredApprovals } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&response), "FORBIDDEN");
+    let response = server
+        .gql(
+            Some(&admin),
+            "mutation { updateSettings(environment: STAGING, input: {requiredApprovals: 9}) { settings { requiredApprovals } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&response), "BAD_USER_INPUT");
+    let updated = server
+        .data(
+            &admin,
+            "mutation { updateSettings(environment: STAGING, input: {requiredApprovals: 1, expectedRevision: 0}) { settings { requiredApprovals revision updatedBy } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        updated["updateSettings"]["settings"],
+        json!({ "requiredApprovals": 1, "revision": 1, "updatedBy": format!("admin@{tenant}") })
+    );
+
+    // Approval required: a publish without an approved request is refused.
+    crate::support::deploy(&server, &developer, "bot", "print('v1')\n", "v1").await;
+    let r1 = agent_revision(&server, &developer, "bot").await;
+    let items = json!([{ "id": "agent:bot", "revision": r1 }]);
+    let response = server
+        .gql(Some(&publisher), PUBLISH, json!({ "i": { "items": items } }))
+        .await;
+    assert_eq!(error_code(&response), "FORBIDDEN", "{response:#}");
+    assert!(
+        crate::support::error_message(&response).contains("approval"),
+        "{response:#}"
+    );
+
+    // A developer requests exactly that; publishers review it.
+    let request = server
+        .data(
+            &developer,
+            REQUEST,
+            json!({ "i": { "items": items, "note": "ship v1" } }),
+        )
+        .await["requestRelease"]["request"]
+        .clone();
+    assert_eq!(request["state"], "OPEN");
+    assert_eq!(request["requestedBy"], format!("developer@{tenant}"));
+    assert_eq!(request["items"], json!([{ "item": "agent:bot", "revision": r1 }]));
+    let id = request["id"].clone();
+    // Developers can not approve; nor can the requester (two-person rule).
+    let response = server.gql(Some(&developer), APPROVE, json!({ "id": id })).await;
+    assert_eq!(error_code(&response), "FORBIDDEN");
+    let own = server
+        .data(&publisher, REQUEST, json!({ "i": { "items": items } }))
+        .await["requestRelease"]["request"]["id"]
+        .clone();
+    let response = server.gql(Some(&publisher), APPROVE, json!({ "id": own })).await;
+    assert_eq!(error_code(&response), "FORBIDDEN", "{response:#}");
+    assert!(crate::support::error_message(&response).contains("two-person"));
+    // Still not publishable while only open.
+    let response = server
+        .gql(Some(&publisher), PUBLISH, json!({ "i": { "items": items } }))
+        .await;
+    assert_eq!(error_code(&response), "FORBIDDEN");
+    let approved = server
+        .data(&other_publisher, APPROVE, json!({ "id": id, "c": "looks good" }))
+        .await["approveReleaseRequest"]["request"]
+        .clone();
+    assert_eq!(approved["state"], "APPROVED");
+    assert_eq!(
+        approved["reviews"],
+        json!([{ "reviewer": "second-publisher", "approved": true, "comment": "looks good" }])
+    );
+    let response = server.gql(Some(&admin), APPROVE, json!({ "id": id })).await;
+    assert_eq!(error_code(&response), "CONFLICT", "already approved: {response:#}");
+
+    // Now the publish goes through and carries the request out.
+    let release = server
+        .data(&publisher, PUBLISH, json!({ "i": { "items": items } }))
+        .await["publish"]
+        .clone();
+    assert_eq!(release["approvalRequestId"], id);
+    assert_eq!(release["emergencyOverride"], false);
+    let published = server.data(&developer, GET_REQUEST, json!({ "id": id })).await["releaseRequest"].clone();
+    assert_eq!(published["state"], "PUBLISHED");
+    assert_eq!(published["releaseId"], release["id"]);
+
+    // Stale: staging moves after approval; publishing the new revision is a CONFLICT naming it.
+    crate::support::deploy(&server, &developer, "bot", "print('v2')\n", "v2").await;
+    let r2 = agent_revision(&server, &developer, "bot").await;
+    let items2 = json!([{ "id": "agent:bot", "revision": r2 }]);
+    let id2 = server
+        .data(&developer, REQUEST, json!({ "i": { "items": items2 } }))
+        .await["requestRelease"]["request"]["id"]
+        .clone();
+    server.data(&other_publisher, APPROVE, json!({ "id": id2 })).await;
+    crate::support::deploy(&server, &developer, "bot", "print('v3')\n", "v3").await;
+    let r3 = agent_revision(&server, &developer, "bot").await;
+    let stale = server.data(&developer, GET_REQUEST, json!({ "id": id2 })).await["releaseRequest"].clone();
+    assert_eq!(stale["state"], "STALE");
+    assert!(
+        stale["staleItems"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("agent:bot"),
+        "{stale:#}"
+    );
+    let response = server
+        .gql(
+            Some(&publisher),
+            PUBLISH,
+            json!({ "i": { "items": [{ "id": "agent:bot", "revision": r3 }] } }),
+        )
+        .await;
+    assert_eq!(error_code(&response), "CONFLICT", "{response:#}");
+    assert!(
+        crate::support::error_message(&response).contains("agent:bot"),
+        "{response:#}"
+    );
+    let response = server
+        .gql(Some(&publisher), PUBLISH, json!({ "i": { "items": items2 } }))
+        .await;
+    assert_eq!(error_code(&response), "CONFLICT", "{response:#}");
+    // A stale request can not be approved either; a new one can, or be rejected.
+    let id3 = server
+        .data(
+            &developer,
+            REQUEST,
+            json!({ "i": { "items": [{ "id": "agent:bot", "revision": r3 }] } }),
+        )
+        .await["requestRelease"]["request"]["id"]
+        .clone();
+    let rejected = server.data(&other_publisher, REJECT, json!({ "id": id3 })).await;
+    assert_eq!(rejected["rejectReleaseRequest"]["request"]["state"], "REJECTED");
+    let response = server.gql(Some(&admin), APPROVE, json!({ "id": id3 })).await;
+    assert_eq!(error_code(&response), "CONFLICT");
+
+    // Listing by state.
+    let list = server
+        .data(
+            &developer,
+            "{ releaseRequests(environment: PRODUCTION, state: PUBLISHED) { edges { node { id state } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        list["releaseRequests"]["edges"],
+        json!([{ "node": { "id": id, "state": "PUBLISHED" } }])
+    );
+    let all = server
+        .data(
+            &developer,
+            "{ releaseRequests(environment: STAGING) { edges { node { state } } } }",
+            json!({}),
+        )
+        .await;
+    let states: Vec<&str> = all["releaseRequests"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| e["node"]["state"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(states, ["REJECTED", "STALE", "STALE", "PUBLISHED"], "newest first");
+
+    // Rollback follows the policy; an admin may override it, recorded in the release.
+    let rollback = json!({ "i": { "rollbackTo": release["id"] } });
+    let response = server.gql(Some(&publisher), PUBLISH, rollback.clone()).await;
+    assert_eq!(error_code(&response), "FORBIDDEN");
+    let emergency = json!({ "i": { "rollbackTo": release["id"], "emergencyOverride": true } });
+    let response = server.gql(Some(&publisher), PUBLISH, emergency.clone()).await;
+    assert_eq!(error_code(&response), "FORBIDDEN");
+    assert!(crate::support::error_message(&response).contains("admin"));
+    let response = server
+        .gql(
+            Some(&admin),
+            PUBLISH,
+            json!({ "i": { "items": [{ "id": "agent:bot", "revision": r3 }], "emergencyOverride": true } }),
+        )
+        .await;
+    assert_eq!(error_code(&response), "BAD_USER_INPUT", "only rollbacks: {response:#}");
+    let rolled_back = server.data(&admin, PUBLISH, emergency).await["publish"].clone();
+    assert_eq!(rolled_back["emergencyOverride"], true);
+    assert_eq!(rolled_back["approvalRequestId"], Value::Null);
+
+    // The subscriber saw every step, in order.
+    let mut kinds = Vec::new();
+    for _ in 0..8 {
+        let message = ws.json().await;
+        let event = &message["payload"]["data"]["releaseRequestEvents"];
+        assert_eq!(event["environment"], "STAGING", "{message:#}");
+        kinds.push(format!(
+            "{}:{}",
+            event["kind"].as_str().unwrap_or("?"),
+            event["request"]["state"].as_str().unwrap_or("?")
+        ));
+    }
+    assert_eq!(
+        kinds,
+        [
+            "OPENED:OPEN",
+            "OPENED:OPEN",
+            "APPROVED:APPROVED",
+            "PUBLISHED:PUBLISHED",
+            "OPENED:OPEN",
+            "APPROVED:APPROVED",
+            "OPENED:OPEN",
+            "REJECTED:REJECTED",
+        ]
+    );
+}
+
+on_both_backends!(
+    every_mutation_is_audited_without_secrets,
+    publishing_needs_an_approved_current_request,
+);

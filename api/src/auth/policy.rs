@@ -9,7 +9,9 @@ use super::Role;
 /// The role a root mutation field requires.
 pub fn required_role_for_mutation(field: &str) -> Role {
     match field {
-        "publish" | "rollback" => Role::Publisher,
+        "publish" | "rollback" | "approveReleaseRequest" | "rejectReleaseRequest" => Role::Publisher,
+        // Tenant settings (required approvals) govern every publish: admins only.
+        "updateSettings" => Role::Admin,
         // Shared resources affect production immediately: admins only.
         f if f.ends_with("Credential")
             || f.ends_with("KnowledgeBase")

@@ -28,6 +28,8 @@ pub enum Topic {
     Session,
     Trace,
     Release,
+    /// Release requests opened, reviewed and published (approvals).
+    ReleaseRequest,
 }
 
 impl Topic {
@@ -37,6 +39,7 @@ impl Topic {
             Topic::Session => "session",
             Topic::Trace => "trace",
             Topic::Release => "release",
+            Topic::ReleaseRequest => "release_request",
         }
     }
 }

@@ -6,6 +6,7 @@
 //! handlers and the CLI all call these functions; none of them re-implements a rule.
 
 pub mod agents;
+pub mod approvals;
 pub mod audit;
 pub mod connectors;
 pub mod credentials;

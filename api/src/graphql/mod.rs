@@ -14,6 +14,7 @@ mod connectors;
 pub mod context;
 pub mod errors;
 mod executions;
+pub mod governance;
 pub mod loaders;
 mod memory;
 mod pagination;
@@ -55,6 +56,7 @@ pub struct Query(
     memory::MemoryQuery,
     shared::SharedQuery,
     audit::AuditQuery,
+    governance::GovernanceQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -69,6 +71,7 @@ pub struct Mutation(
     shared::KnowledgeBaseMutation,
     shared::LlmProviderMutation,
     shared::DataSourceMutation,
+    governance::GovernanceMutation,
 );
 
 /// What resolvers return: domain errors convert with `?` and keep their code (see [`errors`]).

@@ -484,6 +484,14 @@ impl Release {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
     }
+    /// The approved release request this release carried out (when approvals are required).
+    async fn approval_request_id(&self) -> Option<ID> {
+        self.0.approval_request_id.map(|id| ID(id.to_string()))
+    }
+    /// Whether an admin rolled back without an approved request (an emergency override).
+    async fn emergency_override(&self) -> bool {
+        self.0.emergency_override
+    }
     /// 1, 2, 3... per tenant.
     async fn number(&self) -> i64 {
         self.0.number
@@ -652,6 +660,10 @@ pub struct PublishInput {
     /// Restore production to the state before this release (all of its items, or those listed
     /// in `items`).
     rollback_to: Option<ID>,
+    /// Admins only, rollbacks only: roll back without an approved release request when the
+    /// tenant requires approvals (an emergency). Recorded in the release.
+    #[graphql(default)]
+    emergency_override: bool,
 }
 
 fn request(ctx: &Context<'_>, environment: Environment, input: PublishInput) -> GqlResult<domain::PublishRequest> {
@@ -675,6 +687,7 @@ fn request(ctx: &Context<'_>, environment: Environment, input: PublishInput) -> 
         note: input.note.unwrap_or_default(),
         idempotency_key: input.idempotency_key.or(header),
         rollback_to,
+        emergency_override: input.emergency_override,
     })
 }
 
@@ -742,7 +755,8 @@ impl ReleaseMutation {
     /// (`rollbackTo`). Needs the publisher role.
     async fn publish(&self, ctx: &Context<'_>, environment: Environment, input: PublishInput) -> GqlResult<Release> {
         let request = request(ctx, environment, input)?;
-        let release = domain::publish(&services(ctx).db, &tenant(ctx)?, &actor(ctx)?.subject, request).await?;
+        let actor = actor(ctx)?;
+        let release = domain::publish(&services(ctx).db, &tenant(ctx)?, &actor.subject, actor.role, request).await?;
         Ok(Release(release))
     }
 }

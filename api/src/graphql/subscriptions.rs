@@ -337,4 +337,28 @@ impl Subscription {
         };
         subscribe(ctx, environment, filter, after, release_event).await
     }
+
+    /// Release requests opened, reviewed, approved, rejected and published (approvals), so
+    /// every open Releases screen can refresh.
+    async fn release_request_events(
+        &self,
+        ctx: &Context<'_>,
+        environment: Environment,
+        #[graphql(desc = "Replay the events after this cursor first.")] after: Option<String>,
+    ) -> EventStream<super::governance::ReleaseRequestEvent> {
+        let filter = Filter {
+            topic: events::Topic::ReleaseRequest,
+            agent: None,
+            execution_id: None,
+            session_id: None,
+        };
+        subscribe(
+            ctx,
+            environment,
+            filter,
+            after,
+            super::governance::release_request_event,
+        )
+        .await
+    }
 }
