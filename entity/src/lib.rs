@@ -25,6 +25,7 @@ pub mod release_items;
 pub mod release_request_reviews;
 pub mod release_requests;
 pub mod releases;
+pub mod scheduled_releases;
 pub mod session_messages;
 pub mod sessions;
 pub mod shared_resources;

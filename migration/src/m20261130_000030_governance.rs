@@ -135,6 +135,39 @@ impl MigrationTrait for Migration {
                     .add_column(col("emergency_override").boolean().not_null().default(false))
                     .to_owned(),
             )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("scheduled_releases"))
+                    .if_not_exists()
+                    .col(col("id").uuid().not_null().primary_key())
+                    .col(col("tenant_id").string_len(128).not_null())
+                    .col(col("run_at").timestamp_with_time_zone().not_null())
+                    .col(col("items").json_binary().not_null())
+                    .col(col("note").text().not_null())
+                    .col(col("state").string_len(16).not_null())
+                    .col(col("revision").big_integer().not_null())
+                    .col(col("claimed_until").timestamp_with_time_zone().null())
+                    .col(col("release_id").uuid().null())
+                    .col(col("failure").text().null())
+                    .col(col("created_by").string_len(255).not_null())
+                    .col(col("created_by_role").string_len(16).not_null())
+                    .col(col("created_at").timestamp_with_time_zone().not_null())
+                    .col(col("updated_at").timestamp_with_time_zone().not_null())
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_scheduled_releases_due")
+                    .table(Alias::new("scheduled_releases"))
+                    .col(Alias::new("state"))
+                    .col(Alias::new("run_at"))
+                    .if_not_exists()
+                    .to_owned(),
+            )
             .await
     }
 

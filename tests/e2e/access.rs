@@ -123,7 +123,14 @@ async fn every_mutation_requires_its_role(backend: Backend) {
             .iter()
             .any(|s| field.ends_with(s))
             || field == "updateSettings";
-        let publisher_only = ["approveReleaseRequest", "rejectReleaseRequest"].contains(&field.as_str());
+        let publisher_only = [
+            "approveReleaseRequest",
+            "rejectReleaseRequest",
+            "scheduleRelease",
+            "rescheduleRelease",
+            "cancelScheduledRelease",
+        ]
+        .contains(&field.as_str());
         if field == "publish" {
             // Publishing needs the publisher role, and is the one mutation allowed on PRODUCTION.
             let developer = token(&tenant, "developer");

@@ -1,4 +1,4 @@
-//! Release governance: the audit log, approvals.
+//! Release governance: the audit log, approvals, scheduled releases.
 
 use serde_json::{Value, json};
 
@@ -147,6 +147,24 @@ fn calls() -> Vec<(&'static str, String, Value)> {
             json!({}),
         ),
         (
+            "scheduleRelease",
+            "mutation { scheduleRelease(environment: STAGING, input: {all: true, fingerprint: \"FINGERPRINT\", at: \"AT_LATER\"}) { scheduledRelease { id } } }"
+                .into(),
+            json!({}),
+        ),
+        (
+            "rescheduleRelease",
+            "mutation { rescheduleRelease(environment: STAGING, id: \"SCHEDULED\", at: \"AT_LATER\") { scheduledRelease { id } } }"
+                .into(),
+            json!({}),
+        ),
+        (
+            "cancelScheduledRelease",
+            "mutation { cancelScheduledRelease(environment: STAGING, id: \"SCHEDULED\") { scheduledRelease { id } } }"
+                .into(),
+            json!({}),
+        ),
+        (
             "publish",
             "mutation { publish(environment: PRODUCTION, input: {all: true, fingerprint: \"FINGERPRINT\"}) { id } }"
                 .into(),
@@ -252,7 +270,9 @@ async fn every_mutation_is_audited_without_secrets(backend: Backend) {
     let developer = token(&tenant, "developer");
     let mut runtime_token = String::new();
     let mut request = String::new();
+    let mut scheduled = String::new();
     for (field, query, variables) in &calls {
+        let query = query.replace("AT_LATER", &in_seconds(3600));
         let query = if query.contains("FINGERPRINT") {
             let plan = server
                 .data(
@@ -266,10 +286,19 @@ async fn every_mutation_is_audited_without_secrets(backend: Backend) {
                 plan["publishPlan"]["fingerprint"].as_str().expect("fingerprint"),
             )
         } else {
-            query.replace("REQUEST", &request)
+            query
+                .replace("REQUEST", &request)
+                .replace("SCHEDULED", &scheduled)
+                .replace("AT_LATER", &in_seconds(3600))
         };
         let caller = if *field == "requestRelease" { &developer } else { &admin };
         let data = server.data(caller, &query, variables.clone()).await;
+        if *field == "scheduleRelease" {
+            scheduled = data["scheduleRelease"]["scheduledRelease"]["id"]
+                .as_str()
+                .expect("id")
+                .to_string();
+        }
         if *field == "requestRelease" {
             request = data["requestRelease"]["request"]["id"]
                 .as_str()
@@ -673,7 +702,221 @@ async fn publishing_needs_an_approved_current_request(backend: Backend) {
     );
 }
 
+const SCHEDULE: &str = r#"mutation($i: ScheduleReleaseInput!) { scheduleRelease(environment: STAGING, input: $i) {
+  scheduledRelease { id at state revision items { item revision } } } }"#;
+const SCHEDULED: &str = r#"{ scheduledReleases(environment: STAGING) { edges { node {
+  id state failure releaseId revision note } } } }"#;
+
+fn in_seconds(seconds: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::seconds(seconds)).to_rfc3339()
+}
+
+/// Polls until the scheduled release `id` leaves SCHEDULED/RUNNING (no timing assertion: the
+/// limit only keeps a broken build from hanging).
+async fn settled(server: &Server, token: &str, id: &Value) -> Value {
+    for _ in 0..600 {
+        let data = server.data(token, SCHEDULED, json!({})).await;
+        let node = data["scheduledReleases"]["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .map(|e| e["node"].clone())
+            .find(|n| n["id"] == *id)
+            .expect("the scheduled release");
+        if node["state"] != "SCHEDULED" && node["state"] != "RUNNING" {
+            return node;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("scheduled release {id} never ran");
+}
+
+async fn releases(server: &Server, token: &str) -> Vec<Value> {
+    server
+        .data(
+            token,
+            "{ releases(environment: PRODUCTION) { edges { node { id number note } } } }",
+            json!({}),
+        )
+        .await["releases"]["edges"]
+        .as_array()
+        .expect("releases")
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect()
+}
+
+async fn scheduled_release_runs_once_across_replicas(backend: Backend) {
+    // The first process runs no scheduler (no workers) until the replicas are up.
+    let first = Server::start_with(backend, &[("RUNFLOW_WORKERS", "0")]).await;
+    let tenant = tenant();
+    let developer = token(&tenant, "developer");
+    let publisher = token(&tenant, "publisher");
+    crate::support::deploy(&first, &developer, "bot", "print('v1')\n", "v1").await;
+    let r1 = agent_revision(&first, &developer, "bot").await;
+    let items = json!([{ "id": "agent:bot", "revision": r1 }]);
+
+    // Validation: the future only; exactly reviewed revisions; developers can not schedule.
+    let response = first
+        .gql(
+            Some(&publisher),
+            SCHEDULE,
+            json!({ "i": { "items": items, "at": in_seconds(-5) } }),
+        )
+        .await;
+    assert_eq!(error_code(&response), "BAD_USER_INPUT");
+    let response = first
+        .gql(
+            Some(&publisher),
+            SCHEDULE,
+            json!({ "i": { "items": [{ "id": "agent:bot", "revision": "old" }], "at": in_seconds(60) } }),
+        )
+        .await;
+    assert_eq!(error_code(&response), "CONFLICT");
+    let response = first
+        .gql(
+            Some(&developer),
+            SCHEDULE,
+            json!({ "i": { "items": items, "at": in_seconds(60) } }),
+        )
+        .await;
+    assert_eq!(error_code(&response), "FORBIDDEN");
+
+    // Cancel and reschedule.
+    let later = first
+        .data(
+            &publisher,
+            SCHEDULE,
+            json!({ "i": { "items": items, "at": in_seconds(3600) } }),
+        )
+        .await["scheduleRelease"]["scheduledRelease"]
+        .clone();
+    assert_eq!(later["state"], "SCHEDULED");
+    let moved = first
+        .data(
+            &publisher,
+            "mutation($id: ID!, $at: DateTime!) { rescheduleRelease(environment: STAGING, id: $id, at: $at, expectedRevision: 1) { scheduledRelease { state revision } } }",
+            json!({ "id": later["id"], "at": in_seconds(7200) }),
+        )
+        .await;
+    assert_eq!(
+        moved["rescheduleRelease"]["scheduledRelease"],
+        json!({ "state": "SCHEDULED", "revision": 2 })
+    );
+    let cancel =
+        "mutation($id: ID!) { cancelScheduledRelease(environment: STAGING, id: $id) { scheduledRelease { state } } }";
+    let cancelled = first.data(&publisher, cancel, json!({ "id": later["id"] })).await;
+    assert_eq!(
+        cancelled["cancelScheduledRelease"]["scheduledRelease"]["state"],
+        "CANCELLED"
+    );
+    let response = first.gql(Some(&publisher), cancel, json!({ "id": later["id"] })).await;
+    assert_eq!(error_code(&response), "CONFLICT");
+
+    // Due in two seconds, with two replicas running schedulers on one database.
+    let soon = first
+        .data(
+            &publisher,
+            SCHEDULE,
+            json!({ "i": { "items": items, "at": in_seconds(2), "note": "timed" } }),
+        )
+        .await["scheduleRelease"]["scheduledRelease"]
+        .clone();
+    assert_eq!(soon["items"], json!([{ "item": "agent:bot", "revision": r1 }]));
+    let a = first.replica().await;
+    let b = first.replica().await;
+    let done = settled(&a, &publisher, &soon["id"]).await;
+    assert_eq!(done["state"], "PUBLISHED", "{done:#}");
+    let made = releases(&b, &publisher).await;
+    assert_eq!(made.len(), 1, "published once: {made:#?}");
+    assert_eq!(made[0]["note"], "timed");
+    assert_eq!(done["releaseId"], made[0]["id"]);
+    let audit = b
+        .data(
+            &token(&tenant, "admin"),
+            AUDIT_LOG,
+            json!({ "env": "PRODUCTION", "filter": { "action": "scheduledPublish" }, "after": null }),
+        )
+        .await;
+    let entries = audit["auditLog"]["edges"].as_array().expect("edges");
+    assert_eq!(entries.len(), 1, "{audit:#}");
+    assert_eq!(entries[0]["node"]["actor"], format!("publisher@{tenant}"));
+    let production = b
+        .data(
+            &publisher,
+            r#"{ agent(environment: PRODUCTION, slug: "bot") { slug } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(production["agent"]["slug"], "bot");
+
+    // Staging moves after scheduling: it does not publish, and says which item changed.
+    crate::support::deploy(&first, &developer, "bot", "print('v2')\n", "v2").await;
+    let r2 = agent_revision(&first, &developer, "bot").await;
+    let doomed = first
+        .data(
+            &publisher,
+            SCHEDULE,
+            json!({ "i": { "items": [{ "id": "agent:bot", "revision": r2 }], "at": in_seconds(2) } }),
+        )
+        .await["scheduleRelease"]["scheduledRelease"]
+        .clone();
+    crate::support::deploy(&first, &developer, "bot", "print('v3')\n", "v3").await;
+    let failed = settled(&b, &publisher, &doomed["id"]).await;
+    assert_eq!(failed["state"], "FAILED", "{failed:#}");
+    assert!(
+        failed["failure"].as_str().unwrap_or_default().contains("agent:bot"),
+        "{failed:#}"
+    );
+    assert_eq!(releases(&a, &publisher).await.len(), 1, "nothing more was published");
+}
+
+async fn scheduled_release_survives_restarts_within_the_grace_window(backend: Backend) {
+    // No scheduler runs while the releases fall due.
+    let first = Server::start_with(backend, &[("RUNFLOW_WORKERS", "0")]).await;
+    let tenant = tenant();
+    let developer = token(&tenant, "developer");
+    let publisher = token(&tenant, "publisher");
+    crate::support::deploy(&first, &developer, "bot", "print('v1')\n", "v1").await;
+    let r1 = agent_revision(&first, &developer, "bot").await;
+    let items = json!([{ "id": "agent:bot", "revision": r1 }]);
+    let missed = first
+        .data(
+            &publisher,
+            SCHEDULE,
+            json!({ "i": { "items": items, "at": in_seconds(1) } }),
+        )
+        .await["scheduleRelease"]["scheduledRelease"]
+        .clone();
+    // Wait (not a timing assertion) until it is well past due.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    // A scheduler with a one-second grace window: too late, MISSED; nothing published.
+    {
+        let strict = first.replica_with(&[("RUNFLOW_SCHEDULED_RELEASE_GRACE", "1s")]).await;
+        let state = settled(&strict, &publisher, &missed["id"]).await;
+        assert_eq!(state["state"], "MISSED", "{state:#}");
+        assert!(state["failure"].as_str().unwrap_or_default().contains("grace"));
+        assert!(releases(&strict, &publisher).await.is_empty());
+    }
+    let due = first
+        .data(
+            &publisher,
+            SCHEDULE,
+            json!({ "i": { "items": items, "at": in_seconds(1) } }),
+        )
+        .await["scheduleRelease"]["scheduledRelease"]
+        .clone();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    // The next start, within the (default 15 min) window: published.
+    let next = first.replica().await;
+    let state = settled(&next, &publisher, &due["id"]).await;
+    assert_eq!(state["state"], "PUBLISHED", "{state:#}");
+    assert_eq!(releases(&next, &publisher).await.len(), 1);
+}
+
 on_both_backends!(
     every_mutation_is_audited_without_secrets,
     publishing_needs_an_approved_current_request,
+    scheduled_release_runs_once_across_replicas,
+    scheduled_release_survives_restarts_within_the_grace_window,
 );

@@ -9,7 +9,13 @@ use super::Role;
 /// The role a root mutation field requires.
 pub fn required_role_for_mutation(field: &str) -> Role {
     match field {
-        "publish" | "rollback" | "approveReleaseRequest" | "rejectReleaseRequest" => Role::Publisher,
+        "publish"
+        | "rollback"
+        | "approveReleaseRequest"
+        | "rejectReleaseRequest"
+        | "scheduleRelease"
+        | "rescheduleRelease"
+        | "cancelScheduledRelease" => Role::Publisher,
         // Tenant settings (required approvals) govern every publish: admins only.
         "updateSettings" => Role::Admin,
         // Shared resources affect production immediately: admins only.

@@ -30,6 +30,8 @@ pub enum Topic {
     Release,
     /// Release requests opened, reviewed and published (approvals).
     ReleaseRequest,
+    /// Scheduled releases scheduled, changed, published, failed or missed.
+    Schedule,
 }
 
 impl Topic {
@@ -40,6 +42,7 @@ impl Topic {
             Topic::Trace => "trace",
             Topic::Release => "release",
             Topic::ReleaseRequest => "release_request",
+            Topic::Schedule => "schedule",
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod pagination;
 pub mod prompts;
 pub mod releases;
 pub mod revision;
+pub mod scheduled_releases;
 pub mod sessions;
 pub mod shared_resources;
 pub mod traces;

@@ -6,13 +6,14 @@
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::{release_request_reviews, release_requests};
+use entity::{release_request_reviews, release_requests, scheduled_releases};
 
 use super::context::{actor, services, tenant};
 use super::pagination::{RelayConnection, connection, page_request, parse_id};
 use super::{Environment, GqlResult};
 use crate::domain::approvals::{self as domain, RequestState, RequestView};
 use crate::domain::releases::PublishRequest;
+use crate::domain::scheduled_releases as schedules;
 use crate::error::Error;
 
 /// The global id of a release request (one function, so the contract's id scheme is a
@@ -419,4 +420,230 @@ pub fn release_request_event(event: &entity::events::Model) -> crate::error::Res
         environment: event.environment.into(),
         request: ReleaseRequest(RequestView::as_stored(request)),
     })
+}
+
+// ----------------------------------------------------------------------------------------
+// Scheduled releases
+// ----------------------------------------------------------------------------------------
+
+/// The global id of a scheduled release (one function, so the contract's id scheme is a
+/// one-line change).
+fn scheduled_release_id(model: &scheduled_releases::Model) -> ID {
+    ID(model.id.to_string())
+}
+
+/// The state of a scheduled release.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduledReleaseState {
+    /// Waiting for its time.
+    Scheduled,
+    /// Being published now.
+    Running,
+    /// Published: see `releaseId`.
+    Published,
+    /// Not published: staging changed since it was scheduled (or another check failed); see
+    /// `failure`.
+    Failed,
+    /// Its time passed while no Runflow process ran, beyond the grace window.
+    Missed,
+    /// Cancelled before its time.
+    Cancelled,
+}
+
+impl ScheduledReleaseState {
+    fn as_str(self) -> &'static str {
+        match self {
+            ScheduledReleaseState::Scheduled => "scheduled",
+            ScheduledReleaseState::Running => "running",
+            ScheduledReleaseState::Published => "published",
+            ScheduledReleaseState::Failed => "failed",
+            ScheduledReleaseState::Missed => "missed",
+            ScheduledReleaseState::Cancelled => "cancelled",
+        }
+    }
+
+    fn parse(value: &str) -> ScheduledReleaseState {
+        match value {
+            "running" => ScheduledReleaseState::Running,
+            "published" => ScheduledReleaseState::Published,
+            "failed" => ScheduledReleaseState::Failed,
+            "missed" => ScheduledReleaseState::Missed,
+            "cancelled" => ScheduledReleaseState::Cancelled,
+            _ => ScheduledReleaseState::Scheduled,
+        }
+    }
+}
+
+/// A release scheduled for a time: exactly the reviewed items and revisions, published once.
+pub struct ScheduledRelease(scheduled_releases::Model);
+
+#[Object]
+impl ScheduledRelease {
+    /// The scheduled release's id.
+    async fn id(&self) -> ID {
+        scheduled_release_id(&self.0)
+    }
+    /// When it is (or was) to be published.
+    async fn at(&self) -> DateTime<Utc> {
+        self.0.run_at
+    }
+    /// Its state.
+    async fn state(&self) -> ScheduledReleaseState {
+        ScheduledReleaseState::parse(&self.0.state)
+    }
+    /// Exactly the items and revisions it publishes.
+    async fn items(&self) -> Vec<ReleaseRequestItem> {
+        schedules::items_of(&self.0)
+            .into_iter()
+            .map(|i| ReleaseRequestItem {
+                item: i.item,
+                revision: i.revision,
+            })
+            .collect()
+    }
+    /// The release note.
+    async fn note(&self) -> &str {
+        &self.0.note
+    }
+    /// Why it FAILED (naming the items that changed) or was MISSED.
+    async fn failure(&self) -> Option<&str> {
+        self.0.failure.as_deref()
+    }
+    /// Once PUBLISHED: the release's id.
+    async fn release_id(&self) -> Option<ID> {
+        self.0.release_id.map(|id| ID(id.to_string()))
+    }
+    /// Increases with every change; pass it as `expectedRevision`.
+    async fn revision(&self) -> i64 {
+        self.0.revision
+    }
+    /// Who scheduled it (the release is published in their name).
+    async fn created_by(&self) -> &str {
+        &self.0.created_by
+    }
+    /// When it was scheduled.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+/// What to schedule: items with the revisions you reviewed, or everything at the plan's
+/// fingerprint, and when.
+#[derive(InputObject)]
+pub struct ScheduleReleaseInput {
+    /// The items to publish, each with the revision you reviewed.
+    items: Option<Vec<RequestReleaseItemInput>>,
+    /// Everything pending; requires `fingerprint`.
+    #[graphql(default)]
+    all: bool,
+    /// With `all`: the fingerprint from `publishPlan`.
+    fingerprint: Option<String>,
+    /// Why: stored with the release.
+    note: Option<String>,
+    /// When to publish (in the future, within a year).
+    at: DateTime<Utc>,
+}
+
+/// The result of `scheduleRelease`, `rescheduleRelease` and `cancelScheduledRelease`.
+#[derive(SimpleObject)]
+pub struct ScheduledReleasePayload {
+    /// The scheduled release now.
+    scheduled_release: ScheduledRelease,
+}
+
+#[derive(Default)]
+pub struct ScheduleQuery;
+
+#[Object]
+impl ScheduleQuery {
+    /// Scheduled releases, newest first (shared: the same in both environments).
+    async fn scheduled_releases(
+        &self,
+        ctx: &Context<'_>,
+        environment: Environment,
+        #[graphql(desc = "Only scheduled releases in this state.")] state: Option<ScheduledReleaseState>,
+        #[graphql(desc = "At most this many (default 20, at most 100).")] first: Option<i32>,
+        #[graphql(desc = "The cursor of the last item of the previous page.")] after: Option<String>,
+    ) -> GqlResult<RelayConnection<ScheduledRelease>> {
+        let _ = environment;
+        let page = page_request(first, after)?;
+        let page = schedules::list(&services(ctx).db, &tenant(ctx)?, state.map(|s| s.as_str()), &page).await?;
+        Ok(connection(page, |m| m.id, ScheduledRelease))
+    }
+}
+
+#[derive(Default)]
+pub struct ScheduleMutation;
+
+#[Object]
+impl ScheduleMutation {
+    /// Schedules a publish of exactly these items and revisions at `at` (publishers; with
+    /// STAGING, like every edit). It runs once across replicas; if staging changed since, it
+    /// does not publish and is marked FAILED naming the items.
+    async fn schedule_release(
+        &self,
+        ctx: &Context<'_>,
+        environment: Environment,
+        input: ScheduleReleaseInput,
+    ) -> GqlResult<ScheduledReleasePayload> {
+        staging_only(environment)?;
+        let request = PublishRequest {
+            items: input
+                .items
+                .unwrap_or_default()
+                .into_iter()
+                .map(|i| (i.id.0, i.revision))
+                .collect(),
+            all: input.all,
+            fingerprint: input.fingerprint,
+            note: input.note.unwrap_or_default(),
+            ..PublishRequest::default()
+        };
+        let actor = actor(ctx)?;
+        let model = schedules::schedule(
+            &services(ctx).db,
+            &tenant(ctx)?,
+            &actor.subject,
+            actor.role,
+            request,
+            input.at,
+        )
+        .await?;
+        Ok(ScheduledReleasePayload {
+            scheduled_release: ScheduledRelease(model),
+        })
+    }
+
+    /// Moves a scheduled release to another time (only while SCHEDULED).
+    async fn reschedule_release(
+        &self,
+        ctx: &Context<'_>,
+        environment: Environment,
+        id: ID,
+        #[graphql(desc = "The new time (in the future).")] at: DateTime<Utc>,
+        #[graphql(desc = "The `revision` you read.")] expected_revision: Option<i64>,
+    ) -> GqlResult<ScheduledReleasePayload> {
+        staging_only(environment)?;
+        let id = parse_id("scheduled release", &id)?;
+        let model = schedules::reschedule(&services(ctx).db, &tenant(ctx)?, id, at, expected_revision).await?;
+        Ok(ScheduledReleasePayload {
+            scheduled_release: ScheduledRelease(model),
+        })
+    }
+
+    /// Cancels a scheduled release (only while SCHEDULED).
+    async fn cancel_scheduled_release(
+        &self,
+        ctx: &Context<'_>,
+        environment: Environment,
+        id: ID,
+        #[graphql(desc = "The `revision` you read.")] expected_revision: Option<i64>,
+    ) -> GqlResult<ScheduledReleasePayload> {
+        staging_only(environment)?;
+        let id = parse_id("scheduled release", &id)?;
+        let model = schedules::cancel(&services(ctx).db, &tenant(ctx)?, id, expected_revision).await?;
+        Ok(ScheduledReleasePayload {
+            scheduled_release: ScheduledRelease(model),
+        })
+    }
 }

@@ -57,6 +57,7 @@ pub struct Query(
     shared::SharedQuery,
     audit::AuditQuery,
     governance::GovernanceQuery,
+    governance::ScheduleQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -72,6 +73,7 @@ pub struct Mutation(
     shared::LlmProviderMutation,
     shared::DataSourceMutation,
     governance::GovernanceMutation,
+    governance::ScheduleMutation,
 );
 
 /// What resolvers return: domain errors convert with `?` and keep their code (see [`errors`]).

@@ -32,11 +32,13 @@ use crate::error::{Error, Result};
 use crate::scope::Scope;
 
 mod schedule;
+mod scheduled_releases;
 
 /// Starts the workers of this process (up to `RUNFLOW_WORKERS` runs at once) and the
 /// scheduler of schedule triggers.
 pub fn start(app: App) -> tokio::task::JoinHandle<()> {
     tokio::spawn(schedule::run(app.clone()));
+    tokio::spawn(scheduled_releases::run(app.clone()));
     tokio::spawn(work(app))
 }
 
