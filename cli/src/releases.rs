@@ -36,6 +36,7 @@ fn publish_input(items: Vec<(String, Option<String>)>, note: Option<String>) -> 
         note,
         idempotency_key: None,
         rollback_to: None,
+        emergency_override: false,
     }
 }
 
@@ -85,6 +86,7 @@ pub async fn publish(
         note: None,
         idempotency_key: None,
         rollback_to: None,
+        emergency_override: false,
     };
     let plan = client
         .run::<Plan>(operations::plan::Variables { input: plan_input })
