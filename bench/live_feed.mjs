@@ -87,7 +87,7 @@ async function runtime(path, body) {
   return response.json();
 }
 
-await gql("mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { number } }", {
+await gql("mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { commit { number } } }", {
   input: { slug: "bot", files: [{ path: "runflow.toml", content: 'name = "bot"\nentrypoint = ["python3", "main.py"]\n' }] },
 });
 
@@ -146,7 +146,8 @@ const ingestStart = performance.now();
 for (let i = 0; i < executions; i++) {
   const sent = performance.now();
   const started = await runtime("/executions", { agent: "bot", input: { i } });
-  sentAt.set(started.id, sent);
+  // Events carry the GraphQL global id of the execution (README: "The API contract").
+  sentAt.set(Buffer.from(`Execution:STAGING:${started.id}`).toString("base64url"), sent);
   await runtime(`/executions/${started.id}/finish`, { status: "SUCCEEDED", output: { i } });
 }
 const expected = executions * 2 * subscribers;

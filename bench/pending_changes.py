@@ -2,7 +2,7 @@
 
 Seeds 200 agents (100 files of ~1 KiB each), publishes them all, deploys a second version of
 every agent (5 files changed), then times `pendingChanges` over HTTP:
-  - the list (id, kind, change, revision), and
+  - the list (id, key, kind, change, fingerprint), and
   - the full diff (commits and per-file unified diffs with hunks of all 200 agents).
 
 Usage: cargo build --release && python3 bench/pending_changes.py [--agents 200] [--files 100]
@@ -16,9 +16,9 @@ import uuid
 
 from common import Server, percentile
 
-DEPLOY = "mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { number } }"
-LIST = "{ pendingChanges(environment: STAGING) { id kind change revision } }"
-FULL = """{ pendingChanges(environment: STAGING) { id change revision agent { commits { number message }
+DEPLOY = "mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { commit { number } } }"
+LIST = "{ pendingChanges(environment: STAGING) { id key kind change fingerprint } }"
+FULL = """{ pendingChanges(environment: STAGING) { id key change fingerprint agent { commits { number message }
   files { path change unifiedDiff hunks { oldStart newStart lines { tag text } } } } } }"""
 
 

@@ -23,6 +23,10 @@ pub struct Services {
     pub public_url: String,
     pub bundle_limits: BundleLimits,
     pub live: crate::live::LiveFeed,
+    /// Depth and per-tenant caps of executions.
+    pub execution_limits: crate::domain::executions::ExecutionLimits,
+    /// Schedule interval, trigger count, firing rate and webhook replay window.
+    pub trigger_limits: crate::domain::triggers::TriggerLimits,
 }
 
 #[derive(Clone)]
@@ -30,9 +34,15 @@ pub struct App {
     pub services: Services,
     pub schema: RunflowSchema,
     pub config: Config,
+    /// Automatic persisted queries and the trusted-documents manifest.
+    pub persisted: Arc<crate::http::persisted::PersistedQueries>,
+    /// Rate, concurrency and connection limits (see [`crate::http::limits`]).
+    pub limits: Arc<crate::http::limits::Limits>,
     /// Becomes `true` when the server shuts down (long-lived connections close then).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     shutdown_sender: Arc<tokio::sync::watch::Sender<bool>>,
+    /// First start only: the short-lived token of the dashboard sign-in link.
+    signin_token: Option<String>,
 }
 
 /// A secret read from configuration, or from (or generated into) a file of the data directory.
@@ -86,14 +96,36 @@ pub fn jwt_secret(config: &Config) -> anyhow::Result<Option<LoadedSecret>> {
     if config.jwt_algorithm != JwtAlgorithm::Hs256 {
         return Ok(None);
     }
-    Ok(Some(match &config.jwt_secret {
-        Some(secret) => LoadedSecret {
+    Ok(Some(match (&config.jwt_secret, &config.jwt_secret_file) {
+        (Some(secret), _) => LoadedSecret {
             value: secret.clone(),
             generated: false,
         },
-        None => load_or_generate(&config.data_dir, "jwt-secret", random_secret)?,
+        (None, Some(path)) => {
+            let value = read_secret_file(path, "RUNFLOW_JWT_SECRET_FILE")?;
+            anyhow::ensure!(
+                value.len() >= 32,
+                "RUNFLOW_JWT_SECRET_FILE must hold at least 32 characters"
+            );
+            LoadedSecret {
+                value,
+                generated: false,
+            }
+        }
+        (None, None) => load_or_generate(&config.data_dir, "jwt-secret", random_secret)?,
     }))
 }
+
+/// Reads a secret from a file (trailing whitespace trimmed); the error names the variable.
+fn read_secret_file(path: &Path, variable: &str) -> anyhow::Result<String> {
+    let value = std::fs::read_to_string(path).with_context(|| format!("{variable}: cannot read {}", path.display()))?;
+    let value = value.trim().to_string();
+    anyhow::ensure!(!value.is_empty(), "{variable}: {} is empty", path.display());
+    Ok(value)
+}
+
+/// How long the first start's dashboard sign-in link works.
+const SIGNIN_LINK_TTL_SECS: u64 = 15 * 60;
 
 /// The token service, built from configuration (used by `serve` and `token`).
 pub fn token_service(config: &Config) -> anyhow::Result<(TokenService, bool)> {
@@ -122,9 +154,10 @@ impl App {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create RUNFLOW_DATA_DIR {}", config.data_dir.display()))?;
         let (tokens, generated) = token_service(config)?;
-        let secret_key = match &config.secret_key {
-            Some(key) => key.clone(),
-            None => load_or_generate(&config.data_dir, "secret-key", SecretBox::generate_key)?.value,
+        let secret_key = match (&config.secret_key, &config.secret_key_file) {
+            (Some(key), _) => key.clone(),
+            (None, Some(path)) => read_secret_file(path, "RUNFLOW_SECRET_KEY_FILE")?,
+            (None, None) => load_or_generate(&config.data_dir, "secret-key", SecretBox::generate_key)?.value,
         };
         Ok((tokens, generated, SecretBox::from_base64_key(&secret_key)?))
     }
@@ -138,6 +171,9 @@ impl App {
 
     fn assemble(config: Config, db: Db, keys: (TokenService, bool, SecretBox)) -> anyhow::Result<Self> {
         let (tokens, generated, secret_box) = keys;
+        let persisted = Arc::new(crate::http::persisted::PersistedQueries::new(
+            config.trusted_documents.as_deref(),
+        )?);
         if generated {
             let token = tokens.mint(
                 "admin",
@@ -153,6 +189,19 @@ impl App {
                 config.data_dir.join("jwt-secret").display()
             );
         }
+        // The dashboard's sign-in link (printed by `print_signin_link` once the port is bound):
+        // a short-lived admin token, so the long-lived one never sits in browser history.
+        let signin_token = if generated {
+            Some(tokens.mint(
+                "admin",
+                "default",
+                Role::Admin,
+                std::time::Duration::from_secs(SIGNIN_LINK_TTL_SECS),
+                None,
+            )?)
+        } else {
+            None
+        };
         let live = crate::live::LiveFeed::start(
             db.clone(),
             &config.database_url(),
@@ -170,15 +219,50 @@ impl App {
                 max_file_bytes: config.max_file_bytes,
                 max_files: 2000,
             },
+            execution_limits: crate::domain::executions::ExecutionLimits {
+                max_depth: config.max_execution_depth as i32,
+                max_active: config.max_active_executions,
+            },
+            trigger_limits: crate::domain::triggers::TriggerLimits {
+                min_interval: config.min_schedule_interval,
+                max_triggers: config.max_triggers,
+                max_firings_per_minute: config.max_firings_per_minute,
+                webhook_tolerance: config.webhook_tolerance,
+            },
         };
         let schema = graphql::build_schema(services.clone(), &config);
         let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
+        let limits = crate::http::limits::Limits::new(&config);
+        crate::domain::releases::diff::configure(crate::domain::releases::diff::DiffLimits {
+            timeout: config.diff_timeout,
+            ..Default::default()
+        });
         Ok(App {
             services,
             schema,
+            limits,
             config,
+            persisted,
             shutdown,
             shutdown_sender: Arc::new(shutdown_sender),
+            signin_token,
         })
+    }
+
+    /// On the first start: prints the dashboard's sign-in link for the address actually bound.
+    /// The token travels in the URL fragment, which browsers never send to the server (so it is
+    /// in no access log); the dashboard moves it to session storage and out of the address bar.
+    pub fn print_signin_link(&self, bound: std::net::SocketAddr) {
+        let Some(token) = &self.signin_token else {
+            return;
+        };
+        let base = match &self.config.public_url {
+            Some(_) => self.config.public_url(),
+            None => format!("http://{bound}"),
+        };
+        println!(
+            "Open the dashboard (this sign-in link works for {} minutes):\n\n  {base}/#signin={token}\n",
+            SIGNIN_LINK_TTL_SECS / 60
+        );
     }
 }

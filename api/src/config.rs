@@ -108,21 +108,77 @@ pub struct Config {
     )]
     pub max_query_depth: usize,
 
-    /// Highest accepted GraphQL query complexity (one point per field, lists multiply by `first`).
+    /// Highest accepted GraphQL operation cost (one point per field and object; lists multiply
+    /// by `first` or the default page size; see the README's cost model).
     #[arg(
         long,
         env = "RUNFLOW_MAX_QUERY_COMPLEXITY",
         value_name = "RUNFLOW_MAX_QUERY_COMPLEXITY",
-        default_value_t = 5000
+        default_value_t = 10_000
     )]
     pub max_query_complexity: usize,
+
+    /// Most aliases one GraphQL operation may use.
+    #[arg(
+        long,
+        env = "RUNFLOW_MAX_ALIASES",
+        value_name = "RUNFLOW_MAX_ALIASES",
+        default_value_t = 30
+    )]
+    pub max_aliases: usize,
+
+    /// Most root fields one GraphQL operation may select.
+    #[arg(
+        long,
+        env = "RUNFLOW_MAX_ROOT_FIELDS",
+        value_name = "RUNFLOW_MAX_ROOT_FIELDS",
+        default_value_t = 20
+    )]
+    pub max_root_fields: usize,
+
+    /// Whether GraphQL introspection (and `GET /schema.graphql`) is served. Turn it off for a
+    /// public production deployment; clients then use the published `schema.graphql`.
+    #[arg(
+        long,
+        env = "RUNFLOW_INTROSPECTION",
+        value_name = "RUNFLOW_INTROSPECTION",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub introspection: bool,
+
+    /// Whether `GET /graphql` from a browser serves the GraphiQL IDE.
+    #[arg(
+        long,
+        env = "RUNFLOW_GRAPHIQL",
+        value_name = "RUNFLOW_GRAPHIQL",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub graphiql: bool,
+
+    /// Origins (comma-separated, e.g. `https://app.example.com`) whose browser pages may call
+    /// the API (CORS). Default: none, same-origin only.
+    #[arg(
+        long,
+        env = "RUNFLOW_CORS_ORIGINS",
+        value_name = "RUNFLOW_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+
+    /// Trusted-documents mode: a JSON manifest `{"<sha256 hex>": "<document>"}`; only the
+    /// operations it lists run (sent by hash or in full). Default: any operation runs.
+    #[arg(long, env = "RUNFLOW_TRUSTED_DOCUMENTS", value_name = "RUNFLOW_TRUSTED_DOCUMENTS")]
+    pub trusted_documents: Option<PathBuf>,
 
     /// How long the event log keeps events (resuming from an older cursor fails with
     /// CURSOR_EXPIRED).
     #[arg(long, env = "RUNFLOW_EVENT_RETENTION", value_name = "RUNFLOW_EVENT_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
     pub event_retention: std::time::Duration,
 
-    /// Events a subscription may fall behind the live feed before it ends with SLOW_CONSUMER.
+    /// Events the process's live-feed broadcast buffers; a subscription further behind catches
+    /// up from the event log.
     #[arg(
         long,
         env = "RUNFLOW_LIVE_BUFFER",
@@ -161,6 +217,90 @@ pub struct Config {
     #[arg(long, env = "RUNFLOW_WS_MAX_MESSAGE_BYTES", value_name = "RUNFLOW_WS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
     pub ws_max_message_bytes: usize,
 
+    /// Per-tenant rate of GraphQL requests (`/graphql`): `N/s`, `N/min` or `N/h`, optionally
+    /// `,burst=B` (default burst: N); `off` disables. Over it: 429 with `Retry-After`.
+    #[arg(long, env = "RUNFLOW_RATE_LIMIT_GRAPHQL", value_name = "RUNFLOW_RATE_LIMIT_GRAPHQL", default_value = "50/s,burst=100", value_parser = crate::http::limits::RateSpec::parse)]
+    pub rate_limit_graphql: crate::http::limits::RateSpec,
+
+    /// Per-tenant rate of runtime API requests (`/v1/runtime/...`).
+    #[arg(long, env = "RUNFLOW_RATE_LIMIT_RUNTIME", value_name = "RUNFLOW_RATE_LIMIT_RUNTIME", default_value = "200/s,burst=400", value_parser = crate::http::limits::RateSpec::parse)]
+    pub rate_limit_runtime: crate::http::limits::RateSpec,
+
+    /// Per-tenant rate of agent endpoint calls (`/v1/{tenant}/{environment}/agents/...`).
+    #[arg(long, env = "RUNFLOW_RATE_LIMIT_AGENTS", value_name = "RUNFLOW_RATE_LIMIT_AGENTS", default_value = "20/s,burst=40", value_parser = crate::http::limits::RateSpec::parse)]
+    pub rate_limit_agents: crate::http::limits::RateSpec,
+
+    /// Per-tenant rate of webhook deliveries (`/v1/{tenant}/{environment}/triggers/...`).
+    #[arg(long, env = "RUNFLOW_RATE_LIMIT_WEBHOOKS", value_name = "RUNFLOW_RATE_LIMIT_WEBHOOKS", default_value = "20/s,burst=40", value_parser = crate::http::limits::RateSpec::parse)]
+    pub rate_limit_webhooks: crate::http::limits::RateSpec,
+
+    /// Per-tenant rate of WebSocket connections (counted at `connection_init`).
+    #[arg(long, env = "RUNFLOW_RATE_LIMIT_WS_CONNECTS", value_name = "RUNFLOW_RATE_LIMIT_WS_CONNECTS", default_value = "20/s,burst=200", value_parser = crate::http::limits::RateSpec::parse)]
+    pub rate_limit_ws_connects: crate::http::limits::RateSpec,
+
+    /// Open WebSockets one tenant may hold on this process (0: no cap).
+    #[arg(
+        long,
+        env = "RUNFLOW_WS_MAX_CONNECTIONS_PER_TENANT",
+        value_name = "RUNFLOW_WS_MAX_CONNECTIONS_PER_TENANT",
+        default_value_t = 2000
+    )]
+    pub ws_max_connections_per_tenant: usize,
+
+    /// Requests this process handles at once (WebSockets excluded); beyond it: a fast 503.
+    #[arg(
+        long,
+        env = "RUNFLOW_MAX_CONCURRENT_REQUESTS",
+        value_name = "RUNFLOW_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 256
+    )]
+    pub max_concurrent_requests: usize,
+
+    /// Longest an HTTP request (including a GraphQL execution) may take before it is stopped
+    /// with 503 `TIMEOUT`. Synchronous agent calls wait up to `RUNFLOW_RUN_TIMEOUT` + 30 s instead.
+    #[arg(long, env = "RUNFLOW_REQUEST_TIMEOUT", value_name = "RUNFLOW_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: std::time::Duration,
+
+    /// Longest a release diff may compute (per file); a slower or larger diff is replaced by a
+    /// "diff too large" marker.
+    #[arg(long, env = "RUNFLOW_DIFF_TIMEOUT", value_name = "RUNFLOW_DIFF_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub diff_timeout: std::time::Duration,
+
+    /// Time without any message from a client (after a keep-alive ping) before its WebSocket is
+    /// considered dead and closed (4504).
+    #[arg(long, env = "RUNFLOW_WS_PONG_TIMEOUT", value_name = "RUNFLOW_WS_PONG_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub ws_pong_timeout: std::time::Duration,
+
+    /// Bytes queued for one WebSocket before its slowest subscription is ended (SLOW_CONSUMER).
+    #[arg(long, env = "RUNFLOW_WS_BUFFER_BYTES", value_name = "RUNFLOW_WS_BUFFER_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub ws_buffer_bytes: usize,
+
+    /// Largest message sent to a WebSocket client; a larger result is replaced by an error
+    /// `MESSAGE_TOO_LARGE` (the subscription goes on).
+    #[arg(long, env = "RUNFLOW_WS_MAX_OUTGOING_BYTES", value_name = "RUNFLOW_WS_MAX_OUTGOING_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub ws_max_outgoing_bytes: usize,
+
+    /// Largest execution `output` (JSON) the runtime API accepts, in bytes (413 beyond it).
+    #[arg(long, env = "RUNFLOW_MAX_OUTPUT_BYTES", value_name = "RUNFLOW_MAX_OUTPUT_BYTES", default_value_t = 1024 * 1024)]
+    pub max_output_bytes: usize,
+
+    /// Largest execution `input`, `error` or session message `content` the runtime API accepts, in bytes.
+    #[arg(long, env = "RUNFLOW_MAX_TEXT_BYTES", value_name = "RUNFLOW_MAX_TEXT_BYTES", default_value_t = 256 * 1024)]
+    pub max_text_bytes: usize,
+
+    /// Largest `attributes` of one span (JSON), in bytes.
+    #[arg(long, env = "RUNFLOW_MAX_SPAN_ATTRIBUTES_BYTES", value_name = "RUNFLOW_MAX_SPAN_ATTRIBUTES_BYTES", default_value_t = 64 * 1024)]
+    pub max_span_attributes_bytes: usize,
+
+    /// Most spans one request may record.
+    #[arg(
+        long,
+        env = "RUNFLOW_MAX_SPANS_PER_REQUEST",
+        value_name = "RUNFLOW_MAX_SPANS_PER_REQUEST",
+        default_value_t = 1000
+    )]
+    pub max_spans_per_request: usize,
+
     /// A scheduled release whose time passed while no process ran is still published at the
     /// next start within this window after its time; later it is marked MISSED.
     #[arg(long, env = "RUNFLOW_SCHEDULED_RELEASE_GRACE", value_name = "RUNFLOW_SCHEDULED_RELEASE_GRACE", default_value = "15m", value_parser = humantime::parse_duration)]
@@ -187,6 +327,156 @@ pub struct Config {
     #[arg(long, env = "RUNFLOW_AGENT_API_URL", value_name = "RUNFLOW_AGENT_API_URL")]
     pub agent_api_url: Option<String>,
 
+    /// How agent code is isolated: `bwrap` (bubblewrap; the default) or `none` (no isolation:
+    /// the run can read everything the server's OS user can; development only).
+    #[arg(
+        long,
+        env = "RUNFLOW_RUNNER_SANDBOX",
+        value_name = "RUNFLOW_RUNNER_SANDBOX",
+        value_enum,
+        default_value = "bwrap"
+    )]
+    pub runner_sandbox: SandboxMode,
+
+    /// Outbound internet of sandboxed runs: `none` (the default: the Runflow API only) or
+    /// `public` (also public internet addresses through an HTTPS `CONNECT` proxy at
+    /// 127.0.0.1:3128 inside the sandbox, which refuses loopback, private, link-local and other
+    /// special-purpose addresses and this host's own). Needs RUNFLOW_RUNNER_SANDBOX=bwrap.
+    #[arg(
+        long,
+        env = "RUNFLOW_RUNNER_EGRESS",
+        value_name = "RUNFLOW_RUNNER_EGRESS",
+        value_enum,
+        default_value = "none"
+    )]
+    pub runner_egress: Egress,
+
+    /// The bubblewrap program (a name looked up in PATH, or a path).
+    #[arg(
+        long,
+        env = "RUNFLOW_RUNNER_BWRAP",
+        value_name = "RUNFLOW_RUNNER_BWRAP",
+        default_value = "bwrap"
+    )]
+    pub runner_bwrap: String,
+
+    /// Extra host paths bound read-only into every sandbox (comma-separated), e.g. an
+    /// interpreter installed outside /usr. Never the data directory.
+    #[arg(
+        long,
+        env = "RUNFLOW_RUNNER_SANDBOX_BIND",
+        value_name = "RUNFLOW_RUNNER_SANDBOX_BIND",
+        value_delimiter = ','
+    )]
+    pub runner_sandbox_bind: Vec<PathBuf>,
+
+    /// First of the unprivileged user ids runs execute as (one per concurrent run), when the
+    /// server runs as root.
+    #[arg(
+        long,
+        env = "RUNFLOW_RUNNER_UID_BASE",
+        value_name = "RUNFLOW_RUNNER_UID_BASE",
+        default_value_t = 200_000
+    )]
+    pub runner_uid_base: u32,
+
+    /// CPU time a run may use, in seconds (RLIMIT_CPU).
+    #[arg(
+        long,
+        env = "RUNFLOW_RUN_MAX_CPU_SECONDS",
+        value_name = "RUNFLOW_RUN_MAX_CPU_SECONDS",
+        default_value_t = 60
+    )]
+    pub run_max_cpu_seconds: u64,
+
+    /// Address space of each process of a run, in bytes (RLIMIT_AS).
+    #[arg(long, env = "RUNFLOW_RUN_MAX_MEMORY_BYTES", value_name = "RUNFLOW_RUN_MAX_MEMORY_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub run_max_memory_bytes: u64,
+
+    /// Processes (and threads) a run may have at once (RLIMIT_NPROC of its own user id).
+    #[arg(
+        long,
+        env = "RUNFLOW_RUN_MAX_PROCESSES",
+        value_name = "RUNFLOW_RUN_MAX_PROCESSES",
+        default_value_t = 64
+    )]
+    pub run_max_processes: u64,
+
+    /// Files a process of a run may have open (RLIMIT_NOFILE).
+    #[arg(
+        long,
+        env = "RUNFLOW_RUN_MAX_OPEN_FILES",
+        value_name = "RUNFLOW_RUN_MAX_OPEN_FILES",
+        default_value_t = 256
+    )]
+    pub run_max_open_files: u64,
+
+    /// Size of a run's private writable /tmp, in bytes (a tmpfs; also the largest file).
+    #[arg(long, env = "RUNFLOW_RUN_MAX_TMP_BYTES", value_name = "RUNFLOW_RUN_MAX_TMP_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub run_max_tmp_bytes: u64,
+
+    /// How long a worker's claim on a running execution lasts without renewal. A worker renews
+    /// it every third of this; when a worker dies, its executions are failed (or retried, for
+    /// idempotent agents) once the lease has expired.
+    #[arg(long, env = "RUNFLOW_RUN_LEASE", value_name = "RUNFLOW_RUN_LEASE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub run_lease: std::time::Duration,
+
+    /// How long an execution started through the runtime API may stay RUNNING without being
+    /// finished; then it is failed.
+    #[arg(long, env = "RUNFLOW_RUNTIME_EXECUTION_TIMEOUT", value_name = "RUNFLOW_RUNTIME_EXECUTION_TIMEOUT", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub runtime_execution_timeout: std::time::Duration,
+
+    /// Deepest chain of agents calling agents (a root execution has depth 0).
+    #[arg(
+        long,
+        env = "RUNFLOW_MAX_EXECUTION_DEPTH",
+        value_name = "RUNFLOW_MAX_EXECUTION_DEPTH",
+        default_value_t = 4
+    )]
+    pub max_execution_depth: u32,
+
+    /// Queued plus running executions a tenant may have at once (both environments).
+    #[arg(
+        long,
+        env = "RUNFLOW_MAX_ACTIVE_EXECUTIONS",
+        value_name = "RUNFLOW_MAX_ACTIVE_EXECUTIONS",
+        default_value_t = 100
+    )]
+    pub max_active_executions: u64,
+
+    /// Shortest interval between two ticks of a schedule trigger.
+    #[arg(long, env = "RUNFLOW_MIN_SCHEDULE_INTERVAL", value_name = "RUNFLOW_MIN_SCHEDULE_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub min_schedule_interval: std::time::Duration,
+
+    /// Triggers a tenant may have (per environment).
+    #[arg(
+        long,
+        env = "RUNFLOW_MAX_TRIGGERS",
+        value_name = "RUNFLOW_MAX_TRIGGERS",
+        default_value_t = 100
+    )]
+    pub max_triggers: u64,
+
+    /// Trigger firings (schedule and webhook) a tenant may have per minute.
+    #[arg(
+        long,
+        env = "RUNFLOW_MAX_FIRINGS_PER_MINUTE",
+        value_name = "RUNFLOW_MAX_FIRINGS_PER_MINUTE",
+        default_value_t = 60
+    )]
+    pub max_firings_per_minute: u64,
+
+    /// How far a webhook call's signed timestamp may be from the server's clock.
+    #[arg(long, env = "RUNFLOW_WEBHOOK_TOLERANCE", value_name = "RUNFLOW_WEBHOOK_TOLERANCE", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub webhook_tolerance: std::time::Duration,
+
+    /// A file holding the HS256 secret (instead of RUNFLOW_JWT_SECRET in the environment).
+    #[arg(long, env = "RUNFLOW_JWT_SECRET_FILE", value_name = "RUNFLOW_JWT_SECRET_FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
+
+    /// A file holding the credential encryption key (instead of RUNFLOW_SECRET_KEY).
+    #[arg(long, env = "RUNFLOW_SECRET_KEY_FILE", value_name = "RUNFLOW_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
     /// Longest wait for a database connection (and for connecting): beyond it a request fails
     /// with 503 / SERVICE_UNAVAILABLE instead of hanging while the database is down.
     #[arg(long, env = "RUNFLOW_DB_ACQUIRE_TIMEOUT", value_name = "RUNFLOW_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
@@ -216,6 +506,22 @@ pub enum JwtAlgorithm {
     Rs256,
     #[value(name = "ES256")]
     Es256,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SandboxMode {
+    /// bubblewrap: namespaces, read-only bundle, private tmpfs, no host network.
+    Bwrap,
+    /// No isolation (development only; the server says so in its log).
+    None,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Egress {
+    /// No outbound network: the Runflow API only.
+    None,
+    /// Public internet addresses through the run's CONNECT proxy (never local or private ones).
+    Public,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -252,6 +558,15 @@ impl Config {
         self.agent_api_url.clone().unwrap_or_else(|| self.public_url())
     }
 
+    /// The limits of the cost model (see `graphql::cost`).
+    pub fn cost_limits(&self) -> crate::graphql::cost::CostLimits {
+        crate::graphql::cost::CostLimits {
+            max_cost: self.max_query_complexity as u64,
+            max_aliases: self.max_aliases as u64,
+            max_root_fields: self.max_root_fields as u64,
+        }
+    }
+
     /// Checks what clap cannot: values that depend on each other.
     pub fn validate(&self) -> anyhow::Result<()> {
         if let Some(url) = &self.database_url
@@ -274,6 +589,51 @@ impl Config {
             && secret.len() < 32
         {
             anyhow::bail!("RUNFLOW_JWT_SECRET must be at least 32 characters long");
+        }
+        if self.jwt_secret.is_some() && self.jwt_secret_file.is_some() {
+            anyhow::bail!("set RUNFLOW_JWT_SECRET or RUNFLOW_JWT_SECRET_FILE, not both");
+        }
+        if self.secret_key.is_some() && self.secret_key_file.is_some() {
+            anyhow::bail!("set RUNFLOW_SECRET_KEY or RUNFLOW_SECRET_KEY_FILE, not both");
+        }
+        if self.run_lease < std::time::Duration::from_secs(1) {
+            anyhow::bail!("RUNFLOW_RUN_LEASE must be at least 1s");
+        }
+        if self.max_execution_depth > 16 {
+            anyhow::bail!("RUNFLOW_MAX_EXECUTION_DEPTH must be at most 16");
+        }
+        if self.runner_sandbox == SandboxMode::Bwrap
+            && let Some(url) = &self.agent_api_url
+            && !url.starts_with("http://")
+        {
+            anyhow::bail!(
+                "with RUNFLOW_RUNNER_SANDBOX=bwrap, RUNFLOW_AGENT_API_URL must be an http:// URL the worker reaches \
+                 (runs reach it through a forwarder, not with TLS); got {url:?}"
+            );
+        }
+        for origin in &self.cors_origins {
+            let origin = origin.trim();
+            if origin.is_empty() {
+                continue;
+            }
+            let valid = (origin.starts_with("http://") || origin.starts_with("https://"))
+                && !origin
+                    .trim_start_matches("https://")
+                    .trim_start_matches("http://")
+                    .contains('/')
+                && axum::http::HeaderValue::from_str(origin).is_ok();
+            if !valid {
+                anyhow::bail!(
+                    "RUNFLOW_CORS_ORIGINS must list origins like https://app.example.com (scheme and host, \
+                     no path), got {origin:?}"
+                );
+            }
+        }
+        if self.runner_egress == Egress::Public && self.runner_sandbox == SandboxMode::None {
+            anyhow::bail!(
+                "RUNFLOW_RUNNER_EGRESS=public needs RUNFLOW_RUNNER_SANDBOX=bwrap: without the sandbox a run has the \
+                 host's whole network and no egress policy applies"
+            );
         }
         if self.max_query_depth < 4 {
             anyhow::bail!("RUNFLOW_MAX_QUERY_DEPTH must be at least 4");

@@ -37,6 +37,14 @@ pub enum Error {
     /// A live subscription fell behind its buffer and was ended; resume from the last cursor.
     #[error("{0}")]
     SlowConsumer(String),
+    /// A bound on work was reached (depth of agents calling agents, executions a tenant may
+    /// have queued or running, triggers, firings per minute); the message names the setting.
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// A field of the request is larger than its limit; the message names the field and the
+    /// limit (HTTP 413).
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// An idempotency key already used with a different request (HTTP 422).
     #[error("{0}")]
     IdempotencyKeyReused(String),
@@ -60,6 +68,8 @@ impl Error {
             Error::Conflict(_) => "CONFLICT",
             Error::CursorExpired(_) => "CURSOR_EXPIRED",
             Error::SlowConsumer(_) => "SLOW_CONSUMER",
+            Error::LimitExceeded(_) => "LIMIT_EXCEEDED",
+            Error::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Error::IdempotencyKeyReused(_) => "IDEMPOTENCY_KEY_REUSED",
             Error::ServiceUnavailable(_) => "SERVICE_UNAVAILABLE",
             Error::Internal(_) => "INTERNAL",

@@ -73,18 +73,11 @@ pub async fn deploy(global: &Global, message: &str) -> anyhow::Result<()> {
     let (data, raw) = client
         .run_raw::<Deploy>(operations::deploy::Variables { input })
         .await?;
-    let commit = data.deploy_agent;
-    let agent = client
-        .run::<Agent>(operations::agent::Variables {
-            slug: manifest.name.clone(),
-            environment: operations::agent::Environment::STAGING,
-        })
-        .await?
-        .agent;
-    let endpoint = agent.map(|a| a.endpoint_url).unwrap_or_default();
+    let commit = data.deploy_agent.commit;
+    let endpoint = data.deploy_agent.agent.endpoint_url;
     emit(
         global,
-        json!({ "agent": manifest.name, "commit": raw["deployAgent"], "files": count, "stagingEndpoint": endpoint }),
+        json!({ "agent": manifest.name, "commit": raw["deployAgent"]["commit"], "files": count, "stagingEndpoint": endpoint }),
         || {
             format!(
                 "Deployed {} to staging: commit #{} {} ({count} files)\nStaging endpoint: {endpoint}",
@@ -105,7 +98,7 @@ pub async fn promote(global: &Global, yes: bool) -> anyhow::Result<()> {
         .run::<Pending>(operations::pending::Variables {})
         .await?
         .pending_changes;
-    let Some(change) = pending.into_iter().find(|c| c.id == id) else {
+    let Some(change) = pending.into_iter().find(|c| c.key == id) else {
         emit(global, json!({ "agent": manifest.name, "promoted": false }), || {
             format!(
                 "Nothing to promote: production already runs {}'s staging code.",
@@ -129,8 +122,8 @@ pub async fn promote(global: &Global, yes: bool) -> anyhow::Result<()> {
         bail!("cancelled: nothing was promoted");
     }
     let items = vec![operations::plan::PublishItemInput {
-        id: change.id.clone(),
-        revision: Some(change.revision.clone()),
+        key: change.key.clone(),
+        fingerprint: Some(change.fingerprint.clone()),
     }];
     let plan = client
         .run::<Plan>(operations::plan::Variables {
@@ -146,8 +139,8 @@ pub async fn promote(global: &Global, yes: bool) -> anyhow::Result<()> {
             items
                 .into_iter()
                 .map(|i| operations::publish::PublishItemInput {
-                    id: i.id,
-                    revision: i.revision,
+                    key: i.key,
+                    fingerprint: i.fingerprint,
                 })
                 .collect(),
         ),
@@ -204,11 +197,25 @@ pub async fn list(global: &Global, environment: Env) -> anyhow::Result<()> {
         Env::Staging => operations::agents::Environment::STAGING,
         Env::Production => operations::agents::Environment::PRODUCTION,
     };
-    let (data, raw) = client
-        .run_raw::<Agents>(operations::agents::Variables { environment })
-        .await?;
-    let agents = data.agents;
-    emit(global, raw["agents"].clone(), || {
+    // Every page: the list is a connection of at most 100 agents a page.
+    let mut agents = Vec::new();
+    let mut json_rows: Vec<Value> = Vec::new();
+    let mut after = None;
+    loop {
+        let (data, raw) = client
+            .run_raw::<Agents>(operations::agents::Variables {
+                environment: environment.clone(),
+                after: after.clone(),
+            })
+            .await?;
+        agents.extend(data.agents.nodes);
+        json_rows.extend(raw["agents"]["nodes"].as_array().cloned().unwrap_or_default());
+        match data.agents.page_info {
+            page if page.has_next_page => after = page.end_cursor,
+            _ => break,
+        }
+    }
+    emit(global, Value::Array(json_rows), || {
         if agents.is_empty() {
             return "No agents.".to_string();
         }

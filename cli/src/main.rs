@@ -1,11 +1,13 @@
 //! `rf`: the Runflow command line.
 //!
 //! Human-readable output by default, `--json` for scripts. On failure it prints
-//! `error: CODE: message` on stderr and exits with status 1 (2 for usage errors).
+//! `error: CODE: message` on stderr (under `--json`: `{"error": {"code", "message"}}`) and
+//! exits with status 1 (2 for usage errors). Local failures have the code `CLI_ERROR`.
 
 mod agents;
 mod client;
 mod executions;
+mod governance;
 mod operations;
 mod releases;
 
@@ -62,8 +64,33 @@ enum Command {
         #[arg(long)]
         session: Option<String>,
     },
-    /// What staging has that production lacks.
-    Releases,
+    /// What staging has that production lacks (pending changes); with --history, the releases
+    /// published to production, newest first (their numbers are what `rf rollback` takes).
+    Releases {
+        /// Show the release history instead of the pending changes.
+        #[arg(long)]
+        history: bool,
+        #[command(subcommand)]
+        command: Option<ReleasesCommand>,
+    },
+    /// The audit log (admins): who changed what, newest first.
+    Audit {
+        /// PRODUCTION's log (publishes, rollbacks) instead of STAGING's (every other change).
+        #[arg(long)]
+        production: bool,
+        /// Only changes by this token subject.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only this operation (a mutation name, such as `publish`).
+        #[arg(long)]
+        action: Option<String>,
+        /// Only changes at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// How many entries (at most 100).
+        #[arg(long, default_value_t = 50)]
+        first: i64,
+    },
     /// Publish staging changes to production.
     Publish {
         /// Publish everything pending.
@@ -96,6 +123,63 @@ enum Command {
         #[arg(long, value_enum, default_value = "staging")]
         environment: Env,
     },
+    /// Print a completion script for your shell (e.g. `rf completions zsh > ~/.zfunc/_rf`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReleasesCommand {
+    /// Propose exactly these pending items (at their current fingerprints) for approval.
+    Request {
+        /// Request everything pending.
+        #[arg(long, conflicts_with = "items")]
+        all: bool,
+        /// Items (agent:<slug>, prompt:<slug>, connector:<slug>, trigger:<name>).
+        items: Vec<String>,
+        /// Why (shown to reviewers).
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Approve a release request (publishers; not your own).
+    Approve {
+        /// The request's id (see `rf releases requests`).
+        id: String,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Reject a release request (publishers; not your own).
+    Reject {
+        /// The request's id.
+        id: String,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Schedule a publish of exactly these pending items at a time.
+    Schedule {
+        /// Schedule everything pending.
+        #[arg(long, conflicts_with = "items")]
+        all: bool,
+        /// Items (agent:<slug>, ...).
+        items: Vec<String>,
+        /// When (RFC 3339, e.g. 2026-12-01T09:00:00Z).
+        #[arg(long)]
+        at: String,
+        /// Why (stored with the release).
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Cancel a scheduled release.
+    Cancel {
+        /// The scheduled release's id (see `rf releases scheduled`).
+        id: String,
+    },
+    /// Release requests and their state, newest first.
+    Requests,
+    /// Scheduled releases and their state, newest first.
+    Scheduled,
 }
 
 #[derive(Subcommand)]
@@ -186,7 +270,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         client.url,
                         viewer.subject,
                         viewer.tenant,
-                        viewer.role,
+                        format!("{:?}", viewer.role).to_lowercase(),
                         path.display()
                     )
                 },
@@ -201,7 +285,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             input_file,
             session,
         } => agents::test(&global, input, input_file, session).await,
-        Command::Releases => releases::pending(&global).await,
+        Command::Releases {
+            command: Some(command), ..
+        } => match command {
+            ReleasesCommand::Request { all, items, note } => governance::request(&global, all, items, note).await,
+            ReleasesCommand::Approve { id, comment } => governance::review(&global, id, comment, true).await,
+            ReleasesCommand::Reject { id, comment } => governance::review(&global, id, comment, false).await,
+            ReleasesCommand::Schedule { all, items, at, note } => {
+                governance::schedule(&global, all, items, at, note).await
+            }
+            ReleasesCommand::Cancel { id } => governance::cancel(&global, id).await,
+            ReleasesCommand::Requests => governance::requests(&global).await,
+            ReleasesCommand::Scheduled => governance::scheduled(&global).await,
+        },
+        Command::Releases { history: false, .. } => releases::pending(&global).await,
+        Command::Releases { history: true, .. } => releases::history(&global).await,
+        Command::Audit {
+            production,
+            actor,
+            action,
+            since,
+            first,
+        } => governance::audit(&global, production, actor, action, since, first).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "rf", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Publish { all, items, note, yes } => releases::publish(&global, all, items, note, yes).await,
         Command::Rollback {
             release,
@@ -216,12 +326,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json = cli.global.json;
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            match error.downcast_ref::<ApiFailure>() {
-                Some(failure) => eprintln!("error: {failure}"),
-                None => eprintln!("error: {error:#}"),
+            let (code, message) = match error.downcast_ref::<ApiFailure>() {
+                Some(failure) => (failure.code.clone(), failure.message.clone()),
+                None => ("CLI_ERROR".to_string(), format!("{error:#}")),
+            };
+            if json {
+                // Under --json, errors are JSON too (on stderr; stdout stays for results).
+                eprintln!(
+                    "{}",
+                    serde_json::json!({ "error": { "code": code, "message": message } })
+                );
+            } else {
+                eprintln!("error: {code}: {message}");
             }
             ExitCode::FAILURE
         }

@@ -16,7 +16,43 @@ pub async fn pending(global: &Global) -> anyhow::Result<()> {
         }
         pending
             .iter()
-            .map(|c| format!("{:<9?} {:<32} revision {}", c.change, c.id, c.revision))
+            .map(|c| format!("{:<9?} {:<32} fingerprint {}", c.change, c.key, c.fingerprint))
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(())
+}
+
+/// `rf releases --history`: the releases of production, newest first.
+pub async fn history(global: &Global) -> anyhow::Result<()> {
+    let client = Client::resolve(global.url.clone(), global.token.clone())?;
+    let (data, raw) = client.run_raw::<Releases>(operations::releases::Variables {}).await?;
+    let releases: Vec<_> = data.releases.edges.into_iter().map(|e| e.node).collect();
+    let json: Vec<serde_json::Value> = raw["releases"]["edges"]
+        .as_array()
+        .map(|edges| edges.iter().map(|e| e["node"].clone()).collect())
+        .unwrap_or_default();
+    emit(global, serde_json::Value::Array(json), || {
+        if releases.is_empty() {
+            return "No releases yet: production has never been published to.".to_string();
+        }
+        releases
+            .iter()
+            .map(|r| {
+                let note = if r.note.is_empty() {
+                    String::new()
+                } else {
+                    format!("  {}", r.note)
+                };
+                format!(
+                    "#{:<4} {:<9?} {:>3} item(s)  {}  by {}{note}",
+                    r.number,
+                    r.kind,
+                    r.items.len(),
+                    r.created_at,
+                    r.created_by
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n")
     });
@@ -28,7 +64,7 @@ fn publish_input(items: Vec<(String, Option<String>)>, note: Option<String>) -> 
         items: Some(
             items
                 .into_iter()
-                .map(|(id, revision)| operations::publish::PublishItemInput { id, revision })
+                .map(|(key, fingerprint)| operations::publish::PublishItemInput { key, fingerprint })
                 .collect(),
         ),
         all: false,
@@ -58,13 +94,13 @@ pub async fn publish(
     let chosen: Vec<(String, Option<String>)> = if all {
         pending
             .iter()
-            .map(|c| (c.id.clone(), Some(c.revision.clone())))
+            .map(|c| (c.key.clone(), Some(c.fingerprint.clone())))
             .collect()
     } else {
         items
             .iter()
-            .map(|id| match pending.iter().find(|c| &c.id == id) {
-                Some(change) => Ok((id.clone(), Some(change.revision.clone()))),
+            .map(|id| match pending.iter().find(|c| &c.key == id) {
+                Some(change) => Ok((id.clone(), Some(change.fingerprint.clone()))),
                 None => bail!("{id} has nothing to publish (see `rf releases`)"),
             })
             .collect::<anyhow::Result<_>>()?
@@ -74,9 +110,9 @@ pub async fn publish(
     }
     let plan_items: Vec<operations::plan::PublishItemInput> = chosen
         .iter()
-        .map(|(id, revision)| operations::plan::PublishItemInput {
-            id: id.clone(),
-            revision: revision.clone(),
+        .map(|(key, fingerprint)| operations::plan::PublishItemInput {
+            key: key.clone(),
+            fingerprint: fingerprint.clone(),
         })
         .collect();
     let plan_input = operations::plan::PublishInput {
@@ -97,7 +133,7 @@ pub async fn publish(
     }
     if !global.json {
         for item in &plan.items {
-            eprintln!("  {:?} {}", item.change, item.id);
+            eprintln!("  {:?} {}", item.change, item.key);
         }
         for warning in &plan.warnings {
             eprintln!("  warning: {warning}");
@@ -136,7 +172,7 @@ pub async fn rollback(
         .map(|e| &e.node)
         .find(|r| r.id == release || r.number.to_string() == release)
     else {
-        bail!("no release {release} (see the release numbers with `rf releases --json` history or the dashboard)");
+        bail!("no release {release} (see the release numbers with `rf releases --history`)");
     };
     if !confirm(
         &format!("Roll production back to before release #{}?", target.number),

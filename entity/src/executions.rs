@@ -29,6 +29,14 @@ pub struct Model {
     pub log: Option<String>,
     /// The worker that claimed it.
     pub claimed_by: Option<String>,
+    /// While RUNNING on a worker: until when the worker's lease holds (it renews it).
+    pub lease_expires_at: Option<DateTimeUtc>,
+    /// The execution whose run started this one (agent calling agent).
+    pub parent_id: Option<Uuid>,
+    /// 0 for a root execution, parent's depth + 1 for a child.
+    pub depth: i32,
+    /// 1 for the first run; retries of idempotent agents count up.
+    pub attempt: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -24,6 +24,9 @@ pub struct Model {
     /// Why it failed (the stale items), or was missed.
     #[sea_orm(column_type = "Text", nullable)]
     pub failure: Option<String>,
+    /// For a failed one: the item keys that changed in staging since it was scheduled.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub stale_items: Option<Json>,
     pub created_by: String,
     /// The scheduler's role, with which the release is published.
     pub created_by_role: String,

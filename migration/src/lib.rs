@@ -11,8 +11,10 @@ mod m20261129_000002_releases;
 mod m20261129_000003_events;
 mod m20261129_000004_runner;
 mod m20261129_000005_triggers;
+mod m20261130_000010_run_lifecycle;
 mod m20261130_000020_idempotency;
 mod m20261130_000030_governance;
+mod m20261130_000040_indexes;
 
 pub struct Migrator;
 
@@ -26,6 +28,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000004_runner::Migration),
             Box::new(m20261129_000005_triggers::Migration),
             Box::new(m20261130_000020_idempotency::Migration),
+            Box::new(m20261130_000010_run_lifecycle::Migration),
+            Box::new(m20261130_000040_indexes::Migration),
             Box::new(m20261130_000030_governance::Migration),
         ]
     }

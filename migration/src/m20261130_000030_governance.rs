@@ -151,6 +151,7 @@ impl MigrationTrait for Migration {
                     .col(col("claimed_until").timestamp_with_time_zone().null())
                     .col(col("release_id").uuid().null())
                     .col(col("failure").text().null())
+                    .col(col("stale_items").json_binary().null())
                     .col(col("created_by").string_len(255).not_null())
                     .col(col("created_by_role").string_len(16).not_null())
                     .col(col("created_at").timestamp_with_time_zone().not_null())

@@ -90,7 +90,7 @@ async fn every_mutation_is_refused_in_production(backend: Backend) {
     let response = server
         .gql(
             Some(&admin),
-            "mutation($input: DeployAgentInput!) { deployAgent(environment: PRODUCTION, input: $input) { id } }",
+            "mutation($input: DeployAgentInput!) { deployAgent(environment: PRODUCTION, input: $input) { commit { id } } }",
             json!({ "input": { "slug": "bot", "files": [
                 { "path": "runflow.toml", "content": crate::support::manifest("bot") } ] } }),
         )
@@ -99,11 +99,11 @@ async fn every_mutation_is_refused_in_production(backend: Backend) {
     let data = server
         .data(
             &admin,
-            "{ s: agents(environment: STAGING) { slug } p: agents(environment: PRODUCTION) { slug } }",
+            "{ s: agents(environment: STAGING) { nodes { slug } } p: agents(environment: PRODUCTION) { nodes { slug } } }",
             json!({}),
         )
         .await;
-    assert_eq!(data, json!({ "s": [], "p": [] }));
+    assert_eq!(data, json!({ "s": { "nodes": [] }, "p": { "nodes": [] } }));
 }
 
 async fn every_mutation_requires_its_role(backend: Backend) {
@@ -293,7 +293,7 @@ async fn bad_tokens_are_unauthenticated(backend: Backend) {
         .await;
     assert_eq!(
         response["data"]["viewer"],
-        json!({ "tenant": tenant, "role": "viewer", "subject": format!("viewer@{tenant}") })
+        json!({ "tenant": tenant, "role": "VIEWER", "subject": format!("viewer@{tenant}") })
     );
 }
 
@@ -317,24 +317,24 @@ async fn tenants_never_see_each_other(backend: Backend) {
         .await;
 
     let everything = r#"{
-      agents(environment: STAGING) { slug }
+      agents(environment: STAGING) { nodes { slug } }
       agent(environment: STAGING, slug: "bot") { slug }
-      prompts(environment: STAGING) { slug }
+      prompts(environment: STAGING) { nodes { slug } }
       prompt(environment: STAGING, slug: "greet") { slug }
-      connectors(environment: STAGING) { slug }
+      connectors(environment: STAGING) { nodes { slug } }
       connector(environment: STAGING, slug: "crm") { slug }
-      credentials(environment: STAGING) { name }
+      credentials(environment: STAGING) { nodes { name } }
     }"#;
     let seen_by_b = server.data(&admin_b, everything, json!({})).await;
     assert_eq!(
         seen_by_b,
-        json!({ "agents": [], "agent": null, "prompts": [], "prompt": null, "connectors": [], "connector": null, "credentials": [] })
+        json!({ "agents": { "nodes": [] }, "agent": null, "prompts": { "nodes": [] }, "prompt": null, "connectors": { "nodes": [] }, "connector": null, "credentials": { "nodes": [] } })
     );
     // Writes to another tenant's records behave like writes to records that do not exist.
     for mutation in [
         r#"mutation { updateAgent(environment: STAGING, input: {slug: "bot", name: "x"}) { slug } }"#,
-        r#"mutation { deleteAgent(environment: STAGING, slug: "bot") }"#,
-        r#"mutation { deletePrompt(environment: STAGING, slug: "greet") }"#,
+        r#"mutation { deleteAgent(environment: STAGING, slug: "bot") { deletedId } }"#,
+        r#"mutation { deletePrompt(environment: STAGING, slug: "greet") { deletedId } }"#,
         r#"mutation { updateConnector(environment: STAGING, input: {slug: "crm", kind: "x"}) { slug } }"#,
         r#"mutation { rotateCredential(environment: STAGING, input: {name: "key", secret: "stolen"}) { name } }"#,
     ] {

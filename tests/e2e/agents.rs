@@ -64,9 +64,13 @@ async fn deploys_create_commits_in_staging_only(backend: Backend) {
     let production = server.data(&developer, AGENT, json!({ "env": "PRODUCTION" })).await;
     assert_eq!(production["agent"], Value::Null);
     let lists = server
-        .data(&developer, "{ agents(environment: PRODUCTION) { slug } }", json!({}))
+        .data(
+            &developer,
+            "{ agents(environment: PRODUCTION) { nodes { slug } totalCount } }",
+            json!({}),
+        )
         .await;
-    assert_eq!(lists["agents"], json!([]));
+    assert_eq!(lists["agents"], json!({ "nodes": [], "totalCount": 0 }));
 
     // Commit history paginates with cursors.
     for n in 3..=5 {
@@ -137,7 +141,7 @@ async fn bad_bundles_are_refused_precisely_and_write_nothing(backend: Backend) {
             server
                 .gql(
                     Some(&developer),
-                    "mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { id } }",
+                    "mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { commit { id } } }",
                     json!({ "input": { "slug": "bot", "files": files } }),
                 )
                 .await
@@ -189,15 +193,19 @@ async fn bad_bundles_are_refused_precisely_and_write_nothing(backend: Backend) {
     let response = server
         .gql(
             Some(&developer),
-            r#"mutation { deployAgent(environment: STAGING, input: {slug: "Not A Slug", files: []}) { id } }"#,
+            r#"mutation { deployAgent(environment: STAGING, input: {slug: "Not A Slug", files: []}) { commit { id } } }"#,
             json!({}),
         )
         .await;
     assert_eq!(error_code(&response), "BAD_USER_INPUT");
     let data = server
-        .data(&developer, "{ agents(environment: STAGING) { slug } }", json!({}))
+        .data(
+            &developer,
+            "{ agents(environment: STAGING) { nodes { slug } } }",
+            json!({}),
+        )
         .await;
-    assert_eq!(data["agents"], json!([]), "nothing was written");
+    assert_eq!(data["agents"]["nodes"], json!([]), "nothing was written");
 }
 
 async fn metadata_is_shared_and_revisions_guard_edits(backend: Backend) {
@@ -245,18 +253,31 @@ async fn metadata_is_shared_and_revisions_guard_edits(backend: Backend) {
     let stale_delete = server
         .gql(
             Some(&developer),
-            r#"mutation { deleteAgent(environment: STAGING, slug: "bot", expectedRevision: 7) }"#,
+            r#"mutation { deleteAgent(environment: STAGING, slug: "bot", expectedRevision: 7) { deletedId } }"#,
             json!({}),
         )
         .await;
     assert_eq!(error_code(&stale_delete), "CONFLICT");
-    server
+    let staging_id = server
         .data(
             &developer,
-            r#"mutation { deleteAgent(environment: STAGING, slug: "bot", expectedRevision: 1) }"#,
+            r#"{ agent(environment: STAGING, slug: "bot") { id } }"#,
+            json!({}),
+        )
+        .await["agent"]["id"]
+        .clone();
+    let deleted = server
+        .data(
+            &developer,
+            r#"mutation { deleteAgent(environment: STAGING, slug: "bot", expectedRevision: 1) { deletedId deletedType } }"#,
             json!({}),
         )
         .await;
+    // A client cache can evict exactly the object it holds.
+    assert_eq!(
+        deleted["deleteAgent"],
+        json!({ "deletedId": staging_id, "deletedType": "Agent" })
+    );
     let gone = server
         .data(
             &developer,
@@ -294,11 +315,11 @@ async fn concurrent_writes_do_not_fail(backend: Backend) {
     let data = server
         .data(
             &developer,
-            "{ agents(environment: STAGING) { slug commits { edges { cursor } } } }",
+            "{ agents(environment: STAGING) { nodes { slug commits { edges { cursor } } } } }",
             json!({}),
         )
         .await;
-    let total: usize = data["agents"]
+    let total: usize = data["agents"]["nodes"]
         .as_array()
         .expect("agents")
         .iter()

@@ -119,7 +119,7 @@ async fn the_cli_workflow_from_deploy_to_promotion(backend: Backend) {
     let recorded = server
         .data(
             &admin,
-            r#"query($id: ID!) { s: execution(environment: STAGING, id: $id) { status spans { name } }
+            r#"query($id: ID!) { s: execution(environment: STAGING, id: $id) { status spans { nodes { name } } }
                            p: execution(environment: PRODUCTION, id: $id) { id }
                            memoryEntries(environment: STAGING) { edges { node { namespace value } } } }"#,
             json!({ "id": tested["execution"] }),
@@ -127,7 +127,7 @@ async fn the_cli_workflow_from_deploy_to_promotion(backend: Backend) {
         .await;
     assert_eq!(
         recorded["s"],
-        json!({ "status": "SUCCEEDED", "spans": [{ "name": "answer" }] })
+        json!({ "status": "SUCCEEDED", "spans": { "nodes": [{ "name": "answer" }] } })
     );
     assert_eq!(recorded["p"], Value::Null);
     assert_eq!(
@@ -141,7 +141,7 @@ async fn the_cli_workflow_from_deploy_to_promotion(backend: Backend) {
         .as_array()
         .expect("list")
         .iter()
-        .filter_map(|c| c["id"].as_str())
+        .filter_map(|c| c["key"].as_str())
         .collect();
     assert_eq!(ids, ["agent:support-bot", "prompt:greeting"]);
     let failed = rf.run(&["publish", "agent:ghost", "--yes"]);
@@ -220,6 +220,21 @@ async fn the_cli_workflow_from_deploy_to_promotion(backend: Backend) {
         Some(1),
         "the second version is pending again"
     );
+    // The history, newest first, with the numbers `rf rollback` takes.
+    let history = rf.json(&["releases", "--history"]);
+    let numbers: Vec<i64> = history
+        .as_array()
+        .expect("releases")
+        .iter()
+        .filter_map(|r| r["number"].as_i64())
+        .collect();
+    assert!(
+        numbers.len() >= 3 && numbers.windows(2).all(|w| w[0] > w[1]),
+        "{history:#}"
+    );
+    assert_eq!(history[0]["kind"], "ROLLBACK");
+    let text = rf.ok(&["releases", "--history"]);
+    assert!(text.contains(&format!("#{}", numbers[0])), "{text}");
 
     // Follow executions live.
     let mut follow = rf

@@ -105,36 +105,36 @@ fn kinds() -> Vec<Kind> {
             label: "credential (rotateCredential)",
             mutation: "mutation($i: RotateCredentialInput!) { rotateCredential(environment: STAGING, input: $i) { revision } }",
             variables: |i, rev| json!({ "i": { "name": "api-key", "secret": format!("secret-value-{i:04}"), "expectedRevision": rev } }),
-            read: "{ credentials(environment: STAGING) { revision hint } }",
-            revision: "/credentials/0/revision",
-            marker: "/credentials/0/hint",
+            read: "{ credentials(environment: STAGING) { nodes { revision hint } } }",
+            revision: "/credentials/nodes/0/revision",
+            marker: "/credentials/nodes/0/hint",
             expected_marker: |i| json!(format!("••••{i:04}")),
         },
         Kind {
             label: "knowledge base (updateKnowledgeBase)",
             mutation: "mutation($i: UpdateSharedResourceInput!) { updateKnowledgeBase(environment: STAGING, input: $i) { revision } }",
             variables: |i, rev| json!({ "i": { "name": "kb", "config": { "m": marker(i) }, "expectedRevision": rev } }),
-            read: "{ knowledgeBases(environment: STAGING) { revision config } }",
-            revision: "/knowledgeBases/0/revision",
-            marker: "/knowledgeBases/0/config/m",
+            read: "{ knowledgeBases(environment: STAGING) { nodes { revision config } } }",
+            revision: "/knowledgeBases/nodes/0/revision",
+            marker: "/knowledgeBases/nodes/0/config/m",
             expected_marker: marker,
         },
         Kind {
             label: "LLM provider (updateLlmProvider)",
             mutation: "mutation($i: UpdateSharedResourceInput!) { updateLlmProvider(environment: STAGING, input: $i) { revision } }",
             variables: |i, rev| json!({ "i": { "name": "llm", "config": { "m": marker(i) }, "expectedRevision": rev } }),
-            read: "{ llmProviders(environment: STAGING) { revision config } }",
-            revision: "/llmProviders/0/revision",
-            marker: "/llmProviders/0/config/m",
+            read: "{ llmProviders(environment: STAGING) { nodes { revision config } } }",
+            revision: "/llmProviders/nodes/0/revision",
+            marker: "/llmProviders/nodes/0/config/m",
             expected_marker: marker,
         },
         Kind {
             label: "data source (updateDataSource)",
             mutation: "mutation($i: UpdateSharedResourceInput!) { updateDataSource(environment: STAGING, input: $i) { revision } }",
             variables: |i, rev| json!({ "i": { "name": "ds", "config": { "m": marker(i) }, "expectedRevision": rev } }),
-            read: "{ dataSources(environment: STAGING) { revision config } }",
-            revision: "/dataSources/0/revision",
-            marker: "/dataSources/0/config/m",
+            read: "{ dataSources(environment: STAGING) { nodes { revision config } } }",
+            revision: "/dataSources/nodes/0/revision",
+            marker: "/dataSources/nodes/0/config/m",
             expected_marker: marker,
         },
     ]
@@ -285,17 +285,17 @@ async fn one_delete_wins(backend: Backend) {
     for (label, query, variables) in [
         (
             "trigger",
-            "mutation($r: Int) { deleteTrigger(environment: STAGING, name: \"nightly\", expectedRevision: $r) }",
+            "mutation($r: Int) { deleteTrigger(environment: STAGING, name: \"nightly\", expectedRevision: $r) { deletedId } }",
             json!({ "r": 1 }),
         ),
         (
             "connector resource",
-            "mutation($r: Int) { deleteConnectorResource(environment: STAGING, connector: \"crm\", key: \"accounts\", expectedRevision: $r) }",
+            "mutation($r: Int) { deleteConnectorResource(environment: STAGING, connector: \"crm\", key: \"accounts\", expectedRevision: $r) { deletedId } }",
             json!({ "r": 1 }),
         ),
         (
             "prompt",
-            "mutation($r: Int) { deletePrompt(environment: STAGING, slug: \"greet\", expectedRevision: $r) }",
+            "mutation($r: Int) { deletePrompt(environment: STAGING, slug: \"greet\", expectedRevision: $r) { deletedId } }",
             json!({ "r": 1 }),
         ),
     ] {
@@ -334,6 +334,7 @@ async fn an_execution_finishes_once(backend: Backend) {
     let execution = executions::start(
         app.db(),
         &staging,
+        &app.app.services.execution_limits,
         StartExecution {
             agent: "bot".into(),
             ..Default::default()

@@ -26,6 +26,7 @@ fn invalid_configuration_names_the_variable() {
         ("RUNFLOW_JWT_SECRET", "short"),
         ("RUNFLOW_MAX_QUERY_DEPTH", "many"),
         ("RUNFLOW_SECRET_KEY", "not base64!"),
+        ("RUNFLOW_RATE_LIMIT_GRAPHQL", "fast"),
     ] {
         let output = runflow(dir.path()).env(variable, value).output().expect("run");
         assert!(!output.status.success(), "{variable}={value} must stop the server");
@@ -97,7 +98,7 @@ async fn first_start_prints_a_working_admin_token() {
         .expect("json");
     assert_eq!(
         viewer["data"]["viewer"],
-        json!({ "tenant": "default", "role": "admin" })
+        json!({ "tenant": "default", "role": "ADMIN" })
     );
 
     let minted = runflow(dir.path())
@@ -118,7 +119,7 @@ async fn first_start_prints_a_working_admin_token() {
         .expect("json");
     assert_eq!(
         viewer["data"]["viewer"],
-        json!({ "tenant": "acme", "role": "viewer", "environment": "PRODUCTION" })
+        json!({ "tenant": "acme", "role": "VIEWER", "environment": "PRODUCTION" })
     );
     let bad_role = runflow(dir.path())
         .args(["token", "--tenant", "acme", "--role", "root"])

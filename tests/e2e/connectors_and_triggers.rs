@@ -78,13 +78,13 @@ async fn connectors_and_their_resources(backend: Backend) {
     server
         .data(
             &developer,
-            r#"mutation { deleteConnectorResource(environment: STAGING, connector: "crm", key: "contacts") }"#,
+            r#"mutation { deleteConnectorResource(environment: STAGING, connector: "crm", key: "contacts") { deletedId deletedType } }"#,
             json!({}),
         )
         .await;
 
     let read = server
-        .data(&developer, r#"{ connector(environment: STAGING, slug: "crm") { revision resources { key config } } connectors(environment: PRODUCTION) { slug } }"#, json!({}))
+        .data(&developer, r#"{ connector(environment: STAGING, slug: "crm") { revision resources { key config } } connectors(environment: PRODUCTION) { nodes { slug } } }"#, json!({}))
         .await;
     assert_eq!(
         read["connector"]["resources"],
@@ -94,7 +94,11 @@ async fn connectors_and_their_resources(backend: Backend) {
         read["connector"]["revision"], 5,
         "every resource change moves the instance's revision"
     );
-    assert_eq!(read["connectors"], json!([]), "not in production until published");
+    assert_eq!(
+        read["connectors"]["nodes"],
+        json!([]),
+        "not in production until published"
+    );
 
     let update_instance = r#"mutation($input: UpdateConnectorInput!) { updateConnector(environment: STAGING, input: $input) { kind revision } }"#;
     let stale = server
@@ -116,18 +120,18 @@ async fn connectors_and_their_resources(backend: Backend) {
     server
         .data(
             &developer,
-            r#"mutation { deleteConnector(environment: STAGING, slug: "crm") }"#,
+            r#"mutation { deleteConnector(environment: STAGING, slug: "crm") { deletedId } }"#,
             json!({}),
         )
         .await;
     let gone = server
         .data(
             &developer,
-            r#"{ connectors(environment: STAGING) { slug } }"#,
+            r#"{ connectors(environment: STAGING) { nodes { slug } } }"#,
             json!({}),
         )
         .await;
-    assert_eq!(gone["connectors"], json!([]));
+    assert_eq!(gone["connectors"]["nodes"], json!([]));
 }
 
 /// The same slug in both environments with different configuration: each sees its own.
@@ -257,25 +261,25 @@ async fn triggers_are_bound_to_their_environment(backend: Backend) {
     let lists = server
         .data(
             &developer,
-            "{ s: triggers(environment: STAGING) { name } p: triggers(environment: PRODUCTION) { name } }",
+            "{ s: triggers(environment: STAGING) { nodes { name } } p: triggers(environment: PRODUCTION) { nodes { name } } }",
             json!({}),
         )
         .await;
     assert_eq!(
         lists,
-        json!({ "s": [{ "name": "hook" }, { "name": "nightly" }], "p": [] })
+        json!({ "s": { "nodes": [{ "name": "hook" }, { "name": "nightly" }] }, "p": { "nodes": [] } })
     );
     server
         .data(
             &developer,
-            r#"mutation { deleteTrigger(environment: STAGING, name: "hook") }"#,
+            r#"mutation { deleteTrigger(environment: STAGING, name: "hook") { deletedId } }"#,
             json!({}),
         )
         .await;
     let missing = server
         .gql(
             Some(&developer),
-            r#"mutation { deleteTrigger(environment: STAGING, name: "hook") }"#,
+            r#"mutation { deleteTrigger(environment: STAGING, name: "hook") { deletedId } }"#,
             json!({}),
         )
         .await;

@@ -94,7 +94,7 @@ async fn unstorable_values_are_bad_user_input(backend: Backend) {
     let response = server
         .gql(
             Some(&admin),
-            "mutation($i: DeployAgentInput!) { deployAgent(environment: STAGING, input: $i) { id } }",
+            "mutation($i: DeployAgentInput!) { deployAgent(environment: STAGING, input: $i) { commit { id } } }",
             json!({ "i": { "slug": "bot", "message": "m", "files": [
                 { "path": "runflow.toml", "content": crate::support::manifest("bot") },
                 { "path": "main.py", "content": "print('\u{0}')" },
@@ -118,9 +118,13 @@ async fn unstorable_values_are_bad_user_input(backend: Backend) {
 
     // Nothing of the refused requests was written.
     let prompts = server
-        .data(&admin, "{ prompts(environment: STAGING) { slug } }", json!({}))
+        .data(
+            &admin,
+            "{ prompts(environment: STAGING) { nodes { slug } } }",
+            json!({}),
+        )
         .await;
-    assert_eq!(prompts["prompts"], json!([]));
+    assert_eq!(prompts["prompts"]["nodes"], json!([]));
 
     // The runtime API: a session title longer than its column, NUL in an execution's output.
     let runtime = runtime_token(&tenant, "staging");

@@ -27,7 +27,7 @@ fn calls() -> Vec<(&'static str, String, Value)> {
     vec![
         (
             "deployAgent",
-            m("deployAgent", "DeployAgentInput!", "{ id }"),
+            m("deployAgent", "DeployAgentInput!", "{ agent { id } }"),
             json!({ "i": { "slug": "bot", "message": "first", "files": [
                 { "path": "runflow.toml", "content": manifest("bot") },
                 { "path": "main.py", "content": "print('hi')\n" } ] } }),
@@ -118,49 +118,54 @@ fn calls() -> Vec<(&'static str, String, Value)> {
             json!({}),
         ),
         (
+            "cancelExecution",
+            r#"mutation { cancelExecution(environment: STAGING, id: "EXECUTION") { id status } }"#.into(),
+            json!({}),
+        ),
+        (
             "updateSettings",
-            "mutation { updateSettings(environment: STAGING, input: {requiredApprovals: 0}) { settings { revision } } }"
+            "mutation { updateSettings(environment: STAGING, input: {requiredApprovals: 0}) { revision } }"
                 .into(),
             json!({}),
         ),
         (
             "requestRelease",
-            "mutation { requestRelease(environment: STAGING, input: {all: true, fingerprint: \"FINGERPRINT\"}) { request { id } } }"
+            "mutation { requestRelease(environment: STAGING, input: {all: true, fingerprint: \"FINGERPRINT\"}) { id } }"
                 .into(),
             json!({}),
         ),
         (
             "approveReleaseRequest",
-            "mutation { approveReleaseRequest(environment: STAGING, id: \"REQUEST\") { request { id } } }".into(),
+            "mutation { approveReleaseRequest(environment: STAGING, id: \"REQUEST\") { id } }".into(),
             json!({}),
         ),
         (
             "requestRelease",
-            "mutation { requestRelease(environment: STAGING, input: {all: true, fingerprint: \"FINGERPRINT\"}) { request { id } } }"
+            "mutation { requestRelease(environment: STAGING, input: {all: true, fingerprint: \"FINGERPRINT\"}) { id } }"
                 .into(),
             json!({}),
         ),
         (
             "rejectReleaseRequest",
-            "mutation { rejectReleaseRequest(environment: STAGING, id: \"REQUEST\", comment: \"no\") { request { id } } }"
+            "mutation { rejectReleaseRequest(environment: STAGING, id: \"REQUEST\", comment: \"no\") { id } }"
                 .into(),
             json!({}),
         ),
         (
             "scheduleRelease",
-            "mutation { scheduleRelease(environment: STAGING, input: {all: true, fingerprint: \"FINGERPRINT\", at: \"AT_LATER\"}) { scheduledRelease { id } } }"
+            "mutation { scheduleRelease(environment: STAGING, input: {all: true, fingerprint: \"FINGERPRINT\", at: \"AT_LATER\"}) { id } }"
                 .into(),
             json!({}),
         ),
         (
             "rescheduleRelease",
-            "mutation { rescheduleRelease(environment: STAGING, id: \"SCHEDULED\", at: \"AT_LATER\") { scheduledRelease { id } } }"
+            "mutation { rescheduleRelease(environment: STAGING, id: \"SCHEDULED\", at: \"AT_LATER\") { id } }"
                 .into(),
             json!({}),
         ),
         (
             "cancelScheduledRelease",
-            "mutation { cancelScheduledRelease(environment: STAGING, id: \"SCHEDULED\") { scheduledRelease { id } } }"
+            "mutation { cancelScheduledRelease(environment: STAGING, id: \"SCHEDULED\") { id } }"
                 .into(),
             json!({}),
         ),
@@ -172,47 +177,47 @@ fn calls() -> Vec<(&'static str, String, Value)> {
         ),
         (
             "deleteConnectorResource",
-            r#"mutation { deleteConnectorResource(environment: STAGING, connector: "crm", key: "accounts") }"#.into(),
+            r#"mutation { deleteConnectorResource(environment: STAGING, connector: "crm", key: "accounts") { deletedId } }"#.into(),
             json!({}),
         ),
         (
             "deleteConnector",
-            r#"mutation { deleteConnector(environment: STAGING, slug: "crm") }"#.into(),
+            r#"mutation { deleteConnector(environment: STAGING, slug: "crm") { deletedId } }"#.into(),
             json!({}),
         ),
         (
             "deleteTrigger",
-            r#"mutation { deleteTrigger(environment: STAGING, name: "hook") }"#.into(),
+            r#"mutation { deleteTrigger(environment: STAGING, name: "hook") { deletedId } }"#.into(),
             json!({}),
         ),
         (
             "deleteAgent",
-            r#"mutation { deleteAgent(environment: STAGING, slug: "bot") }"#.into(),
+            r#"mutation { deleteAgent(environment: STAGING, slug: "bot") { deletedId } }"#.into(),
             json!({}),
         ),
         (
             "deletePrompt",
-            r#"mutation { deletePrompt(environment: STAGING, slug: "greet") }"#.into(),
+            r#"mutation { deletePrompt(environment: STAGING, slug: "greet") { deletedId } }"#.into(),
             json!({}),
         ),
         (
             "deleteCredential",
-            r#"mutation { deleteCredential(environment: STAGING, name: "key") }"#.into(),
+            r#"mutation { deleteCredential(environment: STAGING, name: "key") { deletedId } }"#.into(),
             json!({}),
         ),
         (
             "deleteKnowledgeBase",
-            r#"mutation { deleteKnowledgeBase(environment: STAGING, name: "kb") }"#.into(),
+            r#"mutation { deleteKnowledgeBase(environment: STAGING, name: "kb") { deletedId } }"#.into(),
             json!({}),
         ),
         (
             "deleteLlmProvider",
-            r#"mutation { deleteLlmProvider(environment: STAGING, name: "llm") }"#.into(),
+            r#"mutation { deleteLlmProvider(environment: STAGING, name: "llm") { deletedId } }"#.into(),
             json!({}),
         ),
         (
             "deleteDataSource",
-            r#"mutation { deleteDataSource(environment: STAGING, name: "ds") }"#.into(),
+            r#"mutation { deleteDataSource(environment: STAGING, name: "ds") { deletedId } }"#.into(),
             json!({}),
         ),
     ]
@@ -271,6 +276,7 @@ async fn every_mutation_is_audited_without_secrets(backend: Backend) {
     let mut runtime_token = String::new();
     let mut request = String::new();
     let mut scheduled = String::new();
+    let mut execution = String::new();
     for (field, query, variables) in &calls {
         let query = query.replace("AT_LATER", &in_seconds(3600));
         let query = if query.contains("FINGERPRINT") {
@@ -289,24 +295,30 @@ async fn every_mutation_is_audited_without_secrets(backend: Backend) {
             query
                 .replace("REQUEST", &request)
                 .replace("SCHEDULED", &scheduled)
+                .replace("EXECUTION", &execution)
                 .replace("AT_LATER", &in_seconds(3600))
         };
         let caller = if *field == "requestRelease" { &developer } else { &admin };
         let data = server.data(caller, &query, variables.clone()).await;
         if *field == "scheduleRelease" {
-            scheduled = data["scheduleRelease"]["scheduledRelease"]["id"]
-                .as_str()
-                .expect("id")
-                .to_string();
+            scheduled = data["scheduleRelease"]["id"].as_str().expect("id").to_string();
         }
         if *field == "requestRelease" {
-            request = data["requestRelease"]["request"]["id"]
-                .as_str()
-                .expect("id")
-                .to_string();
+            request = data["requestRelease"]["id"].as_str().expect("id").to_string();
         }
         if *field == "createRuntimeToken" {
             runtime_token = data["createRuntimeToken"]["token"].as_str().expect("token").to_string();
+            // An execution to cancel, started through the runtime API with that token.
+            let (status, started) = server
+                .runtime(
+                    &runtime_token,
+                    reqwest::Method::POST,
+                    "/executions",
+                    Some(json!({ "agent": "bot" })),
+                )
+                .await;
+            assert_eq!(status, 201, "{started:#}");
+            execution = started["id"].as_str().expect("id").to_string();
         }
     }
 
@@ -314,7 +326,7 @@ async fn every_mutation_is_audited_without_secrets(backend: Backend) {
     let failed = server
         .gql(
             Some(&admin),
-            r#"mutation { deleteAgent(environment: STAGING, slug: "no-such-agent") }"#,
+            r#"mutation { deleteAgent(environment: STAGING, slug: "no-such-agent") { deletedId } }"#,
             json!({}),
         )
         .await;
@@ -427,22 +439,22 @@ async fn every_mutation_is_audited_without_secrets(backend: Backend) {
 }
 
 const REQUEST: &str = r#"mutation($i: RequestReleaseInput!) { requestRelease(environment: STAGING, input: $i) {
-  request { id state requestedBy note items { item revision } } } }"#;
+  id state requestedBy note items { key fingerprint } } }"#;
 const APPROVE: &str = r#"mutation($id: ID!, $c: String) { approveReleaseRequest(environment: STAGING, id: $id, comment: $c) {
-  request { id state reviews { reviewer approved comment } } } }"#;
+  id state reviews { reviewer approved comment } } }"#;
 const REJECT: &str = r#"mutation($id: ID!) { rejectReleaseRequest(environment: STAGING, id: $id, comment: "not now") {
-  request { id state } } }"#;
+  id state } }"#;
 const GET_REQUEST: &str = r#"query($id: ID!) { releaseRequest(environment: STAGING, id: $id) {
-  id state staleItems releaseId reviews { reviewer approved } } }"#;
+  id state staleItems release { id } reviews { reviewer approved } } }"#;
 const PUBLISH: &str = r#"mutation($i: PublishInput!) { publish(environment: PRODUCTION, input: $i) {
-  id number approvalRequestId emergencyOverride } }"#;
+  id number approvalRequest { id } emergencyOverride } }"#;
 
 /// The pending revision of `agent:<slug>`.
 async fn agent_revision(server: &Server, token: &str, slug: &str) -> String {
     let data = server
         .data(
             token,
-            "{ pendingChanges(environment: STAGING) { id revision } }",
+            "{ pendingChanges(environment: STAGING) { key fingerprint } }",
             json!({}),
         )
         .await;
@@ -450,8 +462,8 @@ async fn agent_revision(server: &Server, token: &str, slug: &str) -> String {
         .as_array()
         .expect("pending")
         .iter()
-        .find(|c| c["id"] == format!("agent:{slug}"))
-        .map(|c| c["revision"].as_str().expect("revision").to_string())
+        .find(|c| c["key"] == format!("agent:{slug}"))
+        .map(|c| c["fingerprint"].as_str().expect("fingerprint").to_string())
         .expect("a pending change of the agent")
 }
 
@@ -472,7 +484,7 @@ async fn publishing_needs_an_approved_current_request(backend: Backend) {
     ws.init(&token(&tenant, "viewer")).await;
     ws.subscribe(
         "r",
-        "subscription { releaseRequestEvents(environment: STAGING) { kind environment request { state requestedBy } } }",
+        "subscription { releaseRequestEvents(environment: STAGING) { kind environment state request { requestedBy } } }",
         json!({}),
     )
     .await;
@@ -489,7 +501,7 @@ async fn publishing_needs_an_approved_current_request(backend: Backend) {
     let response = server
         .gql(
             Some(&publisher),
-            "mutation { updateSettings(environment: STAGING, input: {requiredApprovals: 1}) { settings { requiredApprovals } } }",
+            "mutation { updateSettings(environment: STAGING, input: {requiredApprovals: 1}) { requiredApprovals } }",
             json!({}),
         )
         .await;
@@ -497,7 +509,7 @@ async fn publishing_needs_an_approved_current_request(backend: Backend) {
     let response = server
         .gql(
             Some(&admin),
-            "mutation { updateSettings(environment: STAGING, input: {requiredApprovals: 9}) { settings { requiredApprovals } } }",
+            "mutation { updateSettings(environment: STAGING, input: {requiredApprovals: 9}) { requiredApprovals } }",
             json!({}),
         )
         .await;
@@ -505,19 +517,19 @@ async fn publishing_needs_an_approved_current_request(backend: Backend) {
     let updated = server
         .data(
             &admin,
-            "mutation { updateSettings(environment: STAGING, input: {requiredApprovals: 1, expectedRevision: 0}) { settings { requiredApprovals revision updatedBy } } }",
+            "mutation { updateSettings(environment: STAGING, input: {requiredApprovals: 1, expectedRevision: 0}) { requiredApprovals revision updatedBy } }",
             json!({}),
         )
         .await;
     assert_eq!(
-        updated["updateSettings"]["settings"],
+        updated["updateSettings"],
         json!({ "requiredApprovals": 1, "revision": 1, "updatedBy": format!("admin@{tenant}") })
     );
 
     // Approval required: a publish without an approved request is refused.
     crate::support::deploy(&server, &developer, "bot", "print('v1')\n", "v1").await;
     let r1 = agent_revision(&server, &developer, "bot").await;
-    let items = json!([{ "id": "agent:bot", "revision": r1 }]);
+    let items = json!([{ "key": "agent:bot", "fingerprint": r1 }]);
     let response = server
         .gql(Some(&publisher), PUBLISH, json!({ "i": { "items": items } }))
         .await;
@@ -534,18 +546,18 @@ async fn publishing_needs_an_approved_current_request(backend: Backend) {
             REQUEST,
             json!({ "i": { "items": items, "note": "ship v1" } }),
         )
-        .await["requestRelease"]["request"]
+        .await["requestRelease"]
         .clone();
     assert_eq!(request["state"], "OPEN");
     assert_eq!(request["requestedBy"], format!("developer@{tenant}"));
-    assert_eq!(request["items"], json!([{ "item": "agent:bot", "revision": r1 }]));
+    assert_eq!(request["items"], json!([{ "key": "agent:bot", "fingerprint": r1 }]));
     let id = request["id"].clone();
     // Developers can not approve; nor can the requester (two-person rule).
     let response = server.gql(Some(&developer), APPROVE, json!({ "id": id })).await;
     assert_eq!(error_code(&response), "FORBIDDEN");
     let own = server
         .data(&publisher, REQUEST, json!({ "i": { "items": items } }))
-        .await["requestRelease"]["request"]["id"]
+        .await["requestRelease"]["id"]
         .clone();
     let response = server.gql(Some(&publisher), APPROVE, json!({ "id": own })).await;
     assert_eq!(error_code(&response), "FORBIDDEN", "{response:#}");
@@ -557,7 +569,7 @@ async fn publishing_needs_an_approved_current_request(backend: Backend) {
     assert_eq!(error_code(&response), "FORBIDDEN");
     let approved = server
         .data(&other_publisher, APPROVE, json!({ "id": id, "c": "looks good" }))
-        .await["approveReleaseRequest"]["request"]
+        .await["approveReleaseRequest"]
         .clone();
     assert_eq!(approved["state"], "APPROVED");
     assert_eq!(
@@ -572,19 +584,19 @@ async fn publishing_needs_an_approved_current_request(backend: Backend) {
         .data(&publisher, PUBLISH, json!({ "i": { "items": items } }))
         .await["publish"]
         .clone();
-    assert_eq!(release["approvalRequestId"], id);
+    assert_eq!(release["approvalRequest"]["id"], id);
     assert_eq!(release["emergencyOverride"], false);
     let published = server.data(&developer, GET_REQUEST, json!({ "id": id })).await["releaseRequest"].clone();
     assert_eq!(published["state"], "PUBLISHED");
-    assert_eq!(published["releaseId"], release["id"]);
+    assert_eq!(published["release"]["id"], release["id"]);
 
     // Stale: staging moves after approval; publishing the new revision is a CONFLICT naming it.
     crate::support::deploy(&server, &developer, "bot", "print('v2')\n", "v2").await;
     let r2 = agent_revision(&server, &developer, "bot").await;
-    let items2 = json!([{ "id": "agent:bot", "revision": r2 }]);
+    let items2 = json!([{ "key": "agent:bot", "fingerprint": r2 }]);
     let id2 = server
         .data(&developer, REQUEST, json!({ "i": { "items": items2 } }))
-        .await["requestRelease"]["request"]["id"]
+        .await["requestRelease"]["id"]
         .clone();
     server.data(&other_publisher, APPROVE, json!({ "id": id2 })).await;
     crate::support::deploy(&server, &developer, "bot", "print('v3')\n", "v3").await;
@@ -602,7 +614,7 @@ async fn publishing_needs_an_approved_current_request(backend: Backend) {
         .gql(
             Some(&publisher),
             PUBLISH,
-            json!({ "i": { "items": [{ "id": "agent:bot", "revision": r3 }] } }),
+            json!({ "i": { "items": [{ "key": "agent:bot", "fingerprint": r3 }] } }),
         )
         .await;
     assert_eq!(error_code(&response), "CONFLICT", "{response:#}");
@@ -619,12 +631,12 @@ async fn publishing_needs_an_approved_current_request(backend: Backend) {
         .data(
             &developer,
             REQUEST,
-            json!({ "i": { "items": [{ "id": "agent:bot", "revision": r3 }] } }),
+            json!({ "i": { "items": [{ "key": "agent:bot", "fingerprint": r3 }] } }),
         )
-        .await["requestRelease"]["request"]["id"]
+        .await["requestRelease"]["id"]
         .clone();
     let rejected = server.data(&other_publisher, REJECT, json!({ "id": id3 })).await;
-    assert_eq!(rejected["rejectReleaseRequest"]["request"]["state"], "REJECTED");
+    assert_eq!(rejected["rejectReleaseRequest"]["state"], "REJECTED");
     let response = server.gql(Some(&admin), APPROVE, json!({ "id": id3 })).await;
     assert_eq!(error_code(&response), "CONFLICT");
 
@@ -667,13 +679,13 @@ async fn publishing_needs_an_approved_current_request(backend: Backend) {
         .gql(
             Some(&admin),
             PUBLISH,
-            json!({ "i": { "items": [{ "id": "agent:bot", "revision": r3 }], "emergencyOverride": true } }),
+            json!({ "i": { "items": [{ "key": "agent:bot", "fingerprint": r3 }], "emergencyOverride": true } }),
         )
         .await;
     assert_eq!(error_code(&response), "BAD_USER_INPUT", "only rollbacks: {response:#}");
     let rolled_back = server.data(&admin, PUBLISH, emergency).await["publish"].clone();
     assert_eq!(rolled_back["emergencyOverride"], true);
-    assert_eq!(rolled_back["approvalRequestId"], Value::Null);
+    assert_eq!(rolled_back["approvalRequest"], Value::Null);
 
     // The subscriber saw every step, in order.
     let mut kinds = Vec::new();
@@ -684,7 +696,7 @@ async fn publishing_needs_an_approved_current_request(backend: Backend) {
         kinds.push(format!(
             "{}:{}",
             event["kind"].as_str().unwrap_or("?"),
-            event["request"]["state"].as_str().unwrap_or("?")
+            event["state"].as_str().unwrap_or("?")
         ));
     }
     assert_eq!(
@@ -703,9 +715,9 @@ async fn publishing_needs_an_approved_current_request(backend: Backend) {
 }
 
 const SCHEDULE: &str = r#"mutation($i: ScheduleReleaseInput!) { scheduleRelease(environment: STAGING, input: $i) {
-  scheduledRelease { id at state revision items { item revision } } } }"#;
+  id at state revision items { key fingerprint } } }"#;
 const SCHEDULED: &str = r#"{ scheduledReleases(environment: STAGING) { edges { node {
-  id state failure releaseId revision note } } } }"#;
+  id state failure staleItems release { id } revision note } } } }"#;
 
 fn in_seconds(seconds: i64) -> String {
     (chrono::Utc::now() + chrono::Duration::seconds(seconds)).to_rfc3339()
@@ -754,7 +766,7 @@ async fn scheduled_release_runs_once_across_replicas(backend: Backend) {
     let publisher = token(&tenant, "publisher");
     crate::support::deploy(&first, &developer, "bot", "print('v1')\n", "v1").await;
     let r1 = agent_revision(&first, &developer, "bot").await;
-    let items = json!([{ "id": "agent:bot", "revision": r1 }]);
+    let items = json!([{ "key": "agent:bot", "fingerprint": r1 }]);
 
     // Validation: the future only; exactly reviewed revisions; developers can not schedule.
     let response = first
@@ -769,7 +781,7 @@ async fn scheduled_release_runs_once_across_replicas(backend: Backend) {
         .gql(
             Some(&publisher),
             SCHEDULE,
-            json!({ "i": { "items": [{ "id": "agent:bot", "revision": "old" }], "at": in_seconds(60) } }),
+            json!({ "i": { "items": [{ "key": "agent:bot", "fingerprint": "old" }], "at": in_seconds(60) } }),
         )
         .await;
     assert_eq!(error_code(&response), "CONFLICT");
@@ -789,27 +801,23 @@ async fn scheduled_release_runs_once_across_replicas(backend: Backend) {
             SCHEDULE,
             json!({ "i": { "items": items, "at": in_seconds(3600) } }),
         )
-        .await["scheduleRelease"]["scheduledRelease"]
+        .await["scheduleRelease"]
         .clone();
     assert_eq!(later["state"], "SCHEDULED");
     let moved = first
         .data(
             &publisher,
-            "mutation($id: ID!, $at: DateTime!) { rescheduleRelease(environment: STAGING, id: $id, at: $at, expectedRevision: 1) { scheduledRelease { state revision } } }",
+            "mutation($id: ID!, $at: DateTime!) { rescheduleRelease(environment: STAGING, id: $id, at: $at, expectedRevision: 1) { state revision } }",
             json!({ "id": later["id"], "at": in_seconds(7200) }),
         )
         .await;
     assert_eq!(
-        moved["rescheduleRelease"]["scheduledRelease"],
+        moved["rescheduleRelease"],
         json!({ "state": "SCHEDULED", "revision": 2 })
     );
-    let cancel =
-        "mutation($id: ID!) { cancelScheduledRelease(environment: STAGING, id: $id) { scheduledRelease { state } } }";
+    let cancel = "mutation($id: ID!) { cancelScheduledRelease(environment: STAGING, id: $id) { state } }";
     let cancelled = first.data(&publisher, cancel, json!({ "id": later["id"] })).await;
-    assert_eq!(
-        cancelled["cancelScheduledRelease"]["scheduledRelease"]["state"],
-        "CANCELLED"
-    );
+    assert_eq!(cancelled["cancelScheduledRelease"]["state"], "CANCELLED");
     let response = first.gql(Some(&publisher), cancel, json!({ "id": later["id"] })).await;
     assert_eq!(error_code(&response), "CONFLICT");
 
@@ -820,9 +828,9 @@ async fn scheduled_release_runs_once_across_replicas(backend: Backend) {
             SCHEDULE,
             json!({ "i": { "items": items, "at": in_seconds(2), "note": "timed" } }),
         )
-        .await["scheduleRelease"]["scheduledRelease"]
+        .await["scheduleRelease"]
         .clone();
-    assert_eq!(soon["items"], json!([{ "item": "agent:bot", "revision": r1 }]));
+    assert_eq!(soon["items"], json!([{ "key": "agent:bot", "fingerprint": r1 }]));
     let a = first.replica().await;
     let b = first.replica().await;
     let done = settled(&a, &publisher, &soon["id"]).await;
@@ -830,7 +838,7 @@ async fn scheduled_release_runs_once_across_replicas(backend: Backend) {
     let made = releases(&b, &publisher).await;
     assert_eq!(made.len(), 1, "published once: {made:#?}");
     assert_eq!(made[0]["note"], "timed");
-    assert_eq!(done["releaseId"], made[0]["id"]);
+    assert_eq!(done["release"]["id"], made[0]["id"]);
     let audit = b
         .data(
             &token(&tenant, "admin"),
@@ -857,9 +865,9 @@ async fn scheduled_release_runs_once_across_replicas(backend: Backend) {
         .data(
             &publisher,
             SCHEDULE,
-            json!({ "i": { "items": [{ "id": "agent:bot", "revision": r2 }], "at": in_seconds(2) } }),
+            json!({ "i": { "items": [{ "key": "agent:bot", "fingerprint": r2 }], "at": in_seconds(2) } }),
         )
-        .await["scheduleRelease"]["scheduledRelease"]
+        .await["scheduleRelease"]
         .clone();
     crate::support::deploy(&first, &developer, "bot", "print('v3')\n", "v3").await;
     let failed = settled(&b, &publisher, &doomed["id"]).await;
@@ -868,6 +876,7 @@ async fn scheduled_release_runs_once_across_replicas(backend: Backend) {
         failed["failure"].as_str().unwrap_or_default().contains("agent:bot"),
         "{failed:#}"
     );
+    assert_eq!(failed["staleItems"], json!(["agent:bot"]), "{failed:#}");
     assert_eq!(releases(&a, &publisher).await.len(), 1, "nothing more was published");
 }
 
@@ -879,14 +888,14 @@ async fn scheduled_release_survives_restarts_within_the_grace_window(backend: Ba
     let publisher = token(&tenant, "publisher");
     crate::support::deploy(&first, &developer, "bot", "print('v1')\n", "v1").await;
     let r1 = agent_revision(&first, &developer, "bot").await;
-    let items = json!([{ "id": "agent:bot", "revision": r1 }]);
+    let items = json!([{ "key": "agent:bot", "fingerprint": r1 }]);
     let missed = first
         .data(
             &publisher,
             SCHEDULE,
             json!({ "i": { "items": items, "at": in_seconds(1) } }),
         )
-        .await["scheduleRelease"]["scheduledRelease"]
+        .await["scheduleRelease"]
         .clone();
     // Wait (not a timing assertion) until it is well past due.
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
@@ -904,7 +913,7 @@ async fn scheduled_release_survives_restarts_within_the_grace_window(backend: Ba
             SCHEDULE,
             json!({ "i": { "items": items, "at": in_seconds(1) } }),
         )
-        .await["scheduleRelease"]["scheduledRelease"]
+        .await["scheduleRelease"]
         .clone();
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     // The next start, within the (default 15 min) window: published.

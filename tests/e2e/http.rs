@@ -24,7 +24,10 @@ async fn get_runs_queries_only(backend: Backend) {
         .get(&url)
         .bearer_auth(&viewer)
         .query(&[
-            ("query", "query($e: Environment!) { agents(environment: $e) { slug } }"),
+            (
+                "query",
+                "query($e: Environment!) { agents(environment: $e) { nodes { slug } } }",
+            ),
             ("variables", r#"{"e":"STAGING"}"#),
         ])
         .send()
@@ -33,10 +36,10 @@ async fn get_runs_queries_only(backend: Backend) {
         .json()
         .await
         .expect("json");
-    assert_eq!(ok["data"]["agents"], json!([]));
+    assert_eq!(ok["data"]["agents"]["nodes"], json!([]));
     for query in [
-        "mutation { deleteAgent(environment: STAGING, slug: \"x\") }",
-        "query A { __typename } mutation B { deleteAgent(environment: STAGING, slug: \"x\") }",
+        "mutation { deleteAgent(environment: STAGING, slug: \"x\") { deletedId } }",
+        "query A { __typename } mutation B { deleteAgent(environment: STAGING, slug: \"x\") { deletedId } }",
     ] {
         let refused = server
             .http()
@@ -116,7 +119,7 @@ async fn posts_must_be_single_json_requests_within_limits(backend: Backend) {
 
     // Depth limit, with a stable code; GraphiQL's own introspection still passes.
     let deep = format!(
-        "{{ agents(environment: STAGING) {} }}",
+        "{{ agents(environment: STAGING) {{ nodes {} }} }}",
         "{ currentCommit { parent ".repeat(10) + "{ hash }" + &"} }".repeat(10)
     );
     let response = server.gql(Some(&admin), &deep, json!({})).await;

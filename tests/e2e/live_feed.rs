@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, Frame, Server, deploy, error_code, now, runtime_token, sign, tenant, token};
+use crate::support::{Backend, Frame, Server, deploy, error_code, gid, now, runtime_token, sign, tenant, token};
 
 const EXECUTIONS: &str = "subscription($env: Environment!, $after: String, $agent: String) {
   executionEvents(environment: $env, after: $after, agent: $agent) { cursor kind environment execution { id status environment output } } }";
@@ -77,7 +77,7 @@ async fn events_are_filtered_by_tenant_and_environment_and_resume_without_gaps(b
     let started = next_event(&mut ws).await;
     assert_eq!(started["kind"], "STARTED");
     assert_eq!(started["environment"], "STAGING");
-    assert_eq!(started["execution"]["id"], first);
+    assert_eq!(started["execution"]["id"], gid("Execution", "STAGING", &first));
     let finished = next_event(&mut ws).await;
     assert_eq!(finished["kind"], "FINISHED");
     assert_eq!(finished["execution"]["output"], "mine");
@@ -102,7 +102,7 @@ async fn events_are_filtered_by_tenant_and_environment_and_resume_without_gaps(b
         let live = next_event(ws).await;
         assert_eq!(
             (live["kind"].as_str(), live["execution"]["id"].as_str()),
-            (Some("STARTED"), Some(second.as_str()))
+            (Some("STARTED"), Some(gid("Execution", "STAGING", &second).as_str()))
         );
         assert_eq!(next_event(ws).await["kind"], "FINISHED");
     }
@@ -220,7 +220,7 @@ async fn session_and_trace_subscriptions_check_ids_at_subscribe_time(backend: Ba
     assert_eq!(seen[0].1["sessionEvents"]["kind"], "MESSAGE_ADDED");
     assert_eq!(
         seen[0].1["sessionEvents"]["message"],
-        json!({ "role": "user", "content": "hi" })
+        json!({ "role": "USER", "content": "hi" })
     );
     assert_eq!(
         seen[1].1["traceEvents"]["spans"],
@@ -371,7 +371,11 @@ async fn runtime_api_writes_only_its_own_environment(backend: Backend) {
         401
     );
     let response = server
-        .gql(Some(&staging), "{ agents(environment: STAGING) { slug } }", json!({}))
+        .gql(
+            Some(&staging),
+            "{ agents(environment: STAGING) { nodes { slug } } }",
+            json!({}),
+        )
         .await;
     assert_eq!(
         error_code(&response),
@@ -403,9 +407,12 @@ async fn runtime_api_writes_only_its_own_environment(backend: Backend) {
         assert_eq!(status, 200, "{accepted}");
     }
     let spans = server
-        .data(&developer, "query($id: ID!) { execution(environment: STAGING, id: $id) { spans { name kind status inputTokens parentId } } }", json!({ "id": execution }))
+        .data(&developer, "query($id: ID!) { execution(environment: STAGING, id: $id) { spans { nodes { name kind status inputTokens parent { id } } } } }", json!({ "id": execution }))
         .await;
-    let spans = spans["execution"]["spans"].as_array().cloned().unwrap_or_default();
+    let spans = spans["execution"]["spans"]["nodes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(spans.len(), 2, "a retried export does not duplicate: {spans:#?}");
     let chat = spans.iter().find(|s| s["name"] == "chat").expect("chat");
     assert_eq!(
@@ -419,7 +426,7 @@ async fn runtime_api_writes_only_its_own_environment(backend: Backend) {
     assert!(
         spans
             .iter()
-            .any(|s| s["name"] == "lookup" && s["kind"] == "CUSTOM" && s["parentId"].is_string())
+            .any(|s| s["name"] == "lookup" && s["kind"] == "CUSTOM" && s["parent"]["id"].is_string())
     );
 }
 
@@ -480,7 +487,7 @@ async fn protocol_close_codes(backend: Backend) {
     ws.init(&viewer).await;
     ws.subscribe(
         "m",
-        "mutation { deleteAgent(environment: STAGING, slug: \"x\") }",
+        "mutation { deleteAgent(environment: STAGING, slug: \"x\") { deletedId } }",
         json!({}),
     )
     .await;
@@ -576,7 +583,7 @@ async fn replicas_share_the_live_feed() {
     let event = next_event(&mut ws).await;
     assert_eq!(
         (event["kind"].as_str(), event["execution"]["id"].as_str()),
-        (Some("STARTED"), Some(id.as_str()))
+        (Some("STARTED"), Some(gid("Execution", "PRODUCTION", &id).as_str()))
     );
     assert_eq!(next_event(&mut ws).await["execution"]["output"], "via replica");
     // Woken by NOTIFY, not by the one-second poll (a loose bound: this is not a benchmark).
@@ -657,7 +664,7 @@ async fn cursors_past_retention_fail_with_cursor_expired(backend: Backend) {
             agent: "bot".into(),
             ..Default::default()
         };
-        runflow::domain::executions::start(app.db(), &staging, start)
+        runflow::domain::executions::start(app.db(), &staging, &app.app.services.execution_limits, start)
             .await
             .expect("start");
     }

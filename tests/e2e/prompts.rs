@@ -31,11 +31,11 @@ async fn drafts_live_in_staging(backend: Backend) {
     let production = server
         .data(
             &developer,
-            r#"{ prompt(environment: PRODUCTION, slug: "greet") { slug } prompts(environment: PRODUCTION) { slug } }"#,
+            r#"{ prompt(environment: PRODUCTION, slug: "greet") { slug } prompts(environment: PRODUCTION) { nodes { slug } } }"#,
             json!({}),
         )
         .await;
-    assert_eq!(production, json!({ "prompt": null, "prompts": [] }));
+    assert_eq!(production, json!({ "prompt": null, "prompts": { "nodes": [] } }));
 
     // Revisions: a stale expectedRevision is a CONFLICT and changes nothing.
     let again = server
@@ -106,7 +106,7 @@ async fn drafts_live_in_staging(backend: Backend) {
     let deleted = server
         .gql(
             Some(&developer),
-            r#"mutation { deletePrompt(environment: STAGING, slug: "greet", expectedRevision: 1) }"#,
+            r#"mutation { deletePrompt(environment: STAGING, slug: "greet", expectedRevision: 1) { deletedId } }"#,
             json!({}),
         )
         .await;
@@ -114,7 +114,7 @@ async fn drafts_live_in_staging(backend: Backend) {
     server
         .data(
             &developer,
-            r#"mutation { deletePrompt(environment: STAGING, slug: "greet", expectedRevision: 2) }"#,
+            r#"mutation { deletePrompt(environment: STAGING, slug: "greet", expectedRevision: 2) { deletedId } }"#,
             json!({}),
         )
         .await;
@@ -177,7 +177,7 @@ async fn each_environment_resolves_its_own_version(backend: Backend) {
         .expect("prompt");
     }
     let query = r#"query($env: Environment!) { prompt(environment: $env, slug: "greet") {
-        resolved { source version template } publishedVersion { version } versions { version } } }"#;
+        resolved { source version template } publishedVersion { version } versions { nodes { version } } } }"#;
     let staging = app
         .data(&tenant, Role::Viewer, query, json!({ "env": "STAGING" }))
         .await;
@@ -193,7 +193,7 @@ async fn each_environment_resolves_its_own_version(backend: Backend) {
         json!({ "source": "PUBLISHED", "version": 1, "template": "v1 {{name}}" })
     );
     assert_eq!(
-        production["prompt"]["versions"],
+        production["prompt"]["versions"]["nodes"],
         json!([{ "version": 2 }, { "version": 1 }])
     );
 

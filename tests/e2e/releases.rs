@@ -7,7 +7,7 @@ use crate::on_both_backends;
 use crate::support::{Backend, Server, deploy, error_code, error_message, tenant, token};
 
 const PENDING: &str = r#"{ pendingChanges(environment: STAGING) {
-  id kind slug change revision
+  id key kind slug change fingerprint
   agent { stagingCommit { number } productionCommit { number } commits { number message }
           files { path change unifiedDiff hunks { oldStart oldLines newStart newLines lines { tag oldNumber newNumber text } } } }
   prompt { before { source version template } after { source template } rows { tag left { number text highlights { start end } } right { number text highlights { start end } } }
@@ -17,10 +17,10 @@ const PENDING: &str = r#"{ pendingChanges(environment: STAGING) {
 } }"#;
 
 const PUBLISH: &str = r#"mutation($input: PublishInput!) { publish(environment: PRODUCTION, input: $input) {
-  id number kind note createdBy rollsBack { number } items { id kind change before after } } }"#;
+  id number kind note createdBy rollsBack { number } items { id key kind change before after } } }"#;
 
 const PLAN: &str = r#"query($input: PublishInput!) { publishPlan(environment: PRODUCTION, input: $input) {
-  fingerprint canPublish missing warnings items { id change revision } dependencies { item requires status } } }"#;
+  fingerprint canPublish missing warnings items { id key change fingerprint } dependencies { item requires status } } }"#;
 
 async fn pending(server: &Server, token: &str) -> Vec<Value> {
     server.data(token, PENDING, json!({})).await["pendingChanges"]
@@ -32,19 +32,19 @@ async fn pending(server: &Server, token: &str) -> Vec<Value> {
 fn find<'a>(items: &'a [Value], id: &str) -> &'a Value {
     items
         .iter()
-        .find(|i| i["id"] == id)
+        .find(|i| i["key"] == id)
         .unwrap_or_else(|| panic!("{id} not pending in {items:#?}"))
 }
 
 fn item(change: &Value) -> Value {
-    json!({ "id": change["id"], "revision": change["revision"] })
+    json!({ "key": change["key"], "fingerprint": change["fingerprint"] })
 }
 
 async fn deploy_files(server: &Server, token: &str, slug: &str, files: Value, message: &str) {
     server
         .data(
             token,
-            "mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { id } }",
+            "mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { commit { id } } }",
             json!({ "input": { "slug": slug, "message": message, "files": files } }),
         )
         .await;
@@ -115,7 +115,7 @@ async fn publishing_agent_code_moves_production(backend: Backend) {
     assert_eq!(release["kind"], "PUBLISH");
     assert_eq!(release["note"], "launch");
     assert_eq!(release["createdBy"], format!("publisher@{tenant}"));
-    assert_eq!(release["items"][0]["id"], "agent:bot");
+    assert_eq!(release["items"][0]["key"], "agent:bot");
     assert_eq!(release["items"][0]["before"], Value::Null);
     assert_eq!(release["items"][0]["after"]["number"], 2);
 
@@ -171,7 +171,7 @@ async fn publishing_agent_code_moves_production(backend: Backend) {
     server
         .data(
             &developer,
-            r#"mutation { deleteAgent(environment: STAGING, slug: "bot") }"#,
+            r#"mutation { deleteAgent(environment: STAGING, slug: "bot") { deletedId } }"#,
             json!({}),
         )
         .await;
@@ -216,7 +216,7 @@ async fn prompts_connectors_and_triggers_publish(backend: Backend) {
     server.data(&developer, r#"mutation { createTrigger(environment: STAGING, input: {name: "nightly", agent: "bot", kind: SCHEDULE, schedule: "0 3 * * *"}) { name } }"#, json!({})).await;
 
     let items = pending(&server, &developer).await;
-    let ids: Vec<&str> = items.iter().filter_map(|i| i["id"].as_str()).collect();
+    let ids: Vec<&str> = items.iter().filter_map(|i| i["key"].as_str()).collect();
     assert_eq!(ids, ["agent:bot", "prompt:greet", "connector:crm", "trigger:nightly"]);
     let prompt = &find(&items, "prompt:greet")["prompt"];
     assert_eq!(prompt["before"], Value::Null);
@@ -286,8 +286,8 @@ async fn prompts_connectors_and_triggers_publish(backend: Backend) {
           prompt(environment: PRODUCTION, slug: "greet") { resolved { source version template } }
           staging: prompt(environment: STAGING, slug: "greet") { draft { template } resolved { source version } }
           connector(environment: PRODUCTION, slug: "crm") { environment config credentials resources { key config } }
-          prod: triggers(environment: PRODUCTION) { id name environment agent { environment } }
-          stag: triggers(environment: STAGING) { id name environment }
+          prod: triggers(environment: PRODUCTION) { nodes { id name environment agent { environment } } }
+          stag: triggers(environment: STAGING) { nodes { id name environment } }
         }"#,
             json!({}),
         )
@@ -306,11 +306,11 @@ async fn prompts_connectors_and_triggers_publish(backend: Backend) {
         json!([{ "key": "contacts", "config": { "path": "/c" } }])
     );
     assert_eq!(production["connector"]["credentials"], json!(["crm-key"]));
-    assert_eq!(production["prod"][0]["environment"], "PRODUCTION");
-    assert_eq!(production["prod"][0]["agent"]["environment"], "PRODUCTION");
-    assert_eq!(production["stag"][0]["environment"], "STAGING");
+    assert_eq!(production["prod"]["nodes"][0]["environment"], "PRODUCTION");
+    assert_eq!(production["prod"]["nodes"][0]["agent"]["environment"], "PRODUCTION");
+    assert_eq!(production["stag"]["nodes"][0]["environment"], "STAGING");
     assert_ne!(
-        production["prod"][0]["id"], production["stag"][0]["id"],
+        production["prod"]["nodes"][0]["id"], production["stag"]["nodes"][0]["id"],
         "a separate production trigger"
     );
     assert!(pending(&server, &developer).await.is_empty());
@@ -338,13 +338,13 @@ async fn prompts_connectors_and_triggers_publish(backend: Backend) {
             json!({ "input": { "items": [item(find(&items, "prompt:greet"))] } }),
         )
         .await;
-    let resolved = server.data(&developer, r#"{ prompt(environment: PRODUCTION, slug: "greet") { resolved { version template } versions { version } } }"#, json!({})).await;
+    let resolved = server.data(&developer, r#"{ prompt(environment: PRODUCTION, slug: "greet") { resolved { version template } versions { nodes { version } } } }"#, json!({})).await;
     assert_eq!(
         resolved["prompt"]["resolved"],
         json!({ "version": 2, "template": "Hello dear {{name}}\nBye" })
     );
     assert_eq!(
-        resolved["prompt"]["versions"],
+        resolved["prompt"]["versions"]["nodes"],
         json!([{ "version": 2 }, { "version": 1 }])
     );
 }
@@ -412,22 +412,22 @@ async fn stale_revisions_and_missing_dependencies_change_nothing(backend: Backen
         error_message(&stale).contains("prompt:greet") && !error_message(&stale).contains("agent:bot"),
         "{stale:#}"
     );
-    let nothing = server.data(&developer, r#"{ agents(environment: PRODUCTION) { slug } prompts(environment: PRODUCTION) { slug } releases(environment: PRODUCTION) { edges { cursor } } }"#, json!({})).await;
+    let nothing = server.data(&developer, r#"{ agents(environment: PRODUCTION) { nodes { slug } } prompts(environment: PRODUCTION) { nodes { slug } } releases(environment: PRODUCTION) { edges { cursor } } }"#, json!({})).await;
     assert_eq!(
         nothing,
-        json!({ "agents": [], "prompts": [], "releases": { "edges": [] } }),
+        json!({ "agents": { "nodes": [] }, "prompts": { "nodes": [] }, "releases": { "edges": [] } }),
         "nothing was published"
     );
 
     // Bad ids and shapes.
     for (input, code) in [
         (
-            json!({ "items": [{ "id": "robot:x", "revision": "1" }] }),
+            json!({ "items": [{ "key": "robot:x", "fingerprint": "1" }] }),
             "BAD_USER_INPUT",
         ),
-        (json!({ "items": [{ "id": "agent:bot" }] }), "BAD_USER_INPUT"),
+        (json!({ "items": [{ "key": "agent:bot" }] }), "BAD_USER_INPUT"),
         (
-            json!({ "items": [{ "id": "agent:ghost", "revision": "1" }] }),
+            json!({ "items": [{ "key": "agent:ghost", "fingerprint": "1" }] }),
             "NOT_FOUND",
         ),
         (json!({ "items": [item(&agent)], "all": true }), "BAD_USER_INPUT"),
@@ -554,7 +554,7 @@ async fn rollbacks_restore_the_state_before_a_release(backend: Backend) {
         .data(
             &publisher,
             PUBLISH,
-            json!({ "input": { "rollbackTo": r2["id"], "items": [{ "id": "prompt:greet" }], "note": "bad prompt" } }),
+            json!({ "input": { "rollbackTo": r2["id"], "items": [{ "key": "prompt:greet" }], "note": "bad prompt" } }),
         )
         .await["publish"]
         .clone();
@@ -596,16 +596,16 @@ async fn rollbacks_restore_the_state_before_a_release(backend: Backend) {
     let empty = server
         .data(
             &developer,
-            "{ agents(environment: PRODUCTION) { slug } prompts(environment: PRODUCTION) { slug } }",
+            "{ agents(environment: PRODUCTION) { nodes { slug } } prompts(environment: PRODUCTION) { nodes { slug } } }",
             json!({}),
         )
         .await;
-    assert_eq!(empty, json!({ "agents": [], "prompts": [] }));
+    assert_eq!(empty, json!({ "agents": { "nodes": [] }, "prompts": { "nodes": [] } }));
     // History: newest first, each with its items.
     let history = server
         .data(
             &developer,
-            "{ releases(environment: PRODUCTION) { edges { node { number kind items { id change } } } } }",
+            "{ releases(environment: PRODUCTION) { edges { node { number kind items { id key change } } } } }",
             json!({}),
         )
         .await;

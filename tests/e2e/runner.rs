@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, Server, error_code, runtime_token, tenant, token};
+use crate::support::{Backend, Server, error_code, gid, now, runtime_token, tenant, token};
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/support-bot");
 
@@ -18,10 +18,10 @@ async fn deploy_files(server: &Server, developer: &str, slug: &str, files: Value
     server
         .data(
             developer,
-            "mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { id number } }",
+            "mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { commit { id number } } }",
             json!({ "input": { "slug": slug, "files": files, "message": "deploy" } }),
         )
-        .await["deployAgent"]
+        .await["deployAgent"]["commit"]
         .clone()
 }
 
@@ -79,18 +79,21 @@ async fn staging_and_production_endpoints_run_their_commit(backend: Backend) {
         run["output"],
         json!({ "answer": "Hi! You asked: refunds?", "environment": "staging", "promptVersion": null })
     );
-    assert_eq!(run["commitId"], commit["id"]);
+    assert_eq!(
+        gid("Commit", "shared", run["commitId"].as_str().unwrap_or_default()),
+        commit["id"]
+    );
     let id = run["id"].as_str().expect("id").to_string();
     let recorded = server
         .data(
             &developer,
-            r#"query($id: ID!) { execution(environment: STAGING, id: $id) { status spans { name kind } }
+            r#"query($id: ID!) { execution(environment: STAGING, id: $id) { status spans { nodes { name kind } } }
                               memoryEntries(environment: STAGING) { edges { node { namespace key value } } } }"#,
             json!({ "id": id }),
         )
         .await;
     assert_eq!(
-        recorded["execution"]["spans"],
+        recorded["execution"]["spans"]["nodes"],
         json!([{ "name": "answer", "kind": "PROMPT" }])
     );
     assert_eq!(
@@ -127,7 +130,11 @@ async fn staging_and_production_endpoints_run_their_commit(backend: Backend) {
         run["output"],
         json!({ "answer": "Hi! You asked: prod?", "environment": "production", "promptVersion": 1 })
     );
-    assert_eq!(run["commitId"], commit["id"], "production runs the promoted commit");
+    assert_eq!(
+        gid("Commit", "shared", run["commitId"].as_str().unwrap_or_default()),
+        commit["id"],
+        "production runs the promoted commit"
+    );
     let memory = server
         .data(
             &developer,
@@ -368,17 +375,34 @@ async fn two_workers_never_run_one_execution_twice() {
     assert!(claims.values().all(|n| *n == 1), "{claims:?}");
 }
 
-fn sign_body(secret: &str, body: &[u8]) -> String {
+/// `X-Runflow-Signature` of a webhook call sent at `timestamp`.
+fn sign_at(secret: &str, timestamp: u64, body: &[u8]) -> String {
     use hmac::{Hmac, Mac};
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(format!("{timestamp}.").as_bytes());
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Posts a webhook call signed now (or with the given signature); returns status and body.
+async fn call_webhook(server: &Server, url: &str, timestamp: u64, signature: String, body: &[u8]) -> (u16, Value) {
+    let response = server
+        .http()
+        .post(url)
+        .header("x-runflow-timestamp", timestamp.to_string())
+        .header("x-runflow-signature", signature)
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("send");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 const ECHO: &str = "import json,sys\nprint(json.dumps(json.load(sys.stdin)))\n";
 
 async fn triggers_fire_in_their_own_environment(backend: Backend) {
-    let server = Server::start(backend).await;
+    let server = Server::start_with(backend, &[("RUNFLOW_MIN_SCHEDULE_INTERVAL", "1s")]).await;
     let tenant = tenant();
     let developer = token(&tenant, "developer");
     deploy_files(&server, &developer, "echo", one_line_agent("echo", ECHO)).await;
@@ -408,7 +432,7 @@ async fn triggers_fire_in_their_own_environment(backend: Backend) {
     );
 
     // The schedule fires in staging (and nowhere else: it is not published).
-    let query = "query($env: Environment!) { executions(environment: $env, first: 100) { edges { node { triggerId status input } } } }";
+    let query = "query($env: Environment!) { executions(environment: $env, first: 100) { edges { node { trigger { id } status input } } } }";
     let mut fired = Vec::new();
     for _ in 0..100 {
         let page = server.data(&developer, query, json!({ "env": "STAGING" })).await;
@@ -419,7 +443,7 @@ async fn triggers_fire_in_their_own_environment(backend: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(!fired.is_empty(), "the schedule trigger fired");
-    assert!(fired.iter().all(|e| e["node"]["triggerId"] == every_second["id"]));
+    assert!(fired.iter().all(|e| e["node"]["trigger"]["id"] == every_second["id"]));
     assert_eq!(fired[0]["node"]["input"]["trigger"], "tick");
     let production = server.data(&developer, query, json!({ "env": "PRODUCTION" })).await;
     assert_eq!(
@@ -435,62 +459,56 @@ async fn triggers_fire_in_their_own_environment(backend: Backend) {
         )
         .await;
 
-    // Webhook: a good signature queues an execution of the trigger; a bad one is refused.
+    // Webhook: a good signature over timestamp and body queues an execution of the trigger;
+    // anything else is refused, with one answer for every reason.
     let url = format!("{}/v1/{tenant}/staging/triggers/hook", server.url);
     let body = br#"{"order": 42}"#;
-    let good = server
-        .http()
-        .post(&url)
-        .header("x-runflow-signature", sign_body(secret, body))
-        .body(body.to_vec())
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(good.status(), 202);
-    let queued: Value = good.json().await.expect("json");
-    assert_eq!(queued["triggerId"], hook["id"]);
-    assert_eq!(queued["input"], json!({ "order": 42 }));
-    for signature in [
-        sign_body("the-wrong-secret-entirely!!", body),
-        "sha256=00".into(),
-        String::new(),
-    ] {
-        let bad = server
-            .http()
-            .post(&url)
-            .header("x-runflow-signature", signature)
-            .body(body.to_vec())
-            .send()
-            .await
-            .expect("send");
-        assert_eq!(bad.status(), 401);
-    }
-    let tampered = server
-        .http()
-        .post(&url)
-        .header("x-runflow-signature", sign_body(secret, body))
-        .body(r#"{"order": 43}"#)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(tampered.status(), 401, "the signature covers the body");
-    let other_environment = server
-        .http()
-        .post(format!("{}/v1/{tenant}/production/triggers/hook", server.url))
-        .header("x-runflow-signature", sign_body(secret, body))
-        .body(body.to_vec())
-        .send()
-        .await
-        .expect("send");
+    let at = now();
+    let (status, queued) = call_webhook(&server, &url, at, sign_at(secret, at, body), body).await;
+    assert_eq!(status, 202, "{queued}");
     assert_eq!(
-        other_environment.status(),
-        404,
-        "the trigger does not exist in production"
+        gid("Trigger", "STAGING", queued["triggerId"].as_str().unwrap_or_default()),
+        hook["id"]
     );
+    assert_eq!(queued["input"], json!({ "order": 42 }));
+    let mut refusals = Vec::new();
+    for (url, timestamp, signature, body) in [
+        (
+            url.clone(),
+            at,
+            sign_at("the-wrong-secret-entirely!!", at, body),
+            &body[..],
+        ),
+        (url.clone(), at, "sha256=00".into(), &body[..]),
+        (url.clone(), at, String::new(), &body[..]),
+        // The signature covers the body...
+        (url.clone(), at, sign_at(secret, at, body), &br#"{"order": 43}"#[..]),
+        // ...and the timestamp, which must be recent (replay protection).
+        (url.clone(), at + 1, sign_at(secret, at, body), &body[..]),
+        (url.clone(), at - 3600, sign_at(secret, at - 3600, body), &body[..]),
+        // An unknown trigger, or one of another environment, answers exactly the same.
+        (
+            format!("{}/v1/{tenant}/staging/triggers/no-such-hook", server.url),
+            at,
+            sign_at(secret, at, body),
+            &body[..],
+        ),
+        (
+            format!("{}/v1/{tenant}/production/triggers/hook", server.url),
+            at,
+            sign_at(secret, at, body),
+            &body[..],
+        ),
+    ] {
+        refusals.push(call_webhook(&server, &url, timestamp, signature, body).await);
+    }
+    assert!(refusals.iter().all(|r| r == &refusals[0]), "{refusals:#?}");
+    assert_eq!(refusals[0].0, 401);
+    assert_eq!(refusals[0].1["error"]["code"], "UNAUTHENTICATED");
     let hooks = server
         .data(
             &developer,
-            "{ executions(environment: STAGING, first: 100) { edges { node { triggerId } } } }",
+            "{ executions(environment: STAGING, first: 100) { edges { node { trigger { id } } } } }",
             json!({}),
         )
         .await;
@@ -498,7 +516,7 @@ async fn triggers_fire_in_their_own_environment(backend: Backend) {
         .as_array()
         .expect("edges")
         .iter()
-        .filter(|e| e["node"]["triggerId"] == hook["id"])
+        .filter(|e| e["node"]["trigger"]["id"] == hook["id"])
         .count();
     assert_eq!(by_hook, 1, "only the signed call ran");
 }
@@ -507,7 +525,7 @@ async fn triggers_fire_in_their_own_environment(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: set RUNFLOW_TEST_POSTGRES_URL and pass --include-ignored"]
 async fn a_tick_fires_once_across_replicas() {
-    let first = Server::start(Backend::Postgres).await;
+    let first = Server::start_with(Backend::Postgres, &[("RUNFLOW_MIN_SCHEDULE_INTERVAL", "1s")]).await;
     let second = first.replica().await;
     let tenant = tenant();
     let developer = token(&tenant, "developer");

@@ -14,7 +14,7 @@ use runflow::scope::Scope;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, InProcess, error_code, manifest, tenant};
+use crate::support::{Backend, InProcess, error_code, gid, manifest, tenant};
 
 const LIMITS: BundleLimits = BundleLimits {
     max_bundle_bytes: 1 << 20,
@@ -69,6 +69,7 @@ async fn seed_run(app: &InProcess, scope: &Scope, agent: &str, spans: usize) -> 
     let execution = executions::start(
         app.db(),
         scope,
+        &app.app.services.execution_limits,
         StartExecution {
             agent: agent.into(),
             input: json!({ "q": 1 }),
@@ -132,7 +133,7 @@ async fn runtime_records_never_mix_environments(backend: Backend) {
         .expect("memory");
 
     let query = r#"query($env: Environment!) {
-      executions(environment: $env) { edges { node { id environment status output agent { slug environment } spans { name kind inputTokens } } } }
+      executions(environment: $env) { edges { node { id environment status output agent { slug environment } spans { nodes { name kind inputTokens } } } } }
       sessions(environment: $env) { edges { node { title agent { slug } messages { edges { node { role content } } } } } }
       traces(environment: $env) { edges { node { name spans(first: 10) { edges { node { name } } } } } }
       memoryEntries(environment: $env) { edges { node { namespace key value } } }
@@ -144,7 +145,8 @@ async fn runtime_records_never_mix_environments(backend: Backend) {
         .data(&tenant, Role::Viewer, query, json!({ "env": "PRODUCTION" }))
         .await;
     assert_eq!(s["executions"]["edges"].as_array().map(Vec::len), Some(1));
-    assert_eq!(s["executions"]["edges"][0]["node"]["id"], staging_run);
+    let staging_gid = gid("Execution", "STAGING", staging_run.as_str().unwrap_or_default());
+    assert_eq!(s["executions"]["edges"][0]["node"]["id"], staging_gid);
     assert_eq!(s["executions"]["edges"][0]["node"]["environment"], "STAGING");
     assert_eq!(s["executions"]["edges"][0]["node"]["status"], "SUCCEEDED");
     assert_eq!(
@@ -152,12 +154,19 @@ async fn runtime_records_never_mix_environments(backend: Backend) {
         json!({ "slug": "bot", "environment": "STAGING" })
     );
     assert_eq!(
-        s["executions"]["edges"][0]["node"]["spans"].as_array().map(Vec::len),
+        s["executions"]["edges"][0]["node"]["spans"]["nodes"]
+            .as_array()
+            .map(Vec::len),
         Some(2)
     );
-    assert_eq!(p["executions"]["edges"][0]["node"]["id"], production_run);
     assert_eq!(
-        p["executions"]["edges"][0]["node"]["spans"].as_array().map(Vec::len),
+        p["executions"]["edges"][0]["node"]["id"],
+        gid("Execution", "PRODUCTION", production_run.as_str().unwrap_or_default())
+    );
+    assert_eq!(
+        p["executions"]["edges"][0]["node"]["spans"]["nodes"]
+            .as_array()
+            .map(Vec::len),
         Some(3)
     );
     assert_eq!(
@@ -168,7 +177,7 @@ async fn runtime_records_never_mix_environments(backend: Backend) {
     );
     assert_eq!(
         s["sessions"]["edges"][0]["node"]["messages"]["edges"][0]["node"],
-        json!({ "role": "user", "content": "hello" })
+        json!({ "role": "USER", "content": "hello" })
     );
     assert_eq!(p["sessions"]["edges"], json!([]));
     assert_eq!(
@@ -197,6 +206,32 @@ async fn runtime_records_never_mix_environments(backend: Backend) {
         )
         .await;
     assert_eq!(cross["execution"], Value::Null);
+    // The staging global id in production, and re-typed as another type, are missing too.
+    for (env, id) in [
+        ("PRODUCTION", staging_gid.clone()),
+        (
+            "STAGING",
+            gid("Session", "STAGING", staging_run.as_str().unwrap_or_default()),
+        ),
+        (
+            "STAGING",
+            gid("Execution", "shared", staging_run.as_str().unwrap_or_default()),
+        ),
+    ] {
+        let response = app
+            .data(&tenant, Role::Viewer, by_id, json!({ "env": env, "id": id }))
+            .await;
+        assert_eq!(response["execution"], Value::Null, "{env} {id}");
+    }
+    let own = app
+        .data(
+            &tenant,
+            Role::Viewer,
+            by_id,
+            json!({ "env": "STAGING", "id": staging_gid }),
+        )
+        .await;
+    assert_eq!(own["execution"]["id"], staging_gid);
     let other = app
         .data(
             &crate::support::tenant(),
@@ -234,6 +269,7 @@ async fn execution_lists_paginate_and_filter(backend: Backend) {
         let execution = executions::start(
             app.db(),
             &staging,
+            &app.app.services.execution_limits,
             StartExecution {
                 agent: agent.into(),
                 input: json!(n),
@@ -323,7 +359,7 @@ async fn nested_lists_do_not_multiply_queries(backend: Backend) {
     })
     .await;
     let query = r#"{ executions(environment: STAGING, first: 100) { edges { node {
-        id status agent { slug name currentCommit { hash } } commit { number } spans { name kind } } } } }"#;
+        id status agent { slug name currentCommit { hash } } commit { number } spans { nodes { name kind } } } } } }"#;
     let mut counts = Vec::new();
     for rows in [10usize, 100] {
         let tenant = tenant();
@@ -340,7 +376,7 @@ async fn nested_lists_do_not_multiply_queries(backend: Backend) {
         assert!(
             edges
                 .iter()
-                .all(|e| e["node"]["spans"].as_array().map(Vec::len) == Some(3))
+                .all(|e| e["node"]["spans"]["nodes"].as_array().map(Vec::len) == Some(3))
         );
     }
     assert_eq!(counts[0], counts[1], "statements for 10 rows vs 100 rows: {counts:?}");

@@ -43,7 +43,7 @@ async fn credential_secrets_are_write_only(backend: Backend) {
     );
     // Shared: the same in both environments.
     let both = server
-        .data(&admin, "{ s: credentials(environment: STAGING) { name hint } p: credentials(environment: PRODUCTION) { name hint } }", json!({}))
+        .data(&admin, "{ s: credentials(environment: STAGING) { nodes { id name hint } } p: credentials(environment: PRODUCTION) { nodes { id name hint } } }", json!({}))
         .await;
     assert_eq!(both["s"], both["p"]);
     // No field anywhere in the schema can return a secret, and no response or log contains one.
@@ -74,7 +74,7 @@ async fn credential_secrets_are_write_only(backend: Backend) {
     let stale = server
         .gql(
             Some(&admin),
-            r#"mutation { deleteCredential(environment: STAGING, name: "openai", expectedRevision: 1) }"#,
+            r#"mutation { deleteCredential(environment: STAGING, name: "openai", expectedRevision: 1) { deletedId } }"#,
             json!({}),
         )
         .await;
@@ -82,7 +82,7 @@ async fn credential_secrets_are_write_only(backend: Backend) {
     server
         .data(
             &admin,
-            r#"mutation { deleteCredential(environment: STAGING, name: "openai", expectedRevision: 2) }"#,
+            r#"mutation { deleteCredential(environment: STAGING, name: "openai", expectedRevision: 2) { deletedId } }"#,
             json!({}),
         )
         .await;
@@ -161,13 +161,14 @@ async fn knowledge_bases_providers_and_data_sources_are_shared(backend: Backend)
             .gql(Some(&admin), &format!(r#"mutation {{ {update}(environment: STAGING, input: {{name: "main", kind: "x", expectedRevision: 9}}) {{ name }} }}"#), json!({}))
             .await;
         assert_eq!(error_code(&stale), "CONFLICT");
-        let both = server.data(&admin, &format!("{{ s: {list}(environment: STAGING) {{ name kind }} p: {list}(environment: PRODUCTION) {{ name kind }} }}"), json!({})).await;
-        assert_eq!(both["s"], json!([{ "name": "main", "kind": "pgvector" }]));
+        let both = server.data(&admin, &format!("{{ s: {list}(environment: STAGING) {{ nodes {{ id name kind }} }} p: {list}(environment: PRODUCTION) {{ nodes {{ id name kind }} }} }}"), json!({})).await;
+        assert_eq!(both["s"]["nodes"][0]["name"], "main");
+        assert_eq!(both["s"]["nodes"].as_array().map(Vec::len), Some(1));
         assert_eq!(both["s"], both["p"], "shared records are the same in both environments");
         server
             .data(
                 &admin,
-                &format!(r#"mutation {{ {delete}(environment: STAGING, name: "main") }}"#),
+                &format!(r#"mutation {{ {delete}(environment: STAGING, name: "main") {{ deletedId }} }}"#),
                 json!({}),
             )
             .await;

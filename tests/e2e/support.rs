@@ -148,6 +148,12 @@ impl Server {
             .env("RUNFLOW_PUBLIC_URL", "https://api.example.test")
             .env("RUNFLOW_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
+            // Tests fire requests back to back; limits/limits.rs turns the rate limits on itself.
+            .env("RUNFLOW_RATE_LIMIT_GRAPHQL", "off")
+            .env("RUNFLOW_RATE_LIMIT_RUNTIME", "off")
+            .env("RUNFLOW_RATE_LIMIT_AGENTS", "off")
+            .env("RUNFLOW_RATE_LIMIT_WEBHOOKS", "off")
+            .env("RUNFLOW_RATE_LIMIT_WS_CONNECTS", "off")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -186,6 +192,39 @@ impl Server {
             client: reqwest::Client::new(),
             stderr: log,
         }
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._storage.dir.path()
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Starts `runflow worker` on this server's database; agents call this server back.
+    pub fn worker(&self, env: &[(&str, &str)]) -> Child {
+        let dir = tempfile::tempdir().expect("dir").keep();
+        let mut command = Command::new(binary());
+        command
+            .arg("worker")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUNFLOW_DATA_DIR", &dir)
+            .env("RUNFLOW_DATABASE_URL", &self._storage.url)
+            .env("RUNFLOW_JWT_SECRET", JWT_SECRET)
+            .env("RUNFLOW_PUBLIC_URL", "https://api.example.test")
+            .env("RUNFLOW_AGENT_API_URL", &self.url)
+            .env("RUNFLOW_LOG_FORMAT", "json")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command.spawn().expect("spawn runflow worker")
     }
 
     /// Sends SIGTERM and waits (up to `limit`) for the process to exit; returns its status.
@@ -346,14 +385,14 @@ pub async fn deploy(server: &Server, token: &str, slug: &str, main_py: &str, mes
     let data = server
         .data(
             token,
-            "mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { id hash number message } }",
+            "mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { commit { id hash number message } } }",
             json!({ "input": { "slug": slug, "message": message, "files": [
                 { "path": "runflow.toml", "content": manifest(slug) },
                 { "path": "main.py", "content": main_py },
             ]}}),
         )
         .await;
-    data["deployAgent"].clone()
+    data["deployAgent"]["commit"].clone()
 }
 
 #[derive(Parser)]
@@ -481,6 +520,29 @@ impl Ws {
             .expect("send");
     }
 
+    /// The next protocol message or the close frame, server pings included.
+    pub async fn next_raw(&mut self) -> Frame {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(20), self.socket.next())
+                .await
+                .expect("a message within 20 s");
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    return Frame::Json(serde_json::from_str(text.as_str()).expect("JSON"));
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return frame
+                        .map(|f| Frame::Closed(f.code.into(), f.reason.to_string()))
+                        .unwrap_or(Frame::Closed(1005, String::new()));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Frame::Closed(1006, String::new()),
+            }
+        }
+    }
+
     /// The next protocol message or the close frame (server pings are skipped).
     pub async fn next(&mut self) -> Frame {
         use futures_util::StreamExt;
@@ -533,4 +595,11 @@ impl Ws {
         self.send(json!({ "type": "subscribe", "id": id, "payload": { "query": query, "variables": variables } }))
             .await;
     }
+}
+
+/// The global id the GraphQL API gives a record whose UUID the runtime API returned:
+/// URL-safe base64 of `<Type>:<ENVIRONMENT or shared>:<key>` (api/src/graphql/ids.rs).
+pub fn gid(type_name: &str, environment: &str, key: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{type_name}:{environment}:{key}"))
 }

@@ -59,7 +59,9 @@ const started = await runtime("/executions", { agent: "bot", input: { from: "nod
 await runtime(`/executions/${started.id}/finish`, { status: "SUCCEEDED", output: { ok: true } });
 await Promise.race([done, timeout(10000, "execution events")]);
 if (events[0].kind !== "STARTED" || events[1].kind !== "FINISHED") fail("kinds " + JSON.stringify(events));
-if (events.some((e) => e.execution.id !== started.id)) fail("ids " + JSON.stringify(events));
+// GraphQL ids are global (README, "The API contract"); the runtime API returns the bare UUID.
+const globalId = Buffer.from(`Execution:STAGING:${started.id}`).toString("base64url");
+if (events.some((e) => e.execution.id !== globalId)) fail("ids " + JSON.stringify(events));
 if (!(Number(events[1].cursor) > Number(events[0].cursor))) fail("cursors " + JSON.stringify(events));
 await viewer.dispose();
 

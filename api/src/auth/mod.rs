@@ -3,6 +3,7 @@
 //! The tenant comes only from a verified token. Roles are ordered: each includes the ones
 //! before it. The role *policy* (which operation needs which role) lives in [`policy`].
 
+pub mod capability;
 pub mod policy;
 mod tokens;
 

@@ -7,6 +7,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, deco
 use serde::{Deserialize, Serialize};
 
 use super::{Actor, Role, validate_tenant};
+use crate::cache::Bounded;
 use crate::config::{Config, JwtAlgorithm};
 
 /// The claims Runflow reads.
@@ -37,7 +38,14 @@ pub struct TokenService {
     validation: Validation,
     issuer: Option<String>,
     audience: Option<String>,
+    /// Tokens verified before, with the caller they name (see [`TokenService::verify`]).
+    verified: Bounded<String, Actor>,
 }
+
+/// How many verified tokens are remembered.
+const VERIFIED_TOKENS: usize = 4096;
+/// Longer tokens are verified every time and never remembered (bounds the cache's bytes).
+const MAX_CACHED_TOKEN_BYTES: usize = 2048;
 
 impl TokenService {
     /// Builds the service from configuration. `hs256_secret` is the configured or generated
@@ -95,11 +103,31 @@ impl TokenService {
             validation,
             issuer: config.jwt_issuer.clone(),
             audience: config.jwt_audience.clone(),
+            verified: Bounded::new(VERIFIED_TOKENS),
         })
     }
 
     /// Verifies a token; the error is a reason safe to show to the caller.
+    ///
+    /// A token that verified before is remembered (the keys never change while the process
+    /// runs, so its signature and claims stay valid) until it expires: a hit checks only the
+    /// expiry, with the same leeway as a full verification. Refused tokens are not remembered.
     pub fn verify(&self, token: &str) -> Result<Actor, String> {
+        let cacheable = token.len() <= MAX_CACHED_TOKEN_BYTES;
+        if cacheable && let Some(actor) = self.verified.get(token) {
+            if actor.expires_at.saturating_add(self.validation.leeway) >= jsonwebtoken::get_current_timestamp() {
+                return Ok(actor);
+            }
+            self.verified.remove(token);
+        }
+        let actor = self.verify_uncached(token)?;
+        if cacheable {
+            self.verified.put(token.to_string(), actor.clone());
+        }
+        Ok(actor)
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<Actor, String> {
         let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|error| {
             use jsonwebtoken::errors::ErrorKind;
             match error.kind() {

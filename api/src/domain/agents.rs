@@ -8,14 +8,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use entity::{Environment, agent_commit_files, agent_commits, agent_deployments, agents, blobs};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Set,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::manifest::{MANIFEST_PATH, Manifest};
-use super::pagination::{self, Page, PageRequest};
+use super::pagination::{self, Key, Page, PageRequest};
 use super::{new_id, now, revision, validate};
 use crate::db::{Db, lock_for_update};
 use crate::error::{Error, Result};
@@ -340,29 +341,40 @@ pub async fn set_deployment<C: ConnectionTrait>(
     })
 }
 
-/// The agents that exist in the scope's environment, by slug.
-pub async fn list(db: &Db, scope: &Scope) -> Result<Vec<AgentInEnv>> {
-    let deployments = scope.select::<agent_deployments::Entity>().all(&db.conn).await?;
-    let ids: Vec<Uuid> = deployments.iter().map(|d| d.agent_id).collect();
-    let mut agents: HashMap<Uuid, agents::Model> = scope
+/// A page of the agents that exist in the scope's environment, by slug.
+pub async fn list(db: &Db, scope: &Scope, page: &PageRequest) -> Result<Page<AgentInEnv>> {
+    let deployed = scope
+        .select::<agent_deployments::Entity>()
+        .select_only()
+        .column(agent_deployments::Column::AgentId)
+        .into_query();
+    let select = scope
         .tenant
         .select::<agents::Entity>()
-        .filter(agents::Column::Id.is_in(ids))
+        .filter(agents::Column::Id.in_subquery(deployed));
+    let agents = pagination::fetch_by(&db.conn, select, agents::Column::Slug, Key::Text, page, Order::Asc).await?;
+    let ids: Vec<Uuid> = agents.items.iter().map(|a| a.id).collect();
+    let mut deployments: HashMap<Uuid, agent_deployments::Model> = scope
+        .select::<agent_deployments::Entity>()
+        .filter(agent_deployments::Column::AgentId.is_in(ids))
         .all(&db.conn)
         .await?
         .into_iter()
-        .map(|a| (a.id, a))
+        .map(|d| (d.agent_id, d))
         .collect();
-    let mut result: Vec<AgentInEnv> = deployments
-        .into_iter()
-        .filter_map(|deployment| {
-            agents
-                .remove(&deployment.agent_id)
-                .map(|agent| AgentInEnv { agent, deployment })
-        })
-        .collect();
-    result.sort_by(|a, b| a.agent.slug.cmp(&b.agent.slug));
-    Ok(result)
+    let mut result = Vec::with_capacity(agents.items.len());
+    for agent in agents.items {
+        // Removed between the two reads: the page is one shorter, never wrong.
+        if let Some(deployment) = deployments.remove(&agent.id) {
+            result.push(AgentInEnv { agent, deployment });
+        }
+    }
+    Ok(Page {
+        items: result,
+        has_next_page: agents.has_next_page,
+        has_previous_page: agents.has_previous_page,
+        total_count: agents.total_count,
+    })
 }
 
 /// Pairs agents with each of their deployments (one entry per environment they exist in).
@@ -480,11 +492,7 @@ pub async fn history(
         .one(&db.conn)
         .await?
     else {
-        return Ok(Page {
-            items: vec![],
-            has_next_page: false,
-            has_previous_page: false,
-        });
+        return Ok(Page::empty());
     };
     let select = scope
         .tenant

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::events::{self, NewEvent, Topic};
+use super::events::{self, NewEvent, Topic, kinds};
 use super::pagination::{self, Page, PageRequest};
 use super::releases::{self as release_domain, Plan, PublishRequest};
 use super::{new_id, now, validate};
@@ -223,14 +223,40 @@ pub async fn request_release(
     }
     .insert(&tx)
     .await?;
-    events::append(&tx, tenant, request_events("opened", &model)).await?;
+    events::append(&tx, tenant, request_events(kinds::RELEASE_REQUEST_OPENED, &model)).await?;
     tx.commit().await?;
     db.wake_live_feed();
     Ok(model)
 }
 
-/// Release-request events go to both environments' Releases screens.
+/// Release-request events go to both environments' Releases screens. The payload is a
+/// bounded [`events::ReleaseRequestSummary`].
 fn request_events(kind: &'static str, request: &release_requests::Model) -> Vec<NewEvent> {
+    request_events_with(kind, request, None)
+}
+
+fn request_events_with(
+    kind: &'static str,
+    request: &release_requests::Model,
+    review: Option<(&str, &str)>,
+) -> Vec<NewEvent> {
+    let summary = events::ReleaseRequestSummary {
+        id: request.id,
+        state: request.state.clone(),
+        requested_by: request.requested_by.clone(),
+        note: events::clip(&request.note, events::SUMMARY_TEXT_BYTES),
+        items: items_of(request)
+            .into_iter()
+            .take(events::SUMMARY_ITEMS)
+            .map(|i| i.item)
+            .collect(),
+        rollback_to: request.rollback_to,
+        release_id: request.release_id,
+        reviewer: review.map(|r| r.0.to_string()),
+        comment: review.map(|r| events::clip(r.1, events::SUMMARY_TEXT_BYTES)),
+        created_at: request.created_at,
+    };
+    let payload = json!({ "v": events::PAYLOAD_VERSION, "request": summary });
     [Environment::Staging, Environment::Production]
         .into_iter()
         .map(|environment| NewEvent {
@@ -240,7 +266,7 @@ fn request_events(kind: &'static str, request: &release_requests::Model) -> Vec<
             agent_slug: None,
             execution_id: None,
             session_id: None,
-            payload: json!({ "request": request }),
+            payload: payload.clone(),
         })
         .collect()
 }
@@ -323,6 +349,7 @@ pub async fn list(
         items,
         has_next_page: fetched.has_next_page,
         has_previous_page: fetched.has_previous_page,
+        total_count: fetched.total_count,
     })
 }
 
@@ -399,15 +426,20 @@ pub async fn review(
         .count() as i32;
     let required = settings(&tx, tenant).await?.required_approvals.max(1);
     let (state, kind) = if !approve {
-        ("rejected", "rejected")
+        ("rejected", kinds::RELEASE_REQUEST_REJECTED)
     } else if approvals >= required {
-        ("approved", "approved")
+        ("approved", kinds::RELEASE_REQUEST_APPROVED)
     } else {
-        ("open", "reviewed")
+        ("open", kinds::RELEASE_REQUEST_REVIEWED)
     };
     set_state(&tx, tenant, id, "open", state, None).await?;
     let request = get(&tx, tenant, id).await?;
-    events::append(&tx, tenant, request_events(kind, &request)).await?;
+    events::append(
+        &tx,
+        tenant,
+        request_events_with(kind, &request, Some((reviewer, comment))),
+    )
+    .await?;
     tx.commit().await?;
     db.wake_live_feed();
     Ok(RequestView {
@@ -554,6 +586,6 @@ pub async fn mark_published<C: ConnectionTrait>(
 ) -> Result<()> {
     set_state(tx, tenant, request, "approved", "published", Some(release.id)).await?;
     let request = get(tx, tenant, request).await?;
-    events::append(tx, tenant, request_events("published", &request)).await?;
+    events::append(tx, tenant, request_events(kinds::RELEASE_REQUEST_PUBLISHED, &request)).await?;
     Ok(())
 }

@@ -6,10 +6,11 @@
 use std::collections::HashMap;
 
 use entity::{connector_instances, connector_resources};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::pagination::{self, Key, Page, PageRequest};
 use super::{credentials, new_id, now, revision, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -44,12 +45,18 @@ fn validate_kind(kind: &str) -> Result<()> {
     validate::slug("kind", kind)
 }
 
-pub async fn list(db: &Db, scope: &Scope) -> Result<Vec<connector_instances::Model>> {
-    Ok(scope
-        .select::<connector_instances::Entity>()
-        .order_by_asc(connector_instances::Column::Slug)
-        .all(&db.conn)
-        .await?)
+/// A page of the connector instances of the scope's environment, by slug.
+pub async fn list(db: &Db, scope: &Scope, page: &PageRequest) -> Result<Page<connector_instances::Model>> {
+    let select = scope.select::<connector_instances::Entity>();
+    pagination::fetch_by(
+        &db.conn,
+        select,
+        connector_instances::Column::Slug,
+        Key::Text,
+        page,
+        Order::Asc,
+    )
+    .await
 }
 
 pub async fn find<C: ConnectionTrait>(db: &C, scope: &Scope, slug: &str) -> Result<Option<connector_instances::Model>> {

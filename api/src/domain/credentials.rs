@@ -6,9 +6,10 @@
 
 use chrono::{DateTime, Utc};
 use entity::credentials;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, QueryFilter, QuerySelect, Set};
 use uuid::Uuid;
 
+use super::pagination::{self, Key, Page, PageRequest};
 use super::{new_id, now, revision, validate};
 use crate::crypto::{SecretBox, hint};
 use crate::db::Db;
@@ -69,13 +70,11 @@ fn validate_secret(secret: &Secret) -> Result<()> {
     Ok(())
 }
 
-pub async fn list(db: &Db, tenant: &Tenant) -> Result<Vec<Credential>> {
-    let rows = tenant
-        .select::<credentials::Entity>()
-        .order_by_asc(credentials::Column::Name)
-        .all(&db.conn)
-        .await?;
-    Ok(rows.into_iter().map(Credential::from).collect())
+/// A page of the tenant's credentials (metadata), by name.
+pub async fn list(db: &Db, tenant: &Tenant, page: &PageRequest) -> Result<Page<Credential>> {
+    let select = tenant.select::<credentials::Entity>();
+    let page = pagination::fetch_by(&db.conn, select, credentials::Column::Name, Key::Text, page, Order::Asc).await?;
+    Ok(page.map(Credential::from))
 }
 
 async fn find<C: ConnectionTrait>(db: &C, tenant: &Tenant, name: &str) -> Result<Option<credentials::Model>> {

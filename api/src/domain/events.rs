@@ -28,10 +28,41 @@ pub enum Topic {
     Session,
     Trace,
     Release,
-    /// Release requests opened, reviewed and published (approvals).
+    /// Release requests (approvals): kinds in [`kinds`] `RELEASE_REQUEST_*`. Requests are
+    /// shared, so each event is appended once per environment (consumers that act once per
+    /// change, such as outgoing webhooks, read the STAGING copy).
     ReleaseRequest,
-    /// Scheduled releases scheduled, changed, published, failed or missed.
+    /// Scheduled releases: kinds in [`kinds`] `SCHEDULED_RELEASE_*`; appended once per
+    /// environment like [`Topic::ReleaseRequest`]. The payload is
+    /// `{"scheduledRelease": <row>}`; a failed one names the stale items in `failure`.
     Schedule,
+}
+
+/// The event kinds of the governance topics, by name (what outgoing webhooks map to their
+/// event types). The payload of a `release_request` event is `{"request": <row>}`.
+pub mod kinds {
+    /// `release_request`: a developer opened a release request.
+    pub const RELEASE_REQUEST_OPENED: &str = "opened";
+    /// `release_request`: a publisher approved, short of the approvals required.
+    pub const RELEASE_REQUEST_REVIEWED: &str = "reviewed";
+    /// `release_request`: the request has the approvals required.
+    pub const RELEASE_REQUEST_APPROVED: &str = "approved";
+    /// `release_request`: a publisher rejected it.
+    pub const RELEASE_REQUEST_REJECTED: &str = "rejected";
+    /// `release_request`: a release carried it out.
+    pub const RELEASE_REQUEST_PUBLISHED: &str = "published";
+    /// `schedule`: a release was scheduled.
+    pub const SCHEDULED_RELEASE_SCHEDULED: &str = "scheduled";
+    /// `schedule`: its time was changed.
+    pub const SCHEDULED_RELEASE_RESCHEDULED: &str = "rescheduled";
+    /// `schedule`: it was cancelled.
+    pub const SCHEDULED_RELEASE_CANCELLED: &str = "cancelled";
+    /// `schedule`: it was published (`releaseId`).
+    pub const SCHEDULED_RELEASE_PUBLISHED: &str = "published";
+    /// `schedule`: it did not publish (staging changed since: `failure` names the items).
+    pub const SCHEDULED_RELEASE_FAILED: &str = "failed";
+    /// `schedule`: its time passed while no process ran, beyond the grace window.
+    pub const SCHEDULED_RELEASE_MISSED: &str = "missed";
 }
 
 impl Topic {
@@ -173,36 +204,389 @@ pub async fn start_cursor(db: &Db, tenant: &Tenant, after: Option<&str>) -> Resu
     Ok(seq)
 }
 
-/// Deletes events older than `before`; remembers the highest deleted seq per tenant so that
-/// resuming from an older cursor fails clearly instead of skipping events.
+/// Events deleted per pruning transaction: each write transaction stays short, so pruning a
+/// large backlog never holds the tenant's event counter (or SQLite's write lock) for long.
+pub const PRUNE_BATCH: u64 = 1000;
+
+/// Deletes events older than `before`, oldest first, in transactions of at most
+/// [`PRUNE_BATCH`] events; remembers the highest deleted seq per tenant so that resuming from
+/// an older cursor fails clearly instead of skipping events. Returns how many were deleted.
 pub async fn prune(db: &Db, before: DateTime<Utc>) -> Result<u64> {
+    let mut deleted = 0;
+    loop {
+        let batch = prune_batch(db, before, PRUNE_BATCH).await?;
+        deleted += batch;
+        if batch < PRUNE_BATCH {
+            return Ok(deleted);
+        }
+        // Let other writers in between batches.
+        tokio::task::yield_now().await;
+    }
+}
+
+/// One pruning transaction: at most `limit` of the oldest expired events.
+pub async fn prune_batch(db: &Db, before: DateTime<Utc>, limit: u64) -> Result<u64> {
     let tx = db.begin_write().await?;
-    let pruned: Vec<(String, Option<i64>)> = events::Entity::find()
+    let victims: Vec<(Uuid, String, i64)> = events::Entity::find()
         .select_only()
+        .column(events::Column::Id)
         .column(events::Column::TenantId)
-        .column_as(events::Column::Seq.max(), "max_seq")
+        .column(events::Column::Seq)
         .filter(events::Column::CreatedAt.lt(before))
-        .group_by(events::Column::TenantId)
+        .order_by_asc(events::Column::CreatedAt)
+        .limit(limit)
         .into_tuple()
         .all(&tx)
         .await?;
-    for (tenant, max_seq) in &pruned {
-        if let Some(max_seq) = max_seq {
-            event_counters::Entity::update_many()
-                .col_expr(
-                    event_counters::Column::PrunedThrough,
-                    sea_orm::sea_query::Expr::value(*max_seq),
-                )
-                .filter(event_counters::Column::TenantId.eq(tenant.as_str()))
-                .filter(event_counters::Column::PrunedThrough.lt(*max_seq))
-                .exec(&tx)
-                .await?;
-        }
+    if victims.is_empty() {
+        tx.commit().await?;
+        return Ok(0);
     }
-    let deleted = events::Entity::delete_many()
-        .filter(events::Column::CreatedAt.lt(before))
-        .exec(&tx)
-        .await?;
+    let mut highest: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    for (_, tenant, seq) in &victims {
+        let entry = highest.entry(tenant.as_str()).or_insert(*seq);
+        *entry = std::cmp::Ord::max(*entry, *seq);
+    }
+    for (tenant, max_seq) in highest {
+        event_counters::Entity::update_many()
+            .col_expr(
+                event_counters::Column::PrunedThrough,
+                sea_orm::sea_query::Expr::value(max_seq),
+            )
+            .filter(event_counters::Column::TenantId.eq(tenant))
+            .filter(event_counters::Column::PrunedThrough.lt(max_seq))
+            .exec(&tx)
+            .await?;
+    }
+    let ids: Vec<Uuid> = victims.iter().map(|(id, _, _)| *id).collect();
+    let mut deleted = 0;
+    for chunk in ids.chunks(500) {
+        deleted += events::Entity::delete_many()
+            .filter(events::Column::Id.is_in(chunk.iter().copied()))
+            .exec(&tx)
+            .await?
+            .rows_affected;
+    }
     tx.commit().await?;
-    Ok(deleted.rows_affected)
+    Ok(deleted)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Event payloads: a versioned shape of their own.
+//
+// A stored event's `payload` is *not* the storage entity's serialisation: it is the small,
+// bounded summary below, written with `"v": 1`. A schema migration of the entities therefore
+// does not change what stored events mean, and the live feed's buffers stay small whatever an
+// execution's input, output or log, a message's content or a span's attributes weigh: those are
+// never in an event (subscribers that select them get them read fresh from the database).
+//
+// Version 1 (documented in the README, "Event payloads"):
+//   execution: {"v":1, "execution": ExecutionSummary}
+//   session:   {"v":1, "session": SessionSummary, "message": MessageSummary | null}
+//   trace:     {"v":1, "trace": TraceSummary, "spans": [SpanSummary]}
+//   release:   {"v":1, "release": ReleaseSummary}
+// Events written before version 1 (no "v") held the entities themselves; their field names are
+// a superset of the summaries', so the same types read them.
+// ---------------------------------------------------------------------------------------------
+
+use serde::{Deserialize, Serialize};
+
+/// The version written now.
+pub const PAYLOAD_VERSION: u32 = 1;
+
+/// Longest text kept in a summary (error messages, titles, names, notes), in bytes.
+pub const SUMMARY_TEXT_BYTES: usize = 1024;
+
+/// `text` cut to at most `max` bytes on a character boundary (marked with an ellipsis).
+pub fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max.saturating_sub(3);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExecutionSummary {
+    pub id: Uuid,
+    pub agent_id: Uuid,
+    #[serde(default)]
+    pub commit_id: Option<Uuid>,
+    #[serde(default)]
+    pub trigger_id: Option<Uuid>,
+    #[serde(default)]
+    pub session_id: Option<Uuid>,
+    pub status: String,
+    /// Clipped to [`SUMMARY_TEXT_BYTES`].
+    #[serde(default)]
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The execution that started this one (agent calling agent), if any.
+    #[serde(default)]
+    pub parent_id: Option<Uuid>,
+    /// Depth in a chain of agents calling agents (0 for a top-level execution).
+    #[serde(default)]
+    pub depth: i32,
+    /// Attempt number (1 unless a lease expired and an idempotent agent was retried).
+    #[serde(default = "first_attempt")]
+    pub attempt: i32,
+}
+
+fn first_attempt() -> i32 {
+    1
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SessionSummary {
+    pub id: Uuid,
+    #[serde(default)]
+    pub agent_id: Option<Uuid>,
+    pub title: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MessageSummary {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TraceSummary {
+    pub id: Uuid,
+    #[serde(default)]
+    pub execution_id: Option<Uuid>,
+    pub name: String,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    #[serde(default)]
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SpanSummary {
+    pub id: Uuid,
+    pub trace_id: Uuid,
+    #[serde(default)]
+    pub execution_id: Option<Uuid>,
+    #[serde(default)]
+    pub parent_span_id: Option<Uuid>,
+    pub name: String,
+    pub kind: String,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    #[serde(default)]
+    pub ended_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub input_tokens: Option<i64>,
+    #[serde(default)]
+    pub output_tokens: Option<i64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReleaseSummary {
+    pub id: Uuid,
+    pub number: i64,
+    pub kind: String,
+    #[serde(default)]
+    pub rolls_back_id: Option<Uuid>,
+    pub note: String,
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The payload of an execution event.
+pub fn execution_payload(row: &entity::executions::Model) -> Value {
+    let summary = ExecutionSummary {
+        id: row.id,
+        agent_id: row.agent_id,
+        commit_id: row.commit_id,
+        trigger_id: row.trigger_id,
+        session_id: row.session_id,
+        status: row.status.clone(),
+        error: row.error.as_deref().map(|e| clip(e, SUMMARY_TEXT_BYTES)),
+        created_at: row.created_at,
+        started_at: row.started_at,
+        finished_at: row.finished_at,
+        parent_id: row.parent_id,
+        depth: row.depth,
+        attempt: row.attempt,
+    };
+    serde_json::json!({ "v": PAYLOAD_VERSION, "execution": summary })
+}
+
+/// The payload of a session event (a message's content is not in it).
+pub fn session_payload(session: &entity::sessions::Model, message: Option<&entity::session_messages::Model>) -> Value {
+    let session = SessionSummary {
+        id: session.id,
+        agent_id: session.agent_id,
+        title: clip(&session.title, SUMMARY_TEXT_BYTES),
+        created_at: session.created_at,
+        updated_at: session.updated_at,
+    };
+    let message = message.map(|m| MessageSummary {
+        id: m.id,
+        session_id: m.session_id,
+        role: clip(&m.role, 64),
+        created_at: m.created_at,
+    });
+    serde_json::json!({ "v": PAYLOAD_VERSION, "session": session, "message": message })
+}
+
+/// The payload of a trace event (spans without their attributes).
+pub fn trace_payload(trace: &entity::traces::Model, spans: &[entity::spans::Model]) -> Value {
+    let trace = TraceSummary {
+        id: trace.id,
+        execution_id: trace.execution_id,
+        name: clip(&trace.name, SUMMARY_TEXT_BYTES),
+        status: trace.status.clone(),
+        started_at: trace.started_at,
+        ended_at: trace.ended_at,
+    };
+    let spans: Vec<SpanSummary> = spans
+        .iter()
+        .map(|s| SpanSummary {
+            id: s.id,
+            trace_id: s.trace_id,
+            execution_id: s.execution_id,
+            parent_span_id: s.parent_span_id,
+            name: clip(&s.name, 256),
+            kind: clip(&s.kind, 64),
+            status: clip(&s.status, 64),
+            started_at: s.started_at,
+            ended_at: s.ended_at,
+            input_tokens: s.input_tokens,
+            output_tokens: s.output_tokens,
+        })
+        .collect();
+    serde_json::json!({ "v": PAYLOAD_VERSION, "trace": trace, "spans": spans })
+}
+
+/// The payload of a release event.
+pub fn release_payload(release: &entity::releases::Model) -> Value {
+    let summary = ReleaseSummary {
+        id: release.id,
+        number: release.number,
+        kind: release.kind.clone(),
+        rolls_back_id: release.rolls_back_id,
+        note: clip(&release.note, SUMMARY_TEXT_BYTES),
+        idempotency_key: release.idempotency_key.clone(),
+        created_by: release.created_by.clone(),
+        created_at: release.created_at,
+    };
+    serde_json::json!({ "v": PAYLOAD_VERSION, "release": summary })
+}
+
+/// What a `release_request` event carries (`{"v":1, "request": ReleaseRequestSummary}`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReleaseRequestSummary {
+    pub id: Uuid,
+    /// `open`, `approved`, `rejected` or `published` (as stored when the event was written).
+    pub state: String,
+    pub requested_by: String,
+    pub note: String,
+    /// The requested item keys (`agent:<slug>`...), at most 50.
+    pub items: Vec<String>,
+    /// A requested rollback: the release rolled back.
+    #[serde(default)]
+    pub rollback_to: Option<Uuid>,
+    /// Once published: the release.
+    #[serde(default)]
+    pub release_id: Option<Uuid>,
+    /// The reviewer and comment of a `reviewed`/`approved`/`rejected` event.
+    #[serde(default)]
+    pub reviewer: Option<String>,
+    #[serde(default)]
+    pub comment: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a `schedule` event carries (`{"v":1, "scheduledRelease": ScheduledReleaseSummary}`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScheduledReleaseSummary {
+    pub id: Uuid,
+    /// `scheduled`, `running`, `published`, `failed`, `missed` or `cancelled`.
+    pub state: String,
+    /// When it is (was) to run.
+    pub at: DateTime<Utc>,
+    pub note: String,
+    /// The item keys it publishes, at most 50.
+    pub items: Vec<String>,
+    /// For `failed`: the item keys that changed in staging since it was scheduled.
+    #[serde(default)]
+    pub stale_items: Vec<String>,
+    /// For `failed` and `missed`: why.
+    #[serde(default)]
+    pub failure: Option<String>,
+    /// For `published`: the release made.
+    #[serde(default)]
+    pub release_id: Option<Uuid>,
+    pub created_by: String,
+}
+
+/// Most item keys kept in a governance event.
+pub const SUMMARY_ITEMS: usize = 50;
+
+/// Reads one part of a stored payload (any version).
+pub fn payload_part<T: serde::de::DeserializeOwned>(event: &events::Model, field: &str) -> Result<T> {
+    let version = event.payload.get("v").and_then(Value::as_u64).unwrap_or(0);
+    if version > u64::from(PAYLOAD_VERSION) {
+        return Err(Error::internal(anyhow::anyhow!(
+            "event {} has payload version {version}, newer than this server ({PAYLOAD_VERSION})",
+            event.seq
+        )));
+    }
+    serde_json::from_value(event.payload.get(field).cloned().unwrap_or(Value::Null))
+        .map_err(|e| Error::internal(anyhow::anyhow!("event {} has a malformed {field}: {e}", event.seq)))
+}
+
+#[cfg(test)]
+mod payload_tests {
+    use super::*;
+
+    #[test]
+    fn clip_keeps_char_boundaries() {
+        assert_eq!(clip("short", 10), "short");
+        let long = "é".repeat(100);
+        let clipped = clip(&long, 11);
+        assert!(clipped.len() <= 11 && clipped.ends_with("..."));
+    }
+
+    #[test]
+    fn legacy_payloads_still_read() {
+        // What events held before version 1: the storage entity itself, with large fields.
+        let legacy = serde_json::json!({ "execution": {
+            "id": Uuid::nil(), "tenant_id": "t", "environment": "staging", "agent_id": Uuid::nil(),
+            "commit_id": null, "trigger_id": null, "session_id": null, "status": "SUCCEEDED",
+            "input": {"big": "x"}, "output": {"big": "y"}, "error": null, "log": "lots",
+            "created_at": "2026-01-01T00:00:00Z", "started_at": null, "finished_at": null, "claimed_by": null
+        }});
+        let event = events::Model {
+            id: Uuid::nil(),
+            tenant_id: "t".into(),
+            environment: Environment::Staging,
+            seq: 1,
+            topic: "execution".into(),
+            kind: "finished".into(),
+            agent_slug: None,
+            execution_id: None,
+            session_id: None,
+            payload: legacy,
+            created_at: Utc::now(),
+        };
+        let summary: ExecutionSummary = payload_part(&event, "execution").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(summary.status, "SUCCEEDED");
+    }
 }

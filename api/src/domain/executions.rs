@@ -62,6 +62,34 @@ pub struct StartExecution {
     pub input: Value,
     pub session_id: Option<Uuid>,
     pub trigger_id: Option<Uuid>,
+    /// Set when a run starts this execution (agent calling agent): the child is linked to it
+    /// and one level deeper.
+    pub parent: Option<ParentRun>,
+}
+
+/// The run that starts a child execution.
+#[derive(Clone, Copy, Debug)]
+pub struct ParentRun {
+    pub id: Uuid,
+    pub depth: i32,
+}
+
+/// Bounds on starting executions (from configuration).
+#[derive(Clone, Copy, Debug)]
+pub struct ExecutionLimits {
+    /// Deepest chain of agents calling agents (a root execution has depth 0).
+    pub max_depth: i32,
+    /// Queued plus running executions a tenant may have at once.
+    pub max_active: u64,
+}
+
+impl Default for ExecutionLimits {
+    fn default() -> Self {
+        ExecutionLimits {
+            max_depth: 4,
+            max_active: 100,
+        }
+    }
 }
 
 /// Filters of the executions list; all optional.
@@ -75,19 +103,35 @@ pub struct ExecutionFilter {
 
 /// Starts an execution of `agent` at the commit its environment currently runs (a runtime
 /// reporting a run it performs itself: status RUNNING).
-pub async fn start(db: &Db, scope: &Scope, input: StartExecution) -> Result<executions::Model> {
-    create(db, scope, input, ExecutionStatus::Running).await
+pub async fn start(
+    db: &Db,
+    scope: &Scope,
+    limits: &ExecutionLimits,
+    input: StartExecution,
+) -> Result<executions::Model> {
+    create(db, scope, limits, input, ExecutionStatus::Running).await
 }
 
 /// Queues an execution for the runner's workers (status QUEUED), at the commit the
 /// environment runs now.
-pub async fn enqueue(db: &Db, scope: &Scope, input: StartExecution) -> Result<executions::Model> {
-    create(db, scope, input, ExecutionStatus::Queued).await
+pub async fn enqueue(
+    db: &Db,
+    scope: &Scope,
+    limits: &ExecutionLimits,
+    input: StartExecution,
+) -> Result<executions::Model> {
+    create(db, scope, limits, input, ExecutionStatus::Queued).await
 }
 
-async fn create(db: &Db, scope: &Scope, input: StartExecution, status: ExecutionStatus) -> Result<executions::Model> {
+async fn create(
+    db: &Db,
+    scope: &Scope,
+    limits: &ExecutionLimits,
+    input: StartExecution,
+    status: ExecutionStatus,
+) -> Result<executions::Model> {
     let tx = db.begin_write().await?;
-    let row = create_in(&tx, scope, input, status).await?;
+    let row = create_in(&tx, scope, limits, input, status).await?;
     tx.commit().await?;
     db.wake_live_feed();
     Ok(row)
@@ -95,13 +139,42 @@ async fn create(db: &Db, scope: &Scope, input: StartExecution, status: Execution
 
 /// Creates an execution (and its event) inside the caller's transaction; the caller commits
 /// and then wakes the live feed.
+///
+/// Refused with LIMIT_EXCEEDED when the tenant already has `limits.max_active` queued or
+/// running executions, or when a child would be deeper than `limits.max_depth` (an agent that
+/// calls itself in a loop ends there).
 pub async fn create_in<C: sea_orm::ConnectionTrait>(
     tx: &C,
     scope: &Scope,
+    limits: &ExecutionLimits,
     input: StartExecution,
     status: ExecutionStatus,
 ) -> Result<executions::Model> {
+    use sea_orm::PaginatorTrait;
     validate::json_size("input", &input.input, 1024 * 1024)?;
+    let depth = input.parent.map_or(0, |p| p.depth + 1);
+    if depth > limits.max_depth {
+        return Err(Error::LimitExceeded(format!(
+            "agent {:?} was not started: the chain of agents calling agents would be {depth} deep, and the limit is \
+             {} (RUNFLOW_MAX_EXECUTION_DEPTH); does an agent call itself?",
+            input.agent, limits.max_depth
+        )));
+    }
+    // One creator per tenant at a time (PostgreSQL READ COMMITTED would let two concurrent
+    // creators both see room under the cap; SQLite's write transaction already serialises).
+    crate::db::lock_for_update(tx, &active_executions_lock(scope.tenant.id())).await?;
+    let active = scope
+        .tenant
+        .select::<executions::Entity>()
+        .filter(executions::Column::Status.is_in([ExecutionStatus::Queued.as_str(), ExecutionStatus::Running.as_str()]))
+        .count(tx)
+        .await?;
+    if active >= limits.max_active {
+        return Err(Error::LimitExceeded(format!(
+            "the tenant already has {active} queued or running executions, the limit (RUNFLOW_MAX_ACTIVE_EXECUTIONS); \
+             try again when some have finished"
+        )));
+    }
     let agent = agents::get(tx, scope, &input.agent).await?;
     if let Some(session_id) = input.session_id {
         scope
@@ -129,6 +202,10 @@ pub async fn create_in<C: sea_orm::ConnectionTrait>(
         finished_at: Set(None),
         log: Set(None),
         claimed_by: Set(None),
+        lease_expires_at: Set(None),
+        parent_id: Set(input.parent.map(|p| p.id)),
+        depth: Set(depth),
+        attempt: Set(1),
     }
     .insert(tx)
     .await?;
@@ -136,8 +213,13 @@ pub async fn create_in<C: sea_orm::ConnectionTrait>(
     Ok(row)
 }
 
+/// The advisory lock that serialises counting and creating a tenant's executions.
+pub(crate) fn active_executions_lock(tenant: &str) -> String {
+    format!("executions-of:{tenant}")
+}
+
 /// Appends an execution event (its payload is the execution as it now is).
-async fn append_event<C: sea_orm::ConnectionTrait>(
+pub(crate) async fn append_event<C: sea_orm::ConnectionTrait>(
     tx: &C,
     scope: &Scope,
     row: &executions::Model,
@@ -151,7 +233,7 @@ async fn append_event<C: sea_orm::ConnectionTrait>(
         agent_slug: Some(agent_slug.to_string()),
         execution_id: Some(row.id),
         session_id: row.session_id,
-        payload: serde_json::json!({ "execution": row }),
+        payload: events::execution_payload(row),
     };
     events::append(tx, &scope.tenant, vec![event]).await?;
     Ok(())
@@ -319,12 +401,22 @@ pub async fn list(
 /// claimed row then carries its own tenant and environment. On PostgreSQL the row is locked
 /// with `FOR UPDATE SKIP LOCKED`, so workers of several processes never claim the same
 /// execution; on SQLite the IMMEDIATE write transaction serialises claims.
-pub async fn claim_next(db: &Db, worker: &str) -> Result<Option<executions::Model>> {
+///
+/// Only executions of `depth` are claimed: each depth has its own workers, so a run waiting
+/// for its child never holds the slot the child needs (no deadlock). The claim holds for
+/// `lease`; the worker renews it (see `lifecycle::renew_lease`).
+pub async fn claim_next(
+    db: &Db,
+    worker: &str,
+    depth: i32,
+    lease: std::time::Duration,
+) -> Result<Option<executions::Model>> {
     use sea_orm::sea_query::LockBehavior;
     use sea_orm::{DatabaseBackend, QueryOrder, QuerySelect};
     let tx = db.begin_write().await?;
     let mut select = executions::Entity::find()
         .filter(executions::Column::Status.eq(ExecutionStatus::Queued.as_str()))
+        .filter(executions::Column::Depth.eq(depth))
         .order_by_asc(executions::Column::Id)
         .limit(1);
     if db.backend() == DatabaseBackend::Postgres {
@@ -338,6 +430,9 @@ pub async fn claim_next(db: &Db, worker: &str) -> Result<Option<executions::Mode
     active.status = Set(ExecutionStatus::Running.as_str().to_string());
     active.started_at = Set(Some(now()));
     active.claimed_by = Set(Some(worker.to_string()));
+    active.lease_expires_at = Set(Some(
+        now() + chrono::Duration::from_std(lease).unwrap_or_else(|_| chrono::Duration::seconds(30)),
+    ));
     let row = active.update(&tx).await?;
     let agent = scope
         .tenant

@@ -6,6 +6,7 @@
 //! entrypoint = ["python3", "main.py"]
 //! prompts = ["greeting"]          # prompt slugs the agent resolves
 //! connectors = ["zendesk"]        # connector slugs it uses
+//! idempotent = false              # true: a run lost with its worker is retried
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,10 @@ pub struct Manifest {
     pub prompts: Vec<String>,
     #[serde(default)]
     pub connectors: Vec<String>,
+    /// Safe to run twice: a run lost with its worker (lease expired) is queued again instead of
+    /// failed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub idempotent: bool,
 }
 
 impl Manifest {

@@ -8,10 +8,11 @@
 use std::collections::BTreeSet;
 
 use entity::{Environment, prompt_versions, prompts};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, QueryFilter, QueryOrder, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::pagination::{self, Key, Page, PageRequest};
 use super::{new_id, now, revision, validate};
 use crate::db::{Db, lock_for_update};
 use crate::error::{Error, Result};
@@ -174,12 +175,10 @@ pub async fn get<C: ConnectionTrait>(db: &C, scope: &Scope, slug: &str) -> Resul
         .ok_or_else(|| Error::not_found(format!("prompt {slug:?} in {}", scope.environment)))
 }
 
-pub async fn list(db: &Db, scope: &Scope) -> Result<Vec<prompts::Model>> {
-    Ok(scope
-        .select::<prompts::Entity>()
-        .order_by_asc(prompts::Column::Slug)
-        .all(&db.conn)
-        .await?)
+/// A page of the prompts of the scope's environment, by slug.
+pub async fn list(db: &Db, scope: &Scope, page: &PageRequest) -> Result<Page<prompts::Model>> {
+    let select = scope.select::<prompts::Entity>();
+    pagination::fetch_by(&db.conn, select, prompts::Column::Slug, Key::Text, page, Order::Asc).await
 }
 
 /// Removes the prompt from staging (its published versions stay, immutable).
@@ -192,13 +191,24 @@ pub async fn delete(db: &Db, scope: &StagingScope, slug: &str, expected_revision
 }
 
 /// Published versions of a prompt, newest first.
-pub async fn versions(db: &Db, tenant: &Tenant, slug: &str) -> Result<Vec<prompt_versions::Model>> {
-    Ok(tenant
+pub async fn versions(
+    db: &Db,
+    tenant: &Tenant,
+    slug: &str,
+    page: &PageRequest,
+) -> Result<Page<prompt_versions::Model>> {
+    let select = tenant
         .select::<prompt_versions::Entity>()
-        .filter(prompt_versions::Column::Slug.eq(slug))
-        .order_by_desc(prompt_versions::Column::Version)
-        .all(&db.conn)
-        .await?)
+        .filter(prompt_versions::Column::Slug.eq(slug));
+    pagination::fetch_by(
+        &db.conn,
+        select,
+        prompt_versions::Column::Version,
+        Key::Int,
+        page,
+        Order::Desc,
+    )
+    .await
 }
 
 pub async fn latest_version<C: ConnectionTrait>(

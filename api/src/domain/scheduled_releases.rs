@@ -22,7 +22,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::approvals::{self, RequestedItem};
-use super::events::{self, NewEvent, Topic};
+use super::events::{self, NewEvent, Topic, kinds};
 use super::pagination::{self, Page, PageRequest};
 use super::releases::{self, PublishRequest};
 use super::{new_id, now, validate};
@@ -85,6 +85,7 @@ pub async fn schedule(
         claimed_until: Set(None),
         release_id: Set(None),
         failure: Set(None),
+        stale_items: Set(None),
         created_by: Set(actor.to_string()),
         created_by_role: Set(role.as_str().to_string()),
         created_at: Set(time),
@@ -92,7 +93,7 @@ pub async fn schedule(
     }
     .insert(&tx)
     .await?;
-    events::append(&tx, tenant, schedule_events("scheduled", &model)).await?;
+    events::append(&tx, tenant, schedule_events(kinds::SCHEDULED_RELEASE_SCHEDULED, &model)).await?;
     tx.commit().await?;
     db.wake_live_feed();
     Ok(model)
@@ -109,7 +110,36 @@ fn check_time(at: DateTime<Utc>) -> Result<()> {
     Ok(())
 }
 
+/// Scheduled-release events go to both environments; the payload is a bounded
+/// [`events::ScheduledReleaseSummary`].
 fn schedule_events(kind: &'static str, model: &scheduled_releases::Model) -> Vec<NewEvent> {
+    schedule_events_with(kind, model, vec![])
+}
+
+fn schedule_events_with(
+    kind: &'static str,
+    model: &scheduled_releases::Model,
+    stale_items: Vec<String>,
+) -> Vec<NewEvent> {
+    let summary = events::ScheduledReleaseSummary {
+        id: model.id,
+        state: model.state.clone(),
+        at: model.run_at,
+        note: events::clip(&model.note, events::SUMMARY_TEXT_BYTES),
+        items: items_of(model)
+            .into_iter()
+            .take(events::SUMMARY_ITEMS)
+            .map(|i| i.item)
+            .collect(),
+        stale_items: stale_items.into_iter().take(events::SUMMARY_ITEMS).collect(),
+        failure: model
+            .failure
+            .as_deref()
+            .map(|f| events::clip(f, events::SUMMARY_TEXT_BYTES)),
+        release_id: model.release_id,
+        created_by: model.created_by.clone(),
+    };
+    let payload = json!({ "v": events::PAYLOAD_VERSION, "scheduledRelease": summary });
     [Environment::Staging, Environment::Production]
         .into_iter()
         .map(|environment| NewEvent {
@@ -119,7 +149,7 @@ fn schedule_events(kind: &'static str, model: &scheduled_releases::Model) -> Vec
             agent_slug: None,
             execution_id: None,
             session_id: None,
-            payload: json!({ "scheduledRelease": model }),
+            payload: payload.clone(),
         })
         .collect()
 }
@@ -195,9 +225,14 @@ pub async fn cancel(
     id: Uuid,
     expected_revision: Option<i64>,
 ) -> Result<scheduled_releases::Model> {
-    change_scheduled(db, tenant, id, expected_revision, "cancelled", |u| {
-        u.col_expr(scheduled_releases::Column::State, Expr::value("cancelled"))
-    })
+    change_scheduled(
+        db,
+        tenant,
+        id,
+        expected_revision,
+        kinds::SCHEDULED_RELEASE_CANCELLED,
+        |u| u.col_expr(scheduled_releases::Column::State, Expr::value("cancelled")),
+    )
     .await
 }
 
@@ -209,9 +244,14 @@ pub async fn reschedule(
     expected_revision: Option<i64>,
 ) -> Result<scheduled_releases::Model> {
     check_time(at)?;
-    change_scheduled(db, tenant, id, expected_revision, "rescheduled", |u| {
-        u.col_expr(scheduled_releases::Column::RunAt, Expr::value(at))
-    })
+    change_scheduled(
+        db,
+        tenant,
+        id,
+        expected_revision,
+        kinds::SCHEDULED_RELEASE_RESCHEDULED,
+        |u| u.col_expr(scheduled_releases::Column::RunAt, Expr::value(at)),
+    )
     .await
 }
 
@@ -247,13 +287,16 @@ pub async fn run_due(db: &Db, grace: std::time::Duration) -> Result<usize> {
                 &tenant,
                 &release,
                 release.revision,
-                "scheduled",
-                "missed",
-                None,
-                Some(format!(
-                    "no Runflow process ran between its time ({}) and the end of the grace window",
-                    release.run_at.to_rfc3339()
-                )),
+                Outcome {
+                    from: "scheduled",
+                    to: kinds::SCHEDULED_RELEASE_MISSED,
+                    made: None,
+                    failure: Some(format!(
+                        "no Runflow process ran between its time ({}) and the end of the grace window",
+                        release.run_at.to_rfc3339()
+                    )),
+                    stale_items: vec![],
+                },
             )
             .await?
             {
@@ -309,10 +352,13 @@ pub async fn run_due(db: &Db, grace: std::time::Duration) -> Result<usize> {
                     &tenant,
                     &release,
                     revision,
-                    "running",
-                    "published",
-                    Some(made.id),
-                    None,
+                    Outcome {
+                        from: "running",
+                        to: kinds::SCHEDULED_RELEASE_PUBLISHED,
+                        made: Some(made.id),
+                        failure: None,
+                        stale_items: vec![],
+                    },
                 )
                 .await?
                 {
@@ -324,15 +370,19 @@ pub async fn run_due(db: &Db, grace: std::time::Duration) -> Result<usize> {
                 tracing::warn!(scheduled_release = %release.id, %error, "scheduled release: cannot publish now");
             }
             Err(error) => {
+                let stale = stale_items(db, &tenant, &release).await.unwrap_or_default();
                 if finish(
                     db,
                     &tenant,
                     &release,
                     revision,
-                    "running",
-                    "failed",
-                    None,
-                    Some(error.to_string()),
+                    Outcome {
+                        from: "running",
+                        to: kinds::SCHEDULED_RELEASE_FAILED,
+                        made: None,
+                        failure: Some(error.to_string()),
+                        stale_items: stale,
+                    },
                 )
                 .await?
                 {
@@ -344,24 +394,55 @@ pub async fn run_due(db: &Db, grace: std::time::Duration) -> Result<usize> {
     Ok(finished)
 }
 
+/// How a scheduled release ended.
+struct Outcome {
+    from: &'static str,
+    to: &'static str,
+    made: Option<Uuid>,
+    failure: Option<String>,
+    stale_items: Vec<String>,
+}
+
+/// The item keys of `release` whose staging state changed since it was scheduled (or that no
+/// longer differ from production).
+async fn stale_items(db: &Db, tenant: &Tenant, release: &scheduled_releases::Model) -> Result<Vec<String>> {
+    let pending = releases::pending_changes(&db.conn, tenant).await?;
+    Ok(items_of(release)
+        .into_iter()
+        .filter(|wanted| {
+            !pending
+                .iter()
+                .any(|p| p.item.to_string() == wanted.item && Some(&p.revision) == wanted.revision.as_ref())
+        })
+        .map(|wanted| wanted.item)
+        .collect())
+}
+
 /// Records the outcome (conditional on the state and revision), with its event.
-#[allow(clippy::too_many_arguments)]
 async fn finish(
     db: &Db,
     tenant: &Tenant,
     release: &scheduled_releases::Model,
     revision: i64,
-    from: &str,
-    to: &'static str,
-    made: Option<Uuid>,
-    failure: Option<String>,
+    outcome: Outcome,
 ) -> Result<bool> {
+    let Outcome {
+        from,
+        to,
+        made,
+        failure,
+        stale_items,
+    } = outcome;
     let tx = db.begin_write().await?;
     let updated = scheduled_releases::Entity::update_many()
         .col_expr(scheduled_releases::Column::State, Expr::value(to))
         .col_expr(scheduled_releases::Column::Revision, Expr::value(revision + 1))
         .col_expr(scheduled_releases::Column::ReleaseId, Expr::value(made))
         .col_expr(scheduled_releases::Column::Failure, Expr::value(failure))
+        .col_expr(
+            scheduled_releases::Column::StaleItems,
+            Expr::value((!stale_items.is_empty()).then(|| json!(stale_items))),
+        )
         .col_expr(scheduled_releases::Column::UpdatedAt, Expr::value(now()))
         .filter(scheduled_releases::Column::Id.eq(release.id))
         .filter(scheduled_releases::Column::State.eq(from))
@@ -372,7 +453,7 @@ async fn finish(
         return Ok(false);
     }
     let model = get(&tx, tenant, release.id).await?;
-    events::append(&tx, tenant, schedule_events(to, &model)).await?;
+    events::append(&tx, tenant, schedule_events_with(to, &model, stale_items)).await?;
     tx.commit().await?;
     db.wake_live_feed();
     tracing::info!(scheduled_release = %release.id, tenant = %tenant.id(), state = to, "scheduled release finished");

@@ -53,10 +53,48 @@ async fn append_event<C: sea_orm::ConnectionTrait>(
         agent_slug: agent_slug.map(str::to_string),
         execution_id: None,
         session_id: Some(session.id),
-        payload: serde_json::json!({ "session": session, "message": message }),
+        payload: events::session_payload(session, message),
     };
     events::append(tx, &scope.tenant, vec![event]).await?;
     Ok(())
+}
+
+/// Who wrote a message (stored lower-case).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageRole {
+    User,
+    Assistant,
+    System,
+    Tool,
+}
+
+impl MessageRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageRole::User => "user",
+            MessageRole::Assistant => "assistant",
+            MessageRole::System => "system",
+            MessageRole::Tool => "tool",
+        }
+    }
+}
+
+impl std::str::FromStr for MessageRole {
+    type Err = Error;
+
+    fn from_str(role: &str) -> Result<Self> {
+        Ok(match role {
+            "user" => MessageRole::User,
+            "assistant" => MessageRole::Assistant,
+            "system" => MessageRole::System,
+            "tool" => MessageRole::Tool,
+            other => {
+                return Err(Error::bad_input(format!(
+                    "message role {other:?} is unknown; use user, assistant, system or tool"
+                )));
+            }
+        })
+    }
 }
 
 pub async fn get(db: &Db, scope: &Scope, id: Uuid) -> Result<sessions::Model> {
@@ -76,7 +114,7 @@ pub async fn add_message(
     role: &str,
     content: &str,
 ) -> Result<session_messages::Model> {
-    validate::slug("role", role)?;
+    let role = role.parse::<MessageRole>()?.as_str();
     validate::text_size("content", content, MAX_MESSAGE_BYTES)?;
     let tx = db.begin_write().await?;
     let session = scope

@@ -2,10 +2,11 @@
 //! They have the same shape, so one module serves all three, told apart by [`Category`].
 
 use entity::shared_resources;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, QueryFilter, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::pagination::{self, Key, Page, PageRequest};
 use super::{credentials, new_id, now, revision, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -52,11 +53,23 @@ fn select(tenant: &Tenant, category: Category) -> sea_orm::Select<shared_resourc
         .filter(shared_resources::Column::Category.eq(category.as_str()))
 }
 
-pub async fn list(db: &Db, tenant: &Tenant, category: Category) -> Result<Vec<shared_resources::Model>> {
-    Ok(select(tenant, category)
-        .order_by_asc(shared_resources::Column::Name)
-        .all(&db.conn)
-        .await?)
+/// A page of the tenant's resources of one category, by name.
+pub async fn list(
+    db: &Db,
+    tenant: &Tenant,
+    category: Category,
+    page: &PageRequest,
+) -> Result<Page<shared_resources::Model>> {
+    let select = select(tenant, category);
+    pagination::fetch_by(
+        &db.conn,
+        select,
+        shared_resources::Column::Name,
+        Key::Text,
+        page,
+        Order::Asc,
+    )
+    .await
 }
 
 async fn find<C: ConnectionTrait>(

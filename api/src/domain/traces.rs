@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::{spans, traces};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, Order, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, Order, QueryFilter, QueryOrder, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -15,6 +15,59 @@ use crate::scope::Scope;
 
 pub const MAX_SPANS_PER_BATCH: usize = 1000;
 pub const SPAN_KINDS: [&str; 5] = ["LLM", "TOOL", "PROMPT", "MEMORY", "CUSTOM"];
+pub const STATUSES: [&str; 3] = ["OK", "ERROR", "UNSET"];
+
+/// What a span measured (stored as its upper-case name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpanKind {
+    Llm,
+    Tool,
+    Prompt,
+    Memory,
+    Custom,
+}
+
+impl SpanKind {
+    pub fn parse(kind: &str) -> Result<Self> {
+        Ok(match kind {
+            "LLM" => SpanKind::Llm,
+            "TOOL" => SpanKind::Tool,
+            "PROMPT" => SpanKind::Prompt,
+            "MEMORY" => SpanKind::Memory,
+            "CUSTOM" => SpanKind::Custom,
+            other => {
+                return Err(Error::bad_input(format!(
+                    "span kind {other:?} is unknown; use one of {}",
+                    SPAN_KINDS.join(", ")
+                )));
+            }
+        })
+    }
+}
+
+/// How a span or trace ended (OpenTelemetry's status codes, stored upper-case).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Error,
+    Unset,
+}
+
+impl Status {
+    pub fn parse(status: &str) -> Result<Self> {
+        Ok(match status {
+            "OK" => Status::Ok,
+            "ERROR" => Status::Error,
+            "UNSET" => Status::Unset,
+            other => {
+                return Err(Error::bad_input(format!(
+                    "status {other:?} must be one of {}",
+                    STATUSES.join(", ")
+                )));
+            }
+        })
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct SpanInput {
@@ -44,19 +97,9 @@ pub struct TraceInput {
 
 fn validate_span(span: &SpanInput) -> Result<()> {
     validate::short_text("span name", &span.name, 255)?;
-    if !SPAN_KINDS.contains(&span.kind.as_str()) {
-        return Err(Error::bad_input(format!(
-            "span kind {:?} is unknown; use one of {}",
-            span.kind,
-            SPAN_KINDS.join(", ")
-        )));
-    }
-    if !["OK", "ERROR", "UNSET"].contains(&span.status.as_str()) {
-        return Err(Error::bad_input(format!(
-            "span status {:?} must be OK, ERROR or UNSET",
-            span.status
-        )));
-    }
+    SpanKind::parse(&span.kind)?;
+    Status::parse(&span.status)
+        .map_err(|_| Error::bad_input(format!("span status {:?} must be OK, ERROR or UNSET", span.status)))?;
     if let Some(ended) = span.ended_at
         && ended < span.started_at
     {
@@ -94,7 +137,7 @@ pub async fn record_many(
     }
     for input in &inputs {
         validate::short_text("trace name", &input.name, 255)?;
-        validate::string_column("trace status", &input.status)?;
+        Status::parse(&input.status)?;
         for span in &input.spans {
             validate_span(span)?;
         }
@@ -157,13 +200,7 @@ pub async fn record_many(
                 output_tokens: span.output_tokens,
             })
             .collect();
-        for chunk in rows.chunks(1000) {
-            let active: Vec<spans::ActiveModel> = chunk.iter().cloned().map(Into::into).collect();
-            spans::Entity::insert_many(active)
-                .on_conflict_do_nothing_on([spans::Column::Id])
-                .exec_without_returning(&tx)
-                .await?;
-        }
+        insert_spans(&tx, &rows).await?;
         new_events.push(NewEvent {
             environment: scope.environment,
             topic: Topic::Trace,
@@ -171,7 +208,7 @@ pub async fn record_many(
             agent_slug: None,
             execution_id: trace.execution_id,
             session_id: None,
-            payload: serde_json::json!({ "trace": trace, "spans": rows }),
+            payload: events::trace_payload(&trace, &rows),
         });
         recorded.push((trace, rows));
     }
@@ -179,6 +216,44 @@ pub async fn record_many(
     tx.commit().await?;
     db.wake_live_feed();
     Ok(recorded)
+}
+
+/// Inserts spans, skipping ids that exist already.
+///
+/// On PostgreSQL the whole batch is one statement with one parameter, a JSON array unpacked by
+/// `jsonb_to_recordset` (instead of 14 bind parameters a span, which PostgreSQL must plan and
+/// bind one by one). On SQLite, multi-row inserts of at most 1,000 rows (SQLite has no bind
+/// overhead worth avoiding; the transaction is what counts).
+async fn insert_spans(tx: &sea_orm::DatabaseTransaction, rows: &[spans::Model]) -> Result<()> {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    if rows.is_empty() {
+        return Ok(());
+    }
+    if tx.get_database_backend() == DbBackend::Postgres {
+        let batch = serde_json::to_string(rows).map_err(|e| Error::internal(anyhow::anyhow!(e)))?;
+        tx.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO spans (id, tenant_id, environment, trace_id, execution_id, parent_span_id, name, kind, \
+             status, started_at, ended_at, attributes, input_tokens, output_tokens) \
+             SELECT id, tenant_id, environment, trace_id, execution_id, parent_span_id, name, kind, status, \
+             started_at, ended_at, attributes, input_tokens, output_tokens \
+             FROM jsonb_to_recordset($1::jsonb) AS s(id uuid, tenant_id text, environment text, trace_id uuid, \
+             execution_id uuid, parent_span_id uuid, name text, kind text, status text, started_at timestamptz, \
+             ended_at timestamptz, attributes jsonb, input_tokens bigint, output_tokens bigint) \
+             ON CONFLICT (id) DO NOTHING",
+            [batch.into()],
+        ))
+        .await?;
+        return Ok(());
+    }
+    for chunk in rows.chunks(1000) {
+        let active: Vec<spans::ActiveModel> = chunk.iter().cloned().map(Into::into).collect();
+        spans::Entity::insert_many(active)
+            .on_conflict_do_nothing_on([spans::Column::Id])
+            .exec_without_returning(tx)
+            .await?;
+    }
+    Ok(())
 }
 
 pub async fn get(db: &Db, scope: &Scope, id: Uuid) -> Result<traces::Model> {
@@ -210,4 +285,75 @@ pub async fn spans(db: &Db, scope: &Scope, trace_id: Uuid, page: &PageRequest) -
         .select::<spans::Entity>()
         .filter(spans::Column::TraceId.eq(trace_id));
     pagination::fetch(&db.conn, select, spans::Column::Id, page, Order::Asc).await
+}
+
+/// Spans of an execution (across its traces), in the order they were recorded.
+pub async fn spans_of_execution(
+    db: &Db,
+    scope: &Scope,
+    execution_id: Uuid,
+    page: &PageRequest,
+) -> Result<Page<spans::Model>> {
+    let select = scope
+        .select::<spans::Entity>()
+        .filter(spans::Column::ExecutionId.eq(execution_id));
+    pagination::fetch(&db.conn, select, spans::Column::Id, page, Order::Asc).await
+}
+
+/// The first trace recorded for an execution, if any.
+pub async fn first_of_execution(db: &Db, scope: &Scope, execution_id: Uuid) -> Result<Option<traces::Model>> {
+    Ok(scope
+        .select::<traces::Entity>()
+        .filter(traces::Column::ExecutionId.eq(execution_id))
+        .order_by_asc(traces::Column::Id)
+        .one(&db.conn)
+        .await?)
+}
+
+/// The first `limit` spans (in recorded order) of each of several executions, in one query
+/// (a window function bounds the rows read per execution, however many spans one has).
+pub async fn first_spans_of_executions(
+    db: &Db,
+    tenant: &crate::scope::Tenant,
+    execution_ids: &[Uuid],
+    limit: u64,
+) -> Result<std::collections::HashMap<Uuid, Vec<spans::Model>>> {
+    use sea_orm::{DbBackend, Statement};
+    let mut by_execution: std::collections::HashMap<Uuid, Vec<spans::Model>> =
+        execution_ids.iter().map(|id| (*id, Vec::new())).collect();
+    if execution_ids.is_empty() {
+        return Ok(by_execution);
+    }
+    let backend = db.conn.get_database_backend();
+    let placeholder = |n: usize| match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_string(),
+    };
+    let mut values: Vec<sea_orm::Value> = vec![tenant.id().to_string().into()];
+    let ids: Vec<String> = execution_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            values.push((*id).into());
+            placeholder(i + 2)
+        })
+        .collect();
+    values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+    let sql = format!(
+        "SELECT * FROM (SELECT spans.*, ROW_NUMBER() OVER (PARTITION BY execution_id ORDER BY id) AS row_number \
+         FROM spans WHERE tenant_id = {} AND execution_id IN ({})) numbered WHERE row_number <= {} ORDER BY id",
+        placeholder(1),
+        ids.join(", "),
+        placeholder(execution_ids.len() + 2),
+    );
+    let rows = spans::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(backend, sql, values))
+        .all(&db.conn)
+        .await?;
+    for row in rows {
+        if let Some(execution_id) = row.execution_id {
+            by_execution.entry(execution_id).or_default().push(row);
+        }
+    }
+    Ok(by_execution)
 }

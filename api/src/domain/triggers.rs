@@ -3,10 +3,11 @@
 use std::str::FromStr;
 
 use entity::triggers;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::pagination::{self, Key, Page, PageRequest};
 use super::{agents, new_id, now, revision, validate};
 use crate::crypto::{Sealed, SecretBox};
 use crate::db::Db;
@@ -68,33 +69,77 @@ pub struct UpdateTriggerInput {
     pub expected_revision: Option<i64>,
 }
 
-/// Validates a cron expression (5 fields, or 6 with seconds).
-pub fn validate_schedule(expression: &str) -> Result<()> {
+/// Bounds on triggers (from configuration).
+#[derive(Clone, Copy, Debug)]
+pub struct TriggerLimits {
+    /// Shortest interval between two ticks of a schedule.
+    pub min_interval: std::time::Duration,
+    /// Triggers a tenant may have per environment.
+    pub max_triggers: u64,
+    /// Firings (schedule and webhook) a tenant may have per minute.
+    pub max_firings_per_minute: u64,
+    /// How far a webhook call's signed timestamp may be from now.
+    pub webhook_tolerance: std::time::Duration,
+}
+
+impl Default for TriggerLimits {
+    fn default() -> Self {
+        TriggerLimits {
+            min_interval: std::time::Duration::from_secs(60),
+            max_triggers: 100,
+            max_firings_per_minute: 60,
+            webhook_tolerance: std::time::Duration::from_secs(300),
+        }
+    }
+}
+
+/// Validates a cron expression (5 fields, or 6 with seconds) and that its ticks are at least
+/// `min_interval` apart.
+pub fn validate_schedule(expression: &str, min_interval: std::time::Duration) -> Result<()> {
     validate::string_column("schedule", expression)?;
-    croner::Cron::from_str(expression).map(|_| ()).map_err(|error| {
+    let cron = croner::Cron::from_str(expression).map_err(|error| {
         Error::bad_input(format!(
             "schedule {expression:?} is not a valid cron expression: {error}"
         ))
-    })
+    })?;
+    // Look at the ticks of the coming days: the shortest gap between two.
+    let mut cursor = chrono::Utc::now();
+    let mut previous: Option<chrono::DateTime<chrono::Utc>> = None;
+    let min = chrono::Duration::from_std(min_interval).unwrap_or_else(|_| chrono::Duration::seconds(60));
+    for _ in 0..500 {
+        let Ok(next) = cron.find_next_occurrence(&cursor, false) else {
+            break;
+        };
+        if let Some(previous) = previous
+            && next - previous < min
+        {
+            return Err(Error::bad_input(format!(
+                "schedule {expression:?} fires every {} s; the shortest allowed interval is {} (RUNFLOW_MIN_SCHEDULE_INTERVAL)",
+                (next - previous).num_seconds(),
+                humantime::format_duration(min_interval)
+            )));
+        }
+        previous = Some(next);
+        cursor = next;
+    }
+    Ok(())
 }
 
-fn check_kind_fields(kind: TriggerKind, schedule: &Option<String>) -> Result<()> {
+fn check_kind_fields(kind: TriggerKind, schedule: &Option<String>, limits: &TriggerLimits) -> Result<()> {
     match (kind, schedule) {
         (TriggerKind::Schedule, None) => Err(Error::bad_input(
             "a schedule trigger needs `schedule`, a cron expression",
         )),
-        (TriggerKind::Schedule, Some(expression)) => validate_schedule(expression),
+        (TriggerKind::Schedule, Some(expression)) => validate_schedule(expression, limits.min_interval),
         (TriggerKind::Webhook, Some(_)) => Err(Error::bad_input("a webhook trigger has no `schedule`")),
         (TriggerKind::Webhook, None) => Ok(()),
     }
 }
 
-pub async fn list(db: &Db, scope: &Scope) -> Result<Vec<triggers::Model>> {
-    Ok(scope
-        .select::<triggers::Entity>()
-        .order_by_asc(triggers::Column::Name)
-        .all(&db.conn)
-        .await?)
+/// A page of the triggers of the scope's environment, by name.
+pub async fn list(db: &Db, scope: &Scope, page: &PageRequest) -> Result<Page<triggers::Model>> {
+    let select = scope.select::<triggers::Entity>();
+    pagination::fetch_by(&db.conn, select, triggers::Column::Name, Key::Text, page, Order::Asc).await
 }
 
 pub async fn find<C: ConnectionTrait>(db: &C, scope: &Scope, name: &str) -> Result<Option<triggers::Model>> {
@@ -115,11 +160,13 @@ pub async fn create(
     db: &Db,
     scope: &StagingScope,
     secret_box: &SecretBox,
+    limits: &TriggerLimits,
     input: CreateTriggerInput,
 ) -> Result<triggers::Model> {
+    use sea_orm::PaginatorTrait;
     validate::slug("name", &input.name)?;
     validate::slug("agent", &input.agent)?;
-    check_kind_fields(input.kind, &input.schedule)?;
+    check_kind_fields(input.kind, &input.schedule, limits)?;
     let sealed = match (input.kind, &input.secret) {
         (TriggerKind::Webhook, Some(secret)) => Some(seal_secret(secret_box, secret)?),
         (TriggerKind::Webhook, None) => {
@@ -143,6 +190,17 @@ pub async fn create(
         return Err(Error::Conflict(format!(
             "trigger {:?} already exists in staging",
             input.name
+        )));
+    }
+    crate::db::lock_for_update(
+        &tx,
+        &format!("triggers-of:{}:{}", scope.tenant().id(), scope.environment),
+    )
+    .await?;
+    let count = scope.select::<triggers::Entity>().count(&tx).await?;
+    if count >= limits.max_triggers {
+        return Err(Error::LimitExceeded(format!(
+            "the tenant already has {count} triggers in staging, the limit (RUNFLOW_MAX_TRIGGERS)"
         )));
     }
     let time = now();
@@ -196,55 +254,123 @@ pub fn webhook_url(public_url: &str, row: &triggers::Model) -> Option<String> {
     })
 }
 
-/// Checks a webhook call's `X-Runflow-Signature: sha256=<hex>` (HMAC-SHA256 of the raw body).
-pub fn verify_signature(
+/// A webhook call as received.
+pub struct WebhookCall<'a> {
+    /// `X-Runflow-Timestamp`: unix seconds, part of the signed payload.
+    pub timestamp: Option<&'a str>,
+    /// `X-Runflow-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`.
+    pub signature: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// The payload a webhook signature covers: `<timestamp>.<raw body>`.
+pub fn signed_payload(timestamp: &str, body: &[u8]) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(timestamp.len() + 1 + body.len());
+    payload.extend_from_slice(timestamp.as_bytes());
+    payload.push(b'.');
+    payload.extend_from_slice(body);
+    payload
+}
+
+/// Checks a webhook call against its trigger (None when no webhook trigger has that name).
+/// Every refusal (unknown trigger, missing, stale or wrong signature) is the same error, after
+/// the same work (an HMAC is computed even for an unknown trigger), so callers learn nothing
+/// about which triggers exist.
+pub fn verify_webhook<'t>(
     secret_box: &SecretBox,
-    row: &triggers::Model,
-    body: &[u8],
-    header: Option<&str>,
-) -> Result<()> {
+    limits: &TriggerLimits,
+    trigger: Option<&'t triggers::Model>,
+    call: &WebhookCall<'_>,
+) -> Result<&'t triggers::Model> {
     use hmac::{Hmac, Mac};
-    let refuse =
-        || Error::Unauthenticated("the X-Runflow-Signature header is missing or does not match the body".into());
-    let (Some(ciphertext), Some(nonce)) = (&row.secret_ciphertext, &row.secret_nonce) else {
-        return Err(refuse());
+    let refuse = || {
+        Error::Unauthenticated(
+            "the webhook call was refused: the trigger does not exist, or X-Runflow-Timestamp / X-Runflow-Signature \
+             are missing, outside the tolerance window or do not match"
+                .into(),
+        )
     };
-    let secret = secret_box
-        .open(&Sealed {
-            ciphertext: ciphertext.clone(),
-            nonce: nonce.clone(),
-        })
-        .map_err(Error::internal)?;
-    let expected = header
+    let secret = match trigger {
+        Some(row) => match (&row.secret_ciphertext, &row.secret_nonce) {
+            (Some(ciphertext), Some(nonce)) => Some(
+                secret_box
+                    .open(&Sealed {
+                        ciphertext: ciphertext.clone(),
+                        nonce: nonce.clone(),
+                    })
+                    .map_err(Error::internal)?,
+            ),
+            _ => None,
+        },
+        None => None,
+    };
+    let timestamp = call.timestamp.unwrap_or_default().trim();
+    let fresh = timestamp.parse::<i64>().is_ok_and(|sent| {
+        let skew = (chrono::Utc::now().timestamp() - sent).unsigned_abs();
+        skew <= limits.webhook_tolerance.as_secs()
+    });
+    let expected = call
+        .signature
         .and_then(|h| h.strip_prefix("sha256="))
         .and_then(|h| hex::decode(h.trim()).ok())
-        .ok_or_else(refuse)?;
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).map_err(Error::internal)?;
-    mac.update(body);
+        .unwrap_or_default();
+    let key = secret.as_deref().unwrap_or("runflow: no such webhook trigger");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).map_err(Error::internal)?;
+    mac.update(&signed_payload(timestamp, call.body));
     // Constant-time comparison.
-    mac.verify_slice(&expected).map_err(|_| refuse())
+    let matches = mac.verify_slice(&expected).is_ok();
+    match trigger {
+        Some(row) if matches && fresh && secret.is_some() => Ok(row),
+        _ => Err(refuse()),
+    }
 }
 
 /// Fires a trigger: queues an execution of its agent in the trigger's own environment. For a
 /// schedule tick, the tick is claimed in the same transaction (unique per trigger and tick),
 /// so among replicas exactly one fires it; `None` when another already did.
+///
+/// Refused with LIMIT_EXCEEDED when the tenant's triggers already fired
+/// `limits.max_firings_per_minute` times in the last minute.
 pub async fn fire(
     db: &Db,
+    execution_limits: &super::executions::ExecutionLimits,
+    limits: &TriggerLimits,
     row: &triggers::Model,
     tick: Option<chrono::DateTime<chrono::Utc>>,
     input: Value,
 ) -> Result<Option<entity::executions::Model>> {
-    use sea_orm::EntityTrait;
+    use sea_orm::{EntityTrait, PaginatorTrait};
     let scope = Scope::new(row.tenant_id.clone(), row.environment);
     let tx = db.begin_write().await?;
+    // Counted under the same per-tenant lock as the executions it creates (see `create_in`).
+    crate::db::lock_for_update(&tx, &super::executions::active_executions_lock(scope.tenant.id())).await?;
+    let recent = scope
+        .tenant
+        .select::<entity::executions::Entity>()
+        .filter(entity::executions::Column::TriggerId.is_not_null())
+        .filter(entity::executions::Column::CreatedAt.gte(now() - chrono::Duration::seconds(60)))
+        .count(&tx)
+        .await?;
+    if recent >= limits.max_firings_per_minute {
+        return Err(Error::LimitExceeded(format!(
+            "the tenant's triggers fired {recent} times in the last minute, the limit (RUNFLOW_MAX_FIRINGS_PER_MINUTE)"
+        )));
+    }
     let start = super::executions::StartExecution {
         agent: row.agent_slug.clone(),
         input,
         session_id: None,
         trigger_id: Some(row.id),
+        parent: None,
     };
-    let execution =
-        super::executions::create_in(&tx, &scope, start, super::executions::ExecutionStatus::Queued).await?;
+    let execution = super::executions::create_in(
+        &tx,
+        &scope,
+        execution_limits,
+        start,
+        super::executions::ExecutionStatus::Queued,
+    )
+    .await?;
     if let Some(tick) = tick {
         let claimed = entity::trigger_firings::Entity::insert(entity::trigger_firings::ActiveModel {
             id: Set(new_id()),
@@ -274,6 +400,7 @@ pub async fn update(
     db: &Db,
     scope: &StagingScope,
     secret_box: &SecretBox,
+    limits: &TriggerLimits,
     input: UpdateTriggerInput,
 ) -> Result<triggers::Model> {
     if let Some(agent) = &input.agent {
@@ -286,7 +413,7 @@ pub async fn update(
     let row = get(&tx, scope, &input.name).await?;
     let kind: TriggerKind = row.kind.parse()?;
     if input.schedule.is_some() {
-        check_kind_fields(kind, &input.schedule)?;
+        check_kind_fields(kind, &input.schedule, limits)?;
     }
     if let Some(agent) = &input.agent
         && agents::find(&tx, scope, agent).await?.is_none()

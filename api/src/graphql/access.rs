@@ -12,16 +12,16 @@
 //! mutation is covered without anyone remembering to.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest};
+use async_graphql::extensions::ExtensionContext;
 use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, Field, OperationDefinition, OperationType, Selection, SelectionSet,
+    ExecutableDocument, Field, OperationDefinition, OperationType, Selection, SelectionSet,
 };
-use async_graphql::{Name, Positioned, Request, ServerResult, Variables};
+use async_graphql::{Positioned, ServerResult, Variables};
 use async_graphql_value::{ConstValue, Value as AstValue};
 
 use super::errors::from_domain;
+use super::operation_check::OperationCheck;
 use crate::auth::policy::{required_role_for_mutation, required_role_for_query};
 use crate::auth::{Actor, Authentication};
 use crate::error::Error;
@@ -31,60 +31,19 @@ pub const PRODUCTION_MUTATIONS: &[&str] = &["publish"];
 
 pub struct AccessControl;
 
-impl ExtensionFactory for AccessControl {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(AccessControlExtension {
-            operation_name: Mutex::new(None),
-        })
-    }
-}
-
-struct AccessControlExtension {
-    operation_name: Mutex<Option<String>>,
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for AccessControlExtension {
-    async fn prepare_request(
+impl OperationCheck for AccessControl {
+    fn check(
         &self,
         ctx: &ExtensionContext<'_>,
-        request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        if let Ok(mut name) = self.operation_name.lock() {
-            name.clone_from(&request.operation_name);
-        }
-        next.run(ctx, request).await
-    }
-
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
+        document: &ExecutableDocument,
+        operation: &OperationDefinition,
         variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        let operation_name = self.operation_name.lock().ok().and_then(|name| name.clone());
-        // An operation that cannot be selected fails in validation; nothing runs.
-        if let Some(operation) = select_operation(&document, operation_name.as_deref()) {
-            let authentication = ctx
-                .data_opt::<Authentication>()
-                .cloned()
-                .unwrap_or(Authentication::Anonymous);
-            check(&document, operation, variables, &authentication).map_err(|e| from_domain(&e))?;
-        }
-        Ok(document)
-    }
-}
-
-fn select_operation<'d>(document: &'d ExecutableDocument, name: Option<&str>) -> Option<&'d OperationDefinition> {
-    match (&document.operations, name) {
-        (DocumentOperations::Single(operation), _) => Some(&operation.node),
-        (DocumentOperations::Multiple(operations), Some(name)) => {
-            operations.get(&Name::new(name)).map(|operation| &operation.node)
-        }
-        (DocumentOperations::Multiple(_), None) => None,
+    ) -> ServerResult<()> {
+        let authentication = ctx
+            .data_opt::<Authentication>()
+            .cloned()
+            .unwrap_or(Authentication::Anonymous);
+        check(document, operation, variables, &authentication).map_err(|e| from_domain(&e))
     }
 }
 

@@ -1,38 +1,49 @@
 //! Agents: shared metadata, per-environment code (commits) and endpoint URLs.
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
-use chrono::{DateTime, Utc};
 use entity::agent_commits;
 
 use super::Environment;
 use super::GqlResult;
 use super::context::{actor, loader, scope, services, staging};
+use super::ids::{self, NodeType};
 use super::loaders::{CommitFilesKey, CommitKey};
-use super::pagination::{RelayConnection, connection, page_request};
+use super::pagination::{PageArgs, connection_type, parts};
+use super::payloads::DeletePayload;
+use super::scalars::DateTime;
 use crate::domain::agents::{self, AgentInEnv, BundleFile, DeployInput, UpdateAgentInput};
 use crate::domain::manifest::Manifest;
 use crate::error::Error;
 
 /// An agent as it exists in one environment. `name` and `description` are shared by both
-/// environments; the code (`currentCommit`) and the endpoint are per environment.
+/// environments; the code (`currentCommit`) and the endpoint are per environment, so the
+/// staging and production views of one agent are two objects with two ids.
 pub struct Agent(pub AgentInEnv);
 
+connection_type!(AgentConnection, AgentEdge, Agent, "agents");
+connection_type!(CommitConnection, CommitEdge, Commit, "commits");
+
+/// An agent as it exists in one environment. `name` and `description` are shared by both
+/// environments; the code (`currentCommit`) and the endpoint are per environment, so the
+/// staging and production views of one agent are two objects with two ids.
 #[Object]
 impl Agent {
-    async fn id(&self) -> ID {
-        ID(self.0.agent.id.to_string())
+    /// Global id of the agent in this environment (differs between STAGING and PRODUCTION).
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode(NodeType::Agent, self.0.deployment.environment, self.0.agent.id)
     }
 
+    /// The agent's unique name in its tenant (also the `name` in its `runflow.toml`).
     async fn slug(&self) -> &str {
         &self.0.agent.slug
     }
 
-    /// Shared by both environments.
+    /// Display name, shared by both environments.
     async fn name(&self) -> &str {
         &self.0.agent.name
     }
 
-    /// Shared by both environments.
+    /// Free-text description, shared by both environments.
     async fn description(&self) -> &str {
         &self.0.agent.description
     }
@@ -52,7 +63,7 @@ impl Agent {
         self.0.deployment.revision
     }
 
-    /// Where this environment serves the agent.
+    /// The URL at which this environment serves the agent.
     async fn endpoint_url(&self, ctx: &Context<'_>) -> String {
         agents::endpoint_url(
             &services(ctx).public_url,
@@ -75,62 +86,78 @@ impl Agent {
     async fn commits(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-    ) -> GqlResult<RelayConnection<Commit>> {
-        let page = page_request(first, after)?;
+        #[graphql(desc = "Page size from the start (default 20, at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Return the commits after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Return the commits before this cursor.")] before: Option<String>,
+    ) -> GqlResult<CommitConnection> {
+        let page = PageArgs::new(first, after, last, before).request(ctx)?;
         let scope = scope(ctx, self.0.deployment.environment.into())?;
         let commits = agents::history(&services(ctx).db, &scope, &self.0, &page).await?;
-        Ok(connection(commits, |c| c.id, Commit))
+        Ok(CommitConnection(parts(commits, |c| c.id.to_string(), Commit)))
     }
 
     /// When this environment last changed its commit.
-    async fn deployed_at(&self) -> DateTime<Utc> {
-        self.0.deployment.updated_at
+    async fn deployed_at(&self) -> DateTime {
+        self.0.deployment.updated_at.into()
     }
 
-    /// In production: the release that set this state (its `kind` says when it is a rollback).
+    /// In production: the release that set this state (its `kind` says when it is a
+    /// rollback). Null in staging.
     async fn release(&self, ctx: &Context<'_>) -> GqlResult<Option<super::releases::Release>> {
         super::releases::release_of(ctx, self.0.deployment.release_id).await
     }
 
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.agent.created_at
+    /// When the agent was first deployed (shared by both environments).
+    async fn created_at(&self) -> DateTime {
+        self.0.agent.created_at.into()
     }
 
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.agent.updated_at
+    /// When the shared metadata last changed.
+    async fn updated_at(&self) -> DateTime {
+        self.0.agent.updated_at.into()
     }
 }
 
-/// An immutable commit of an agent's code bundle.
+/// An immutable commit of an agent's code bundle. Commits are shared: the same commit has
+/// the same id whichever environment runs it.
 pub struct Commit(pub agent_commits::Model);
 
 /// The parsed `runflow.toml` of a commit.
 #[derive(SimpleObject)]
 pub struct AgentManifest {
+    /// The agent's slug, as declared.
     name: String,
+    /// The declared description, if any.
     description: Option<String>,
+    /// The command that starts the agent, as program and arguments.
     entrypoint: Vec<String>,
+    /// Slugs of the prompts the agent uses (they must exist in production to publish it).
     prompts: Vec<String>,
+    /// Slugs of the connectors the agent uses (they must exist in production to publish it).
     connectors: Vec<String>,
 }
 
 /// A file of a commit.
 #[derive(SimpleObject)]
 pub struct CommitFile {
+    /// Relative path with `/` separators.
     path: String,
     /// Size in bytes.
     size: i64,
-    /// sha256 of the content.
+    /// sha256 of the content, hex.
     hash: String,
+    /// The file's text.
     content: String,
 }
 
+/// An immutable commit of an agent's code bundle. Commits are shared: the same commit has
+/// the same id whichever environment runs it.
 #[Object]
 impl Commit {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    /// Global id of the commit (the same in both environments).
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode_shared(NodeType::Commit, self.0.id)
     }
 
     /// Content hash of the bundle (sha256 over its files' paths and content hashes).
@@ -143,18 +170,22 @@ impl Commit {
         self.0.seq
     }
 
+    /// The message given at deploy time (may be empty).
     async fn message(&self) -> &str {
         &self.0.message
     }
 
+    /// Subject of the token that deployed it.
     async fn author(&self) -> &str {
         &self.0.author
     }
 
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    /// When it was deployed.
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
     }
 
+    /// Number of files in the bundle.
     async fn file_count(&self) -> i64 {
         self.0.file_count
     }
@@ -164,6 +195,7 @@ impl Commit {
         self.0.total_size
     }
 
+    /// The previous commit of the agent (null for its first).
     async fn parent(&self, ctx: &Context<'_>) -> GqlResult<Option<Commit>> {
         let Some(parent_id) = self.0.parent_id else {
             return Ok(None);
@@ -171,6 +203,7 @@ impl Commit {
         Ok(loader(ctx)?.load_one(CommitKey(parent_id)).await?.map(Commit))
     }
 
+    /// The bundle's parsed `runflow.toml`.
     async fn manifest(&self) -> GqlResult<AgentManifest> {
         let manifest: Manifest = serde_json::from_value(self.0.manifest.clone()).map_err(Error::internal)?;
         Ok(AgentManifest {
@@ -182,7 +215,7 @@ impl Commit {
         })
     }
 
-    /// The files, sorted by path.
+    /// The files, sorted by path (a bundle is capped in files and bytes at deploy time).
     async fn files(&self, ctx: &Context<'_>) -> GqlResult<Vec<CommitFile>> {
         let files = loader(ctx)?
             .load_one(CommitFilesKey(self.0.id))
@@ -200,6 +233,7 @@ impl Commit {
     }
 }
 
+/// One file of a bundle to deploy.
 #[derive(InputObject)]
 pub struct BundleFileInput {
     /// Relative path with '/' separators.
@@ -208,23 +242,38 @@ pub struct BundleFileInput {
     content: String,
 }
 
+/// A bundle to deploy to staging.
 #[derive(InputObject)]
 pub struct DeployAgentInput {
     /// The agent's slug; must equal `name` in the bundle's `runflow.toml`.
     slug: String,
     /// The whole bundle, including `runflow.toml`.
     files: Vec<BundleFileInput>,
+    /// A message stored with the commit.
     #[graphql(default)]
     message: String,
 }
 
+/// New shared metadata for an agent; omitted fields keep their value.
 #[derive(InputObject)]
 pub struct UpdateAgentMetadataInput {
+    /// The agent to update.
     slug: String,
+    /// The new display name (at most 200 characters).
     name: Option<String>,
+    /// The new description (at most 4 KiB).
     description: Option<String>,
     /// The `revision` you last read; a stale one fails with CONFLICT.
     expected_revision: Option<i64>,
+}
+
+/// What `deployAgent` changed: the staging agent and its new commit.
+#[derive(SimpleObject)]
+pub struct DeployAgentPayload {
+    /// The agent as staging now has it (its `currentCommit` is `commit`).
+    agent: Agent,
+    /// The commit the bundle became.
+    commit: Commit,
 }
 
 #[derive(Default)]
@@ -233,17 +282,28 @@ pub struct AgentQuery;
 #[Object]
 impl AgentQuery {
     /// Agents that exist in the environment, by slug.
-    async fn agents(&self, ctx: &Context<'_>, environment: Environment) -> GqlResult<Vec<Agent>> {
+    async fn agents(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The environment to list.")] environment: Environment,
+        #[graphql(desc = "Page size from the start (default 20, at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Return the agents after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Return the agents before this cursor.")] before: Option<String>,
+    ) -> GqlResult<AgentConnection> {
         let scope = scope(ctx, environment)?;
-        Ok(agents::list(&services(ctx).db, &scope)
-            .await?
-            .into_iter()
-            .map(Agent)
-            .collect())
+        let page = PageArgs::new(first, after, last, before).request(ctx)?;
+        let agents = agents::list(&services(ctx).db, &scope, &page).await?;
+        Ok(AgentConnection(parts(agents, |a| a.agent.slug.clone(), Agent)))
     }
 
     /// One agent; null when it does not exist in the environment.
-    async fn agent(&self, ctx: &Context<'_>, environment: Environment, slug: String) -> GqlResult<Option<Agent>> {
+    async fn agent(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The environment to look in.")] environment: Environment,
+        #[graphql(desc = "The agent's slug.")] slug: String,
+    ) -> GqlResult<Option<Agent>> {
         let scope = scope(ctx, environment)?;
         Ok(agents::find(&services(ctx).db.conn, &scope, &slug).await?.map(Agent))
     }
@@ -259,9 +319,9 @@ impl AgentMutation {
     async fn deploy_agent(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        input: DeployAgentInput,
-    ) -> GqlResult<Commit> {
+        #[graphql(desc = "Must be STAGING.")] environment: Environment,
+        #[graphql(desc = "The bundle.")] input: DeployAgentInput,
+    ) -> GqlResult<DeployAgentPayload> {
         let scope = staging(ctx, environment)?;
         let services = services(ctx);
         let input = DeployInput {
@@ -276,7 +336,7 @@ impl AgentMutation {
                 .collect(),
             message: input.message,
         };
-        let (_, commit) = agents::deploy(
+        let (agent, commit) = agents::deploy(
             &services.db,
             &scope,
             &actor(ctx)?.subject,
@@ -284,15 +344,19 @@ impl AgentMutation {
             input,
         )
         .await?;
-        Ok(Commit(commit))
+        Ok(DeployAgentPayload {
+            agent: Agent(agent),
+            commit: Commit(commit),
+        })
     }
 
     /// Updates the shared metadata (name, description): visible in both environments.
+    /// Returns the staging view of the agent.
     async fn update_agent(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        input: UpdateAgentMetadataInput,
+        #[graphql(desc = "Must be STAGING.")] environment: Environment,
+        #[graphql(desc = "The new metadata.")] input: UpdateAgentMetadataInput,
     ) -> GqlResult<Agent> {
         let scope = staging(ctx, environment)?;
         let input = UpdateAgentInput {
@@ -305,17 +369,16 @@ impl AgentMutation {
     }
 
     /// Removes the agent from staging; production keeps it until the removal is published.
-    /// Returns the agent's id.
     async fn delete_agent(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        slug: String,
+        #[graphql(desc = "Must be STAGING.")] environment: Environment,
+        #[graphql(desc = "The agent to remove.")] slug: String,
+        #[graphql(desc = "The `deploymentRevision` you last read; a stale one fails with CONFLICT.")]
         expected_revision: Option<i64>,
-    ) -> GqlResult<ID> {
+    ) -> GqlResult<DeletePayload> {
         let scope = staging(ctx, environment)?;
-        Ok(ID(agents::delete(&services(ctx).db, &scope, &slug, expected_revision)
-            .await?
-            .to_string()))
+        let id = agents::delete(&services(ctx).db, &scope, &slug, expected_revision).await?;
+        Ok(DeletePayload::new(NodeType::Agent, environment.into(), id))
     }
 }

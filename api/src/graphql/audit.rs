@@ -19,7 +19,9 @@ use entity::audit_entries;
 use serde_json::{Map, Value, json};
 
 use super::context::{scope, services};
-use super::pagination::{RelayConnection, connection, page_request};
+use super::ids::{self, NodeType};
+use super::pagination::{PageArgs, connection_type, parts};
+use super::viewer::Role;
 use super::{Environment, GqlResult};
 use crate::app::Services;
 use crate::auth::Actor;
@@ -177,22 +179,40 @@ fn entry(action: &str, mut arguments: Map<String, Value>, result: Option<&GqlVal
         .char_indices()
         .find(|(_, c)| c.is_ascii_uppercase())
         .unwrap_or((action.len(), ' '));
-    let record_kind = match &action[verb_end..] {
-        "" => "Release".to_string(),
-        kind => kind.to_string(),
+    let record_kind = match (action, &action[verb_end..]) {
+        ("requestRelease", _) => "ReleaseRequest".to_string(),
+        ("scheduleRelease" | "rescheduleRelease", _) => "ScheduledRelease".to_string(),
+        (_, "") => "Release".to_string(),
+        (_, kind) => kind.to_string(),
     };
     let record_key = record_key(&arguments);
-    let result_id = match result {
-        Some(GqlValue::Object(fields)) => fields.get("id").and_then(|id| id.clone().into_json().ok()),
-        Some(GqlValue::String(id)) => Some(Value::String(id.clone())),
-        _ => None,
-    };
+    let result_id = result.and_then(result_id);
     NewAuditEntry {
         environment,
         action: action.to_string(),
         record_kind,
         record_key,
         summary: json!({ "input": arguments, "resultId": result_id }),
+    }
+}
+
+/// The id of the record a mutation returned, as far as the caller selected it: the result's
+/// `id`, a delete's `deletedId`, or the `id` of the first object inside a payload
+/// (`deployAgent { agent { id } }`).
+fn result_id(result: &GqlValue) -> Option<Value> {
+    match result {
+        GqlValue::Object(fields) => fields
+            .get("id")
+            .or_else(|| fields.get("deletedId"))
+            .and_then(|id| id.clone().into_json().ok())
+            .or_else(|| {
+                fields.values().find_map(|v| match v {
+                    GqlValue::Object(inner) => inner.get("id").and_then(|id| id.clone().into_json().ok()),
+                    _ => None,
+                })
+            }),
+        GqlValue::String(id) => Some(Value::String(id.clone())),
+        _ => None,
     }
 }
 
@@ -206,7 +226,7 @@ fn record_key(arguments: &Map<String, Value>) -> Option<String> {
             .or_else(|| input.and_then(|i| i.get(k)))
             .and_then(Value::as_str)
     };
-    let key = ["slug", "name", "key"].into_iter().find_map(get)?;
+    let key = ["slug", "name", "key", "id"].into_iter().find_map(get)?;
     Some(match get("connector") {
         Some(connector) => format!("{connector}/{key}"),
         None => key.to_string(),
@@ -217,20 +237,14 @@ fn record_key(arguments: &Map<String, Value>) -> Option<String> {
 // Reading
 // ---------------------------------------------------------------------------------------
 
-/// The global id of an audit entry (one function, so the contract's id scheme is a one-line
-/// change).
-fn audit_entry_id(entry: &audit_entries::Model) -> ID {
-    ID(entry.id.to_string())
-}
-
 /// One change: who made it, when, where and what. Append-only.
-pub struct AuditEntry(audit_entries::Model);
+pub struct AuditEntry(pub audit_entries::Model);
 
 #[Object]
 impl AuditEntry {
-    /// The entry's id.
-    async fn id(&self) -> ID {
-        audit_entry_id(&self.0)
+    /// Globally unique, opaque id (entries belong to one environment's log).
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode(NodeType::AuditEntry, self.0.environment, self.0.id)
     }
     /// When the change was made.
     async fn created_at(&self) -> DateTime<Utc> {
@@ -244,11 +258,13 @@ impl AuditEntry {
     async fn actor(&self) -> &str {
         &self.0.actor_subject
     }
-    /// The caller's role when the change was made (`developer`, `publisher`, `admin`).
-    async fn actor_role(&self) -> &str {
-        &self.0.actor_role
+    /// The caller's role when the change was made (null for a role this server no longer knows).
+    async fn actor_role(&self) -> Option<Role> {
+        self.0.actor_role.parse::<crate::auth::Role>().ok().map(Into::into)
     }
     /// The operation, named after the mutation: `deployAgent`, `publish`, `rotateCredential`...
+    /// (`scheduledPublish` for a scheduled release, `issueRuntimeToken`/`deployAgentBundle`
+    /// for the HTTP paths).
     async fn action(&self) -> &str {
         &self.0.action
     }
@@ -267,6 +283,8 @@ impl AuditEntry {
         Json(self.0.summary.clone())
     }
 }
+
+connection_type!(AuditEntryConnection, AuditEntryEdge, AuditEntry, "audit entries");
 
 /// Filters of `auditLog`: entries match every filter given.
 #[derive(InputObject, Default)]
@@ -291,18 +309,21 @@ pub struct AuditQuery;
 #[Object]
 impl AuditQuery {
     /// The audit log of the environment, newest first. Admins only. Shared records
-    /// (credentials, settings, webhook endpoints...) are changed with STAGING, so their
+    /// (credentials, settings, release requests...) are changed with STAGING, so their
     /// entries are in STAGING's log; publishes and rollbacks are in PRODUCTION's.
+    #[allow(clippy::too_many_arguments)]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        filter: Option<AuditLogFilter>,
-        #[graphql(desc = "At most this many entries (default 20, at most 100).")] first: Option<i32>,
-        #[graphql(desc = "The cursor of the last entry of the previous page.")] after: Option<String>,
-    ) -> GqlResult<RelayConnection<AuditEntry>> {
+        #[graphql(desc = "Whose log: the environment the changes targeted.")] environment: Environment,
+        #[graphql(desc = "Only entries matching every filter given.")] filter: Option<AuditLogFilter>,
+        #[graphql(desc = "Page size from the start (default 20, at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Return the entries after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Return the entries before this cursor.")] before: Option<String>,
+    ) -> GqlResult<AuditEntryConnection> {
         let scope = scope(ctx, environment)?;
-        let request = page_request(first, after)?;
+        let request = PageArgs::new(first, after, last, before).request(ctx)?;
         let filter = filter.unwrap_or_default();
         let filter = AuditFilter {
             actor: filter.actor,
@@ -313,6 +334,6 @@ impl AuditQuery {
             until: filter.until,
         };
         let page = domain::list(&services(ctx).db, &scope, &filter, &request).await?;
-        Ok(connection(page, |e| e.id, AuditEntry))
+        Ok(AuditEntryConnection(parts(page, |e| e.id.to_string(), AuditEntry)))
     }
 }

@@ -1,12 +1,14 @@
 //! Connector instances (per environment) and their resources.
 
-use async_graphql::{Context, ID, InputObject, Json, Object};
-use chrono::{DateTime, Utc};
+use async_graphql::{Context, ID, InputObject, Object};
 use entity::{connector_instances, connector_resources};
-use serde_json::Value;
 
 use super::context::{loader, scope, services, staging};
+use super::ids::{self, NodeType};
 use super::loaders::ResourcesOfConnector;
+use super::pagination::{PageArgs, connection_type, parts};
+use super::payloads::DeletePayload;
+use super::scalars::{DateTime, Json};
 use super::{Environment, GqlResult};
 use crate::domain::connectors::{
     self as domain, CreateConnectorInput as Create, ResourceInput, UpdateConnectorInput as Update,
@@ -15,14 +17,21 @@ use crate::domain::connectors::{
 /// A connector instance in one environment.
 pub struct Connector(pub connector_instances::Model);
 
+connection_type!(ConnectorConnection, ConnectorEdge, Connector, "connector instances");
+
+/// A connector instance (an integration such as `http` or `slack`, configured) in one
+/// environment, with its keyed resources.
 #[Object]
 impl Connector {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    /// Global id of the instance in this environment.
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode(NodeType::Connector, self.0.environment, self.0.id)
     }
+    /// The instance's unique name in its environment.
     async fn slug(&self) -> &str {
         &self.0.slug
     }
+    /// The environment this instance belongs to.
     async fn environment(&self) -> Environment {
         self.0.environment.into()
     }
@@ -30,7 +39,8 @@ impl Connector {
     async fn kind(&self) -> &str {
         &self.0.kind
     }
-    async fn config(&self) -> Json<Value> {
+    /// The instance's configuration, a JSON object (never holds secrets: see `credentials`).
+    async fn config(&self) -> Json {
         Json(self.0.config.clone())
     }
     /// Names of the shared credentials it uses.
@@ -41,16 +51,18 @@ impl Connector {
     async fn revision(&self) -> i64 {
         self.0.revision
     }
-    /// In production: the release that set this state (its `kind` says when it is a rollback).
+    /// In production: the release that set this state (its `kind` says when it is a
+    /// rollback). Null in staging.
     async fn release(&self, ctx: &Context<'_>) -> GqlResult<Option<super::releases::Release>> {
         super::releases::release_of(ctx, self.0.release_id).await
     }
-
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    /// When the instance was created in this environment.
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
     }
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+    /// When the instance or one of its resources last changed.
+    async fn updated_at(&self) -> DateTime {
+        self.0.updated_at.into()
     }
     /// Its resources, by key.
     async fn resources(&self, ctx: &Context<'_>) -> GqlResult<Vec<ConnectorResource>> {
@@ -63,53 +75,71 @@ impl Connector {
 }
 
 /// A keyed resource of a connector instance.
-pub struct ConnectorResource(connector_resources::Model);
+pub struct ConnectorResource(pub connector_resources::Model);
 
+/// A keyed resource of a connector instance (for example a channel or an endpoint).
 #[Object]
 impl ConnectorResource {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    /// Global id of the resource in this environment.
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode(NodeType::ConnectorResource, self.0.environment, self.0.id)
     }
+    /// The resource's key, unique within its instance.
     async fn key(&self) -> &str {
         &self.0.key
     }
-    async fn config(&self) -> Json<Value> {
+    /// The resource's configuration, a JSON object.
+    async fn config(&self) -> Json {
         Json(self.0.config.clone())
     }
+    /// Changes on every write; pass it as `expectedRevision`.
     async fn revision(&self) -> i64 {
         self.0.revision
     }
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+    /// When it last changed.
+    async fn updated_at(&self) -> DateTime {
+        self.0.updated_at.into()
     }
 }
 
+/// A new connector instance in staging.
 #[derive(InputObject)]
 pub struct CreateConnectorInput {
+    /// Unique name in the environment (lowercase letters, digits and dashes).
     slug: String,
+    /// The connector type, for example `http` or `slack`.
     kind: String,
-    #[graphql(default_with = "Json(serde_json::json!({}))")]
-    config: Json<Value>,
+    /// Configuration as a JSON object (no secrets: reference credentials instead); `{}` when omitted.
+    config: Option<Json>,
     /// Names of shared credentials.
     #[graphql(default)]
     credentials: Vec<String>,
 }
 
+/// Changes to a staging connector instance; omitted fields keep their value.
 #[derive(InputObject)]
 pub struct UpdateConnectorInput {
+    /// The instance to change.
     slug: String,
+    /// A new connector type.
     kind: Option<String>,
-    config: Option<Json<Value>>,
+    /// A new configuration (replaces the whole object).
+    config: Option<Json>,
+    /// New credential names (replaces the list).
     credentials: Option<Vec<String>>,
+    /// The `revision` you last read; a stale one fails with CONFLICT.
     expected_revision: Option<i64>,
 }
 
+/// A resource of a staging connector instance.
 #[derive(InputObject)]
 pub struct ConnectorResourceInput {
     /// The connector's slug.
     connector: String,
+    /// The resource's key within the instance.
     key: String,
-    config: Json<Value>,
+    /// Configuration as a JSON object.
+    config: Json,
     /// For updates: the resource's `revision` you last read.
     expected_revision: Option<i64>,
 }
@@ -120,21 +150,27 @@ pub struct ConnectorQuery;
 #[Object]
 impl ConnectorQuery {
     /// Connector instances of the environment, by slug.
-    async fn connectors(&self, ctx: &Context<'_>, environment: Environment) -> GqlResult<Vec<Connector>> {
+    async fn connectors(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The environment to list.")] environment: Environment,
+        #[graphql(desc = "Page size from the start (default 20, at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Return the instances after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Return the instances before this cursor.")] before: Option<String>,
+    ) -> GqlResult<ConnectorConnection> {
         let scope = scope(ctx, environment)?;
-        Ok(domain::list(&services(ctx).db, &scope)
-            .await?
-            .into_iter()
-            .map(Connector)
-            .collect())
+        let page = PageArgs::new(first, after, last, before).request(ctx)?;
+        let connectors = domain::list(&services(ctx).db, &scope, &page).await?;
+        Ok(ConnectorConnection(parts(connectors, |c| c.slug.clone(), Connector)))
     }
 
     /// One connector instance; null when it does not exist in the environment.
     async fn connector(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        slug: String,
+        #[graphql(desc = "The environment to look in.")] environment: Environment,
+        #[graphql(desc = "The instance's slug.")] slug: String,
     ) -> GqlResult<Option<Connector>> {
         let scope = scope(ctx, environment)?;
         Ok(domain::find(&services(ctx).db.conn, &scope, &slug)
@@ -148,27 +184,29 @@ pub struct ConnectorMutation;
 
 #[Object]
 impl ConnectorMutation {
+    /// Creates a connector instance in staging.
     async fn create_connector(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        input: CreateConnectorInput,
+        #[graphql(desc = "Must be STAGING.")] environment: Environment,
+        #[graphql(desc = "The new instance.")] input: CreateConnectorInput,
     ) -> GqlResult<Connector> {
         let scope = staging(ctx, environment)?;
         let input = Create {
             slug: input.slug,
             kind: input.kind,
-            config: input.config.0,
+            config: input.config.map_or_else(|| serde_json::json!({}), |c| c.0),
             credentials: input.credentials,
         };
         Ok(Connector(domain::create(&services(ctx).db, &scope, input).await?))
     }
 
+    /// Changes a staging connector instance.
     async fn update_connector(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        input: UpdateConnectorInput,
+        #[graphql(desc = "Must be STAGING.")] environment: Environment,
+        #[graphql(desc = "The changes.")] input: UpdateConnectorInput,
     ) -> GqlResult<Connector> {
         let scope = staging(ctx, environment)?;
         let input = Update {
@@ -181,25 +219,27 @@ impl ConnectorMutation {
         Ok(Connector(domain::update(&services(ctx).db, &scope, input).await?))
     }
 
-    /// Deletes the staging instance and its resources; returns its id.
+    /// Deletes the staging instance and its resources.
     async fn delete_connector(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        slug: String,
-        expected_revision: Option<i64>,
-    ) -> GqlResult<ID> {
+        #[graphql(desc = "Must be STAGING.")] environment: Environment,
+        #[graphql(desc = "The instance to delete.")] slug: String,
+        #[graphql(desc = "The `revision` you last read; a stale one fails with CONFLICT.")] expected_revision: Option<
+            i64,
+        >,
+    ) -> GqlResult<DeletePayload> {
         let scope = staging(ctx, environment)?;
-        Ok(ID(domain::delete(&services(ctx).db, &scope, &slug, expected_revision)
-            .await?
-            .to_string()))
+        let id = domain::delete(&services(ctx).db, &scope, &slug, expected_revision).await?;
+        Ok(DeletePayload::new(NodeType::Connector, environment.into(), id))
     }
 
+    /// Adds a resource to a staging connector instance.
     async fn create_connector_resource(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        input: ConnectorResourceInput,
+        #[graphql(desc = "Must be STAGING.")] environment: Environment,
+        #[graphql(desc = "The new resource.")] input: ConnectorResourceInput,
     ) -> GqlResult<ConnectorResource> {
         let scope = staging(ctx, environment)?;
         Ok(ConnectorResource(
@@ -207,11 +247,12 @@ impl ConnectorMutation {
         ))
     }
 
+    /// Replaces a resource's configuration.
     async fn update_connector_resource(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        input: ConnectorResourceInput,
+        #[graphql(desc = "Must be STAGING.")] environment: Environment,
+        #[graphql(desc = "The resource and its new configuration.")] input: ConnectorResourceInput,
     ) -> GqlResult<ConnectorResource> {
         let scope = staging(ctx, environment)?;
         Ok(ConnectorResource(
@@ -219,18 +260,19 @@ impl ConnectorMutation {
         ))
     }
 
-    /// Deletes a resource; returns its id.
+    /// Deletes a resource of a staging connector instance.
     async fn delete_connector_resource(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        connector: String,
-        key: String,
+        #[graphql(desc = "Must be STAGING.")] environment: Environment,
+        #[graphql(desc = "The instance's slug.")] connector: String,
+        #[graphql(desc = "The resource's key.")] key: String,
+        #[graphql(desc = "The resource's `revision` you last read; a stale one fails with CONFLICT.")]
         expected_revision: Option<i64>,
-    ) -> GqlResult<ID> {
+    ) -> GqlResult<DeletePayload> {
         let scope = staging(ctx, environment)?;
         let id = domain::delete_resource(&services(ctx).db, &scope, &connector, &key, expected_revision).await?;
-        Ok(ID(id.to_string()))
+        Ok(DeletePayload::new(NodeType::ConnectorResource, environment.into(), id))
     }
 }
 

@@ -1,40 +1,64 @@
 //! Executions: runs of an agent, per environment.
 
-use async_graphql::{Context, Enum, ID, Json, Object};
-use chrono::{DateTime, Utc};
-use entity::executions;
-use serde_json::Value;
+use async_graphql::{Context, Enum, ID, Object};
+use entity::{executions, sessions as session_rows, triggers as trigger_rows};
 
 use super::agents::{Agent, Commit};
-use super::context::{loader, scope, services};
-use super::loaders::{AgentInEnvKey, CommitKey, SpansOfExecution, prime};
-use super::pagination::{RelayConnection, connection, page_request, parse_id};
-use super::traces::Span;
+use super::context::{actor, loader, scope, services, staging};
+use super::ids::{self, NodeType};
+use super::loaders::{AgentInEnvKey, CommitKey, FirstSpansOfExecution, prime};
+use super::pagination::{PageArgs, connection_type, parts};
+use super::scalars::{DateTime, Json};
+use super::sessions::Session;
+use super::traces::{Span, SpanConnection, Trace};
+use super::triggers::Trigger;
 use super::{Environment, GqlResult};
 use crate::domain::executions::{self as domain, ExecutionFilter};
+use crate::domain::lookup::in_scope;
+use crate::domain::pagination::{Direction, Page, PageRequest};
+use crate::domain::traces;
 use crate::error::Error;
+use crate::scope::Scope;
 
+/// Where an execution is in its life.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(remote = "crate::domain::executions::ExecutionStatus")]
 pub enum ExecutionStatus {
+    /// Waiting for a runner.
     Queued,
+    /// A runner is running it.
     Running,
+    /// Finished with an output.
     Succeeded,
+    /// Finished with an error (see `error`).
     Failed,
+    /// Stopped before it finished.
     Cancelled,
 }
 
+/// One run of an agent.
 pub struct Execution(pub executions::Model);
 
+connection_type!(ExecutionConnection, ExecutionEdge, Execution, "executions");
+
+impl Execution {
+    fn scope(&self) -> Scope {
+        Scope::new(self.0.tenant_id.clone(), self.0.environment)
+    }
+}
+
+/// One run of an agent in one environment, with its input, output, log and spans.
 #[Object]
 impl Execution {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    /// Global id of the execution.
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode(NodeType::Execution, self.0.environment, self.0.id)
     }
     /// The environment it ran in.
     async fn environment(&self) -> Environment {
         self.0.environment.into()
     }
+    /// Where it is in its life.
     async fn status(&self) -> GqlResult<ExecutionStatus> {
         let status = domain::ExecutionStatus::parse(&self.0.status).ok_or_else(|| {
             Error::internal(anyhow::anyhow!(
@@ -44,12 +68,15 @@ impl Execution {
         })?;
         Ok(status.into())
     }
-    async fn input(&self) -> Json<Value> {
+    /// The input the agent was given.
+    async fn input(&self) -> Json {
         Json(self.0.input.clone())
     }
-    async fn output(&self) -> Option<Json<Value>> {
+    /// What the agent returned (null until it succeeds).
+    async fn output(&self) -> Option<Json> {
         self.0.output.clone().map(Json)
     }
+    /// Why it failed (null unless FAILED or CANCELLED).
     async fn error(&self) -> Option<&str> {
         self.0.error.as_deref()
     }
@@ -57,20 +84,53 @@ impl Execution {
     async fn log(&self) -> Option<&str> {
         self.0.log.as_deref()
     }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    /// When it was queued.
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
     }
-    async fn started_at(&self) -> Option<DateTime<Utc>> {
-        self.0.started_at
+    /// When a runner started it (null while queued).
+    async fn started_at(&self) -> Option<DateTime> {
+        self.0.started_at.map(Into::into)
     }
-    async fn finished_at(&self) -> Option<DateTime<Utc>> {
-        self.0.finished_at
+    /// When it finished (null until then).
+    async fn finished_at(&self) -> Option<DateTime> {
+        self.0.finished_at.map(Into::into)
     }
-    async fn session_id(&self) -> Option<ID> {
-        self.0.session_id.map(|id| ID(id.to_string()))
+    /// The session (conversation) it ran in, if any.
+    async fn session(&self, ctx: &Context<'_>) -> GqlResult<Option<Session>> {
+        let Some(id) = self.0.session_id else { return Ok(None) };
+        let row =
+            in_scope::<session_rows::Entity, _>(&services(ctx).db.conn, &self.scope(), session_rows::Column::Id, id)
+                .await?;
+        Ok(row.map(Session))
     }
-    async fn trigger_id(&self) -> Option<ID> {
-        self.0.trigger_id.map(|id| ID(id.to_string()))
+    /// The execution whose run started this one (agent calling agent), if any: its global id.
+    async fn parent_id(&self) -> Option<ID> {
+        self.0
+            .parent_id
+            .map(|id| ids::encode(NodeType::Execution, self.0.environment, id))
+    }
+    /// 0 for an execution started from outside; the parent's depth + 1 for a child.
+    async fn depth(&self) -> i32 {
+        self.0.depth
+    }
+    /// 1 for the first run; an idempotent agent's run lost with its worker is retried.
+    async fn attempt(&self) -> i32 {
+        self.0.attempt
+    }
+    /// The trigger that started it, if any (null when started otherwise or since deleted).
+    async fn trigger(&self, ctx: &Context<'_>) -> GqlResult<Option<Trigger>> {
+        let Some(id) = self.0.trigger_id else { return Ok(None) };
+        let row =
+            in_scope::<trigger_rows::Entity, _>(&services(ctx).db.conn, &self.scope(), trigger_rows::Column::Id, id)
+                .await?;
+        Ok(row.map(Trigger))
+    }
+    /// The first trace recorded for it, if any (see `spans` for every span of the execution).
+    async fn trace(&self, ctx: &Context<'_>) -> GqlResult<Option<Trace>> {
+        Ok(traces::first_of_execution(&services(ctx).db, &self.scope(), self.0.id)
+            .await?
+            .map(Trace))
     }
     /// The agent as it exists in the execution's environment (null if since removed there).
     async fn agent(&self, ctx: &Context<'_>) -> GqlResult<Option<Agent>> {
@@ -84,23 +144,75 @@ impl Execution {
         };
         Ok(loader(ctx)?.load_one(CommitKey(commit_id)).await?.map(Commit))
     }
-    /// Every span recorded for the execution, in order.
-    async fn spans(&self, ctx: &Context<'_>) -> GqlResult<Vec<Span>> {
-        let spans = loader(ctx)?
-            .load_one(SpansOfExecution(self.0.id))
-            .await?
-            .unwrap_or_default();
-        Ok(spans.into_iter().map(Span).collect())
+    /// The spans recorded for the execution, in the order they were recorded.
+    async fn spans(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size from the start (default 20, at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Return the spans after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Return the spans before this cursor.")] before: Option<String>,
+    ) -> GqlResult<SpanConnection> {
+        let page = PageArgs::new(first, after, last, before).request(ctx)?;
+        let spans = if first_page(&page) {
+            // The common case, batched over a list of executions (see `prime_nested`).
+            let mut rows = loader(ctx)?
+                .load_one(FirstSpansOfExecution(self.0.id, page.size + 1))
+                .await?
+                .unwrap_or_default();
+            let has_next_page = rows.len() as u64 > page.size;
+            rows.truncate(page.size as usize);
+            Page {
+                items: rows,
+                has_next_page,
+                has_previous_page: false,
+                total_count: None,
+            }
+        } else {
+            traces::spans_of_execution(&services(ctx).db, &self.scope(), self.0.id, &page).await?
+        };
+        Ok(SpanConnection(parts(spans, |s| s.id.to_string(), Span)))
     }
+}
+
+/// A first page without cursors or a total: what the span loader batches.
+fn first_page(page: &PageRequest) -> bool {
+    page.direction == Direction::Forward && page.after.is_none() && page.before.is_none() && !page.count_total
+}
+
+/// The page size the selected `spans` field asks for, when it is a batchable first page.
+fn selected_span_page_size(node: &async_graphql::Lookahead<'_>) -> Option<u64> {
+    let fields = node.field("spans").selection_fields();
+    let field = fields.first()?;
+    let mut first = None;
+    for (name, value) in field.arguments().ok()? {
+        match (name.as_str(), value) {
+            ("first", async_graphql::Value::Number(n)) => first = n.as_i64(),
+            _ => return None,
+        }
+    }
+    let first = first.and_then(|n| i32::try_from(n).ok());
+    let page = PageRequest::new(first, None, None, None).ok()?;
+    Some(page.size)
 }
 
 /// Batch-loads the nested fields the query selects on a page of executions.
 async fn prime_nested(ctx: &Context<'_>, rows: &[executions::Model]) -> GqlResult<()> {
-    let node = ctx.look_ahead().field("edges").field("node");
+    let edges = ctx.look_ahead().field("edges").field("node");
+    let nodes = ctx.look_ahead().field("nodes");
     let loader = loader(ctx)?;
-    if node.field("spans").exists() {
-        prime(loader, rows.iter().map(|e| SpansOfExecution(e.id)).collect()).await?;
+    for node in [&edges, &nodes] {
+        if node.field("spans").exists()
+            && let Some(size) = selected_span_page_size(node)
+        {
+            prime(
+                loader,
+                rows.iter().map(|e| FirstSpansOfExecution(e.id, size + 1)).collect(),
+            )
+            .await?;
+        }
     }
+    let node = if nodes.exists() { nodes } else { edges };
     let mut commits: Vec<CommitKey> = Vec::new();
     if node.field("agent").exists() {
         let keys: Vec<AgentInEnvKey> = rows.iter().map(|e| AgentInEnvKey(e.agent_id, e.environment)).collect();
@@ -127,31 +239,38 @@ impl ExecutionQuery {
     async fn executions(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
+        #[graphql(desc = "The environment to list.")] environment: Environment,
         #[graphql(desc = "Only executions of this agent (slug).")] agent: Option<String>,
-        status: Option<ExecutionStatus>,
-        #[graphql(desc = "Only executions created at or after this time.")] since: Option<DateTime<Utc>>,
-        #[graphql(desc = "Only executions created before this time.")] until: Option<DateTime<Utc>>,
-        #[graphql(desc = "Page size (default 20, at most 100).")] first: Option<i32>,
-        after: Option<String>,
-    ) -> GqlResult<RelayConnection<Execution>> {
+        #[graphql(desc = "Only executions with this status.")] status: Option<ExecutionStatus>,
+        #[graphql(desc = "Only executions created at or after this time.")] since: Option<DateTime>,
+        #[graphql(desc = "Only executions created before this time.")] until: Option<DateTime>,
+        #[graphql(desc = "Page size from the start (default 20, at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Return the executions after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Return the executions before this cursor.")] before: Option<String>,
+    ) -> GqlResult<ExecutionConnection> {
         let scope = scope(ctx, environment)?;
-        let page = page_request(first, after)?;
+        let page = PageArgs::new(first, after, last, before).request(ctx)?;
         let filter = ExecutionFilter {
             agent,
             status: status.map(Into::into),
-            since,
-            until,
+            since: since.map(|t| t.0),
+            until: until.map(|t| t.0),
         };
         let executions = domain::list(&services(ctx).db, &scope, &filter, &page).await?;
         prime_nested(ctx, &executions.items).await?;
-        Ok(connection(executions, |e| e.id, Execution))
+        Ok(ExecutionConnection(parts(executions, |e| e.id.to_string(), Execution)))
     }
 
     /// One execution; null when it does not exist in the environment.
-    async fn execution(&self, ctx: &Context<'_>, environment: Environment, id: ID) -> GqlResult<Option<Execution>> {
+    async fn execution(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The environment to look in.")] environment: Environment,
+        #[graphql(desc = "The execution's global id (the bare UUID the runtime API returns works too).")] id: ID,
+    ) -> GqlResult<Option<Execution>> {
         let scope = scope(ctx, environment)?;
-        let Ok(id) = parse_id("execution", &id) else {
+        let Some(id) = ids::uuid_of(&id, NodeType::Execution, environment.into()) else {
             return Ok(None);
         };
         match domain::get(&services(ctx).db, &scope, id).await {
@@ -159,5 +278,30 @@ impl ExecutionQuery {
             Err(Error::NotFound(_)) => Ok(None),
             Err(other) => Err(other.into()),
         }
+    }
+}
+
+#[derive(Default)]
+pub struct ExecutionMutation;
+
+#[Object]
+impl ExecutionMutation {
+    /// Cancels a queued or running execution: it ends CANCELLED and the run's whole process
+    /// tree is killed. Staging only: production is read-only, and a production run ends by
+    /// itself within RUNFLOW_RUN_TIMEOUT (see the README's security model). CONFLICT when the
+    /// execution has already finished.
+    async fn cancel_execution(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "STAGING (production is read-only).")] environment: Environment,
+        #[graphql(desc = "The execution's global id (the bare UUID the HTTP APIs return works too).")] id: ID,
+    ) -> GqlResult<Execution> {
+        let scope = staging(ctx, environment)?;
+        let id = ids::uuid_of(&id, NodeType::Execution, environment.into())
+            .ok_or_else(|| Error::not_found(format!("execution {:?}", id.as_str())))?;
+        let by = actor(ctx)?.subject.clone();
+        Ok(Execution(
+            crate::domain::lifecycle::cancel(&services(ctx).db, &scope, id, &by).await?,
+        ))
     }
 }

@@ -1,29 +1,38 @@
-//! Release governance over GraphQL: tenant settings (required approvals) and release requests
-//! (request, approve, reject, list). The rules are in [`crate::domain::approvals`].
+//! Release governance over GraphQL: tenant settings (required approvals), release requests
+//! (request, approve, reject, list, subscribe) and scheduled releases (schedule, list,
+//! reschedule, cancel). The rules are in [`crate::domain::approvals`] and
+//! [`crate::domain::scheduled_releases`].
 //!
-//! Settings and requests are shared by both environments: mutations take `environment:
-//! STAGING` like every edit, queries answer the same in either environment.
+//! Settings, requests and schedules are shared by both environments: mutations take
+//! `environment: STAGING` like every shared edit, queries answer the same in either
+//! environment, and ids are shared (the same in both).
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::{release_request_reviews, release_requests, scheduled_releases};
+use entity::{release_request_reviews, scheduled_releases};
 
 use super::context::{actor, services, tenant};
-use super::pagination::{RelayConnection, connection, page_request, parse_id};
+use super::ids::{self, NodeType};
+use super::pagination::{PageArgs, connection_type, parts};
+use super::releases::{Release, release_of};
 use super::{Environment, GqlResult};
 use crate::domain::approvals::{self as domain, RequestState, RequestView};
 use crate::domain::releases::PublishRequest;
 use crate::domain::scheduled_releases as schedules;
 use crate::error::Error;
 
-/// The global id of a release request (one function, so the contract's id scheme is a
-/// one-line change).
-fn release_request_id(request: &release_requests::Model) -> ID {
-    ID(request.id.to_string())
+fn release_request_uuid(id: &ID) -> Option<uuid::Uuid> {
+    ids::uuid_of(id, NodeType::ReleaseRequest, entity::Environment::Staging)
 }
 
-fn parse_release_request_id(id: &ID) -> GqlResult<uuid::Uuid> {
-    Ok(parse_id("release request", id)?)
+fn scheduled_release_uuid(id: &ID) -> GqlResult<uuid::Uuid> {
+    ids::uuid_of(id, NodeType::ScheduledRelease, entity::Environment::Staging)
+        .ok_or_else(|| Error::not_found(format!("scheduled release {:?}", id.as_str())).into())
+}
+
+fn release_uuid(id: &ID) -> GqlResult<uuid::Uuid> {
+    ids::uuid_of(id, NodeType::Release, entity::Environment::Staging)
+        .ok_or_else(|| Error::not_found(format!("release {:?}", id.as_str())).into())
 }
 
 /// A tenant's settings, shared by both environments.
@@ -40,11 +49,11 @@ impl Settings {
     async fn revision(&self) -> i64 {
         self.0.revision
     }
-    /// Who last changed the settings.
+    /// Who last changed the settings (null: never changed).
     async fn updated_by(&self) -> Option<&str> {
         self.0.updated_by.as_deref()
     }
-    /// When the settings last changed.
+    /// When the settings last changed (null: never changed).
     async fn updated_at(&self) -> Option<DateTime<Utc>> {
         self.0.updated_at
     }
@@ -56,23 +65,33 @@ impl Settings {
 pub enum ReleaseRequestState {
     /// Waiting for approvals.
     Open,
-    /// Approved: a publisher may publish exactly its items and revisions.
+    /// Approved: a publisher may publish exactly its items and fingerprints.
     Approved,
     /// A publisher rejected it.
     Rejected,
-    /// Staging changed since it was requested: it must be requested again.
+    /// Staging changed since it was requested (see `staleItems`): request it again.
     Stale,
-    /// A release carried it out.
+    /// A release carried it out (see `release`).
     Published,
 }
 
-/// One requested item and the revision reviewed.
+/// One item of a release request or scheduled release, with the fingerprint reviewed.
 #[derive(SimpleObject)]
 pub struct ReleaseRequestItem {
-    /// The item id (`agent:<slug>`, ...).
-    item: String,
-    /// The revision reviewed (none for rollbacks).
-    revision: Option<String>,
+    /// The item key (`agent:<slug>`, ...), as in `PendingChange.key`.
+    key: String,
+    /// The `PendingChange.fingerprint` reviewed (null for the items of a rollback).
+    fingerprint: Option<String>,
+}
+
+fn request_items(items: Vec<domain::RequestedItem>) -> Vec<ReleaseRequestItem> {
+    items
+        .into_iter()
+        .map(|i| ReleaseRequestItem {
+            key: i.item,
+            fingerprint: i.revision,
+        })
+        .collect()
 }
 
 /// A publisher's decision on a release request.
@@ -98,14 +117,14 @@ impl ReleaseRequestReview {
     }
 }
 
-/// A proposal of exactly what to publish, for publishers to approve.
+/// A proposal of exactly what to publish, for publishers to approve (the two-person rule).
 pub struct ReleaseRequest(pub RequestView);
 
 #[Object]
 impl ReleaseRequest {
-    /// The request's id.
-    async fn id(&self) -> ID {
-        release_request_id(&self.0.request)
+    /// Globally unique, opaque id (shared: the same in both environments).
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode_shared(NodeType::ReleaseRequest, self.0.request.id)
     }
     /// Its state now (a request whose items changed in staging is STALE).
     async fn state(&self) -> ReleaseRequestState {
@@ -119,7 +138,7 @@ impl ReleaseRequest {
     async fn requested_by(&self) -> &str {
         &self.0.request.requested_by
     }
-    /// Why.
+    /// Why: shown to reviewers.
     async fn note(&self) -> &str {
         &self.0.request.note
     }
@@ -131,54 +150,63 @@ impl ReleaseRequest {
     async fn fingerprint(&self) -> Option<&str> {
         self.0.request.fingerprint.as_deref()
     }
-    /// A requested rollback: the id of the release to roll back.
-    async fn rollback_to(&self) -> Option<ID> {
-        self.0.request.rollback_to.map(|id| ID(id.to_string()))
+    /// A requested rollback: the release to roll back.
+    async fn rollback_to(&self, ctx: &Context<'_>) -> GqlResult<Option<Release>> {
+        release_of(ctx, self.0.request.rollback_to).await
     }
-    /// Exactly the items and revisions to publish.
+    /// Exactly the items and fingerprints to publish.
     async fn items(&self) -> Vec<ReleaseRequestItem> {
-        domain::items_of(&self.0.request)
-            .into_iter()
-            .map(|i| ReleaseRequestItem {
-                item: i.item,
-                revision: i.revision,
-            })
-            .collect()
+        request_items(domain::items_of(&self.0.request))
     }
     /// The reviews so far, oldest first.
     async fn reviews(&self, ctx: &Context<'_>) -> GqlResult<Vec<ReleaseRequestReview>> {
         let reviews = domain::reviews_of(&services(ctx).db.conn, &tenant(ctx)?, self.0.request.id).await?;
         Ok(reviews.into_iter().map(ReleaseRequestReview).collect())
     }
-    /// Once published: the release's id.
-    async fn release_id(&self) -> Option<ID> {
-        self.0.request.release_id.map(|id| ID(id.to_string()))
+    /// Once PUBLISHED: the release that carried it out.
+    async fn release(&self, ctx: &Context<'_>) -> GqlResult<Option<Release>> {
+        release_of(ctx, self.0.request.release_id).await
     }
     /// When it was requested.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.request.created_at
     }
-    /// When its state last changed.
+    /// When its stored state last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.request.updated_at
     }
 }
 
-/// One requested item with the revision you reviewed.
+connection_type!(
+    ReleaseRequestConnection,
+    ReleaseRequestEdge,
+    ReleaseRequest,
+    "release requests"
+);
+
+/// One item to request or schedule, with the fingerprint you reviewed.
 #[derive(InputObject)]
-pub struct RequestReleaseItemInput {
-    /// The item id from `pendingChanges` (`agent:<slug>`, ...).
-    id: ID,
-    /// The `revision` you reviewed (not needed to select items of a rollback).
-    revision: Option<String>,
+pub struct ReleaseItemInput {
+    /// The item key from `pendingChanges` (`agent:<slug>`, ...).
+    key: String,
+    /// The `fingerprint` you reviewed (not needed to select items of a rollback).
+    fingerprint: Option<String>,
 }
 
-/// What to propose: like `PublishInput`, items with revisions, everything with the plan's
+fn item_pairs(items: Option<Vec<ReleaseItemInput>>) -> Vec<(String, Option<String>)> {
+    items
+        .unwrap_or_default()
+        .into_iter()
+        .map(|i| (i.key, i.fingerprint))
+        .collect()
+}
+
+/// What to propose: like `PublishInput`, items with fingerprints, everything with the plan's
 /// fingerprint, or a rollback.
 #[derive(InputObject)]
 pub struct RequestReleaseInput {
-    /// The items to publish, each with the revision you reviewed.
-    items: Option<Vec<RequestReleaseItemInput>>,
+    /// The items to publish, each with the fingerprint you reviewed.
+    items: Option<Vec<ReleaseItemInput>>,
     /// Everything pending; requires `fingerprint`.
     #[graphql(default)]
     all: bool,
@@ -186,7 +214,7 @@ pub struct RequestReleaseInput {
     fingerprint: Option<String>,
     /// Why: shown to reviewers.
     note: Option<String>,
-    /// Propose rolling back this release.
+    /// Propose rolling back this release (its global id).
     rollback_to: Option<ID>,
 }
 
@@ -199,21 +227,7 @@ pub struct UpdateSettingsInput {
     expected_revision: Option<i64>,
 }
 
-/// The result of `updateSettings`.
-#[derive(SimpleObject)]
-pub struct UpdateSettingsPayload {
-    /// The settings now.
-    settings: Settings,
-}
-
-/// The result of `requestRelease`, `approveReleaseRequest` and `rejectReleaseRequest`.
-#[derive(SimpleObject)]
-pub struct ReleaseRequestPayload {
-    /// The request now.
-    request: ReleaseRequest,
-}
-
-fn staging_only(environment: Environment) -> GqlResult<()> {
+fn shared_edit(environment: Environment) -> GqlResult<()> {
     if environment != Environment::Staging {
         return Err(Error::ProductionReadOnly.into());
     }
@@ -226,45 +240,64 @@ pub struct GovernanceQuery;
 #[Object]
 impl GovernanceQuery {
     /// The tenant's settings (shared: the same in both environments).
-    async fn settings(&self, ctx: &Context<'_>, environment: Environment) -> GqlResult<Settings> {
+    async fn settings(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Either environment; settings are the tenant's.")] environment: Environment,
+    ) -> GqlResult<Settings> {
         let _ = environment;
         Ok(Settings(domain::settings(&services(ctx).db.conn, &tenant(ctx)?).await?))
     }
 
     /// Release requests, newest first (shared: the same in both environments).
+    #[allow(clippy::too_many_arguments)]
     async fn release_requests(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        #[graphql(desc = "Only requests in this state.")] state: Option<ReleaseRequestState>,
-        #[graphql(desc = "At most this many (default 20, at most 100).")] first: Option<i32>,
-        #[graphql(desc = "The cursor of the last request of the previous page.")] after: Option<String>,
-    ) -> GqlResult<RelayConnection<ReleaseRequest>> {
+        #[graphql(desc = "Either environment; requests are the tenant's.")] environment: Environment,
+        #[graphql(desc = "Only requests in this state (as of now).")] state: Option<ReleaseRequestState>,
+        #[graphql(desc = "Page size from the start (default 20, at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Return the requests after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Return the requests before this cursor.")] before: Option<String>,
+    ) -> GqlResult<ReleaseRequestConnection> {
         let _ = environment;
-        let page = page_request(first, after)?;
+        let page = PageArgs::new(first, after, last, before).request(ctx)?;
         let state: Option<RequestState> = state.map(Into::into);
         let page = domain::list(&services(ctx).db, &tenant(ctx)?, state, &page).await?;
-        Ok(connection(page, |view| view.request.id, ReleaseRequest))
+        Ok(ReleaseRequestConnection(parts(
+            page,
+            |view| view.request.id.to_string(),
+            ReleaseRequest,
+        )))
     }
 
-    /// One release request.
+    /// One release request; null when it does not exist.
     async fn release_request(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        id: ID,
+        #[graphql(desc = "Either environment; requests are the tenant's.")] environment: Environment,
+        #[graphql(desc = "The request's global id.")] id: ID,
     ) -> GqlResult<Option<ReleaseRequest>> {
         let _ = environment;
-        let tenant = tenant(ctx)?;
-        let db = &services(ctx).db;
-        match domain::get(&db.conn, &tenant, parse_release_request_id(&id)?).await {
-            Ok(request) => Ok(domain::views(&db.conn, &tenant, vec![request])
-                .await?
-                .pop()
-                .map(ReleaseRequest)),
-            Err(Error::NotFound(_)) => Ok(None),
-            Err(error) => Err(error.into()),
-        }
+        let Some(id) = release_request_uuid(&id) else {
+            return Ok(None);
+        };
+        load_request(ctx, id).await
+    }
+}
+
+/// A release request with its current state, or None.
+pub(crate) async fn load_request(ctx: &Context<'_>, id: uuid::Uuid) -> GqlResult<Option<ReleaseRequest>> {
+    let tenant = tenant(ctx)?;
+    let db = &services(ctx).db;
+    match domain::get(&db.conn, &tenant, id).await {
+        Ok(request) => Ok(domain::views(&db.conn, &tenant, vec![request])
+            .await?
+            .pop()
+            .map(ReleaseRequest)),
+        Err(Error::NotFound(_)) => Ok(None),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -277,10 +310,11 @@ impl GovernanceMutation {
     async fn update_settings(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "Must be STAGING: settings are shared, edited like other shared records.")]
         environment: Environment,
-        input: UpdateSettingsInput,
-    ) -> GqlResult<UpdateSettingsPayload> {
-        staging_only(environment)?;
+        #[graphql(desc = "The settings to change.")] input: UpdateSettingsInput,
+    ) -> GqlResult<Settings> {
+        shared_edit(environment)?;
         let settings = domain::set_required_approvals(
             &services(ctx).db,
             &tenant(ctx)?,
@@ -289,32 +323,21 @@ impl GovernanceMutation {
             input.expected_revision,
         )
         .await?;
-        Ok(UpdateSettingsPayload {
-            settings: Settings(settings),
-        })
+        Ok(Settings(settings))
     }
 
-    /// Proposes exactly what to publish (checked like a publish: reviewed revisions must be
+    /// Proposes exactly what to publish (checked like a publish: reviewed fingerprints must be
     /// current). With approvals required, publishing needs such a request, approved.
     async fn request_release(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        input: RequestReleaseInput,
-    ) -> GqlResult<ReleaseRequestPayload> {
-        staging_only(environment)?;
-        let rollback_to = input
-            .rollback_to
-            .as_ref()
-            .map(|id| parse_id("release", id))
-            .transpose()?;
+        #[graphql(desc = "Must be STAGING: requests are shared.")] environment: Environment,
+        #[graphql(desc = "What to propose, and why.")] input: RequestReleaseInput,
+    ) -> GqlResult<ReleaseRequest> {
+        shared_edit(environment)?;
+        let rollback_to = input.rollback_to.as_ref().map(release_uuid).transpose()?;
         let request = PublishRequest {
-            items: input
-                .items
-                .unwrap_or_default()
-                .into_iter()
-                .map(|i| (i.id.0, i.revision))
-                .collect(),
+            items: item_pairs(input.items),
             all: input.all,
             fingerprint: input.fingerprint,
             note: input.note.unwrap_or_default(),
@@ -325,19 +348,17 @@ impl GovernanceMutation {
         let tenant = tenant(ctx)?;
         let model = domain::request_release(db, &tenant, &actor(ctx)?.subject, request).await?;
         let view = domain::views(&db.conn, &tenant, vec![model]).await?.remove(0);
-        Ok(ReleaseRequestPayload {
-            request: ReleaseRequest(view),
-        })
+        Ok(ReleaseRequest(view))
     }
 
     /// Approves a release request (publishers; never your own request).
     async fn approve_release_request(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        id: ID,
+        #[graphql(desc = "Must be STAGING: requests are shared.")] environment: Environment,
+        #[graphql(desc = "The request's global id.")] id: ID,
         #[graphql(desc = "Why you approve (shown with the request).")] comment: Option<String>,
-    ) -> GqlResult<ReleaseRequestPayload> {
+    ) -> GqlResult<ReleaseRequest> {
         review(ctx, environment, id, true, comment).await
     }
 
@@ -345,10 +366,10 @@ impl GovernanceMutation {
     async fn reject_release_request(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        id: ID,
+        #[graphql(desc = "Must be STAGING: requests are shared.")] environment: Environment,
+        #[graphql(desc = "The request's global id.")] id: ID,
         #[graphql(desc = "Why you reject (shown with the request).")] comment: Option<String>,
-    ) -> GqlResult<ReleaseRequestPayload> {
+    ) -> GqlResult<ReleaseRequest> {
         review(ctx, environment, id, false, comment).await
     }
 }
@@ -359,20 +380,19 @@ async fn review(
     id: ID,
     approve: bool,
     comment: Option<String>,
-) -> GqlResult<ReleaseRequestPayload> {
-    staging_only(environment)?;
+) -> GqlResult<ReleaseRequest> {
+    shared_edit(environment)?;
+    let id = release_request_uuid(&id).ok_or_else(|| Error::not_found(format!("release request {:?}", id.as_str())))?;
     let view = domain::review(
         &services(ctx).db,
         &tenant(ctx)?,
         &actor(ctx)?.subject,
-        parse_release_request_id(&id)?,
+        id,
         approve,
         comment.as_deref().unwrap_or_default(),
     )
     .await?;
-    Ok(ReleaseRequestPayload {
-        request: ReleaseRequest(view),
-    })
+    Ok(ReleaseRequest(view))
 }
 
 /// What happened to a release request.
@@ -390,47 +410,49 @@ pub enum ReleaseRequestEventKind {
     Published,
 }
 
+impl ReleaseRequestState {
+    /// A stored state (`open`, `approved`, ...).
+    pub fn stored(state: &str) -> ReleaseRequestState {
+        match state {
+            "approved" => ReleaseRequestState::Approved,
+            "rejected" => ReleaseRequestState::Rejected,
+            "published" => ReleaseRequestState::Published,
+            _ => ReleaseRequestState::Open,
+        }
+    }
+}
+
+impl ReleaseRequestEventKind {
+    pub fn parse(kind: &str) -> ReleaseRequestEventKind {
+        use crate::domain::events::kinds;
+        match kind {
+            kinds::RELEASE_REQUEST_OPENED => ReleaseRequestEventKind::Opened,
+            kinds::RELEASE_REQUEST_REVIEWED => ReleaseRequestEventKind::Reviewed,
+            kinds::RELEASE_REQUEST_APPROVED => ReleaseRequestEventKind::Approved,
+            kinds::RELEASE_REQUEST_REJECTED => ReleaseRequestEventKind::Rejected,
+            _ => ReleaseRequestEventKind::Published,
+        }
+    }
+}
+
 /// A change of a release request, for the Releases screen.
 #[derive(SimpleObject)]
 pub struct ReleaseRequestEvent {
     /// Resume after this cursor (`after`).
-    cursor: String,
+    pub cursor: String,
     /// What happened.
-    kind: ReleaseRequestEventKind,
+    pub kind: ReleaseRequestEventKind,
     /// The environment subscribed to (requests are shared: events go to both).
-    environment: Environment,
-    /// The request as of the event (its stored state; read it again to see whether it has
-    /// gone stale since).
-    request: ReleaseRequest,
-}
-
-/// The subscription item of a `release_request` event.
-pub fn release_request_event(event: &entity::events::Model) -> crate::error::Result<ReleaseRequestEvent> {
-    let request: release_requests::Model = serde_json::from_value(event.payload["request"].clone())
-        .map_err(|e| Error::internal(anyhow::anyhow!("release request event {}: {e}", event.seq)))?;
-    Ok(ReleaseRequestEvent {
-        cursor: event.seq.to_string(),
-        kind: match event.kind.as_str() {
-            "opened" => ReleaseRequestEventKind::Opened,
-            "reviewed" => ReleaseRequestEventKind::Reviewed,
-            "approved" => ReleaseRequestEventKind::Approved,
-            "rejected" => ReleaseRequestEventKind::Rejected,
-            _ => ReleaseRequestEventKind::Published,
-        },
-        environment: event.environment.into(),
-        request: ReleaseRequest(RequestView::as_stored(request)),
-    })
+    pub environment: Environment,
+    /// The request's state right after this event (`request.state` is its state now).
+    pub state: ReleaseRequestState,
+    /// The request as of now (null if it can no longer be read).
+    pub request: Option<ReleaseRequest>,
 }
 
 // ----------------------------------------------------------------------------------------
 // Scheduled releases
 // ----------------------------------------------------------------------------------------
-
-/// The global id of a scheduled release (one function, so the contract's id scheme is a
-/// one-line change).
-fn scheduled_release_id(model: &scheduled_releases::Model) -> ID {
-    ID(model.id.to_string())
-}
 
 /// The state of a scheduled release.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -439,10 +461,10 @@ pub enum ScheduledReleaseState {
     Scheduled,
     /// Being published now.
     Running,
-    /// Published: see `releaseId`.
+    /// Published: see `release`.
     Published,
-    /// Not published: staging changed since it was scheduled (or another check failed); see
-    /// `failure`.
+    /// Not published: staging changed since it was scheduled (see `staleItems`), or another
+    /// check failed (see `failure`).
     Failed,
     /// Its time passed while no Runflow process ran, beyond the grace window.
     Missed,
@@ -474,14 +496,14 @@ impl ScheduledReleaseState {
     }
 }
 
-/// A release scheduled for a time: exactly the reviewed items and revisions, published once.
-pub struct ScheduledRelease(scheduled_releases::Model);
+/// A release scheduled for a time: exactly the reviewed items and fingerprints, published once.
+pub struct ScheduledRelease(pub scheduled_releases::Model);
 
 #[Object]
 impl ScheduledRelease {
-    /// The scheduled release's id.
-    async fn id(&self) -> ID {
-        scheduled_release_id(&self.0)
+    /// Globally unique, opaque id (shared: the same in both environments).
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode_shared(NodeType::ScheduledRelease, self.0.id)
     }
     /// When it is (or was) to be published.
     async fn at(&self) -> DateTime<Utc> {
@@ -491,27 +513,29 @@ impl ScheduledRelease {
     async fn state(&self) -> ScheduledReleaseState {
         ScheduledReleaseState::parse(&self.0.state)
     }
-    /// Exactly the items and revisions it publishes.
+    /// Exactly the items and fingerprints it publishes.
     async fn items(&self) -> Vec<ReleaseRequestItem> {
-        schedules::items_of(&self.0)
-            .into_iter()
-            .map(|i| ReleaseRequestItem {
-                item: i.item,
-                revision: i.revision,
-            })
-            .collect()
+        request_items(schedules::items_of(&self.0))
     }
     /// The release note.
     async fn note(&self) -> &str {
         &self.0.note
     }
-    /// Why it FAILED (naming the items that changed) or was MISSED.
+    /// Why it FAILED or was MISSED.
     async fn failure(&self) -> Option<&str> {
         self.0.failure.as_deref()
     }
-    /// Once PUBLISHED: the release's id.
-    async fn release_id(&self) -> Option<ID> {
-        self.0.release_id.map(|id| ID(id.to_string()))
+    /// For a FAILED one: the keys of the items that changed in staging since it was scheduled.
+    async fn stale_items(&self) -> Vec<String> {
+        self.0
+            .stale_items
+            .clone()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default()
+    }
+    /// Once PUBLISHED: the release it made.
+    async fn release(&self, ctx: &Context<'_>) -> GqlResult<Option<Release>> {
+        release_of(ctx, self.0.release_id).await
     }
     /// Increases with every change; pass it as `expectedRevision`.
     async fn revision(&self) -> i64 {
@@ -527,12 +551,19 @@ impl ScheduledRelease {
     }
 }
 
-/// What to schedule: items with the revisions you reviewed, or everything at the plan's
+connection_type!(
+    ScheduledReleaseConnection,
+    ScheduledReleaseEdge,
+    ScheduledRelease,
+    "scheduled releases"
+);
+
+/// What to schedule: items with the fingerprints you reviewed, or everything at the plan's
 /// fingerprint, and when.
 #[derive(InputObject)]
 pub struct ScheduleReleaseInput {
-    /// The items to publish, each with the revision you reviewed.
-    items: Option<Vec<RequestReleaseItemInput>>,
+    /// The items to publish, each with the fingerprint you reviewed.
+    items: Option<Vec<ReleaseItemInput>>,
     /// Everything pending; requires `fingerprint`.
     #[graphql(default)]
     all: bool,
@@ -544,31 +575,31 @@ pub struct ScheduleReleaseInput {
     at: DateTime<Utc>,
 }
 
-/// The result of `scheduleRelease`, `rescheduleRelease` and `cancelScheduledRelease`.
-#[derive(SimpleObject)]
-pub struct ScheduledReleasePayload {
-    /// The scheduled release now.
-    scheduled_release: ScheduledRelease,
-}
-
 #[derive(Default)]
 pub struct ScheduleQuery;
 
 #[Object]
 impl ScheduleQuery {
     /// Scheduled releases, newest first (shared: the same in both environments).
+    #[allow(clippy::too_many_arguments)]
     async fn scheduled_releases(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
+        #[graphql(desc = "Either environment; scheduled releases are the tenant's.")] environment: Environment,
         #[graphql(desc = "Only scheduled releases in this state.")] state: Option<ScheduledReleaseState>,
-        #[graphql(desc = "At most this many (default 20, at most 100).")] first: Option<i32>,
-        #[graphql(desc = "The cursor of the last item of the previous page.")] after: Option<String>,
-    ) -> GqlResult<RelayConnection<ScheduledRelease>> {
+        #[graphql(desc = "Page size from the start (default 20, at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Return the scheduled releases after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Return the scheduled releases before this cursor.")] before: Option<String>,
+    ) -> GqlResult<ScheduledReleaseConnection> {
         let _ = environment;
-        let page = page_request(first, after)?;
+        let page = PageArgs::new(first, after, last, before).request(ctx)?;
         let page = schedules::list(&services(ctx).db, &tenant(ctx)?, state.map(|s| s.as_str()), &page).await?;
-        Ok(connection(page, |m| m.id, ScheduledRelease))
+        Ok(ScheduledReleaseConnection(parts(
+            page,
+            |m| m.id.to_string(),
+            ScheduledRelease,
+        )))
     }
 }
 
@@ -577,23 +608,18 @@ pub struct ScheduleMutation;
 
 #[Object]
 impl ScheduleMutation {
-    /// Schedules a publish of exactly these items and revisions at `at` (publishers; with
-    /// STAGING, like every edit). It runs once across replicas; if staging changed since, it
-    /// does not publish and is marked FAILED naming the items.
+    /// Schedules a publish of exactly these items and fingerprints at `at` (publishers; with
+    /// STAGING, like every shared edit). It runs once across replicas; if staging changed
+    /// since, it does not publish and is marked FAILED naming the items.
     async fn schedule_release(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        input: ScheduleReleaseInput,
-    ) -> GqlResult<ScheduledReleasePayload> {
-        staging_only(environment)?;
+        #[graphql(desc = "Must be STAGING: scheduled releases are shared.")] environment: Environment,
+        #[graphql(desc = "What to publish, and when.")] input: ScheduleReleaseInput,
+    ) -> GqlResult<ScheduledRelease> {
+        shared_edit(environment)?;
         let request = PublishRequest {
-            items: input
-                .items
-                .unwrap_or_default()
-                .into_iter()
-                .map(|i| (i.id.0, i.revision))
-                .collect(),
+            items: item_pairs(input.items),
             all: input.all,
             fingerprint: input.fingerprint,
             note: input.note.unwrap_or_default(),
@@ -609,41 +635,35 @@ impl ScheduleMutation {
             input.at,
         )
         .await?;
-        Ok(ScheduledReleasePayload {
-            scheduled_release: ScheduledRelease(model),
-        })
+        Ok(ScheduledRelease(model))
     }
 
     /// Moves a scheduled release to another time (only while SCHEDULED).
     async fn reschedule_release(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        id: ID,
+        #[graphql(desc = "Must be STAGING: scheduled releases are shared.")] environment: Environment,
+        #[graphql(desc = "The scheduled release's global id.")] id: ID,
         #[graphql(desc = "The new time (in the future).")] at: DateTime<Utc>,
-        #[graphql(desc = "The `revision` you read.")] expected_revision: Option<i64>,
-    ) -> GqlResult<ScheduledReleasePayload> {
-        staging_only(environment)?;
-        let id = parse_id("scheduled release", &id)?;
+        #[graphql(desc = "The `revision` you read; CONFLICT if it changed since.")] expected_revision: Option<i64>,
+    ) -> GqlResult<ScheduledRelease> {
+        shared_edit(environment)?;
+        let id = scheduled_release_uuid(&id)?;
         let model = schedules::reschedule(&services(ctx).db, &tenant(ctx)?, id, at, expected_revision).await?;
-        Ok(ScheduledReleasePayload {
-            scheduled_release: ScheduledRelease(model),
-        })
+        Ok(ScheduledRelease(model))
     }
 
-    /// Cancels a scheduled release (only while SCHEDULED).
+    /// Cancels a scheduled release (only while SCHEDULED); returns it, CANCELLED.
     async fn cancel_scheduled_release(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        id: ID,
-        #[graphql(desc = "The `revision` you read.")] expected_revision: Option<i64>,
-    ) -> GqlResult<ScheduledReleasePayload> {
-        staging_only(environment)?;
-        let id = parse_id("scheduled release", &id)?;
+        #[graphql(desc = "Must be STAGING: scheduled releases are shared.")] environment: Environment,
+        #[graphql(desc = "The scheduled release's global id.")] id: ID,
+        #[graphql(desc = "The `revision` you read; CONFLICT if it changed since.")] expected_revision: Option<i64>,
+    ) -> GqlResult<ScheduledRelease> {
+        shared_edit(environment)?;
+        let id = scheduled_release_uuid(&id)?;
         let model = schedules::cancel(&services(ctx).db, &tenant(ctx)?, id, expected_revision).await?;
-        Ok(ScheduledReleasePayload {
-            scheduled_release: ScheduledRelease(model),
-        })
+        Ok(ScheduledRelease(model))
     }
 }

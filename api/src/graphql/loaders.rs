@@ -80,8 +80,10 @@ pub struct CommitKey(pub Uuid);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CommitFilesKey(pub Uuid);
 
+/// The first `n` spans of an execution (a page asks for one more than it shows, to know
+/// whether more follow).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct SpansOfExecution(pub Uuid);
+pub struct FirstSpansOfExecution(pub Uuid, pub u64);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ResourcesOfConnector(pub Uuid);
@@ -144,28 +146,26 @@ impl Loader<CommitFilesKey> for Loaders {
     }
 }
 
-impl Loader<SpansOfExecution> for Loaders {
+impl Loader<FirstSpansOfExecution> for Loaders {
     type Value = Vec<spans::Model>;
     type Error = Arc<Error>;
 
-    async fn load(&self, keys: &[SpansOfExecution]) -> LoadResult<SpansOfExecution, Vec<spans::Model>> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let rows = self
-            .tenant
-            .select::<spans::Entity>()
-            .filter(spans::Column::ExecutionId.is_in(ids.clone()))
-            .order_by_asc(spans::Column::Id)
-            .all(&self.db.conn)
-            .await
-            .map_err(fail)?;
-        let mut map: HashMap<SpansOfExecution, Vec<spans::Model>> =
-            ids.into_iter().map(|id| (SpansOfExecution(id), Vec::new())).collect();
-        for row in rows {
-            if let Some(execution_id) = row.execution_id {
-                map.entry(SpansOfExecution(execution_id)).or_default().push(row);
-            }
+    async fn load(&self, keys: &[FirstSpansOfExecution]) -> LoadResult<FirstSpansOfExecution, Vec<spans::Model>> {
+        let mut by_limit: HashMap<u64, Vec<Uuid>> = HashMap::new();
+        for key in keys {
+            by_limit.entry(key.1).or_default().push(key.0);
         }
-        Ok(map)
+        let mut result = HashMap::new();
+        for (limit, ids) in by_limit {
+            let rows = crate::domain::traces::first_spans_of_executions(&self.db, &self.tenant, &ids, limit)
+                .await
+                .map_err(Arc::new)?;
+            result.extend(
+                rows.into_iter()
+                    .map(|(id, spans)| (FirstSpansOfExecution(id, limit), spans)),
+            );
+        }
+        Ok(result)
     }
 }
 

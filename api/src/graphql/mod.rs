@@ -12,38 +12,54 @@ mod agents;
 pub mod audit;
 mod connectors;
 pub mod context;
+pub mod cost;
+mod documents;
 pub mod errors;
 mod executions;
 pub mod governance;
+pub mod ids;
 pub mod loaders;
 mod memory;
+mod node;
+pub mod operation_check;
+pub mod order;
 mod pagination;
+mod payloads;
 mod prompts;
 mod releases;
 pub use releases::IdempotencyKey;
 mod runtime_tokens;
+pub mod scalars;
 mod sessions;
 mod shared;
 mod subscriptions;
+pub mod syntax;
 mod traces;
 mod triggers;
 mod viewer;
 
+use std::sync::Arc;
+
 use async_graphql::{Enum, MergedObject, Schema};
+
+use operation_check::OnParsedOperation;
 
 use crate::app::Services;
 use crate::config::Config;
 
-/// The two environments. Every root field takes one.
+/// The two environments of a tenant. Every root field takes one.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 #[graphql(remote = "entity::Environment")]
 pub enum Environment {
+    /// Where every edit happens.
     Staging,
+    /// Read-only; changes only by `publish` (and rollbacks).
     Production,
 }
 
 #[derive(MergedObject, Default)]
 pub struct Query(
+    node::NodeQuery,
     viewer::ViewerQuery,
     agents::AgentQuery,
     prompts::PromptQuery,
@@ -68,6 +84,7 @@ pub struct Mutation(
     runtime_tokens::RuntimeTokenMutation,
     connectors::ConnectorMutation,
     triggers::TriggerMutation,
+    executions::ExecutionMutation,
     shared::SharedMutation,
     shared::KnowledgeBaseMutation,
     shared::LlmProviderMutation,
@@ -87,17 +104,24 @@ fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, subscriptions::Sub
 
 /// The schema served by the API.
 pub fn build_schema(services: Services, config: &Config) -> RunflowSchema {
-    builder()
+    let builder = builder()
         .data(services)
         .extension(errors::ErrorCodes)
-        .extension(access::AccessControl)
+        .extension(syntax::ReadableSyntaxErrors)
+        .extension(order::FieldOrder)
+        // Registered before access control, so an operation is authorised before it is costed.
+        .extension(OnParsedOperation(Arc::new(cost::CostControl(config.cost_limits()))))
+        .extension(OnParsedOperation(Arc::new(access::AccessControl)))
         .extension(audit::AuditTrail)
         .limit_depth(config.max_query_depth)
-        .limit_complexity(config.max_query_complexity)
         .limit_recursive_depth(32)
         .limit_directives(16)
-        .disable_suggestions()
-        .finish()
+        .disable_suggestions();
+    if config.introspection {
+        builder.finish()
+    } else {
+        builder.disable_introspection().finish()
+    }
 }
 
 /// Attaches what resolvers need to a request: who is calling and, for an authenticated
@@ -107,7 +131,7 @@ pub fn prepare_request(
     authentication: crate::auth::Authentication,
     request: async_graphql::Request,
 ) -> async_graphql::Request {
-    let mut request = request.data(authentication.clone());
+    let mut request = documents::attach_parsed(request).data(authentication.clone());
     if let crate::auth::Authentication::Authenticated(actor) = authentication {
         let loader = loaders::request_loader(services.db.clone(), crate::scope::Tenant(actor.tenant.clone()));
         request = request.data(loader).data(actor);
@@ -115,7 +139,106 @@ pub fn prepare_request(
     request
 }
 
-/// The SDL that `schema.graphql` must equal.
+/// Like [`prepare_request`], for a subscription: its DataLoaders keep no cache, so the nested
+/// fields of every event are read fresh (a subscription lives for hours: a cache would hold
+/// stale data and grow without bound). Loads within one event are still batched.
+pub fn prepare_subscription_request(
+    services: &Services,
+    authentication: crate::auth::Authentication,
+    request: async_graphql::Request,
+) -> async_graphql::Request {
+    let mut request = request.data(authentication.clone());
+    if let crate::auth::Authentication::Authenticated(actor) = authentication {
+        let loader = loaders::request_loader(services.db.clone(), crate::scope::Tenant(actor.tenant.clone()));
+        loader.enable_all_cache(false);
+        request = request.data(loader).data(actor);
+    }
+    request
+}
+
+/// The SDL that `schema.graphql` must equal (with `@specifiedBy` on custom scalars).
 pub fn sdl() -> String {
-    builder().finish().sdl()
+    sdl_of(&builder().finish())
+}
+
+/// The SDL of a built schema, printed the one way this project prints it.
+pub fn sdl_of(schema: &RunflowSchema) -> String {
+    schema.sdl_with_options(async_graphql::SDLExportOptions::new().include_specified_by())
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::parser::parse_schema;
+    use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
+
+    /// Every type, field, argument, input field and enum value of the served schema has a
+    /// description, and none is a library's boilerplate.
+    #[test]
+    fn every_schema_element_is_described() {
+        let document = parse_schema(super::sdl()).expect("the SDL parses");
+        let mut missing = Vec::new();
+        let mut check = |what: String, description: Option<&str>| match description {
+            None => missing.push(what),
+            Some(text)
+                if [
+                    "Implement the",
+                    "aid in pagination",
+                    "A list of edges",
+                    "The item at the end",
+                ]
+                .iter()
+                .any(|b| text.contains(b)) =>
+            {
+                missing.push(format!("{what} (boilerplate: {text:?})"))
+            }
+            Some(_) => {}
+        };
+        for definition in &document.definitions {
+            let TypeSystemDefinition::Type(ty) = definition else {
+                continue;
+            };
+            let ty = &ty.node;
+            let name = ty.name.node.as_str();
+            if matches!(name, "Query" | "Mutation" | "Subscription") {
+                // Root types are described by their fields.
+            } else {
+                check(name.to_string(), ty.description.as_ref().map(|d| d.node.as_str()));
+            }
+            let fields = match &ty.kind {
+                TypeKind::Object(o) => &o.fields,
+                TypeKind::Interface(i) => &i.fields,
+                TypeKind::Enum(e) => {
+                    for value in &e.values {
+                        let what = format!("{name}.{}", value.node.value.node);
+                        check(what, value.node.description.as_ref().map(|d| d.node.as_str()));
+                    }
+                    continue;
+                }
+                TypeKind::InputObject(i) => {
+                    for field in &i.fields {
+                        let what = format!("{name}.{}", field.node.name.node);
+                        check(what, field.node.description.as_ref().map(|d| d.node.as_str()));
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
+            for field in fields {
+                let field_name = format!("{name}.{}", field.node.name.node);
+                check(
+                    field_name.clone(),
+                    field.node.description.as_ref().map(|d| d.node.as_str()),
+                );
+                for argument in &field.node.arguments {
+                    let what = format!("{field_name}({})", argument.node.name.node);
+                    check(what, argument.node.description.as_ref().map(|d| d.node.as_str()));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "undescribed schema elements:\n{}",
+            missing.join("\n")
+        );
+    }
 }

@@ -1,12 +1,14 @@
 //! Prompts: drafts in staging, immutable published versions, per-environment resolution.
 
-use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
-use chrono::{DateTime, Utc};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use entity::{prompt_versions, prompts};
-use serde_json::Value;
 
 use super::context::{actor, loader, scope, services, staging, tenant};
+use super::ids::{self, NodeType};
 use super::loaders::{LatestPromptVersion, PromptVersionKey};
+use super::pagination::{PageArgs, connection_type, parts};
+use super::payloads::DeletePayload;
+use super::scalars::{DateTime, Json};
 use super::{Environment, GqlResult};
 use crate::domain::prompts::{self as domain, Resolved, SaveDraftInput, Source};
 
@@ -22,12 +24,16 @@ pub enum PromptSource {
 /// The text an environment serves for a prompt.
 #[derive(SimpleObject)]
 pub struct ResolvedPrompt {
+    /// Whether the text is the staging draft or a published version.
     source: PromptSource,
     /// The published version number; null for a draft.
     version: Option<i32>,
+    /// The template, with `{{name}}` placeholders.
     template: String,
+    /// The declared variables (the placeholders a caller fills).
     variables: Vec<String>,
-    model_settings: Json<Value>,
+    /// Model settings (model, temperature, ...) as a JSON object.
+    model_settings: Json,
 }
 
 impl From<Resolved> for ResolvedPrompt {
@@ -65,45 +71,65 @@ async fn base_version(ctx: &Context<'_>, row: &prompts::Model) -> GqlResult<Opti
     })
 }
 
-/// An immutable published version.
-pub struct PromptVersion(prompt_versions::Model);
+/// An immutable published version of a prompt (shared: one id in both environments).
+pub struct PromptVersion(pub prompt_versions::Model);
 
+connection_type!(PromptConnection, PromptEdge, Prompt, "prompts");
+connection_type!(
+    PromptVersionConnection,
+    PromptVersionEdge,
+    PromptVersion,
+    "prompt versions"
+);
+
+/// An immutable published version of a prompt (shared: one id in both environments).
 #[Object]
 impl PromptVersion {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    /// Global id of the version (the same in both environments).
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode_shared(NodeType::PromptVersion, self.0.id)
     }
+    /// 1 for the first publish of the prompt, then one more per publish.
     async fn version(&self) -> i32 {
         self.0.version
     }
+    /// The template, with `{{name}}` placeholders.
     async fn template(&self) -> &str {
         &self.0.template
     }
+    /// The declared variables.
     async fn variables(&self) -> Vec<String> {
         crate::domain::string_array(Some(&self.0.variables))
     }
-    async fn model_settings(&self) -> Json<Value> {
+    /// Model settings (model, temperature, ...) as a JSON object.
+    async fn model_settings(&self) -> Json {
         Json(self.0.model_settings.clone())
     }
+    /// Subject of the token that published it.
     async fn created_by(&self) -> &str {
         &self.0.created_by
     }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    /// When it was published.
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
     }
 }
 
 /// A prompt in one environment.
 pub struct Prompt(pub prompts::Model);
 
+/// A prompt as it exists in one environment (one id per environment).
 #[Object]
 impl Prompt {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    /// Global id of the prompt in this environment.
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode(NodeType::Prompt, self.0.environment, self.0.id)
     }
+    /// The prompt's unique name in its tenant.
     async fn slug(&self) -> &str {
         &self.0.slug
     }
+    /// The environment this view of the prompt belongs to.
     async fn environment(&self) -> Environment {
         self.0.environment.into()
     }
@@ -111,16 +137,18 @@ impl Prompt {
     async fn revision(&self) -> i64 {
         self.0.revision
     }
-    /// In production: the release that set this state (its `kind` says when it is a rollback).
+    /// In production: the release that set this state (its `kind` says when it is a
+    /// rollback). Null in staging.
     async fn release(&self, ctx: &Context<'_>) -> GqlResult<Option<super::releases::Release>> {
         super::releases::release_of(ctx, self.0.release_id).await
     }
-
+    /// Subject of the token that last changed it in this environment.
     async fn updated_by(&self) -> &str {
         &self.0.updated_by
     }
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+    /// When it last changed in this environment.
+    async fn updated_at(&self) -> DateTime {
+        self.0.updated_at.into()
     }
 
     /// What this environment serves: in staging the draft if there is one, else the latest
@@ -144,21 +172,35 @@ impl Prompt {
     }
 
     /// Every published version, newest first.
-    async fn versions(&self, ctx: &Context<'_>) -> GqlResult<Vec<PromptVersion>> {
-        let versions = domain::versions(&services(ctx).db, &tenant(ctx)?, &self.0.slug).await?;
-        Ok(versions.into_iter().map(PromptVersion).collect())
+    async fn versions(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size from the start (default 20, at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Return the versions after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Return the versions before this cursor.")] before: Option<String>,
+    ) -> GqlResult<PromptVersionConnection> {
+        let page = PageArgs::new(first, after, last, before).request(ctx)?;
+        let versions = domain::versions(&services(ctx).db, &tenant(ctx)?, &self.0.slug, &page).await?;
+        Ok(PromptVersionConnection(parts(
+            versions,
+            |v| v.version.to_string(),
+            PromptVersion,
+        )))
     }
 }
 
+/// The staging draft of a prompt.
 #[derive(InputObject)]
 pub struct SavePromptDraftInput {
+    /// The prompt's slug (created in staging on first save).
     slug: String,
     /// The template; `{{name}}` placeholders must be declared in `variables`.
     template: String,
     /// Declared variables; omitted, they are taken from the template's placeholders.
     variables: Option<Vec<String>>,
     /// Model settings as a JSON object (model, temperature, ...).
-    model_settings: Option<Json<Value>>,
+    model_settings: Option<Json>,
     /// The `revision` you last read; a stale one fails with CONFLICT.
     expected_revision: Option<i64>,
 }
@@ -169,18 +211,29 @@ pub struct PromptQuery;
 #[Object]
 impl PromptQuery {
     /// Prompts that exist in the environment, by slug.
-    async fn prompts(&self, ctx: &Context<'_>, environment: Environment) -> GqlResult<Vec<Prompt>> {
+    async fn prompts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The environment to list.")] environment: Environment,
+        #[graphql(desc = "Page size from the start (default 20, at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Return the prompts after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Return the prompts before this cursor.")] before: Option<String>,
+    ) -> GqlResult<PromptConnection> {
         let scope = scope(ctx, environment)?;
-        Ok(domain::list(&services(ctx).db, &scope)
-            .await?
-            .into_iter()
-            .map(Prompt)
-            .collect())
+        let page = PageArgs::new(first, after, last, before).request(ctx)?;
+        let prompts = domain::list(&services(ctx).db, &scope, &page).await?;
+        Ok(PromptConnection(parts(prompts, |p| p.slug.clone(), Prompt)))
     }
 
     /// One prompt; null when it does not exist in the environment (a never-published prompt
     /// does not exist in production).
-    async fn prompt(&self, ctx: &Context<'_>, environment: Environment, slug: String) -> GqlResult<Option<Prompt>> {
+    async fn prompt(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The environment to look in.")] environment: Environment,
+        #[graphql(desc = "The prompt's slug.")] slug: String,
+    ) -> GqlResult<Option<Prompt>> {
         let scope = scope(ctx, environment)?;
         let row = match domain::get(&services(ctx).db.conn, &scope, &slug).await {
             Ok(row) => Some(row),
@@ -200,8 +253,8 @@ impl PromptMutation {
     async fn save_prompt_draft(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        input: SavePromptDraftInput,
+        #[graphql(desc = "Must be STAGING.")] environment: Environment,
+        #[graphql(desc = "The draft.")] input: SavePromptDraftInput,
     ) -> GqlResult<Prompt> {
         let scope = staging(ctx, environment)?;
         let input = SaveDraftInput {
@@ -216,17 +269,18 @@ impl PromptMutation {
         ))
     }
 
-    /// Removes the prompt from staging; returns its id.
+    /// Removes the prompt from staging (production keeps it until the removal is published).
     async fn delete_prompt(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        slug: String,
-        expected_revision: Option<i64>,
-    ) -> GqlResult<ID> {
+        #[graphql(desc = "Must be STAGING.")] environment: Environment,
+        #[graphql(desc = "The prompt to remove.")] slug: String,
+        #[graphql(desc = "The `revision` you last read; a stale one fails with CONFLICT.")] expected_revision: Option<
+            i64,
+        >,
+    ) -> GqlResult<DeletePayload> {
         let scope = staging(ctx, environment)?;
-        Ok(ID(domain::delete(&services(ctx).db, &scope, &slug, expected_revision)
-            .await?
-            .to_string()))
+        let id = domain::delete(&services(ctx).db, &scope, &slug, expected_revision).await?;
+        Ok(DeletePayload::new(NodeType::Prompt, environment.into(), id))
     }
 }

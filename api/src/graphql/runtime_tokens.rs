@@ -4,6 +4,7 @@
 use async_graphql::{Context, Object, SimpleObject};
 
 use super::context::{actor, services, staging};
+use super::scalars::DateTime;
 use super::{Environment, GqlResult};
 use crate::auth::Role;
 use crate::error::Error;
@@ -11,13 +12,15 @@ use crate::error::Error;
 /// How long a token from `createRuntimeToken` lives.
 const TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
+/// A short-lived bearer token for the runtime API (what `rf test` runs a local agent with).
 #[derive(SimpleObject)]
 pub struct RuntimeToken {
     /// A bearer token for the runtime API, bound to this tenant and environment.
     token: String,
+    /// The environment the token is bound to (always STAGING).
     environment: Environment,
-    /// Unix seconds.
-    expires_at: i64,
+    /// When the token stops being accepted.
+    expires_at: DateTime,
 }
 
 #[derive(Default)]
@@ -26,7 +29,11 @@ pub struct RuntimeTokenMutation;
 #[Object]
 impl RuntimeTokenMutation {
     /// Mints a runtime token for staging (valid one hour).
-    async fn create_runtime_token(&self, ctx: &Context<'_>, environment: Environment) -> GqlResult<RuntimeToken> {
+    async fn create_runtime_token(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Must be STAGING.")] environment: Environment,
+    ) -> GqlResult<RuntimeToken> {
         let scope = staging(ctx, environment)?;
         let actor = actor(ctx)?;
         let subject = format!("local:{}", actor.subject);
@@ -40,7 +47,7 @@ impl RuntimeTokenMutation {
                 Some(scope.environment),
             )
             .map_err(Error::internal)?;
-        let expires_at = chrono::Utc::now().timestamp() + TTL.as_secs() as i64;
+        let expires_at = DateTime(chrono::Utc::now() + TTL);
         Ok(RuntimeToken {
             token,
             environment,

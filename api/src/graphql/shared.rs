@@ -2,28 +2,37 @@
 //! sources. The `environment` argument is still required (the schema is uniform) and, for
 //! mutations, must be STAGING like every edit; the records themselves are the same in both.
 
-use async_graphql::{Context, ID, InputObject, Json, Object};
-use chrono::{DateTime, Utc};
+use async_graphql::{Context, ID, InputObject, Object};
 use entity::shared_resources;
-use serde_json::Value;
 
 use super::context::{actor, services, tenant};
+use super::ids::{self, NodeType};
+use super::pagination::{PageArgs, connection_type, parts};
+use super::payloads::DeletePayload;
+use super::scalars::{DateTime, Json};
 use super::{Environment, GqlResult};
 use crate::domain::credentials::{self, Secret};
 use crate::domain::shared_resources::{self as domain, Category, SharedResourceInput};
 use crate::scope::Tenant;
 
 /// A credential's metadata. The secret itself is write-only: no query returns it.
-pub struct Credential(credentials::Credential);
+pub struct Credential(pub credentials::Credential);
 
+connection_type!(CredentialConnection, CredentialEdge, Credential, "credentials");
+
+/// A credential (API key, token, password) shared by both environments. Only its metadata
+/// is readable: the secret is write-only.
 #[Object]
 impl Credential {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    /// Global id of the credential (the same in both environments).
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode_shared(NodeType::Credential, self.0.id)
     }
+    /// The credential's unique name; connectors and shared resources refer to it by name.
     async fn name(&self) -> &str {
         &self.0.name
     }
+    /// What the secret is for, for example `api_key` (free text).
     async fn kind(&self) -> &str {
         &self.0.kind
     }
@@ -31,55 +40,70 @@ impl Credential {
     async fn hint(&self) -> &str {
         &self.0.hint
     }
+    /// Changes on every rotation; pass it as `expectedRevision`.
     async fn revision(&self) -> i64 {
         self.0.revision
     }
+    /// Subject of the token that created it.
     async fn created_by(&self) -> &str {
         &self.0.created_by
     }
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    /// When it was created.
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
     }
+    /// Subject of the token that last rotated it (null if never rotated).
     async fn rotated_by(&self) -> Option<&str> {
         self.0.rotated_by.as_deref()
     }
-    async fn rotated_at(&self) -> Option<DateTime<Utc>> {
-        self.0.rotated_at
+    /// When it was last rotated (null if never rotated).
+    async fn rotated_at(&self) -> Option<DateTime> {
+        self.0.rotated_at.map(Into::into)
     }
 }
 
 /// One GraphQL type per category of shared resource, all of the same shape.
 macro_rules! shared_resource_type {
-    ($name:ident, $doc:literal) => {
+    ($name:ident, $connection:ident, $edge:ident, $what:literal, $doc:literal) => {
         #[doc = $doc]
-        pub struct $name(shared_resources::Model);
+        pub struct $name(pub shared_resources::Model);
 
+        connection_type!($connection, $edge, $name, $what);
+
+        #[doc = $doc]
         #[Object]
         impl $name {
-            async fn id(&self) -> ID {
-                ID(self.0.id.to_string())
+            /// Global id of the record (the same in both environments).
+            pub(crate) async fn id(&self) -> ID {
+                ids::encode_shared(NodeType::$name, self.0.id)
             }
+            /// Unique name within its category.
             async fn name(&self) -> &str {
                 &self.0.name
             }
+            /// The provider or engine, for example `openai` or `pgvector` (free text).
             async fn kind(&self) -> &str {
                 &self.0.kind
             }
-            async fn config(&self) -> Json<Value> {
+            /// Configuration as a JSON object (no secrets: see `credentials`).
+            async fn config(&self) -> Json {
                 Json(self.0.config.clone())
             }
             /// Names of the shared credentials it uses.
             async fn credentials(&self) -> Vec<String> {
                 crate::domain::string_array(Some(&self.0.credential_refs))
             }
+            /// Changes on every write; pass it as `expectedRevision`.
             async fn revision(&self) -> i64 {
                 self.0.revision
             }
-            async fn created_at(&self) -> DateTime<Utc> {
-                self.0.created_at
+            /// When it was created.
+            async fn created_at(&self) -> DateTime {
+                self.0.created_at.into()
             }
-            async fn updated_at(&self) -> DateTime<Utc> {
-                self.0.updated_at
+            /// When it last changed.
+            async fn updated_at(&self) -> DateTime {
+                self.0.updated_at.into()
             }
         }
     };
@@ -87,44 +111,75 @@ macro_rules! shared_resource_type {
 
 shared_resource_type!(
     KnowledgeBase,
+    KnowledgeBaseConnection,
+    KnowledgeBaseEdge,
+    "knowledge bases",
     "A knowledge base (vector store), shared by both environments."
 );
-shared_resource_type!(LlmProvider, "An LLM provider, shared by both environments.");
-shared_resource_type!(DataSource, "A data source, shared by both environments.");
+shared_resource_type!(
+    LlmProvider,
+    LlmProviderConnection,
+    LlmProviderEdge,
+    "LLM providers",
+    "An LLM provider, shared by both environments."
+);
+shared_resource_type!(
+    DataSource,
+    DataSourceConnection,
+    DataSourceEdge,
+    "data sources",
+    "A data source, shared by both environments."
+);
 
+/// A new credential.
 #[derive(InputObject)]
 pub struct CreateCredentialInput {
+    /// Unique name.
     name: String,
+    /// What the secret is for, for example `api_key`.
     kind: String,
     /// Write-only: stored encrypted, never returned.
     #[graphql(secret)]
     secret: String,
 }
 
+/// A new secret for a credential.
 #[derive(InputObject)]
 pub struct RotateCredentialInput {
+    /// The credential to rotate.
     name: String,
     /// Write-only: stored encrypted, never returned.
     #[graphql(secret)]
     secret: String,
+    /// The `revision` you last read; a stale one fails with CONFLICT.
     expected_revision: Option<i64>,
 }
 
+/// A new knowledge base, LLM provider or data source.
 #[derive(InputObject)]
 pub struct CreateSharedResourceInput {
+    /// Unique name within the category.
     name: String,
+    /// The provider or engine, for example `openai`.
     kind: String,
-    config: Option<Json<Value>>,
+    /// Configuration as a JSON object (no secrets: reference credentials).
+    config: Option<Json>,
     /// Names of shared credentials.
     credentials: Option<Vec<String>>,
 }
 
+/// Changes to a knowledge base, LLM provider or data source; omitted fields keep their value.
 #[derive(InputObject)]
 pub struct UpdateSharedResourceInput {
+    /// The record to change.
     name: String,
+    /// A new provider or engine.
     kind: Option<String>,
-    config: Option<Json<Value>>,
+    /// A new configuration (replaces the whole object).
+    config: Option<Json>,
+    /// New credential names (replaces the list).
     credentials: Option<Vec<String>>,
+    /// The `revision` you last read; a stale one fails with CONFLICT.
     expected_revision: Option<i64>,
 }
 
@@ -158,12 +213,15 @@ fn editing_tenant(ctx: &Context<'_>, environment: Environment) -> crate::error::
     tenant(ctx)
 }
 
-async fn list<T>(ctx: &Context<'_>, category: Category, wrap: fn(shared_resources::Model) -> T) -> GqlResult<Vec<T>> {
-    Ok(domain::list(&services(ctx).db, &tenant(ctx)?, category)
-        .await?
-        .into_iter()
-        .map(wrap)
-        .collect())
+async fn list<T>(
+    ctx: &Context<'_>,
+    category: Category,
+    page: PageArgs,
+    wrap: fn(shared_resources::Model) -> T,
+) -> GqlResult<super::pagination::ConnectionParts<T>> {
+    let page = page.request(ctx)?;
+    let rows = domain::list(&services(ctx).db, &tenant(ctx)?, category, &page).await?;
+    Ok(parts(rows, |r| r.name.clone(), wrap))
 }
 
 #[derive(Default)]
@@ -171,32 +229,71 @@ pub struct SharedQuery;
 
 #[Object]
 impl SharedQuery {
-    /// Credentials (metadata only), shared by both environments.
-    async fn credentials(&self, ctx: &Context<'_>, environment: Environment) -> GqlResult<Vec<Credential>> {
+    /// Credentials (metadata only), shared by both environments, by name.
+    async fn credentials(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Either environment; the records are shared.")] environment: Environment,
+        #[graphql(desc = "Page size from the start (default 20, at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Return the records after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Return the records before this cursor.")] before: Option<String>,
+    ) -> GqlResult<CredentialConnection> {
         let _ = environment;
-        Ok(credentials::list(&services(ctx).db, &tenant(ctx)?)
-            .await?
-            .into_iter()
-            .map(Credential)
-            .collect())
+        let page = PageArgs::new(first, after, last, before).request(ctx)?;
+        let rows = credentials::list(&services(ctx).db, &tenant(ctx)?, &page).await?;
+        Ok(CredentialConnection(parts(rows, |c| c.name.clone(), Credential)))
     }
 
-    /// Knowledge bases, shared by both environments.
-    async fn knowledge_bases(&self, ctx: &Context<'_>, environment: Environment) -> GqlResult<Vec<KnowledgeBase>> {
+    /// Knowledge bases, shared by both environments, by name.
+    async fn knowledge_bases(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Either environment; the records are shared.")] environment: Environment,
+        #[graphql(desc = "Page size from the start (default 20, at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Return the records after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Return the records before this cursor.")] before: Option<String>,
+    ) -> GqlResult<KnowledgeBaseConnection> {
         let _ = environment;
-        list(ctx, Category::KnowledgeBase, KnowledgeBase).await
+        let page = PageArgs::new(first, after, last, before);
+        Ok(KnowledgeBaseConnection(
+            list(ctx, Category::KnowledgeBase, page, KnowledgeBase).await?,
+        ))
     }
 
-    /// LLM providers, shared by both environments.
-    async fn llm_providers(&self, ctx: &Context<'_>, environment: Environment) -> GqlResult<Vec<LlmProvider>> {
+    /// LLM providers, shared by both environments, by name.
+    async fn llm_providers(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Either environment; the records are shared.")] environment: Environment,
+        #[graphql(desc = "Page size from the start (default 20, at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Return the records after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Return the records before this cursor.")] before: Option<String>,
+    ) -> GqlResult<LlmProviderConnection> {
         let _ = environment;
-        list(ctx, Category::LlmProvider, LlmProvider).await
+        let page = PageArgs::new(first, after, last, before);
+        Ok(LlmProviderConnection(
+            list(ctx, Category::LlmProvider, page, LlmProvider).await?,
+        ))
     }
 
-    /// Data sources, shared by both environments.
-    async fn data_sources(&self, ctx: &Context<'_>, environment: Environment) -> GqlResult<Vec<DataSource>> {
+    /// Data sources, shared by both environments, by name.
+    async fn data_sources(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Either environment; the records are shared.")] environment: Environment,
+        #[graphql(desc = "Page size from the start (default 20, at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Return the records after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Return the records before this cursor.")] before: Option<String>,
+    ) -> GqlResult<DataSourceConnection> {
         let _ = environment;
-        list(ctx, Category::DataSource, DataSource).await
+        let page = PageArgs::new(first, after, last, before);
+        Ok(DataSourceConnection(
+            list(ctx, Category::DataSource, page, DataSource).await?,
+        ))
     }
 }
 
@@ -209,8 +306,8 @@ impl SharedMutation {
     async fn create_credential(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        input: CreateCredentialInput,
+        #[graphql(desc = "Must be STAGING, like every edit.")] environment: Environment,
+        #[graphql(desc = "The new credential.")] input: CreateCredentialInput,
     ) -> GqlResult<Credential> {
         let tenant = editing_tenant(ctx, environment)?;
         let services = services(ctx);
@@ -231,8 +328,8 @@ impl SharedMutation {
     async fn rotate_credential(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        input: RotateCredentialInput,
+        #[graphql(desc = "Must be STAGING, like every edit.")] environment: Environment,
+        #[graphql(desc = "The credential and its new secret.")] input: RotateCredentialInput,
     ) -> GqlResult<Credential> {
         let tenant = editing_tenant(ctx, environment)?;
         let services = services(ctx);
@@ -249,39 +346,36 @@ impl SharedMutation {
         Ok(Credential(credential))
     }
 
-    /// Deletes a credential; returns its id.
+    /// Deletes a credential (refused while something uses it).
     async fn delete_credential(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        name: String,
-        expected_revision: Option<i64>,
-    ) -> GqlResult<ID> {
+        #[graphql(desc = "Must be STAGING, like every edit.")] environment: Environment,
+        #[graphql(desc = "The credential to delete.")] name: String,
+        #[graphql(desc = "The `revision` you last read; a stale one fails with CONFLICT.")] expected_revision: Option<
+            i64,
+        >,
+    ) -> GqlResult<DeletePayload> {
         let tenant = editing_tenant(ctx, environment)?;
-        Ok(ID(credentials::delete(
-            &services(ctx).db,
-            &tenant,
-            &name,
-            expected_revision,
-        )
-        .await?
-        .to_string()))
+        let id = credentials::delete(&services(ctx).db, &tenant, &name, expected_revision).await?;
+        Ok(DeletePayload::new(NodeType::Credential, environment.into(), id))
     }
 }
 
 /// The create, update and delete mutations of one category of shared resource.
 macro_rules! shared_resource_mutations {
-    ($mutation:ident, $type:ident, $category:expr, $create:ident, $update:ident, $delete:ident) => {
+    ($mutation:ident, $type:ident, $what:literal, $category:expr, $create:ident, $update:ident, $delete:ident) => {
         #[derive(Default)]
         pub struct $mutation;
 
         #[Object]
         impl $mutation {
+            #[doc = concat!("Creates a shared ", $what, " (both environments use it at once).")]
             async fn $create(
                 &self,
                 ctx: &Context<'_>,
-                environment: Environment,
-                input: CreateSharedResourceInput,
+                #[graphql(desc = "Must be STAGING, like every edit.")] environment: Environment,
+                #[graphql(desc = "The new record.")] input: CreateSharedResourceInput,
             ) -> GqlResult<$type> {
                 let tenant = editing_tenant(ctx, environment)?;
                 Ok($type(
@@ -289,11 +383,12 @@ macro_rules! shared_resource_mutations {
                 ))
             }
 
+            #[doc = concat!("Changes a shared ", $what, "; both environments see the change at once.")]
             async fn $update(
                 &self,
                 ctx: &Context<'_>,
-                environment: Environment,
-                input: UpdateSharedResourceInput,
+                #[graphql(desc = "Must be STAGING, like every edit.")] environment: Environment,
+                #[graphql(desc = "The changes.")] input: UpdateSharedResourceInput,
             ) -> GqlResult<$type> {
                 let tenant = editing_tenant(ctx, environment)?;
                 Ok($type(
@@ -301,17 +396,18 @@ macro_rules! shared_resource_mutations {
                 ))
             }
 
-            /// Returns the deleted record's id.
+            #[doc = concat!("Deletes a shared ", $what, ".")]
             async fn $delete(
                 &self,
                 ctx: &Context<'_>,
-                environment: Environment,
-                name: String,
+                #[graphql(desc = "Must be STAGING, like every edit.")] environment: Environment,
+                #[graphql(desc = "The record to delete.")] name: String,
+                #[graphql(desc = "The `revision` you last read; a stale one fails with CONFLICT.")]
                 expected_revision: Option<i64>,
-            ) -> GqlResult<ID> {
+            ) -> GqlResult<DeletePayload> {
                 let tenant = editing_tenant(ctx, environment)?;
                 let id = domain::delete(&services(ctx).db, &tenant, $category, &name, expected_revision).await?;
-                Ok(ID(id.to_string()))
+                Ok(DeletePayload::new(NodeType::$type, environment.into(), id))
             }
         }
     };
@@ -320,6 +416,7 @@ macro_rules! shared_resource_mutations {
 shared_resource_mutations!(
     KnowledgeBaseMutation,
     KnowledgeBase,
+    "knowledge base",
     Category::KnowledgeBase,
     create_knowledge_base,
     update_knowledge_base,
@@ -328,6 +425,7 @@ shared_resource_mutations!(
 shared_resource_mutations!(
     LlmProviderMutation,
     LlmProvider,
+    "LLM provider",
     Category::LlmProvider,
     create_llm_provider,
     update_llm_provider,
@@ -336,6 +434,7 @@ shared_resource_mutations!(
 shared_resource_mutations!(
     DataSourceMutation,
     DataSource,
+    "data source",
     Category::DataSource,
     create_data_source,
     update_data_source,

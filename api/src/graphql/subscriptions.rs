@@ -1,27 +1,28 @@
 //! Live subscriptions: execution, session, trace and release events of one tenant and one
 //! environment, each with a `cursor` to resume from (`after`) with no gap and no duplicate.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::{Context, Enum, ID, SimpleObject, Subscription};
 use entity::events as event_rows;
 use futures_util::{Stream, StreamExt};
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
 use super::context::{scope, services};
 use super::executions::Execution;
-use super::pagination::parse_id;
+use super::ids::{self, NodeType};
 use super::releases::Release;
 use super::sessions::{Message, Session};
 use super::traces::{Span, Trace};
 use super::{Environment, GqlResult};
 use crate::app::Services;
-use crate::domain::{events, executions, sessions};
+use crate::domain::{events, executions, releases, sessions};
 use crate::error::{Error, Result};
 use crate::scope::Scope;
+use sea_orm::{ColumnTrait, QueryFilter};
 
 /// Which events a subscription wants, besides its tenant and environment.
 #[derive(Clone, Debug)]
@@ -43,6 +44,9 @@ impl Filter {
     }
 }
 
+/// Events read from the log per query when replaying or catching up.
+const REPLAY_PAGE: u64 = 500;
+
 /// Replays the log after the start cursor, then follows the live feed, in seq order.
 async fn feed(
     services: &Services,
@@ -55,180 +59,389 @@ async fn feed(
     let mut last = events::start_cursor(&services.db, &scope.tenant, after.as_deref()).await?;
     let db = services.db.clone();
     Ok(async_stream::try_stream! {
-        loop {
-            let batch = events::after(&db.conn, scope.tenant.id(), last, 500).await?;
-            let full = batch.len() == 500;
-            for event in batch {
-                last = event.seq;
-                if filter.matches(&scope, &event) {
-                    yield Arc::new(event);
-                }
-            }
-            if !full {
-                break;
-            }
-        }
-        loop {
-            match live.recv().await {
-                Ok(event) => {
-                    if event.tenant_id != scope.tenant.id() || event.seq <= last {
-                        continue;
-                    }
+        'feed: loop {
+            // Replay (and catch up) from the log, a page at a time: an old cursor never loads
+            // the whole history at once.
+            loop {
+                let batch = events::after(&db.conn, scope.tenant.id(), last, REPLAY_PAGE).await?;
+                let full = batch.len() as u64 == REPLAY_PAGE;
+                for event in batch {
                     last = event.seq;
                     if filter.matches(&scope, &event) {
-                        yield event;
+                        yield Arc::new(event);
                     }
                 }
-                Err(RecvError::Lagged(missed)) => {
-                    Err(Error::SlowConsumer(format!(
-                        "this subscription fell {missed} events behind and was ended; \
-                         subscribe again with `after` set to the last cursor you received"
-                    )))?;
+                if !full {
+                    break;
                 }
-                Err(RecvError::Closed) => break,
+            }
+            loop {
+                match live.recv().await {
+                    Ok(event) => {
+                        if event.tenant_id != scope.tenant.id() || event.seq <= last {
+                            continue;
+                        }
+                        if event.seq > last + 1 {
+                            // A gap (an event of this tenant not seen here yet): the log has it.
+                            continue 'feed;
+                        }
+                        last = event.seq;
+                        if filter.matches(&scope, &event) {
+                            yield event;
+                        }
+                    }
+                    // This process's feed moved on faster than we read it: the log still has
+                    // everything after our cursor, so catch up from there.
+                    Err(RecvError::Lagged(_)) => continue 'feed,
+                    Err(RecvError::Closed) => break 'feed,
+                }
             }
         }
     })
 }
 
-fn part<T: DeserializeOwned>(event: &event_rows::Model, field: &str) -> Result<T> {
-    serde_json::from_value(event.payload.get(field).cloned().unwrap_or(Value::Null))
-        .map_err(|e| Error::internal(anyhow::anyhow!("event {} has a malformed {field}: {e}", event.seq)))
-}
-
+/// What happened to an execution.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum ExecutionEventKind {
+    /// It was created (queued or started).
     Started,
     /// Status changed without finishing (for example QUEUED to RUNNING).
     Updated,
+    /// It reached SUCCEEDED, FAILED or CANCELLED.
     Finished,
 }
 
+/// An execution started, changed or finished.
 #[derive(SimpleObject)]
 pub struct ExecutionEvent {
     /// Resume after this event with `after: <cursor>`.
     cursor: String,
+    /// What happened.
     kind: ExecutionEventKind,
+    /// The environment it happened in.
     environment: Environment,
-    /// The execution as it was when the event happened.
+    /// The execution: its status and times as of the event; `input`, `output` and `log` (never
+    /// part of an event) are read from the database when selected.
     execution: Execution,
 }
 
+/// What happened to a session.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum SessionEventKind {
+    /// A session was created.
     Created,
+    /// A message was added to a session.
     MessageAdded,
 }
 
+/// A session was created or got a message.
 #[derive(SimpleObject)]
 pub struct SessionEvent {
+    /// Resume after this event with `after: <cursor>`.
     cursor: String,
+    /// What happened.
     kind: SessionEventKind,
+    /// The environment it happened in.
     environment: Environment,
+    /// The session as it was when the event happened.
     session: Session,
     /// For MESSAGE_ADDED: the message.
     message: Option<Message>,
 }
 
+/// What happened to a trace.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum TraceEventKind {
+    /// A batch of spans was recorded.
     SpansRecorded,
 }
 
+/// Spans were recorded.
 #[derive(SimpleObject)]
 pub struct TraceEvent {
+    /// Resume after this event with `after: <cursor>`.
     cursor: String,
+    /// What happened.
     kind: TraceEventKind,
+    /// The environment it happened in.
     environment: Environment,
+    /// The trace the spans belong to.
     trace: Trace,
     /// The spans recorded by this batch.
     spans: Vec<Span>,
 }
 
+/// What a release did.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum ReleaseEventKind {
+    /// Staging changes were published.
     Published,
+    /// Production was rolled back.
     RolledBack,
 }
 
+/// Production changed by a publish or a rollback.
 #[derive(SimpleObject)]
 pub struct ReleaseEvent {
+    /// Resume after this event with `after: <cursor>`.
     cursor: String,
+    /// What happened.
     kind: ReleaseEventKind,
+    /// The environment asked for (releases change production).
     environment: Environment,
+    /// The release.
     release: Release,
 }
 
-fn execution_event(event: &event_rows::Model) -> Result<ExecutionEvent> {
-    Ok(ExecutionEvent {
-        cursor: event.seq.to_string(),
-        kind: match event.kind.as_str() {
-            "started" => ExecutionEventKind::Started,
-            "finished" => ExecutionEventKind::Finished,
-            _ => ExecutionEventKind::Updated,
-        },
-        environment: event.environment.into(),
-        execution: Execution(part(event, "execution")?),
-    })
+/// What an event's conversion needs: the database, and which large fields the subscription
+/// selects (those are not in the event: they are read fresh, per event).
+struct Convert {
+    services: Services,
+    scope: Scope,
+    large: bool,
 }
 
-fn session_event(event: &event_rows::Model) -> Result<SessionEvent> {
-    Ok(SessionEvent {
-        cursor: event.seq.to_string(),
-        kind: if event.kind == "created" {
-            SessionEventKind::Created
+/// An event's objects are built from its bounded payload (see [`events`]); when the
+/// subscription selects a large field, the current row is read instead.
+type Converter<T> = fn(Arc<Convert>, Arc<event_rows::Model>) -> BoxFuture<'static, Result<T>>;
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+fn execution_kind(kind: &str) -> ExecutionEventKind {
+    match kind {
+        "started" => ExecutionEventKind::Started,
+        "finished" => ExecutionEventKind::Finished,
+        _ => ExecutionEventKind::Updated,
+    }
+}
+
+fn execution_event(convert: Arc<Convert>, event: Arc<event_rows::Model>) -> BoxFuture<'static, Result<ExecutionEvent>> {
+    Box::pin(async move {
+        let summary: events::ExecutionSummary = events::payload_part(&event, "execution")?;
+        let clipped_error = summary
+            .error
+            .as_ref()
+            .is_some_and(|e| e.len() + 4 > events::SUMMARY_TEXT_BYTES);
+        let fresh = if convert.large || clipped_error {
+            match executions::get(&convert.services.db, &convert.scope, summary.id).await {
+                Ok(row) => Some(row),
+                Err(Error::NotFound(_)) => None,
+                Err(other) => return Err(other),
+            }
         } else {
-            SessionEventKind::MessageAdded
-        },
-        environment: event.environment.into(),
-        session: Session(part(event, "session")?),
-        message: part::<Option<entity::session_messages::Model>>(event, "message")?.map(Message),
+            None
+        };
+        let row = fresh.unwrap_or_else(|| entity::executions::Model {
+            id: summary.id,
+            tenant_id: event.tenant_id.clone(),
+            environment: event.environment,
+            agent_id: summary.agent_id,
+            commit_id: summary.commit_id,
+            trigger_id: summary.trigger_id,
+            session_id: summary.session_id,
+            status: summary.status.clone(),
+            input: Value::Null,
+            output: None,
+            error: summary.error.clone(),
+            created_at: summary.created_at,
+            started_at: summary.started_at,
+            finished_at: summary.finished_at,
+            log: None,
+            claimed_by: None,
+            lease_expires_at: None,
+            parent_id: summary.parent_id,
+            depth: summary.depth,
+            attempt: summary.attempt,
+        });
+        // The status is the event's (the row may have moved on since).
+        let row = entity::executions::Model {
+            status: summary.status,
+            started_at: summary.started_at,
+            finished_at: summary.finished_at,
+            ..row
+        };
+        Ok(ExecutionEvent {
+            cursor: event.seq.to_string(),
+            kind: execution_kind(&event.kind),
+            environment: event.environment.into(),
+            execution: Execution(row),
+        })
     })
 }
 
-fn trace_event(event: &event_rows::Model) -> Result<TraceEvent> {
-    Ok(TraceEvent {
-        cursor: event.seq.to_string(),
-        kind: TraceEventKind::SpansRecorded,
-        environment: event.environment.into(),
-        trace: Trace(part(event, "trace")?),
-        spans: part::<Vec<entity::spans::Model>>(event, "spans")?
+fn session_event(convert: Arc<Convert>, event: Arc<event_rows::Model>) -> BoxFuture<'static, Result<SessionEvent>> {
+    Box::pin(async move {
+        let summary: events::SessionSummary = events::payload_part(&event, "session")?;
+        let message: Option<events::MessageSummary> = events::payload_part(&event, "message")?;
+        let session = entity::sessions::Model {
+            id: summary.id,
+            tenant_id: event.tenant_id.clone(),
+            environment: event.environment,
+            agent_id: summary.agent_id,
+            title: summary.title,
+            created_at: summary.created_at,
+            updated_at: summary.updated_at,
+        };
+        let message = match message {
+            None => None,
+            Some(message) => {
+                let stored = if convert.large {
+                    convert
+                        .scope
+                        .select::<entity::session_messages::Entity>()
+                        .filter(entity::session_messages::Column::Id.eq(message.id))
+                        .one(&convert.services.db.conn)
+                        .await?
+                } else {
+                    None
+                };
+                Some(Message(stored.unwrap_or_else(|| entity::session_messages::Model {
+                    id: message.id,
+                    tenant_id: event.tenant_id.clone(),
+                    environment: event.environment,
+                    session_id: message.session_id,
+                    role: message.role,
+                    content: String::new(),
+                    created_at: message.created_at,
+                })))
+            }
+        };
+        Ok(SessionEvent {
+            cursor: event.seq.to_string(),
+            kind: if event.kind == "created" {
+                SessionEventKind::Created
+            } else {
+                SessionEventKind::MessageAdded
+            },
+            environment: event.environment.into(),
+            session: Session(session),
+            message,
+        })
+    })
+}
+
+fn trace_event(convert: Arc<Convert>, event: Arc<event_rows::Model>) -> BoxFuture<'static, Result<TraceEvent>> {
+    Box::pin(async move {
+        let trace: events::TraceSummary = events::payload_part(&event, "trace")?;
+        let summaries: Vec<events::SpanSummary> = events::payload_part(&event, "spans")?;
+        let mut stored: HashMap<Uuid, entity::spans::Model> = HashMap::new();
+        if convert.large && !summaries.is_empty() {
+            let ids: Vec<Uuid> = summaries.iter().map(|s| s.id).collect();
+            for chunk in ids.chunks(500) {
+                let rows = convert
+                    .scope
+                    .select::<entity::spans::Entity>()
+                    .filter(entity::spans::Column::Id.is_in(chunk.iter().copied()))
+                    .all(&convert.services.db.conn)
+                    .await?;
+                stored.extend(rows.into_iter().map(|row| (row.id, row)));
+            }
+        }
+        let spans = summaries
             .into_iter()
-            .map(Span)
-            .collect(),
+            .map(|s| {
+                Span(stored.remove(&s.id).unwrap_or_else(|| entity::spans::Model {
+                    id: s.id,
+                    tenant_id: event.tenant_id.clone(),
+                    environment: event.environment,
+                    trace_id: s.trace_id,
+                    execution_id: s.execution_id,
+                    parent_span_id: s.parent_span_id,
+                    name: s.name,
+                    kind: s.kind,
+                    status: s.status,
+                    started_at: s.started_at,
+                    ended_at: s.ended_at,
+                    attributes: Value::Null,
+                    input_tokens: s.input_tokens,
+                    output_tokens: s.output_tokens,
+                }))
+            })
+            .collect();
+        Ok(TraceEvent {
+            cursor: event.seq.to_string(),
+            kind: TraceEventKind::SpansRecorded,
+            environment: event.environment.into(),
+            trace: Trace(entity::traces::Model {
+                id: trace.id,
+                tenant_id: event.tenant_id.clone(),
+                environment: event.environment,
+                execution_id: trace.execution_id,
+                name: trace.name,
+                status: trace.status,
+                started_at: trace.started_at,
+                ended_at: trace.ended_at,
+            }),
+            spans,
+        })
     })
 }
 
-fn release_event(event: &event_rows::Model) -> Result<ReleaseEvent> {
-    Ok(ReleaseEvent {
-        cursor: event.seq.to_string(),
-        kind: if event.kind == "rolled_back" {
-            ReleaseEventKind::RolledBack
-        } else {
-            ReleaseEventKind::Published
-        },
-        environment: event.environment.into(),
-        release: Release(part(event, "release")?),
+fn release_event(convert: Arc<Convert>, event: Arc<event_rows::Model>) -> BoxFuture<'static, Result<ReleaseEvent>> {
+    Box::pin(async move {
+        let summary: events::ReleaseSummary = events::payload_part(&event, "release")?;
+        // Releases are rare and their note may be clipped in the event: read the row.
+        let release = match releases::get(&convert.services.db.conn, &convert.scope.tenant, summary.id).await {
+            Ok(row) => row,
+            Err(Error::NotFound(_)) => entity::releases::Model {
+                id: summary.id,
+                tenant_id: event.tenant_id.clone(),
+                number: summary.number,
+                kind: summary.kind,
+                rolls_back_id: summary.rolls_back_id,
+                note: summary.note,
+                idempotency_key: summary.idempotency_key,
+                request_hash: None,
+                created_by: summary.created_by,
+                created_at: summary.created_at,
+                approval_request_id: None,
+                emergency_override: false,
+            },
+            Err(other) => return Err(other),
+        };
+        Ok(ReleaseEvent {
+            cursor: event.seq.to_string(),
+            kind: if event.kind == "rolled_back" {
+                ReleaseEventKind::RolledBack
+            } else {
+                ReleaseEventKind::Published
+            },
+            environment: event.environment.into(),
+            release: Release(release),
+        })
     })
 }
 
 type EventStream<T> = std::pin::Pin<Box<dyn Stream<Item = GqlResult<T>> + Send>>;
 
 /// The stream of a subscription; a refusal (unknown id, bad cursor) is its only item.
+/// `large` names the event's object and its large fields: when the subscription selects one of
+/// them, each event reads the current row.
 async fn subscribe<T: Send + 'static>(
     ctx: &Context<'_>,
     environment: Environment,
     filter: Filter,
     after: Option<String>,
-    convert: fn(&event_rows::Model) -> Result<T>,
+    large: (&str, &[&str]),
+    convert: Converter<T>,
 ) -> EventStream<T> {
-    let stream = match scope(ctx, environment) {
-        Ok(scope) => feed(services(ctx), scope, filter, after).await,
-        Err(error) => Err(error),
+    let scope = match scope(ctx, environment) {
+        Ok(scope) => scope,
+        Err(error) => return refuse(error),
     };
-    match stream {
-        Ok(stream) => Box::pin(stream.map(move |event| Ok(convert(&*event?)?))),
-        Err(error) => Box::pin(futures_util::stream::once(async move { Err(error.into()) })),
+    let object = ctx.look_ahead().field(large.0);
+    let wants_large = large.1.iter().any(|field| object.field(field).exists());
+    let state = Arc::new(Convert {
+        services: services(ctx).clone(),
+        scope: scope.clone(),
+        large: wants_large,
+    });
+    match feed(services(ctx), scope, filter, after).await {
+        Ok(stream) => Box::pin(stream.then(move |event| {
+            let state = state.clone();
+            async move { Ok(convert(state, event?).await?) }
+        })),
+        Err(error) => refuse(error),
     }
 }
 
@@ -240,16 +453,16 @@ fn refuse<T: Send + 'static>(error: Error) -> EventStream<T> {
 /// The id of a session of the caller's tenant and environment: NOT_FOUND otherwise.
 async fn session_exists(ctx: &Context<'_>, environment: Environment, id: &ID) -> Result<Uuid> {
     let scope = scope(ctx, environment)?;
-    Ok(sessions::get(&services(ctx).db, &scope, parse_id("session", id)?)
-        .await?
-        .id)
+    let uuid = ids::uuid_of(id, NodeType::Session, environment.into())
+        .ok_or_else(|| Error::not_found(format!("session {:?} in {}", id.as_str(), scope.environment)))?;
+    Ok(sessions::get(&services(ctx).db, &scope, uuid).await?.id)
 }
 
 async fn execution_exists(ctx: &Context<'_>, environment: Environment, id: &ID) -> Result<Uuid> {
     let scope = scope(ctx, environment)?;
-    Ok(executions::get(&services(ctx).db, &scope, parse_id("execution", id)?)
-        .await?
-        .id)
+    let uuid = ids::uuid_of(id, NodeType::Execution, environment.into())
+        .ok_or_else(|| Error::not_found(format!("execution {:?} in {}", id.as_str(), scope.environment)))?;
+    Ok(executions::get(&services(ctx).db, &scope, uuid).await?.id)
 }
 
 #[derive(Default)]
@@ -261,7 +474,7 @@ impl Subscription {
     async fn execution_events(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
+        #[graphql(desc = "The environment to follow.")] environment: Environment,
         #[graphql(desc = "Only executions of this agent (slug).")] agent: Option<String>,
         #[graphql(desc = "Replay the events after this cursor first.")] after: Option<String>,
     ) -> EventStream<ExecutionEvent> {
@@ -271,16 +484,24 @@ impl Subscription {
             execution_id: None,
             session_id: None,
         };
-        subscribe(ctx, environment, filter, after, execution_event).await
+        subscribe(
+            ctx,
+            environment,
+            filter,
+            after,
+            ("execution", &["input", "output", "log"]),
+            execution_event,
+        )
+        .await
     }
 
     /// Sessions created and messages added (of one session when `sessionId` is given).
     async fn session_events(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        session_id: Option<ID>,
-        after: Option<String>,
+        #[graphql(desc = "The environment to follow.")] environment: Environment,
+        #[graphql(desc = "Only events of this session (its global id).")] session_id: Option<ID>,
+        #[graphql(desc = "Replay the events after this cursor first.")] after: Option<String>,
     ) -> EventStream<SessionEvent> {
         let session_id = match session_id {
             Some(id) => match session_exists(ctx, environment, &id).await {
@@ -295,16 +516,24 @@ impl Subscription {
             execution_id: None,
             session_id,
         };
-        subscribe(ctx, environment, filter, after, session_event).await
+        subscribe(
+            ctx,
+            environment,
+            filter,
+            after,
+            ("message", &["content"]),
+            session_event,
+        )
+        .await
     }
 
     /// Spans as they are recorded (of one execution when `executionId` is given).
     async fn trace_events(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        execution_id: Option<ID>,
-        after: Option<String>,
+        #[graphql(desc = "The environment to follow.")] environment: Environment,
+        #[graphql(desc = "Only spans of this execution (its global id).")] execution_id: Option<ID>,
+        #[graphql(desc = "Replay the events after this cursor first.")] after: Option<String>,
     ) -> EventStream<TraceEvent> {
         let execution_id = match execution_id {
             Some(id) => match execution_exists(ctx, environment, &id).await {
@@ -319,15 +548,15 @@ impl Subscription {
             execution_id,
             session_id: None,
         };
-        subscribe(ctx, environment, filter, after, trace_event).await
+        subscribe(ctx, environment, filter, after, ("spans", &["attributes"]), trace_event).await
     }
 
     /// Publishes and rollbacks, so every open Releases screen can refresh.
     async fn release_events(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        after: Option<String>,
+        #[graphql(desc = "Either environment; releases are the tenant's.")] environment: Environment,
+        #[graphql(desc = "Replay the events after this cursor first.")] after: Option<String>,
     ) -> EventStream<ReleaseEvent> {
         let filter = Filter {
             topic: events::Topic::Release,
@@ -335,7 +564,7 @@ impl Subscription {
             execution_id: None,
             session_id: None,
         };
-        subscribe(ctx, environment, filter, after, release_event).await
+        subscribe(ctx, environment, filter, after, ("release", &[]), release_event).await
     }
 
     /// Release requests opened, reviewed, approved, rejected and published (approvals), so
@@ -343,7 +572,7 @@ impl Subscription {
     async fn release_request_events(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
+        #[graphql(desc = "Either environment; requests are the tenant's.")] environment: Environment,
         #[graphql(desc = "Replay the events after this cursor first.")] after: Option<String>,
     ) -> EventStream<super::governance::ReleaseRequestEvent> {
         let filter = Filter {
@@ -352,13 +581,30 @@ impl Subscription {
             execution_id: None,
             session_id: None,
         };
-        subscribe(
-            ctx,
-            environment,
-            filter,
-            after,
-            super::governance::release_request_event,
-        )
-        .await
+        subscribe(ctx, environment, filter, after, ("request", &[]), release_request_event).await
     }
+}
+
+/// A release-request event with the request read fresh (its state may have gone stale since).
+fn release_request_event(
+    convert: Arc<Convert>,
+    event: Arc<event_rows::Model>,
+) -> BoxFuture<'static, Result<super::governance::ReleaseRequestEvent>> {
+    Box::pin(async move {
+        let summary: events::ReleaseRequestSummary = events::payload_part(&event, "request")?;
+        let db = &convert.services.db.conn;
+        let tenant = &convert.scope.tenant;
+        let request = match crate::domain::approvals::get(db, tenant, summary.id).await {
+            Ok(row) => crate::domain::approvals::views(db, tenant, vec![row]).await?.pop(),
+            Err(Error::NotFound(_)) => None,
+            Err(other) => return Err(other),
+        };
+        Ok(super::governance::ReleaseRequestEvent {
+            cursor: event.seq.to_string(),
+            kind: super::governance::ReleaseRequestEventKind::parse(&event.kind),
+            environment: event.environment.into(),
+            state: super::governance::ReleaseRequestState::stored(&summary.state),
+            request: request.map(super::governance::ReleaseRequest),
+        })
+    })
 }

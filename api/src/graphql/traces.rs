@@ -1,93 +1,163 @@
 //! Traces and spans, per environment.
 
-use async_graphql::{Context, ID, Json, Object};
-use chrono::{DateTime, Utc};
-use entity::{spans, traces};
-use serde_json::Value;
+use async_graphql::{Context, Enum, ID, Object};
+use entity::{executions as execution_rows, spans, traces};
 
 use super::context::{scope, services};
-use super::pagination::{RelayConnection, connection, page_request, parse_id};
+use super::executions::Execution;
+use super::ids::{self, NodeType};
+use super::pagination::{PageArgs, connection_type, parts};
+use super::scalars::{DateTime, Json};
 use super::{Environment, GqlResult};
+use crate::domain::lookup::in_scope;
 use crate::domain::traces as domain;
 use crate::error::Error;
 use crate::scope::Scope;
 
+/// What a span measured.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "crate::domain::traces::SpanKind")]
+pub enum SpanKind {
+    /// A call to a language model.
+    Llm,
+    /// A tool call.
+    Tool,
+    /// Rendering a prompt.
+    Prompt,
+    /// A memory read or write.
+    Memory,
+    /// Anything else the agent recorded.
+    Custom,
+}
+
+/// How a span or a trace ended (OpenTelemetry's status codes).
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "crate::domain::traces::Status")]
+pub enum SpanStatus {
+    /// Completed successfully.
+    Ok,
+    /// Failed.
+    Error,
+    /// Not set by the recorder.
+    Unset,
+}
+
+/// A recorded trace: a tree of spans.
 pub struct Trace(pub traces::Model);
 
+connection_type!(TraceConnection, TraceEdge, Trace, "traces");
+connection_type!(SpanConnection, SpanEdge, Span, "spans");
+
+fn scope_of(tenant: &str, environment: entity::Environment) -> Scope {
+    Scope::new(tenant.to_string(), environment)
+}
+
+/// A recorded trace (a tree of spans) in one environment, usually of one execution.
 #[Object]
 impl Trace {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    /// Global id of the trace.
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode(NodeType::Trace, self.0.environment, self.0.id)
     }
     /// The environment it was recorded in.
     async fn environment(&self) -> Environment {
         self.0.environment.into()
     }
+    /// The name its recorder gave it.
     async fn name(&self) -> &str {
         &self.0.name
     }
-    async fn status(&self) -> &str {
-        &self.0.status
+    /// How it ended.
+    async fn status(&self) -> GqlResult<SpanStatus> {
+        Ok(domain::Status::parse(&self.0.status)?.into())
     }
-    async fn execution_id(&self) -> Option<ID> {
-        self.0.execution_id.map(|id| ID(id.to_string()))
+    /// The execution it belongs to (null for a trace recorded outside an execution).
+    async fn execution(&self, ctx: &Context<'_>) -> GqlResult<Option<Execution>> {
+        let Some(id) = self.0.execution_id else { return Ok(None) };
+        let scope = scope_of(&self.0.tenant_id, self.0.environment);
+        let row = in_scope::<execution_rows::Entity, _>(&services(ctx).db.conn, &scope, execution_rows::Column::Id, id)
+            .await?;
+        Ok(row.map(Execution))
     }
-    async fn started_at(&self) -> DateTime<Utc> {
-        self.0.started_at
+    /// When it started.
+    async fn started_at(&self) -> DateTime {
+        self.0.started_at.into()
     }
-    async fn ended_at(&self) -> Option<DateTime<Utc>> {
-        self.0.ended_at
+    /// When it finished (null while open).
+    async fn finished_at(&self) -> Option<DateTime> {
+        self.0.ended_at.map(Into::into)
     }
     /// Spans, in the order they were recorded.
     async fn spans(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-    ) -> GqlResult<RelayConnection<Span>> {
-        let scope = Scope::new(self.0.tenant_id.clone(), self.0.environment);
-        let page = page_request(first, after)?;
+        #[graphql(desc = "Page size from the start (default 20, at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Return the spans after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Return the spans before this cursor.")] before: Option<String>,
+    ) -> GqlResult<SpanConnection> {
+        let scope = scope_of(&self.0.tenant_id, self.0.environment);
+        let page = PageArgs::new(first, after, last, before).request(ctx)?;
         let spans = domain::spans(&services(ctx).db, &scope, self.0.id, &page).await?;
-        Ok(connection(spans, |s| s.id, Span))
+        Ok(SpanConnection(parts(spans, |s| s.id.to_string(), Span)))
     }
 }
 
+/// One timed operation of a trace.
 pub struct Span(pub spans::Model);
 
+/// One timed operation of a trace (a model call, a tool call, ...).
 #[Object]
 impl Span {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    /// Global id of the span.
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode(NodeType::Span, self.0.environment, self.0.id)
     }
-    async fn trace_id(&self) -> ID {
-        ID(self.0.trace_id.to_string())
+    /// The trace it belongs to.
+    async fn trace(&self, ctx: &Context<'_>) -> GqlResult<Option<Trace>> {
+        let scope = scope_of(&self.0.tenant_id, self.0.environment);
+        let row =
+            in_scope::<traces::Entity, _>(&services(ctx).db.conn, &scope, traces::Column::Id, self.0.trace_id).await?;
+        Ok(row.map(Trace))
     }
-    async fn parent_id(&self) -> Option<ID> {
-        self.0.parent_span_id.map(|id| ID(id.to_string()))
+    /// The enclosing span (null for a root span).
+    async fn parent(&self, ctx: &Context<'_>) -> GqlResult<Option<Span>> {
+        let Some(id) = self.0.parent_span_id else {
+            return Ok(None);
+        };
+        let scope = scope_of(&self.0.tenant_id, self.0.environment);
+        let row = in_scope::<spans::Entity, _>(&services(ctx).db.conn, &scope, spans::Column::Id, id).await?;
+        Ok(row.map(Span))
     }
+    /// The name its recorder gave it.
     async fn name(&self) -> &str {
         &self.0.name
     }
-    /// LLM, TOOL, PROMPT, MEMORY or CUSTOM.
-    async fn kind(&self) -> &str {
-        &self.0.kind
+    /// What it measured.
+    async fn kind(&self) -> GqlResult<SpanKind> {
+        Ok(domain::SpanKind::parse(&self.0.kind)?.into())
     }
-    /// OK, ERROR or UNSET.
-    async fn status(&self) -> &str {
-        &self.0.status
+    /// How it ended.
+    async fn status(&self) -> GqlResult<SpanStatus> {
+        Ok(domain::Status::parse(&self.0.status)?.into())
     }
-    async fn started_at(&self) -> DateTime<Utc> {
-        self.0.started_at
+    /// When it started.
+    async fn started_at(&self) -> DateTime {
+        self.0.started_at.into()
     }
-    async fn ended_at(&self) -> Option<DateTime<Utc>> {
-        self.0.ended_at
+    /// When it finished (null while open).
+    async fn finished_at(&self) -> Option<DateTime> {
+        self.0.ended_at.map(Into::into)
     }
-    async fn attributes(&self) -> Json<Value> {
+    /// Free-form attributes its recorder attached, a JSON object.
+    async fn attributes(&self) -> Json {
         Json(self.0.attributes.clone())
     }
+    /// Prompt tokens of an LLM span, when reported.
     async fn input_tokens(&self) -> Option<i64> {
         self.0.input_tokens
     }
+    /// Completion tokens of an LLM span, when reported.
     async fn output_tokens(&self) -> Option<i64> {
         self.0.output_tokens
     }
@@ -99,26 +169,35 @@ pub struct TraceQuery;
 #[Object]
 impl TraceQuery {
     /// Traces of the environment, newest first.
+    #[allow(clippy::too_many_arguments)]
     async fn traces(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        #[graphql(desc = "Only traces of this execution.")] execution_id: Option<ID>,
-        first: Option<i32>,
-        after: Option<String>,
-    ) -> GqlResult<RelayConnection<Trace>> {
+        #[graphql(desc = "The environment to list.")] environment: Environment,
+        #[graphql(desc = "Only traces of this execution (its global id).")] execution_id: Option<ID>,
+        #[graphql(desc = "Page size from the start (default 20, at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Return the traces after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Return the traces before this cursor.")] before: Option<String>,
+    ) -> GqlResult<TraceConnection> {
         let scope = scope(ctx, environment)?;
-        let page = page_request(first, after)?;
+        let page = PageArgs::new(first, after, last, before).request(ctx)?;
         // An unknown id matches nothing.
-        let execution_id = execution_id.map(|id| parse_id("execution", &id).unwrap_or_else(|_| uuid::Uuid::nil()));
+        let execution_id = execution_id
+            .map(|id| ids::uuid_of(&id, NodeType::Execution, environment.into()).unwrap_or_else(uuid::Uuid::nil));
         let traces = domain::list(&services(ctx).db, &scope, execution_id, &page).await?;
-        Ok(connection(traces, |t| t.id, Trace))
+        Ok(TraceConnection(parts(traces, |t| t.id.to_string(), Trace)))
     }
 
     /// One trace; null when it does not exist in the environment.
-    async fn trace(&self, ctx: &Context<'_>, environment: Environment, id: ID) -> GqlResult<Option<Trace>> {
+    async fn trace(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The environment to look in.")] environment: Environment,
+        #[graphql(desc = "The trace's global id (the bare UUID the runtime API returns works too).")] id: ID,
+    ) -> GqlResult<Option<Trace>> {
         let scope = scope(ctx, environment)?;
-        let Ok(id) = parse_id("trace", &id) else {
+        let Some(id) = ids::uuid_of(&id, NodeType::Trace, environment.into()) else {
             return Ok(None);
         };
         match domain::get(&services(ctx).db, &scope, id).await {

@@ -1,17 +1,20 @@
 //! Triggers: bound to the environment they live in.
 
-use async_graphql::{Context, Enum, ID, InputObject, Json, Object};
-use chrono::{DateTime, Utc};
+use async_graphql::{Context, Enum, ID, InputObject, Object};
 use entity::triggers;
-use serde_json::Value;
 
 use super::agents::Agent;
 use super::context::{loader, scope, services, staging};
+use super::ids::{self, NodeType};
 use super::loaders::AgentBySlug;
+use super::pagination::{PageArgs, connection_type, parts};
+use super::payloads::DeletePayload;
+use super::scalars::{DateTime, Json};
 use super::{Environment, GqlResult};
 use crate::domain::credentials::Secret;
 use crate::domain::triggers::{self as domain, CreateTriggerInput as Create, UpdateTriggerInput as Update};
 
+/// How a trigger fires.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(remote = "crate::domain::triggers::TriggerKind")]
 pub enum TriggerKind {
@@ -24,11 +27,17 @@ pub enum TriggerKind {
 /// A trigger. It fires only in its own environment.
 pub struct Trigger(pub triggers::Model);
 
+connection_type!(TriggerConnection, TriggerEdge, Trigger, "triggers");
+
+/// A trigger: runs an agent on a schedule or when its webhook is called, only in its own
+/// environment.
 #[Object]
 impl Trigger {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+    /// Global id of the trigger in this environment.
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode(NodeType::Trigger, self.0.environment, self.0.id)
     }
+    /// The trigger's unique name in its environment.
     async fn name(&self) -> &str {
         &self.0.name
     }
@@ -36,6 +45,7 @@ impl Trigger {
     async fn environment(&self) -> Environment {
         self.0.environment.into()
     }
+    /// Schedule or webhook.
     async fn kind(&self) -> GqlResult<TriggerKind> {
         Ok(self.0.kind.parse::<domain::TriggerKind>()?.into())
     }
@@ -43,9 +53,11 @@ impl Trigger {
     async fn schedule(&self) -> Option<&str> {
         self.0.schedule.as_deref()
     }
-    async fn config(&self) -> Json<Value> {
+    /// The input the agent gets when the trigger fires, a JSON object.
+    async fn config(&self) -> Json {
         Json(self.0.config.clone())
     }
+    /// A disabled trigger does not fire.
     async fn enabled(&self) -> bool {
         self.0.enabled
     }
@@ -58,16 +70,18 @@ impl Trigger {
     async fn has_secret(&self) -> bool {
         self.0.secret_ciphertext.is_some()
     }
+    /// Changes on every write; pass it as `expectedRevision`.
     async fn revision(&self) -> i64 {
         self.0.revision
     }
-    /// In production: the release that set this state (its `kind` says when it is a rollback).
+    /// In production: the release that set this state (its `kind` says when it is a
+    /// rollback). Null in staging.
     async fn release(&self, ctx: &Context<'_>) -> GqlResult<Option<super::releases::Release>> {
         super::releases::release_of(ctx, self.0.release_id).await
     }
-
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+    /// When it last changed.
+    async fn updated_at(&self) -> DateTime {
+        self.0.updated_at.into()
     }
     /// Slug of the agent it runs.
     async fn agent_slug(&self) -> &str {
@@ -80,15 +94,20 @@ impl Trigger {
     }
 }
 
+/// A new trigger in staging.
 #[derive(InputObject)]
 pub struct CreateTriggerInput {
+    /// Unique name in the environment.
     name: String,
     /// Slug of an agent that exists in staging.
     agent: String,
+    /// Schedule or webhook.
     kind: TriggerKind,
     /// Cron expression; required for SCHEDULE, refused for WEBHOOK.
     schedule: Option<String>,
-    config: Option<Json<Value>>,
+    /// The input the agent gets, a JSON object.
+    config: Option<Json>,
+    /// Whether it fires.
     #[graphql(default = true)]
     enabled: bool,
     /// WEBHOOK only (required there): the secret that signs calls, 16+ characters. Write-only.
@@ -96,16 +115,23 @@ pub struct CreateTriggerInput {
     secret: Option<String>,
 }
 
+/// Changes to a staging trigger; omitted fields keep their value.
 #[derive(InputObject)]
 pub struct UpdateTriggerInput {
+    /// The trigger to change.
     name: String,
+    /// Slug of another agent (must exist in staging).
     agent: Option<String>,
+    /// A new cron expression (SCHEDULE only).
     schedule: Option<String>,
-    config: Option<Json<Value>>,
+    /// A new input for the agent.
+    config: Option<Json>,
+    /// Enable or disable it.
     enabled: Option<bool>,
     /// WEBHOOK only: a new signing secret. Write-only.
     #[graphql(secret)]
     secret: Option<String>,
+    /// The `revision` you last read; a stale one fails with CONFLICT.
     expected_revision: Option<i64>,
 }
 
@@ -115,17 +141,28 @@ pub struct TriggerQuery;
 #[Object]
 impl TriggerQuery {
     /// Triggers of the environment, by name.
-    async fn triggers(&self, ctx: &Context<'_>, environment: Environment) -> GqlResult<Vec<Trigger>> {
+    async fn triggers(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The environment to list.")] environment: Environment,
+        #[graphql(desc = "Page size from the start (default 20, at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Return the triggers after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Return the triggers before this cursor.")] before: Option<String>,
+    ) -> GqlResult<TriggerConnection> {
         let scope = scope(ctx, environment)?;
-        Ok(domain::list(&services(ctx).db, &scope)
-            .await?
-            .into_iter()
-            .map(Trigger)
-            .collect())
+        let page = PageArgs::new(first, after, last, before).request(ctx)?;
+        let triggers = domain::list(&services(ctx).db, &scope, &page).await?;
+        Ok(TriggerConnection(parts(triggers, |t| t.name.clone(), Trigger)))
     }
 
     /// One trigger; null when it does not exist in the environment.
-    async fn trigger(&self, ctx: &Context<'_>, environment: Environment, name: String) -> GqlResult<Option<Trigger>> {
+    async fn trigger(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The environment to look in.")] environment: Environment,
+        #[graphql(desc = "The trigger's name.")] name: String,
+    ) -> GqlResult<Option<Trigger>> {
         let scope = scope(ctx, environment)?;
         Ok(domain::find(&services(ctx).db.conn, &scope, &name).await?.map(Trigger))
     }
@@ -136,11 +173,12 @@ pub struct TriggerMutation;
 
 #[Object]
 impl TriggerMutation {
+    /// Creates a trigger in staging.
     async fn create_trigger(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        input: CreateTriggerInput,
+        #[graphql(desc = "Must be STAGING.")] environment: Environment,
+        #[graphql(desc = "The new trigger.")] input: CreateTriggerInput,
     ) -> GqlResult<Trigger> {
         let scope = staging(ctx, environment)?;
         let input = Create {
@@ -154,15 +192,23 @@ impl TriggerMutation {
         };
         let services = services(ctx);
         Ok(Trigger(
-            domain::create(&services.db, &scope, &services.secret_box, input).await?,
+            domain::create(
+                &services.db,
+                &scope,
+                &services.secret_box,
+                &services.trigger_limits,
+                input,
+            )
+            .await?,
         ))
     }
 
+    /// Changes a staging trigger.
     async fn update_trigger(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        input: UpdateTriggerInput,
+        #[graphql(desc = "Must be STAGING.")] environment: Environment,
+        #[graphql(desc = "The changes.")] input: UpdateTriggerInput,
     ) -> GqlResult<Trigger> {
         let scope = staging(ctx, environment)?;
         let input = Update {
@@ -176,21 +222,29 @@ impl TriggerMutation {
         };
         let services = services(ctx);
         Ok(Trigger(
-            domain::update(&services.db, &scope, &services.secret_box, input).await?,
+            domain::update(
+                &services.db,
+                &scope,
+                &services.secret_box,
+                &services.trigger_limits,
+                input,
+            )
+            .await?,
         ))
     }
 
-    /// Deletes the staging trigger; returns its id.
+    /// Deletes the staging trigger (production keeps it until the removal is published).
     async fn delete_trigger(
         &self,
         ctx: &Context<'_>,
-        environment: Environment,
-        name: String,
-        expected_revision: Option<i64>,
-    ) -> GqlResult<ID> {
+        #[graphql(desc = "Must be STAGING.")] environment: Environment,
+        #[graphql(desc = "The trigger to delete.")] name: String,
+        #[graphql(desc = "The `revision` you last read; a stale one fails with CONFLICT.")] expected_revision: Option<
+            i64,
+        >,
+    ) -> GqlResult<DeletePayload> {
         let scope = staging(ctx, environment)?;
-        Ok(ID(domain::delete(&services(ctx).db, &scope, &name, expected_revision)
-            .await?
-            .to_string()))
+        let id = domain::delete(&services(ctx).db, &scope, &name, expected_revision).await?;
+        Ok(DeletePayload::new(NodeType::Trigger, environment.into(), id))
     }
 }

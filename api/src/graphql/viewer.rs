@@ -1,17 +1,35 @@
 //! `viewer`: who the caller is.
 
-use async_graphql::{Context, Object, SimpleObject};
+use async_graphql::{Context, Enum, Object, SimpleObject};
 
 use super::Environment;
 use super::context::actor;
 
+/// What a token may do.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "crate::auth::Role")]
+pub enum Role {
+    /// An agent runtime: the runtime API only (never seen by `viewer`).
+    Runtime,
+    /// Reads everything of its tenant.
+    Viewer,
+    /// Also edits staging.
+    Developer,
+    /// Also publishes staging to production and rolls back.
+    Publisher,
+    /// Also manages credentials and the other shared resources.
+    Admin,
+}
+
+/// The caller, from its verified token.
 #[derive(SimpleObject)]
 pub struct Viewer {
     /// The token's subject.
     subject: String,
+    /// The tenant the token belongs to.
     tenant: String,
-    /// viewer, developer, publisher or admin.
-    role: String,
+    /// What the token may do.
+    role: Role,
     /// The environment this query asked for.
     environment: Environment,
 }
@@ -22,12 +40,16 @@ pub struct ViewerQuery;
 #[Object]
 impl ViewerQuery {
     /// Who the caller is: subject, tenant and role, from the verified token.
-    async fn viewer(&self, ctx: &Context<'_>, environment: Environment) -> crate::error::Result<Viewer> {
+    async fn viewer(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Any environment; echoed in `environment`.")] environment: Environment,
+    ) -> crate::error::Result<Viewer> {
         let actor = actor(ctx)?;
         Ok(Viewer {
             subject: actor.subject.clone(),
             tenant: actor.tenant.clone(),
-            role: actor.role.to_string(),
+            role: actor.role.into(),
             environment,
         })
     }

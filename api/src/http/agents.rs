@@ -1,13 +1,15 @@
 //! Agent endpoints: `POST /v1/{tenant}/{environment}/agents/{slug}` runs the agent's code at
 //! that environment's current commit. Webhook triggers: `POST
-//! /v1/{tenant}/{environment}/triggers/{name}` (see [`webhook`]).
+//! /v1/{tenant}/{environment}/triggers/{name}` (see [`webhook`]; signed with a timestamp).
 //!
 //! - The body is the input (JSON; empty means `{}`); `?session=<id>` continues a thread.
 //! - By default the call waits and answers 200 with the finished execution (id, status,
 //!   output, error); `?async=true` answers 202 at once with the queued execution's id.
 //! - Callers: a runtime token of that environment, or a person's token of role developer or
 //!   above. A runtime token of the other environment is FORBIDDEN; another tenant's URL is
-//!   NOT_FOUND.
+//!   NOT_FOUND. A run's own token (`RUNFLOW_TOKEN`) starts a *child* of its execution, one
+//!   level deeper (LIMIT_EXCEEDED beyond `RUNFLOW_MAX_EXECUTION_DEPTH`), and is refused once
+//!   its run has ended.
 
 use std::time::Duration;
 
@@ -23,6 +25,7 @@ use uuid::Uuid;
 
 use super::runtime::{ApiError, execution_json};
 use crate::app::App;
+use crate::auth::capability::RuntimeCaller;
 use crate::auth::{Authentication, Role};
 use crate::domain::executions::{self, StartExecution};
 use crate::error::Error;
@@ -55,11 +58,17 @@ pub async fn invoke(
     if actor.tenant != tenant {
         return Err(not_found().into());
     }
+    let mut parent = None;
     match (actor.role, actor.environment) {
         (Role::Runtime, Some(own)) if own != environment => {
             return Err(Error::Forbidden(format!("this runtime token is for {own}, not {environment}")).into());
         }
-        (Role::Runtime, _) => {}
+        (Role::Runtime, _) => {
+            // A run calling an agent starts a child of its own execution (depth-limited).
+            parent = RuntimeCaller::authenticate(&app.services.db, actor.clone())
+                .await?
+                .parent();
+        }
         (role, _) if role < Role::Developer => {
             return Err(Error::Forbidden(format!(
                 "running agents needs the developer role; your token has {role}"
@@ -81,8 +90,9 @@ pub async fn invoke(
         input,
         session_id: params.session,
         trigger_id: None,
+        parent,
     };
-    let execution = executions::enqueue(&app.services.db, &scope, start).await?;
+    let execution = executions::enqueue(&app.services.db, &scope, &app.services.execution_limits, start).await?;
     if params.run_async {
         return Ok((StatusCode::ACCEPTED, Json(execution_json(&execution))).into_response());
     }
@@ -115,24 +125,33 @@ pub async fn invoke(
 }
 
 /// A webhook trigger's URL. The caller proves it knows the trigger's secret with
-/// `X-Runflow-Signature: sha256=<hex HMAC-SHA256 of the raw body>`; the body (JSON, or empty)
-/// becomes the input of an execution in the trigger's own environment. Answers 202 with the
-/// queued execution.
+/// `X-Runflow-Timestamp: <unix seconds>` and `X-Runflow-Signature: sha256=<hex HMAC-SHA256 of
+/// "<timestamp>.<raw body>">`; a timestamp outside `RUNFLOW_WEBHOOK_TOLERANCE` is refused
+/// (replay protection). An unknown trigger, a bad signature and a stale timestamp get the same
+/// answer (401 UNAUTHENTICATED, same message), so names cannot be probed. The body (JSON, or
+/// empty) becomes the input of an execution in the trigger's own environment. Answers 202 with
+/// the queued execution.
 pub async fn webhook(
     State(app): State<App>,
     Path((tenant, environment, name)): Path<(String, String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let not_found = || Error::not_found(format!("webhook trigger {name:?}"));
-    let environment = entity::Environment::parse(&environment).ok_or_else(not_found)?;
-    let scope = Scope::new(tenant, environment);
-    let trigger = crate::domain::triggers::find(&app.services.db.conn, &scope, &name)
-        .await?
-        .filter(|t| t.kind == crate::domain::triggers::TriggerKind::Webhook.as_str())
-        .ok_or_else(not_found)?;
-    let signature = headers.get("x-runflow-signature").and_then(|v| v.to_str().ok());
-    crate::domain::triggers::verify_signature(&app.services.secret_box, &trigger, &body, signature)?;
+    use crate::domain::triggers::{self, TriggerKind, WebhookCall};
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let call = WebhookCall {
+        timestamp: header("x-runflow-timestamp"),
+        signature: header("x-runflow-signature"),
+        body: &body,
+    };
+    let trigger = match entity::Environment::parse(&environment) {
+        Some(environment) => triggers::find(&app.services.db.conn, &Scope::new(tenant, environment), &name)
+            .await?
+            .filter(|t| t.kind == TriggerKind::Webhook.as_str()),
+        None => None,
+    };
+    let limits = &app.services.trigger_limits;
+    let trigger = triggers::verify_webhook(&app.services.secret_box, limits, trigger.as_ref(), &call)?;
     if !trigger.enabled {
         return Err(Error::Conflict(format!("trigger {name:?} is disabled")).into());
     }
@@ -141,8 +160,15 @@ pub async fn webhook(
     } else {
         serde_json::from_slice(&body).map_err(|e| Error::bad_input(format!("the body is not valid JSON: {e}")))?
     };
-    let execution = crate::domain::triggers::fire(&app.services.db, &trigger, None, input)
-        .await?
-        .ok_or_else(|| Error::internal(anyhow::anyhow!("a webhook firing was not recorded")))?;
+    let execution = triggers::fire(
+        &app.services.db,
+        &app.services.execution_limits,
+        limits,
+        trigger,
+        None,
+        input,
+    )
+    .await?
+    .ok_or_else(|| Error::internal(anyhow::anyhow!("a webhook firing was not recorded")))?;
     Ok((StatusCode::ACCEPTED, Json(execution_json(&execution))).into_response())
 }

@@ -1,32 +1,189 @@
-//! `/graphql` over HTTP.
+//! `/graphql` over HTTP, following the GraphQL over HTTP specification.
 //!
 //! - `POST` with `Content-Type: application/json` only (other types are refused with 415, so a
 //!   browser form cannot post a mutation); one operation per request (batches are refused).
 //! - `GET` runs queries only: a mutation or subscription over GET is refused with 405. A
-//!   browser asking for HTML gets GraphiQL.
+//!   browser asking for HTML gets GraphiQL (embedded assets, no CDN; unless `RUNFLOW_GRAPHIQL=false`).
+//! - Subscriptions are not run over POST/GET: the error names `/graphql/ws` and
+//!   `/graphql/stream`.
+//! - Media types: a client that accepts `application/graphql-response+json` (and prefers it
+//!   to `application/json`) gets it, with the spec's status codes: a request that fails before
+//!   execution (unparsable or invalid document, bad variables, refused by access control or
+//!   the cost limits) answers 4xx (401 unauthenticated, 403 forbidden, else 400) and has no
+//!   `data` key. Any other client gets `application/json` and 200 for every GraphQL response.
+//! - Malformed requests (bad JSON, a non-string `query`, a missing `query`) answer 400.
+//! - Persisted operations: see [`super::persisted`].
 
 use std::collections::HashMap;
 
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::{DocumentOperations, OperationType};
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
-use serde_json::json;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::Value;
 
+use super::errors::http_error;
 use crate::app::App;
 use crate::auth::Authentication;
 
-/// A JSON error response in the GraphQL shape, for failures before GraphQL runs.
-fn http_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
-    (status, Json(body)).into_response()
+pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+/// The response media type a client asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaType {
+    GraphQLResponseJson,
+    Json,
+}
+
+impl MediaType {
+    /// From the `Accept` header: `application/graphql-response+json` when it is accepted with
+    /// at least the quality of `application/json`; `application/json` otherwise (also for a
+    /// missing header or `*/*`).
+    pub fn negotiate(headers: &HeaderMap) -> MediaType {
+        let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+            return MediaType::Json;
+        };
+        let mut graphql_response: Option<f32> = None;
+        let mut json: Option<f32> = None;
+        for range in accept.split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let quality = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            match media.as_str() {
+                GRAPHQL_RESPONSE_JSON => graphql_response = Some(graphql_response.unwrap_or(0.0).max(quality)),
+                "application/json" => json = Some(json.unwrap_or(0.0).max(quality)),
+                _ => {}
+            }
+        }
+        match (graphql_response, json) {
+            (Some(g), Some(j)) if g >= j && g > 0.0 => MediaType::GraphQLResponseJson,
+            (Some(g), None) if g > 0.0 => MediaType::GraphQLResponseJson,
+            _ => MediaType::Json,
+        }
+    }
+}
+
+/// A GraphQL response in the negotiated media type and status.
+pub fn respond(media: MediaType, response: async_graphql::Response) -> Response {
+    // Serialised straight from the response (its maps keep the query's field order).
+    let (status, content_type, bytes) = match media {
+        MediaType::Json => (StatusCode::OK, "application/json", serde_json::to_vec(&response)),
+        MediaType::GraphQLResponseJson if is_request_error(&response) => {
+            let status = match response.errors.first().and_then(error_code).as_deref() {
+                Some("UNAUTHENTICATED") => StatusCode::UNAUTHORIZED,
+                Some("FORBIDDEN" | "PRODUCTION_READ_ONLY") => StatusCode::FORBIDDEN,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            // No `data` entry: the request failed before execution.
+            let body = RequestErrors {
+                errors: &response.errors,
+            };
+            (status, GRAPHQL_RESPONSE_JSON, serde_json::to_vec(&body))
+        }
+        MediaType::GraphQLResponseJson => (StatusCode::OK, GRAPHQL_RESPONSE_JSON, serde_json::to_vec(&response)),
+    };
+    let Ok(bytes) = bytes else {
+        return http_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "cannot encode the response",
+        );
+    };
+    let status = retry_status(&response).unwrap_or(status);
+    let mut http = (status, bytes).into_response();
+    http.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        http.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    http
+}
+
+/// For every media type, an error saying that retrying the same request cannot succeed now
+/// sets the status: 503 when the database is unavailable (`SERVICE_UNAVAILABLE`, with
+/// `Retry-After`), 422 when an idempotency key was reused with another request
+/// (`IDEMPOTENCY_KEY_REUSED`).
+fn retry_status(response: &async_graphql::Response) -> Option<StatusCode> {
+    let has = |wanted: &str| response.errors.iter().any(|e| error_code(e).as_deref() == Some(wanted));
+    if has("SERVICE_UNAVAILABLE") {
+        Some(StatusCode::SERVICE_UNAVAILABLE)
+    } else if has("IDEMPOTENCY_KEY_REUSED") {
+        Some(StatusCode::UNPROCESSABLE_ENTITY)
+    } else {
+        None
+    }
+}
+
+#[derive(serde::Serialize)]
+struct RequestErrors<'a> {
+    errors: &'a [async_graphql::ServerError],
+}
+
+/// The response of a request that failed before execution: no data, and only errors without
+/// a path (errors raised by resolvers always have one).
+fn is_request_error(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|error| error.path.is_empty())
+}
+
+fn error_code(error: &async_graphql::ServerError) -> Option<String> {
+    match error.extensions.as_ref()?.get("code")? {
+        async_graphql::Value::String(code) => Some(code.clone()),
+        _ => None,
+    }
+}
+
+/// A request error (no execution) in the GraphQL response shape.
+fn request_error(media: MediaType, code: &str, message: String) -> Response {
+    let error = crate::graphql::errors::with_code(async_graphql::ServerError::new(message, None), code);
+    respond(media, async_graphql::Response::from_errors(vec![error]))
+}
+
+/// The body of a GraphQL request. Unknown keys are ignored; known keys must have their types.
+#[derive(Deserialize)]
+struct Body {
+    #[serde(default)]
+    query: Option<String>,
+    #[serde(default, rename = "operationName")]
+    operation_name: Option<String>,
+    #[serde(default)]
+    variables: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    extensions: Option<serde_json::Map<String, Value>>,
 }
 
 /// Runs one GraphQL request for the caller named by the `Authorization` header.
-async fn execute(app: &App, headers: &HeaderMap, request: async_graphql::Request) -> Response {
+async fn execute(app: &App, headers: &HeaderMap, media: MediaType, body: Body) -> Response {
+    let extensions = body.extensions.map(Value::Object);
+    let query = match app.persisted.resolve(body.query.as_deref(), extensions.as_ref()) {
+        Ok(query) => query,
+        Err(error) => return request_error(media, error.code(), error.message()),
+    };
+    if operation_kind(&query, body.operation_name.as_deref()) == Some(OperationType::Subscription) {
+        return request_error(
+            media,
+            "BAD_REQUEST",
+            "subscriptions are not served over POST or GET: subscribe over WebSocket at /graphql/ws \
+             (graphql-transport-ws) or over server-sent events at /graphql/stream"
+                .into(),
+        );
+    }
+    // For metrics: the name sent, else the name of the document's single operation.
+    let operation_name = body.operation_name.clone().or_else(|| single_operation_name(&query));
+    let mut request = async_graphql::Request::new(query);
+    if let Some(name) = body.operation_name {
+        request = request.operation_name(name);
+    }
+    if let Some(variables) = body.variables {
+        request = request.variables(async_graphql::Variables::from_json(Value::Object(variables)));
+    }
     let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let authentication = Authentication::from_header(header, &app.services.tokens);
     let mut request = crate::graphql::prepare_request(&app.services, authentication, request);
@@ -34,38 +191,13 @@ async fn execute(app: &App, headers: &HeaderMap, request: async_graphql::Request
         request = request.data(crate::graphql::IdempotencyKey(key.to_string()));
     }
     let response = app.schema.execute(request).await;
-    let status = status_of(&response);
-    let mut http = (status, Json(response)).into_response();
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        http.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-    }
-    http
-}
-
-/// 200, except when an error says that retrying the same request cannot succeed now: 503
-/// when the database is unavailable (`SERVICE_UNAVAILABLE`, with `Retry-After`), 422 when an
-/// idempotency key was reused with another request (`IDEMPOTENCY_KEY_REUSED`).
-fn status_of(response: &async_graphql::Response) -> StatusCode {
-    let has = |wanted: &str| {
-        response.errors.iter().any(|error| {
-            error
-                .extensions
-                .as_ref()
-                .and_then(|e| e.get("code"))
-                .is_some_and(|code| *code == async_graphql::Value::from(wanted))
-        })
-    };
-    if has("SERVICE_UNAVAILABLE") {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else if has("IDEMPOTENCY_KEY_REUSED") {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    }
+    let code = response.errors.first().and_then(error_code);
+    super::metrics::graphql_operation(operation_name.as_deref(), code.as_deref().unwrap_or("OK"));
+    respond(media, response)
 }
 
 pub async fn post(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    let media = MediaType::negotiate(&headers);
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -77,7 +209,7 @@ pub async fn post(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Re
             "send GraphQL requests as JSON with `Content-Type: application/json`",
         );
     }
-    let value: serde_json::Value = match serde_json::from_slice(&body) {
+    let value: Value = match serde_json::from_slice(&body) {
         Ok(value) => value,
         Err(error) => {
             return http_error(
@@ -94,17 +226,27 @@ pub async fn post(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Re
             "batched requests are not supported: send one operation per request",
         );
     }
-    let request: async_graphql::Request = match serde_json::from_value(value) {
-        Ok(request) => request,
+    let body: Body = match serde_json::from_value(value) {
+        Ok(body) => body,
         Err(error) => {
             return http_error(
                 StatusCode::BAD_REQUEST,
                 "BAD_REQUEST",
-                &format!("the body is not a GraphQL request ({{\"query\": ..., \"variables\": ...}}): {error}"),
+                &format!(
+                    "the body is not a GraphQL request ({{\"query\": string, \"operationName\": string, \
+                     \"variables\": object, \"extensions\": object}}): {error}"
+                ),
             );
         }
     };
-    execute(&app, &headers, request).await
+    if body.query.is_none() && body.extensions.is_none() {
+        return http_error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "the body has no `query`: send {\"query\": \"{ ... }\"}",
+        );
+    }
+    execute(&app, &headers, media, body).await
 }
 
 pub async fn get(
@@ -112,60 +254,80 @@ pub async fn get(
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
+    let media = MediaType::negotiate(&headers);
     let wants_html = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"));
-    let Some(query) = params.get("query") else {
-        if wants_html {
-            return Html(
-                GraphiQLSource::build()
-                    .endpoint("/graphql")
-                    .subscription_endpoint("/graphql/ws")
-                    .finish(),
-            )
-            .into_response();
+    if !params.contains_key("query") && !params.contains_key("extensions") {
+        if wants_html && app.config.graphiql {
+            return super::dashboard::graphiql(&headers);
         }
-        return http_error(
-            StatusCode::BAD_REQUEST,
-            "BAD_REQUEST",
-            "GET /graphql needs a `query` parameter",
-        );
+        let message = if app.config.graphiql {
+            "GET /graphql needs a `query` parameter (open it in a browser for GraphiQL)"
+        } else {
+            "GET /graphql needs a `query` parameter"
+        };
+        return http_error(StatusCode::BAD_REQUEST, "BAD_REQUEST", message);
+    }
+    let parse_object = |name: &str| -> Result<Option<serde_json::Map<String, Value>>, String> {
+        match params.get(name) {
+            None => Ok(None),
+            Some(text) => match serde_json::from_str::<Value>(text) {
+                Ok(Value::Object(map)) => Ok(Some(map)),
+                Ok(Value::Null) => Ok(None),
+                _ => Err(format!("`{name}` must be a JSON object")),
+            },
+        }
     };
-    let operation_name = params.get("operationName").cloned();
-    if let Some(kind) = operation_kind(query, operation_name.as_deref())
-        && kind != OperationType::Query
+    let (variables, extensions) = match (parse_object("variables"), parse_object("extensions")) {
+        (Ok(variables), Ok(extensions)) => (variables, extensions),
+        (Err(message), _) | (_, Err(message)) => {
+            return http_error(StatusCode::BAD_REQUEST, "BAD_REQUEST", &message);
+        }
+    };
+    let body = Body {
+        query: params.get("query").cloned(),
+        operation_name: params.get("operationName").cloned(),
+        variables,
+        extensions,
+    };
+    // The document may come from the persisted-operation store: check its kind after lookup.
+    let document = match &body.query {
+        Some(query) => Some(query.clone()),
+        None => app
+            .persisted
+            .resolve(None, body.extensions.clone().map(Value::Object).as_ref())
+            .ok(),
+    };
+    if let Some(document) = document
+        && let Some(kind) = operation_kind(&document, body.operation_name.as_deref())
+        && kind == OperationType::Mutation
     {
         let mut response = http_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "METHOD_NOT_ALLOWED",
-            "only queries may be sent with GET; send mutations and subscriptions with POST",
+            "only queries may be sent with GET; send mutations with POST",
         );
         response
             .headers_mut()
-            .insert(header::ALLOW, header::HeaderValue::from_static("GET, POST"));
+            .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
         return response;
     }
-    let mut request = async_graphql::Request::new(query.clone());
-    if let Some(name) = operation_name {
-        request = request.operation_name(name);
-    }
-    if let Some(variables) = params.get("variables") {
-        match serde_json::from_str(variables) {
-            Ok(value) => request = request.variables(async_graphql::Variables::from_json(value)),
-            Err(error) => {
-                return http_error(
-                    StatusCode::BAD_REQUEST,
-                    "BAD_REQUEST",
-                    &format!("`variables` is not valid JSON: {error}"),
-                );
-            }
-        }
-    }
-    execute(&app, &headers, request).await
+    execute(&app, &headers, media, body).await
 }
 
-/// The type of the operation a GET would run; None when it cannot be told (the engine then
+fn single_operation_name(query: &str) -> Option<String> {
+    match async_graphql::parser::parse_query(query).ok()?.operations {
+        DocumentOperations::Single(_) => None,
+        DocumentOperations::Multiple(operations) if operations.len() == 1 => {
+            operations.keys().next().map(ToString::to_string)
+        }
+        DocumentOperations::Multiple(_) => None,
+    }
+}
+
+/// The type of the operation a request would run; None when it cannot be told (the engine then
 /// reports the parse or selection error).
 fn operation_kind(query: &str, operation_name: Option<&str>) -> Option<OperationType> {
     let document = async_graphql::parser::parse_query(query).ok()?;
@@ -174,7 +336,7 @@ fn operation_kind(query: &str, operation_name: Option<&str>) -> Option<Operation
         (DocumentOperations::Multiple(operations), Some(name)) => operations
             .get(&async_graphql::Name::new(name))
             .map(|operation| operation.node.ty),
-        // Several operations and no name: refuse GET if any of them is not a query.
+        // Several operations and no name: the first that is not a query decides.
         (DocumentOperations::Multiple(operations), None) => operations
             .values()
             .map(|operation| operation.node.ty)

@@ -20,12 +20,13 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::app::App;
-use crate::auth::{Authentication, Role};
+use crate::auth::Authentication;
+use crate::auth::capability::RuntimeCaller;
 use crate::domain::executions::{ExecutionStatus, StartExecution};
+use crate::domain::ingest::IngestLimits;
 use crate::domain::traces::{SpanInput, TraceInput};
 use crate::domain::{connectors, executions, memory, prompts, sessions, traces};
 use crate::error::Error;
-use crate::scope::Scope;
 
 mod otlp;
 
@@ -63,7 +64,8 @@ impl IntoResponse for ApiError {
             Error::BadInput(_) => StatusCode::BAD_REQUEST,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::CursorExpired(_) => StatusCode::GONE,
-            Error::SlowConsumer(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::SlowConsumer(_) | Error::LimitExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::IdempotencyKeyReused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -81,21 +83,9 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// The calling runtime's scope (its token's tenant and environment) and, for the token the
-/// runner gives a run, the one execution it may report on.
-pub struct Runtime(pub Scope, pub Option<Uuid>);
-
-impl Runtime {
-    /// Refuses a run's token reporting on another execution.
-    fn allow(only: Option<Uuid>, execution: Uuid) -> ApiResult<()> {
-        match only {
-            Some(own) if own != execution => {
-                Err(Error::Forbidden("this token belongs to another execution's run".into()).into())
-            }
-            _ => Ok(()),
-        }
-    }
-}
+/// The calling runtime, checked by [`RuntimeCaller`] (the one place that decides what a
+/// runtime or a run's token may do).
+pub struct Runtime(pub RuntimeCaller);
 
 impl FromRequestParts<App> for Runtime {
     type Rejection = ApiError;
@@ -103,19 +93,9 @@ impl FromRequestParts<App> for Runtime {
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
         let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         match Authentication::from_header(header, &app.services.tokens) {
-            Authentication::Authenticated(actor) => match (actor.role, actor.environment) {
-                (Role::Runtime, Some(environment)) => {
-                    let execution = actor
-                        .subject
-                        .strip_prefix("execution:")
-                        .and_then(|id| Uuid::parse_str(id).ok());
-                    Ok(Runtime(Scope::new(actor.tenant, environment), execution))
-                }
-                _ => Err(Error::Forbidden(
-                    "the runtime API takes runtime tokens (`runflow token --role runtime --environment ...`)".into(),
-                )
-                .into()),
-            },
+            Authentication::Authenticated(actor) => {
+                Ok(Runtime(RuntimeCaller::authenticate(&app.services.db, actor).await?))
+            }
             Authentication::Rejected(reason) => Err(Error::Unauthenticated(reason).into()),
             Authentication::Anonymous => {
                 Err(Error::Unauthenticated("send `Authorization: Bearer <runtime token>`".into()).into())
@@ -156,15 +136,17 @@ pub(crate) fn execution_json(row: &entity::executions::Model) -> Value {
     })
 }
 
-async fn start_execution(State(app): State<App>, Runtime(scope, _): Runtime, bytes: Bytes) -> ApiResult<Response> {
+async fn start_execution(State(app): State<App>, Runtime(caller): Runtime, bytes: Bytes) -> ApiResult<Response> {
     let input: StartBody = body(&bytes)?;
+    IngestLimits::from_config(&app.config).input(&input.input)?;
     let start = StartExecution {
         agent: input.agent,
         input: input.input,
         session_id: input.session_id,
         trigger_id: input.trigger_id,
+        parent: caller.parent(),
     };
-    let row = executions::start(&app.services.db, &scope, start).await?;
+    let row = executions::start(&app.services.db, &caller.scope, &app.services.execution_limits, start).await?;
     Ok(created(execution_json(&row)))
 }
 
@@ -201,16 +183,18 @@ struct SpansBody {
 
 async fn record_spans(
     State(app): State<App>,
-    Runtime(scope, only): Runtime,
+    Runtime(caller): Runtime,
     Path(execution): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Response> {
     let execution = id(&execution, "execution")?;
-    Runtime::allow(only, execution)?;
+    caller.may_report_on(execution)?;
+    let scope = &caller.scope;
     let input: SpansBody = body(&bytes)?;
     if input.spans.is_empty() {
         return Err(Error::bad_input("spans is empty").into());
     }
+    IngestLimits::from_config(&app.config).spans(input.spans.iter().map(|s| &s.attributes))?;
     let started_at = input.spans.iter().map(|s| s.start_time).min().unwrap_or_else(Utc::now);
     let spans = input
         .spans
@@ -237,7 +221,7 @@ async fn record_spans(
         ended_at: None,
         spans,
     };
-    let (trace, spans) = traces::record(&app.services.db, &scope, trace).await?;
+    let (trace, spans) = traces::record(&app.services.db, scope, trace).await?;
     Ok(created(
         json!({ "traceId": trace.id, "spanIds": spans.iter().map(|s| s.id).collect::<Vec<_>>() }),
     ))
@@ -253,17 +237,21 @@ struct FinishBody {
 
 async fn finish_execution(
     State(app): State<App>,
-    Runtime(scope, only): Runtime,
+    Runtime(caller): Runtime,
     Path(execution): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Json<Value>> {
     let execution = id(&execution, "execution")?;
-    Runtime::allow(only, execution)?;
+    caller.may_report_on(execution)?;
+    let scope = &caller.scope;
     let input: FinishBody = body(&bytes)?;
+    let limits = IngestLimits::from_config(&app.config);
+    limits.output(input.output.as_ref())?;
+    limits.text("error", input.error.as_deref())?;
     let status = ExecutionStatus::parse(&input.status)
         .filter(|s| s.is_final())
         .ok_or_else(|| Error::bad_input("status must be SUCCEEDED, FAILED or CANCELLED"))?;
-    let row = executions::finish(&app.services.db, &scope, execution, status, input.output, input.error).await?;
+    let row = executions::finish(&app.services.db, scope, execution, status, input.output, input.error).await?;
     Ok(Json(execution_json(&row)))
 }
 
@@ -275,8 +263,10 @@ struct SessionBody {
     title: String,
 }
 
-async fn create_session(State(app): State<App>, Runtime(scope, _): Runtime, bytes: Bytes) -> ApiResult<Response> {
+async fn create_session(State(app): State<App>, Runtime(caller): Runtime, bytes: Bytes) -> ApiResult<Response> {
+    let scope = caller.scope;
     let input: SessionBody = body(&bytes)?;
+    IngestLimits::from_config(&app.config).text("title", Some(&input.title))?;
     let session = sessions::create(&app.services.db, &scope, input.agent.as_deref(), &input.title).await?;
     Ok(created(
         json!({ "id": session.id, "environment": session.environment, "title": session.title }),
@@ -292,12 +282,13 @@ struct MessageBody {
 
 async fn add_message(
     State(app): State<App>,
-    Runtime(scope, _): Runtime,
+    Runtime(RuntimeCaller { scope, .. }): Runtime,
     Path(session): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Response> {
     let session = id(&session, "session")?;
     let input: MessageBody = body(&bytes)?;
+    IngestLimits::from_config(&app.config).text("content", Some(&input.content))?;
     let message = sessions::add_message(&app.services.db, &scope, session, &input.role, &input.content).await?;
     Ok(created(
         json!({ "id": message.id, "sessionId": message.session_id, "role": message.role }),
@@ -310,9 +301,11 @@ fn memory_json(row: &entity::memory_entries::Model) -> Value {
 
 async fn get_memory(
     State(app): State<App>,
-    Runtime(scope, _): Runtime,
+    Runtime(caller): Runtime,
     Path((namespace, key)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
+    caller.may_use_memory(&namespace)?;
+    let scope = caller.scope;
     Ok(Json(memory_json(
         &memory::get(&app.services.db, &scope, &namespace, &key).await?,
     )))
@@ -326,10 +319,12 @@ struct MemoryBody {
 
 async fn put_memory(
     State(app): State<App>,
-    Runtime(scope, _): Runtime,
+    Runtime(caller): Runtime,
     Path((namespace, key)): Path<(String, String)>,
     bytes: Bytes,
 ) -> ApiResult<Json<Value>> {
+    caller.may_use_memory(&namespace)?;
+    let scope = caller.scope;
     let input: MemoryBody = body(&bytes)?;
     Ok(Json(memory_json(
         &memory::put(&app.services.db, &scope, &namespace, &key, input.value).await?,
@@ -338,18 +333,22 @@ async fn put_memory(
 
 async fn delete_memory(
     State(app): State<App>,
-    Runtime(scope, _): Runtime,
+    Runtime(caller): Runtime,
     Path((namespace, key)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
+    caller.may_use_memory(&namespace)?;
+    let scope = caller.scope;
     memory::delete(&app.services.db, &scope, &namespace, &key).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn resolve_prompt(
     State(app): State<App>,
-    Runtime(scope, _): Runtime,
+    Runtime(caller): Runtime,
     Path(slug): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    caller.may_read_prompt(&slug)?;
+    let scope = caller.scope;
     let resolved = prompts::resolve(&app.services.db, &scope, &slug).await?;
     Ok(Json(json!({
         "slug": slug,
@@ -364,9 +363,11 @@ async fn resolve_prompt(
 
 async fn resolve_connector(
     State(app): State<App>,
-    Runtime(scope, _): Runtime,
+    Runtime(caller): Runtime,
     Path(slug): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    caller.may_read_connector(&slug)?;
+    let scope = caller.scope;
     let instance = connectors::get(&app.services.db.conn, &scope, &slug).await?;
     let mut resources = connectors::resources_of(&app.services.db, &scope.tenant, &[instance.id]).await?;
     let resources: serde_json::Map<String, Value> = resources

@@ -9,6 +9,8 @@
 //! | 4408 | no `connection_init` within `RUNFLOW_WS_INIT_TIMEOUT` |
 //! | 4409 | a `subscribe` reusing the id of an active subscription |
 //! | 4429 | a second `connection_init` |
+//! | 4504 | nothing heard from the client for `RUNFLOW_WS_KEEPALIVE` + `RUNFLOW_WS_PONG_TIMEOUT` (a half-open or non-reading socket) |
+//! | 1013 | try again later: the tenant is over `RUNFLOW_RATE_LIMIT_WS_CONNECTS` or holds `RUNFLOW_WS_MAX_CONNECTIONS_PER_TENANT` sockets |
 //! | 1001 | the server is shutting down |
 //!
 //! The token comes from the `connection_init` payload (`{"Authorization": "Bearer ..."}`) or,
@@ -16,8 +18,18 @@
 //! `RUNFLOW_WS_KEEPALIVE`. Each connection has a bounded outgoing queue: a subscription whose
 //! messages cannot be queued is ended with a `SLOW_CONSUMER` error (resume with `after`), so a
 //! client that stops reading holds bounded memory.
+//!
+//! Bounds: incoming frames and messages are capped at `RUNFLOW_WS_MAX_MESSAGE_BYTES` from the
+//! first byte (before authentication); the outgoing queue is bounded in messages
+//! (`RUNFLOW_WS_BUFFER`) and bytes (`RUNFLOW_WS_BUFFER_BYTES`); a result larger than
+//! `RUNFLOW_WS_MAX_OUTGOING_BYTES` is replaced by a `MESSAGE_TOO_LARGE` error (with the event's
+//! cursor) and the subscription goes on, and the socket's write buffer always holds the largest
+//! allowed message, so no frame can overflow it. The connection loop never waits on the client:
+//! control messages are dropped when the queue is full, and a writer stuck on a client that does
+//! not read is abandoned when the connection ends (shutdown, token expiry, pong timeout).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -27,11 +39,12 @@ use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::AbortHandle;
 
 use crate::app::App;
 use crate::auth::{Actor, Authentication, Role};
+use crate::http::limits::Class;
 
 pub const PROTOCOL: &str = "graphql-transport-ws";
 
@@ -39,27 +52,122 @@ pub const PROTOCOL: &str = "graphql-transport-ws";
 pub static OPEN_SOCKETS: AtomicUsize = AtomicUsize::new(0);
 
 enum Outgoing {
-    Text(String),
+    /// A message and its share of the byte budget (returned when it is written).
+    Text(String, Option<tokio::sync::OwnedSemaphorePermit>),
     Close(u16, &'static str),
 }
 
+/// The outgoing queue of one connection: bounded in messages and in bytes.
+#[derive(Clone)]
+struct Queue {
+    sender: mpsc::Sender<Outgoing>,
+    bytes: Arc<Semaphore>,
+    max_message: usize,
+}
+
+enum QueueError {
+    Full,
+    Closed,
+}
+
+impl Queue {
+    /// Queues `text` if there is room now.
+    fn try_push(&self, text: String) -> Result<(), QueueError> {
+        let size = u32::try_from(text.len().max(1)).unwrap_or(u32::MAX);
+        let permit = match self.bytes.clone().try_acquire_many_owned(size) {
+            Ok(permit) => permit,
+            Err(tokio::sync::TryAcquireError::NoPermits) => return Err(QueueError::Full),
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(QueueError::Closed),
+        };
+        match self.sender.try_send(Outgoing::Text(text, Some(permit))) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(QueueError::Full),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(QueueError::Closed),
+        }
+    }
+
+    /// Queues `text`, waiting at most `limit` for room.
+    async fn push_within(&self, text: String, limit: Duration) -> bool {
+        let size = u32::try_from(text.len().max(1)).unwrap_or(u32::MAX);
+        let queued = tokio::time::timeout(limit, async {
+            let permit = self.bytes.clone().acquire_many_owned(size).await.ok()?;
+            self.sender.send(Outgoing::Text(text, Some(permit))).await.ok()
+        })
+        .await;
+        matches!(queued, Ok(Some(())))
+    }
+}
+
 pub async fn upgrade(State(app): State<App>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    if let Some(refusal) = refuse_other_subprotocols(&headers) {
+        return refusal;
+    }
     let header_auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    // With the token in the upgrade request, the connection rate is charged (and refused with
+    // 429 and `Retry-After`) here; otherwise at `connection_init` (close 1013).
+    let mut rate_charged = None;
+    if let Authentication::Authenticated(actor) =
+        Authentication::from_header(header_auth.as_deref(), &app.services.tokens)
+    {
+        if let Err(limited) = app.limits.check(Class::WsConnects, &actor.tenant) {
+            return crate::http::limits::rate_limited(&limited);
+        }
+        rate_charged = Some(actor.tenant);
+    }
+    // One message at a time is written and flushed, so the write buffer never holds more than
+    // the largest message we send (see `RUNFLOW_WS_MAX_OUTGOING_BYTES`) plus a control frame.
+    let max_write_buffer = app.config.ws_max_outgoing_bytes + 64 * 1024;
     ws.protocols([PROTOCOL])
+        // Applies from the first frame, before authentication.
         .max_message_size(app.config.ws_max_message_bytes)
-        // Small buffers keep an idle subscriber cheap; the write buffer is capped so a client
-        // that stops reading cannot grow it (our own queue then ends its subscriptions).
+        .max_frame_size(app.config.ws_max_message_bytes)
+        // Small buffers keep an idle subscriber cheap.
         .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
-        .max_write_buffer_size(1024 * 1024)
+        .max_write_buffer_size(max_write_buffer)
         .on_upgrade(move |socket| async move {
             OPEN_SOCKETS.fetch_add(1, Ordering::SeqCst);
-            Connection::new(app, header_auth).run(socket).await;
+            let mut connection = Connection::new(app, header_auth);
+            connection.rate_charged = rate_charged;
+            connection.run(socket).await;
             OPEN_SOCKETS.fetch_sub(1, Ordering::SeqCst);
         })
+}
+
+/// A client that offers subprotocols, none of them graphql-transport-ws (typically the legacy
+/// `graphql-ws` of subscriptions-transport-ws), is refused with 400 and a reason, instead of
+/// being upgraded without a subprotocol it would misread.
+fn refuse_other_subprotocols(headers: &HeaderMap) -> Option<Response> {
+    let offered: Vec<&str> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    if offered.is_empty() || offered.contains(&PROTOCOL) {
+        return None;
+    }
+    let message = if offered.contains(&"graphql-ws") {
+        "the legacy `graphql-ws` subprotocol (subscriptions-transport-ws) is not supported: use \
+         `graphql-transport-ws` (the `graphql-ws` npm client, version 5 or later), or server-sent \
+         events at /graphql/stream"
+            .to_string()
+    } else {
+        format!(
+            "unsupported WebSocket subprotocol {}: /graphql/ws speaks `graphql-transport-ws`",
+            offered.join(", ")
+        )
+    };
+    Some(super::errors::http_error(
+        axum::http::StatusCode::BAD_REQUEST,
+        "UNSUPPORTED_SUBPROTOCOL",
+        &message,
+    ))
 }
 
 struct Connection {
@@ -68,6 +176,10 @@ struct Connection {
     init_received: bool,
     actor: Option<Actor>,
     subscriptions: HashMap<String, AbortHandle>,
+    /// Counts this socket against its tenant's cap while it lives.
+    _slot: Option<crate::http::limits::SocketGuard>,
+    /// The tenant whose connection rate the upgrade request already used.
+    rate_charged: Option<String>,
 }
 
 /// What handling one client message decided.
@@ -76,8 +188,8 @@ enum Step {
     Close(u16, &'static str),
 }
 
-fn text(value: Value) -> Outgoing {
-    Outgoing::Text(value.to_string())
+fn text(value: Value) -> String {
+    value.to_string()
 }
 
 impl Connection {
@@ -88,17 +200,28 @@ impl Connection {
             init_received: false,
             actor: None,
             subscriptions: HashMap::new(),
+            _slot: None,
+            rate_charged: None,
         }
     }
 
     async fn run(mut self, socket: WebSocket) {
         let (mut sink, mut incoming) = socket.split();
-        let (out, mut queue) = mpsc::channel::<Outgoing>(self.app.config.ws_buffer.max(2));
+        let (sender, mut receiver) = mpsc::channel::<Outgoing>(self.app.config.ws_buffer.max(2));
+        let max_message = self.app.config.ws_max_outgoing_bytes.max(1024);
+        let budget = self.app.config.ws_buffer_bytes.max(max_message);
+        let out = Queue {
+            sender,
+            bytes: Arc::new(Semaphore::new(budget.min(Semaphore::MAX_PERMITS))),
+            max_message,
+        };
         let writer = tokio::spawn(async move {
-            while let Some(message) = queue.recv().await {
+            while let Some(message) = receiver.recv().await {
                 match message {
-                    Outgoing::Text(text) => {
-                        if sink.send(Message::Text(Utf8Bytes::from(text))).await.is_err() {
+                    Outgoing::Text(text, permit) => {
+                        let sent = sink.send(Message::Text(Utf8Bytes::from(text))).await;
+                        drop(permit);
+                        if sent.is_err() {
                             break;
                         }
                     }
@@ -118,8 +241,12 @@ impl Connection {
         let mut shutdown = self.app.shutdown.clone();
         let init_deadline = tokio::time::sleep(self.app.config.ws_init_timeout);
         tokio::pin!(init_deadline);
-        let mut keepalive = tokio::time::interval(self.app.config.ws_keepalive);
+        let keepalive_every = self.app.config.ws_keepalive;
+        let silence_limit = keepalive_every + self.app.config.ws_pong_timeout;
+        let mut keepalive = tokio::time::interval(keepalive_every);
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         keepalive.tick().await;
+        let mut last_heard = tokio::time::Instant::now();
         let far_future = Duration::from_secs(100 * 365 * 24 * 3600);
         let expiry = tokio::time::sleep(far_future);
         tokio::pin!(expiry);
@@ -128,9 +255,10 @@ impl Connection {
         let close: Option<(u16, &'static str)> = loop {
             tokio::select! {
                 message = incoming.next() => {
+                    last_heard = tokio::time::Instant::now();
                     let step = match message {
                         None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
-                        Some(Ok(Message::Text(body))) => self.handle(body.as_str(), &out, &finished_tx).await,
+                        Some(Ok(Message::Text(body))) => self.handle(body.as_str(), &out, &finished_tx),
                         Some(Ok(Message::Binary(_))) => Step::Close(4400, "Binary messages are not supported"),
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => Step::Continue,
                     };
@@ -147,10 +275,12 @@ impl Connection {
                 () = &mut init_deadline, if !self.init_received => break Some((4408, "Connection initialisation timeout")),
                 () = &mut expiry, if self.actor.is_some() => break Some((4403, "Forbidden: the token expired")),
                 _ = keepalive.tick(), if self.actor.is_some() => {
-                    if out.try_send(text(json!({ "type": "ping" }))).is_err() {
-                        // The queue is full: the client has stopped reading; the subscriptions
-                        // will notice and end themselves.
+                    if last_heard.elapsed() > silence_limit {
+                        break Some((4504, "Keep-alive timeout: no message or pong from the client"));
                     }
+                    // Dropped when the queue is full: the client has stopped reading, and the
+                    // pong timeout or its subscriptions' SLOW_CONSUMER will end it.
+                    let _ = out.try_push(text(json!({ "type": "ping" })));
                 }
                 Some(id) = finished.recv() => {
                     self.subscriptions.remove(&id);
@@ -162,19 +292,20 @@ impl Connection {
             handle.abort();
         }
         if let Some((code, reason)) = close {
-            // The close frame goes out even when the queue is full.
-            let _ = tokio::time::timeout(Duration::from_secs(2), out.send(Outgoing::Close(code, reason))).await;
+            // The close frame goes out when the queue has room within 2 s.
+            let _ = tokio::time::timeout(Duration::from_secs(2), out.sender.send(Outgoing::Close(code, reason))).await;
         }
         drop(out);
-        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        // A writer stuck on a client that does not read is abandoned (the socket is dropped).
+        let abort = writer.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(5), writer).await.is_err() {
+            abort.abort();
+        }
     }
 
-    async fn handle(
-        &mut self,
-        body: &str,
-        out: &mpsc::Sender<Outgoing>,
-        finished: &mpsc::UnboundedSender<String>,
-    ) -> Step {
+    /// Handles one client message. Never waits: the loop must keep serving keep-alive,
+    /// expiry and shutdown whatever the client does.
+    fn handle(&mut self, body: &str, out: &Queue, finished: &mpsc::UnboundedSender<String>) -> Step {
         let Ok(message) = serde_json::from_str::<Value>(body) else {
             return Step::Close(4400, "Invalid message received");
         };
@@ -195,15 +326,29 @@ impl Connection {
                 let header = payload_auth.or_else(|| self.header_auth.clone());
                 match Authentication::from_header(header.as_deref(), &self.app.services.tokens) {
                     Authentication::Authenticated(actor) if actor.role >= Role::Viewer => {
+                        // The cap first: a connection refused by it does not use up the rate.
+                        let limits = &self.app.limits;
+                        let Some(slot) = limits.open_socket(&actor.tenant) else {
+                            return Step::Close(1013, "Try again later: too many connections for this tenant");
+                        };
+                        if self.rate_charged.as_deref() != Some(actor.tenant.as_str())
+                            && limits.check(Class::WsConnects, &actor.tenant).is_err()
+                        {
+                            return Step::Close(
+                                1013,
+                                "Try again later: connection rate limit (RUNFLOW_RATE_LIMIT_WS_CONNECTS)",
+                            );
+                        }
+                        self._slot = Some(slot);
                         self.actor = Some(actor);
-                        let _ = out.send(text(json!({ "type": "connection_ack" }))).await;
+                        let _ = out.try_push(text(json!({ "type": "connection_ack" })));
                         Step::Continue
                     }
                     _ => Step::Close(4403, "Forbidden"),
                 }
             }
             "ping" => {
-                let _ = out.send(text(json!({ "type": "pong" }))).await;
+                let _ = out.try_push(text(json!({ "type": "pong" })));
                 Step::Continue
             }
             "pong" => Step::Continue,
@@ -228,7 +373,7 @@ impl Connection {
                     let error = json!({ "type": "error", "id": id, "payload": [{
                         "message": format!("at most {} subscriptions per connection", self.app.config.ws_max_subscriptions),
                         "extensions": { "code": "LIMIT_EXCEEDED" } }] });
-                    let _ = out.send(text(error)).await;
+                    let _ = out.try_push(text(error));
                     return Step::Continue;
                 }
                 let handle = tokio::spawn(run_subscription(
@@ -271,45 +416,70 @@ async fn run_subscription(
     actor: Actor,
     id: String,
     request: async_graphql::Request,
-    out: mpsc::Sender<Outgoing>,
+    out: Queue,
     finished: mpsc::UnboundedSender<String>,
 ) {
-    let request = crate::graphql::prepare_request(&app.services, Authentication::Authenticated(actor), request);
+    let request =
+        crate::graphql::prepare_subscription_request(&app.services, Authentication::Authenticated(actor), request);
     let mut stream = app.schema.execute_stream(request);
     let mut first = true;
+    let patience = Duration::from_secs(5);
     while let Some(response) = stream.next().await {
         if first && response.is_err() && response.data == async_graphql::Value::Null {
-            let _ = out
-                .send(text(json!({ "type": "error", "id": id, "payload": response.errors })))
-                .await;
+            let message = text(json!({ "type": "error", "id": id, "payload": response.errors }));
+            let _ = out.push_within(message, patience).await;
             let _ = finished.send(id);
             return;
         }
         first = false;
-        let message = text(json!({ "type": "next", "id": id, "payload": response }));
-        match out.try_send(message) {
+        let mut message = text(json!({ "type": "next", "id": id, "payload": response }));
+        if message.len() > out.max_message {
+            message = text(too_large(&id, &response, message.len(), out.max_message));
+        }
+        match out.try_push(message) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(QueueError::Full) => {
                 let error = json!({ "type": "next", "id": id, "payload": { "data": null, "errors": [{
                     "message": "this subscription's messages were not read fast enough and it was ended; \
                                 subscribe again with `after` set to the last cursor you received",
                     "extensions": { "code": "SLOW_CONSUMER" } }] } });
-                let sent = tokio::time::timeout(Duration::from_secs(5), out.send(text(error))).await;
-                if matches!(sent, Ok(Ok(()))) {
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(5),
-                        out.send(text(json!({ "type": "complete", "id": id }))),
-                    )
-                    .await;
+                if out.push_within(text(error), patience).await {
+                    let _ = out
+                        .push_within(text(json!({ "type": "complete", "id": id })), patience)
+                        .await;
                 }
                 let _ = finished.send(id);
                 return;
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => return,
+            Err(QueueError::Closed) => return,
         }
     }
-    let _ = out.send(text(json!({ "type": "complete", "id": id }))).await;
+    let _ = out
+        .push_within(text(json!({ "type": "complete", "id": id })), patience)
+        .await;
     let _ = finished.send(id);
+}
+
+/// The `next` sent instead of a result too large to send: it names the limit and carries the
+/// event's cursor (when the result has one), so the client can fetch what it needs by query.
+fn too_large(id: &str, response: &async_graphql::Response, size: usize, limit: usize) -> Value {
+    let cursor = match &response.data {
+        async_graphql::Value::Object(fields) => fields.values().find_map(|event| match event {
+            async_graphql::Value::Object(event) => match event.get("cursor") {
+                Some(async_graphql::Value::String(cursor)) => Some(cursor.clone()),
+                _ => None,
+            },
+            _ => None,
+        }),
+        _ => None,
+    };
+    json!({ "type": "next", "id": id, "payload": { "data": null, "errors": [{
+        "message": format!(
+            "this event's result is {size} bytes, over the limit of {limit} bytes per message \
+             (RUNFLOW_WS_MAX_OUTGOING_BYTES); select fewer fields and fetch large ones (output, log, \
+             attributes) with a query"
+        ),
+        "extensions": { "code": "MESSAGE_TOO_LARGE", "cursor": cursor } }] } })
 }
 
 /// Waits (at most `limit`) for every WebSocket to send its close frame.

@@ -7,7 +7,7 @@
 //! wake-up only delays. Notifications carry a tenant id only; the event log is the truth.
 //!
 //! A subscriber that falls further behind than the broadcast buffer gets a `Lagged` error and
-//! its subscription ends with `SLOW_CONSUMER` (it resumes from its last cursor); memory stays
+//! catches up from the event log, a page at a time (see `graphql::subscriptions`); memory stays
 //! bounded by the buffer size.
 
 use std::collections::HashMap;

@@ -40,7 +40,16 @@ pub async fn run(app: App) {
             };
             checked.insert(trigger.id, tick);
             let input = json!({ "trigger": trigger.name, "tick": tick });
-            match triggers::fire(&app.services.db, &trigger, Some(tick), input).await {
+            match triggers::fire(
+                &app.services.db,
+                &app.services.execution_limits,
+                &app.services.trigger_limits,
+                &trigger,
+                Some(tick),
+                input,
+            )
+            .await
+            {
                 Ok(Some(execution)) => {
                     tracing::info!(trigger = %trigger.name, environment = %trigger.environment, execution = %execution.id, "scheduler: fired");
                 }

@@ -5,11 +5,64 @@
 //! side-by-side rows with word-level highlights.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use similar::{ChangeTag, DiffOp, TextDiff};
+use similar::{ChangeTag, DiffOp, TextDiff, TextDiffConfig};
 
 use super::Change;
+
+/// Bounds on one diff: past them the diff is replaced by a "diff too large" marker.
+#[derive(Clone, Copy, Debug)]
+pub struct DiffLimits {
+    /// Longest a diff may compute (`similar`'s deadline; `RUNFLOW_DIFF_TIMEOUT`).
+    pub timeout: Duration,
+    /// Largest input (both sides together), in bytes.
+    pub max_bytes: usize,
+}
+
+impl Default for DiffLimits {
+    fn default() -> Self {
+        DiffLimits {
+            timeout: Duration::from_secs(2),
+            max_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+static LIMITS: OnceLock<DiffLimits> = OnceLock::new();
+
+/// Sets the process's diff limits (once, at start; later calls are ignored).
+pub fn configure(limits: DiffLimits) {
+    let _ = LIMITS.set(limits);
+}
+
+pub fn limits() -> DiffLimits {
+    LIMITS.get().copied().unwrap_or_default()
+}
+
+/// A diff computation with a deadline: `None` when the inputs are too large or the deadline
+/// passed (similar then returns a coarse diff quickly; we show the marker instead).
+fn bounded<T>(limits: DiffLimits, size: usize, compute: impl FnOnce(TextDiffConfig) -> T) -> Option<T> {
+    if size > limits.max_bytes {
+        return None;
+    }
+    let deadline = Instant::now() + limits.timeout;
+    let mut config = TextDiff::configure();
+    config.deadline(deadline);
+    let result = compute(config);
+    (Instant::now() <= deadline).then_some(result)
+}
+
+/// The text shown instead of a diff that is too large or too slow to compute.
+pub fn too_large_marker(limits: DiffLimits) -> String {
+    format!(
+        "diff too large: not computed (inputs over {} bytes or slower than {}; RUNFLOW_DIFF_TIMEOUT)",
+        limits.max_bytes,
+        humantime::format_duration(limits.timeout)
+    )
+}
 
 /// How a line of a hunk relates the two sides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,9 +96,11 @@ pub struct Hunk {
 pub struct FileDiff {
     pub path: String,
     pub change: Change,
-    /// A unified diff (`--- a/path`, `+++ b/path`, `@@` hunks).
+    /// A unified diff (`--- a/path`, `+++ b/path`, `@@` hunks), or the "diff too large" marker.
     pub unified: String,
     pub hunks: Vec<Hunk>,
+    /// The diff was too large or too slow to compute: `unified` holds the marker, no hunks.
+    pub too_large: bool,
 }
 
 fn strip_newline(text: &str) -> String {
@@ -56,6 +111,7 @@ fn strip_newline(text: &str) -> String {
 }
 
 /// The diff of one file between two bundles (`None`: the file is absent on that side).
+/// CPU-bound: call it off the async threads (`spawn_blocking`).
 pub fn file_diff(path: &str, old: Option<&str>, new: Option<&str>) -> FileDiff {
     let change = match (old, new) {
         (None, _) => Change::Added,
@@ -63,7 +119,34 @@ pub fn file_diff(path: &str, old: Option<&str>, new: Option<&str>) -> FileDiff {
         _ => Change::Modified,
     };
     let (old_text, new_text) = (old.unwrap_or(""), new.unwrap_or(""));
-    let diff = TextDiff::from_lines(old_text, new_text);
+    let limits = limits();
+    let computed = bounded(limits, old_text.len() + new_text.len(), |config| {
+        file_diff_parts(path, old, new, &config.diff_lines(old_text, new_text))
+    });
+    match computed {
+        Some((unified, hunks)) => FileDiff {
+            path: path.to_string(),
+            change,
+            unified,
+            hunks,
+            too_large: false,
+        },
+        None => FileDiff {
+            path: path.to_string(),
+            change,
+            unified: too_large_marker(limits),
+            hunks: vec![],
+            too_large: true,
+        },
+    }
+}
+
+fn file_diff_parts<'a>(
+    path: &str,
+    old: Option<&str>,
+    new: Option<&str>,
+    diff: &TextDiff<'a, 'a, str>,
+) -> (String, Vec<Hunk>) {
     let old_header = if old.is_some() {
         format!("a/{path}")
     } else {
@@ -109,12 +192,7 @@ pub fn file_diff(path: &str, old: Option<&str>, new: Option<&str>) -> FileDiff {
             }
         })
         .collect();
-    FileDiff {
-        path: path.to_string(),
-        change,
-        unified,
-        hunks,
-    }
+    (unified, hunks)
 }
 
 /// What a side-by-side row shows.
@@ -153,7 +231,9 @@ pub struct SideBySideRow {
 
 /// Word-level highlights of a changed pair of lines: (left, right).
 fn word_highlights(old: &str, new: &str) -> (Vec<Highlight>, Vec<Highlight>) {
-    let diff = TextDiff::from_words(old, new);
+    let mut config = TextDiff::configure();
+    config.deadline(Instant::now() + limits().timeout);
+    let diff = config.diff_words(old, new);
     let (mut left, mut right) = (Vec::new(), Vec::new());
     let (mut left_pos, mut right_pos) = (0usize, 0usize);
     for change in diff.iter_all_changes() {
@@ -183,9 +263,16 @@ fn push_merged(ranges: &mut Vec<Highlight>, start: usize, end: usize) {
     }
 }
 
-/// A side-by-side diff of two texts, line by line, with word highlights in changed lines.
-pub fn side_by_side(old: &str, new: &str) -> Vec<SideBySideRow> {
-    let diff = TextDiff::from_lines(old, new);
+/// A side-by-side diff of two texts, line by line, with word highlights in changed lines;
+/// `None` when it is too large or too slow to compute (see [`DiffLimits`]). CPU-bound: call
+/// it off the async threads.
+pub fn side_by_side(old: &str, new: &str) -> Option<Vec<SideBySideRow>> {
+    bounded(limits(), old.len() + new.len(), |config| {
+        side_by_side_rows(&config.diff_lines(old, new))
+    })
+}
+
+fn side_by_side_rows<'a>(diff: &TextDiff<'a, 'a, str>) -> Vec<SideBySideRow> {
     let old_lines: Vec<String> = diff.iter_old_slices().map(strip_newline).collect();
     let new_lines: Vec<String> = diff.iter_new_slices().map(strip_newline).collect();
     let side = |lines: &[String], index: usize| RowSide {
@@ -362,7 +449,7 @@ mod tests {
 
     #[test]
     fn side_by_side_rows_highlight_changed_words() {
-        let rows = side_by_side("Hello {{name}}\nBye\n", "Hello dear {{name}}\nBye\nP.S.\n");
+        let rows = side_by_side("Hello {{name}}\nBye\n", "Hello dear {{name}}\nBye\nP.S.\n").unwrap_or_default();
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[0].tag, RowTag::Replace);
         let right = rows[0].right.as_ref().unwrap();
@@ -395,5 +482,15 @@ mod tests {
         );
         let (added, removed) = list_changes(&["x".into(), "y".into()], &["y".into(), "z".into()]);
         assert_eq!((added, removed), (vec!["z".to_string()], vec!["x".to_string()]));
+    }
+
+    #[test]
+    fn oversized_diffs_become_a_marker() {
+        let big = "line\n".repeat(1024 * 1024);
+        let diff = file_diff("big.txt", Some(&big), Some("x\n"));
+        assert!(diff.too_large);
+        assert!(diff.unified.starts_with("diff too large"));
+        assert!(diff.hunks.is_empty());
+        assert!(side_by_side(&big, "x").is_none());
     }
 }

@@ -235,21 +235,29 @@ pub async fn file_diffs(
             contents.insert(blob.hash, blob.content);
         }
     }
-    let mut result = HashMap::new();
-    for (old_id, new_id) in pairs {
-        let (old, new) = (tree(*old_id), tree(*new_id));
-        let paths: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
-        let diffs = paths
-            .into_iter()
-            .filter(|path| old.get(*path) != new.get(*path))
-            .map(|path| {
-                let content = |hash: Option<&String>| hash.and_then(|h| contents.get(h)).map(String::as_str);
-                diff::file_diff(path, content(old.get(path)), content(new.get(path)))
-            })
-            .collect();
-        result.insert((*old_id, *new_id), diffs);
-    }
-    Ok(result)
+    // Diffing is CPU work (bounded per file by `diff::DiffLimits`): off the async threads.
+    let pairs = pairs.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let empty = BTreeMap::new();
+        let tree = |id: Option<Uuid>| id.and_then(|id| trees.get(&id)).unwrap_or(&empty);
+        let mut result = HashMap::new();
+        for (old_id, new_id) in pairs {
+            let (old, new) = (tree(old_id), tree(new_id));
+            let paths: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+            let diffs = paths
+                .into_iter()
+                .filter(|path| old.get(*path) != new.get(*path))
+                .map(|path| {
+                    let content = |hash: Option<&String>| hash.and_then(|h| contents.get(h)).map(String::as_str);
+                    diff::file_diff(path, content(old.get(path)), content(new.get(path)))
+                })
+                .collect();
+            result.insert((old_id, new_id), diffs);
+        }
+        result
+    })
+    .await
+    .map_err(|e| Error::internal(anyhow::anyhow!("diff computation failed: {e}")))
 }
 
 /// Releases, newest first.

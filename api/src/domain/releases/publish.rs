@@ -471,7 +471,7 @@ pub async fn publish(
             agent_slug: None,
             execution_id: None,
             session_id: None,
-            payload: json!({ "release": release }),
+            payload: events::release_payload(&release),
         })
         .collect();
     events::append(&tx, tenant, events).await?;

@@ -1,6 +1,10 @@
-//! OpenTelemetry: OTLP/HTTP JSON traces (`POST /v1/runtime/otlp/v1/traces`) become Runflow
+//! OpenTelemetry: OTLP/HTTP traces (`POST /v1/runtime/otlp/v1/traces`) become Runflow
 //! traces and spans in the token's environment.
 //!
+//! - Bodies are protobuf (`Content-Type: application/x-protobuf`, the default of the standard
+//!   exporters, decoded with the official `opentelemetry-proto` types) or JSON
+//!   (`application/json`); any other type is refused with 415. The response has the request's
+//!   type.
 //! - Spans are grouped by OTLP trace id; each group is one Runflow trace (ids are derived from
 //!   the tenant and the OTLP ids, so batches of one trace join it and retries do not duplicate).
 //! - `deployment.environment` (or `deployment.environment.name`) on the resource must agree
@@ -11,10 +15,14 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+use prost::Message;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -158,8 +166,109 @@ fn nanos(value: &Value, what: &str) -> Result<DateTime<Utc>, Error> {
     })
 }
 
-pub async fn traces(State(app): State<App>, Runtime(scope, _): Runtime, bytes: Bytes) -> ApiResult<Json<Value>> {
-    let request: ExportRequest = body(&bytes)?;
+/// The wire formats of OTLP/HTTP.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Protobuf,
+    Json,
+}
+
+/// An OTLP AnyValue in its JSON encoding (what [`plain`] reads).
+fn any_value_json(value: Option<&AnyValue>) -> Value {
+    match value.and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(v)) => json!({ "stringValue": v }),
+        Some(any_value::Value::BoolValue(v)) => json!({ "boolValue": v }),
+        Some(any_value::Value::IntValue(v)) => json!({ "intValue": v.to_string() }),
+        Some(any_value::Value::DoubleValue(v)) => json!({ "doubleValue": v }),
+        Some(any_value::Value::ArrayValue(array)) => json!({
+            "arrayValue": { "values": array.values.iter().map(|v| any_value_json(Some(v))).collect::<Vec<_>>() }
+        }),
+        _ => Value::Null,
+    }
+}
+
+fn key_values(list: &[opentelemetry_proto::tonic::common::v1::KeyValue]) -> Vec<KeyValue> {
+    list.iter()
+        .map(|kv| KeyValue {
+            key: kv.key.clone(),
+            value: any_value_json(kv.value.as_ref()),
+        })
+        .collect()
+}
+
+/// A protobuf export request in the shape of the JSON one (ids as hex, times as integers).
+fn from_protobuf(bytes: &[u8]) -> Result<ExportRequest, Error> {
+    let request = ExportTraceServiceRequest::decode(bytes)
+        .map_err(|e| Error::bad_input(format!("the body is not an OTLP ExportTraceServiceRequest: {e}")))?;
+    Ok(ExportRequest {
+        resource_spans: request
+            .resource_spans
+            .iter()
+            .map(|resource_spans| ResourceSpans {
+                resource: Resource {
+                    attributes: resource_spans
+                        .resource
+                        .as_ref()
+                        .map(|r| key_values(&r.attributes))
+                        .unwrap_or_default(),
+                },
+                scope_spans: resource_spans
+                    .scope_spans
+                    .iter()
+                    .map(|scope| ScopeSpans {
+                        spans: scope
+                            .spans
+                            .iter()
+                            .map(|span| OtlpSpan {
+                                trace_id: hex::encode(&span.trace_id),
+                                span_id: hex::encode(&span.span_id),
+                                parent_span_id: hex::encode(&span.parent_span_id),
+                                name: span.name.clone(),
+                                kind: i64::from(span.kind),
+                                start_time_unix_nano: json!(span.start_time_unix_nano),
+                                end_time_unix_nano: (span.end_time_unix_nano > 0)
+                                    .then(|| json!(span.end_time_unix_nano)),
+                                attributes: key_values(&span.attributes),
+                                status: span.status.as_ref().map(|s| Status {
+                                    code: i64::from(s.code),
+                                }),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    })
+}
+
+pub async fn traces(
+    State(app): State<App>,
+    Runtime(caller): Runtime,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult<Response> {
+    let scope = &caller.scope;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let encoding = if content_type.starts_with("application/x-protobuf") {
+        Encoding::Protobuf
+    } else if content_type.starts_with("application/json") {
+        Encoding::Json
+    } else {
+        return Ok(crate::http::errors::http_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send OTLP traces as protobuf (`Content-Type: application/x-protobuf`) or JSON \
+             (`Content-Type: application/json`)",
+        ));
+    };
+    let request: ExportRequest = match encoding {
+        Encoding::Protobuf => from_protobuf(&bytes)?,
+        Encoding::Json => body(&bytes)?,
+    };
     let tenant = scope.tenant.id().to_string();
     let mut groups: BTreeMap<String, TraceInput> = BTreeMap::new();
     let mut accepted = 0usize;
@@ -191,6 +300,7 @@ pub async fn traces(State(app): State<App>, Runtime(scope, _): Runtime, bytes: B
                         .map_err(|_| Error::bad_input(format!("runflow.execution_id {id:?} is not a UUID")))
                 })
                 .transpose()?;
+            let execution = caller.report_target(execution)?;
             let kind = match attrs.get("runflow.span.kind").and_then(Value::as_str) {
                 Some(kind) if SPAN_KINDS.contains(&kind) => kind.to_string(),
                 Some(kind) => return Err(Error::bad_input(format!("runflow.span.kind {kind:?} is unknown")).into()),
@@ -251,9 +361,24 @@ pub async fn traces(State(app): State<App>, Runtime(scope, _): Runtime, bytes: B
             accepted += 1;
         }
     }
+    crate::domain::ingest::IngestLimits::from_config(&app.config).spans(
+        groups
+            .values()
+            .flat_map(|g| &g.spans)
+            .map(|s| &s.attributes)
+            .collect::<Vec<_>>()
+            .into_iter(),
+    )?;
     if accepted > 0 {
-        traces::record_many(&app.services.db, &scope, groups.into_values().collect()).await?;
+        traces::record_many(&app.services.db, scope, groups.into_values().collect()).await?;
     }
-    // The OTLP/HTTP success response.
-    Ok(Json(json!({ "partialSuccess": {} })))
+    // The OTLP/HTTP success response (an empty ExportTraceServiceResponse).
+    Ok(match encoding {
+        Encoding::Json => axum::Json(json!({ "partialSuccess": {} })).into_response(),
+        Encoding::Protobuf => (
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"))],
+            Vec::<u8>::new(),
+        )
+            .into_response(),
+    })
 }

@@ -1,0 +1,172 @@
+//! Prometheus metrics at `GET /metrics` (text exposition format).
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `runflow_http_requests_total` | counter | `method`, `route` (the matched route, not the raw path), `status` |
+//! | `runflow_http_request_duration_seconds` | histogram | `method`, `route` |
+//! | `runflow_graphql_operations_total` | counter | `operation` (the operation name; at most 200 distinct, then `other`), `code` (`OK` or the first error's code) |
+//! | `runflow_websockets_open` | gauge | |
+//! | `runflow_subscriptions_active` | gauge | `transport` (`sse`) |
+//! | `runflow_executions` | gauge | `status`, read from the database at scrape time |
+//! | `runflow_execution_queue_depth` | gauge | executions waiting for a worker (`QUEUED`) |
+
+use std::collections::HashSet;
+use std::sync::{LazyLock, Mutex};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus::{Encoder, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use sea_orm::{ConnectionTrait, Statement};
+
+use crate::app::App;
+
+/// Distinct operation names counted before the rest are counted as `other`.
+const MAX_OPERATION_NAMES: usize = 200;
+
+pub struct Metrics {
+    registry: Registry,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    graphql_operations: IntCounterVec,
+    websockets_open: IntGauge,
+    pub subscriptions_active: IntGaugeVec,
+    executions: IntGaugeVec,
+    queue_depth: IntGauge,
+    operation_names: Mutex<HashSet<String>>,
+}
+
+fn build() -> Result<Metrics, prometheus::Error> {
+    let registry = Registry::new();
+    let http_requests = IntCounterVec::new(
+        Opts::new(
+            "runflow_http_requests_total",
+            "HTTP requests by method, route and status.",
+        ),
+        &["method", "route", "status"],
+    )?;
+    let http_duration = HistogramVec::new(
+        prometheus::HistogramOpts::new("runflow_http_request_duration_seconds", "HTTP request latency.")
+            .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+        &["method", "route"],
+    )?;
+    let graphql_operations = IntCounterVec::new(
+        Opts::new(
+            "runflow_graphql_operations_total",
+            "GraphQL operations over HTTP by operation name and result code.",
+        ),
+        &["operation", "code"],
+    )?;
+    let websockets_open = IntGauge::new("runflow_websockets_open", "Open WebSockets.")?;
+    let subscriptions_active = IntGaugeVec::new(
+        Opts::new("runflow_subscriptions_active", "Active subscriptions by transport."),
+        &["transport"],
+    )?;
+    let executions = IntGaugeVec::new(
+        Opts::new("runflow_executions", "Executions in the database by status."),
+        &["status"],
+    )?;
+    let queue_depth = IntGauge::new("runflow_execution_queue_depth", "Executions waiting for a worker.")?;
+    registry.register(Box::new(http_requests.clone()))?;
+    registry.register(Box::new(http_duration.clone()))?;
+    registry.register(Box::new(graphql_operations.clone()))?;
+    registry.register(Box::new(websockets_open.clone()))?;
+    registry.register(Box::new(subscriptions_active.clone()))?;
+    registry.register(Box::new(executions.clone()))?;
+    registry.register(Box::new(queue_depth.clone()))?;
+    Ok(Metrics {
+        registry,
+        http_requests,
+        http_duration,
+        graphql_operations,
+        websockets_open,
+        subscriptions_active,
+        executions,
+        queue_depth,
+        operation_names: Mutex::new(HashSet::new()),
+    })
+}
+
+/// The process's metrics (None only if the static definitions above were invalid).
+pub static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| build().ok());
+
+/// Counts one GraphQL operation.
+pub fn graphql_operation(operation: Option<&str>, code: &str) {
+    let Some(metrics) = METRICS.as_ref() else {
+        return;
+    };
+    let name = operation.unwrap_or("anonymous");
+    let name = match metrics.operation_names.lock() {
+        Ok(mut names) if names.contains(name) || names.len() < MAX_OPERATION_NAMES => {
+            names.insert(name.to_string());
+            name
+        }
+        _ => "other",
+    };
+    metrics.graphql_operations.with_label_values(&[name, code]).inc();
+}
+
+/// Middleware: counts and times every request by its matched route.
+pub async fn track(request: Request, next: Next) -> Response {
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |path| path.as_str().to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    if let Some(metrics) = METRICS.as_ref() {
+        let status = response.status().as_u16().to_string();
+        metrics
+            .http_requests
+            .with_label_values(&[method.as_str(), route.as_str(), status.as_str()])
+            .inc();
+        metrics
+            .http_duration
+            .with_label_values(&[method.as_str(), route.as_str()])
+            .observe(started.elapsed().as_secs_f64());
+    }
+    response
+}
+
+/// `GET /metrics`.
+pub async fn scrape(State(app): State<App>) -> Response {
+    let Some(metrics) = METRICS.as_ref() else {
+        return super::errors::http_error(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "metrics are unavailable",
+        );
+    };
+    metrics
+        .websockets_open
+        .set(i64::try_from(super::ws::OPEN_SOCKETS.load(std::sync::atomic::Ordering::SeqCst)).unwrap_or(i64::MAX));
+    let db = &app.services.db;
+    let statement = Statement::from_string(
+        db.backend(),
+        "SELECT status, COUNT(*) AS n FROM executions GROUP BY status",
+    );
+    if let Ok(rows) = db.conn.query_all_raw(statement).await {
+        metrics.executions.reset();
+        let mut queued = 0;
+        for row in rows {
+            let status: String = row.try_get("", "status").unwrap_or_default();
+            let count: i64 = row.try_get("", "n").unwrap_or(0);
+            if status == "QUEUED" {
+                queued = count;
+            }
+            metrics.executions.with_label_values(&[status.as_str()]).set(count);
+        }
+        metrics.queue_depth.set(queued);
+    }
+    let mut buffer = Vec::new();
+    if TextEncoder::new()
+        .encode(&metrics.registry.gather(), &mut buffer)
+        .is_err()
+    {
+        buffer.clear();
+    }
+    ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], buffer).into_response()
+}
