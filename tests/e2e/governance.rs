@@ -342,7 +342,7 @@ async fn every_mutation_is_audited_without_secrets(backend: Backend) {
             .unwrap_or_else(|| panic!("no audit entry for {name}: {log:#?}"));
         let role = if name == "requestRelease" { "developer" } else { "admin" };
         assert_eq!(entry["actor"], format!("{role}@{tenant}"), "{entry:#}");
-        assert_eq!(entry["actorRole"], role);
+        assert_eq!(entry["actorRole"], role.to_uppercase());
     }
     assert_eq!(staging.len() + production.len(), calls.len(), "{staging:#?}");
     assert!(!staging.iter().any(|e| e["recordKey"] == "no-such-agent"));
