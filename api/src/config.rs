@@ -301,6 +301,11 @@ pub struct Config {
     )]
     pub max_spans_per_request: usize,
 
+    /// A scheduled release whose time passed while no process ran is still published at the
+    /// next start within this window after its time; later it is marked MISSED.
+    #[arg(long, env = "RUNFLOW_SCHEDULED_RELEASE_GRACE", value_name = "RUNFLOW_SCHEDULED_RELEASE_GRACE", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub scheduled_release_grace: std::time::Duration,
+
     /// Agent runs this process executes at once (0: run no workers here, see `runflow worker`).
     #[arg(long, env = "RUNFLOW_WORKERS", value_name = "RUNFLOW_WORKERS", default_value_t = 4)]
     pub workers: usize,

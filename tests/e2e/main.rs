@@ -19,6 +19,7 @@ mod contract;
 mod dashboard;
 mod egress;
 mod faults;
+mod governance;
 mod http;
 mod identity;
 mod limits;

@@ -126,7 +126,7 @@ impl Server {
         self.replica_with(&[]).await
     }
 
-    /// A second replica on the same database as this one, with extra environment variables.
+    /// A second replica on the same database, with extra environment variables.
     pub async fn replica_with(&self, env: &[(&str, &str)]) -> Server {
         let storage = Storage {
             dir: tempfile::tempdir().expect("dir"),

@@ -9,7 +9,15 @@ use super::Role;
 /// The role a root mutation field requires.
 pub fn required_role_for_mutation(field: &str) -> Role {
     match field {
-        "publish" | "rollback" => Role::Publisher,
+        "publish"
+        | "rollback"
+        | "approveReleaseRequest"
+        | "rejectReleaseRequest"
+        | "scheduleRelease"
+        | "rescheduleRelease"
+        | "cancelScheduledRelease" => Role::Publisher,
+        // Tenant settings (required approvals) govern every publish: admins only.
+        "updateSettings" => Role::Admin,
         // Shared resources affect production immediately: admins only.
         f if f.ends_with("Credential")
             || f.ends_with("KnowledgeBase")
@@ -27,10 +35,12 @@ pub fn required_role_for_mutation(field: &str) -> Role {
 /// The role needed to read.
 pub const READ_ROLE: Role = Role::Viewer;
 
-/// The role a root query (or subscription) field requires: [`READ_ROLE`], except webhook
-/// endpoints, whose URLs often carry a receiver's credentials: admins only.
+/// The role a root query or subscription field requires: `viewer` except for these.
 pub fn required_role_for_query(field: &str) -> Role {
     match field {
+        // Who did what: admins only.
+        "auditLog" => Role::Admin,
+        // Webhook endpoints: their URLs often carry a receiver's credentials.
         "webhookEndpoints" => Role::Admin,
         _ => READ_ROLE,
     }

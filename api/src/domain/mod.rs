@@ -6,6 +6,8 @@
 //! handlers and the CLI all call these functions; none of them re-implements a rule.
 
 pub mod agents;
+pub mod approvals;
+pub mod audit;
 pub mod connectors;
 pub mod credentials;
 pub mod events;
@@ -19,6 +21,7 @@ pub mod pagination;
 pub mod prompts;
 pub mod releases;
 pub mod revision;
+pub mod scheduled_releases;
 pub mod sessions;
 pub mod shared_resources;
 pub mod traces;

@@ -35,11 +35,14 @@ pub enum NodeType {
     KnowledgeBase,
     LlmProvider,
     DataSource,
+    ReleaseRequest,
+    ScheduledRelease,
+    AuditEntry,
     WebhookEndpoint,
     WebhookDelivery,
 }
 
-const ALL: [NodeType; 23] = [
+const ALL: [NodeType; 26] = [
     NodeType::Agent,
     NodeType::Prompt,
     NodeType::Connector,
@@ -61,6 +64,9 @@ const ALL: [NodeType; 23] = [
     NodeType::KnowledgeBase,
     NodeType::LlmProvider,
     NodeType::DataSource,
+    NodeType::ReleaseRequest,
+    NodeType::ScheduledRelease,
+    NodeType::AuditEntry,
     NodeType::WebhookEndpoint,
     NodeType::WebhookDelivery,
 ];
@@ -90,6 +96,9 @@ impl NodeType {
             NodeType::KnowledgeBase => "KnowledgeBase",
             NodeType::LlmProvider => "LlmProvider",
             NodeType::DataSource => "DataSource",
+            NodeType::ReleaseRequest => "ReleaseRequest",
+            NodeType::ScheduledRelease => "ScheduledRelease",
+            NodeType::AuditEntry => "AuditEntry",
             NodeType::WebhookEndpoint => "WebhookEndpoint",
             NodeType::WebhookDelivery => "WebhookDelivery",
         }
@@ -110,6 +119,7 @@ impl NodeType {
                 | NodeType::Trace
                 | NodeType::Span
                 | NodeType::MemoryEntry
+                | NodeType::AuditEntry
         )
     }
 

@@ -9,12 +9,14 @@
 
 pub mod access;
 mod agents;
+pub mod audit;
 mod connectors;
 pub mod context;
 pub mod cost;
 mod documents;
 pub mod errors;
 mod executions;
+pub mod governance;
 pub mod ids;
 pub mod loaders;
 mod memory;
@@ -70,6 +72,9 @@ pub struct Query(
     traces::TraceQuery,
     memory::MemoryQuery,
     shared::SharedQuery,
+    audit::AuditQuery,
+    governance::GovernanceQuery,
+    governance::ScheduleQuery,
     webhooks::WebhookQuery,
 );
 
@@ -86,6 +91,8 @@ pub struct Mutation(
     shared::KnowledgeBaseMutation,
     shared::LlmProviderMutation,
     shared::DataSourceMutation,
+    governance::GovernanceMutation,
+    governance::ScheduleMutation,
     webhooks::WebhookMutation,
 );
 
@@ -108,6 +115,7 @@ pub fn build_schema(services: Services, config: &Config) -> RunflowSchema {
         // Registered before access control, so an operation is authorised before it is costed.
         .extension(OnParsedOperation(Arc::new(cost::CostControl(config.cost_limits()))))
         .extension(OnParsedOperation(Arc::new(access::AccessControl)))
+        .extension(audit::AuditTrail)
         .limit_depth(config.max_query_depth)
         .limit_recursive_depth(32)
         .limit_directives(16)

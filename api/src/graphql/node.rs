@@ -11,9 +11,11 @@ use sea_orm::{ColumnTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::agents::{Agent, Commit};
+use super::audit::AuditEntry;
 use super::connectors::{Connector, ConnectorResource};
 use super::context::{loader, scope, services, tenant};
 use super::executions::Execution;
+use super::governance::{ReleaseRequest, ScheduledRelease, load_request};
 use super::ids::{self, GlobalId, NodeType};
 use super::loaders::{AgentInEnvKey, ReleaseItemsKey};
 use super::memory::MemoryEntry;
@@ -64,6 +66,9 @@ pub enum Node {
     KnowledgeBase(KnowledgeBase),
     LlmProvider(LlmProvider),
     DataSource(DataSource),
+    ReleaseRequest(ReleaseRequest),
+    ScheduledRelease(ScheduledRelease),
+    AuditEntry(AuditEntry),
     WebhookEndpoint(WebhookEndpoint),
     WebhookDelivery(WebhookDelivery),
 }
@@ -179,6 +184,24 @@ async fn resolve(ctx: &Context<'_>, environment: Environment, id: &str) -> GqlRe
             .await
             .map_err(Error::from)?
             .map(|r| Node::DataSource(DataSource(r))),
+        NodeType::ReleaseRequest => load_request(ctx, uuid).await?.map(Node::ReleaseRequest),
+        NodeType::ScheduledRelease => in_tenant::<entity::scheduled_releases::Entity, _>(
+            db,
+            &tenant,
+            entity::scheduled_releases::Column::Id,
+            uuid,
+        )
+        .await?
+        .map(|r| Node::ScheduledRelease(ScheduledRelease(r))),
+        // The audit log is for admins only, through `node` as through `auditLog`.
+        NodeType::AuditEntry => {
+            if super::context::actor(ctx)?.role < crate::auth::Role::Admin {
+                return Ok(None);
+            }
+            in_scope::<entity::audit_entries::Entity, _>(db, &scope, entity::audit_entries::Column::Id, uuid)
+                .await?
+                .map(|r| Node::AuditEntry(AuditEntry(r)))
+        }
         // Webhook endpoints and their deliveries are for admins only (see `auth::policy`).
         NodeType::WebhookEndpoint | NodeType::WebhookDelivery if !may_read_webhooks => None,
         NodeType::WebhookEndpoint => {

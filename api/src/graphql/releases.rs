@@ -591,6 +591,17 @@ impl Release {
     pub(crate) async fn id(&self) -> ID {
         ids::encode_shared(NodeType::Release, self.0.id)
     }
+    /// The approved release request this release carried out (when approvals are required).
+    async fn approval_request(&self, ctx: &Context<'_>) -> GqlResult<Option<super::governance::ReleaseRequest>> {
+        match self.0.approval_request_id {
+            Some(id) => super::governance::load_request(ctx, id).await,
+            None => Ok(None),
+        }
+    }
+    /// Whether an admin rolled back without an approved request (an emergency override).
+    async fn emergency_override(&self) -> bool {
+        self.0.emergency_override
+    }
     /// 1, 2, 3... per tenant.
     async fn number(&self) -> i64 {
         self.0.number
@@ -800,6 +811,10 @@ pub struct PublishInput {
     /// Restore production to the state before this release (all of its items, or those listed
     /// in `items`).
     rollback_to: Option<ID>,
+    /// Admins only, rollbacks only: roll back without an approved release request when the
+    /// tenant requires approvals (an emergency). Recorded in the release.
+    #[graphql(default)]
+    emergency_override: bool,
 }
 
 fn request(ctx: &Context<'_>, environment: Environment, input: PublishInput) -> GqlResult<domain::PublishRequest> {
@@ -826,6 +841,7 @@ fn request(ctx: &Context<'_>, environment: Environment, input: PublishInput) -> 
         note: input.note.unwrap_or_default(),
         idempotency_key: input.idempotency_key.or(header),
         rollback_to,
+        emergency_override: input.emergency_override,
     })
 }
 
@@ -908,7 +924,8 @@ impl ReleaseMutation {
         #[graphql(desc = "What to publish or roll back.")] input: PublishInput,
     ) -> GqlResult<Release> {
         let request = request(ctx, environment, input)?;
-        let release = domain::publish(&services(ctx).db, &tenant(ctx)?, &actor(ctx)?.subject, request).await?;
+        let actor = actor(ctx)?;
+        let release = domain::publish(&services(ctx).db, &tenant(ctx)?, &actor.subject, actor.role, request).await?;
         Ok(Release(release))
     }
 }

@@ -13,7 +13,9 @@ use uuid::Uuid;
 
 use super::state::{self, EnvironmentState};
 use super::{Change, ItemKind, ItemRef, PendingChange, compare, plan_fingerprint};
+use crate::auth::Role;
 use crate::db::{Db, lock_for_update};
+use crate::domain::approvals::{self, Authorization};
 use crate::domain::events::{self, NewEvent, Topic};
 use crate::domain::{agents as agents_domain, new_id, now, revision, validate};
 use crate::error::{Error, Result};
@@ -31,6 +33,9 @@ pub struct PublishRequest {
     pub note: String,
     pub idempotency_key: Option<String>,
     pub rollback_to: Option<Uuid>,
+    /// An admin's rollback without an approved request, when approvals are required
+    /// (recorded in the release; see [`crate::domain::approvals`]).
+    pub emergency_override: bool,
 }
 
 /// One item a publish would change in production.
@@ -358,8 +363,15 @@ async fn check_dependencies<C: ConnectionTrait>(
     Ok((dependencies, missing))
 }
 
-/// Publishes (or rolls back) atomically: one transaction, one release record.
-pub async fn publish(db: &Db, tenant: &Tenant, actor: &str, request: PublishRequest) -> Result<releases::Model> {
+/// Publishes (or rolls back) atomically: one transaction, one release record. With approvals
+/// required, only what an approved release request names (see [`approvals::authorize_publish`]).
+pub async fn publish(
+    db: &Db,
+    tenant: &Tenant,
+    actor: &str,
+    role: Role,
+    request: PublishRequest,
+) -> Result<releases::Model> {
     validate::author(actor)?;
     request_shape(&request)?;
     let tx = db.begin_write().await?;
@@ -392,6 +404,7 @@ pub async fn publish(db: &Db, tenant: &Tenant, actor: &str, request: PublishRequ
             plan.missing.join("; ")
         )));
     }
+    let authorization = approvals::authorize_publish(&tx, tenant, role, &request, &plan).await?;
     if plan.rollback_of.is_none() {
         lock_and_recheck(&tx, tenant, &plan.items).await?;
     }
@@ -417,9 +430,17 @@ pub async fn publish(db: &Db, tenant: &Tenant, actor: &str, request: PublishRequ
         request_hash: Set(Some(request_hash)),
         created_by: Set(actor.to_string()),
         created_at: Set(now()),
+        approval_request_id: Set(match authorization {
+            Authorization::Approved(request) => Some(request),
+            _ => None,
+        }),
+        emergency_override: Set(authorization == Authorization::EmergencyOverride),
     }
     .insert(&tx)
     .await?;
+    if let Authorization::Approved(request) = authorization {
+        approvals::mark_published(&tx, tenant, request, &release).await?;
+    }
     let mut rows = Vec::new();
     for item in &plan.items {
         let after = apply(&tx, tenant, actor, &item.item, item.after.as_ref(), release.id).await?;

@@ -138,15 +138,18 @@ impl EventType {
     /// (The `release_request` and `schedule` topics are written by approvals and scheduled
     /// releases, issue 12; matched by name, they need no code from those modules.)
     pub fn of_event(event: &entity::events::Model) -> Option<Self> {
+        use crate::domain::events::kinds;
         if event.environment != entity::Environment::Production {
             return None;
         }
         match (event.topic.as_str(), event.kind.as_str()) {
             ("release", "published") => Some(EventType::ReleasePublished),
             ("release", "rolled_back") => Some(EventType::ReleaseRolledBack),
-            ("release_request", "opened") => Some(EventType::ReleaseRequestOpened),
-            ("release_request", "approved") => Some(EventType::ReleaseRequestApproved),
-            ("schedule", "failed" | "missed") => Some(EventType::ScheduledReleaseFailed),
+            ("release_request", kinds::RELEASE_REQUEST_OPENED) => Some(EventType::ReleaseRequestOpened),
+            ("release_request", kinds::RELEASE_REQUEST_APPROVED) => Some(EventType::ReleaseRequestApproved),
+            ("schedule", kinds::SCHEDULED_RELEASE_FAILED | kinds::SCHEDULED_RELEASE_MISSED) => {
+                Some(EventType::ScheduledReleaseFailed)
+            }
             ("execution", "finished")
                 if event.payload.pointer("/execution/status").and_then(Value::as_str) == Some("FAILED") =>
             {
