@@ -9,6 +9,8 @@ import { Prompts } from './prompts.js';
 import { Connectors } from './connectors.js';
 import { Triggers } from './triggers.js';
 import { Shared } from './shared.js';
+import { AuditLog } from './governance.js';
+import { Webhooks } from './webhooks.js';
 import { Shell, ErrorBox, canEdit, href } from './ui.js';
 
 // ---------- routing ----------
@@ -101,6 +103,8 @@ const SCREENS = {
   connectors: () => Connectors,
   triggers: () => Triggers,
   shared: () => Shared,
+  audit: () => AuditLog,
+  webhooks: () => Webhooks,
 };
 
 function Screen({ ctx }) {

@@ -3,6 +3,7 @@
 import { html, useState, useEffect, useCallback, useRef } from './vendor/htm-preact-standalone.module.js';
 import { run, live } from './api.js';
 import { ErrorBox, Loading, Json, Pager, shortTime, PUBLISH_ROLES, Field } from './ui.js';
+import { GovernanceActions, ReleaseRequests, Schedule } from './governance.js';
 
 // publish and its plan always target production (the only mutation that accepts it).
 const KIND_LABEL = { AGENT: 'Agent', PROMPT: 'Prompt', CONNECTOR: 'Connector', TRIGGER: 'Trigger' };
@@ -71,7 +72,10 @@ export function Releases({ ctx }) {
       ${confirming && html`<${ConfirmPublish} confirming=${confirming} onCancel=${() => setConfirming(null)} onConfirm=${publish} />`}
       ${pending.length === 0 && html`<p class="empty" data-testid="nothing-pending">Production matches staging: nothing to publish.</p>`}
       ${pending.map((item) => html`<${PendingItem} key=${item.id} item=${item} canPublish=${canPublish} onPublish=${() => startPublish([item])} />`)}
+      <${GovernanceActions} ctx=${ctx} items=${pending} onDone=${() => setHistoryTick((t) => t + 1)} />
     `}
+    <${ReleaseRequests} ctx=${ctx} tick=${historyTick} />
+    <${Schedule} ctx=${ctx} tick=${historyTick} />
     <${History} ctx=${ctx} canPublish=${canPublish} tick=${historyTick} onRolledBack=${() => { load(); setHistoryTick((t) => t + 1); }} />
   </section>`;
 }

@@ -22,7 +22,7 @@ export function shortTime(iso) {
 
 const NAV = [
   ['releases', 'Releases'], ['executions', 'Executions'], ['sessions', 'Sessions'], ['memory', 'Memory'],
-  ['agents', 'Agents'], ['prompts', 'Prompts'], ['connectors', 'Connectors'], ['triggers', 'Triggers'], ['shared', 'Shared'],
+  ['agents', 'Agents'], ['prompts', 'Prompts'], ['connectors', 'Connectors'], ['triggers', 'Triggers'], ['shared', 'Shared'], ['webhooks', 'Webhooks'], ['audit', 'Audit log'],
 ];
 
 export function Shell({ ctx, onSignOut, children }) {

@@ -204,6 +204,7 @@ impl App {
                 max_firings_per_minute: config.max_firings_per_minute,
                 webhook_tolerance: config.webhook_tolerance,
             },
+            webhooks: config.webhook_settings(),
         };
         let schema = graphql::build_schema(
             services.clone(),

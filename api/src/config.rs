@@ -305,6 +305,11 @@ pub struct Config {
     )]
     pub max_spans_per_request: usize,
 
+    /// A scheduled release whose time passed while no process ran is still published at the
+    /// next start within this window after its time; later it is marked MISSED.
+    #[arg(long, env = "RUNFLOW_SCHEDULED_RELEASE_GRACE", value_name = "RUNFLOW_SCHEDULED_RELEASE_GRACE", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub scheduled_release_grace: std::time::Duration,
+
     /// Agent runs this process executes at once (0: run no workers here, see `runflow worker`).
     #[arg(long, env = "RUNFLOW_WORKERS", value_name = "RUNFLOW_WORKERS", default_value_t = 4)]
     pub workers: usize,
@@ -469,6 +474,31 @@ pub struct Config {
     #[arg(long, env = "RUNFLOW_WEBHOOK_TOLERANCE", value_name = "RUNFLOW_WEBHOOK_TOLERANCE", default_value = "5m", value_parser = humantime::parse_duration)]
     pub webhook_tolerance: std::time::Duration,
 
+    /// Outgoing webhooks may call loopback, private and link-local addresses (development
+    /// and tests; refused by default, checked on every call's resolved addresses).
+    #[arg(
+        long,
+        env = "RUNFLOW_WEBHOOK_ALLOW_PRIVATE",
+        value_name = "RUNFLOW_WEBHOOK_ALLOW_PRIVATE",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub webhook_allow_private: bool,
+
+    /// How long an outgoing webhook message is retried after it was queued; then it is failed
+    /// and its endpoint is marked failing.
+    #[arg(long, env = "RUNFLOW_WEBHOOK_RETRY_FOR", value_name = "RUNFLOW_WEBHOOK_RETRY_FOR", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub webhook_retry_for: std::time::Duration,
+
+    /// Delay before the first retry of an outgoing webhook message; each next retry waits
+    /// twice as long (at most an hour), with random jitter.
+    #[arg(long, env = "RUNFLOW_WEBHOOK_RETRY_BASE", value_name = "RUNFLOW_WEBHOOK_RETRY_BASE", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub webhook_retry_base: std::time::Duration,
+
+    /// Time limit of one outgoing webhook call (connecting at most 5s of it), answer included.
+    #[arg(long, env = "RUNFLOW_WEBHOOK_TIMEOUT", value_name = "RUNFLOW_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub webhook_timeout: std::time::Duration,
+
     /// A file holding the HS256 secret (instead of RUNFLOW_JWT_SECRET in the environment).
     #[arg(long, env = "RUNFLOW_JWT_SECRET_FILE", value_name = "RUNFLOW_JWT_SECRET_FILE")]
     pub jwt_secret_file: Option<PathBuf>,
@@ -563,6 +593,16 @@ impl Config {
         self.agent_api_url.clone().unwrap_or_else(|| self.public_url())
     }
 
+    /// How outgoing webhooks behave.
+    pub fn webhook_settings(&self) -> crate::domain::webhooks::WebhookSettings {
+        crate::domain::webhooks::WebhookSettings {
+            allow_private: self.webhook_allow_private,
+            retry_for: self.webhook_retry_for,
+            retry_base: self.webhook_retry_base,
+            timeout: self.webhook_timeout,
+        }
+    }
+
     /// The limits of the cost model (see `graphql::cost`).
     pub fn cost_limits(&self) -> crate::graphql::cost::CostLimits {
         crate::graphql::cost::CostLimits {
@@ -647,6 +687,14 @@ impl Config {
             anyhow::bail!(
                 "RUNFLOW_OTLP_ENDPOINT must be an http:// or https:// URL such as http://collector:4318, got {endpoint:?}"
             );
+        }
+        if self.webhook_timeout < std::time::Duration::from_secs(1)
+            || self.webhook_timeout > std::time::Duration::from_secs(60)
+        {
+            anyhow::bail!("RUNFLOW_WEBHOOK_TIMEOUT must be between 1s and 60s");
+        }
+        if self.webhook_retry_base < std::time::Duration::from_millis(100) {
+            anyhow::bail!("RUNFLOW_WEBHOOK_RETRY_BASE must be at least 100ms");
         }
         if self.max_query_depth < 4 {
             anyhow::bail!("RUNFLOW_MAX_QUERY_DEPTH must be at least 4");

@@ -11,6 +11,8 @@
 //! - [`live`]: the live feed's fan-out; [`runner`]: the workers that run agents.
 //! - [`services`]: the plain values handlers and resolvers share; [`app`]: wiring it all
 //!   together (configuration in, services and schema out).
+//! - [`webhook_delivery`]: the sender of outgoing webhooks.
+//! - [`app`]: wiring it all together.
 
 pub mod app;
 pub mod auth;
@@ -27,3 +29,4 @@ pub mod runner;
 pub mod scope;
 pub mod services;
 pub mod telemetry;
+pub mod webhook_delivery;

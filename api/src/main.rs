@@ -3,6 +3,7 @@
 //! - `runflow` or `runflow serve`: serve the API (the default).
 //! - `runflow token --tenant T --role R [--ttl 1h]`: print a bearer token.
 //! - `runflow schema`: print the GraphQL SDL (what `schema.graphql` holds).
+//! - `runflow audit export [--tenant T]`: print the audit log as JSON lines, oldest first.
 //! - `runflow trusted-documents PATH...`: print the trusted-documents manifest of `.graphql` files.
 //! - `runflow completions SHELL`: print a shell completion script.
 
@@ -91,6 +92,22 @@ enum Command {
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Print every audit entry as one JSON object per line, oldest first (for retention
+    /// elsewhere). Reads the database of `RUNFLOW_DATABASE_URL`.
+    Export {
+        /// Only this tenant's entries (default: every tenant).
+        #[arg(long)]
+        tenant: Option<String>,
     },
 }
 
@@ -213,6 +230,9 @@ async fn run(cli: Cli) -> ExitCode {
             print!("{}", runflow::graphql::sdl());
             Ok(())
         }
+        Command::Audit {
+            command: AuditCommand::Export { tenant },
+        } => audit_export(&cli.config, tenant).await,
         Command::SandboxInit { .. } => Ok(()),
         Command::TrustedDocuments { paths } => trusted_documents(&paths),
         Command::Completions { shell } => {
@@ -243,6 +263,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         // No workers here, but executions of lost workers are still reclaimed.
         tokio::spawn(runflow::runner::reap(app.clone()));
     }
+    // Outgoing webhooks: every replica sends; deliveries are claimed in the database.
+    tokio::spawn(runflow::webhook_delivery::run(app.clone()));
     runflow::http::serve(app, listener).await
 }
 
@@ -256,6 +278,20 @@ async fn worker(config: Config) -> anyhow::Result<()> {
     runflow::http::shutdown_signal().await;
     app.begin_shutdown();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), workers).await;
+    Ok(())
+}
+
+async fn audit_export(config: &Config, tenant: Option<String>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let db = runflow::db::Db::connect_with(&config.database_url(), &config.db_options()).await?;
+    let tenant = tenant.map(runflow::scope::Tenant::named_by_operator);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    runflow::domain::audit::export(&db, tenant.as_ref(), |entry| {
+        serde_json::to_writer(&mut out, entry)?;
+        out.write_all(b"\n")
+    })
+    .await?;
+    out.flush()?;
     Ok(())
 }
 

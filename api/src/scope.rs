@@ -77,6 +77,27 @@ impl Tenant {
         E::delete_many().filter(E::tenant_column().eq(self.0.as_str()))
     }
 
+    /// A tenant named by the server's operator on the command line (`runflow audit export
+    /// --tenant`): whoever can run the binary against the database already holds every tenant.
+    pub fn named_by_operator(tenant: String) -> Tenant {
+        Tenant(tenant)
+    }
+
+    /// The tenant a scheduled release was scheduled by (for the scheduler running it).
+    pub fn of_scheduled_release(row: &entity::scheduled_releases::Model) -> Tenant {
+        Tenant(row.tenant_id.clone())
+    }
+
+    /// The tenant a webhook cursor reads the event log for (for the outbox filler).
+    pub fn of_webhook_cursor(row: &entity::webhook_cursors::Model) -> Tenant {
+        Tenant(row.tenant_id.clone())
+    }
+
+    /// The tenant of a claimed webhook delivery (for the sender).
+    pub fn of_webhook_delivery(row: &entity::webhook_deliveries::Model) -> Tenant {
+        Tenant(row.tenant_id.clone())
+    }
+
     pub fn in_env(&self, environment: Environment) -> Scope {
         Scope {
             tenant: self.clone(),

@@ -22,4 +22,6 @@ pub struct Services {
     pub execution_limits: crate::domain::executions::ExecutionLimits,
     /// Schedule interval, trigger count, firing rate and webhook replay window.
     pub trigger_limits: crate::domain::triggers::TriggerLimits,
+    /// Outgoing webhooks: target policy, retries, time limits.
+    pub webhooks: crate::domain::webhooks::WebhookSettings,
 }

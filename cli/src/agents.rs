@@ -150,6 +150,7 @@ pub async fn promote(global: &Global, yes: bool) -> anyhow::Result<()> {
         note: Some(format!("rf agents promote {}", manifest.name)),
         idempotency_key: None,
         rollback_to: None,
+        emergency_override: false,
     };
     let (data, raw) = client
         .run_raw::<Publish>(operations::publish::Variables { input })
@@ -187,6 +188,7 @@ fn plan_input(
         note: None,
         idempotency_key: None,
         rollback_to: None,
+        emergency_override: false,
     }
 }
 

@@ -7,8 +7,10 @@
 mod agents;
 mod client;
 mod executions;
+mod governance;
 mod operations;
 mod releases;
+mod webhooks;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
@@ -69,6 +71,26 @@ enum Command {
         /// Show the release history instead of the pending changes.
         #[arg(long)]
         history: bool,
+        #[command(subcommand)]
+        command: Option<ReleasesCommand>,
+    },
+    /// The audit log (admins): who changed what, newest first.
+    Audit {
+        /// PRODUCTION's log (publishes, rollbacks) instead of STAGING's (every other change).
+        #[arg(long)]
+        production: bool,
+        /// Only changes by this token subject.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only this operation (a mutation name, such as `publish`).
+        #[arg(long)]
+        action: Option<String>,
+        /// Only changes at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// How many entries (at most 100).
+        #[arg(long, default_value_t = 50)]
+        first: i64,
     },
     /// Publish staging changes to production.
     Publish {
@@ -102,11 +124,66 @@ enum Command {
         #[arg(long, value_enum, default_value = "staging")]
         environment: Env,
     },
+    /// Outgoing webhook endpoints and their delivery log (admin).
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// Print a completion script for your shell (e.g. `rf completions zsh > ~/.zfunc/_rf`).
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Subcommand)]
+enum ReleasesCommand {
+    /// Propose exactly these pending items (at their current fingerprints) for approval.
+    Request {
+        /// Request everything pending.
+        #[arg(long, conflicts_with = "items")]
+        all: bool,
+        /// Items (agent:<slug>, prompt:<slug>, connector:<slug>, trigger:<name>).
+        items: Vec<String>,
+        /// Why (shown to reviewers).
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Approve a release request (publishers; not your own).
+    Approve {
+        /// The request's id (see `rf releases requests`).
+        id: String,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Reject a release request (publishers; not your own).
+    Reject {
+        /// The request's id.
+        id: String,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Schedule a publish of exactly these pending items at a time.
+    Schedule {
+        /// Schedule everything pending.
+        #[arg(long, conflicts_with = "items")]
+        all: bool,
+        /// Items (agent:<slug>, ...).
+        items: Vec<String>,
+        /// When (RFC 3339, e.g. 2026-12-01T09:00:00Z).
+        #[arg(long)]
+        at: String,
+        /// Why (stored with the release).
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Cancel a scheduled release.
+    Cancel {
+        /// The scheduled release's id (see `rf releases scheduled`).
+        id: String,
+    },
+    /// Release requests and their state, newest first.
+    Requests,
+    /// Scheduled releases and their state, newest first.
+    Scheduled,
 }
 
 #[derive(Subcommand)]
@@ -127,6 +204,33 @@ enum AgentsCommand {
     List {
         #[arg(long, value_enum, default_value = "staging")]
         environment: Env,
+    },
+}
+
+#[derive(Subcommand)]
+enum WebhooksCommand {
+    /// The tenant's webhook endpoints.
+    List,
+    /// Create an endpoint; prints the generated signing secret once.
+    Create {
+        /// Where messages are POSTed.
+        url: String,
+        /// Event types (comma-separated): release.published, release.rolled_back,
+        /// execution.failed, release_request.opened, release_request.approved,
+        /// scheduled_release.failed.
+        #[arg(long, value_delimiter = ',', default_value = "release.published,release.rolled_back")]
+        events: Vec<String>,
+        /// Your own signing secret (`whsec_...`) instead of a generated one.
+        #[arg(long, env = "RF_WEBHOOK_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+    },
+    /// Delete an endpoint (by id) and its delivery log.
+    Delete { id: String },
+    /// An endpoint's delivery log, newest first.
+    Deliveries {
+        id: String,
+        #[arg(long, default_value_t = 20)]
+        first: i64,
     },
 }
 
@@ -212,8 +316,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             input_file,
             session,
         } => agents::test(&global, input, input_file, session).await,
-        Command::Releases { history: false } => releases::pending(&global).await,
-        Command::Releases { history: true } => releases::history(&global).await,
+        Command::Releases {
+            command: Some(command), ..
+        } => match command {
+            ReleasesCommand::Request { all, items, note } => governance::request(&global, all, items, note).await,
+            ReleasesCommand::Approve { id, comment } => governance::review(&global, id, comment, true).await,
+            ReleasesCommand::Reject { id, comment } => governance::review(&global, id, comment, false).await,
+            ReleasesCommand::Schedule { all, items, at, note } => {
+                governance::schedule(&global, all, items, at, note).await
+            }
+            ReleasesCommand::Cancel { id } => governance::cancel(&global, id).await,
+            ReleasesCommand::Requests => governance::requests(&global).await,
+            ReleasesCommand::Scheduled => governance::scheduled(&global).await,
+        },
+        Command::Releases { history: false, .. } => releases::pending(&global).await,
+        Command::Releases { history: true, .. } => releases::history(&global).await,
+        Command::Audit {
+            production,
+            actor,
+            action,
+            since,
+            first,
+        } => governance::audit(&global, production, actor, action, since, first).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "rf", &mut std::io::stdout());
@@ -227,6 +351,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             yes,
         } => releases::rollback(&global, &release, items, note, yes).await,
         Command::Executions { follow, environment } => executions::run(&global, follow, environment).await,
+        Command::Webhooks(WebhooksCommand::List) => webhooks::list(&global).await,
+        Command::Webhooks(WebhooksCommand::Create { url, events, secret }) => {
+            webhooks::create(&global, url, events, secret).await
+        }
+        Command::Webhooks(WebhooksCommand::Delete { id }) => webhooks::delete(&global, id).await,
+        Command::Webhooks(WebhooksCommand::Deliveries { id, first }) => webhooks::deliveries(&global, id, first).await,
     }
 }
 

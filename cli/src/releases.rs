@@ -72,6 +72,7 @@ fn publish_input(items: Vec<(String, Option<String>)>, note: Option<String>) -> 
         note,
         idempotency_key: None,
         rollback_to: None,
+        emergency_override: false,
     }
 }
 
@@ -121,6 +122,7 @@ pub async fn publish(
         note: None,
         idempotency_key: None,
         rollback_to: None,
+        emergency_override: false,
     };
     let plan = client
         .run::<Plan>(operations::plan::Variables { input: plan_input })

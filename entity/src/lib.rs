@@ -10,6 +10,7 @@ pub mod agent_commit_files;
 pub mod agent_commits;
 pub mod agent_deployments;
 pub mod agents;
+pub mod audit_entries;
 pub mod blobs;
 pub mod connector_instances;
 pub mod connector_resources;
@@ -21,14 +22,21 @@ pub mod memory_entries;
 pub mod prompt_versions;
 pub mod prompts;
 pub mod release_items;
+pub mod release_request_reviews;
+pub mod release_requests;
 pub mod releases;
+pub mod scheduled_releases;
 pub mod session_messages;
 pub mod sessions;
 pub mod shared_resources;
 pub mod spans;
+pub mod tenant_settings;
 pub mod traces;
 pub mod trigger_firings;
 pub mod triggers;
+pub mod webhook_cursors;
+pub mod webhook_deliveries;
+pub mod webhook_endpoints;
 
 /// The two environments every tenant has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, serde::Serialize, serde::Deserialize)]

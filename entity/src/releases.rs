@@ -22,6 +22,10 @@ pub struct Model {
     pub request_hash: Option<String>,
     pub created_by: String,
     pub created_at: DateTimeUtc,
+    /// The approved release request this release carried out (when approvals are required).
+    pub approval_request_id: Option<Uuid>,
+    /// An admin published without an approved request (an emergency rollback).
+    pub emergency_override: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

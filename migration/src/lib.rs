@@ -13,7 +13,9 @@ mod m20261129_000004_runner;
 mod m20261129_000005_triggers;
 mod m20261130_000010_run_lifecycle;
 mod m20261130_000020_idempotency;
+mod m20261130_000030_governance;
 mod m20261130_000040_indexes;
+mod m20261130_000050_webhooks;
 
 pub struct Migrator;
 
@@ -29,6 +31,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000020_idempotency::Migration),
             Box::new(m20261130_000010_run_lifecycle::Migration),
             Box::new(m20261130_000040_indexes::Migration),
+            Box::new(m20261130_000030_governance::Migration),
+            Box::new(m20261130_000050_webhooks::Migration),
         ]
     }
 }

@@ -637,6 +637,37 @@ await step('phone 390x844: no horizontal scroll on any screen, navigation reacha
   await page.context().close();
 });
 
+await step('governance: a developer\'s release request appears live and is approved; a schedule is made and cancelled; the audit log shows them', async () => {
+  const DEV = mint('--role', 'developer', '--ttl', '2h', '--subject', 'dana');
+  await deploy('governance change', [{ path: 'main.py', content: 'print("governed")\n' }]);
+  const pending = (await gql('{ pendingChanges(environment: STAGING) { key fingerprint } }')).pendingChanges;
+  const items = pending.map((p) => ({ key: p.key, fingerprint: p.fingerprint }));
+  const page = await newPage();
+  await page.goto(url('staging', 'releases'));
+  await page.waitForSelector('[data-testid=release-requests] .empty');
+  await gql('mutation($i: RequestReleaseInput!) { requestRelease(environment: STAGING, input: $i) { id } }', { i: { items, note: 'please ship' } }, DEV);
+  await page.waitForSelector('[data-request-state=OPEN] [data-testid=approve-request]');
+  await page.click('[data-request-state=OPEN] [data-testid=approve-request]');
+  await page.waitForSelector('[data-request-state=APPROVED]');
+  assert.match(await page.textContent('[data-request-state=APPROVED]'), /Approved by/);
+  const tomorrow = new Date(Date.now() + 86400000);
+  const local = new Date(tomorrow.getTime() - tomorrow.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  await page.fill('[data-testid=schedule-at]', local);
+  await page.click('[data-testid=schedule-release]');
+  await page.waitForSelector('[data-schedule-state=SCHEDULED] [data-testid=cancel-scheduled]');
+  await shot(page, 'releases-governance');
+  await page.click('[data-schedule-state=SCHEDULED] [data-testid=cancel-scheduled]');
+  await page.waitForSelector('[data-schedule-state=CANCELLED]');
+  await page.goto(url('staging', 'audit'));
+  await page.waitForSelector('[data-testid=audit-table] tr[data-action=cancelScheduledRelease]');
+  const actions = await page.$$eval('[data-testid=audit-table] tr[data-action]', (rows) => rows.map((r) => r.dataset.action));
+  for (const action of ['requestRelease', 'approveReleaseRequest', 'scheduleRelease', 'cancelScheduledRelease', 'deployAgent']) {
+    assert.ok(actions.includes(action), `${action} in ${actions}`);
+  }
+  await shot(page, 'audit-log');
+  await page.context().close();
+});
+
 await step('keyboard: Tab reaches the badge with a visible focus ring', async () => {
   const page = await newPage();
   await page.goto(url('staging', 'executions'));

@@ -121,7 +121,16 @@ async fn every_mutation_requires_its_role(backend: Backend) {
         assert_eq!(error_code(&response), "FORBIDDEN", "{field} as viewer: {response:#}");
         let admin_only = ["Credential", "KnowledgeBase", "LlmProvider", "DataSource"]
             .iter()
-            .any(|s| field.ends_with(s));
+            .any(|s| field.ends_with(s))
+            || field == "updateSettings";
+        let publisher_only = [
+            "approveReleaseRequest",
+            "rejectReleaseRequest",
+            "scheduleRelease",
+            "rescheduleRelease",
+            "cancelScheduledRelease",
+        ]
+        .contains(&field.as_str());
         if field == "publish" {
             // Publishing needs the publisher role, and is the one mutation allowed on PRODUCTION.
             let developer = token(&tenant, "developer");
@@ -158,6 +167,9 @@ async fn every_mutation_requires_its_role(backend: Backend) {
         if admin_only {
             assert_eq!(error_code(&response), "FORBIDDEN", "{field} as developer: {response:#}");
             assert!(error_message(&response).contains("admin"), "{response:#}");
+        } else if publisher_only {
+            assert_eq!(error_code(&response), "FORBIDDEN", "{field} as developer: {response:#}");
+            assert!(error_message(&response).contains("publisher"), "{response:#}");
         } else {
             // Past the role check: the missing input is what fails now (or, for a mutation
             // that needs nothing more, it succeeds).

@@ -57,9 +57,15 @@ async fn seed_agent(app: &InProcess, tenant: &str, slug: &str) {
         items: vec![(item, revision)],
         ..Default::default()
     };
-    releases::publish(app.db(), staging.tenant(), "seed", request)
-        .await
-        .expect("publish");
+    releases::publish(
+        app.db(),
+        staging.tenant(),
+        "seed",
+        runflow::auth::Role::Publisher,
+        request,
+    )
+    .await
+    .expect("publish");
 }
 
 fn span(name: &str, kind: &str) -> SpanInput {

@@ -123,12 +123,17 @@ impl Server {
 
     /// A second replica on the same database as this one.
     pub async fn replica(&self) -> Server {
+        self.replica_with(&[]).await
+    }
+
+    /// A second replica on the same database, with extra environment variables.
+    pub async fn replica_with(&self, env: &[(&str, &str)]) -> Server {
         let storage = Storage {
             dir: tempfile::tempdir().expect("dir"),
             url: self._storage.url.clone(),
             postgres: None,
         };
-        Self::start_on(storage, &[]).await
+        Self::start_on(storage, env).await
     }
 
     async fn start_on(storage: Storage, env: &[(&str, &str)]) -> Server {

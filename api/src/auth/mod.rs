@@ -107,6 +107,17 @@ pub struct Actor {
     pub expires_at: u64,
 }
 
+impl Actor {
+    /// A person's role. A runtime never reaches the GraphQL API (access control refuses it),
+    /// so for one this is the least privilege, `viewer`, never a rung it could climb.
+    pub fn role(&self) -> Role {
+        match self.kind {
+            ActorKind::Person(role) => role,
+            ActorKind::Runtime(_) => Role::Viewer,
+        }
+    }
+}
+
 /// What the HTTP layer learnt from the `Authorization` header.
 #[derive(Clone, Debug)]
 pub enum Authentication {

@@ -58,10 +58,19 @@ pub const ROOT_FIELDS: &[(Root, &str, Role)] = &[
     (Query, "knowledgeBases", Viewer),
     (Query, "llmProviders", Viewer),
     (Query, "dataSources", Viewer),
+    (Query, "settings", Viewer),
+    (Query, "releaseRequests", Viewer),
+    (Query, "releaseRequest", Viewer),
+    (Query, "scheduledReleases", Viewer),
+    // Who did what: admins only.
+    (Query, "auditLog", Admin),
+    // Webhook endpoints: their URLs often carry a receiver's credentials.
+    (Query, "webhookEndpoints", Admin),
     (Subscription, "executionEvents", Viewer),
     (Subscription, "sessionEvents", Viewer),
     (Subscription, "traceEvents", Viewer),
     (Subscription, "releaseEvents", Viewer),
+    (Subscription, "releaseRequestEvents", Viewer),
     // Edits of staging.
     (Mutation, "deployAgent", Developer),
     (Mutation, "updateAgent", Developer),
@@ -79,8 +88,23 @@ pub const ROOT_FIELDS: &[(Root, &str, Role)] = &[
     (Mutation, "updateTrigger", Developer),
     (Mutation, "deleteTrigger", Developer),
     (Mutation, "cancelExecution", Developer),
+    // Asking for a release is proposing, not publishing.
+    (Mutation, "requestRelease", Developer),
     // The one way production changes.
     (Mutation, "publish", Publisher),
+    (Mutation, "approveReleaseRequest", Publisher),
+    (Mutation, "rejectReleaseRequest", Publisher),
+    (Mutation, "scheduleRelease", Publisher),
+    (Mutation, "rescheduleRelease", Publisher),
+    (Mutation, "cancelScheduledRelease", Publisher),
+    // Tenant settings (required approvals) govern every publish: admins only.
+    (Mutation, "updateSettings", Admin),
+    // Outgoing webhooks send production's events out of the system: admins only.
+    (Mutation, "createWebhookEndpoint", Admin),
+    (Mutation, "updateWebhookEndpoint", Admin),
+    (Mutation, "deleteWebhookEndpoint", Admin),
+    (Mutation, "testWebhookEndpoint", Admin),
+    (Mutation, "redeliverWebhook", Admin),
     // Shared resources affect production immediately: admins only.
     (Mutation, "createCredential", Admin),
     (Mutation, "rotateCredential", Admin),
@@ -112,6 +136,16 @@ pub fn unknown_field_role(root: Root) -> Role {
         Query | Subscription => Role::Viewer,
         Mutation => Role::Developer,
     }
+}
+
+/// Whether `role` may read webhook endpoints and deliveries (also through `node`).
+pub fn may_read_webhooks(role: Role) -> bool {
+    role >= required_role(Root::Query, "webhookEndpoints")
+}
+
+/// Whether `role` may read the audit log (also through `node`).
+pub fn may_read_audit(role: Role) -> bool {
+    role >= required_role(Root::Query, "auditLog")
 }
 
 /// The role the GraphQL API needs at all (every read).

@@ -28,6 +28,41 @@ pub enum Topic {
     Session,
     Trace,
     Release,
+    /// Release requests (approvals): kinds in [`kinds`] `RELEASE_REQUEST_*`. Requests are
+    /// shared, so each event is appended once per environment (consumers that act once per
+    /// change, such as outgoing webhooks, read the STAGING copy).
+    ReleaseRequest,
+    /// Scheduled releases: kinds in [`kinds`] `SCHEDULED_RELEASE_*`; appended once per
+    /// environment like [`Topic::ReleaseRequest`]. The payload is
+    /// `{"scheduledRelease": <row>}`; a failed one names the stale items in `failure`.
+    Schedule,
+}
+
+/// The event kinds of the governance topics, by name (what outgoing webhooks map to their
+/// event types). The payload of a `release_request` event is `{"request": <row>}`.
+pub mod kinds {
+    /// `release_request`: a developer opened a release request.
+    pub const RELEASE_REQUEST_OPENED: &str = "opened";
+    /// `release_request`: a publisher approved, short of the approvals required.
+    pub const RELEASE_REQUEST_REVIEWED: &str = "reviewed";
+    /// `release_request`: the request has the approvals required.
+    pub const RELEASE_REQUEST_APPROVED: &str = "approved";
+    /// `release_request`: a publisher rejected it.
+    pub const RELEASE_REQUEST_REJECTED: &str = "rejected";
+    /// `release_request`: a release carried it out.
+    pub const RELEASE_REQUEST_PUBLISHED: &str = "published";
+    /// `schedule`: a release was scheduled.
+    pub const SCHEDULED_RELEASE_SCHEDULED: &str = "scheduled";
+    /// `schedule`: its time was changed.
+    pub const SCHEDULED_RELEASE_RESCHEDULED: &str = "rescheduled";
+    /// `schedule`: it was cancelled.
+    pub const SCHEDULED_RELEASE_CANCELLED: &str = "cancelled";
+    /// `schedule`: it was published (`releaseId`).
+    pub const SCHEDULED_RELEASE_PUBLISHED: &str = "published";
+    /// `schedule`: it did not publish (staging changed since: `failure` names the items).
+    pub const SCHEDULED_RELEASE_FAILED: &str = "failed";
+    /// `schedule`: its time passed while no process ran, beyond the grace window.
+    pub const SCHEDULED_RELEASE_MISSED: &str = "missed";
 }
 
 impl Topic {
@@ -37,6 +72,8 @@ impl Topic {
             Topic::Session => "session",
             Topic::Trace => "trace",
             Topic::Release => "release",
+            Topic::ReleaseRequest => "release_request",
+            Topic::Schedule => "schedule",
         }
     }
 }
@@ -453,6 +490,56 @@ pub fn release_payload(release: &entity::releases::Model) -> Value {
     };
     serde_json::json!({ "v": PAYLOAD_VERSION, "release": summary })
 }
+
+/// What a `release_request` event carries (`{"v":1, "request": ReleaseRequestSummary}`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReleaseRequestSummary {
+    pub id: Uuid,
+    /// `open`, `approved`, `rejected` or `published` (as stored when the event was written).
+    pub state: String,
+    pub requested_by: String,
+    pub note: String,
+    /// The requested item keys (`agent:<slug>`...), at most 50.
+    pub items: Vec<String>,
+    /// A requested rollback: the release rolled back.
+    #[serde(default)]
+    pub rollback_to: Option<Uuid>,
+    /// Once published: the release.
+    #[serde(default)]
+    pub release_id: Option<Uuid>,
+    /// The reviewer and comment of a `reviewed`/`approved`/`rejected` event.
+    #[serde(default)]
+    pub reviewer: Option<String>,
+    #[serde(default)]
+    pub comment: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a `schedule` event carries (`{"v":1, "scheduledRelease": ScheduledReleaseSummary}`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScheduledReleaseSummary {
+    pub id: Uuid,
+    /// `scheduled`, `running`, `published`, `failed`, `missed` or `cancelled`.
+    pub state: String,
+    /// When it is (was) to run.
+    pub at: DateTime<Utc>,
+    pub note: String,
+    /// The item keys it publishes, at most 50.
+    pub items: Vec<String>,
+    /// For `failed`: the item keys that changed in staging since it was scheduled.
+    #[serde(default)]
+    pub stale_items: Vec<String>,
+    /// For `failed` and `missed`: why.
+    #[serde(default)]
+    pub failure: Option<String>,
+    /// For `published`: the release made.
+    #[serde(default)]
+    pub release_id: Option<Uuid>,
+    pub created_by: String,
+}
+
+/// Most item keys kept in a governance event.
+pub const SUMMARY_ITEMS: usize = 50;
 
 /// Reads one part of a stored payload (any version).
 pub fn payload_part<T: serde::de::DeserializeOwned>(event: &events::Model, field: &str) -> Result<T> {

@@ -7,6 +7,8 @@
 //! handlers and the CLI all call these functions; none of them re-implements a rule.
 
 pub mod agents;
+pub mod approvals;
+pub mod audit;
 pub mod connectors;
 pub mod credentials;
 pub mod events;
@@ -20,11 +22,13 @@ pub mod pagination;
 pub mod prompts;
 pub mod releases;
 pub mod revision;
+pub mod scheduled_releases;
 pub mod sessions;
 pub mod shared_resources;
 pub mod traces;
 pub mod triggers;
 pub mod validate;
+pub mod webhooks;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;

@@ -35,9 +35,14 @@ pub enum NodeType {
     KnowledgeBase,
     LlmProvider,
     DataSource,
+    ReleaseRequest,
+    ScheduledRelease,
+    AuditEntry,
+    WebhookEndpoint,
+    WebhookDelivery,
 }
 
-const ALL: [NodeType; 21] = [
+const ALL: [NodeType; 26] = [
     NodeType::Agent,
     NodeType::Prompt,
     NodeType::Connector,
@@ -59,6 +64,11 @@ const ALL: [NodeType; 21] = [
     NodeType::KnowledgeBase,
     NodeType::LlmProvider,
     NodeType::DataSource,
+    NodeType::ReleaseRequest,
+    NodeType::ScheduledRelease,
+    NodeType::AuditEntry,
+    NodeType::WebhookEndpoint,
+    NodeType::WebhookDelivery,
 ];
 
 impl NodeType {
@@ -86,6 +96,11 @@ impl NodeType {
             NodeType::KnowledgeBase => "KnowledgeBase",
             NodeType::LlmProvider => "LlmProvider",
             NodeType::DataSource => "DataSource",
+            NodeType::ReleaseRequest => "ReleaseRequest",
+            NodeType::ScheduledRelease => "ScheduledRelease",
+            NodeType::AuditEntry => "AuditEntry",
+            NodeType::WebhookEndpoint => "WebhookEndpoint",
+            NodeType::WebhookDelivery => "WebhookDelivery",
         }
     }
 
@@ -104,6 +119,7 @@ impl NodeType {
                 | NodeType::Trace
                 | NodeType::Span
                 | NodeType::MemoryEntry
+                | NodeType::AuditEntry
         )
     }
 

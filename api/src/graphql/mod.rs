@@ -9,12 +9,14 @@
 
 pub mod access;
 mod agents;
+pub mod audit;
 mod connectors;
 pub mod context;
 pub mod cost;
 mod documents;
 pub mod errors;
 mod executions;
+pub mod governance;
 pub mod ids;
 pub mod loaders;
 mod memory;
@@ -35,6 +37,7 @@ pub mod syntax;
 mod traces;
 mod triggers;
 mod viewer;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -68,6 +71,10 @@ pub struct Query(
     traces::TraceQuery,
     memory::MemoryQuery,
     shared::SharedQuery,
+    audit::AuditQuery,
+    governance::GovernanceQuery,
+    governance::ScheduleQuery,
+    webhooks::WebhookQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -83,6 +90,9 @@ pub struct Mutation(
     shared::KnowledgeBaseMutation,
     shared::LlmProviderMutation,
     shared::DataSourceMutation,
+    governance::GovernanceMutation,
+    governance::ScheduleMutation,
+    webhooks::WebhookMutation,
 );
 
 /// What resolvers return: domain errors convert with `?` and keep their code (see [`errors`]).
@@ -112,6 +122,7 @@ pub fn build_schema(services: Services, options: SchemaOptions) -> RunflowSchema
         // Registered before access control, so an operation is authorised before it is costed.
         .extension(OnParsedOperation(Arc::new(cost::CostControl(options.cost))))
         .extension(OnParsedOperation(Arc::new(access::AccessControl)))
+        .extension(audit::AuditTrail)
         .limit_depth(options.max_depth)
         .limit_recursive_depth(32)
         .limit_directives(16)

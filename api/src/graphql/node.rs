@@ -11,9 +11,11 @@ use sea_orm::{ColumnTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::agents::{Agent, Commit};
+use super::audit::AuditEntry;
 use super::connectors::{Connector, ConnectorResource};
 use super::context::{loader, scope, services, tenant};
 use super::executions::Execution;
+use super::governance::{ReleaseRequest, ScheduledRelease, load_request};
 use super::ids::{self, GlobalId, NodeType};
 use super::loaders::{AgentInEnvKey, ReleaseItemsKey};
 use super::memory::MemoryEntry;
@@ -23,6 +25,7 @@ use super::sessions::{Message, Session};
 use super::shared::{Credential, DataSource, KnowledgeBase, LlmProvider};
 use super::traces::{Span, Trace};
 use super::triggers::Trigger;
+use super::webhooks::{WebhookDelivery, WebhookEndpoint};
 use super::{Environment, GqlResult};
 use crate::domain::lookup::{in_scope, in_tenant};
 use crate::domain::releases as release_domain;
@@ -63,6 +66,11 @@ pub enum Node {
     KnowledgeBase(KnowledgeBase),
     LlmProvider(LlmProvider),
     DataSource(DataSource),
+    ReleaseRequest(ReleaseRequest),
+    ScheduledRelease(ScheduledRelease),
+    AuditEntry(AuditEntry),
+    WebhookEndpoint(WebhookEndpoint),
+    WebhookDelivery(WebhookDelivery),
 }
 
 fn uuid(key: &str) -> Option<Uuid> {
@@ -86,6 +94,7 @@ async fn resolve(ctx: &Context<'_>, environment: Environment, id: &str) -> GqlRe
             .map(|c| Node::PendingChange(PendingChange(c))));
     }
     let Some(uuid) = uuid(&key) else { return Ok(None) };
+    let may_read_webhooks = crate::auth::policy::may_read_webhooks(super::context::actor(ctx)?.role());
     let shared = |category: Category| {
         tenant
             .select::<shared_resources::Entity>()
@@ -175,6 +184,39 @@ async fn resolve(ctx: &Context<'_>, environment: Environment, id: &str) -> GqlRe
             .await
             .map_err(Error::from)?
             .map(|r| Node::DataSource(DataSource(r))),
+        NodeType::ReleaseRequest => load_request(ctx, uuid).await?.map(Node::ReleaseRequest),
+        NodeType::ScheduledRelease => in_tenant::<entity::scheduled_releases::Entity, _>(
+            db,
+            &tenant,
+            entity::scheduled_releases::Column::Id,
+            uuid,
+        )
+        .await?
+        .map(|r| Node::ScheduledRelease(ScheduledRelease(r))),
+        // The audit log is for admins only, through `node` as through `auditLog`.
+        NodeType::AuditEntry => {
+            if super::context::actor(ctx)?.role() < crate::auth::Role::Admin {
+                return Ok(None);
+            }
+            in_scope::<entity::audit_entries::Entity, _>(db, &scope, entity::audit_entries::Column::Id, uuid)
+                .await?
+                .map(|r| Node::AuditEntry(AuditEntry(r)))
+        }
+        // Webhook endpoints and their deliveries are for admins only (see `auth::policy`).
+        NodeType::WebhookEndpoint | NodeType::WebhookDelivery if !may_read_webhooks => None,
+        NodeType::WebhookEndpoint => {
+            in_tenant::<entity::webhook_endpoints::Entity, _>(db, &tenant, entity::webhook_endpoints::Column::Id, uuid)
+                .await?
+                .map(|r| Node::WebhookEndpoint(WebhookEndpoint(r)))
+        }
+        NodeType::WebhookDelivery => in_tenant::<entity::webhook_deliveries::Entity, _>(
+            db,
+            &tenant,
+            entity::webhook_deliveries::Column::Id,
+            uuid,
+        )
+        .await?
+        .map(|r| Node::WebhookDelivery(WebhookDelivery(r))),
         NodeType::PendingChange | NodeType::PlannedItem => None,
     })
 }

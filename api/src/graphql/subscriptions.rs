@@ -394,6 +394,8 @@ fn release_event(convert: Arc<Convert>, event: Arc<event_rows::Model>) -> BoxFut
                 request_hash: None,
                 created_by: summary.created_by,
                 created_at: summary.created_at,
+                approval_request_id: None,
+                emergency_override: false,
             },
             Err(other) => return Err(other),
         };
@@ -564,4 +566,45 @@ impl Subscription {
         };
         subscribe(ctx, environment, filter, after, ("release", &[]), release_event).await
     }
+
+    /// Release requests opened, reviewed, approved, rejected and published (approvals), so
+    /// every open Releases screen can refresh.
+    async fn release_request_events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Either environment; requests are the tenant's.")] environment: Environment,
+        #[graphql(desc = "Replay the events after this cursor first.")] after: Option<String>,
+    ) -> EventStream<super::governance::ReleaseRequestEvent> {
+        let filter = Filter {
+            topic: events::Topic::ReleaseRequest,
+            agent: None,
+            execution_id: None,
+            session_id: None,
+        };
+        subscribe(ctx, environment, filter, after, ("request", &[]), release_request_event).await
+    }
+}
+
+/// A release-request event with the request read fresh (its state may have gone stale since).
+fn release_request_event(
+    convert: Arc<Convert>,
+    event: Arc<event_rows::Model>,
+) -> BoxFuture<'static, Result<super::governance::ReleaseRequestEvent>> {
+    Box::pin(async move {
+        let summary: events::ReleaseRequestSummary = events::payload_part(&event, "request")?;
+        let db = &convert.services.db.conn;
+        let tenant = &convert.scope.tenant;
+        let request = match crate::domain::approvals::get(db, tenant, summary.id).await {
+            Ok(row) => crate::domain::approvals::views(db, tenant, vec![row]).await?.pop(),
+            Err(Error::NotFound(_)) => None,
+            Err(other) => return Err(other),
+        };
+        Ok(super::governance::ReleaseRequestEvent {
+            cursor: event.seq.to_string(),
+            kind: super::governance::ReleaseRequestEventKind::parse(&event.kind),
+            environment: event.environment.into(),
+            state: super::governance::ReleaseRequestState::stored(&summary.state),
+            request: request.map(super::governance::ReleaseRequest),
+        })
+    })
 }

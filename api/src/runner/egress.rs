@@ -108,7 +108,7 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 }
 
 /// The addresses of this host's interfaces (fails closed: an error refuses every target).
-fn own_addresses() -> Result<Vec<IpAddr>, String> {
+pub(crate) fn own_addresses() -> Result<Vec<IpAddr>, String> {
     let interfaces = nix::ifaddrs::getifaddrs().map_err(|e| format!("cannot list this host's addresses: {e}"))?;
     Ok(interfaces
         .filter_map(|interface| interface.address)

@@ -37,9 +37,10 @@ use crate::domain::memory;
 use crate::error::{Error, Result};
 use crate::scope::Scope;
 
-mod egress;
+pub(crate) mod egress;
 mod sandbox;
 mod schedule;
+mod scheduled_releases;
 
 pub use sandbox::init as sandbox_init;
 use sandbox::{Prepared, RunSpec, Sandbox};
@@ -53,6 +54,7 @@ pub fn start(app: App) -> tokio::task::JoinHandle<()> {
     let sandbox = Sandbox::from_config(&app.config);
     tokio::spawn(schedule::run(app.clone()));
     tokio::spawn(reap(app.clone()));
+    tokio::spawn(scheduled_releases::run(app.clone()));
     let worker = format!(
         "{}:{}:{}",
         hostname(),

@@ -26,6 +26,9 @@ pub struct PublishRequest {
     pub note: String,
     pub idempotency_key: Option<String>,
     pub rollback_to: Option<Uuid>,
+    /// An admin's rollback without an approved request, when approvals are required
+    /// (recorded in the release; see [`crate::domain::approvals`]).
+    pub emergency_override: bool,
 }
 
 /// One item a publish would change in production.

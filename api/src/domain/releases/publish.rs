@@ -9,7 +9,9 @@ use uuid::Uuid;
 
 use super::plan::{PlannedItem, PublishRequest, plan_for, request_shape};
 use super::{kinds, state};
+use crate::auth::Role;
 use crate::db::{Db, lock_for_update};
+use crate::domain::approvals::{self, Authorization};
 use crate::domain::events::{self, NewEvent, Topic};
 use crate::domain::{EnvironmentWrite, new_id, now, sealed, validate};
 use crate::error::{Error, Result};
@@ -64,8 +66,15 @@ impl EnvironmentWrite for ProductionWrite {
     }
 }
 
-/// Publishes (or rolls back) atomically: one transaction, one release record.
-pub async fn publish(db: &Db, tenant: &Tenant, actor: &str, request: PublishRequest) -> Result<releases::Model> {
+/// Publishes (or rolls back) atomically: one transaction, one release record. With approvals
+/// required, only what an approved release request names (see [`approvals::authorize_publish`]).
+pub async fn publish(
+    db: &Db,
+    tenant: &Tenant,
+    actor: &str,
+    role: Role,
+    request: PublishRequest,
+) -> Result<releases::Model> {
     validate::author(actor)?;
     request_shape(&request)?;
     let tx = db.begin_write().await?;
@@ -98,6 +107,7 @@ pub async fn publish(db: &Db, tenant: &Tenant, actor: &str, request: PublishRequ
             plan.missing.join("; ")
         )));
     }
+    let authorization = approvals::authorize_publish(&tx, tenant, role, &request, &plan).await?;
     if plan.rollback_of.is_none() {
         lock_and_recheck(&tx, tenant, &plan.items).await?;
     }
@@ -123,9 +133,17 @@ pub async fn publish(db: &Db, tenant: &Tenant, actor: &str, request: PublishRequ
         request_hash: Set(Some(request_hash)),
         created_by: Set(actor.to_string()),
         created_at: Set(now()),
+        approval_request_id: Set(match authorization {
+            Authorization::Approved(request) => Some(request),
+            _ => None,
+        }),
+        emergency_override: Set(authorization == Authorization::EmergencyOverride),
     }
     .insert(&tx)
     .await?;
+    if let Authorization::Approved(request) = authorization {
+        approvals::mark_published(&tx, tenant, request, &release).await?;
+    }
     let production = ProductionWrite::new(tenant, release.id);
     let mut rows = Vec::new();
     for item in &plan.items {

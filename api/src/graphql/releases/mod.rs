@@ -70,6 +70,17 @@ impl Release {
     pub(crate) async fn id(&self) -> ID {
         ids::encode_shared(NodeType::Release, self.0.id)
     }
+    /// The approved release request this release carried out (when approvals are required).
+    async fn approval_request(&self, ctx: &Context<'_>) -> GqlResult<Option<super::governance::ReleaseRequest>> {
+        match self.0.approval_request_id {
+            Some(id) => super::governance::load_request(ctx, id).await,
+            None => Ok(None),
+        }
+    }
+    /// Whether an admin rolled back without an approved request (an emergency override).
+    async fn emergency_override(&self) -> bool {
+        self.0.emergency_override
+    }
     /// 1, 2, 3... per tenant.
     async fn number(&self) -> i64 {
         self.0.number
@@ -230,7 +241,8 @@ impl ReleaseMutation {
         #[graphql(desc = "What to publish or roll back.")] input: PublishInput,
     ) -> GqlResult<Release> {
         let request = request(ctx, environment, input)?;
-        let release = domain::publish(&services(ctx).db, &tenant(ctx)?, &actor(ctx)?.subject, request).await?;
+        let actor = actor(ctx)?;
+        let release = domain::publish(&services(ctx).db, &tenant(ctx)?, &actor.subject, actor.role(), request).await?;
         Ok(Release(release))
     }
 }

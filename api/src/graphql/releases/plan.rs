@@ -149,6 +149,10 @@ pub struct PublishInput {
     /// Restore production to the state before this release (all of its items, or those listed
     /// in `items`).
     rollback_to: Option<ID>,
+    /// Admins only, rollbacks only: roll back without an approved release request when the
+    /// tenant requires approvals (an emergency). Recorded in the release.
+    #[graphql(default)]
+    emergency_override: bool,
 }
 
 pub(super) fn request(
@@ -179,5 +183,6 @@ pub(super) fn request(
         note: input.note.unwrap_or_default(),
         idempotency_key: input.idempotency_key.or(header),
         rollback_to,
+        emergency_override: input.emergency_override,
     })
 }

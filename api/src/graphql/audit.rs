@@ -1,0 +1,339 @@
+//! The audit log over GraphQL: the extension that records every change, and the `auditLog`
+//! query (admins only, see [`crate::auth::policy::required_role_for_query`]).
+//!
+//! The extension is the one place changes are recorded: every root mutation field that
+//! succeeds appends an entry (see [`crate::domain::audit`]), so a mutation added later is
+//! audited without anyone remembering to. Arguments the schema marks `#[graphql(secret)]`
+//! are replaced by [`REDACTED`] before anything is stored, so secrets never reach the log.
+
+use std::sync::{Arc, Mutex};
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextResolve, ResolveInfo,
+};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::registry::{MetaType, Registry};
+use async_graphql::{Context, ID, InputObject, Json, Name, Object, ServerResult, Value as GqlValue, Variables};
+use chrono::{DateTime, Utc};
+use entity::audit_entries;
+use serde_json::{Map, Value, json};
+
+use super::context::{scope, services};
+use super::ids::{self, NodeType};
+use super::pagination::{PageArgs, connection_type, parts};
+use super::viewer::Role;
+use super::{Environment, GqlResult};
+use crate::app::Services;
+use crate::auth::Actor;
+use crate::domain::audit::{self as domain, AuditFilter, NewAuditEntry, REDACTED};
+
+/// Longest string kept verbatim in a summary; longer ones are replaced by their length.
+const MAX_SUMMARY_STRING: usize = 256;
+/// Most items of a list kept in a summary.
+const MAX_SUMMARY_ITEMS: usize = 50;
+
+// ---------------------------------------------------------------------------------------
+// Recording
+// ---------------------------------------------------------------------------------------
+
+pub struct AuditTrail;
+
+impl ExtensionFactory for AuditTrail {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(AuditTrailExtension {
+            variables: Mutex::new(Variables::default()),
+        })
+    }
+}
+
+struct AuditTrailExtension {
+    variables: Mutex<Variables>,
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for AuditTrailExtension {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        if let Ok(mut stored) = self.variables.lock() {
+            *stored = variables.clone();
+        }
+        next.run(ctx, query, variables).await
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<GqlValue>> {
+        let registry = &ctx.schema_env.registry;
+        let is_root_mutation = info.path_node.parent.is_none()
+            && registry.mutation_type.as_deref() == Some(info.parent_type)
+            && !info.is_for_introspection;
+        if !is_root_mutation {
+            return next.run(ctx, info).await;
+        }
+        let name = info.name.to_string();
+        let arguments = {
+            let variables = self.variables.lock().map(|v| v.clone()).unwrap_or_default();
+            arguments(registry, &name, info.field, &variables)
+        };
+        let result = next.run(ctx, info).await?;
+        if let (Some(actor), Some(services)) = (ctx.data_opt::<Actor>(), ctx.data_opt::<Services>()) {
+            let entry = entry(&name, arguments, result.as_ref());
+            if let Err(error) = domain::record(&services.db, actor, entry).await {
+                // The change itself committed; say loudly that its audit entry is missing.
+                tracing::error!(action = %name, tenant = %actor.tenant, error = %error, "audit entry not recorded");
+            }
+        }
+        Ok(result)
+    }
+}
+
+/// The field's arguments with variables substituted and secrets redacted, as JSON.
+fn arguments(
+    registry: &Registry,
+    field: &str,
+    node: &async_graphql::parser::types::Field,
+    variables: &Variables,
+) -> Map<String, Value> {
+    let meta = registry
+        .types
+        .get(registry.mutation_type.as_deref().unwrap_or("Mutation"))
+        .and_then(|t| t.field_by_name(field));
+    let mut out = Map::new();
+    for (name, value) in &node.arguments {
+        let value = value
+            .node
+            .clone()
+            .into_const_with(|var: Name| Ok::<_, ()>(variables.get(&var).cloned().unwrap_or(GqlValue::Null)))
+            .unwrap_or(GqlValue::Null);
+        let input = meta.and_then(|m| m.args.get(name.node.as_str()));
+        let value = match input {
+            Some(input) if input.is_secret => Value::String(REDACTED.into()),
+            Some(input) => redact(registry, &input.ty, value),
+            None => summarise(value.into_json().unwrap_or(Value::Null)),
+        };
+        out.insert(name.node.to_string(), value);
+    }
+    out
+}
+
+/// A value of GraphQL type `ty` as JSON, with secret input fields redacted at any depth.
+fn redact(registry: &Registry, ty: &str, value: GqlValue) -> Value {
+    let named = ty.trim_matches(|c| c == '[' || c == ']' || c == '!');
+    match value {
+        GqlValue::List(items) => Value::Array(
+            items
+                .into_iter()
+                .take(MAX_SUMMARY_ITEMS)
+                .map(|item| redact(registry, named, item))
+                .collect(),
+        ),
+        GqlValue::Object(fields) => {
+            let input_fields = match registry.types.get(named) {
+                Some(MetaType::InputObject { input_fields, .. }) => Some(input_fields),
+                _ => None,
+            };
+            let mut out = Map::new();
+            for (name, value) in fields {
+                let meta = input_fields.and_then(|f| f.get(name.as_str()));
+                let value = match meta {
+                    Some(meta) if meta.is_secret => Value::String(REDACTED.into()),
+                    Some(meta) => redact(registry, &meta.ty, value),
+                    // A JSON scalar's content: kept, bounded.
+                    None => summarise(value.into_json().unwrap_or(Value::Null)),
+                };
+                out.insert(name.to_string(), value);
+            }
+            Value::Object(out)
+        }
+        other => summarise(other.into_json().unwrap_or(Value::Null)),
+    }
+}
+
+/// Bounds a value: long strings become their length, long lists are cut.
+fn summarise(value: Value) -> Value {
+    match value {
+        Value::String(text) if text.len() > MAX_SUMMARY_STRING => {
+            Value::String(format!("<{} characters>", text.chars().count()))
+        }
+        Value::Array(items) => Value::Array(items.into_iter().take(MAX_SUMMARY_ITEMS).map(summarise).collect()),
+        Value::Object(fields) => Value::Object(fields.into_iter().map(|(k, v)| (k, summarise(v))).collect()),
+        other => other,
+    }
+}
+
+/// The entry for a successful root mutation field.
+fn entry(action: &str, mut arguments: Map<String, Value>, result: Option<&GqlValue>) -> NewAuditEntry {
+    let environment = match arguments.remove("environment") {
+        Some(Value::String(env)) if env == "PRODUCTION" => entity::Environment::Production,
+        _ => entity::Environment::Staging,
+    };
+    let (verb_end, _) = action
+        .char_indices()
+        .find(|(_, c)| c.is_ascii_uppercase())
+        .unwrap_or((action.len(), ' '));
+    let record_kind = match (action, &action[verb_end..]) {
+        ("requestRelease", _) => "ReleaseRequest".to_string(),
+        ("scheduleRelease" | "rescheduleRelease", _) => "ScheduledRelease".to_string(),
+        (_, "") => "Release".to_string(),
+        (_, kind) => kind.to_string(),
+    };
+    let record_key = record_key(&arguments);
+    let result_id = result.and_then(result_id);
+    NewAuditEntry {
+        environment,
+        action: action.to_string(),
+        record_kind,
+        record_key,
+        summary: json!({ "input": arguments, "resultId": result_id }),
+    }
+}
+
+/// The id of the record a mutation returned, as far as the caller selected it: the result's
+/// `id`, a delete's `deletedId`, or the `id` of the first object inside a payload
+/// (`deployAgent { agent { id } }`).
+fn result_id(result: &GqlValue) -> Option<Value> {
+    match result {
+        GqlValue::Object(fields) => fields
+            .get("id")
+            .or_else(|| fields.get("deletedId"))
+            .and_then(|id| id.clone().into_json().ok())
+            .or_else(|| {
+                fields.values().find_map(|v| match v {
+                    GqlValue::Object(inner) => inner.get("id").and_then(|id| id.clone().into_json().ok()),
+                    _ => None,
+                })
+            }),
+        GqlValue::String(id) => Some(Value::String(id.clone())),
+        _ => None,
+    }
+}
+
+/// The record's key: its `slug`, `name` or `key` (at the top or in `input`), prefixed by
+/// `connector/` for a connector's resources.
+fn record_key(arguments: &Map<String, Value>) -> Option<String> {
+    let input = arguments.get("input").and_then(Value::as_object);
+    let get = |k: &str| {
+        arguments
+            .get(k)
+            .or_else(|| input.and_then(|i| i.get(k)))
+            .and_then(Value::as_str)
+    };
+    let key = ["slug", "name", "key", "id"].into_iter().find_map(get)?;
+    Some(match get("connector") {
+        Some(connector) => format!("{connector}/{key}"),
+        None => key.to_string(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading
+// ---------------------------------------------------------------------------------------
+
+/// One change: who made it, when, where and what. Append-only.
+pub struct AuditEntry(pub audit_entries::Model);
+
+#[Object]
+impl AuditEntry {
+    /// Globally unique, opaque id (entries belong to one environment's log).
+    pub(crate) async fn id(&self) -> ID {
+        ids::encode(NodeType::AuditEntry, self.0.environment, self.0.id)
+    }
+    /// When the change was made.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// The environment the operation targeted (shared records are changed with STAGING).
+    async fn environment(&self) -> Environment {
+        self.0.environment.into()
+    }
+    /// Who: the subject of the caller's token.
+    async fn actor(&self) -> &str {
+        &self.0.actor_subject
+    }
+    /// The caller's role when the change was made (null for a role this server no longer knows).
+    async fn actor_role(&self) -> Option<Role> {
+        self.0.actor_role.parse::<crate::auth::Role>().ok().map(Into::into)
+    }
+    /// The operation, named after the mutation: `deployAgent`, `publish`, `rotateCredential`...
+    /// (`scheduledPublish` for a scheduled release, `issueRuntimeToken`/`deployAgentBundle`
+    /// for the HTTP paths).
+    async fn action(&self) -> &str {
+        &self.0.action
+    }
+    /// The kind of record changed: `Agent`, `Credential`, `Release`...
+    async fn record_kind(&self) -> &str {
+        &self.0.record_kind
+    }
+    /// The record's key (slug or name; `connector/key` for connector resources), when the
+    /// operation names one.
+    async fn record_key(&self) -> Option<&str> {
+        self.0.record_key.as_deref()
+    }
+    /// What changed: `input` (the operation's arguments, secrets replaced by `[redacted]`,
+    /// long strings by their length) and `resultId` (the id of the record it returned).
+    async fn summary(&self) -> Json<Value> {
+        Json(self.0.summary.clone())
+    }
+}
+
+connection_type!(AuditEntryConnection, AuditEntryEdge, AuditEntry, "audit entries");
+
+/// Filters of `auditLog`: entries match every filter given.
+#[derive(InputObject, Default)]
+pub struct AuditLogFilter {
+    /// Only changes by this token subject.
+    actor: Option<String>,
+    /// Only this operation (a mutation name, such as `publish`).
+    action: Option<String>,
+    /// Only this kind of record (`Agent`, `Credential`...).
+    record_kind: Option<String>,
+    /// Only this record key (slug or name).
+    record_key: Option<String>,
+    /// Only changes at or after this time.
+    since: Option<DateTime<Utc>>,
+    /// Only changes before this time.
+    until: Option<DateTime<Utc>>,
+}
+
+#[derive(Default)]
+pub struct AuditQuery;
+
+#[Object]
+impl AuditQuery {
+    /// The audit log of the environment, newest first. Admins only. Shared records
+    /// (credentials, settings, release requests...) are changed with STAGING, so their
+    /// entries are in STAGING's log; publishes and rollbacks are in PRODUCTION's.
+    #[allow(clippy::too_many_arguments)]
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Whose log: the environment the changes targeted.")] environment: Environment,
+        #[graphql(desc = "Only entries matching every filter given.")] filter: Option<AuditLogFilter>,
+        #[graphql(desc = "Page size from the start (default 20, at most 100).")] first: Option<i32>,
+        #[graphql(desc = "Return the entries after this cursor.")] after: Option<String>,
+        #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
+        #[graphql(desc = "Return the entries before this cursor.")] before: Option<String>,
+    ) -> GqlResult<AuditEntryConnection> {
+        let scope = scope(ctx, environment)?;
+        let request = PageArgs::new(first, after, last, before).request(ctx)?;
+        let filter = filter.unwrap_or_default();
+        let filter = AuditFilter {
+            actor: filter.actor,
+            action: filter.action,
+            record_kind: filter.record_kind,
+            record_key: filter.record_key,
+            since: filter.since,
+            until: filter.until,
+        };
+        let page = domain::list(&services(ctx).db, &scope, &filter, &request).await?;
+        Ok(AuditEntryConnection(parts(page, |e| e.id.to_string(), AuditEntry)))
+    }
+}

@@ -1,0 +1,270 @@
+//! `rf releases request|approve|reject|schedule|cancel|requests|scheduled` and `rf audit`:
+//! release governance (approvals, scheduled releases, the audit log).
+
+use anyhow::bail;
+
+use crate::client::Client;
+use crate::operations::{
+    self, ApproveRelease, Audit, CancelScheduledRelease, Pending, RejectRelease, ReleaseRequests, RequestRelease,
+    ScheduleRelease, ScheduledReleases,
+};
+use crate::{Global, emit};
+
+/// The items to request or schedule, each with the fingerprint pending now (what you review
+/// with `rf releases`): every pending item with `all`, else the ones named.
+async fn chosen(client: &Client, all: bool, items: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    if !all && items.is_empty() {
+        bail!("say what to release: item keys (see `rf releases`) or --all");
+    }
+    let pending = client
+        .run::<Pending>(operations::pending::Variables {})
+        .await?
+        .pending_changes;
+    let chosen: Vec<(String, String)> = if all {
+        pending.iter().map(|c| (c.key.clone(), c.fingerprint.clone())).collect()
+    } else {
+        items
+            .iter()
+            .map(|key| match pending.iter().find(|c| &c.key == key) {
+                Some(change) => Ok((key.clone(), change.fingerprint.clone())),
+                None => bail!("{key} has nothing to publish (see `rf releases`)"),
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    if chosen.is_empty() {
+        bail!("nothing to release: production matches staging");
+    }
+    Ok(chosen)
+}
+
+/// `rf releases request`: proposes exactly the pending items (at their current fingerprints).
+pub async fn request(global: &Global, all: bool, items: Vec<String>, note: Option<String>) -> anyhow::Result<()> {
+    let client = Client::resolve(global.url.clone(), global.token.clone())?;
+    let chosen = chosen(&client, all, &items).await?;
+    let input = operations::request_release::RequestReleaseInput {
+        items: Some(
+            chosen
+                .into_iter()
+                .map(|(key, fingerprint)| operations::request_release::ReleaseItemInput {
+                    key,
+                    fingerprint: Some(fingerprint),
+                })
+                .collect(),
+        ),
+        all: false,
+        fingerprint: None,
+        note,
+        rollback_to: None,
+    };
+    let (data, raw) = client
+        .run_raw::<RequestRelease>(operations::request_release::Variables { input })
+        .await?;
+    let request = data.request_release;
+    emit(global, raw["requestRelease"].clone(), || {
+        format!(
+            "Requested release {} ({} item(s)); another publisher approves it with `rf releases approve {}`.",
+            request.id,
+            request.items.len(),
+            request.id
+        )
+    });
+    Ok(())
+}
+
+/// `rf releases approve ID` (or `reject ID`).
+pub async fn review(global: &Global, id: String, comment: Option<String>, approve: bool) -> anyhow::Result<()> {
+    let client = Client::resolve(global.url.clone(), global.token.clone())?;
+    if approve {
+        let (data, raw) = client
+            .run_raw::<ApproveRelease>(operations::approve_release::Variables { id, comment })
+            .await?;
+        let request = data.approve_release_request;
+        emit(global, raw["approveReleaseRequest"].clone(), || {
+            format!("Release request {} is now {:?}.", request.id, request.state)
+        });
+    } else {
+        let (data, raw) = client
+            .run_raw::<RejectRelease>(operations::reject_release::Variables { id, comment })
+            .await?;
+        let request = data.reject_release_request;
+        emit(global, raw["rejectReleaseRequest"].clone(), || {
+            format!("Release request {} is now {:?}.", request.id, request.state)
+        });
+    }
+    Ok(())
+}
+
+/// `rf releases schedule --at TIME`: publishes exactly these items at that time.
+pub async fn schedule(
+    global: &Global,
+    all: bool,
+    items: Vec<String>,
+    at: String,
+    note: Option<String>,
+) -> anyhow::Result<()> {
+    let client = Client::resolve(global.url.clone(), global.token.clone())?;
+    let chosen = chosen(&client, all, &items).await?;
+    let input = operations::schedule_release::ScheduleReleaseInput {
+        items: Some(
+            chosen
+                .into_iter()
+                .map(|(key, fingerprint)| operations::schedule_release::ReleaseItemInput {
+                    key,
+                    fingerprint: Some(fingerprint),
+                })
+                .collect(),
+        ),
+        all: false,
+        fingerprint: None,
+        note,
+        at,
+    };
+    let (data, raw) = client
+        .run_raw::<ScheduleRelease>(operations::schedule_release::Variables { input })
+        .await?;
+    let scheduled = data.schedule_release;
+    emit(global, raw["scheduleRelease"].clone(), || {
+        format!(
+            "Scheduled release {} for {} ({} item(s)); cancel it with `rf releases cancel {}`.",
+            scheduled.id,
+            scheduled.at,
+            scheduled.items.len(),
+            scheduled.id
+        )
+    });
+    Ok(())
+}
+
+/// `rf releases cancel ID`: cancels a scheduled release.
+pub async fn cancel(global: &Global, id: String) -> anyhow::Result<()> {
+    let client = Client::resolve(global.url.clone(), global.token.clone())?;
+    let (data, raw) = client
+        .run_raw::<CancelScheduledRelease>(operations::cancel_scheduled_release::Variables { id })
+        .await?;
+    let cancelled = data.cancel_scheduled_release;
+    emit(global, raw["cancelScheduledRelease"].clone(), || {
+        format!("Scheduled release {} is now {:?}.", cancelled.id, cancelled.state)
+    });
+    Ok(())
+}
+
+/// `rf releases requests`: release requests, newest first.
+pub async fn requests(global: &Global) -> anyhow::Result<()> {
+    let client = Client::resolve(global.url.clone(), global.token.clone())?;
+    let (data, raw) = client
+        .run_raw::<ReleaseRequests>(operations::release_requests::Variables {})
+        .await?;
+    let nodes: Vec<_> = data.release_requests.edges.into_iter().map(|e| e.node).collect();
+    emit(global, nodes_json(&raw["releaseRequests"]), || {
+        if nodes.is_empty() {
+            return "No release requests.".to_string();
+        }
+        nodes
+            .iter()
+            .map(|r| {
+                let items: Vec<&str> = r.items.iter().map(|i| i.key.as_str()).collect();
+                format!(
+                    "{:<10} {}  by {}  {}  {}",
+                    format!("{:?}", r.state),
+                    r.id,
+                    r.requested_by,
+                    items.join(","),
+                    r.note
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(())
+}
+
+/// `rf releases scheduled`: scheduled releases, newest first.
+pub async fn scheduled(global: &Global) -> anyhow::Result<()> {
+    let client = Client::resolve(global.url.clone(), global.token.clone())?;
+    let (data, raw) = client
+        .run_raw::<ScheduledReleases>(operations::scheduled_releases::Variables {})
+        .await?;
+    let nodes: Vec<_> = data.scheduled_releases.edges.into_iter().map(|e| e.node).collect();
+    emit(global, nodes_json(&raw["scheduledReleases"]), || {
+        if nodes.is_empty() {
+            return "No scheduled releases.".to_string();
+        }
+        nodes
+            .iter()
+            .map(|r| {
+                let failure = r.failure.as_deref().map(|f| format!("  ({f})")).unwrap_or_default();
+                format!(
+                    "{:<10} {}  at {}  by {}{failure}",
+                    format!("{:?}", r.state),
+                    r.id,
+                    r.at,
+                    r.created_by
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(())
+}
+
+/// `rf audit`: the audit log (admins), newest first.
+pub async fn audit(
+    global: &Global,
+    production: bool,
+    actor: Option<String>,
+    action: Option<String>,
+    since: Option<String>,
+    first: i64,
+) -> anyhow::Result<()> {
+    let client = Client::resolve(global.url.clone(), global.token.clone())?;
+    let filter = operations::audit::AuditLogFilter {
+        actor,
+        action,
+        record_kind: None,
+        record_key: None,
+        since,
+        until: None,
+    };
+    let environment = if production {
+        operations::audit::Environment::PRODUCTION
+    } else {
+        operations::audit::Environment::STAGING
+    };
+    let (data, raw) = client
+        .run_raw::<Audit>(operations::audit::Variables {
+            environment,
+            filter: Some(filter),
+            first: Some(first.clamp(1, 100)),
+        })
+        .await?;
+    let nodes: Vec<_> = data.audit_log.edges.into_iter().map(|e| e.node).collect();
+    emit(global, nodes_json(&raw["auditLog"]), || {
+        if nodes.is_empty() {
+            return "No audit entries.".to_string();
+        }
+        nodes
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}  {:<24} {:<26} {:<14} {}",
+                    e.created_at,
+                    e.actor,
+                    e.action,
+                    e.record_kind,
+                    e.record_key.as_deref().unwrap_or("-")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(())
+}
+
+fn nodes_json(connection: &serde_json::Value) -> serde_json::Value {
+    serde_json::Value::Array(
+        connection["edges"]
+            .as_array()
+            .map(|edges| edges.iter().map(|e| e["node"].clone()).collect())
+            .unwrap_or_default(),
+    )
+}

@@ -1,0 +1,474 @@
+//! Outgoing webhooks end to end, against a receiver written with the Standard Webhooks
+//! reference verifier (`tests/webhook-receiver`, the npm `standardwebhooks` package): a
+//! message verifies unchanged, is retried after 500s, survives a server restart in the middle
+//! of its retries; private targets are refused without the setting; the secret is never
+//! returned; endpoints are admin-only and tenant-private.
+//!
+//! Needs Node.js and `npm ci --prefix tests/webhook-receiver` (`.ci/run` installs them), so
+//! the tests are `#[ignore]`d by default; run them with `--ignored webhooks`.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt;
+
+use crate::support::{Backend, Server, deploy, error_code, error_message, tenant, token};
+
+/// A fixed credential key, so a restarted server opens the secrets the first one sealed.
+const SECRET_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+const CREATE: &str = r#"mutation($input: CreateWebhookEndpointInput!) {
+  createWebhookEndpoint(environment: STAGING, input: $input) {
+    signingSecret
+    webhookEndpoint { id url eventTypes enabled status secretHint revision }
+  } }"#;
+
+const DELIVERIES: &str = r#"query($id: ID!) { node(environment: STAGING, id: $id) { ... on WebhookEndpoint {
+  status failingSince
+  deliveries(first: 50) { totalCount nodes { id messageId eventType status attempts responseStatus latencyMs lastError payload } }
+} } }"#;
+
+/// The Node.js receiver; killed on drop.
+struct Receiver {
+    child: tokio::process::Child,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Receiver {
+    async fn start(fail_first: u32) -> Receiver {
+        let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/webhook-receiver");
+        assert!(
+            std::path::Path::new(directory)
+                .join("node_modules/standardwebhooks")
+                .exists(),
+            "run `npm ci --prefix tests/webhook-receiver` first"
+        );
+        let mut child = tokio::process::Command::new("node")
+            .arg("receiver.mjs")
+            .current_dir(directory)
+            .env("RECEIVER_FAIL_FIRST", fail_first.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start node");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("the receiver starts")
+            .expect("read")
+            .expect("a line");
+        let port = serde_json::from_str::<Value>(&line).expect("JSON")["port"]
+            .as_u64()
+            .expect("port");
+        Receiver {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("{}/hooks/runflow", self.base)
+    }
+
+    async fn set_secret(&self, secret: &str) {
+        self.http
+            .post(format!("{}/_control/secret", self.base))
+            .body(secret.to_string())
+            .send()
+            .await
+            .expect("set secret");
+    }
+
+    async fn log(&self) -> Vec<Value> {
+        self.http
+            .get(format!("{}/_control/log", self.base))
+            .send()
+            .await
+            .expect("log")
+            .json()
+            .await
+            .expect("JSON log")
+    }
+
+    /// Waits (bounded) until the receiver has `count` calls; returns them.
+    async fn wait_for_calls(&self, count: usize) -> Vec<Value> {
+        for _ in 0..600 {
+            let log = self.log().await;
+            if log.len() >= count {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the receiver got fewer than {count} calls: {:#?}", self.log().await);
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// Waits (bounded) until `check` holds for the endpoint's node; returns it.
+async fn wait_for_endpoint(server: &Server, admin: &str, id: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..600 {
+        last = server.data(admin, DELIVERIES, json!({ "id": id })).await["node"].clone();
+        if check(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the endpoint never reached the expected state: {last:#}");
+}
+
+fn server_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("RUNFLOW_WEBHOOK_ALLOW_PRIVATE", "true"),
+        ("RUNFLOW_WEBHOOK_RETRY_BASE", "200ms"),
+        ("RUNFLOW_SECRET_KEY", SECRET_KEY),
+    ]
+}
+
+/// Deploys an agent to staging and publishes everything pending (one `release.published`).
+async fn publish_something(server: &Server, tenant: &str, code: &str) -> Value {
+    let (developer, publisher) = (token(tenant, "developer"), token(tenant, "publisher"));
+    deploy(server, &developer, "bot", code, "change").await;
+    let plan = server
+        .data(
+            &publisher,
+            "query { publishPlan(environment: PRODUCTION, input: { all: true }) { fingerprint } }",
+            json!({}),
+        )
+        .await;
+    let fingerprint = plan["publishPlan"]["fingerprint"].clone();
+    server
+        .data(
+            &publisher,
+            "mutation($f: String!) { publish(environment: PRODUCTION, input: { all: true, fingerprint: $f, note: \"ship\" }) { id number } }",
+            json!({ "f": fingerprint }),
+        )
+        .await["publish"]
+        .clone()
+}
+
+async fn create_endpoint(server: &Server, admin: &str, url: &str) -> (String, String) {
+    let created = server
+        .data(
+            admin,
+            CREATE,
+            json!({ "input": { "url": url, "eventTypes": ["RELEASE_PUBLISHED", "RELEASE_ROLLED_BACK"] } }),
+        )
+        .await["createWebhookEndpoint"]
+        .clone();
+    let secret = created["signingSecret"]
+        .as_str()
+        .expect("a generated secret")
+        .to_string();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let id = created["webhookEndpoint"]["id"].as_str().expect("id").to_string();
+    (id, secret)
+}
+
+/// A published release reaches the receiver, which verifies it with the reference library;
+/// the secret is returned once and never again; only admins of the tenant see the endpoint.
+async fn a_delivery_verifies_with_the_reference_library(backend: Backend) {
+    let receiver = Receiver::start(0).await;
+    let server = Server::start_with(backend, &server_env()).await;
+    let tenant = tenant();
+    let admin = token(&tenant, "admin");
+    let (id, secret) = create_endpoint(&server, &admin, &receiver.url()).await;
+    receiver.set_secret(&secret).await;
+
+    let release = publish_something(&server, &tenant, "print('v1')\n").await;
+    let calls = receiver.wait_for_calls(1).await;
+    let call = &calls[0];
+    assert_eq!(call["verified"], true, "{call:#}");
+    assert_eq!(call["status"], 204);
+    assert_eq!(call["type"], "release.published");
+    assert_eq!(call["path"], "/hooks/runflow");
+    assert_eq!(call["payload"]["data"]["environment"], "production");
+    assert_eq!(call["payload"]["data"]["release"]["number"], release["number"]);
+    assert_eq!(call["payload"]["data"]["release"]["note"], "ship");
+
+    let endpoint = wait_for_endpoint(&server, &admin, &id, |e| {
+        e["deliveries"]["nodes"][0]["status"] == "SUCCEEDED"
+    })
+    .await;
+    let delivery = &endpoint["deliveries"]["nodes"][0];
+    assert_eq!(endpoint["deliveries"]["totalCount"], 1);
+    assert_eq!(delivery["attempts"], 1);
+    assert_eq!(delivery["responseStatus"], 204);
+    assert_eq!(delivery["eventType"], "RELEASE_PUBLISHED");
+    assert_eq!(delivery["messageId"], call["id"]);
+    assert!(delivery["latencyMs"].as_i64().is_some());
+    assert_eq!(endpoint["status"], "HEALTHY");
+
+    // A tampered body fails the reference verification (the receiver really checks).
+    let tampered = receiver
+        .http
+        .post(receiver.url())
+        .header("webhook-id", call["id"].as_str().unwrap_or_default())
+        .header("webhook-timestamp", call["timestamp"].as_str().unwrap_or_default())
+        .header("webhook-signature", "v1,AAAA")
+        .body("{}")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(tampered.status(), 400);
+
+    // The secret is write-only: no field returns it, in any query of the endpoint.
+    let everything = server
+        .gql(
+            Some(&admin),
+            "{ webhookEndpoints(environment: PRODUCTION) { nodes { id url eventTypes enabled status secretHint revision createdBy createdAt updatedAt deliveries { nodes { payload } } } } }",
+            json!({}),
+        )
+        .await;
+    let text = everything.to_string();
+    let key = secret.trim_start_matches("whsec_");
+    assert!(!text.contains(key), "the secret leaked: {text}");
+    assert!(everything["data"]["webhookEndpoints"]["nodes"][0]["secretHint"].is_string());
+    assert!(!server.log().contains(key), "the secret is in the server log");
+
+    // Admins only; another tenant's admin sees nothing and cannot touch it.
+    for role in ["viewer", "developer", "publisher"] {
+        let reader = token(&tenant, role);
+        let listed = server
+            .gql(
+                Some(&reader),
+                "{ webhookEndpoints(environment: STAGING) { totalCount } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(error_code(&listed), "FORBIDDEN", "{role}");
+        let node = server.gql(Some(&reader), DELIVERIES, json!({ "id": id })).await;
+        assert_eq!(node["data"]["node"], Value::Null, "{role}");
+        let test = server
+            .gql(
+                Some(&reader),
+                "mutation($id: ID!) { testWebhookEndpoint(environment: STAGING, id: $id) { id } }",
+                json!({ "id": id }),
+            )
+            .await;
+        assert_eq!(error_code(&test), "FORBIDDEN", "{role}");
+    }
+    let stranger = token(&crate::support::tenant(), "admin");
+    let node = server.data(&stranger, DELIVERIES, json!({ "id": id })).await;
+    assert_eq!(node["node"], Value::Null);
+    let deleted = server
+        .gql(
+            Some(&stranger),
+            "mutation($id: ID!) { deleteWebhookEndpoint(environment: STAGING, id: $id) { deletedId } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(error_code(&deleted), "NOT_FOUND");
+    // Production is read-only for these edits too.
+    let production = server
+        .gql(
+            Some(&admin),
+            "mutation($id: ID!) { testWebhookEndpoint(environment: PRODUCTION, id: $id) { id } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(error_code(&production), "PRODUCTION_READ_ONLY");
+}
+
+/// The receiver answers 500 twice: the message is retried and delivered on the third
+/// attempt; a redelivery on request keeps its `webhook-id`; a test ping verifies too.
+async fn a_delivery_is_retried_after_two_500s(backend: Backend) {
+    let receiver = Receiver::start(2).await;
+    let server = Server::start_with(backend, &server_env()).await;
+    let tenant = tenant();
+    let admin = token(&tenant, "admin");
+    let (id, secret) = create_endpoint(&server, &admin, &receiver.url()).await;
+    receiver.set_secret(&secret).await;
+    publish_something(&server, &tenant, "print('v1')\n").await;
+
+    let endpoint = wait_for_endpoint(&server, &admin, &id, |e| {
+        e["deliveries"]["nodes"][0]["status"] == "SUCCEEDED"
+    })
+    .await;
+    let delivery = endpoint["deliveries"]["nodes"][0].clone();
+    assert_eq!(delivery["attempts"], 3);
+    assert_eq!(delivery["responseStatus"], 204);
+    assert_eq!(delivery["lastError"], Value::Null);
+    let calls = receiver.log().await;
+    let statuses: Vec<i64> = calls.iter().filter_map(|c| c["status"].as_i64()).collect();
+    assert_eq!(statuses, vec![500, 500, 204]);
+    assert!(
+        calls
+            .iter()
+            .all(|c| c["verified"] == true && c["id"] == delivery["messageId"])
+    );
+
+    // Redelivery on request: a new delivery of the same message.
+    let redelivered = server
+        .data(
+            &admin,
+            "mutation($id: ID!) { redeliverWebhook(environment: STAGING, id: $id) { id messageId status } }",
+            json!({ "id": delivery["id"] }),
+        )
+        .await["redeliverWebhook"]
+        .clone();
+    assert_eq!(redelivered["messageId"], delivery["messageId"]);
+    assert_ne!(redelivered["id"], delivery["id"]);
+    let calls = receiver.wait_for_calls(4).await;
+    assert_eq!(calls[3]["verified"], true);
+    assert_eq!(calls[3]["id"], delivery["messageId"]);
+
+    // The test action sends a verified ping.
+    let ping = server
+        .data(
+            &admin,
+            "mutation($id: ID!) { testWebhookEndpoint(environment: STAGING, id: $id) { id eventType status } }",
+            json!({ "id": id }),
+        )
+        .await["testWebhookEndpoint"]
+        .clone();
+    assert_eq!(ping["eventType"], "PING");
+    let calls = receiver.wait_for_calls(5).await;
+    assert_eq!(calls[4]["type"], "webhook.ping");
+    assert_eq!(calls[4]["verified"], true);
+}
+
+/// The server stops after the first failed attempt; a new process on the same database
+/// delivers the message (the outbox and its retry state are in the database).
+async fn a_delivery_survives_a_restart_in_the_middle_of_retries(backend: Backend) {
+    let receiver = Receiver::start(2).await;
+    let mut env = server_env();
+    // Slow enough retries that the first process is stopped before its second attempt.
+    env.retain(|(k, _)| *k != "RUNFLOW_WEBHOOK_RETRY_BASE");
+    env.push(("RUNFLOW_WEBHOOK_RETRY_BASE", "4s"));
+    let mut first = Server::start_with(backend, &env).await;
+    let tenant = tenant();
+    let admin = token(&tenant, "admin");
+    let (id, secret) = create_endpoint(&first, &admin, &receiver.url()).await;
+    receiver.set_secret(&secret).await;
+    publish_something(&first, &tenant, "print('v1')\n").await;
+    wait_for_endpoint(&first, &admin, &id, |e| e["deliveries"]["nodes"][0]["attempts"] == 1).await;
+    assert!(first.terminate(Duration::from_secs(20)).is_some(), "the server stops");
+    let after_stop = receiver.log().await.len();
+    assert!(after_stop < 3, "not delivered before the restart: {after_stop} calls");
+
+    let second = first.replica_with(&server_env()).await;
+    let endpoint = wait_for_endpoint(&second, &admin, &id, |e| {
+        e["deliveries"]["nodes"][0]["status"] == "SUCCEEDED"
+    })
+    .await;
+    assert_eq!(endpoint["deliveries"]["totalCount"], 1, "one message, not a duplicate");
+    assert_eq!(endpoint["deliveries"]["nodes"][0]["attempts"], 3);
+    let calls = receiver.log().await;
+    assert_eq!(calls.len(), 3, "{calls:#?}");
+    assert!(calls.iter().all(|c| c["verified"] == true));
+    assert_eq!(calls[2]["status"], 204);
+}
+
+/// Without RUNFLOW_WEBHOOK_ALLOW_PRIVATE, loopback, private and link-local targets are
+/// refused when saved, and again when sent (an endpoint saved while they were allowed).
+async fn private_targets_are_refused_without_the_setting(backend: Backend) {
+    let receiver = Receiver::start(0).await;
+    let allowed = Server::start_with(backend, &server_env()).await;
+    let tenant = tenant();
+    let admin = token(&tenant, "admin");
+    let (id, secret) = create_endpoint(&allowed, &admin, &receiver.url()).await;
+    receiver.set_secret(&secret).await;
+    let mut allowed = allowed;
+    assert!(allowed.terminate(Duration::from_secs(20)).is_some());
+
+    let strict = allowed
+        .replica_with(&[
+            ("RUNFLOW_SECRET_KEY", SECRET_KEY),
+            ("RUNFLOW_WEBHOOK_RETRY_BASE", "200ms"),
+        ])
+        .await;
+    for url in [
+        receiver.url(),
+        "http://localhost:8080/hook".to_string(),
+        "http://10.1.2.3/hook".to_string(),
+        "http://169.254.169.254/latest/meta-data".to_string(),
+        "http://[::1]:9/".to_string(),
+    ] {
+        let refused = strict
+            .gql(
+                Some(&admin),
+                CREATE,
+                json!({ "input": { "url": url, "eventTypes": ["RELEASE_PUBLISHED"] } }),
+            )
+            .await;
+        assert_eq!(error_code(&refused), "BAD_USER_INPUT", "{url}: {refused:#}");
+        assert!(
+            error_message(&refused).contains("RUNFLOW_WEBHOOK_ALLOW_PRIVATE"),
+            "{refused:#}"
+        );
+    }
+    // The endpoint saved earlier is checked again at send time: the attempt is refused.
+    strict
+        .data(
+            &admin,
+            "mutation($id: ID!) { testWebhookEndpoint(environment: STAGING, id: $id) { id } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let endpoint = wait_for_endpoint(&strict, &admin, &id, |e| {
+        e["deliveries"]["nodes"][0]["attempts"].as_i64() >= Some(1)
+    })
+    .await;
+    let delivery = &endpoint["deliveries"]["nodes"][0];
+    assert_eq!(delivery["responseStatus"], Value::Null);
+    assert!(
+        delivery["lastError"].as_str().unwrap_or_default().contains("loopback"),
+        "{delivery:#}"
+    );
+    assert!(receiver.log().await.is_empty(), "the receiver was called");
+
+    // Malformed input is refused with BAD_USER_INPUT.
+    for input in [
+        json!({ "url": "ftp://example.com/", "eventTypes": ["RELEASE_PUBLISHED"] }),
+        json!({ "url": "https://example.com/", "eventTypes": [] }),
+        json!({ "url": "https://example.com/", "eventTypes": ["PING"] }),
+        json!({ "url": "https://example.com/", "eventTypes": ["RELEASE_PUBLISHED"], "secret": "plain" }),
+    ] {
+        let refused = strict.gql(Some(&admin), CREATE, json!({ "input": input })).await;
+        assert_eq!(error_code(&refused), "BAD_USER_INPUT", "{input}: {refused:#}");
+        assert!(!refused.to_string().contains("plain\""), "{refused}");
+    }
+}
+
+/// Both back ends, ignored by default like the other Node.js-driven tests: `.ci/run` installs
+/// the receiver and runs them (`--ignored`, with RUNFLOW_TEST_POSTGRES_URL for PostgreSQL).
+macro_rules! with_the_node_receiver {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = "needs Node.js and `npm ci --prefix tests/webhook-receiver` (.ci/run installs them)"]
+                async fn $name() {
+                    super::$name(crate::support::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = "needs PostgreSQL (RUNFLOW_TEST_POSTGRES_URL) and `npm ci --prefix tests/webhook-receiver`"]
+                async fn $name() {
+                    super::$name(crate::support::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+with_the_node_receiver!(
+    a_delivery_verifies_with_the_reference_library,
+    a_delivery_is_retried_after_two_500s,
+    a_delivery_survives_a_restart_in_the_middle_of_retries,
+    private_targets_are_refused_without_the_setting,
+);
