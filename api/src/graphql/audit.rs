@@ -240,6 +240,7 @@ fn record_key(arguments: &Map<String, Value>) -> Option<String> {
 /// One change: who made it, when, where and what. Append-only.
 pub struct AuditEntry(pub audit_entries::Model);
 
+/// One change: who made it, when, where and what. Append-only.
 #[Object]
 impl AuditEntry {
     /// Globally unique, opaque id (entries belong to one environment's log).

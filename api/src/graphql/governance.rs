@@ -38,6 +38,7 @@ fn release_uuid(id: &ID) -> GqlResult<uuid::Uuid> {
 /// A tenant's settings, shared by both environments.
 pub struct Settings(domain::Settings);
 
+/// A tenant's settings, shared by both environments.
 #[Object]
 impl Settings {
     /// Approvals a release request needs before it can be published; 0 (the default) turns
@@ -97,6 +98,7 @@ fn request_items(items: Vec<domain::RequestedItem>) -> Vec<ReleaseRequestItem> {
 /// A publisher's decision on a release request.
 pub struct ReleaseRequestReview(release_request_reviews::Model);
 
+/// A publisher's decision on a release request.
 #[Object]
 impl ReleaseRequestReview {
     /// The reviewer (token subject).
@@ -120,6 +122,7 @@ impl ReleaseRequestReview {
 /// A proposal of exactly what to publish, for publishers to approve (the two-person rule).
 pub struct ReleaseRequest(pub RequestView);
 
+/// A proposal of exactly what to publish, for publishers to approve (the two-person rule).
 #[Object]
 impl ReleaseRequest {
     /// Globally unique, opaque id (shared: the same in both environments).
@@ -499,6 +502,7 @@ impl ScheduledReleaseState {
 /// A release scheduled for a time: exactly the reviewed items and fingerprints, published once.
 pub struct ScheduledRelease(pub scheduled_releases::Model);
 
+/// A release scheduled for a time: exactly the reviewed items and fingerprints, published once.
 #[Object]
 impl ScheduledRelease {
     /// Globally unique, opaque id (shared: the same in both environments).
