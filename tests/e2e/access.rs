@@ -122,7 +122,9 @@ async fn every_mutation_requires_its_role(backend: Backend) {
         let admin_only = ["Credential", "KnowledgeBase", "LlmProvider", "DataSource"]
             .iter()
             .any(|s| field.ends_with(s))
-            || field == "updateSettings";
+            || field == "updateSettings"
+            || field.ends_with("WebhookEndpoint")
+            || field == "redeliverWebhook";
         let publisher_only = [
             "approveReleaseRequest",
             "rejectReleaseRequest",

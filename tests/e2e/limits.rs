@@ -130,8 +130,16 @@ async fn beyond_the_concurrency_limit_requests_get_a_fast_503() {
     deploy(&server, &developer, "bot", "print(1)\n", "m").await;
     let client = server.http().clone();
     let url = format!("{}/v1/{tenant}/staging/agents/bot", server.url);
-    let hold = developer.clone();
-    let held = tokio::spawn(async move { client.post(url).bearer_auth(hold).body("{}").send().await });
+    // The agent call takes the only slot and keeps it (no worker runs it). Started again if it
+    // was itself refused because it arrived while something else held the slot.
+    let held = loop {
+        let (client, url, hold) = (client.clone(), url.clone(), developer.clone());
+        let held = tokio::spawn(async move { client.post(url).bearer_auth(hold).body("{}").send().await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if !held.is_finished() {
+            break held;
+        }
+    };
     // Until the agent call holds the only slot, queries pass; from then on they get 503.
     let mut refused = None;
     for _ in 0..400 {
