@@ -689,12 +689,10 @@ mod graphql_sse_npm_client {
     }
 }
 
-/// The live feed's lag (`runflow_event_log_lag_*`): events committed past what a feed has
-/// delivered are counted per tenant, with the age of the oldest; none once delivered.
-async fn event_log_lag_counts_undelivered_events(backend: Backend) {
-    let app = crate::support::InProcess::start(backend).await;
-    let tenant = tenant();
-    let staging = crate::support::scope(&tenant, entity::Environment::Staging);
+/// Deploys agent `bot` to `tenant`'s staging through the domain layer and starts three
+/// executions of it there (each appends events to the log).
+async fn deploy_and_start_three(app: &crate::support::InProcess, tenant: &str) {
+    let staging = crate::support::scope(tenant, entity::Environment::Staging);
     let editable = staging.editable().expect("staging");
     let limits = runflow::domain::agents::BundleLimits {
         max_bundle_bytes: 1 << 20,
@@ -722,6 +720,14 @@ async fn event_log_lag_counts_undelivered_events(backend: Backend) {
             .await
             .expect("start");
     }
+}
+
+/// The live feed's lag (`runflow_event_log_lag_*`): events committed past what a feed has
+/// delivered are counted per tenant, with the age of the oldest; none once delivered.
+async fn event_log_lag_counts_undelivered_events(backend: Backend) {
+    let app = crate::support::InProcess::start(backend).await;
+    let tenant = tenant();
+    deploy_and_start_three(&app, &tenant).await;
     let head = runflow::domain::events::heads(app.db())
         .await
         .expect("heads")
@@ -759,34 +765,7 @@ async fn cursors_past_retention_fail_with_cursor_expired(backend: Backend) {
     use futures_util::StreamExt;
     let app = crate::support::InProcess::start(backend).await;
     let tenant = tenant();
-    let staging = crate::support::scope(&tenant, entity::Environment::Staging);
-    let editable = staging.editable().expect("staging");
-    let limits = runflow::domain::agents::BundleLimits {
-        max_bundle_bytes: 1 << 20,
-        max_file_bytes: 1 << 20,
-        max_files: 10,
-    };
-    let files = vec![runflow::domain::agents::BundleFile {
-        path: "runflow.toml".into(),
-        content: crate::support::manifest("bot"),
-    }];
-    let input = runflow::domain::agents::DeployInput {
-        slug: "bot".into(),
-        files,
-        message: "m".into(),
-    };
-    runflow::domain::agents::deploy(app.db(), &editable, "t", &limits, input)
-        .await
-        .expect("deploy");
-    for _ in 0..3 {
-        let start = runflow::domain::executions::StartExecution {
-            agent: "bot".into(),
-            ..Default::default()
-        };
-        runflow::domain::executions::start(app.db(), &staging, &app.app.services.execution_limits, start)
-            .await
-            .expect("start");
-    }
+    deploy_and_start_three(&app, &tenant).await;
     let subscribe = |after: &str| {
         let actor = runflow::auth::Actor {
             subject: "t".into(),
