@@ -194,6 +194,9 @@ impl App {
                 max_file_bytes: config.max_file_bytes,
                 max_files: 2000,
             },
+            record_quota: crate::domain::quotas::RecordQuota {
+                max_per_kind: config.max_records_per_kind,
+            },
             execution_limits: crate::domain::executions::ExecutionLimits {
                 max_depth: config.max_execution_depth as i32,
                 max_active: config.max_active_executions,

@@ -452,6 +452,16 @@ pub struct Config {
     #[arg(long, env = "RUNFLOW_MIN_SCHEDULE_INTERVAL", value_name = "RUNFLOW_MIN_SCHEDULE_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration)]
     pub min_schedule_interval: std::time::Duration,
 
+    /// Agents, prompts and connectors a tenant may have, each kind counted on its own. Bounds
+    /// the lists that are not paged (`pendingChanges`, `PublishPlan.items`, `Release.items`).
+    #[arg(
+        long,
+        env = "RUNFLOW_MAX_RECORDS_PER_KIND",
+        value_name = "RUNFLOW_MAX_RECORDS_PER_KIND",
+        default_value_t = 1000
+    )]
+    pub max_records_per_kind: u64,
+
     /// Triggers a tenant may have (per environment).
     #[arg(
         long,

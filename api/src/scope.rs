@@ -12,15 +12,11 @@
 //! [`Scope::of_webhook_url`]). Nothing else can build one:
 //!
 //! ```
-//! use runflow::auth::{Actor, ActorKind, Role};
-//! let actor = Actor {
-//!     subject: "someone".into(),
-//!     tenant: "acme".into(),
-//!     kind: ActorKind::Person(Role::Viewer),
-//!     expires_at: 0,
-//! };
-//! let scope = runflow::scope::Scope::of(&actor, entity::Environment::Staging);
-//! assert_eq!(scope.tenant.id(), "acme");
+//! // The only way to an `Actor` is a verified token (its fields are private).
+//! fn staging_scope(tokens: &runflow::auth::TokenService, bearer: &str) -> Option<runflow::scope::Scope> {
+//!     let actor = tokens.verify(bearer).ok()?;
+//!     Some(runflow::scope::Scope::of(&actor, entity::Environment::Staging))
+//! }
 //! ```
 //!
 //! ```compile_fail,E0599
@@ -43,7 +39,10 @@
 #![allow(clippy::disallowed_methods)]
 
 use entity::{Environment, EnvironmentOwned, TenantOwned};
-use sea_orm::{ColumnTrait, DeleteMany, QueryFilter, Select, UpdateMany};
+use sea_orm::{
+    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, DeleteMany, EntityTrait, Insert,
+    InsertMany, IntoActiveModel, QueryFilter, Select, UpdateMany,
+};
 
 use crate::auth::Actor;
 use crate::error::{Error, Result};
@@ -55,7 +54,7 @@ pub struct Tenant(String);
 impl Tenant {
     /// The tenant of an authenticated caller.
     pub fn of(actor: &Actor) -> Tenant {
-        Tenant(actor.tenant.clone())
+        Tenant(actor.tenant_id().to_string())
     }
 
     pub fn id(&self) -> &str {
@@ -75,6 +74,37 @@ impl Tenant {
     /// A delete of this tenant's rows of `E` (add filters to narrow it).
     pub fn delete_many<E: TenantOwned>(&self) -> DeleteMany<E> {
         E::delete_many().filter(E::tenant_column().eq(self.0.as_str()))
+    }
+
+    /// An insert of one row of this tenant, to finish with `on_conflict` and `exec` (the
+    /// tenant column is set here).
+    pub fn insert_one<A>(&self, row: A) -> Insert<A>
+    where
+        A: ActiveModelTrait,
+        A::Entity: TenantOwned,
+    {
+        <A::Entity as EntityTrait>::insert(self.owned(row))
+    }
+
+    /// An insert of many rows of this tenant, to finish with `exec` (the tenant column of
+    /// every row is set here).
+    pub fn insert_many<A, I>(&self, rows: I) -> InsertMany<A>
+    where
+        A: ActiveModelTrait,
+        A::Entity: TenantOwned,
+        I: IntoIterator<Item = A>,
+    {
+        <A::Entity as EntityTrait>::insert_many(rows.into_iter().map(|row| self.owned(row)))
+    }
+
+    /// `row`, made this tenant's.
+    fn owned<A>(&self, mut row: A) -> A
+    where
+        A: ActiveModelTrait,
+        A::Entity: TenantOwned,
+    {
+        row.set(<A::Entity as TenantOwned>::tenant_column(), self.0.clone().into());
+        row
     }
 
     /// A tenant named by the server's operator on the command line (`runflow audit export
@@ -104,6 +134,36 @@ impl Tenant {
             environment,
         }
     }
+}
+
+/// `row.insert_into(tenant, db)`: inserts a row as `tenant`'s (the tenant column is set from
+/// `tenant`, whatever the row says). Outside this module it is the only way to insert a row of
+/// a tenant-owned table: `clippy.toml` forbids `ActiveModelTrait::insert` and
+/// `EntityTrait::insert{,_many}` elsewhere.
+#[async_trait::async_trait]
+pub trait InsertInto: ActiveModelTrait + ActiveModelBehavior + Send
+where
+    Self::Entity: TenantOwned,
+    <Self::Entity as EntityTrait>::Model: IntoActiveModel<Self>,
+{
+    async fn insert_into<C>(
+        self,
+        tenant: &Tenant,
+        db: &C,
+    ) -> std::result::Result<<Self::Entity as EntityTrait>::Model, DbErr>
+    where
+        C: ConnectionTrait,
+    {
+        tenant.owned(self).insert(db).await
+    }
+}
+
+impl<A> InsertInto for A
+where
+    A: ActiveModelTrait + ActiveModelBehavior + Send,
+    A::Entity: TenantOwned,
+    <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+{
 }
 
 /// A tenant in one environment: what every per-environment read is scoped to.

@@ -17,6 +17,8 @@ pub struct Services {
     pub secret_box: SecretBox,
     pub public_url: String,
     pub bundle_limits: BundleLimits,
+    /// Agents, prompts and connectors a tenant may have.
+    pub record_quota: crate::domain::quotas::RecordQuota,
     pub live: crate::live::LiveFeed,
     /// Depth and per-tenant caps of executions.
     pub execution_limits: crate::domain::executions::ExecutionLimits,

@@ -328,9 +328,16 @@ async fn an_execution_finishes_once(backend: Backend) {
         }],
         message: "m".into(),
     };
-    runflow::domain::agents::deploy(app.db(), &staging.editable().expect("staging"), "t", &limits, input)
-        .await
-        .expect("deploy");
+    runflow::domain::agents::deploy(
+        app.db(),
+        &staging.editable().expect("staging"),
+        "t",
+        &limits,
+        Default::default(),
+        input,
+    )
+    .await
+    .expect("deploy");
     let execution = executions::start(
         app.db(),
         &staging,

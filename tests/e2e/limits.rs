@@ -658,4 +658,148 @@ async fn paged_replay_from_an_old_cursor(backend: Backend) {
     );
 }
 
-on_both_backends!(ingestion_size_caps, paged_replay_from_an_old_cursor);
+/// The per-tenant record caps bound the lists that are not paged (`pendingChanges`, plans and
+/// release items), and the plain lists of names and resources have their documented limits.
+async fn record_caps_and_plain_list_limits(backend: Backend) {
+    let server = Server::start_with(backend, &[("RUNFLOW_MAX_RECORDS_PER_KIND", "2")]).await;
+    let developer = token(&tenant(), "developer");
+    let refused = |response: &Value, code: &str, naming: &str| {
+        assert_eq!(crate::support::error_code(response), code, "{response}");
+        let message = crate::support::error_message(response);
+        assert!(message.contains(naming), "{message}");
+    };
+
+    // Agents: a third new slug is refused; redeploying an existing one is not.
+    for slug in ["first", "second"] {
+        deploy(&server, &developer, slug, "print('{}')\n", "v1").await;
+    }
+    let deploy_third = server
+        .gql(
+            Some(&developer),
+            "mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { commit { id } } }",
+            json!({ "input": { "slug": "third", "message": "v1", "files": [
+                { "path": "runflow.toml", "content": crate::support::manifest("third") },
+                { "path": "main.py", "content": "print('{}')\n" },
+            ]}}),
+        )
+        .await;
+    refused(&deploy_third, "LIMIT_EXCEEDED", "RUNFLOW_MAX_RECORDS_PER_KIND");
+    deploy(&server, &developer, "first", "print('{\"v\": 2}')\n", "v2").await;
+
+    // Prompts.
+    let draft =
+        "mutation($input: SavePromptDraftInput!) { savePromptDraft(environment: STAGING, input: $input) { slug } }";
+    for slug in ["hello", "bye"] {
+        server
+            .data(
+                &developer,
+                draft,
+                json!({ "input": { "slug": slug, "template": "Hi" } }),
+            )
+            .await;
+    }
+    let third_prompt = server
+        .gql(
+            Some(&developer),
+            draft,
+            json!({ "input": { "slug": "third", "template": "Hi" } }),
+        )
+        .await;
+    refused(&third_prompt, "LIMIT_EXCEEDED", "RUNFLOW_MAX_RECORDS_PER_KIND");
+    server
+        .data(
+            &developer,
+            draft,
+            json!({ "input": { "slug": "hello", "template": "Hello" } }),
+        )
+        .await;
+    // A prompt declares at most 100 variables.
+    let variables: Vec<String> = (0..101).map(|i| format!("v{i}")).collect();
+    let too_many_variables = server
+        .gql(
+            Some(&developer),
+            draft,
+            json!({ "input": { "slug": "bye", "template": "Hi", "variables": variables } }),
+        )
+        .await;
+    refused(&too_many_variables, "BAD_USER_INPUT", "variables");
+
+    // Connectors, and a connector's list of credential names (at most 100).
+    let create =
+        "mutation($input: CreateConnectorInput!) { createConnector(environment: STAGING, input: $input) { slug } }";
+    let names: Vec<String> = (0..101).map(|i| format!("key-{i}")).collect();
+    let too_many_names = server
+        .gql(
+            Some(&developer),
+            create,
+            json!({ "input": { "slug": "crm", "kind": "http", "credentials": names } }),
+        )
+        .await;
+    refused(&too_many_names, "BAD_USER_INPUT", "credentials");
+    for slug in ["crm", "erp"] {
+        server
+            .data(&developer, create, json!({ "input": { "slug": slug, "kind": "http" } }))
+            .await;
+    }
+    let third_connector = server
+        .gql(
+            Some(&developer),
+            create,
+            json!({ "input": { "slug": "wms", "kind": "http" } }),
+        )
+        .await;
+    refused(&third_connector, "LIMIT_EXCEEDED", "RUNFLOW_MAX_RECORDS_PER_KIND");
+
+    // A connector holds at most 200 resources.
+    let resource = "mutation($input: ConnectorResourceInput!) { createConnectorResource(environment: STAGING, input: $input) { key } }";
+    for i in 0..200 {
+        server
+            .data(
+                &developer,
+                resource,
+                json!({ "input": { "connector": "crm", "key": format!("r{i}"), "config": {} } }),
+            )
+            .await;
+    }
+    let resource_201 = server
+        .gql(
+            Some(&developer),
+            resource,
+            json!({ "input": { "connector": "crm", "key": "r200", "config": {} } }),
+        )
+        .await;
+    refused(&resource_201, "LIMIT_EXCEEDED", "200");
+
+    // So the unpaged list of pending changes holds one entry per record: 2 + 2 + 2.
+    let pending = server
+        .data(
+            &developer,
+            "{ pendingChanges(environment: STAGING) { key } }",
+            json!({}),
+        )
+        .await;
+    let mut keys: Vec<&str> = pending["pendingChanges"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|item| item["key"].as_str())
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "agent:first",
+            "agent:second",
+            "connector:crm",
+            "connector:erp",
+            "prompt:bye",
+            "prompt:hello"
+        ]
+    );
+}
+
+on_both_backends!(
+    ingestion_size_caps,
+    paged_replay_from_an_old_cursor,
+    record_caps_and_plain_list_limits
+);

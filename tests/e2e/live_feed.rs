@@ -708,7 +708,7 @@ async fn deploy_and_start_three(app: &crate::support::InProcess, tenant: &str) {
         files,
         message: "m".into(),
     };
-    runflow::domain::agents::deploy(app.db(), &editable, "t", &limits, input)
+    runflow::domain::agents::deploy(app.db(), &editable, "t", &limits, Default::default(), input)
         .await
         .expect("deploy");
     for _ in 0..3 {
@@ -767,12 +767,7 @@ async fn cursors_past_retention_fail_with_cursor_expired(backend: Backend) {
     let tenant = tenant();
     deploy_and_start_three(&app, &tenant).await;
     let subscribe = |after: &str| {
-        let actor = runflow::auth::Actor {
-            subject: "t".into(),
-            tenant: tenant.clone(),
-            kind: runflow::auth::ActorKind::Person(runflow::auth::Role::Viewer),
-            expires_at: now() + 60,
-        };
+        let actor = crate::support::actor(&tenant, "viewer");
         let request = async_graphql::Request::new(
             "subscription($a: String) { executionEvents(environment: STAGING, after: $a) { cursor } }",
         )

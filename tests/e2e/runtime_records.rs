@@ -36,6 +36,7 @@ async fn seed_agent(app: &InProcess, tenant: &str, slug: &str) {
         &staging,
         "seed",
         &LIMITS,
+        Default::default(),
         DeployInput {
             slug: slug.into(),
             files,

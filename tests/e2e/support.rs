@@ -374,13 +374,20 @@ pub fn sign(claims: Value) -> String {
 /// `tenant`'s scope in `environment`, as an authenticated caller of that tenant gets it (a
 /// `Scope` cannot be built from plain values).
 pub fn scope(tenant: &str, environment: entity::Environment) -> runflow::scope::Scope {
-    let actor = runflow::auth::Actor {
-        subject: "test".into(),
-        tenant: tenant.into(),
-        kind: runflow::auth::ActorKind::Person(runflow::auth::Role::Viewer),
-        expires_at: now() + 3600,
-    };
-    runflow::scope::Scope::of(&actor, environment)
+    runflow::scope::Scope::of(&actor(tenant, "viewer"), environment)
+}
+
+/// The caller a verified token of `tenant` with `role` makes: the same path as a request (an
+/// `Actor` has private fields; only token verification makes one).
+pub fn actor(tenant: &str, role: &str) -> runflow::auth::Actor {
+    static TOKENS: std::sync::OnceLock<runflow::auth::TokenService> = std::sync::OnceLock::new();
+    let tokens = TOKENS.get_or_init(|| {
+        let config = ConfigArgs::try_parse_from(["runflow", "--jwt-secret", JWT_SECRET])
+            .expect("config")
+            .config;
+        runflow::auth::TokenService::from_config(&config, Some(JWT_SECRET)).expect("token service")
+    });
+    tokens.verify(&token(tenant, role)).expect("a valid test token")
 }
 
 /// A unique tenant per test, so tests can share nothing by accident.
@@ -454,12 +461,7 @@ impl InProcess {
 
     /// Runs a GraphQL request as `tenant` with `role`, in process.
     pub async fn gql(&self, tenant: &str, role: runflow::auth::Role, query: &str, variables: Value) -> Value {
-        let actor = runflow::auth::Actor {
-            subject: "test".into(),
-            tenant: tenant.into(),
-            kind: runflow::auth::ActorKind::Person(role),
-            expires_at: now() + 3600,
-        };
+        let actor = actor(tenant, role.as_str());
         let request = async_graphql::Request::new(query).variables(async_graphql::Variables::from_json(variables));
         let request = runflow::graphql::prepare_request(
             &self.app.services,

@@ -61,7 +61,7 @@ impl RuntimeCaller {
     pub async fn authenticate(db: &Db, actor: Actor) -> Result<Self> {
         let environment = super::policy::runtime_api(&actor)?;
         let scope = Scope::of(&actor, environment);
-        let Some(id) = actor.subject.strip_prefix(RUN_SUBJECT_PREFIX) else {
+        let Some(id) = actor.subject().strip_prefix(RUN_SUBJECT_PREFIX) else {
             return Ok(RuntimeCaller { scope, run: None });
         };
         let id =

@@ -95,19 +95,69 @@ impl fmt::Display for ActorKind {
     }
 }
 
-/// An authenticated caller.
+/// An authenticated caller: what a verified token says ([`TokenService::verify`]). Its fields
+/// are private, so no code outside `auth` can make one up, and a [`crate::scope::Tenant`] or
+/// [`crate::scope::Scope`] built from it always names a tenant some token was signed for:
+///
+/// ```compile_fail,E0451
+/// let forged = runflow::auth::Actor {
+///     subject: "mallory".into(),
+///     tenant: "someone-else".into(),
+///     kind: runflow::auth::ActorKind::Person(runflow::auth::Role::Admin),
+///     expires_at: u64::MAX,
+/// };
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Actor {
-    /// The token's `sub`: who, for audit fields (`author`, `updatedBy`, ...).
-    pub subject: String,
-    pub tenant: String,
-    /// A person with a role, or a runtime bound to an environment.
-    pub kind: ActorKind,
-    /// When the token expires (unix seconds): live connections close then.
-    pub expires_at: u64,
+    subject: String,
+    tenant: String,
+    kind: ActorKind,
+    expires_at: u64,
 }
 
 impl Actor {
+    /// Made by token verification, and by [`Actor::on_behalf_of`].
+    pub(crate) fn new(subject: String, tenant: String, kind: ActorKind, expires_at: u64) -> Actor {
+        Actor {
+            subject,
+            tenant,
+            kind,
+            expires_at,
+        }
+    }
+
+    /// The person a stored job acts for, when the server runs it later in their name (a
+    /// scheduled release publishing with its creator's subject and role). Never expires: it
+    /// lives only as long as that job's run.
+    pub(crate) fn on_behalf_of(subject: &str, tenant: &str, role: Role) -> Actor {
+        Actor::new(
+            subject.to_string(),
+            tenant.to_string(),
+            ActorKind::Person(role),
+            u64::MAX,
+        )
+    }
+
+    /// The token's `sub`: who, for audit fields (`author`, `updatedBy`, ...).
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The tenant the token was signed for.
+    pub fn tenant_id(&self) -> &str {
+        &self.tenant
+    }
+
+    /// A person with a role, or a runtime bound to an environment.
+    pub fn kind(&self) -> ActorKind {
+        self.kind
+    }
+
+    /// When the token expires (unix seconds): live connections close then.
+    pub fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+
     /// A person's role. A runtime never reaches the GraphQL API (access control refuses it),
     /// so for one this is the least privilege, `viewer`, never a rung it could climb.
     pub fn role(&self) -> Role {

@@ -156,7 +156,7 @@ pub const RUN_AGENTS_ROLE: Role = Role::Developer;
 
 /// The person's role, or FORBIDDEN naming what `what` needs.
 fn person_with(actor: &Actor, required: Role, what: &str) -> Result<()> {
-    match actor.kind {
+    match actor.kind() {
         ActorKind::Person(role) if role >= required => Ok(()),
         kind => Err(Error::Forbidden(format!(
             "{what} needs the {required} role; your token has the {kind} role"
@@ -175,12 +175,12 @@ pub fn authorize_field(actor: &Actor, root: Root, field: &str) -> Result<()> {
 
 /// May `actor` use the GraphQL API at all (a WebSocket connection is acknowledged)?
 pub fn may_use_graphql(actor: &Actor) -> bool {
-    matches!(actor.kind, ActorKind::Person(role) if role >= GRAPHQL_ROLE)
+    matches!(actor.kind(), ActorKind::Person(role) if role >= GRAPHQL_ROLE)
 }
 
 /// The runtime API takes runtime tokens only: the environment the caller reports to.
 pub fn runtime_api(actor: &Actor) -> Result<Environment> {
-    match actor.kind {
+    match actor.kind() {
         ActorKind::Runtime(environment) => Ok(environment),
         ActorKind::Person(_) => Err(Error::Forbidden(
             "the runtime API takes runtime tokens (`runflow token --role runtime --environment ...`)".into(),
@@ -191,7 +191,7 @@ pub fn runtime_api(actor: &Actor) -> Result<Environment> {
 /// The agent endpoints of `environment`: a runtime token of that environment (a run's token
 /// starts a child of its run), or a person with [`RUN_AGENTS_ROLE`].
 pub fn may_run_agent(actor: &Actor, environment: Environment) -> Result<()> {
-    match actor.kind {
+    match actor.kind() {
         ActorKind::Runtime(own) if own != environment => Err(Error::Forbidden(format!(
             "this runtime token is for {own}, not {environment}"
         ))),
@@ -210,12 +210,7 @@ mod tests {
     use super::*;
 
     fn actor(kind: ActorKind) -> Actor {
-        Actor {
-            subject: "s".into(),
-            tenant: "t".into(),
-            kind,
-            expires_at: 0,
-        }
+        Actor::new("s".into(), "t".into(), kind, 0)
     }
 
     #[test]

@@ -115,7 +115,7 @@ impl TokenService {
     pub fn verify(&self, token: &str) -> Result<Actor, String> {
         let cacheable = token.len() <= MAX_CACHED_TOKEN_BYTES;
         if cacheable && let Some(actor) = self.verified.get(token) {
-            if actor.expires_at.saturating_add(self.validation.leeway) >= jsonwebtoken::get_current_timestamp() {
+            if actor.expires_at().saturating_add(self.validation.leeway) >= jsonwebtoken::get_current_timestamp() {
                 return Ok(actor);
             }
             self.verified.remove(token);
@@ -161,12 +161,7 @@ impl TokenService {
             ),
             (None, None) => return Err("a runtime token needs an `environment` claim".into()),
         };
-        Ok(Actor {
-            subject: claims.sub,
-            tenant: claims.tenant,
-            kind,
-            expires_at: claims.exp,
-        })
+        Ok(Actor::new(claims.sub, claims.tenant, kind, claims.exp))
     }
 
     /// Signs a token for `tenant` naming a caller of `kind`, valid for `ttl`.

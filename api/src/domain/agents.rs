@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use entity::{Environment, agent_commit_files, agent_commits, agent_deployments, agents, blobs};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, Select, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
+    Set,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -17,10 +17,11 @@ use uuid::Uuid;
 
 use super::manifest::{MANIFEST_PATH, Manifest};
 use super::pagination::{self, Key, Page, PageRequest};
+use super::quotas::{RecordQuota, ensure_room};
 use super::{EnvironmentWrite, new_id, now, revision, validate};
 use crate::db::{Db, lock_for_update};
 use crate::error::{Error, Result};
-use crate::scope::{Scope, StagingScope, Tenant};
+use crate::scope::{InsertInto, Scope, StagingScope, Tenant};
 
 /// Size limits of a bundle.
 #[derive(Clone, Copy, Debug)]
@@ -154,6 +155,7 @@ pub async fn deploy(
     scope: &StagingScope,
     author: &str,
     limits: &BundleLimits,
+    quota: RecordQuota,
     input: DeployInput,
 ) -> Result<(AgentInEnv, agent_commits::Model)> {
     validate::author(author)?;
@@ -179,6 +181,15 @@ pub async fn deploy(
     {
         Some(agent) => agent,
         None => {
+            ensure_room(
+                &tx,
+                scope.tenant(),
+                "agents",
+                scope.tenant().select::<agents::Entity>(),
+                quota.max_per_kind,
+                "RUNFLOW_MAX_RECORDS_PER_KIND",
+            )
+            .await?;
             agents::ActiveModel {
                 id: Set(new_id()),
                 tenant_id: Set(tenant.clone()),
@@ -189,7 +200,7 @@ pub async fn deploy(
                 created_at: Set(time),
                 updated_at: Set(time),
             }
-            .insert(&tx)
+            .insert_into(scope.tenant(), &tx)
             .await?
         }
     };
@@ -237,7 +248,9 @@ pub async fn deploy(
     // Another agent of the tenant may store the same content concurrently: skip, not fail.
     let new_blobs: Vec<blobs::ActiveModel> = new_blobs.into_values().collect();
     for chunk in new_blobs.chunks(200) {
-        blobs::Entity::insert_many(chunk.to_vec())
+        scope
+            .tenant()
+            .insert_many(chunk.to_vec())
             .on_conflict_do_nothing_on([blobs::Column::TenantId, blobs::Column::Hash])
             .exec(&tx)
             .await?;
@@ -258,7 +271,7 @@ pub async fn deploy(
         total_size: Set(total_size as i64),
         created_at: Set(time),
     }
-    .insert(&tx)
+    .insert_into(scope.tenant(), &tx)
     .await?;
     let files: Vec<agent_commit_files::ActiveModel> = input
         .files
@@ -272,7 +285,7 @@ pub async fn deploy(
             size: Set(file.content.len() as i64),
         })
         .collect();
-    insert_in_chunks(&tx, files).await?;
+    insert_in_chunks(&tx, scope.tenant(), files).await?;
 
     let deployment = set_deployment(&tx, scope, agent.id, commit.id, author).await?;
     tx.commit().await?;
@@ -280,16 +293,17 @@ pub async fn deploy(
 }
 
 /// Inserts rows in batches small enough for every backend's bind-parameter limit.
-async fn insert_in_chunks<A, C>(db: &C, rows: Vec<A>) -> Result<()>
+async fn insert_in_chunks<A, C>(db: &C, tenant: &Tenant, rows: Vec<A>) -> Result<()>
 where
     A: ActiveModelTrait + Send,
+    A::Entity: entity::TenantOwned,
     C: ConnectionTrait,
 {
     let mut rows = rows;
     while !rows.is_empty() {
         let rest = rows.split_off(rows.len().min(200));
         let chunk = std::mem::replace(&mut rows, rest);
-        <A::Entity as EntityTrait>::insert_many(chunk).exec(db).await?;
+        tenant.insert_many(chunk).exec(db).await?;
     }
     Ok(())
 }
@@ -341,7 +355,7 @@ pub async fn set_deployment<C: ConnectionTrait>(
                 updated_at: Set(time),
                 release_id: Set(release_id),
             }
-            .insert(db)
+            .insert_into(&scope.tenant, db)
             .await?
         }
     })

@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 
 use entity::{Environment, release_request_reviews, release_requests, releases, tenant_settings};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, QueryFilter, QueryOrder, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, Order, QueryFilter, QueryOrder, Set};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
@@ -30,7 +30,7 @@ use super::{new_id, now, validate};
 use crate::auth::Role;
 use crate::db::{Db, lock_for_update};
 use crate::error::{Error, Result, check_revision};
-use crate::scope::Tenant;
+use crate::scope::{InsertInto, Tenant};
 
 /// The most approvals a tenant may require.
 pub const MAX_REQUIRED_APPROVALS: i32 = 5;
@@ -93,7 +93,7 @@ pub async fn set_required_approvals(
             updated_by: Set(actor.to_string()),
             updated_at: Set(time),
         }
-        .insert(&tx)
+        .insert_into(tenant, &tx)
         .await?;
     } else {
         let updated = tenant
@@ -222,7 +222,7 @@ pub async fn request_release(
         created_at: Set(time),
         updated_at: Set(time),
     }
-    .insert(&tx)
+    .insert_into(tenant, &tx)
     .await?;
     events::append(&tx, tenant, request_events(kinds::RELEASE_REQUEST_OPENED, &model)).await?;
     tx.commit().await?;
@@ -418,7 +418,7 @@ pub async fn review(
         comment: Set(comment.to_string()),
         created_at: Set(now()),
     }
-    .insert(&tx)
+    .insert_into(tenant, &tx)
     .await?;
     let approvals = reviews_of(&tx, tenant, id)
         .await?

@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::{Environment, audit_entries};
-use sea_orm::{ColumnTrait, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, Order, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::Value;
 
 use super::pagination::{self, Page, PageRequest};
@@ -37,9 +37,9 @@ pub struct NewAuditEntry {
 pub async fn record(db: &Db, actor: &Actor, entry: NewAuditEntry) -> Result<audit_entries::Model> {
     let model = audit_entries::Model {
         id: new_id(),
-        tenant_id: actor.tenant.clone(),
+        tenant_id: actor.tenant_id().to_string(),
         environment: entry.environment,
-        actor_subject: actor.subject.clone(),
+        actor_subject: actor.subject().to_string(),
         actor_role: actor.role().as_str().to_string(),
         action: entry.action,
         record_kind: entry.record_kind,
@@ -48,7 +48,8 @@ pub async fn record(db: &Db, actor: &Actor, entry: NewAuditEntry) -> Result<audi
         created_at: now(),
     };
     let active: audit_entries::ActiveModel = model.clone().into();
-    audit_entries::Entity::insert(active)
+    crate::scope::Tenant::of(actor)
+        .insert_one(active)
         .exec_without_returning(&db.conn)
         .await?;
     Ok(model)

@@ -6,17 +6,16 @@
 use std::collections::{BTreeMap, HashMap};
 
 use entity::{connector_instances, connector_resources};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, Set,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::pagination::{self, Key, Page, PageRequest};
+use super::quotas::{RecordQuota, ensure_room};
 use super::{EnvironmentWrite, credentials, new_id, now, revision, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::scope::{Scope, StagingScope, Tenant};
+use crate::scope::{InsertInto, Scope, StagingScope, Tenant};
 
 #[derive(Clone, Debug)]
 pub struct CreateConnectorInput {
@@ -75,7 +74,12 @@ pub async fn get<C: ConnectionTrait>(db: &C, scope: &Scope, slug: &str) -> Resul
         .ok_or_else(|| Error::not_found(format!("connector {slug:?} in {}", scope.environment)))
 }
 
-pub async fn create(db: &Db, scope: &StagingScope, input: CreateConnectorInput) -> Result<connector_instances::Model> {
+pub async fn create(
+    db: &Db,
+    scope: &StagingScope,
+    quota: RecordQuota,
+    input: CreateConnectorInput,
+) -> Result<connector_instances::Model> {
     validate::slug("slug", &input.slug)?;
     validate_kind(&input.kind)?;
     validate::json_object("config", &input.config)?;
@@ -88,6 +92,15 @@ pub async fn create(db: &Db, scope: &StagingScope, input: CreateConnectorInput) 
             input.slug
         )));
     }
+    ensure_room(
+        &tx,
+        scope.tenant(),
+        "connectors",
+        scope.select::<connector_instances::Entity>(),
+        quota.max_per_kind,
+        "RUNFLOW_MAX_RECORDS_PER_KIND",
+    )
+    .await?;
     let row = new_instance(
         scope,
         &input.slug,
@@ -95,7 +108,7 @@ pub async fn create(db: &Db, scope: &StagingScope, input: CreateConnectorInput) 
         input.config,
         serde_json::json!(input.credentials),
     )
-    .insert(&tx)
+    .insert_into(scope.tenant(), &tx)
     .await?;
     tx.commit().await?;
     Ok(row)
@@ -187,7 +200,7 @@ pub async fn put<C: ConnectionTrait>(
         }
         None => {
             new_instance(write, slug, state.kind, state.config, state.credentials)
-                .insert(db)
+                .insert_into(&write.target().tenant, db)
                 .await?
         }
     };
@@ -197,7 +210,7 @@ pub async fn put<C: ConnectionTrait>(
         .map(|(key, config)| new_resource(write, instance.id, key, config))
         .collect();
     if !resources.is_empty() {
-        connector_resources::Entity::insert_many(resources).exec(db).await?;
+        write.target().tenant.insert_many(resources).exec(db).await?;
     }
     Ok(instance)
 }
@@ -238,9 +251,12 @@ pub async fn update(db: &Db, scope: &StagingScope, input: UpdateConnectorInput) 
     }
     let tx = db.begin_write().await?;
     let row = get(&tx, scope, &input.slug).await?;
-    if let Some(names) = &input.credentials {
-        credentials::require_all(&tx, scope.tenant(), names).await?;
-    }
+    let changes = super::ConfigChanges {
+        kind: input.kind,
+        config: input.config,
+        credentials: input.credentials,
+    };
+    changes.check_credentials(&tx, scope.tenant()).await?;
     let row = revision::update::<connector_instances::Entity, _, _>(
         &tx,
         &scope.tenant,
@@ -248,15 +264,7 @@ pub async fn update(db: &Db, scope: &StagingScope, input: UpdateConnectorInput) 
         row.id,
         input.expected_revision,
         |active| {
-            if let Some(kind) = input.kind {
-                active.kind = Set(kind);
-            }
-            if let Some(config) = input.config {
-                active.config = Set(config);
-            }
-            if let Some(names) = input.credentials {
-                active.credential_refs = Set(serde_json::json!(names));
-            }
+            changes.apply(&mut active.kind, &mut active.config, &mut active.credential_refs);
             active.updated_at = Set(now());
         },
     )
@@ -361,7 +369,7 @@ pub async fn create_resource(
         )));
     }
     let row = new_resource(scope, instance.id, input.key, input.config)
-        .insert(&tx)
+        .insert_into(scope.tenant(), &tx)
         .await?;
     tx.commit().await?;
     Ok(row)

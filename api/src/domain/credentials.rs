@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::credentials;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, QueryFilter, QuerySelect, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, Order, QueryFilter, QuerySelect, Set};
 use uuid::Uuid;
 use zeroize::Zeroize;
 
@@ -15,7 +15,7 @@ use super::{new_id, now, revision, validate};
 use crate::crypto::{SecretBox, hint};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::scope::Tenant;
+use crate::scope::{InsertInto, Tenant};
 
 pub const MAX_SECRET_BYTES: usize = 16 * 1024;
 
@@ -155,7 +155,7 @@ pub async fn create(
         rotated_by: Set(None),
         rotated_at: Set(None),
     }
-    .insert(&tx)
+    .insert_into(tenant, &tx)
     .await?;
     tx.commit().await?;
     Ok(row.into())

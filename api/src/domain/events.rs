@@ -8,9 +8,7 @@
 use chrono::{DateTime, Utc};
 use entity::{Environment, event_counters, events};
 use sea_orm::sea_query::{ExprTrait, OnConflict};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseBackend, QueryFilter, QueryOrder, QuerySelect, Set, Statement};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -96,18 +94,19 @@ pub async fn append<C: ConnectionTrait>(tx: &C, tenant: &Tenant, new: Vec<NewEve
         return Ok(vec![]);
     }
     let count = new.len() as i64;
-    event_counters::Entity::insert(event_counters::ActiveModel {
-        tenant_id: Set(tenant.id().to_string()),
-        seq: Set(0),
-        pruned_through: Set(0),
-    })
-    .on_conflict(
-        OnConflict::column(event_counters::Column::TenantId)
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(tx)
-    .await?;
+    tenant
+        .insert_one(event_counters::ActiveModel {
+            tenant_id: Set(tenant.id().to_string()),
+            seq: Set(0),
+            pruned_through: Set(0),
+        })
+        .on_conflict(
+            OnConflict::column(event_counters::Column::TenantId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(tx)
+        .await?;
     // The row lock taken here orders this tenant's event-writing transactions.
     tenant
         .update_many::<event_counters::Entity>()
@@ -143,7 +142,7 @@ pub async fn append<C: ConnectionTrait>(tx: &C, tenant: &Tenant, new: Vec<NewEve
         .collect();
     for chunk in rows.chunks(200) {
         let active: Vec<events::ActiveModel> = chunk.iter().cloned().map(Into::into).collect();
-        events::Entity::insert_many(active).exec_without_returning(tx).await?;
+        tenant.insert_many(active).exec_without_returning(tx).await?;
     }
     if tx.get_database_backend() == DatabaseBackend::Postgres {
         // Delivered to every replica's listener when (and only if) the transaction commits.

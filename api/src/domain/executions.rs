@@ -14,7 +14,7 @@ use super::pagination::{self, Page, PageRequest};
 use super::{agents, new_id, now, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::scope::{AcrossTenants, Scope};
+use crate::scope::{AcrossTenants, InsertInto, Scope};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExecutionStatus {
@@ -207,7 +207,7 @@ pub async fn create_in<C: sea_orm::ConnectionTrait>(
         depth: Set(depth),
         attempt: Set(1),
     }
-    .insert(tx)
+    .insert_into(&scope.tenant, tx)
     .await?;
     append_event(tx, scope, &row, "started", &agent.agent.slug).await?;
     Ok(row)

@@ -5,7 +5,7 @@
 //! when both environments run the same agent.
 
 use entity::{Environment, memory_entries};
-use sea_orm::{ActiveModelTrait, ColumnTrait, Order, QueryFilter, Set};
+use sea_orm::{ColumnTrait, Order, QueryFilter, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -13,7 +13,7 @@ use super::pagination::{self, Page, PageRequest};
 use super::{new_id, now, revision, validate};
 use crate::db::{Db, lock_for_update};
 use crate::error::{Error, Result};
-use crate::scope::Scope;
+use crate::scope::{InsertInto, Scope};
 
 pub const STAGING_PREFIX: &str = "staging:";
 pub const MAX_VALUE_BYTES: usize = 256 * 1024;
@@ -81,7 +81,7 @@ pub async fn put(db: &Db, scope: &Scope, namespace: &str, key: &str, value: Valu
                 created_at: Set(time),
                 updated_at: Set(time),
             }
-            .insert(&tx)
+            .insert_into(&scope.tenant, &tx)
             .await?
         }
     };

@@ -20,6 +20,7 @@ pub mod manifest;
 pub mod memory;
 pub mod pagination;
 pub mod prompts;
+pub mod quotas;
 pub mod releases;
 pub mod revision;
 pub mod scheduled_releases;
@@ -91,4 +92,44 @@ pub fn string_array(value: Option<&Value>) -> Vec<String> {
         .and_then(Value::as_array)
         .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
         .unwrap_or_default()
+}
+
+/// The optional changes of a record configured by a kind, a JSON object and the names of the
+/// shared credentials it uses: connector instances and shared resources take the same ones.
+pub(crate) struct ConfigChanges {
+    pub kind: Option<String>,
+    pub config: Option<Value>,
+    pub credentials: Option<Vec<String>>,
+}
+
+impl ConfigChanges {
+    /// Refuses credential names the tenant has no credential for (NOT_FOUND naming them).
+    pub(crate) async fn check_credentials<C: sea_orm::ConnectionTrait>(
+        &self,
+        db: &C,
+        tenant: &crate::scope::Tenant,
+    ) -> crate::error::Result<()> {
+        match &self.credentials {
+            Some(names) => credentials::require_all(db, tenant, names).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the given changes into the row's columns (and leaves the others as they are).
+    pub(crate) fn apply(
+        self,
+        kind: &mut sea_orm::ActiveValue<String>,
+        config: &mut sea_orm::ActiveValue<Value>,
+        credential_refs: &mut sea_orm::ActiveValue<Value>,
+    ) {
+        if let Some(new_kind) = self.kind {
+            *kind = sea_orm::Set(new_kind);
+        }
+        if let Some(new_config) = self.config {
+            *config = sea_orm::Set(new_config);
+        }
+        if let Some(names) = self.credentials {
+            *credential_refs = sea_orm::Set(serde_json::json!(names));
+        }
+    }
 }

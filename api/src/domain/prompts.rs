@@ -8,15 +8,16 @@
 use std::collections::BTreeSet;
 
 use entity::{Environment, prompt_versions, prompts};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, QueryFilter, QueryOrder, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, Order, QueryFilter, QueryOrder, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::pagination::{self, Key, Page, PageRequest};
+use super::quotas::{RecordQuota, ensure_room};
 use super::{EnvironmentWrite, new_id, now, revision, validate};
 use crate::db::{Db, lock_for_update};
 use crate::error::{Error, Result};
-use crate::scope::{Scope, StagingScope, Tenant};
+use crate::scope::{InsertInto, Scope, StagingScope, Tenant};
 
 pub const MAX_TEMPLATE_BYTES: usize = 100 * 1024;
 
@@ -78,7 +79,13 @@ fn validate_variable_name(name: &str) -> Result<()> {
 }
 
 /// Saves the staging draft, creating the prompt in staging if needed.
-pub async fn save_draft(db: &Db, scope: &StagingScope, author: &str, input: SaveDraftInput) -> Result<prompts::Model> {
+pub async fn save_draft(
+    db: &Db,
+    scope: &StagingScope,
+    author: &str,
+    quota: RecordQuota,
+    input: SaveDraftInput,
+) -> Result<prompts::Model> {
     validate::author(author)?;
     validate::slug("slug", &input.slug)?;
     if input.template.trim().is_empty() {
@@ -140,11 +147,20 @@ pub async fn save_draft(db: &Db, scope: &StagingScope, author: &str, input: Save
             if input.expected_revision.is_some() {
                 return Err(Error::not_found(format!("prompt {:?} in staging", input.slug)));
             }
+            ensure_room(
+                &tx,
+                scope.tenant(),
+                "prompts",
+                scope.select::<prompts::Entity>(),
+                quota.max_per_kind,
+                "RUNFLOW_MAX_RECORDS_PER_KIND",
+            )
+            .await?;
             let mut row = new_row(scope, &input.slug, author);
             row.draft_template = Set(Some(input.template));
             row.draft_variables = Set(Some(serde_json::json!(variables)));
             row.draft_model_settings = Set(Some(model_settings));
-            row.insert(&tx).await?
+            row.insert_into(scope.tenant(), &tx).await?
         }
     };
     tx.commit().await?;
@@ -202,7 +218,7 @@ pub async fn set_published_version<C: ConnectionTrait>(
         None => {
             let mut row = new_row(write, slug, author);
             row.published_version_id = Set(Some(version_id));
-            Ok(row.insert(db).await?)
+            Ok(row.insert_into(&write.target().tenant, db).await?)
         }
     }
 }
@@ -244,7 +260,7 @@ pub async fn publish_draft<C: ConnectionTrait>(
         created_by: Set(author.to_string()),
         created_at: Set(now()),
     }
-    .insert(db)
+    .insert_into(tenant, db)
     .await?;
     if let Some(row) = find_row(db, staging, slug).await? {
         revision::update::<prompts::Entity, _, _>(

@@ -15,7 +15,7 @@
 use chrono::{DateTime, Duration, Utc};
 use entity::{Environment, scheduled_releases};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, Order, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{ColumnTrait, Condition, Order, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -27,8 +27,8 @@ use super::{new_id, now, validate};
 use crate::auth::Role;
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::scope::AcrossTenants;
 use crate::scope::Tenant;
+use crate::scope::{AcrossTenants, InsertInto};
 
 /// How long a claim lasts before another replica may retry a release left `running`.
 const CLAIM_LEASE_SECONDS: i64 = 300;
@@ -90,7 +90,7 @@ pub async fn schedule(
         created_at: Set(time),
         updated_at: Set(time),
     }
-    .insert(&tx)
+    .insert_into(tenant, &tx)
     .await?;
     events::append(&tx, tenant, schedule_events(kinds::SCHEDULED_RELEASE_SCHEDULED, &model)).await?;
     tx.commit().await?;
@@ -329,12 +329,7 @@ pub async fn run_due(db: &Db, grace: std::time::Duration) -> Result<usize> {
         match releases::publish(db, &tenant, &release.created_by, role, request).await {
             Ok(made) => {
                 // The publish is a change like any other: audited, in the scheduler's name.
-                let actor = crate::auth::Actor {
-                    subject: release.created_by.clone(),
-                    tenant: tenant.id().to_string(),
-                    kind: crate::auth::ActorKind::Person(role),
-                    expires_at: 0,
-                };
+                let actor = crate::auth::Actor::on_behalf_of(&release.created_by, tenant.id(), role);
                 let entry = super::audit::NewAuditEntry {
                     environment: Environment::Production,
                     action: "scheduledPublish".into(),

@@ -9,7 +9,7 @@ use super::pagination::{self, Page, PageRequest};
 use super::{agents, new_id, now, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::scope::Scope;
+use crate::scope::{InsertInto, Scope};
 
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
@@ -30,7 +30,7 @@ pub async fn create(db: &Db, scope: &Scope, agent: Option<&str>, title: &str) ->
         created_at: Set(time),
         updated_at: Set(time),
     }
-    .insert(&tx)
+    .insert_into(&scope.tenant, &tx)
     .await?;
     append_event(&tx, scope, &session, None, "created", agent).await?;
     tx.commit().await?;
@@ -133,7 +133,7 @@ pub async fn add_message(
         content: Set(content.to_string()),
         created_at: Set(time),
     }
-    .insert(&tx)
+    .insert_into(&scope.tenant, &tx)
     .await?;
     let mut active: sessions::ActiveModel = session.into();
     active.updated_at = Set(time);

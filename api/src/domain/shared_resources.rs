@@ -2,7 +2,7 @@
 //! They have the same shape, so one module serves all three, told apart by [`Category`].
 
 use entity::shared_resources;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, QueryFilter, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, Order, QueryFilter, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -10,7 +10,7 @@ use super::pagination::{self, Key, Page, PageRequest};
 use super::{credentials, new_id, now, revision, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::scope::Tenant;
+use crate::scope::{InsertInto, Tenant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Category {
@@ -140,7 +140,7 @@ pub async fn create(
         created_at: Set(time),
         updated_at: Set(time),
     }
-    .insert(&tx)
+    .insert_into(tenant, &tx)
     .await?;
     tx.commit().await?;
     Ok(row)
@@ -155,9 +155,12 @@ pub async fn update(
     validate_fields(&input)?;
     let tx = db.begin_write().await?;
     let row = get(&tx, tenant, category, &input.name).await?;
-    if let Some(names) = &input.credentials {
-        credentials::require_all(&tx, tenant, names).await?;
-    }
+    let changes = super::ConfigChanges {
+        kind: input.kind,
+        config: input.config,
+        credentials: input.credentials,
+    };
+    changes.check_credentials(&tx, tenant).await?;
     let row = revision::update::<shared_resources::Entity, _, _>(
         &tx,
         tenant,
@@ -165,15 +168,7 @@ pub async fn update(
         row.id,
         input.expected_revision,
         |active| {
-            if let Some(kind) = input.kind {
-                active.kind = Set(kind);
-            }
-            if let Some(config) = input.config {
-                active.config = Set(config);
-            }
-            if let Some(names) = input.credentials {
-                active.credential_refs = Set(serde_json::json!(names));
-            }
+            changes.apply(&mut active.kind, &mut active.config, &mut active.credential_refs);
             active.updated_at = Set(now());
         },
     )

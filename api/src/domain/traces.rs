@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::{spans, traces};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, Order, QueryFilter, QueryOrder, Set};
+use sea_orm::{ColumnTrait, Order, QueryFilter, QueryOrder, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -11,7 +11,7 @@ use super::pagination::{self, Page, PageRequest};
 use super::{executions, new_id, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::scope::Scope;
+use crate::scope::{InsertInto, Scope, Tenant};
 
 pub const MAX_SPANS_PER_BATCH: usize = 1000;
 pub const SPAN_KINDS: [&str; 5] = ["LLM", "TOOL", "PROMPT", "MEMORY", "CUSTOM"];
@@ -176,7 +176,7 @@ pub async fn record_many(
                     started_at: Set(input.started_at),
                     ended_at: Set(input.ended_at),
                 }
-                .insert(&tx)
+                .insert_into(&scope.tenant, &tx)
                 .await?
             }
         };
@@ -200,7 +200,7 @@ pub async fn record_many(
                 output_tokens: span.output_tokens,
             })
             .collect();
-        insert_spans(&tx, &rows).await?;
+        insert_spans(&tx, &scope.tenant, &rows).await?;
         new_events.push(NewEvent {
             environment: scope.environment,
             topic: Topic::Trace,
@@ -224,7 +224,7 @@ pub async fn record_many(
 /// `jsonb_to_recordset` (instead of 14 bind parameters a span, which PostgreSQL must plan and
 /// bind one by one). On SQLite, multi-row inserts of at most 1,000 rows (SQLite has no bind
 /// overhead worth avoiding; the transaction is what counts).
-async fn insert_spans(tx: &sea_orm::DatabaseTransaction, rows: &[spans::Model]) -> Result<()> {
+async fn insert_spans(tx: &sea_orm::DatabaseTransaction, tenant: &Tenant, rows: &[spans::Model]) -> Result<()> {
     use sea_orm::{ConnectionTrait, DbBackend, Statement};
     if rows.is_empty() {
         return Ok(());
@@ -248,7 +248,8 @@ async fn insert_spans(tx: &sea_orm::DatabaseTransaction, rows: &[spans::Model]) 
     }
     for chunk in rows.chunks(1000) {
         let active: Vec<spans::ActiveModel> = chunk.iter().cloned().map(Into::into).collect();
-        spans::Entity::insert_many(active)
+        tenant
+            .insert_many(active)
             .on_conflict_do_nothing_on([spans::Column::Id])
             .exec_without_returning(tx)
             .await?;

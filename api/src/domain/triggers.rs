@@ -3,7 +3,7 @@
 use std::str::FromStr;
 
 use entity::triggers;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, QueryFilter, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, Order, QueryFilter, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -13,7 +13,7 @@ use crate::crypto::{Sealed, SecretBox};
 use crate::db::Db;
 use crate::domain::credentials::Secret;
 use crate::error::{Error, Result};
-use crate::scope::{AcrossTenants, Scope, StagingScope};
+use crate::scope::{AcrossTenants, InsertInto, Scope, StagingScope};
 use sha2::Digest;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,7 +163,6 @@ pub async fn create(
     limits: &TriggerLimits,
     input: CreateTriggerInput,
 ) -> Result<triggers::Model> {
-    use sea_orm::PaginatorTrait;
     validate::slug("name", &input.name)?;
     validate::slug("agent", &input.agent)?;
     check_kind_fields(input.kind, &input.schedule, limits)?;
@@ -192,17 +191,15 @@ pub async fn create(
             input.name
         )));
     }
-    crate::db::lock_for_update(
+    crate::domain::quotas::ensure_room(
         &tx,
-        &format!("triggers-of:{}:{}", scope.tenant().id(), scope.environment),
+        scope.tenant(),
+        "triggers",
+        scope.select::<triggers::Entity>(),
+        limits.max_triggers,
+        "RUNFLOW_MAX_TRIGGERS",
     )
     .await?;
-    let count = scope.select::<triggers::Entity>().count(&tx).await?;
-    if count >= limits.max_triggers {
-        return Err(Error::LimitExceeded(format!(
-            "the tenant already has {count} triggers in staging, the limit (RUNFLOW_MAX_TRIGGERS)"
-        )));
-    }
     let fields = TriggerState {
         agent: input.agent,
         kind: input.kind.as_str().to_string(),
@@ -214,7 +211,9 @@ pub async fn create(
         ciphertext: sealed.as_ref().map(|s| s.ciphertext.clone()),
         nonce: sealed.map(|s| s.nonce),
     };
-    let row = new_row(scope, &input.name, fields, secret).insert(&tx).await?;
+    let row = new_row(scope, &input.name, fields, secret)
+        .insert_into(scope.tenant(), &tx)
+        .await?;
     tx.commit().await?;
     Ok(row)
 }
@@ -304,7 +303,9 @@ pub async fn put<C: ConnectionTrait>(
             )
             .await
         }
-        None => Ok(new_row(write, name, fields, secret).insert(db).await?),
+        None => Ok(new_row(write, name, fields, secret)
+            .insert_into(&write.target().tenant, db)
+            .await?),
     }
 }
 
@@ -437,7 +438,7 @@ pub async fn fire(
     tick: Option<chrono::DateTime<chrono::Utc>>,
     input: Value,
 ) -> Result<Option<entity::executions::Model>> {
-    use sea_orm::{EntityTrait, PaginatorTrait};
+    use sea_orm::PaginatorTrait;
     let scope = Scope::of_trigger(row);
     let tx = db.begin_write().await?;
     // Counted under the same per-tenant lock as the executions it creates (see `create_in`).
@@ -470,19 +471,21 @@ pub async fn fire(
     )
     .await?;
     if let Some(tick) = tick {
-        let claimed = entity::trigger_firings::Entity::insert(entity::trigger_firings::ActiveModel {
-            id: Set(new_id()),
-            tenant_id: Set(row.tenant_id.clone()),
-            trigger_id: Set(row.id),
-            tick: Set(tick),
-            execution_id: Set(execution.id),
-        })
-        .on_conflict_do_nothing_on([
-            entity::trigger_firings::Column::TriggerId,
-            entity::trigger_firings::Column::Tick,
-        ])
-        .exec(&tx)
-        .await?;
+        let claimed = scope
+            .tenant
+            .insert_one(entity::trigger_firings::ActiveModel {
+                id: Set(new_id()),
+                tenant_id: Set(row.tenant_id.clone()),
+                trigger_id: Set(row.id),
+                tick: Set(tick),
+                execution_id: Set(execution.id),
+            })
+            .on_conflict_do_nothing_on([
+                entity::trigger_firings::Column::TriggerId,
+                entity::trigger_firings::Column::Tick,
+            ])
+            .exec(&tx)
+            .await?;
         if matches!(claimed, sea_orm::TryInsertResult::Conflicted) {
             // Another replica fired this tick: drop ours.
             tx.rollback().await?;

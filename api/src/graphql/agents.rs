@@ -341,8 +341,9 @@ impl AgentMutation {
         let (agent, commit) = agents::deploy(
             &services.db,
             &scope,
-            &actor(ctx)?.subject,
+            actor(ctx)?.subject(),
             &services.bundle_limits,
+            services.record_quota,
             input,
         )
         .await?;

@@ -88,7 +88,7 @@ impl Extension for AuditTrailExtension {
             let entry = entry(&name, arguments, result.as_ref());
             if let Err(error) = domain::record(&services.db, actor, entry).await {
                 // The change itself committed; say loudly that its audit entry is missing.
-                tracing::error!(action = %name, tenant = %actor.tenant, error = %error, "audit entry not recorded");
+                tracing::error!(action = %name, tenant = %actor.tenant_id(), error = %error, "audit entry not recorded");
             }
         }
         Ok(result)

@@ -198,7 +198,9 @@ impl ConnectorMutation {
             config: input.config.map_or_else(|| serde_json::json!({}), |c| c.0),
             credentials: input.credentials,
         };
-        Ok(Connector(domain::create(&services(ctx).db, &scope, input).await?))
+        Ok(Connector(
+            domain::create(&services(ctx).db, &scope, services(ctx).record_quota, input).await?,
+        ))
     }
 
     /// Changes a staging connector instance.

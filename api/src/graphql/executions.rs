@@ -345,7 +345,7 @@ impl ExecutionMutation {
         let scope = staging(ctx, environment)?;
         let id = ids::uuid_of(&id, NodeType::Execution, environment.into())
             .ok_or_else(|| Error::not_found(format!("execution {:?}", id.as_str())))?;
-        let by = actor(ctx)?.subject.clone();
+        let by = actor(ctx)?.subject().to_string();
         Ok(Execution(
             crate::domain::lifecycle::cancel(&services(ctx).db, &scope, id, &by).await?,
         ))

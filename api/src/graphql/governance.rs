@@ -321,7 +321,7 @@ impl GovernanceMutation {
         let settings = domain::set_required_approvals(
             &services(ctx).db,
             &tenant(ctx)?,
-            &actor(ctx)?.subject,
+            actor(ctx)?.subject(),
             input.required_approvals,
             input.expected_revision,
         )
@@ -349,7 +349,7 @@ impl GovernanceMutation {
         };
         let db = &services(ctx).db;
         let tenant = tenant(ctx)?;
-        let model = domain::request_release(db, &tenant, &actor(ctx)?.subject, request).await?;
+        let model = domain::request_release(db, &tenant, actor(ctx)?.subject(), request).await?;
         let view = domain::views(&db.conn, &tenant, vec![model]).await?.remove(0);
         Ok(ReleaseRequest(view))
     }
@@ -389,7 +389,7 @@ async fn review(
     let view = domain::review(
         &services(ctx).db,
         &tenant(ctx)?,
-        &actor(ctx)?.subject,
+        actor(ctx)?.subject(),
         id,
         approve,
         comment.as_deref().unwrap_or_default(),
@@ -633,7 +633,7 @@ impl ScheduleMutation {
         let model = schedules::schedule(
             &services(ctx).db,
             &tenant(ctx)?,
-            &actor.subject,
+            actor.subject(),
             actor.role(),
             request,
             input.at,

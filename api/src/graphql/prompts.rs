@@ -265,7 +265,14 @@ impl PromptMutation {
             expected_revision: input.expected_revision,
         };
         Ok(Prompt(
-            domain::save_draft(&services(ctx).db, &scope, &actor(ctx)?.subject, input).await?,
+            domain::save_draft(
+                &services(ctx).db,
+                &scope,
+                actor(ctx)?.subject(),
+                services(ctx).record_quota,
+                input,
+            )
+            .await?,
         ))
     }
 

@@ -36,7 +36,7 @@ impl RuntimeTokenMutation {
     ) -> GqlResult<RuntimeToken> {
         let scope = staging(ctx, environment)?;
         let actor = actor(ctx)?;
-        let subject = format!("local:{}", actor.subject);
+        let subject = format!("local:{}", actor.subject());
         let token = services(ctx)
             .tokens
             .mint(

@@ -58,9 +58,9 @@ impl ViewerQuery {
     ) -> crate::error::Result<Viewer> {
         let actor = actor(ctx)?;
         Ok(Viewer {
-            subject: actor.subject.clone(),
-            tenant: actor.tenant.clone(),
-            role: match actor.kind {
+            subject: actor.subject().to_string(),
+            tenant: actor.tenant_id().to_string(),
+            role: match actor.kind() {
                 ActorKind::Person(role) => role.into(),
                 ActorKind::Runtime(_) => Role::Runtime,
             },

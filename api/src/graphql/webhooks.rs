@@ -348,7 +348,7 @@ impl WebhookMutation {
             &tenant,
             &services.secret_box,
             &services.webhooks,
-            &actor(ctx)?.subject,
+            actor(ctx)?.subject(),
             NewEndpoint {
                 url: input.url,
                 event_types: input.event_types.into_iter().map(Into::into).collect(),

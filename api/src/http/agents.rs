@@ -49,12 +49,12 @@ pub async fn invoke(
     let not_found = || Error::not_found(format!("agent {slug:?}"));
     let environment = entity::Environment::parse(&environment).ok_or_else(not_found)?;
     let actor = authentication.require("send `Authorization: Bearer <token>`")?;
-    if actor.tenant != tenant {
+    if actor.tenant_id() != tenant {
         return Err(not_found().into());
     }
     policy::may_run_agent(&actor, environment)?;
     // A run calling an agent starts a child of its own execution (depth-limited).
-    let parent = match actor.kind {
+    let parent = match actor.kind() {
         ActorKind::Runtime(_) => RuntimeCaller::authenticate(&app.services.db, actor.clone())
             .await?
             .parent(),

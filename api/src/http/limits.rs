@@ -326,7 +326,7 @@ pub async fn enforce(State(app): State<App>, request: Request, next: Next) -> Re
         Some(tenant) => tenant.to_string(),
         None => {
             match Bearer::of(request.headers(), &app.services.tokens) {
-                Authentication::Authenticated(actor) => actor.tenant,
+                Authentication::Authenticated(actor) => actor.tenant_id().to_string(),
                 // Unauthenticated callers share one allowance (they get 401 anyway).
                 _ => String::from("\u{0}anonymous"),
             }

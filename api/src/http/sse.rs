@@ -86,7 +86,7 @@ pub async fn stream(
     // Refusals that need no database answer before the stream starts (the rest, e.g. a
     // validation error, arrive as a `next` event with `errors`, then `complete`).
     let expires_at = match &authentication {
-        Authentication::Authenticated(actor) => actor.expires_at,
+        Authentication::Authenticated(actor) => actor.expires_at(),
         Authentication::Rejected(reason) => {
             return http_error(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", reason);
         }

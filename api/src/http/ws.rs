@@ -113,10 +113,10 @@ pub async fn upgrade(
     // 429 and `Retry-After`) here; otherwise at `connection_init` (close 1013).
     let mut rate_charged = None;
     if let Authentication::Authenticated(actor) = &header_auth {
-        if let Err(limited) = app.limits.check(Class::WsConnects, &actor.tenant) {
+        if let Err(limited) = app.limits.check(Class::WsConnects, actor.tenant_id()) {
             return crate::http::limits::rate_limited(&limited);
         }
-        rate_charged = Some(actor.tenant.clone());
+        rate_charged = Some(actor.tenant_id().to_string());
     }
     // One message at a time is written and flushed, so the write buffer never holds more than
     // the largest message we send (see `RUNFLOW_WS_MAX_OUTGOING_BYTES`) plus a control frame.
@@ -335,11 +335,11 @@ impl Connection {
                     Authentication::Authenticated(actor) if policy::may_use_graphql(&actor) => {
                         // The cap first: a connection refused by it does not use up the rate.
                         let limits = &self.app.limits;
-                        let Some(slot) = limits.open_socket(&actor.tenant) else {
+                        let Some(slot) = limits.open_socket(actor.tenant_id()) else {
                             return Step::Close(1013, "Try again later: too many connections for this tenant");
                         };
-                        if self.rate_charged.as_deref() != Some(actor.tenant.as_str())
-                            && limits.check(Class::WsConnects, &actor.tenant).is_err()
+                        if self.rate_charged.as_deref() != Some(actor.tenant_id())
+                            && limits.check(Class::WsConnects, actor.tenant_id()).is_err()
                         {
                             return Step::Close(
                                 1013,
@@ -413,7 +413,7 @@ fn actor_remaining(actor: &Actor) -> Duration {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    Duration::from_secs(actor.expires_at.saturating_sub(now))
+    Duration::from_secs(actor.expires_at().saturating_sub(now))
 }
 
 /// Runs one operation and forwards its results: `next` per result, then `complete`; `error`

@@ -2,7 +2,7 @@
 //! place a [`ProductionWrite`] is made.
 
 use entity::{Environment, release_items, releases};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, Set};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -15,7 +15,7 @@ use crate::domain::approvals::{self, Authorization};
 use crate::domain::events::{self, NewEvent, Topic};
 use crate::domain::{EnvironmentWrite, new_id, now, sealed, validate};
 use crate::error::{Error, Result};
-use crate::scope::{Scope, Tenant};
+use crate::scope::{InsertInto, Scope, Tenant};
 
 /// The capability to write production: made only here, by [`publish`], inside its transaction,
 /// for the release being recorded. Every function that writes production's configuration
@@ -139,7 +139,7 @@ pub async fn publish(
         }),
         emergency_override: Set(authorization == Authorization::EmergencyOverride),
     }
-    .insert(&tx)
+    .insert_into(tenant, &tx)
     .await?;
     if let Authorization::Approved(request) = authorization {
         approvals::mark_published(&tx, tenant, request, &release).await?;
@@ -159,7 +159,7 @@ pub async fn publish(
             after: Set(after),
         });
     }
-    release_items::Entity::insert_many(rows).exec(&tx).await?;
+    tenant.insert_many(rows).exec(&tx).await?;
     // A release changes what both environments' Releases screens show: one event in each.
     let kind = if release.kind == "rollback" {
         "rolled_back"

@@ -28,7 +28,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use entity::{event_counters, webhook_cursors, webhook_deliveries, webhook_endpoints};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, Order, PaginatorTrait, QueryFilter, Set};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -39,7 +39,7 @@ use super::{new_id, now, validate};
 use crate::crypto::{Sealed, SecretBox};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::scope::Tenant;
+use crate::scope::{InsertInto, Tenant};
 
 /// Endpoints a tenant may have.
 pub const MAX_ENDPOINTS: u64 = 20;
@@ -332,7 +332,7 @@ pub async fn create(
         created_at: Set(time),
         updated_at: Set(time),
     }
-    .insert(&tx)
+    .insert_into(tenant, &tx)
     .await?;
     tx.commit().await?;
     Ok((row, generated.then_some(secret)))
@@ -346,17 +346,18 @@ async fn start_cursor<C: ConnectionTrait>(tx: &C, tenant: &Tenant) -> Result<()>
         .one(tx)
         .await?
         .map_or(0, |c| c.seq);
-    webhook_cursors::Entity::insert(webhook_cursors::ActiveModel {
-        tenant_id: Set(tenant.id().to_string()),
-        seq: Set(head),
-    })
-    .on_conflict(
-        OnConflict::column(webhook_cursors::Column::TenantId)
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(tx)
-    .await?;
+    tenant
+        .insert_one(webhook_cursors::ActiveModel {
+            tenant_id: Set(tenant.id().to_string()),
+            seq: Set(head),
+        })
+        .on_conflict(
+            OnConflict::column(webhook_cursors::Column::TenantId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(tx)
+        .await?;
     Ok(())
 }
 
@@ -510,7 +511,7 @@ pub async fn queue_ping(db: &Db, tenant: &Tenant, id: Uuid) -> Result<webhook_de
         time,
     );
     row.id = Set(delivery_id);
-    Ok(row.insert(&db.conn).await?)
+    Ok(row.insert_into(tenant, &db.conn).await?)
 }
 
 /// Sends a delivery's message again, as a new delivery with the same `webhook-id` and body
@@ -527,7 +528,7 @@ pub async fn redeliver(db: &Db, tenant: &Tenant, id: Uuid) -> Result<webhook_del
         original.body,
         now(),
     );
-    Ok(row.insert(&db.conn).await?)
+    Ok(row.insert_into(tenant, &db.conn).await?)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use entity::{event_counters, webhook_cursors, webhook_deliveries, webhook_endpoints};
 use rand::Rng;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, Condition, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use super::{DeliveryStatus, EventType, MAX_ERROR_BYTES, WebhookSettings, message_body, message_id_of_event};
@@ -99,9 +99,7 @@ async fn fill_tenant(db: &Db, tenant: &Tenant, from: i64) -> Result<usize> {
     }
     let queued = rows.len();
     for chunk in rows.chunks(100) {
-        webhook_deliveries::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(&tx)
-            .await?;
+        tenant.insert_many(chunk.to_vec()).exec_without_returning(&tx).await?;
     }
     tx.commit().await?;
     Ok(queued)

@@ -116,7 +116,9 @@ impl Release {
         };
         Ok(loader(ctx)?.load_one(ReleaseKey(id)).await?.map(Release))
     }
-    /// Each item with production's state before and after.
+    /// Each item with production's state before and after. Not paged (a release is one
+    /// whole); at most one item per record, bounded by the per-tenant record caps
+    /// (`RUNFLOW_MAX_RECORDS_PER_KIND`, `RUNFLOW_MAX_TRIGGERS`).
     async fn items(&self, ctx: &Context<'_>) -> GqlResult<Vec<ReleaseItem>> {
         let items = loader(ctx)?
             .load_one(ReleaseItemsKey(self.0.id))
@@ -168,7 +170,9 @@ pub struct ReleaseQuery;
 #[Object]
 impl ReleaseQuery {
     /// Everything that differs between staging and production (the same answer whichever
-    /// environment is passed), by kind then slug.
+    /// environment is passed), by kind then slug. Not paged (its fingerprint covers the whole
+    /// list); at most one entry per record, bounded by the per-tenant record caps
+    /// (`RUNFLOW_MAX_RECORDS_PER_KIND`, `RUNFLOW_MAX_TRIGGERS`).
     async fn pending_changes(
         &self,
         ctx: &Context<'_>,
@@ -242,7 +246,7 @@ impl ReleaseMutation {
     ) -> GqlResult<Release> {
         let request = request(ctx, environment, input)?;
         let actor = actor(ctx)?;
-        let release = domain::publish(&services(ctx).db, &tenant(ctx)?, &actor.subject, actor.role(), request).await?;
+        let release = domain::publish(&services(ctx).db, &tenant(ctx)?, actor.subject(), actor.role(), request).await?;
         Ok(Release(release))
     }
 }

@@ -79,7 +79,8 @@ impl PublishPlan {
     async fn fingerprint(&self) -> &str {
         &self.0.fingerprint
     }
-    /// The items the publish would change.
+    /// The items the publish would change (not paged: the plan is published whole; bounded by
+    /// the per-tenant record caps, like `pendingChanges`).
     async fn items(&self) -> Vec<PlannedItem> {
         let occurrence = match &self.0.rollback_of {
             Some(release) => format!("rollback:{}", release.id),
