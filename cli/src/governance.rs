@@ -245,19 +245,51 @@ pub async fn audit(
         nodes
             .iter()
             .map(|e| {
+                let change = change_summary(e.before.as_ref(), e.after.as_ref());
                 format!(
-                    "{}  {:<24} {:<26} {:<14} {}",
+                    "{}  {:<24} {:<26} {:<14} {}{}",
                     e.created_at,
                     e.actor,
                     e.action,
                     e.record_kind,
-                    e.record_key.as_deref().unwrap_or("-")
+                    e.record_key.as_deref().unwrap_or("-"),
+                    if change.is_empty() { String::new() } else { format!("  {change}") }
                 )
             })
             .collect::<Vec<_>>()
             .join("\n")
     });
     Ok(())
+}
+
+/// What an audit entry's before/after summaries say changed, in a few words:
+/// `created`, `deleted`, or the top-level fields that differ (`revision 1 -> 2`).
+fn change_summary(before: Option<&serde_json::Value>, after: Option<&serde_json::Value>) -> String {
+    use serde_json::Value;
+    let scalar = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "null".into(),
+        Value::Array(items) => format!("[{} items]", items.len()),
+        Value::Object(_) => "{..}".into(),
+        other => other.to_string(),
+    };
+    match (before, after) {
+        (None | Some(Value::Null), Some(Value::Object(_))) => "created".into(),
+        (Some(Value::Object(_)), None | Some(Value::Null)) => "deleted".into(),
+        (Some(Value::Object(old)), Some(Value::Object(new))) => {
+            let changes: Vec<String> = new
+                .iter()
+                .filter(|(key, value)| old.get(key.as_str()) != Some(value))
+                .take(4)
+                .map(|(key, value)| {
+                    let was = old.get(key.as_str()).map_or_else(|| "-".into(), scalar);
+                    format!("{key} {was} -> {}", scalar(value))
+                })
+                .collect();
+            changes.join(", ")
+        }
+        _ => String::new(),
+    }
 }
 
 fn nodes_json(connection: &serde_json::Value) -> serde_json::Value {
