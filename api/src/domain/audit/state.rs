@@ -14,7 +14,7 @@ use entity::{
     executions, prompt_versions, prompts, release_items, release_request_reviews, release_requests, releases,
     scheduled_releases, shared_resources, tenant_settings, triggers, webhook_deliveries, webhook_endpoints,
 };
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select};
+use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect, Select};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -73,7 +73,9 @@ pub async fn state_of(db: &Db, tenant: &Tenant, environment: Environment, record
                         "releaseId": d.release_id,
                     })
                 }
-                None => Value::Null,
+                // Not deployed in this environment: the agent does not exist here (a staging
+                // delete leaves the shared row while production still runs it).
+                None => return Ok(None),
             };
             Some(json!({
                 "slug": agent.slug,
