@@ -525,7 +525,9 @@ async fn every_event_type_is_delivered_and_verifies(backend: Backend) {
         .clone();
     deploy(&server, &developer, "bot", "print('{\"v\": 3}')\n", "v3").await;
 
-    let calls = receiver.wait_for_calls(6).await;
+    let mut calls = receiver.wait_for_calls(6).await;
+    // Sent concurrently, so they may arrive in any order: order them by their event.
+    calls.sort_by_key(|c| c["payload"]["data"]["eventSeq"].as_i64());
     let types: Vec<&str> = calls.iter().filter_map(|c| c["type"].as_str()).collect();
     assert_eq!(
         types,
