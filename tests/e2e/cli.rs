@@ -193,7 +193,8 @@ async fn the_cli_workflow_from_deploy_to_promotion(backend: Backend) {
     let run: Value = response.json().await.expect("json");
     assert_eq!(
         run["output"],
-        json!({ "answer": "Hello: prod?", "environment": "production", "promptVersion": 1 })
+        json!({ "answer": "Hello: prod?", "environment": "production", "promptVersion": 1 }),
+        "{run:#}"
     );
     let agents = rf.json(&["agents", "list", "--environment", "production"]);
     assert_eq!(agents[0]["currentCommit"]["number"], 1);
