@@ -253,7 +253,11 @@ pub async fn audit(
                     e.action,
                     e.record_kind,
                     e.record_key.as_deref().unwrap_or("-"),
-                    if change.is_empty() { String::new() } else { format!("  {change}") }
+                    if change.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  {change}")
+                    }
                 )
             })
             .collect::<Vec<_>>()

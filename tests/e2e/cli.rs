@@ -230,7 +230,11 @@ async fn the_cli_workflow_from_deploy_to_promotion(backend: Backend) {
     let id = scheduled["id"].as_str().expect("id");
     let text = rf.ok(&["releases", "scheduled"]);
     assert!(text.contains(id), "{text}");
-    assert_eq!(rf.json(&["releases"]).as_array().map(Vec::len), Some(1), "still pending");
+    assert_eq!(
+        rf.json(&["releases"]).as_array().map(Vec::len),
+        Some(1),
+        "still pending"
+    );
     let cancelled = rf.json(&["releases", "cancel", id]);
     assert_eq!(cancelled["state"], "CANCELLED");
     // `rf audit`: the entries carry before and after (the cancel: SCHEDULED -> cancelled).

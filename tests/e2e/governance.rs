@@ -480,26 +480,40 @@ async fn every_mutation_is_audited_without_secrets(backend: Backend) {
         "rescheduleRelease",
     ] {
         let entry = find(update);
-        let old = entry["before"]["revision"].as_i64().unwrap_or_else(|| panic!("{update}: {entry:#}"));
-        let new = entry["after"]["revision"].as_i64().unwrap_or_else(|| panic!("{update}: {entry:#}"));
+        let old = entry["before"]["revision"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{update}: {entry:#}"));
+        let new = entry["after"]["revision"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{update}: {entry:#}"));
         assert_eq!(new, old + 1, "{update}: {entry:#}");
     }
     let connector = find("updateConnector");
     assert_eq!(connector["before"]["configKeys"], json!([]), "{connector:#}");
-    assert_eq!(connector["after"]["configKeys"], json!(["url"]), "keys, never values: {connector:#}");
+    assert_eq!(
+        connector["after"]["configKeys"],
+        json!(["url"]),
+        "keys, never values: {connector:#}"
+    );
     let rotation = find("rotateCredential");
     assert_eq!(rotation["before"]["name"], "key");
     assert!(rotation["after"]["rotatedAt"].is_string(), "{rotation:#}");
     for side in ["before", "after"] {
         let text = rotation[side].to_string();
         for secret in [CREDENTIAL_SECRET, ROTATED_SECRET, "0001", "0002"] {
-            assert!(!text.contains(secret), "{side} of a rotation holds (a part of) a secret: {text}");
+            assert!(
+                !text.contains(secret),
+                "{side} of a rotation holds (a part of) a secret: {text}"
+            );
         }
     }
     let endpoint = find("updateWebhookEndpoint");
     assert_eq!(endpoint["before"]["enabled"], true);
     assert_eq!(endpoint["after"]["enabled"], false);
-    assert_eq!(endpoint["after"]["host"], "127.0.0.1:9", "the host, never the path: {endpoint:#}");
+    assert_eq!(
+        endpoint["after"]["host"], "127.0.0.1:9",
+        "the host, never the path: {endpoint:#}"
+    );
     let cancelled = find("cancelScheduledRelease");
     assert_eq!(cancelled["after"]["state"], "cancelled", "{cancelled:#}");
     let approved = find("approveReleaseRequest");
@@ -511,7 +525,9 @@ async fn every_mutation_is_audited_without_secrets(backend: Backend) {
     assert!(publish["before"].is_null(), "{publish:#}");
     assert_eq!(publish["after"]["number"], 1, "{publish:#}");
     assert!(
-        publish["after"]["items"].as_array().is_some_and(|items| !items.is_empty()),
+        publish["after"]["items"]
+            .as_array()
+            .is_some_and(|items| !items.is_empty()),
         "{publish:#}"
     );
     let deploy = find("deployAgent");

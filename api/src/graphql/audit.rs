@@ -139,10 +139,13 @@ fn target(action: &str, arguments: &Map<String, Value>) -> Target {
             .or_else(|| input.and_then(|i| i.get(k)))
             .and_then(Value::as_str)
     };
-    let key = ["slug", "name", "key"].into_iter().find_map(get).map(|key| match get("connector") {
-        Some(connector) => format!("{connector}/{key}"),
-        None => key.to_string(),
-    });
+    let key = ["slug", "name", "key"]
+        .into_iter()
+        .find_map(get)
+        .map(|key| match get("connector") {
+            Some(connector) => format!("{connector}/{key}"),
+            None => key.to_string(),
+        });
     let id = get("id");
     Target {
         environment,

@@ -53,7 +53,9 @@ pub async fn state_of(db: &Db, tenant: &Tenant, environment: Environment, record
                 (None, Some(slug)) => select.filter(agents::Column::Slug.eq(slug)),
                 _ => return Ok(None),
             };
-            let Some(agent) = select.one(conn).await? else { return Ok(None) };
+            let Some(agent) = select.one(conn).await? else {
+                return Ok(None);
+            };
             let deployment = scope
                 .select::<agent_deployments::Entity>()
                 .filter(agent_deployments::Column::AgentId.eq(agent.id))
@@ -275,7 +277,9 @@ pub async fn state_of(db: &Db, tenant: &Tenant, environment: Environment, record
                     .order_by_desc(release_requests::Column::Id),
                 _ => return Ok(None),
             };
-            let Some(request) = select.one(conn).await? else { return Ok(None) };
+            let Some(request) = select.one(conn).await? else {
+                return Ok(None);
+            };
             let reviews = tenant
                 .select::<release_request_reviews::Entity>()
                 .filter(release_request_reviews::Column::RequestId.eq(request.id))
@@ -376,14 +380,22 @@ fn short(hash: &str) -> String {
 /// The top-level key names of a configuration object (its values may be secret).
 fn key_names(config: &Value) -> Value {
     match config {
-        Value::Object(map) => Value::Array(map.keys().take(MAX_ITEMS as usize).cloned().map(Value::String).collect()),
+        Value::Object(map) => Value::Array(
+            map.keys()
+                .take(MAX_ITEMS as usize)
+                .cloned()
+                .map(Value::String)
+                .collect(),
+        ),
         _ => Value::Array(vec![]),
     }
 }
 
 /// The item keys (`agent:bot`...) and revisions of a release request or scheduled release.
 fn item_keys(items: &Value) -> Value {
-    let Value::Array(items) = items else { return Value::Array(vec![]) };
+    let Value::Array(items) = items else {
+        return Value::Array(vec![]);
+    };
     Value::Array(
         items
             .iter()
