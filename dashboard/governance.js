@@ -101,11 +101,20 @@ function changeOf(before, after) {
   if (before && !after) return 'deleted';
   if (!before || !after) return '';
   const show = (v) => (v === null || v === undefined ? '–' : typeof v === 'object' ? (Array.isArray(v) ? `[${v.length}]` : '{…}') : String(v));
-  return Object.keys(after)
-    .filter((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]))
-    .slice(0, 4)
-    .map((k) => `${k} ${show(before[k])} → ${show(after[k])}`)
-    .join(', ');
+  const plain = (v) => v && typeof v === 'object' && !Array.isArray(v);
+  // One level of nesting is spelled out (`deployment.revision 1 → 2`).
+  const changes = [];
+  for (const k of Object.keys(after)) {
+    if (JSON.stringify(before[k]) === JSON.stringify(after[k])) continue;
+    if (plain(before[k]) && plain(after[k])) {
+      for (const n of Object.keys(after[k])) {
+        if (JSON.stringify(before[k][n]) !== JSON.stringify(after[k][n])) changes.push(`${k}.${n} ${show(before[k][n])} → ${show(after[k][n])}`);
+      }
+    } else {
+      changes.push(`${k} ${show(before[k])} → ${show(after[k])}`);
+    }
+  }
+  return changes.slice(0, 4).join(', ');
 }
 
 /** The Audit log screen (admins): every change, newest first, filtered by actor or action. */

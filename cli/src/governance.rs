@@ -281,15 +281,26 @@ fn change_summary(before: Option<&serde_json::Value>, after: Option<&serde_json:
         (None | Some(Value::Null), Some(Value::Object(_))) => "created".into(),
         (Some(Value::Object(_)), None | Some(Value::Null)) => "deleted".into(),
         (Some(Value::Object(old)), Some(Value::Object(new))) => {
-            let changes: Vec<String> = new
-                .iter()
-                .filter(|(key, value)| old.get(key.as_str()) != Some(value))
-                .take(4)
-                .map(|(key, value)| {
-                    let was = old.get(key.as_str()).map_or_else(|| "-".into(), scalar);
-                    format!("{key} {was} -> {}", scalar(value))
-                })
-                .collect();
+            let mut changes = Vec::new();
+            for (key, value) in new {
+                match (old.get(key.as_str()), value) {
+                    (Some(was), now) if was == now => {}
+                    // One level of nesting is spelled out: `deployment.revision 1 -> 2`.
+                    (Some(Value::Object(was)), Value::Object(now)) => {
+                        for (inner, value) in now {
+                            if was.get(inner.as_str()) != Some(value) {
+                                let before = was.get(inner.as_str()).map_or_else(|| "-".into(), scalar);
+                                changes.push(format!("{key}.{inner} {before} -> {}", scalar(value)));
+                            }
+                        }
+                    }
+                    (was, now) => {
+                        let before = was.map_or_else(|| "-".into(), scalar);
+                        changes.push(format!("{key} {before} -> {}", scalar(now)));
+                    }
+                }
+            }
+            changes.truncate(4);
             changes.join(", ")
         }
         _ => String::new(),

@@ -243,6 +243,9 @@ async fn the_cli_workflow_from_deploy_to_promotion(backend: Backend) {
     assert_eq!(audit[0]["after"]["state"], "cancelled", "{audit:#}");
     let text = rf.ok(&["audit", "--action", "cancelScheduledRelease"]);
     assert!(text.contains("state scheduled -> cancelled"), "{text}");
+    let text = rf.ok(&["audit", "--action", "deployAgent"]);
+    assert!(text.contains("deployment.revision 1 -> 2"), "the second deploy: {text}");
+    assert!(text.contains("created"), "the first deploy: {text}");
     // The history, newest first, with the numbers `rf rollback` takes.
     let history = rf.json(&["releases", "--history"]);
     let numbers: Vec<i64> = history
