@@ -1012,6 +1012,10 @@ async fn scheduled_release_runs_once_across_replicas(backend: Backend) {
     let entries = audit["auditLog"]["edges"].as_array().expect("edges");
     assert_eq!(entries.len(), 1, "{audit:#}");
     assert_eq!(entries[0]["node"]["actor"], format!("publisher@{tenant}"));
+    // Before: no release yet; after: the release it made, with its items.
+    assert!(entries[0]["node"]["before"].is_null(), "{audit:#}");
+    assert_eq!(entries[0]["node"]["after"]["number"], made[0]["number"], "{audit:#}");
+    assert_eq!(entries[0]["node"]["after"]["items"][0]["key"], "agent:bot", "{audit:#}");
     let production = b
         .data(
             &publisher,

@@ -351,8 +351,7 @@ impl AuditEntry {
         self.0.actor_role.parse::<crate::auth::Role>().ok().map(Into::into)
     }
     /// The operation, named after the mutation: `deployAgent`, `publish`, `rotateCredential`...
-    /// (`scheduledPublish` for a scheduled release, `issueRuntimeToken`/`deployAgentBundle`
-    /// for the HTTP paths).
+    /// (`scheduledPublish` for the release a scheduled release made, in its scheduler's name).
     async fn action(&self) -> &str {
         &self.0.action
     }
