@@ -95,6 +95,28 @@ export function Schedule({ ctx, tick }) {
   </section>`;
 }
 
+/** What an entry's before/after summaries say changed: created, deleted, or the fields that differ. */
+function changeOf(before, after) {
+  if (!before && after) return 'created';
+  if (before && !after) return 'deleted';
+  if (!before || !after) return '';
+  const show = (v) => (v === null || v === undefined ? '–' : typeof v === 'object' ? (Array.isArray(v) ? `[${v.length}]` : '{…}') : String(v));
+  const plain = (v) => v && typeof v === 'object' && !Array.isArray(v);
+  // One level of nesting is spelled out (`deployment.revision 1 → 2`).
+  const changes = [];
+  for (const k of Object.keys(after)) {
+    if (JSON.stringify(before[k]) === JSON.stringify(after[k])) continue;
+    if (plain(before[k]) && plain(after[k])) {
+      for (const n of Object.keys(after[k])) {
+        if (JSON.stringify(before[k][n]) !== JSON.stringify(after[k][n])) changes.push(`${k}.${n} ${show(before[k][n])} → ${show(after[k][n])}`);
+      }
+    } else {
+      changes.push(`${k} ${show(before[k])} → ${show(after[k])}`);
+    }
+  }
+  return changes.slice(0, 4).join(', ');
+}
+
 /** The Audit log screen (admins): every change, newest first, filtered by actor or action. */
 export function AuditLog({ ctx }) {
   const env = ctx.environment;
@@ -118,11 +140,12 @@ export function AuditLog({ ctx }) {
     </form>
     ${error && html`<${ErrorBox} error=${error} />`}
     ${!data ? html`<${Loading} />` : data.auditLog.length === 0 ? html`<p class="empty">No entries.</p>` : html`<table class="audit" data-testid="audit-table">
-      <thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">Action</th><th scope="col">Record</th><th scope="col">Summary</th></tr></thead>
+      <thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">Action</th><th scope="col">Record</th><th scope="col">Change</th><th scope="col">Summary</th></tr></thead>
       <tbody>${data.auditLog.map((e) => html`<tr key=${e.id} data-action=${e.action}>
         <td>${shortTime(e.createdAt)}</td><td>${e.actor} <span class="muted">${String(e.actorRole || '').toLowerCase()}</span></td>
         <td><code>${e.action}</code></td><td>${e.recordKind} <code>${e.recordKey ?? ''}</code></td>
-        <td><${Json} value=${e.summary} label="Input" /></td></tr>`)}</tbody>
+        <td data-testid="audit-change">${changeOf(e.before, e.after)}</td>
+        <td><${Json} value=${e.summary} label="Input" />${e.before && html`<${Json} value=${e.before} label="Before" />`}${e.after && html`<${Json} value=${e.after} label="After" />`}</td></tr>`)}</tbody>
     </table>`}
     <${Pager} page=${page} onMore=${more} label="Older entries" />
   </section>`;

@@ -46,8 +46,16 @@ export function Releases({ ctx }) {
     }
   };
 
-  const publish = async (note) => {
+  const publish = async (note, at) => {
     try {
+      if (at) {
+        // Publishing later is a scheduled release of exactly these items and fingerprints.
+        const d = await run('governance', 'ScheduleRelease', { input: { ...confirming.input, note, at: new Date(at).toISOString() } });
+        setConfirming(null);
+        setNotice({ kind: 'ok', text: `Scheduled for ${shortTime(d.scheduleRelease.at)}: ${confirming.items.map((i) => i.key).join(', ')}. Cancel it under Scheduled releases.` });
+        setHistoryTick((t) => t + 1);
+        return;
+      }
       const d = await run('releases', 'Publish', { environment: 'PRODUCTION', input: { ...confirming.input, note } });
       setConfirming(null);
       setNotice({ kind: 'ok', text: `Release #${d.publish.number} published: ${d.publish.items.map((i) => i.key).join(', ')}.` });
@@ -80,8 +88,9 @@ export function Releases({ ctx }) {
   </section>`;
 }
 
-function ConfirmPublish({ confirming, onCancel, onConfirm }) {
+function ConfirmPublish({ confirming, onCancel, onConfirm, canSchedule = true }) {
   const [note, setNote] = useState('');
+  const [at, setAt] = useState('');
   const heading = useRef(null);
   // Keyboard and screen-reader users land on the confirmation.
   useEffect(() => { heading.current?.focus(); }, []);
@@ -96,10 +105,11 @@ function ConfirmPublish({ confirming, onCancel, onConfirm }) {
       ${plan.missing.length > 0 && html`<p class="error" role="alert">Cannot publish: missing ${plan.missing.join(', ')}. Add them to staging or publish them together.</p>`}
       ${plan.warnings.map((w) => html`<p class="warning">${w}</p>`)}
       <${Field} label="Release note" id="release-note"><input id="release-note" data-edit value=${note} onInput=${(e) => setNote(e.target.value)} /></${Field}>
+      ${canSchedule && !plan.rollbackOf && html`<${Field} label="Publish at (leave empty to publish now)" id="publish-at"><input id="publish-at" type="datetime-local" data-edit data-testid="publish-at" value=${at} onInput=${(e) => setAt(e.target.value)} /></${Field}>`}
     `}
     ${error && html`<${ErrorBox} error=${error} />`}
     <div class="actions">
-      <button class="primary" data-edit data-testid="confirm-publish" disabled=${!plan || !plan.canPublish} onClick=${() => onConfirm(note)}>${plan?.rollbackOf ? 'Roll back' : 'Publish'} ${plan ? plan.items.length : ''} item${plan?.items.length === 1 ? '' : 's'}</button>
+      <button class="primary" data-edit data-testid="confirm-publish" disabled=${!plan || !plan.canPublish} onClick=${() => onConfirm(note, plan?.rollbackOf ? null : at || null)}>${plan?.rollbackOf ? 'Roll back' : at ? 'Schedule' : 'Publish'} ${plan ? plan.items.length : ''} item${plan?.items.length === 1 ? '' : 's'}</button>
       <button type="button" onClick=${onCancel}>Cancel</button>
     </div>
   </div>`;
@@ -264,7 +274,7 @@ function History({ ctx, canPublish, tick, onRolledBack }) {
   return html`<section aria-labelledby="h-history" class="history">
     <h2 id="h-history">Release history</h2>
     ${error && html`<${ErrorBox} error=${error} />`}
-    ${rollback && html`<${ConfirmPublish} confirming=${rollback} onCancel=${() => setRollback(null)} onConfirm=${confirm} />`}
+    ${rollback && html`<${ConfirmPublish} confirming=${rollback} canSchedule=${false} onCancel=${() => setRollback(null)} onConfirm=${confirm} />`}
     ${releases === null ? html`<${Loading} />` : releases.length === 0 ? html`<p class="empty">No releases yet.</p>` : html`<ol class="releases">
       ${releases.map((r) => html`<${ReleaseView} key=${r.id} release=${r} canPublish=${canPublish} onRollback=${plan} />`)}
     </ol>`}

@@ -245,19 +245,66 @@ pub async fn audit(
         nodes
             .iter()
             .map(|e| {
+                let change = change_summary(e.before.as_ref(), e.after.as_ref());
                 format!(
-                    "{}  {:<24} {:<26} {:<14} {}",
+                    "{}  {:<24} {:<26} {:<14} {}{}",
                     e.created_at,
                     e.actor,
                     e.action,
                     e.record_kind,
-                    e.record_key.as_deref().unwrap_or("-")
+                    e.record_key.as_deref().unwrap_or("-"),
+                    if change.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  {change}")
+                    }
                 )
             })
             .collect::<Vec<_>>()
             .join("\n")
     });
     Ok(())
+}
+
+/// What an audit entry's before/after summaries say changed, in a few words:
+/// `created`, `deleted`, or the top-level fields that differ (`revision 1 -> 2`).
+fn change_summary(before: Option<&serde_json::Value>, after: Option<&serde_json::Value>) -> String {
+    use serde_json::Value;
+    let scalar = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "null".into(),
+        Value::Array(items) => format!("[{} items]", items.len()),
+        Value::Object(_) => "{..}".into(),
+        other => other.to_string(),
+    };
+    match (before, after) {
+        (None | Some(Value::Null), Some(Value::Object(_))) => "created".into(),
+        (Some(Value::Object(_)), None | Some(Value::Null)) => "deleted".into(),
+        (Some(Value::Object(old)), Some(Value::Object(new))) => {
+            let mut changes = Vec::new();
+            for (key, value) in new {
+                match (old.get(key.as_str()), value) {
+                    (Some(was), now) if was == now => {}
+                    // One level of nesting is spelled out: `deployment.revision 1 -> 2`.
+                    (Some(Value::Object(was)), Value::Object(now)) => {
+                        for (inner, value) in now {
+                            if was.get(inner.as_str()) != Some(value) {
+                                let before = was.get(inner.as_str()).map_or_else(|| "-".into(), scalar);
+                                changes.push(format!("{key}.{inner} {before} -> {}", scalar(value)));
+                            }
+                        }
+                    }
+                    (was, now) => {
+                        let before = was.map_or_else(|| "-".into(), scalar);
+                        changes.push(format!("{key} {before} -> {}", scalar(now)));
+                    }
+                }
+            }
+            changes.truncate(4);
+            changes.join(", ")
+        }
+        _ => String::new(),
+    }
 }
 
 fn nodes_json(connection: &serde_json::Value) -> serde_json::Value {

@@ -102,6 +102,11 @@ enum Command {
         /// Why (stored with the release).
         #[arg(long)]
         note: Option<String>,
+        /// Publish later, at this time (RFC 3339, e.g. 2026-12-01T09:00:00Z): schedules a
+        /// release of exactly these items and their current revisions (`scheduleRelease`,
+        /// the same as `rf releases schedule`) and prints it; nothing is published now.
+        #[arg(long)]
+        at: Option<String>,
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
@@ -343,7 +348,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             clap_complete::generate(shell, &mut Cli::command(), "rf", &mut std::io::stdout());
             Ok(())
         }
-        Command::Publish { all, items, note, yes } => releases::publish(&global, all, items, note, yes).await,
+        Command::Publish {
+            all,
+            items,
+            note,
+            at: Some(at),
+            ..
+        } => governance::schedule(&global, all, items, at, note).await,
+        Command::Publish {
+            all,
+            items,
+            note,
+            at: None,
+            yes,
+        } => releases::publish(&global, all, items, note, yes).await,
         Command::Rollback {
             release,
             items,

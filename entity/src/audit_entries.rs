@@ -26,6 +26,15 @@ pub struct Model {
     /// What changed: the operation's input with secrets redacted, and the result's id.
     #[sea_orm(column_type = "JsonBinary")]
     pub summary: Json,
+    /// A non-secret summary of the record before the change (revision, fingerprint or commit,
+    /// flags, names; never a secret value); null for a create or when there was no record.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    #[serde(rename = "before")]
+    pub before_state: Option<Json>,
+    /// The same summary after the change; null for a delete.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    #[serde(rename = "after")]
+    pub after_state: Option<Json>,
     pub created_at: DateTimeUtc,
 }
 

@@ -16,6 +16,7 @@ mod m20261130_000020_idempotency;
 mod m20261130_000030_governance;
 mod m20261130_000040_indexes;
 mod m20261130_000050_webhooks;
+mod m20261207_000060_audit_before_after;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000040_indexes::Migration),
             Box::new(m20261130_000030_governance::Migration),
             Box::new(m20261130_000050_webhooks::Migration),
+            Box::new(m20261207_000060_audit_before_after::Migration),
         ]
     }
 }

@@ -658,8 +658,23 @@ await step('governance: a developer\'s release request appears live and is appro
   await shot(page, 'releases-governance');
   await page.click('[data-schedule-state=SCHEDULED] [data-testid=cancel-scheduled]');
   await page.waitForSelector('[data-schedule-state=CANCELLED]');
+  // The publish dialog's "Publish at": publishing later schedules the release (nothing now).
+  await page.click('[data-testid=publish-all]');
+  await page.waitForSelector('[data-testid=plan-items]');
+  await page.fill('[data-testid=publish-at]', local);
+  assert.match(await page.textContent('[data-testid=confirm-publish]'), /Schedule/);
+  await page.click('[data-testid=confirm-publish]');
+  await page.waitForSelector('[data-testid=published]');
+  assert.match(await page.textContent('[data-testid=published]'), /Scheduled for/);
+  await page.waitForSelector('[data-schedule-state=SCHEDULED] [data-testid=cancel-scheduled]');
+  const still = (await gql('{ pendingChanges(environment: STAGING) { key } }')).pendingChanges;
+  assert.equal(still.length, pending.length, 'nothing was published now');
+  await page.click('[data-schedule-state=SCHEDULED] [data-testid=cancel-scheduled]');
+  await page.waitForFunction(() => !document.querySelector('[data-schedule-state=SCHEDULED]'));
   await page.goto(url('staging', 'audit'));
   await page.waitForSelector('[data-testid=audit-table] tr[data-action=cancelScheduledRelease]');
+  const change = await page.textContent('[data-testid=audit-table] tr[data-action=cancelScheduledRelease] [data-testid=audit-change]');
+  assert.match(change, /state scheduled → cancelled/, 'the audit log shows before → after');
   const actions = await page.$$eval('[data-testid=audit-table] tr[data-action]', (rows) => rows.map((r) => r.dataset.action));
   for (const action of ['requestRelease', 'approveReleaseRequest', 'scheduleRelease', 'cancelScheduledRelease', 'deployAgent']) {
     assert.ok(actions.includes(action), `${action} in ${actions}`);

@@ -193,7 +193,8 @@ async fn the_cli_workflow_from_deploy_to_promotion(backend: Backend) {
     let run: Value = response.json().await.expect("json");
     assert_eq!(
         run["output"],
-        json!({ "answer": "Hello: prod?", "environment": "production", "promptVersion": 1 })
+        json!({ "answer": "Hello: prod?", "environment": "production", "promptVersion": 1 }),
+        "{run:#}"
     );
     let agents = rf.json(&["agents", "list", "--environment", "production"]);
     assert_eq!(agents[0]["currentCommit"]["number"], 1);
@@ -220,6 +221,31 @@ async fn the_cli_workflow_from_deploy_to_promotion(backend: Backend) {
         Some(1),
         "the second version is pending again"
     );
+    // `rf publish --at`: publishing later is a scheduled release (scheduleRelease), printed;
+    // nothing reaches production now.
+    let at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let scheduled = rf.json(&["publish", "--all", "--at", &at, "--note", "later"]);
+    assert_eq!(scheduled["state"], "SCHEDULED", "{scheduled:#}");
+    assert_eq!(scheduled["items"][0]["key"], "agent:support-bot", "{scheduled:#}");
+    let id = scheduled["id"].as_str().expect("id");
+    let text = rf.ok(&["releases", "scheduled"]);
+    assert!(text.contains(id), "{text}");
+    assert_eq!(
+        rf.json(&["releases"]).as_array().map(Vec::len),
+        Some(1),
+        "still pending"
+    );
+    let cancelled = rf.json(&["releases", "cancel", id]);
+    assert_eq!(cancelled["state"], "CANCELLED");
+    // `rf audit`: the entries carry before and after (the cancel: SCHEDULED -> cancelled).
+    let audit = rf.json(&["audit", "--action", "cancelScheduledRelease"]);
+    assert_eq!(audit[0]["before"]["state"], "scheduled", "{audit:#}");
+    assert_eq!(audit[0]["after"]["state"], "cancelled", "{audit:#}");
+    let text = rf.ok(&["audit", "--action", "cancelScheduledRelease"]);
+    assert!(text.contains("state scheduled -> cancelled"), "{text}");
+    let text = rf.ok(&["audit", "--action", "deployAgent"]);
+    assert!(text.contains("deployment.revision 1 -> 2"), "the second deploy: {text}");
+    assert!(text.contains("created"), "the first deploy: {text}");
     // The history, newest first, with the numbers `rf rollback` takes.
     let history = rf.json(&["releases", "--history"]);
     let numbers: Vec<i64> = history

@@ -1293,6 +1293,8 @@ async fn prometheus_metrics(backend: Backend) {
         r#"runflow_subscriptions_active{transport="sse"} "#,
         "runflow_websockets_open ",
         "runflow_execution_queue_depth ",
+        // The deploy above was audited: no entry missing.
+        "runflow_audit_entries_failed_total ",
     ] {
         assert_eq!(metric(&before, name), Some(0.0), "{name}\n{before}");
     }

@@ -9,7 +9,7 @@ const MUTATIONS: &str = "{ __schema { mutationType { fields { name } } } }";
 
 const AUDIT_LOG: &str = r#"query($env: Environment!, $filter: AuditLogFilter, $after: String) {
   auditLog(environment: $env, filter: $filter, first: 100, after: $after) {
-    edges { node { id createdAt environment actor actorRole action recordKind recordKey summary } }
+    edges { node { id createdAt environment actor actorRole action recordKind recordKey summary before after } }
     pageInfo { hasNextPage endCursor }
   } }"#;
 
@@ -429,6 +429,110 @@ async fn every_mutation_is_audited_without_secrets(backend: Backend) {
     // Newest first.
     assert_eq!(staging[0]["action"], "deleteDataSource");
 
+    // Before and after: a create has only `after`, a delete only `before`, an update both,
+    // with the old and the new revision.
+    let find = |action: &str| -> &Value {
+        staging
+            .iter()
+            .chain(production.iter())
+            .find(|e| e["action"] == action)
+            .unwrap_or_else(|| panic!("no entry for {action}"))
+    };
+    for create in [
+        "deployAgent",
+        "createCredential",
+        "createConnector",
+        "createConnectorResource",
+        "createTrigger",
+        "createKnowledgeBase",
+        "createWebhookEndpoint",
+        "requestRelease",
+        "scheduleRelease",
+    ] {
+        let entry = find(create);
+        assert!(entry["before"].is_null(), "{create}: {entry:#}");
+        assert!(entry["after"].is_object(), "{create}: {entry:#}");
+    }
+    for delete in [
+        "deleteAgent",
+        "deletePrompt",
+        "deleteCredential",
+        "deleteConnector",
+        "deleteConnectorResource",
+        "deleteTrigger",
+        "deleteDataSource",
+        "deleteWebhookEndpoint",
+    ] {
+        let entry = find(delete);
+        assert!(entry["before"].is_object(), "{delete}: {entry:#}");
+        assert!(entry["after"].is_null(), "{delete}: {entry:#}");
+    }
+    for update in [
+        "updateAgent",
+        "updateConnector",
+        "updateConnectorResource",
+        "updateTrigger",
+        "updateKnowledgeBase",
+        "updateLlmProvider",
+        "updateDataSource",
+        "rotateCredential",
+        "updateWebhookEndpoint",
+        "rescheduleRelease",
+    ] {
+        let entry = find(update);
+        let old = entry["before"]["revision"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{update}: {entry:#}"));
+        let new = entry["after"]["revision"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{update}: {entry:#}"));
+        assert_eq!(new, old + 1, "{update}: {entry:#}");
+    }
+    let connector = find("updateConnector");
+    assert_eq!(connector["before"]["configKeys"], json!([]), "{connector:#}");
+    assert_eq!(
+        connector["after"]["configKeys"],
+        json!(["url"]),
+        "keys, never values: {connector:#}"
+    );
+    let rotation = find("rotateCredential");
+    assert_eq!(rotation["before"]["name"], "key");
+    assert!(rotation["after"]["rotatedAt"].is_string(), "{rotation:#}");
+    for side in ["before", "after"] {
+        let text = rotation[side].to_string();
+        for secret in [CREDENTIAL_SECRET, ROTATED_SECRET, "••••0001", "••••0002"] {
+            assert!(
+                !text.contains(secret),
+                "{side} of a rotation holds (a part of) a secret: {text}"
+            );
+        }
+    }
+    let endpoint = find("updateWebhookEndpoint");
+    assert_eq!(endpoint["before"]["enabled"], true);
+    assert_eq!(endpoint["after"]["enabled"], false);
+    assert_eq!(
+        endpoint["after"]["host"], "127.0.0.1:9",
+        "the host, never the path: {endpoint:#}"
+    );
+    let cancelled = find("cancelScheduledRelease");
+    assert_eq!(cancelled["after"]["state"], "cancelled", "{cancelled:#}");
+    let approved = find("approveReleaseRequest");
+    assert_ne!(approved["before"]["state"], approved["after"]["state"], "{approved:#}");
+    let settings = find("updateSettings");
+    assert_eq!(settings["after"]["requiredApprovals"], 0, "{settings:#}");
+    // The publish: the release it made (production had none before).
+    let publish = find("publish");
+    assert!(publish["before"].is_null(), "{publish:#}");
+    assert_eq!(publish["after"]["number"], 1, "{publish:#}");
+    assert!(
+        publish["after"]["items"]
+            .as_array()
+            .is_some_and(|items| !items.is_empty()),
+        "{publish:#}"
+    );
+    let deploy = find("deployAgent");
+    assert!(deploy["after"]["deployment"]["commit"].is_string(), "{deploy:#}");
+
     // Filters.
     let by_action = audit_log(&server, &admin, "STAGING", json!({ "action": "rotateCredential" })).await;
     assert_eq!(by_action.len(), 1);
@@ -486,6 +590,15 @@ async fn every_mutation_is_audited_without_secrets(backend: Backend) {
     assert_eq!(lines.last().expect("last")["action"], "deleteDataSource");
     let exported = serde_json::to_string(&lines).expect("json");
     assert!(!exported.contains(CREDENTIAL_SECRET) && !exported.contains(ROTATED_SECRET));
+    let rotated = lines
+        .iter()
+        .find(|l| l["action"] == "rotateCredential")
+        .expect("rotation exported");
+    assert_eq!(
+        rotated["after"]["revision"].as_i64(),
+        rotated["before"]["revision"].as_i64().map(|r| r + 1),
+        "before/after exported: {rotated:#}"
+    );
 }
 
 const REQUEST: &str = r#"mutation($i: RequestReleaseInput!) { requestRelease(environment: STAGING, input: $i) {
@@ -899,6 +1012,10 @@ async fn scheduled_release_runs_once_across_replicas(backend: Backend) {
     let entries = audit["auditLog"]["edges"].as_array().expect("edges");
     assert_eq!(entries.len(), 1, "{audit:#}");
     assert_eq!(entries[0]["node"]["actor"], format!("publisher@{tenant}"));
+    // Before: no release yet; after: the release it made, with its items.
+    assert!(entries[0]["node"]["before"].is_null(), "{audit:#}");
+    assert_eq!(entries[0]["node"]["after"]["number"], made[0]["number"], "{audit:#}");
+    assert_eq!(entries[0]["node"]["after"]["items"][0]["key"], "agent:bot", "{audit:#}");
     let production = b
         .data(
             &publisher,

@@ -441,6 +441,221 @@ async fn private_targets_are_refused_without_the_setting(backend: Backend) {
     }
 }
 
+/// Every subscribable event type that issue 12 names, end to end: each message reaches the
+/// receiver once and verifies with the reference library; a failed execution in staging
+/// sends nothing (only production failures are `execution.failed`).
+async fn every_event_type_is_delivered_and_verifies(backend: Backend) {
+    let receiver = Receiver::start(0).await;
+    let server = Server::start_with(backend, &server_env()).await;
+    let tenant = tenant();
+    let (admin, developer, publisher) = (
+        token(&tenant, "admin"),
+        token(&tenant, "developer"),
+        token(&tenant, "publisher"),
+    );
+    let created = server
+        .data(
+            &admin,
+            CREATE,
+            json!({ "input": { "url": receiver.url(), "eventTypes": [
+                "RELEASE_PUBLISHED", "RELEASE_ROLLED_BACK", "EXECUTION_FAILED",
+                "RELEASE_REQUEST_OPENED", "RELEASE_REQUEST_APPROVED", "SCHEDULED_RELEASE_FAILED"] } }),
+        )
+        .await["createWebhookEndpoint"]
+        .clone();
+    receiver
+        .set_secret(created["signingSecret"].as_str().expect("secret"))
+        .await;
+
+    // A crashing agent in staging; its staging failure must not be sent.
+    deploy(&server, &developer, "bot", "import sys\nsys.exit(3)\n", "crash").await;
+    let run = invoke(&server, &developer, &tenant, "staging", "bot").await;
+    assert_eq!(run["status"], "FAILED", "{run:#}");
+
+    // Request, approve, publish.
+    let fingerprint = plan_fingerprint(&server, &publisher).await;
+    let request = server
+        .data(
+            &developer,
+            "mutation($f: String!) { requestRelease(environment: STAGING, input: { all: true, fingerprint: $f, note: \"please\" }) { id } }",
+            json!({ "f": fingerprint }),
+        )
+        .await["requestRelease"]["id"]
+        .clone();
+    server
+        .data(
+            &publisher,
+            "mutation($id: ID!) { approveReleaseRequest(environment: STAGING, id: $id, comment: \"ok\") { state } }",
+            json!({ "id": request }),
+        )
+        .await;
+    let release = server
+        .data(
+            &publisher,
+            "mutation($f: String!) { publish(environment: PRODUCTION, input: { all: true, fingerprint: $f }) { id number } }",
+            json!({ "f": fingerprint }),
+        )
+        .await["publish"]
+        .clone();
+
+    // The same agent fails in production.
+    let run = invoke(&server, &developer, &tenant, "production", "bot").await;
+    assert_eq!(run["status"], "FAILED", "{run:#}");
+
+    // A rollback of that release.
+    server
+        .data(
+            &publisher,
+            "mutation($id: ID!) { publish(environment: PRODUCTION, input: { rollbackTo: $id }) { id kind } }",
+            json!({ "id": release["id"] }),
+        )
+        .await;
+
+    // A scheduled release, then staging moves: it fails when it runs.
+    deploy(&server, &developer, "bot", "print('{}')\n", "v2").await;
+    let fingerprint = plan_fingerprint(&server, &publisher).await;
+    let at = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let scheduled = server
+        .data(
+            &publisher,
+            "mutation($f: String!, $at: DateTime!) { scheduleRelease(environment: STAGING, input: { all: true, fingerprint: $f, at: $at }) { id } }",
+            json!({ "f": fingerprint, "at": at }),
+        )
+        .await["scheduleRelease"]["id"]
+        .clone();
+    deploy(&server, &developer, "bot", "print('{\"v\": 3}')\n", "v3").await;
+
+    let mut calls = receiver.wait_for_calls(6).await;
+    // Sent concurrently, so they may arrive in any order: order them by their event.
+    calls.sort_by_key(|c| c["payload"]["data"]["eventSeq"].as_i64());
+    let types: Vec<&str> = calls.iter().filter_map(|c| c["type"].as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "release_request.opened",
+            "release_request.approved",
+            "release.published",
+            "execution.failed",
+            "release.rolled_back",
+            "scheduled_release.failed",
+        ],
+        "in event order, each once, no staging failure: {calls:#?}"
+    );
+    assert!(
+        calls.iter().all(|c| c["verified"] == true && c["status"] == 204),
+        "{calls:#?}"
+    );
+    let by_type = |t: &str| calls.iter().find(|c| c["type"] == t).expect("call");
+    assert_eq!(
+        by_type("release_request.opened")["payload"]["data"]["request"]["note"],
+        "please"
+    );
+    assert_eq!(
+        by_type("release_request.approved")["payload"]["data"]["request"]["state"],
+        "approved"
+    );
+    let failed = &by_type("execution.failed")["payload"]["data"];
+    assert_eq!(failed["environment"], "production");
+    assert_eq!(failed["agent"], "bot");
+    assert_eq!(failed["execution"]["status"], "FAILED");
+    let rollback = &by_type("release.rolled_back")["payload"]["data"]["release"];
+    assert_eq!(
+        rollback["kind"].as_str().map(str::to_lowercase).as_deref(),
+        Some("rollback"),
+        "{rollback:#}"
+    );
+    let schedule = &by_type("scheduled_release.failed")["payload"]["data"]["scheduledRelease"];
+    assert_eq!(schedule["stale_items"], json!(["agent:bot"]), "{schedule:#}");
+    assert_eq!(schedule["state"], "failed");
+    assert!(scheduled.as_str().is_some_and(|id| !id.is_empty()), "{scheduled}");
+    // Nothing more arrives: a later ping is the very next call.
+    let endpoint = created["webhookEndpoint"]["id"].clone();
+    server
+        .data(
+            &admin,
+            "mutation($id: ID!) { testWebhookEndpoint(environment: STAGING, id: $id) { id } }",
+            json!({ "id": endpoint }),
+        )
+        .await;
+    let calls = receiver.wait_for_calls(7).await;
+    assert_eq!(calls.len(), 7, "{calls:#?}");
+    assert_eq!(calls[6]["type"], "webhook.ping");
+}
+
+/// An execution that fails in a separate `runflow worker` process (no webhook sender of its
+/// own) is still delivered: the serve process sends from the event log the worker wrote to.
+async fn a_failure_in_a_worker_process_is_delivered(backend: Backend) {
+    let receiver = Receiver::start(0).await;
+    let mut env = server_env();
+    env.push(("RUNFLOW_WORKERS", "0"));
+    let server = Server::start_with(backend, &env).await;
+    let mut worker = server.worker(&[("RUNFLOW_WORKERS", "1")]);
+    let tenant = tenant();
+    let (admin, developer) = (token(&tenant, "admin"), token(&tenant, "developer"));
+    let created = server
+        .data(
+            &admin,
+            CREATE,
+            json!({ "input": { "url": receiver.url(), "eventTypes": ["EXECUTION_FAILED"] } }),
+        )
+        .await["createWebhookEndpoint"]
+        .clone();
+    receiver
+        .set_secret(created["signingSecret"].as_str().expect("secret"))
+        .await;
+    publish_something(&server, &tenant, "import sys\nsys.exit(3)\n").await;
+    let response = server
+        .http()
+        .post(format!("{}/v1/{tenant}/production/agents/bot?async=true", server.url))
+        .bearer_auth(&developer)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 202);
+    let queued: Value = response.json().await.expect("json");
+
+    let calls = receiver.wait_for_calls(1).await;
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert_eq!(calls[0]["verified"], true, "{calls:#?}");
+    assert_eq!(calls[0]["type"], "execution.failed");
+    let execution = &calls[0]["payload"]["data"]["execution"];
+    assert_eq!(execution["status"], "FAILED");
+    assert!(
+        queued["id"].as_str().is_some_and(|id| execution["id"]
+            .as_str()
+            .is_some_and(|e| id.contains(e) || e.contains(id))),
+        "the worker's run: {queued:#} vs {execution:#}"
+    );
+}
+
+/// The publish plan's fingerprint of everything pending.
+async fn plan_fingerprint(server: &Server, token: &str) -> Value {
+    server
+        .data(
+            token,
+            "query { publishPlan(environment: PRODUCTION, input: { all: true }) { fingerprint } }",
+            json!({}),
+        )
+        .await["publishPlan"]["fingerprint"]
+        .clone()
+}
+
+/// Runs `slug` synchronously in `environment` (`staging` or `production`); returns the run.
+async fn invoke(server: &Server, token: &str, tenant: &str, environment: &str, slug: &str) -> Value {
+    let response = server
+        .http()
+        .post(format!("{}/v1/{tenant}/{environment}/agents/{slug}", server.url))
+        .bearer_auth(token)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("JSON")
+}
+
 /// Both back ends, ignored by default like the other Node.js-driven tests: `.ci/run` installs
 /// the receiver and runs them (`--ignored`, with RUNFLOW_TEST_POSTGRES_URL for PostgreSQL).
 macro_rules! with_the_node_receiver {
@@ -471,4 +686,6 @@ with_the_node_receiver!(
     a_delivery_is_retried_after_two_500s,
     a_delivery_survives_a_restart_in_the_middle_of_retries,
     private_targets_are_refused_without_the_setting,
+    every_event_type_is_delivered_and_verifies,
+    a_failure_in_a_worker_process_is_delivered,
 );

@@ -28,7 +28,7 @@ pub enum Topic {
     Release,
     /// Release requests (approvals): kinds in [`kinds`] `RELEASE_REQUEST_*`. Requests are
     /// shared, so each event is appended once per environment (consumers that act once per
-    /// change, such as outgoing webhooks, read the STAGING copy).
+    /// change, such as outgoing webhooks, read the PRODUCTION copy).
     ReleaseRequest,
     /// Scheduled releases: kinds in [`kinds`] `SCHEDULED_RELEASE_*`; appended once per
     /// environment like [`Topic::ReleaseRequest`]. The payload is

@@ -326,8 +326,22 @@ pub async fn run_due(db: &Db, grace: std::time::Duration) -> Result<usize> {
             idempotency_key: Some(format!("scheduled:{}", release.id)),
             ..PublishRequest::default()
         };
+        let latest = super::audit::state::RecordRef {
+            kind: "Release".into(),
+            ..Default::default()
+        };
+        let before = super::audit::state::state_of(db, &tenant, Environment::Production, &latest)
+            .await
+            .unwrap_or_default();
         match releases::publish(db, &tenant, &release.created_by, role, request).await {
             Ok(made) => {
+                let made_ref = super::audit::state::RecordRef {
+                    id: Some(made.id),
+                    ..latest
+                };
+                let after = super::audit::state::state_of(db, &tenant, Environment::Production, &made_ref)
+                    .await
+                    .unwrap_or_default();
                 // The publish is a change like any other: audited, in the scheduler's name.
                 let actor = crate::auth::Actor::on_behalf_of(&release.created_by, tenant.id(), role);
                 let entry = super::audit::NewAuditEntry {
@@ -336,9 +350,12 @@ pub async fn run_due(db: &Db, grace: std::time::Duration) -> Result<usize> {
                     record_kind: "Release".into(),
                     record_key: None,
                     summary: json!({ "input": { "scheduledRelease": release.id }, "resultId": made.id }),
+                    before,
+                    after,
                 };
                 if let Err(error) = super::audit::record(db, &actor, entry).await {
                     tracing::error!(%error, "audit entry not recorded");
+                    crate::http::metrics::audit_entry_failed();
                 }
                 if finish(
                     db,

@@ -5,6 +5,9 @@
 //! succeeds appends an entry (see [`crate::domain::audit`]), so a mutation added later is
 //! audited without anyone remembering to. Arguments the schema marks `#[graphql(secret)]`
 //! are replaced by [`REDACTED`] before anything is stored, so secrets never reach the log.
+//! Around the operation it reads the record's non-secret summary
+//! ([`crate::domain::audit::state`]) before and after, so an entry shows what changed
+//! (a record kind that [`crate::domain::audit::state::state_of`] does not know gets none).
 
 use std::sync::{Arc, Mutex};
 
@@ -25,6 +28,7 @@ use super::viewer::Role;
 use super::{Environment, GqlResult};
 use crate::app::Services;
 use crate::auth::Actor;
+use crate::domain::audit::state::RecordRef;
 use crate::domain::audit::{self as domain, AuditFilter, NewAuditEntry, REDACTED};
 
 /// Longest string kept verbatim in a summary; longer ones are replaced by their length.
@@ -83,15 +87,120 @@ impl Extension for AuditTrailExtension {
             let variables = self.variables.lock().map(|v| v.clone()).unwrap_or_default();
             arguments(registry, &name, info.field, &variables)
         };
+        let caller = match (ctx.data_opt::<Actor>(), ctx.data_opt::<Services>()) {
+            (Some(actor), Some(services)) => Some((actor, services)),
+            _ => None,
+        };
+        let target = target(&name, &arguments);
+        // The record as it was: read before the operation runs (a create finds nothing).
+        let before = match caller {
+            Some((actor, services)) => state(services, actor, &target, &target.record).await,
+            None => None,
+        };
         let result = next.run(ctx, info).await?;
-        if let (Some(actor), Some(services)) = (ctx.data_opt::<Actor>(), ctx.data_opt::<Services>()) {
-            let entry = entry(&name, arguments, result.as_ref());
+        if let Some((actor, services)) = caller {
+            let mut record = target.record.clone();
+            if record.id.is_none() && record.key.is_none() {
+                // A create that names no key: the record it returned, else the caller's newest.
+                record.id = result.as_ref().and_then(result_id).as_ref().and_then(uuid_in);
+                if is_create(&name) {
+                    record.newest_by = Some(actor.subject.clone());
+                }
+            }
+            let after = state(services, actor, &target, &record).await;
+            let entry = entry(&name, target, arguments, result.as_ref(), before, after);
             if let Err(error) = domain::record(&services.db, actor, entry).await {
                 // The change itself committed; say loudly that its audit entry is missing.
                 tracing::error!(action = %name, tenant = %actor.tenant_id(), error = %error, "audit entry not recorded");
+                crate::http::metrics::audit_entry_failed();
             }
         }
         Ok(result)
+    }
+}
+
+/// What an operation targets: where, which kind of record, which one.
+struct Target {
+    environment: entity::Environment,
+    record: RecordRef,
+    /// The key shown in the entry: slug, name, `connector/key`, or the id argument.
+    display_key: Option<String>,
+}
+
+fn target(action: &str, arguments: &Map<String, Value>) -> Target {
+    let environment = match arguments.get("environment") {
+        Some(Value::String(env)) if env == "PRODUCTION" => entity::Environment::Production,
+        _ => entity::Environment::Staging,
+    };
+    let input = arguments.get("input").and_then(Value::as_object);
+    let get = |k: &str| {
+        arguments
+            .get(k)
+            .or_else(|| input.and_then(|i| i.get(k)))
+            .and_then(Value::as_str)
+    };
+    let key = ["slug", "name", "key"]
+        .into_iter()
+        .find_map(get)
+        .map(|key| match get("connector") {
+            Some(connector) => format!("{connector}/{key}"),
+            None => key.to_string(),
+        });
+    let id = get("id");
+    Target {
+        environment,
+        display_key: key.clone().or_else(|| id.map(str::to_string)),
+        record: RecordRef {
+            kind: record_kind(action),
+            key,
+            id: id.and_then(|id| uuid_in(&Value::String(id.to_string()))),
+            newest_by: None,
+        },
+    }
+}
+
+/// The kind of record an operation changes, from its name: `createCredential` → `Credential`.
+fn record_kind(action: &str) -> String {
+    let (verb_end, _) = action
+        .char_indices()
+        .find(|(_, c)| c.is_ascii_uppercase())
+        .unwrap_or((action.len(), ' '));
+    match (action, &action[verb_end..]) {
+        ("requestRelease", _) => "ReleaseRequest".to_string(),
+        ("scheduleRelease" | "rescheduleRelease", _) => "ScheduledRelease".to_string(),
+        ("savePromptDraft", _) => "Prompt".to_string(),
+        ("redeliverWebhook", _) => "WebhookDelivery".to_string(),
+        (_, "") => "Release".to_string(),
+        (_, kind) => kind.to_string(),
+    }
+}
+
+/// Whether the operation creates a record.
+fn is_create(action: &str) -> bool {
+    ["create", "request", "schedule"].iter().any(|verb| {
+        action
+            .strip_prefix(verb)
+            .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase()))
+    })
+}
+
+/// The UUID inside a global id (or a bare UUID).
+fn uuid_in(id: &Value) -> Option<uuid::Uuid> {
+    let id = id.as_str()?;
+    uuid::Uuid::parse_str(id)
+        .ok()
+        .or_else(|| ids::decode(id).and_then(|g| uuid::Uuid::parse_str(&g.key).ok()))
+}
+
+/// The record's summary now; a failure to read it is logged and leaves it out.
+async fn state(services: &Services, actor: &Actor, target: &Target, record: &RecordRef) -> Option<Value> {
+    let tenant = crate::scope::Tenant::of(actor);
+    match domain::state::state_of(&services.db, &tenant, target.environment, record).await {
+        Ok(state) => state,
+        Err(error) => {
+            tracing::warn!(kind = %record.kind, %error, "audit: could not read the record's state");
+            None
+        }
     }
 }
 
@@ -170,29 +279,24 @@ fn summarise(value: Value) -> Value {
 }
 
 /// The entry for a successful root mutation field.
-fn entry(action: &str, mut arguments: Map<String, Value>, result: Option<&GqlValue>) -> NewAuditEntry {
-    let environment = match arguments.remove("environment") {
-        Some(Value::String(env)) if env == "PRODUCTION" => entity::Environment::Production,
-        _ => entity::Environment::Staging,
-    };
-    let (verb_end, _) = action
-        .char_indices()
-        .find(|(_, c)| c.is_ascii_uppercase())
-        .unwrap_or((action.len(), ' '));
-    let record_kind = match (action, &action[verb_end..]) {
-        ("requestRelease", _) => "ReleaseRequest".to_string(),
-        ("scheduleRelease" | "rescheduleRelease", _) => "ScheduledRelease".to_string(),
-        (_, "") => "Release".to_string(),
-        (_, kind) => kind.to_string(),
-    };
-    let record_key = record_key(&arguments);
+fn entry(
+    action: &str,
+    target: Target,
+    mut arguments: Map<String, Value>,
+    result: Option<&GqlValue>,
+    before: Option<Value>,
+    after: Option<Value>,
+) -> NewAuditEntry {
+    arguments.remove("environment");
     let result_id = result.and_then(result_id);
     NewAuditEntry {
-        environment,
+        environment: target.environment,
         action: action.to_string(),
-        record_kind,
-        record_key,
+        record_kind: target.record.kind,
+        record_key: target.display_key,
         summary: json!({ "input": arguments, "resultId": result_id }),
+        before,
+        after,
     }
 }
 
@@ -214,23 +318,6 @@ fn result_id(result: &GqlValue) -> Option<Value> {
         GqlValue::String(id) => Some(Value::String(id.clone())),
         _ => None,
     }
-}
-
-/// The record's key: its `slug`, `name` or `key` (at the top or in `input`), prefixed by
-/// `connector/` for a connector's resources.
-fn record_key(arguments: &Map<String, Value>) -> Option<String> {
-    let input = arguments.get("input").and_then(Value::as_object);
-    let get = |k: &str| {
-        arguments
-            .get(k)
-            .or_else(|| input.and_then(|i| i.get(k)))
-            .and_then(Value::as_str)
-    };
-    let key = ["slug", "name", "key", "id"].into_iter().find_map(get)?;
-    Some(match get("connector") {
-        Some(connector) => format!("{connector}/{key}"),
-        None => key.to_string(),
-    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -264,8 +351,7 @@ impl AuditEntry {
         self.0.actor_role.parse::<crate::auth::Role>().ok().map(Into::into)
     }
     /// The operation, named after the mutation: `deployAgent`, `publish`, `rotateCredential`...
-    /// (`scheduledPublish` for a scheduled release, `issueRuntimeToken`/`deployAgentBundle`
-    /// for the HTTP paths).
+    /// (`scheduledPublish` for the release a scheduled release made, in its scheduler's name).
     async fn action(&self) -> &str {
         &self.0.action
     }
@@ -278,10 +364,21 @@ impl AuditEntry {
     async fn record_key(&self) -> Option<&str> {
         self.0.record_key.as_deref()
     }
-    /// What changed: `input` (the operation's arguments, secrets replaced by `[redacted]`,
+    /// What was asked: `input` (the operation's arguments, secrets replaced by `[redacted]`,
     /// long strings by their length) and `resultId` (the id of the record it returned).
     async fn summary(&self) -> Json<Value> {
         Json(self.0.summary.clone())
+    }
+    /// The record before the change: a summary of non-secret fields (names, revision,
+    /// commit, version, flags, state; configuration key names but never their values, never
+    /// a secret or a part of one). Null for a create, or when the operation changes no stored
+    /// record (`createRuntimeToken`).
+    async fn before(&self) -> Option<Json<Value>> {
+        self.0.before_state.clone().map(Json)
+    }
+    /// The same summary after the change. Null for a delete.
+    async fn after(&self) -> Option<Json<Value>> {
+        self.0.after_state.clone().map(Json)
     }
 }
 

@@ -13,6 +13,7 @@
 //! | `runflow_event_log_lag_seconds` | gauge | age of the oldest of them (0 when caught up) |
 //! | `runflow_live_events_delivered_total` | counter | events the live feed delivered to this process's subscriptions |
 //! | `runflow_live_event_delay_seconds` | histogram | from an event's commit to its delivery by the live feed |
+//! | `runflow_audit_entries_failed_total` | counter | changes that committed but whose audit entry could not be written (should stay 0) |
 
 use std::collections::HashSet;
 use std::sync::{LazyLock, Mutex};
@@ -46,6 +47,7 @@ pub struct Metrics {
     event_lag_seconds: Gauge,
     live_events_delivered: IntCounter,
     live_event_delay: Histogram,
+    audit_entries_failed: IntCounter,
     operation_names: Mutex<HashSet<String>>,
 }
 
@@ -103,6 +105,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
         )
         .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
     )?;
+    let audit_entries_failed = IntCounter::new(
+        "runflow_audit_entries_failed_total",
+        "Changes that committed but whose audit entry could not be written.",
+    )?;
     registry.register(Box::new(http_requests.clone()))?;
     registry.register(Box::new(http_duration.clone()))?;
     registry.register(Box::new(graphql_operations.clone()))?;
@@ -114,6 +120,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(event_lag_seconds.clone()))?;
     registry.register(Box::new(live_events_delivered.clone()))?;
     registry.register(Box::new(live_event_delay.clone()))?;
+    registry.register(Box::new(audit_entries_failed.clone()))?;
     Ok(Metrics {
         registry,
         http_requests,
@@ -127,6 +134,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         event_lag_seconds,
         live_events_delivered,
         live_event_delay,
+        audit_entries_failed,
         operation_names: Mutex::new(HashSet::new()),
     })
 }
@@ -156,6 +164,13 @@ pub fn live_event_delivered(created_at: chrono::DateTime<chrono::Utc>) {
         metrics.live_events_delivered.inc();
         let delay = (chrono::Utc::now() - created_at).num_milliseconds().max(0) as f64 / 1000.0;
         metrics.live_event_delay.observe(delay);
+    }
+}
+
+/// A change committed but its audit entry could not be written (it is logged as an error too).
+pub fn audit_entry_failed() {
+    if let Some(metrics) = METRICS.as_ref() {
+        metrics.audit_entries_failed.inc();
     }
 }
 

@@ -237,7 +237,9 @@ pub struct ReleaseMutation;
 impl ReleaseMutation {
     /// Publishes staging changes to production, atomically: every item or none. The only
     /// mutation that accepts PRODUCTION (and the only way production changes). Also rolls back
-    /// (`rollbackTo`). Needs the publisher role.
+    /// (`rollbackTo`). Needs the publisher role. It publishes now and returns the release; to
+    /// publish later, use `scheduleRelease` (what the issue calls publish with `at`): the same
+    /// items and fingerprints plus `at`.
     async fn publish(
         &self,
         ctx: &Context<'_>,

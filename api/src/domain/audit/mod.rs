@@ -3,9 +3,17 @@
 //! One entry per successful change, written by the one mechanism that sees every change: the
 //! GraphQL audit extension ([`crate::graphql::audit`]) records each root mutation field that
 //! succeeded, with the caller's token subject and role, the environment argument, the
-//! operation (`action`), the record kind and key, and a summary of the input with every
-//! argument the schema marks secret replaced by [`REDACTED`]. Nothing in the API updates or
+//! operation (`action`), the record kind and key, a summary of the input with every
+//! argument the schema marks secret replaced by [`REDACTED`], and a non-secret summary of
+//! the record before and after the change ([`state`]). Nothing in the API updates or
 //! deletes an entry (append-only); `runflow audit export` writes them as JSON lines.
+//!
+//! The entry is written after the change commits, not in its transaction: the changes are
+//! made by some forty transactions across the domain modules, and the extension is the one
+//! place that sees all of them. A failure to write it is logged as an error and counted in
+//! `runflow_audit_entries_failed_total`.
+
+pub mod state;
 
 use chrono::{DateTime, Utc};
 use entity::{Environment, audit_entries};
@@ -31,6 +39,10 @@ pub struct NewAuditEntry {
     pub record_kind: String,
     pub record_key: Option<String>,
     pub summary: Value,
+    /// The record before the change ([`state::state_of`]); None for a create.
+    pub before: Option<Value>,
+    /// The record after the change; None for a delete.
+    pub after: Option<Value>,
 }
 
 /// Appends one entry for `actor`.
@@ -45,6 +57,8 @@ pub async fn record(db: &Db, actor: &Actor, entry: NewAuditEntry) -> Result<audi
         record_kind: entry.record_kind,
         record_key: entry.record_key,
         summary: entry.summary,
+        before_state: entry.before,
+        after_state: entry.after,
         created_at: now(),
     };
     let active: audit_entries::ActiveModel = model.clone().into();
