@@ -540,9 +540,56 @@ async fn object_links_load_in_batches(backend: Backend) {
     );
 }
 
+/// A list reads `input`, `output`, `log` and the spans' `attributes` only when the query
+/// selects them: selected (directly or through a fragment) they hold the stored values, and a
+/// query that leaves them out still gets every other field right.
+async fn large_columns_are_read_when_selected(backend: Backend) {
+    let app = InProcess::start(backend).await;
+    let tenant = tenant();
+    seed_agent(&app, &tenant, "bot").await;
+    let staging = crate::support::scope(&tenant, Environment::Staging);
+    let run = seed_run(&app, &staging, "bot", 2).await;
+
+    let light = r#"{ executions(environment: STAGING) { nodes { id status createdAt agent { slug }
+        spans(first: 10) { nodes { name kind inputTokens } } } } }"#;
+    let data = app.data(&tenant, Role::Viewer, light, json!({})).await;
+    let node = &data["executions"]["nodes"][0];
+    assert_eq!(node["status"], json!("SUCCEEDED"));
+    assert_eq!(node["agent"]["slug"], json!("bot"));
+    assert_eq!(
+        node["spans"]["nodes"][1],
+        json!({ "name": "step-1", "kind": "LLM", "inputTokens": 10 })
+    );
+
+    let full = r#"{ executions(environment: STAGING) { nodes { id input output log
+        spans(first: 10) { nodes { name attributes } } } } }"#;
+    let data = app.data(&tenant, Role::Viewer, full, json!({})).await;
+    let node = &data["executions"]["nodes"][0];
+    assert_eq!(node["input"], json!({ "q": 1 }));
+    assert_eq!(node["output"], json!({ "a": 2 }));
+    assert_eq!(node["spans"]["nodes"][0]["attributes"], json!({ "model": "x" }));
+
+    // Through fragments and edges, as clients write them.
+    let fragments = r#"query { executions(environment: STAGING) { edges { node { ...Large } } } }
+        fragment Large on Execution { ... on Execution { input output }
+        spans(first: 10) { edges { node { ...Attrs } } } }
+        fragment Attrs on Span { attributes }"#;
+    let data = app.data(&tenant, Role::Viewer, fragments, json!({})).await;
+    let node = &data["executions"]["edges"][0]["node"];
+    assert_eq!(node["input"], json!({ "q": 1 }));
+    assert_eq!(node["output"], json!({ "a": 2 }));
+    assert_eq!(node["spans"]["edges"][1]["node"]["attributes"], json!({ "model": "x" }));
+
+    // The single-execution read is unchanged (every column).
+    let one = r#"query($id: ID!) { execution(environment: STAGING, id: $id) { input output } }"#;
+    let data = app.data(&tenant, Role::Viewer, one, json!({ "id": run })).await;
+    assert_eq!(data["execution"]["input"], json!({ "q": 1 }));
+}
+
 on_both_backends!(
     runtime_records_never_mix_environments,
     execution_lists_paginate_and_filter,
     nested_lists_do_not_multiply_queries,
     object_links_load_in_batches,
+    large_columns_are_read_when_selected,
 );

@@ -349,13 +349,25 @@ pub async fn first_traces_of_executions(
         .await?)
 }
 
+/// Every column of `spans` but `attributes`, which is an empty JSON object.
+const SPAN_COLUMNS_WITHOUT_ATTRIBUTES: &str = "spans.id, spans.tenant_id, spans.environment, spans.trace_id, \
+     spans.execution_id, spans.parent_span_id, spans.name, spans.kind, spans.status, spans.started_at, spans.ended_at, \
+     '{}' AS attributes, spans.input_tokens, spans.output_tokens";
+const SPAN_COLUMNS_WITHOUT_ATTRIBUTES_PG: &str = "spans.id, spans.tenant_id, spans.environment, spans.trace_id, \
+     spans.execution_id, spans.parent_span_id, spans.name, spans.kind, spans.status, spans.started_at, spans.ended_at, \
+     '{}'::jsonb AS attributes, spans.input_tokens, spans.output_tokens";
+
 /// The first `limit` spans (in recorded order) of each of several executions, in one query
 /// (a window function bounds the rows read per execution, however many spans one has).
+///
+/// Without `attributes`, the JSON attributes are neither read nor decoded: each span carries
+/// an empty object instead (for a query that does not select them).
 pub async fn first_spans_of_executions(
     db: &Db,
     tenant: &crate::scope::Tenant,
     execution_ids: &[Uuid],
     limit: u64,
+    attributes: bool,
 ) -> Result<std::collections::HashMap<Uuid, Vec<spans::Model>>> {
     use sea_orm::{DbBackend, Statement};
     let mut by_execution: std::collections::HashMap<Uuid, Vec<spans::Model>> =
@@ -378,8 +390,13 @@ pub async fn first_spans_of_executions(
         })
         .collect();
     values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+    let columns = match (attributes, backend) {
+        (true, _) => "spans.*",
+        (false, DbBackend::Postgres) => SPAN_COLUMNS_WITHOUT_ATTRIBUTES_PG,
+        (false, _) => SPAN_COLUMNS_WITHOUT_ATTRIBUTES,
+    };
     let sql = format!(
-        "SELECT * FROM (SELECT spans.*, ROW_NUMBER() OVER (PARTITION BY execution_id ORDER BY id) AS row_number \
+        "SELECT * FROM (SELECT {columns}, ROW_NUMBER() OVER (PARTITION BY execution_id ORDER BY id) AS row_number \
          FROM spans WHERE tenant_id = {} AND execution_id IN ({})) numbered WHERE row_number <= {} ORDER BY id",
         placeholder(1),
         ids.join(", "),

@@ -120,30 +120,53 @@ pub fn order_response(document: &ExecutableDocument, operation_name: Option<&str
 }
 
 fn order_value(document: &ExecutableDocument, sets: &[&Positioned<SelectionSet>], value: &mut Value) {
+    if matches!(value, Value::List(_) | Value::Object(_)) {
+        // Every item of a list has the same selection: its keys are collected once.
+        let keys = response_keys(document, sets);
+        order_with(document, &keys, value);
+    }
+}
+
+type Keys<'d> = Vec<(Name, Vec<&'d Positioned<SelectionSet>>)>;
+
+fn response_keys<'d>(document: &'d ExecutableDocument, sets: &[&'d Positioned<SelectionSet>]) -> Keys<'d> {
+    let mut keys = Vec::new();
+    let mut visited = HashSet::new();
+    for set in sets {
+        collect(document, set, &mut keys, &mut visited);
+    }
+    keys
+}
+
+fn order_with(document: &ExecutableDocument, keys: &Keys<'_>, value: &mut Value) {
     match value {
         Value::List(items) => {
             for item in items {
-                order_value(document, sets, item);
+                order_with(document, keys, item);
             }
         }
         Value::Object(map) => {
-            let mut keys: Vec<(Name, Vec<&Positioned<SelectionSet>>)> = Vec::new();
-            let mut visited = HashSet::new();
-            for set in sets {
-                collect(document, set, &mut keys, &mut visited);
-            }
-            let mut ordered = async_graphql::indexmap::IndexMap::with_capacity(map.len());
-            for (key, children) in &keys {
-                if let Some(mut child) = map.shift_remove(key) {
-                    if !children.is_empty() {
-                        order_value(document, children, &mut child);
+            // Rebuilt only when out of order (most objects complete in order).
+            let mut wanted = keys.iter().map(|(key, _)| key).filter(|key| map.contains_key(*key));
+            let in_order = map.keys().all(|key| wanted.next() == Some(key)) && wanted.next().is_none();
+            if !in_order {
+                let mut ordered = async_graphql::indexmap::IndexMap::with_capacity(map.len());
+                for (key, _) in keys {
+                    if let Some(child) = map.shift_remove(key) {
+                        ordered.insert(key.clone(), child);
                     }
-                    ordered.insert(key.clone(), child);
+                }
+                // Anything the selection does not name (there should be nothing) keeps its place last.
+                ordered.extend(std::mem::take(map));
+                *map = ordered;
+            }
+            for (key, children) in keys {
+                if !children.is_empty()
+                    && let Some(child) = map.get_mut(key)
+                {
+                    order_value(document, children, child);
                 }
             }
-            // Anything the selection does not name (there should be nothing) keeps its place last.
-            ordered.extend(std::mem::take(map));
-            *map = ordered;
         }
         _ => {}
     }
