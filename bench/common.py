@@ -11,7 +11,8 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINARY = os.path.join(ROOT, "target", "release", "runflow")
+# RUNFLOW_BENCH_BINARY measures another build (e.g. a copy of the previous one, for a before/after).
+BINARY = os.environ.get("RUNFLOW_BENCH_BINARY") or os.path.join(ROOT, "target", "release", "runflow")
 SECRET = "bench-secret-bench-secret-bench-secret-0123"
 
 
@@ -36,6 +37,14 @@ class Server:
             "RUNFLOW_MAX_BODY_BYTES": str(64 * 1024 * 1024),
             "RUNFLOW_MAX_BUNDLE_BYTES": str(32 * 1024 * 1024),
             "RUST_LOG": "warn",
+            # A benchmark measures throughput, not the per-tenant rate limits (they would answer
+            # 429 to most requests) nor the cap on running executions (ingestion keeps 200 open).
+            "RUNFLOW_RATE_LIMIT_GRAPHQL": "off",
+            "RUNFLOW_RATE_LIMIT_RUNTIME": "off",
+            "RUNFLOW_RATE_LIMIT_AGENTS": "off",
+            "RUNFLOW_RATE_LIMIT_WEBHOOKS": "off",
+            "RUNFLOW_RATE_LIMIT_WS_CONNECTS": "off",
+            "RUNFLOW_MAX_ACTIVE_EXECUTIONS": "100000",
         }
         if database_url:
             env["RUNFLOW_DATABASE_URL"] = database_url

@@ -18,8 +18,21 @@ use crate::domain::agents::BundleLimits;
 use crate::graphql::{self, RunflowSchema, SchemaOptions};
 pub use crate::services::Services;
 
+/// Everything a request handler needs, shared: cloning it (axum clones the state for every
+/// request) copies one pointer, not the configuration and services.
 #[derive(Clone)]
-pub struct App {
+pub struct App(Arc<AppState>);
+
+impl std::ops::Deref for App {
+    type Target = AppState;
+
+    fn deref(&self) -> &AppState {
+        &self.0
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
     pub services: Services,
     pub schema: RunflowSchema,
     pub config: Config,
@@ -223,7 +236,7 @@ impl App {
             timeout: config.diff_timeout,
             ..Default::default()
         });
-        Ok(App {
+        Ok(App(Arc::new(AppState {
             services,
             schema,
             limits,
@@ -232,7 +245,12 @@ impl App {
             shutdown,
             shutdown_sender: Arc::new(shutdown_sender),
             signin_token,
-        })
+        })))
+    }
+
+    /// The configuration, to adjust before serving (copied first if the state is shared).
+    pub fn config_mut(&mut self) -> &mut Config {
+        &mut Arc::make_mut(&mut self.0).config
     }
 
     /// On the first start: prints the dashboard's sign-in link for the address actually bound.

@@ -263,7 +263,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     app.print_signin_link(listener.local_addr()?);
     // Agents run on this machine: by default they call back the address actually bound.
     if app.config.agent_api_url.is_none() {
-        app.config.agent_api_url = Some(format!("http://{}", listener.local_addr()?));
+        app.config_mut().agent_api_url = Some(format!("http://{}", listener.local_addr()?));
     }
     if app.config.workers > 0 {
         runflow::runner::start(app.clone());

@@ -541,9 +541,167 @@ async fn object_links_load_in_batches(backend: Backend) {
     );
 }
 
+/// A list reads `input`, `output`, `log` and the spans' `attributes` only when the query
+/// selects them: selected (directly or through a fragment) they hold the stored values, and a
+/// query that leaves them out still gets every other field right.
+async fn large_columns_are_read_when_selected(backend: Backend) {
+    let app = InProcess::start(backend).await;
+    let tenant = tenant();
+    seed_agent(&app, &tenant, "bot").await;
+    let staging = crate::support::scope(&tenant, Environment::Staging);
+    let run = seed_run(&app, &staging, "bot", 2).await;
+
+    let light = r#"{ executions(environment: STAGING) { nodes { id status createdAt agent { slug }
+        spans(first: 10) { nodes { name kind inputTokens } } } } }"#;
+    let data = app.data(&tenant, Role::Viewer, light, json!({})).await;
+    let node = &data["executions"]["nodes"][0];
+    assert_eq!(node["status"], json!("SUCCEEDED"));
+    assert_eq!(node["agent"]["slug"], json!("bot"));
+    assert_eq!(
+        node["spans"]["nodes"][1],
+        json!({ "name": "step-1", "kind": "LLM", "inputTokens": 10 })
+    );
+
+    let full = r#"{ executions(environment: STAGING) { nodes { id input output log
+        spans(first: 10) { nodes { name attributes } } } } }"#;
+    let data = app.data(&tenant, Role::Viewer, full, json!({})).await;
+    let node = &data["executions"]["nodes"][0];
+    assert_eq!(node["input"], json!({ "q": 1 }));
+    assert_eq!(node["output"], json!({ "a": 2 }));
+    assert_eq!(node["spans"]["nodes"][0]["attributes"], json!({ "model": "x" }));
+
+    // Through fragments and edges, as clients write them.
+    let fragments = r#"query { executions(environment: STAGING) { edges { node { ...Large } } } }
+        fragment Large on Execution { ... on Execution { input output }
+        spans(first: 10) { edges { node { ...Attrs } } } }
+        fragment Attrs on Span { attributes }"#;
+    let data = app.data(&tenant, Role::Viewer, fragments, json!({})).await;
+    let node = &data["executions"]["edges"][0]["node"];
+    assert_eq!(node["input"], json!({ "q": 1 }));
+    assert_eq!(node["output"], json!({ "a": 2 }));
+    assert_eq!(node["spans"]["edges"][1]["node"]["attributes"], json!({ "model": "x" }));
+
+    // The single-execution read is unchanged (every column).
+    let one = r#"query($id: ID!) { execution(environment: STAGING, id: $id) { input output } }"#;
+    let data = app.data(&tenant, Role::Viewer, one, json!({ "id": run })).await;
+    assert_eq!(data["execution"]["input"], json!({ "q": 1 }));
+}
+
+/// A batch of spans is stored exactly as sent, whatever its text holds (quotes, backslashes,
+/// commas, braces, the word NULL, newlines, non-ASCII), with absent values stored as null,
+/// and a batch sent again is skipped span by span (PostgreSQL inserts a batch as typed
+/// arrays, SQLite with one prepared statement reused per chunk).
+async fn span_batches_store_every_value_as_sent(backend: Backend) {
+    let app = InProcess::start(backend).await;
+    let tenant = tenant();
+    seed_agent(&app, &tenant, "bot").await;
+    let staging = crate::support::scope(&tenant, Environment::Staging);
+    let execution = executions::start(
+        app.db(),
+        &staging,
+        &app.app.services.execution_limits,
+        StartExecution {
+            agent: "bot".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("start");
+    let awkward = [
+        "say \"hi\"",
+        "back\\slash",
+        "a,b",
+        "{x}",
+        "NULL",
+        "line\nbreak",
+        "é 🦀",
+        "",
+        " padded ",
+    ];
+    let started = chrono::DateTime::parse_from_rfc3339("2026-11-29T10:00:00.123456Z")
+        .expect("time")
+        .with_timezone(&chrono::Utc);
+    let root = uuid::Uuid::now_v7();
+    // 250 spans: more than one SQLite statement's worth, with a partial last chunk.
+    let spans: Vec<SpanInput> = (0..250)
+        .map(|i| SpanInput {
+            id: Some(if i == 0 { root } else { uuid::Uuid::now_v7() }),
+            parent_span_id: (i > 0).then_some(root),
+            name: format!("{}-{i}", awkward[i % awkward.len()]),
+            kind: "TOOL".into(),
+            status: if i % 2 == 0 { "OK" } else { "ERROR" }.into(),
+            started_at: started,
+            ended_at: (i % 3 != 0).then_some(started + chrono::Duration::milliseconds(i as i64)),
+            attributes: json!({ "text": awkward[i % awkward.len()], "n": i, "nested": { "list": [1, "\"", null] } }),
+            input_tokens: (i % 4 != 0).then_some(i as i64),
+            output_tokens: None,
+        })
+        .collect();
+    let input = TraceInput {
+        id: None,
+        execution_id: Some(execution.id),
+        name: "awkward".into(),
+        status: "OK".into(),
+        started_at: started,
+        ended_at: None,
+        spans: spans.clone(),
+    };
+    traces::record(app.db(), &staging, input.clone()).await.expect("record");
+    // The same batch again: nothing is duplicated and nothing fails.
+    traces::record(app.db(), &staging, input).await.expect("record again");
+
+    let query = r#"query($id: ID!) { execution(environment: STAGING, id: $id) {
+        spans(first: 100) { nodes { name kind status startedAt finishedAt attributes inputTokens outputTokens
+        parent { name } } } } }"#;
+    let mut stored = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let query = query.replace(
+            "spans(first: 100)",
+            &match &after {
+                Some(cursor) => format!("spans(first: 100, after: \"{cursor}\")"),
+                None => "spans(first: 100)".into(),
+            },
+        );
+        let query = query.replace("nodes {", "pageInfo { hasNextPage endCursor } nodes {");
+        let data = app
+            .data(&tenant, Role::Viewer, &query, json!({ "id": execution.id.to_string() }))
+            .await;
+        let page = &data["execution"]["spans"];
+        stored.extend(page["nodes"].as_array().expect("nodes").iter().cloned());
+        if page["pageInfo"]["hasNextPage"] != json!(true) {
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].as_str().map(str::to_string);
+    }
+    assert_eq!(stored.len(), spans.len(), "each span once");
+    for (sent, got) in spans.iter().zip(&stored) {
+        assert_eq!(got["name"], json!(sent.name));
+        assert_eq!(got["kind"], json!("TOOL"));
+        assert_eq!(got["status"], json!(sent.status));
+        assert_eq!(got["attributes"], sent.attributes, "{got:#}");
+        assert_eq!(got["inputTokens"], json!(sent.input_tokens));
+        assert_eq!(got["outputTokens"], Value::Null);
+        let time = |v: &Value| v.as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+        assert_eq!(time(&got["startedAt"]).expect("startedAt"), started, "{got:#}");
+        match sent.ended_at {
+            Some(ended) => assert_eq!(time(&got["finishedAt"]).expect("finishedAt"), ended),
+            None => assert_eq!(got["finishedAt"], Value::Null),
+        }
+        let parent = if sent.parent_span_id.is_some() {
+            json!({ "name": spans[0].name })
+        } else {
+            Value::Null
+        };
+        assert_eq!(got["parent"], parent);
+    }
+}
+
 on_both_backends!(
     runtime_records_never_mix_environments,
     execution_lists_paginate_and_filter,
     nested_lists_do_not_multiply_queries,
     object_links_load_in_batches,
+    large_columns_are_read_when_selected,
+    span_batches_store_every_value_as_sent,
 );

@@ -370,13 +370,21 @@ pub async fn get(db: &Db, scope: &Scope, id: Uuid) -> Result<executions::Model> 
 }
 
 /// Executions of the environment, newest first.
+///
+/// Without `large`, the rows carry no `input`, `output` or `log` (JSON `null`, `NULL`,
+/// `NULL` in their place): a list whose query selects none of them neither reads nor decodes
+/// them.
 pub async fn list(
     db: &Db,
     scope: &Scope,
     filter: &ExecutionFilter,
     page: &PageRequest,
+    large: bool,
 ) -> Result<Page<executions::Model>> {
     let mut select = scope.select::<executions::Entity>();
+    if !large {
+        select = without_large_columns(select, db.conn.get_database_backend());
+    }
     if let Some(slug) = &filter.agent {
         // An unknown agent matches nothing (not an error: the list is just empty).
         let agent_id = agents::find(&db.conn, scope, slug)
@@ -395,6 +403,30 @@ pub async fn list(
         select = select.filter(executions::Column::CreatedAt.lt(until));
     }
     pagination::fetch(&db.conn, select, executions::Column::Id, page, Order::Desc).await
+}
+
+/// `select` reading every column but `input`, `output` and `log`, which it replaces by
+/// constants of their types (so the rows still decode as models).
+fn without_large_columns(
+    select: sea_orm::Select<executions::Entity>,
+    backend: sea_orm::DbBackend,
+) -> sea_orm::Select<executions::Entity> {
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{Iterable, QuerySelect};
+    let json_null = match backend {
+        sea_orm::DbBackend::Postgres => "'null'::jsonb",
+        _ => "'null'",
+    };
+    let mut select = select.select_only();
+    for column in executions::Column::iter() {
+        select = match column {
+            executions::Column::Input => select.column_as(Expr::cust(json_null), "input"),
+            executions::Column::Output => select.column_as(Expr::cust("NULL"), "output"),
+            executions::Column::Log => select.column_as(Expr::cust("NULL"), "log"),
+            other => select.column(other),
+        };
+    }
+    select
 }
 
 /// Claims the oldest queued execution of any tenant for `worker` (status RUNNING), or None.

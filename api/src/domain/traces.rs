@@ -11,7 +11,7 @@ use super::pagination::{self, Page, PageRequest};
 use super::{executions, new_id, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::scope::{InsertInto, Scope, Tenant};
+use crate::scope::{InsertInto, Scope};
 
 pub const MAX_SPANS_PER_BATCH: usize = 1000;
 pub const SPAN_KINDS: [&str; 5] = ["LLM", "TOOL", "PROMPT", "MEMORY", "CUSTOM"];
@@ -200,7 +200,7 @@ pub async fn record_many(
                 output_tokens: span.output_tokens,
             })
             .collect();
-        insert_spans(&tx, &scope.tenant, &rows).await?;
+        insert_spans(&tx, &rows).await?;
         new_events.push(NewEvent {
             environment: scope.environment,
             topic: Topic::Trace,
@@ -218,43 +218,193 @@ pub async fn record_many(
     Ok(recorded)
 }
 
-/// Inserts spans, skipping ids that exist already.
+/// Inserts spans, skipping ids that exist already. The spans of one call share their tenant,
+/// environment, trace and execution (one trace of a batch).
 ///
-/// On PostgreSQL the whole batch is one statement with one parameter, a JSON array unpacked by
-/// `jsonb_to_recordset` (instead of 14 bind parameters a span, which PostgreSQL must plan and
-/// bind one by one). On SQLite, multi-row inserts of at most 1,000 rows (SQLite has no bind
-/// overhead worth avoiding; the transaction is what counts).
-async fn insert_spans(tx: &sea_orm::DatabaseTransaction, tenant: &Tenant, rows: &[spans::Model]) -> Result<()> {
-    use sea_orm::{ConnectionTrait, DbBackend, Statement};
-    if rows.is_empty() {
+/// PostgreSQL: one statement per batch, `INSERT ... SELECT FROM UNNEST(...)` of one typed array
+/// per varying column (10 bind parameters whatever the batch size, no JSON to unpack per row),
+/// the shared columns bound once.
+///
+/// SQLite: one prepared statement of [`SQLITE_ROWS_PER_STATEMENT`] rows, built once and reused
+/// (sqlx keeps it prepared on the connection) for every full chunk of the batch, in the
+/// caller's one transaction; values are bound straight from the rows.
+async fn insert_spans(tx: &sea_orm::DatabaseTransaction, rows: &[spans::Model]) -> Result<()> {
+    use sea_orm::{ConnectionTrait, DbBackend};
+    let Some(first) = rows.first() else {
         return Ok(());
-    }
+    };
+    debug_assert!(
+        rows.iter()
+            .all(|r| r.trace_id == first.trace_id && r.tenant_id == first.tenant_id)
+    );
     if tx.get_database_backend() == DbBackend::Postgres {
-        let batch = serde_json::to_string(rows).map_err(|e| Error::internal(anyhow::anyhow!(e)))?;
-        tx.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "INSERT INTO spans (id, tenant_id, environment, trace_id, execution_id, parent_span_id, name, kind, \
-             status, started_at, ended_at, attributes, input_tokens, output_tokens) \
-             SELECT id, tenant_id, environment, trace_id, execution_id, parent_span_id, name, kind, status, \
-             started_at, ended_at, attributes, input_tokens, output_tokens \
-             FROM jsonb_to_recordset($1::jsonb) AS s(id uuid, tenant_id text, environment text, trace_id uuid, \
-             execution_id uuid, parent_span_id uuid, name text, kind text, status text, started_at timestamptz, \
-             ended_at timestamptz, attributes jsonb, input_tokens bigint, output_tokens bigint) \
-             ON CONFLICT (id) DO NOTHING",
-            [batch.into()],
-        ))
-        .await?;
+        tx.execute_raw(postgres_span_insert(rows)).await?;
         return Ok(());
     }
-    for chunk in rows.chunks(1000) {
-        let active: Vec<spans::ActiveModel> = chunk.iter().cloned().map(Into::into).collect();
-        tenant
-            .insert_many(active)
-            .on_conflict_do_nothing_on([spans::Column::Id])
-            .exec_without_returning(tx)
+    for chunk in rows.chunks(SQLITE_ROWS_PER_STATEMENT) {
+        let mut values = Vec::with_capacity(chunk.len() * SPAN_COLUMNS.len());
+        for row in chunk {
+            values.extend(span_values(row));
+        }
+        let sql = if chunk.len() == SQLITE_ROWS_PER_STATEMENT {
+            static FULL: std::sync::LazyLock<String> =
+                std::sync::LazyLock::new(|| sqlite_span_insert_sql(SQLITE_ROWS_PER_STATEMENT));
+            FULL.clone()
+        } else {
+            sqlite_span_insert_sql(chunk.len())
+        };
+        tx.execute_raw(sea_orm::Statement::from_sql_and_values(DbBackend::Sqlite, sql, values))
             .await?;
     }
     Ok(())
+}
+
+/// Rows per prepared SQLite insert: few enough that binding stays cheap, enough that a
+/// 1,000-span batch is ten statements (each a round trip to the connection's thread).
+const SQLITE_ROWS_PER_STATEMENT: usize = 100;
+
+const SPAN_COLUMNS: [&str; 14] = [
+    "id",
+    "tenant_id",
+    "environment",
+    "trace_id",
+    "execution_id",
+    "parent_span_id",
+    "name",
+    "kind",
+    "status",
+    "started_at",
+    "ended_at",
+    "attributes",
+    "input_tokens",
+    "output_tokens",
+];
+
+fn sqlite_span_insert_sql(rows: usize) -> String {
+    let row = format!("({})", vec!["?"; SPAN_COLUMNS.len()].join(", "));
+    format!(
+        "INSERT INTO spans ({}) VALUES {} ON CONFLICT (id) DO NOTHING",
+        SPAN_COLUMNS.join(", "),
+        vec![row; rows].join(", ")
+    )
+}
+
+/// A span's values in [`SPAN_COLUMNS`] order, typed as sea-orm binds the entity's columns.
+fn span_values(span: &spans::Model) -> [sea_orm::Value; 14] {
+    use sea_orm::ActiveEnum;
+    [
+        span.id.into(),
+        span.tenant_id.clone().into(),
+        span.environment.to_value().into(),
+        span.trace_id.into(),
+        span.execution_id.into(),
+        span.parent_span_id.into(),
+        span.name.clone().into(),
+        span.kind.clone().into(),
+        span.status.clone().into(),
+        span.started_at.into(),
+        span.ended_at.into(),
+        span.attributes.clone().into(),
+        span.input_tokens.into(),
+        span.output_tokens.into(),
+    ]
+}
+
+/// The PostgreSQL insert of one trace's spans: the varying columns as array literals (text
+/// parameters cast to typed arrays, unpacked by `UNNEST`), the shared ones bound once.
+fn postgres_span_insert(rows: &[spans::Model]) -> sea_orm::Statement {
+    use sea_orm::{ActiveEnum, DbBackend};
+    let first = &rows[0];
+    let mut ids = PgArray::new(rows.len() * 38);
+    let mut parents = PgArray::new(rows.len() * 38);
+    let mut names = PgArray::new(rows.len() * 16);
+    let mut kinds = PgArray::new(rows.len() * 8);
+    let mut statuses = PgArray::new(rows.len() * 6);
+    let mut started = PgArray::new(rows.len() * 34);
+    let mut ended = PgArray::new(rows.len() * 34);
+    let mut attributes = PgArray::new(rows.len() * 32);
+    let mut input_tokens = PgArray::new(rows.len() * 6);
+    let mut output_tokens = PgArray::new(rows.len() * 6);
+    let mut uuid = uuid::Uuid::encode_buffer();
+    for row in rows {
+        ids.push(Some(&*row.id.hyphenated().encode_lower(&mut uuid)));
+        parents.push(row.parent_span_id.map(|id| id.hyphenated().to_string()).as_deref());
+        names.push(Some(&row.name));
+        kinds.push(Some(&row.kind));
+        statuses.push(Some(&row.status));
+        started.push(Some(&timestamp(row.started_at)));
+        ended.push(row.ended_at.map(timestamp).as_deref());
+        attributes.push(Some(&row.attributes.to_string()));
+        input_tokens.push(row.input_tokens.map(|n| n.to_string()).as_deref());
+        output_tokens.push(row.output_tokens.map(|n| n.to_string()).as_deref());
+    }
+    sea_orm::Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO spans (id, tenant_id, environment, trace_id, execution_id, parent_span_id, name, kind, \
+         status, started_at, ended_at, attributes, input_tokens, output_tokens) \
+         SELECT s.id, $1, $2, $3, $4, s.parent_span_id, s.name, s.kind, s.status, s.started_at, s.ended_at, \
+         s.attributes, s.input_tokens, s.output_tokens \
+         FROM UNNEST($5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::text[], $10::timestamptz[], \
+         $11::timestamptz[], $12::jsonb[], $13::int8[], $14::int8[]) \
+         AS s(id, parent_span_id, name, kind, status, started_at, ended_at, attributes, input_tokens, output_tokens) \
+         ON CONFLICT (id) DO NOTHING",
+        [
+            first.tenant_id.clone().into(),
+            first.environment.to_value().into(),
+            first.trace_id.into(),
+            first.execution_id.into(),
+            ids.finish().into(),
+            parents.finish().into(),
+            names.finish().into(),
+            kinds.finish().into(),
+            statuses.finish().into(),
+            started.finish().into(),
+            ended.finish().into(),
+            attributes.finish().into(),
+            input_tokens.finish().into(),
+            output_tokens.finish().into(),
+        ],
+    )
+}
+
+fn timestamp(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// A PostgreSQL array literal (`{"a","b",NULL}`), for a text parameter cast to a typed array.
+struct PgArray(String);
+
+impl PgArray {
+    fn new(capacity: usize) -> Self {
+        let mut text = String::with_capacity(capacity + 2);
+        text.push('{');
+        PgArray(text)
+    }
+
+    /// Appends one element: quoted (`"` and `\` escaped), or NULL.
+    fn push(&mut self, item: Option<&str>) {
+        if self.0.len() > 1 {
+            self.0.push(',');
+        }
+        match item {
+            None => self.0.push_str("NULL"),
+            Some(text) => {
+                self.0.push('"');
+                for c in text.chars() {
+                    if c == '"' || c == '\\' {
+                        self.0.push('\\');
+                    }
+                    self.0.push(c);
+                }
+                self.0.push('"');
+            }
+        }
+    }
+
+    fn finish(mut self) -> String {
+        self.0.push('}');
+        self.0
+    }
 }
 
 pub async fn get(db: &Db, scope: &Scope, id: Uuid) -> Result<traces::Model> {
@@ -350,13 +500,25 @@ pub async fn first_traces_of_executions(
         .await?)
 }
 
+/// Every column of `spans` but `attributes`, which is an empty JSON object.
+const SPAN_COLUMNS_WITHOUT_ATTRIBUTES: &str = "spans.id, spans.tenant_id, spans.environment, spans.trace_id, \
+     spans.execution_id, spans.parent_span_id, spans.name, spans.kind, spans.status, spans.started_at, spans.ended_at, \
+     '{}' AS attributes, spans.input_tokens, spans.output_tokens";
+const SPAN_COLUMNS_WITHOUT_ATTRIBUTES_PG: &str = "spans.id, spans.tenant_id, spans.environment, spans.trace_id, \
+     spans.execution_id, spans.parent_span_id, spans.name, spans.kind, spans.status, spans.started_at, spans.ended_at, \
+     '{}'::jsonb AS attributes, spans.input_tokens, spans.output_tokens";
+
 /// The first `limit` spans (in recorded order) of each of several executions, in one query
 /// (a window function bounds the rows read per execution, however many spans one has).
+///
+/// Without `attributes`, the JSON attributes are neither read nor decoded: each span carries
+/// an empty object instead (for a query that does not select them).
 pub async fn first_spans_of_executions(
     db: &Db,
     tenant: &crate::scope::Tenant,
     execution_ids: &[Uuid],
     limit: u64,
+    attributes: bool,
 ) -> Result<std::collections::HashMap<Uuid, Vec<spans::Model>>> {
     use sea_orm::{DbBackend, Statement};
     let mut by_execution: std::collections::HashMap<Uuid, Vec<spans::Model>> =
@@ -379,8 +541,13 @@ pub async fn first_spans_of_executions(
         })
         .collect();
     values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+    let columns = match (attributes, backend) {
+        (true, _) => "spans.*",
+        (false, DbBackend::Postgres) => SPAN_COLUMNS_WITHOUT_ATTRIBUTES_PG,
+        (false, _) => SPAN_COLUMNS_WITHOUT_ATTRIBUTES,
+    };
     let sql = format!(
-        "SELECT * FROM (SELECT spans.*, ROW_NUMBER() OVER (PARTITION BY execution_id ORDER BY id) AS row_number \
+        "SELECT * FROM (SELECT {columns}, ROW_NUMBER() OVER (PARTITION BY execution_id ORDER BY id) AS row_number \
          FROM spans WHERE tenant_id = {} AND execution_id IN ({})) numbered WHERE row_number <= {} ORDER BY id",
         placeholder(1),
         ids.join(", "),

@@ -104,7 +104,7 @@ impl Extension for AuditTrailExtension {
                 // A create that names no key: the record it returned, else the caller's newest.
                 record.id = result.as_ref().and_then(result_id).as_ref().and_then(uuid_in);
                 if is_create(&name) {
-                    record.newest_by = Some(actor.subject.clone());
+                    record.newest_by = Some(actor.subject().to_string());
                 }
             }
             let after = state(services, actor, &target, &record).await;

@@ -24,21 +24,24 @@ static PARSED: LazyLock<Bounded<String, ExecutableDocument>> = LazyLock::new(|| 
 
 /// Attaches the parsed form of the request's document, from the cache or parsed now.
 pub fn attach_parsed(mut request: async_graphql::Request) -> async_graphql::Request {
-    if request.query.len() > MAX_CACHED_DOCUMENT_BYTES {
-        return request;
+    if let Some(document) = parsed(&request.query) {
+        request.set_parsed_query(document);
     }
-    let document = match PARSED.get(request.query.as_str()) {
-        Some(document) => document,
-        None => match async_graphql::parser::parse_query(&request.query) {
-            Ok(document) => {
-                PARSED.put(request.query.clone(), document.clone());
-                document
-            }
-            Err(_) => return request,
-        },
-    };
-    request.set_parsed_query(document);
     request
+}
+
+/// The parsed form of `query`, from the cache or parsed now (and remembered unless larger
+/// than the cache's bound); None when it does not parse.
+pub fn parsed(query: &str) -> Option<ExecutableDocument> {
+    if query.len() > MAX_CACHED_DOCUMENT_BYTES {
+        return async_graphql::parser::parse_query(query).ok();
+    }
+    if let Some(document) = PARSED.get(query) {
+        return Some(document);
+    }
+    let document = async_graphql::parser::parse_query(query).ok()?;
+    PARSED.put(query.to_string(), document.clone());
+    Some(document)
 }
 
 #[cfg(test)]

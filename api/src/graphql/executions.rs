@@ -164,7 +164,11 @@ impl Execution {
         let spans = if first_page(&page) {
             // The common case, batched over a list of executions (see `prime_nested`).
             let mut rows = loader(ctx)?
-                .load_one(FirstSpansOfExecution(self.0.id, page.size + 1))
+                .load_one(FirstSpansOfExecution(
+                    self.0.id,
+                    page.size + 1,
+                    selects_attributes(&ctx.look_ahead()),
+                ))
                 .await?
                 .unwrap_or_default();
             let has_next_page = rows.len() as u64 > page.size;
@@ -180,6 +184,11 @@ impl Execution {
         };
         Ok(SpanConnection(parts(spans, |s| s.id.to_string(), Span)))
     }
+}
+
+/// Whether a selected `spans` connection asks for the spans' `attributes` (read only then).
+fn selects_attributes(spans: &async_graphql::Lookahead<'_>) -> bool {
+    spans.field("nodes").field("attributes").exists() || spans.field("edges").field("node").field("attributes").exists()
 }
 
 /// A first page without cursors or a total: what the span loader batches.
@@ -212,7 +221,11 @@ async fn prime_nested(ctx: &Context<'_>, rows: &[executions::Model]) -> GqlResul
         if node.field("spans").exists()
             && let Some(size) = selected_span_page_size(node)
         {
-            let keys: Vec<FirstSpansOfExecution> = rows.iter().map(|e| FirstSpansOfExecution(e.id, size + 1)).collect();
+            let attributes = selects_attributes(&node.field("spans"));
+            let keys: Vec<FirstSpansOfExecution> = rows
+                .iter()
+                .map(|e| FirstSpansOfExecution(e.id, size + 1, attributes))
+                .collect();
             prime(loader, keys.clone()).await?;
             // The spans' own links, for all of them at once.
             let spans = node.field("spans");
@@ -303,7 +316,14 @@ impl ExecutionQuery {
             since: since.map(|t| t.0),
             until: until.map(|t| t.0),
         };
-        let executions = domain::list(&services(ctx).db, &scope, &filter, &page).await?;
+        // `input`, `output` and `log` are read only when the query selects one of them.
+        let large = [
+            ctx.look_ahead().field("nodes"),
+            ctx.look_ahead().field("edges").field("node"),
+        ]
+        .iter()
+        .any(|node| ["input", "output", "log"].iter().any(|name| node.field(name).exists()));
+        let executions = domain::list(&services(ctx).db, &scope, &filter, &page, large).await?;
         prime_nested(ctx, &executions.items).await?;
         Ok(ExecutionConnection(parts(executions, |e| e.id.to_string(), Execution)))
     }

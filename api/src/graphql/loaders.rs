@@ -81,9 +81,10 @@ pub struct CommitKey(pub Uuid);
 pub struct CommitFilesKey(pub Uuid);
 
 /// The first `n` spans of an execution (a page asks for one more than it shows, to know
-/// whether more follow).
+/// whether more follow); with their `attributes` only when the third field is true (else an
+/// empty object stands in, see [`crate::domain::traces::first_spans_of_executions`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct FirstSpansOfExecution(pub Uuid, pub u64);
+pub struct FirstSpansOfExecution(pub Uuid, pub u64, pub bool);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ResourcesOfConnector(pub Uuid);
@@ -151,18 +152,19 @@ impl Loader<FirstSpansOfExecution> for Loaders {
     type Error = Arc<Error>;
 
     async fn load(&self, keys: &[FirstSpansOfExecution]) -> LoadResult<FirstSpansOfExecution, Vec<spans::Model>> {
-        let mut by_limit: HashMap<u64, Vec<Uuid>> = HashMap::new();
+        let mut by_limit: HashMap<(u64, bool), Vec<Uuid>> = HashMap::new();
         for key in keys {
-            by_limit.entry(key.1).or_default().push(key.0);
+            by_limit.entry((key.1, key.2)).or_default().push(key.0);
         }
         let mut result = HashMap::new();
-        for (limit, ids) in by_limit {
-            let rows = crate::domain::traces::first_spans_of_executions(&self.db, &self.tenant, &ids, limit)
-                .await
-                .map_err(Arc::new)?;
+        for ((limit, attributes), ids) in by_limit {
+            let rows =
+                crate::domain::traces::first_spans_of_executions(&self.db, &self.tenant, &ids, limit, attributes)
+                    .await
+                    .map_err(Arc::new)?;
             result.extend(
                 rows.into_iter()
-                    .map(|(id, spans)| (FirstSpansOfExecution(id, limit), spans)),
+                    .map(|(id, spans)| (FirstSpansOfExecution(id, limit, attributes), spans)),
             );
         }
         Ok(result)

@@ -13,7 +13,7 @@ pub mod audit;
 mod connectors;
 pub mod context;
 pub mod cost;
-mod documents;
+pub mod documents;
 pub mod errors;
 mod executions;
 pub mod governance;
@@ -135,13 +135,14 @@ pub fn build_schema(services: Services, options: SchemaOptions) -> RunflowSchema
 }
 
 /// Attaches what resolvers need to a request: who is calling and, for an authenticated
-/// caller, per-request DataLoaders scoped to its tenant.
+/// caller, per-request DataLoaders scoped to its tenant. The caller attaches the parsed
+/// document first ([`documents::attach_parsed`]), having looked at it if it needs to.
 pub fn prepare_request(
     services: &Services,
     authentication: crate::auth::Authentication,
     request: async_graphql::Request,
 ) -> async_graphql::Request {
-    let mut request = documents::attach_parsed(request).data(authentication.clone());
+    let mut request = request.data(authentication.clone());
     if let crate::auth::Authentication::Authenticated(actor) = authentication {
         let loader = loaders::request_loader(services.db.clone(), crate::scope::Tenant::of(&actor));
         request = request.data(loader).data(actor);

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -173,7 +173,17 @@ async fn execute(
         Ok(query) => query,
         Err(error) => return request_error(media, error.code(), error.message()),
     };
-    if operation_kind(&query, body.operation_name.as_deref()) == Some(OperationType::Subscription) {
+    // The document is parsed once (or found parsed in the cache) and everything below, the
+    // engine included, works on that one parsed form.
+    let mut request = crate::graphql::documents::attach_parsed(async_graphql::Request::new(query));
+    let (kind, single_name) = match request.parsed_query() {
+        Ok(document) => (
+            operation_kind(document, body.operation_name.as_deref()),
+            single_operation_name(document),
+        ),
+        Err(_) => (None, None),
+    };
+    if kind == Some(OperationType::Subscription) {
         return request_error(
             media,
             "BAD_REQUEST",
@@ -183,8 +193,7 @@ async fn execute(
         );
     }
     // For metrics: the name sent, else the name of the document's single operation.
-    let operation_name = body.operation_name.clone().or_else(|| single_operation_name(&query));
-    let mut request = async_graphql::Request::new(query);
+    let operation_name = body.operation_name.clone().or(single_name);
     if let Some(name) = body.operation_name {
         request = request.operation_name(name);
     }
@@ -306,7 +315,7 @@ pub async fn get(
             .resolve(None, body.extensions.clone().map(Value::Object).as_ref())
             .ok(),
     };
-    if let Some(document) = document
+    if let Some(document) = document.as_deref().and_then(crate::graphql::documents::parsed)
         && let Some(kind) = operation_kind(&document, body.operation_name.as_deref())
         && kind == OperationType::Mutation
     {
@@ -323,8 +332,8 @@ pub async fn get(
     execute(&app, authentication, &headers, media, body).await
 }
 
-fn single_operation_name(query: &str) -> Option<String> {
-    match async_graphql::parser::parse_query(query).ok()?.operations {
+fn single_operation_name(document: &ExecutableDocument) -> Option<String> {
+    match &document.operations {
         DocumentOperations::Single(_) => None,
         DocumentOperations::Multiple(operations) if operations.len() == 1 => {
             operations.keys().next().map(ToString::to_string)
@@ -335,8 +344,7 @@ fn single_operation_name(query: &str) -> Option<String> {
 
 /// The type of the operation a request would run; None when it cannot be told (the engine then
 /// reports the parse or selection error).
-fn operation_kind(query: &str, operation_name: Option<&str>) -> Option<OperationType> {
-    let document = async_graphql::parser::parse_query(query).ok()?;
+fn operation_kind(document: &ExecutableDocument, operation_name: Option<&str>) -> Option<OperationType> {
     match (&document.operations, operation_name) {
         (DocumentOperations::Single(operation), _) => Some(operation.node.ty),
         (DocumentOperations::Multiple(operations), Some(name)) => operations

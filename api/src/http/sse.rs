@@ -102,6 +102,7 @@ pub async fn stream(
         let error = crate::graphql::syntax::readable(async_graphql::ServerError::from(error));
         return http_error(StatusCode::BAD_REQUEST, "GRAPHQL_PARSE_FAILED", &error.message);
     }
+    let request = crate::graphql::documents::attach_parsed(request);
     let request = crate::graphql::prepare_request(&app.services, authentication, request);
     let mut responses = app.schema.execute_stream(request);
 
