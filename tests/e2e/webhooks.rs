@@ -589,7 +589,7 @@ async fn a_failure_in_a_worker_process_is_delivered(backend: Backend) {
     let mut env = server_env();
     env.push(("RUNFLOW_WORKERS", "0"));
     let server = Server::start_with(backend, &env).await;
-    let mut worker = server.worker(&[("RUNFLOW_WORKERS", "1")]);
+    let _worker = KillOnDrop(server.worker(&[("RUNFLOW_WORKERS", "1")]));
     let tenant = tenant();
     let (admin, developer) = (token(&tenant, "admin"), token(&tenant, "developer"));
     let created = server
@@ -616,8 +616,6 @@ async fn a_failure_in_a_worker_process_is_delivered(backend: Backend) {
     let queued: Value = response.json().await.expect("json");
 
     let calls = receiver.wait_for_calls(1).await;
-    let _ = worker.kill();
-    let _ = worker.wait();
     assert_eq!(calls[0]["verified"], true, "{calls:#?}");
     assert_eq!(calls[0]["type"], "execution.failed");
     let execution = &calls[0]["payload"]["data"]["execution"];
@@ -628,6 +626,16 @@ async fn a_failure_in_a_worker_process_is_delivered(backend: Backend) {
             .is_some_and(|e| id.contains(e) || e.contains(id))),
         "the worker's run: {queued:#} vs {execution:#}"
     );
+}
+
+/// A child process killed (and reaped) when the test ends, even by a failed assertion.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// The publish plan's fingerprint of everything pending.
