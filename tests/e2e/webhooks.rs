@@ -589,7 +589,7 @@ async fn a_failure_in_a_worker_process_is_delivered(backend: Backend) {
     let mut env = server_env();
     env.push(("RUNFLOW_WORKERS", "0"));
     let server = Server::start_with(backend, &env).await;
-    let mut worker = server.worker(&[("RUNFLOW_WORKERS", "1")]);
+    let _worker = KillOnDrop(server.worker(&[("RUNFLOW_WORKERS", "1")]));
     let tenant = tenant();
     let (admin, developer) = (token(&tenant, "admin"), token(&tenant, "developer"));
     let created = server
@@ -616,8 +616,6 @@ async fn a_failure_in_a_worker_process_is_delivered(backend: Backend) {
     let queued: Value = response.json().await.expect("json");
 
     let calls = receiver.wait_for_calls(1).await;
-    let _ = worker.kill();
-    let _ = worker.wait();
     assert_eq!(calls[0]["verified"], true, "{calls:#?}");
     assert_eq!(calls[0]["type"], "execution.failed");
     let execution = &calls[0]["payload"]["data"]["execution"];
@@ -628,6 +626,72 @@ async fn a_failure_in_a_worker_process_is_delivered(backend: Backend) {
             .is_some_and(|e| id.contains(e) || e.contains(id))),
         "the worker's run: {queued:#} vs {execution:#}"
     );
+}
+
+/// A scheduled release that fell due while no scheduler ran, past the grace window, is
+/// MISSED: that is a `scheduled_release.failed` message too (state `missed`).
+async fn a_missed_scheduled_release_is_delivered_as_failed(backend: Backend) {
+    let receiver = Receiver::start(0).await;
+    let mut env = server_env();
+    // No workers, so no scheduler, while the release falls due.
+    env.push(("RUNFLOW_WORKERS", "0"));
+    let server = Server::start_with(backend, &env).await;
+    let tenant = tenant();
+    let (admin, developer, publisher) = (
+        token(&tenant, "admin"),
+        token(&tenant, "developer"),
+        token(&tenant, "publisher"),
+    );
+    let created = server
+        .data(
+            &admin,
+            CREATE,
+            json!({ "input": { "url": receiver.url(), "eventTypes": ["SCHEDULED_RELEASE_FAILED"] } }),
+        )
+        .await["createWebhookEndpoint"]
+        .clone();
+    receiver
+        .set_secret(created["signingSecret"].as_str().expect("secret"))
+        .await;
+    deploy(&server, &developer, "bot", "print('{}')\n", "v1").await;
+    let fingerprint = plan_fingerprint(&server, &publisher).await;
+    let at = (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339();
+    server
+        .data(
+            &publisher,
+            "mutation($f: String!, $at: DateTime!) { scheduleRelease(environment: STAGING, input: { all: true, fingerprint: $f, at: $at }) { id } }",
+            json!({ "f": fingerprint, "at": at }),
+        )
+        .await;
+    // Wait (not a timing assertion) until it is well past due, then start a scheduler with a
+    // one-second grace window.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let _scheduler = server
+        .replica_with(&[
+            ("RUNFLOW_SCHEDULED_RELEASE_GRACE", "1s"),
+            ("RUNFLOW_SECRET_KEY", SECRET_KEY),
+            ("RUNFLOW_WEBHOOK_ALLOW_PRIVATE", "true"),
+        ])
+        .await;
+    let calls = receiver.wait_for_calls(1).await;
+    assert_eq!(calls[0]["verified"], true, "{calls:#?}");
+    assert_eq!(calls[0]["type"], "scheduled_release.failed");
+    let scheduled = &calls[0]["payload"]["data"]["scheduledRelease"];
+    assert_eq!(scheduled["state"], "missed", "{scheduled:#}");
+    assert!(
+        scheduled["failure"].as_str().unwrap_or_default().contains("grace"),
+        "{scheduled:#}"
+    );
+}
+
+/// A child process killed (and reaped) when the test ends, even by a failed assertion.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// The publish plan's fingerprint of everything pending.
@@ -688,4 +752,5 @@ with_the_node_receiver!(
     private_targets_are_refused_without_the_setting,
     every_event_type_is_delivered_and_verifies,
     a_failure_in_a_worker_process_is_delivered,
+    a_missed_scheduled_release_is_delivered_as_failed,
 );

@@ -377,16 +377,20 @@ fn short(hash: &str) -> String {
     hash.chars().take(12).collect()
 }
 
-/// The top-level key names of a configuration object (its values may be secret).
+/// The top-level key names of a configuration object, sorted (its values may be secret).
 fn key_names(config: &Value) -> Value {
     match config {
-        Value::Object(map) => Value::Array(
-            map.keys()
-                .take(MAX_ITEMS as usize)
-                .cloned()
-                .map(Value::String)
-                .collect(),
-        ),
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            Value::Array(
+                keys.into_iter()
+                    .take(MAX_ITEMS as usize)
+                    .cloned()
+                    .map(Value::String)
+                    .collect(),
+            )
+        }
         _ => Value::Array(vec![]),
     }
 }
