@@ -534,9 +534,15 @@ async fn object_links_load_in_batches(backend: Backend) {
         assert_eq!(traces.len(), rows);
         assert!(traces.iter().all(|t| t["execution"]["id"].is_string()));
     }
-    assert_eq!(counts[0], counts[1], "statements for 5 rows vs 50 rows: {counts:?}");
+    // A DataLoader batches the keys requested within 1 ms; on a loaded machine one batch can
+    // split in two, so either run may take a statement or two more. One query per row of any
+    // link would add 45 statements to the 50-row run.
     assert!(
-        counts[1] <= 16,
+        counts[0].abs_diff(counts[1]) <= 3,
+        "statements for 5 rows vs 50 rows: {counts:?}"
+    );
+    assert!(
+        counts.iter().all(|&count| count <= 16),
         "a handful of statements, whatever the row count: {counts:?}"
     );
 }
