@@ -27,9 +27,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 # Floors per build, well below the ratios measured on the reference machine (README,
-# "Performance"): debug build at load 13 measured 0.25-0.36 (read), 0.22 (PG ingest), 0.46
-# (SQLite ingest); an idle machine speeds the peers up more than a debug build, hence the
-# margin. Release floors: a third of the first pass's release ratios (not re-measured here).
+# "Performance"): debug build at load 6-7 measured 0.15-0.34 (read), 0.13-0.15 (PG ingest),
+# 0.57-0.73 (SQLite ingest), 0.19 ({__typename} instructions); release build 1.04, 0.18-0.24,
+# 1.03 and 0.28. Timed ratios swing by 2x with the machine's load, hence the margin.
 FLOORS = {
     "debug": {"nested read / PostGraphile": 0.08, "ingest PG / COPY": 0.02, "ingest SQLite / executemany": 0.08,
               "{__typename} instructions, bare axum / runflow": 0.08},
