@@ -37,11 +37,15 @@ export function SessionDetail({ ctx }) {
   const [messages, setMessages] = useState([]);
   const [page, setPage] = useState(null);
   const [error, setError] = useState(null);
+  const [liveState, setLiveState] = useState(live.state);
   const load = useCallback((after) => run('sessions', 'Session', { environment: env, id: ctx.id, first: 50, after: after || null })
     .then((d) => {
       setSession(d.session);
       if (d.session) {
-        setMessages((prev) => (after ? [...prev, ...d.session.messages.nodes] : d.session.messages.nodes));
+        // A re-read keeps messages that arrived live meanwhile (merged by id, in order).
+        setMessages((prev) => (after
+          ? [...prev, ...d.session.messages.nodes]
+          : [...d.session.messages.nodes, ...prev.filter((m) => !d.session.messages.nodes.some((n) => n.id === m.id))]));
         setPage(d.session.messages.pageInfo);
       }
     }).catch(setError), [env, ctx.id]);
@@ -49,12 +53,19 @@ export function SessionDetail({ ctx }) {
   useEffect(() => live.subscribe('SessionEvents', { environment: env, sessionId: ctx.id }, (event) => {
     if (event.message) setMessages((prev) => (prev.some((m) => m.id === event.message.id) ? prev : [...prev, event.message]));
   }), [env, ctx.id]);
+  // A message posted between the first read and the subscription's start is in no event this
+  // subscription receives (the API has no "cursor as of this read"): read again once the live
+  // connection is up, which closes that gap.
+  useEffect(() => live.onState((state) => {
+    setLiveState(state);
+    if (state === 'live') load(null);
+  }), [load]);
   if (error) return html`<${ErrorBox} error=${error} />`;
   if (sessionData === undefined) return html`<${Loading} />`;
   if (sessionData === null) return html`<p>This session does not exist in ${env.toLowerCase()}.</p>`;
   return html`<section aria-labelledby="h-session">
     <p><a href=${href(env, 'sessions')}>← Sessions</a></p>
-    <h1 id="h-session">${sessionData.title || 'Session'}</h1>
+    <h1 id="h-session">${sessionData.title || 'Session'} <span class=${`live live-${liveState}`} role="status">${liveState}</span></h1>
     <p class="muted">${sessionData.agent?.slug || ''} · started ${shortTime(sessionData.createdAt)}</p>
     <ol class="messages" aria-label="Messages">
       ${messages.map((m) => html`<li key=${m.id} class=${`msg role-${m.role.toLowerCase()}`}><span class="role">${m.role.toLowerCase()}</span><p>${m.content}</p><span class="muted">${shortTime(m.createdAt)}</span></li>`)}

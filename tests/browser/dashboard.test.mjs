@@ -498,7 +498,7 @@ await step('sessions: messages appear live', async () => {
   const sessions = await gql('{ sessions(environment: STAGING, first: 1) { nodes { id } } }');
   await page.goto(url('staging', 'sessions', sessions.sessions.nodes[0].id));
   await page.waitForSelector('.messages .msg');
-  await page.waitForSelector('.live-live, main h1');
+  await page.waitForSelector('#h-session .live-live');
   await rt('POST', `/sessions/${chat.id}/messages`, { role: 'user', content: 'And for digital goods?' });
   await page.waitForFunction(() => document.querySelector('.messages').textContent.includes('digital goods'), null, { timeout: 10000 });
   await shot(page, 'staging-session');
