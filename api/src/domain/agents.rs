@@ -451,6 +451,96 @@ pub async fn with_deployments(db: &Db, tenant: &Tenant, agents: Vec<agents::Mode
     join(&db.conn, tenant.select(), agents).await
 }
 
+/// The agents with these ids, once per environment they are deployed in.
+pub async fn deployed_by_ids(db: &Db, tenant: &Tenant, ids: Vec<Uuid>) -> Result<Vec<AgentInEnv>> {
+    let agents = tenant
+        .select::<agents::Entity>()
+        .filter(agents::Column::Id.is_in(ids))
+        .all(&db.conn)
+        .await?;
+    with_deployments(db, tenant, agents).await
+}
+
+/// The agents with these slugs, once per environment they are deployed in.
+pub async fn deployed_by_slugs(db: &Db, tenant: &Tenant, slugs: Vec<String>) -> Result<Vec<AgentInEnv>> {
+    let agents = tenant
+        .select::<agents::Entity>()
+        .filter(agents::Column::Slug.is_in(slugs))
+        .all(&db.conn)
+        .await?;
+    with_deployments(db, tenant, agents).await
+}
+
+/// The newest `limit` commits of an agent with `after < number <= up_to`, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CommitRange {
+    pub agent_slug: String,
+    pub after: i64,
+    pub up_to: i64,
+    pub limit: u64,
+}
+
+impl CommitRange {
+    /// The lowest number the range returns: numbers are consecutive per agent, so the newest
+    /// `limit` are above `up_to - limit` (the rows read are bounded by `limit`).
+    fn floor(&self) -> i64 {
+        self.after
+            .max(self.up_to.saturating_sub(i64::try_from(self.limit).unwrap_or(i64::MAX)))
+    }
+}
+
+/// The commits of each range, read in one statement (plus one for the agents' ids).
+pub async fn commits_in_ranges(
+    db: &Db,
+    tenant: &Tenant,
+    ranges: &[CommitRange],
+) -> Result<Vec<(CommitRange, Vec<agent_commits::Model>)>> {
+    use sea_orm::Condition;
+    let slugs: Vec<String> = ranges.iter().map(|k| k.agent_slug.clone()).collect();
+    let agents: HashMap<String, Uuid> = tenant
+        .select::<agents::Entity>()
+        .filter(agents::Column::Slug.is_in(slugs))
+        .all(&db.conn)
+        .await?
+        .into_iter()
+        .map(|a| (a.slug, a.id))
+        .collect();
+    let mut wanted = Condition::any();
+    for range in ranges {
+        if let Some(agent) = agents.get(&range.agent_slug) {
+            wanted = wanted.add(
+                Condition::all()
+                    .add(agent_commits::Column::AgentId.eq(*agent))
+                    .add(agent_commits::Column::Seq.gt(range.floor()))
+                    .add(agent_commits::Column::Seq.lte(range.up_to)),
+            );
+        }
+    }
+    let commits = if wanted.is_empty() {
+        Vec::new()
+    } else {
+        tenant
+            .select::<agent_commits::Entity>()
+            .filter(wanted)
+            .order_by_desc(agent_commits::Column::Seq)
+            .all(&db.conn)
+            .await?
+    };
+    Ok(ranges
+        .iter()
+        .map(|range| {
+            let agent = agents.get(&range.agent_slug);
+            let found = commits
+                .iter()
+                .filter(|c| Some(&c.agent_id) == agent && c.seq > range.floor() && c.seq <= range.up_to)
+                .take(usize::try_from(range.limit).unwrap_or(usize::MAX))
+                .cloned()
+                .collect();
+            (range.clone(), found)
+        })
+        .collect())
+}
+
 /// One agent in the scope's environment; `None` when it does not exist there.
 pub async fn find<C: ConnectionTrait>(db: &C, scope: &Scope, slug: &str) -> Result<Option<AgentInEnv>> {
     let agent = scope

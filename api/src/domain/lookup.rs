@@ -25,3 +25,18 @@ where
 {
     Ok(tenant.select::<E>().filter(id_column.eq(id)).one(db).await?)
 }
+
+/// Records of the tenant by their UUIDs (in no particular order; missing ids are left out).
+/// What the per-request DataLoaders batch their lookups by id into.
+pub async fn many_in_tenant<E, C>(
+    db: &C,
+    tenant: &Tenant,
+    id_column: E::Column,
+    ids: Vec<Uuid>,
+) -> Result<Vec<E::Model>>
+where
+    E: TenantOwned + EntityTrait,
+    C: ConnectionTrait,
+{
+    Ok(tenant.select::<E>().filter(id_column.is_in(ids)).all(db).await?)
+}

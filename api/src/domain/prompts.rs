@@ -5,7 +5,7 @@
 //! - Production resolves to its published version only; a never-published prompt does not
 //!   exist there.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use entity::{Environment, prompt_versions, prompts};
 use sea_orm::{ColumnTrait, ConnectionTrait, Order, QueryFilter, QueryOrder, Set};
@@ -337,6 +337,22 @@ pub async fn versions(
         Order::Desc,
     )
     .await
+}
+
+/// The latest published version of each of these prompts (those never published are left out).
+pub async fn latest_versions(db: &Db, tenant: &Tenant, slugs: Vec<String>) -> Result<Vec<prompt_versions::Model>> {
+    let rows = tenant
+        .select::<prompt_versions::Entity>()
+        .filter(prompt_versions::Column::Slug.is_in(slugs))
+        .order_by_asc(prompt_versions::Column::Version)
+        .all(&db.conn)
+        .await?;
+    // Ascending order: the last one per slug wins, which is the latest.
+    let mut latest: HashMap<String, prompt_versions::Model> = HashMap::new();
+    for row in rows {
+        latest.insert(row.slug.clone(), row);
+    }
+    Ok(latest.into_values().collect())
 }
 
 pub async fn latest_version<C: ConnectionTrait>(

@@ -54,6 +54,20 @@ fn select(tenant: &Tenant, category: Category) -> sea_orm::Select<shared_resourc
 }
 
 /// A page of the tenant's resources of one category, by name.
+/// A shared resource of this category by id (`node(id:)`); None when missing or of another
+/// category or tenant.
+pub async fn by_id(
+    db: &Db,
+    tenant: &Tenant,
+    category: Category,
+    id: uuid::Uuid,
+) -> Result<Option<shared_resources::Model>> {
+    Ok(select(tenant, category)
+        .filter(shared_resources::Column::Id.eq(id))
+        .one(&db.conn)
+        .await?)
+}
+
 pub async fn list(
     db: &Db,
     tenant: &Tenant,

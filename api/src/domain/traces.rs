@@ -407,6 +407,22 @@ impl PgArray {
     }
 }
 
+/// Spans of the scope by id, read in chunks of 500 ids (the live feed reloads the spans an
+/// event names when a subscriber selects their large fields).
+pub async fn spans_by_ids(db: &Db, scope: &Scope, ids: &[Uuid]) -> Result<Vec<spans::Model>> {
+    let mut rows = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        rows.extend(
+            scope
+                .select::<spans::Entity>()
+                .filter(spans::Column::Id.is_in(chunk.iter().copied()))
+                .all(&db.conn)
+                .await?,
+        );
+    }
+    Ok(rows)
+}
+
 pub async fn get(db: &Db, scope: &Scope, id: Uuid) -> Result<traces::Model> {
     scope
         .select::<traces::Entity>()

@@ -8,8 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
-use entity::{Environment, agent_commits, agents, connector_resources, prompt_versions, spans};
-use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+use entity::{Environment, agent_commits, connector_resources, prompt_versions, spans};
 use uuid::Uuid;
 
 use crate::db::Db;
@@ -52,22 +51,16 @@ where
     Ok(())
 }
 
-/// The agents `select` finds, once per environment they are deployed in.
-async fn deployed(
-    db: &Db,
-    tenant: &Tenant,
-    select: sea_orm::Select<agents::Entity>,
-) -> Result<Vec<AgentInEnv>, Arc<Error>> {
-    let agents = select.all(&db.conn).await.map_err(fail)?;
-    crate::domain::agents::with_deployments(db, tenant, agents)
-        .await
-        .map_err(Arc::new)
-}
-
 type LoadResult<K, V> = Result<HashMap<K, V>, Arc<Error>>;
 
-fn fail(error: impl Into<Error>) -> Arc<Error> {
-    Arc::new(error.into())
+/// Rows of the request's tenant by id, through the domain's lookup.
+async fn by_ids<E>(loaders: &Loaders, id_column: E::Column, ids: Vec<Uuid>) -> Result<Vec<E::Model>, Arc<Error>>
+where
+    E: entity::TenantOwned + sea_orm::EntityTrait,
+{
+    crate::domain::lookup::many_in_tenant::<E, _>(&loaders.db.conn, &loaders.tenant, id_column, ids)
+        .await
+        .map_err(Arc::new)
 }
 
 /// An agent as it exists in one environment (None when it does not exist there).
@@ -101,11 +94,9 @@ impl Loader<AgentInEnvKey> for Loaders {
 
     async fn load(&self, keys: &[AgentInEnvKey]) -> LoadResult<AgentInEnvKey, AgentInEnv> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let select = self
-            .tenant
-            .select::<agents::Entity>()
-            .filter(agents::Column::Id.is_in(ids));
-        let found = deployed(&self.db, &self.tenant, select).await?;
+        let found = crate::domain::agents::deployed_by_ids(&self.db, &self.tenant, ids)
+            .await
+            .map_err(Arc::new)?;
         Ok(found
             .into_iter()
             .map(|a| (AgentInEnvKey(a.agent.id, a.deployment.environment), a))
@@ -120,13 +111,8 @@ impl Loader<CommitKey> for Loaders {
 
     async fn load(&self, keys: &[CommitKey]) -> LoadResult<CommitKey, agent_commits::Model> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        Ok(self
-            .tenant
-            .select::<agent_commits::Entity>()
-            .filter(agent_commits::Column::Id.is_in(ids))
-            .all(&self.db.conn)
-            .await
-            .map_err(fail)?
+        Ok(by_ids::<agent_commits::Entity>(self, agent_commits::Column::Id, ids)
+            .await?
             .into_iter()
             .map(|c| (CommitKey(c.id), c))
             .collect())
@@ -196,16 +182,13 @@ impl Loader<PromptVersionKey> for Loaders {
 
     async fn load(&self, keys: &[PromptVersionKey]) -> LoadResult<PromptVersionKey, prompt_versions::Model> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        Ok(self
-            .tenant
-            .select::<prompt_versions::Entity>()
-            .filter(prompt_versions::Column::Id.is_in(ids))
-            .all(&self.db.conn)
-            .await
-            .map_err(fail)?
-            .into_iter()
-            .map(|v| (PromptVersionKey(v.id), v))
-            .collect())
+        Ok(
+            by_ids::<prompt_versions::Entity>(self, prompt_versions::Column::Id, ids)
+                .await?
+                .into_iter()
+                .map(|v| (PromptVersionKey(v.id), v))
+                .collect(),
+        )
     }
 }
 
@@ -215,15 +198,9 @@ impl Loader<LatestPromptVersion> for Loaders {
 
     async fn load(&self, keys: &[LatestPromptVersion]) -> LoadResult<LatestPromptVersion, prompt_versions::Model> {
         let slugs: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let rows = self
-            .tenant
-            .select::<prompt_versions::Entity>()
-            .filter(prompt_versions::Column::Slug.is_in(slugs))
-            .order_by_asc(prompt_versions::Column::Version)
-            .all(&self.db.conn)
+        let rows = crate::domain::prompts::latest_versions(&self.db, &self.tenant, slugs)
             .await
-            .map_err(fail)?;
-        // Ascending order: the last one per slug wins, which is the latest.
+            .map_err(Arc::new)?;
         Ok(rows
             .into_iter()
             .map(|v| (LatestPromptVersion(v.slug.clone()), v))
@@ -241,11 +218,9 @@ impl Loader<AgentBySlug> for Loaders {
 
     async fn load(&self, keys: &[AgentBySlug]) -> LoadResult<AgentBySlug, AgentInEnv> {
         let slugs: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let select = self
-            .tenant
-            .select::<agents::Entity>()
-            .filter(agents::Column::Slug.is_in(slugs));
-        let found = deployed(&self.db, &self.tenant, select).await?;
+        let found = crate::domain::agents::deployed_by_slugs(&self.db, &self.tenant, slugs)
+            .await
+            .map_err(Arc::new)?;
         Ok(found
             .into_iter()
             .map(|a| (AgentBySlug(a.agent.slug.clone(), a.deployment.environment), a))
@@ -274,75 +249,17 @@ impl Loader<FileDiffsKey> for Loaders {
     }
 }
 
-/// The newest `limit` commits of an agent with `after < number <= up_to`, newest first.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct CommitRange {
-    pub agent_slug: String,
-    pub after: i64,
-    pub up_to: i64,
-    pub limit: u64,
-}
-
-impl CommitRange {
-    /// The lowest number the range returns: numbers are consecutive per agent, so the newest
-    /// `limit` are above `up_to - limit` (the rows read are bounded by `limit`).
-    fn floor(&self) -> i64 {
-        self.after
-            .max(self.up_to.saturating_sub(i64::try_from(self.limit).unwrap_or(i64::MAX)))
-    }
-}
+pub use crate::domain::agents::CommitRange;
 
 impl Loader<CommitRange> for Loaders {
     type Value = Vec<agent_commits::Model>;
     type Error = Arc<Error>;
 
     async fn load(&self, keys: &[CommitRange]) -> LoadResult<CommitRange, Vec<agent_commits::Model>> {
-        use sea_orm::Condition;
-        let slugs: Vec<String> = keys.iter().map(|k| k.agent_slug.clone()).collect();
-        let agents: HashMap<String, Uuid> = self
-            .tenant
-            .select::<agents::Entity>()
-            .filter(agents::Column::Slug.is_in(slugs))
-            .all(&self.db.conn)
+        Ok(crate::domain::agents::commits_in_ranges(&self.db, &self.tenant, keys)
             .await
-            .map_err(fail)?
+            .map_err(Arc::new)?
             .into_iter()
-            .map(|a| (a.slug, a.id))
-            .collect();
-        let mut ranges = Condition::any();
-        for key in keys {
-            if let Some(agent) = agents.get(&key.agent_slug) {
-                ranges = ranges.add(
-                    Condition::all()
-                        .add(agent_commits::Column::AgentId.eq(*agent))
-                        .add(agent_commits::Column::Seq.gt(key.floor()))
-                        .add(agent_commits::Column::Seq.lte(key.up_to)),
-                );
-            }
-        }
-        let commits = if ranges.is_empty() {
-            Vec::new()
-        } else {
-            self.tenant
-                .select::<agent_commits::Entity>()
-                .filter(ranges)
-                .order_by_desc(agent_commits::Column::Seq)
-                .all(&self.db.conn)
-                .await
-                .map_err(fail)?
-        };
-        Ok(keys
-            .iter()
-            .map(|key| {
-                let agent = agents.get(&key.agent_slug);
-                let range = commits
-                    .iter()
-                    .filter(|c| Some(&c.agent_id) == agent && c.seq > key.floor() && c.seq <= key.up_to)
-                    .take(usize::try_from(key.limit).unwrap_or(usize::MAX))
-                    .cloned()
-                    .collect();
-                (key.clone(), range)
-            })
             .collect())
     }
 }
@@ -356,16 +273,13 @@ impl Loader<ReleaseKey> for Loaders {
 
     async fn load(&self, keys: &[ReleaseKey]) -> LoadResult<ReleaseKey, entity::releases::Model> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        Ok(self
-            .tenant
-            .select::<entity::releases::Entity>()
-            .filter(entity::releases::Column::Id.is_in(ids))
-            .all(&self.db.conn)
-            .await
-            .map_err(fail)?
-            .into_iter()
-            .map(|r| (ReleaseKey(r.id), r))
-            .collect())
+        Ok(
+            by_ids::<entity::releases::Entity>(self, entity::releases::Column::Id, ids)
+                .await?
+                .into_iter()
+                .map(|r| (ReleaseKey(r.id), r))
+                .collect(),
+        )
     }
 }
 
@@ -403,13 +317,8 @@ macro_rules! row_in_environment {
             async fn load(&self, keys: &[$key]) -> LoadResult<$key, Self::Value> {
                 let wanted: HashSet<$key> = keys.iter().copied().collect();
                 let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-                Ok(self
-                    .tenant
-                    .select::<entity::$table::Entity>()
-                    .filter(entity::$table::Column::Id.is_in(ids))
-                    .all(&self.db.conn)
-                    .await
-                    .map_err(fail)?
+                Ok(by_ids::<entity::$table::Entity>(self, entity::$table::Column::Id, ids)
+                    .await?
                     .into_iter()
                     .map(|row| ($key(row.id, row.environment), row))
                     .filter(|(key, _)| wanted.contains(key))

@@ -180,6 +180,44 @@ pub fn sdl_of(schema: &RunflowSchema) -> String {
 #[cfg(test)]
 mod tests {
     use async_graphql::parser::parse_schema;
+
+    /// The GraphQL layer (resolvers and DataLoaders) builds no database query: it calls domain
+    /// functions, which own every query (`scope.rs` scopes them). Read over the sources, like
+    /// the clippy rule on unscoped queries.
+    #[test]
+    fn resolvers_and_loaders_build_no_queries() {
+        let builders = [
+            ".select::<",
+            ".update_many::<",
+            ".delete_many::<",
+            ".insert_into(",
+            ".insert_many(",
+        ];
+        let mut offending = Vec::new();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/graphql");
+        let mut folders = vec![root];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).expect("read src/graphql") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    folders.push(path);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).expect("read source");
+                for (number, line) in text.lines().enumerate() {
+                    let code = !line.trim_start().starts_with("//") && !line.contains("let builders");
+                    if code && builders.iter().any(|b| line.contains(b)) {
+                        offending.push(format!("{}:{}: {}", path.display(), number + 1, line.trim()));
+                    }
+                }
+            }
+        }
+        assert!(
+            offending.is_empty(),
+            "queries built in the GraphQL layer (move them into a domain function):\n{}",
+            offending.join("\n")
+        );
+    }
     use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
 
     /// Every type, field, argument, input field and enum value of the served schema has a

@@ -5,9 +5,8 @@
 use async_graphql::{Context, ID, Interface, Object};
 use entity::{
     agent_commits, connector_instances, connector_resources, credentials, executions, memory_entries, prompt_versions,
-    prompts, releases, session_messages, sessions, shared_resources, spans, traces, triggers,
+    prompts, releases, session_messages, sessions, spans, traces, triggers,
 };
-use sea_orm::{ColumnTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::agents::{Agent, Commit};
@@ -95,12 +94,8 @@ async fn resolve(ctx: &Context<'_>, environment: Environment, id: &str) -> GqlRe
     }
     let Some(uuid) = uuid(&key) else { return Ok(None) };
     let may_read_webhooks = crate::auth::policy::may_read_webhooks(super::context::actor(ctx)?.role());
-    let shared = |category: Category| {
-        tenant
-            .select::<shared_resources::Entity>()
-            .filter(shared_resources::Column::Category.eq(category.as_str()))
-            .filter(shared_resources::Column::Id.eq(uuid))
-    };
+    let shared =
+        |category: Category| crate::domain::shared_resources::by_id(&services(ctx).db, &tenant, category, uuid);
     Ok(match node_type {
         NodeType::Agent => loader(ctx)?
             .load_one(AgentInEnvKey(uuid, env))
@@ -170,19 +165,13 @@ async fn resolve(ctx: &Context<'_>, environment: Environment, id: &str) -> GqlRe
             .await?
             .map(|r| Node::Credential(Credential(r.into()))),
         NodeType::KnowledgeBase => shared(Category::KnowledgeBase)
-            .one(db)
-            .await
-            .map_err(Error::from)?
+            .await?
             .map(|r| Node::KnowledgeBase(KnowledgeBase(r))),
         NodeType::LlmProvider => shared(Category::LlmProvider)
-            .one(db)
-            .await
-            .map_err(Error::from)?
+            .await?
             .map(|r| Node::LlmProvider(LlmProvider(r))),
         NodeType::DataSource => shared(Category::DataSource)
-            .one(db)
-            .await
-            .map_err(Error::from)?
+            .await?
             .map(|r| Node::DataSource(DataSource(r))),
         NodeType::ReleaseRequest => load_request(ctx, uuid).await?.map(Node::ReleaseRequest),
         NodeType::ScheduledRelease => in_tenant::<entity::scheduled_releases::Entity, _>(

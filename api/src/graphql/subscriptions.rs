@@ -22,7 +22,6 @@ use crate::domain::{events, executions, releases, sessions};
 use crate::error::{Error, Result};
 use crate::scope::Scope;
 use crate::services::Services;
-use sea_orm::{ColumnTrait, QueryFilter};
 
 /// Which events a subscription wants, besides its tenant and environment.
 #[derive(Clone, Debug)]
@@ -286,12 +285,13 @@ fn session_event(convert: Arc<Convert>, event: Arc<event_rows::Model>) -> BoxFut
             None => None,
             Some(message) => {
                 let stored = if convert.large {
-                    convert
-                        .scope
-                        .select::<entity::session_messages::Entity>()
-                        .filter(entity::session_messages::Column::Id.eq(message.id))
-                        .one(&convert.services.db.conn)
-                        .await?
+                    crate::domain::lookup::in_scope::<entity::session_messages::Entity, _>(
+                        &convert.services.db.conn,
+                        &convert.scope,
+                        entity::session_messages::Column::Id,
+                        message.id,
+                    )
+                    .await?
                 } else {
                     None
                 };
@@ -327,15 +327,8 @@ fn trace_event(convert: Arc<Convert>, event: Arc<event_rows::Model>) -> BoxFutur
         let mut stored: HashMap<Uuid, entity::spans::Model> = HashMap::new();
         if convert.large && !summaries.is_empty() {
             let ids: Vec<Uuid> = summaries.iter().map(|s| s.id).collect();
-            for chunk in ids.chunks(500) {
-                let rows = convert
-                    .scope
-                    .select::<entity::spans::Entity>()
-                    .filter(entity::spans::Column::Id.is_in(chunk.iter().copied()))
-                    .all(&convert.services.db.conn)
-                    .await?;
-                stored.extend(rows.into_iter().map(|row| (row.id, row)));
-            }
+            let rows = crate::domain::traces::spans_by_ids(&convert.services.db, &convert.scope, &ids).await?;
+            stored.extend(rows.into_iter().map(|row| (row.id, row)));
         }
         let spans = summaries
             .into_iter()
