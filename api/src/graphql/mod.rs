@@ -205,7 +205,9 @@ mod tests {
                 }
                 let text = std::fs::read_to_string(&path).expect("read source");
                 for (number, line) in text.lines().enumerate() {
-                    let code = !line.trim_start().starts_with("//") && !line.contains("let builders");
+                    // Comments and this test's own list of patterns (string literals) are not code.
+                    let trimmed = line.trim_start();
+                    let code = !trimmed.starts_with("//") && !trimmed.starts_with('"');
                     if code && builders.iter().any(|b| line.contains(b)) {
                         offending.push(format!("{}:{}: {}", path.display(), number + 1, line.trim()));
                     }
