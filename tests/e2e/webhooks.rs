@@ -157,12 +157,18 @@ async fn publish_something(server: &Server, tenant: &str, code: &str) -> Value {
         .clone()
 }
 
+/// Creates an endpoint for the release events; returns its id and signing secret.
 async fn create_endpoint(server: &Server, admin: &str, url: &str) -> (String, String) {
+    create_endpoint_for(server, admin, url, &["RELEASE_PUBLISHED", "RELEASE_ROLLED_BACK"]).await
+}
+
+/// Creates an endpoint for `event_types`; returns its id and signing secret.
+async fn create_endpoint_for(server: &Server, admin: &str, url: &str, event_types: &[&str]) -> (String, String) {
     let created = server
         .data(
             admin,
             CREATE,
-            json!({ "input": { "url": url, "eventTypes": ["RELEASE_PUBLISHED", "RELEASE_ROLLED_BACK"] } }),
+            json!({ "input": { "url": url, "eventTypes": event_types } }),
         )
         .await["createWebhookEndpoint"]
         .clone();
@@ -453,19 +459,21 @@ async fn every_event_type_is_delivered_and_verifies(backend: Backend) {
         token(&tenant, "developer"),
         token(&tenant, "publisher"),
     );
-    let created = server
-        .data(
-            &admin,
-            CREATE,
-            json!({ "input": { "url": receiver.url(), "eventTypes": [
-                "RELEASE_PUBLISHED", "RELEASE_ROLLED_BACK", "EXECUTION_FAILED",
-                "RELEASE_REQUEST_OPENED", "RELEASE_REQUEST_APPROVED", "SCHEDULED_RELEASE_FAILED"] } }),
-        )
-        .await["createWebhookEndpoint"]
-        .clone();
-    receiver
-        .set_secret(created["signingSecret"].as_str().expect("secret"))
-        .await;
+    let (endpoint, secret) = create_endpoint_for(
+        &server,
+        &admin,
+        &receiver.url(),
+        &[
+            "RELEASE_PUBLISHED",
+            "RELEASE_ROLLED_BACK",
+            "EXECUTION_FAILED",
+            "RELEASE_REQUEST_OPENED",
+            "RELEASE_REQUEST_APPROVED",
+            "SCHEDULED_RELEASE_FAILED",
+        ],
+    )
+    .await;
+    receiver.set_secret(&secret).await;
 
     // A crashing agent in staging; its staging failure must not be sent.
     deploy(&server, &developer, "bot", "import sys\nsys.exit(3)\n", "crash").await;
@@ -569,7 +577,6 @@ async fn every_event_type_is_delivered_and_verifies(backend: Backend) {
     assert_eq!(schedule["state"], "failed");
     assert!(scheduled.as_str().is_some_and(|id| !id.is_empty()), "{scheduled}");
     // Nothing more arrives: a later ping is the very next call.
-    let endpoint = created["webhookEndpoint"]["id"].clone();
     server
         .data(
             &admin,
@@ -592,17 +599,8 @@ async fn a_failure_in_a_worker_process_is_delivered(backend: Backend) {
     let _worker = KillOnDrop(server.worker(&[("RUNFLOW_WORKERS", "1")]));
     let tenant = tenant();
     let (admin, developer) = (token(&tenant, "admin"), token(&tenant, "developer"));
-    let created = server
-        .data(
-            &admin,
-            CREATE,
-            json!({ "input": { "url": receiver.url(), "eventTypes": ["EXECUTION_FAILED"] } }),
-        )
-        .await["createWebhookEndpoint"]
-        .clone();
-    receiver
-        .set_secret(created["signingSecret"].as_str().expect("secret"))
-        .await;
+    let (_, secret) = create_endpoint_for(&server, &admin, &receiver.url(), &["EXECUTION_FAILED"]).await;
+    receiver.set_secret(&secret).await;
     publish_something(&server, &tenant, "import sys\nsys.exit(3)\n").await;
     let response = server
         .http()
@@ -642,17 +640,8 @@ async fn a_missed_scheduled_release_is_delivered_as_failed(backend: Backend) {
         token(&tenant, "developer"),
         token(&tenant, "publisher"),
     );
-    let created = server
-        .data(
-            &admin,
-            CREATE,
-            json!({ "input": { "url": receiver.url(), "eventTypes": ["SCHEDULED_RELEASE_FAILED"] } }),
-        )
-        .await["createWebhookEndpoint"]
-        .clone();
-    receiver
-        .set_secret(created["signingSecret"].as_str().expect("secret"))
-        .await;
+    let (_, secret) = create_endpoint_for(&server, &admin, &receiver.url(), &["SCHEDULED_RELEASE_FAILED"]).await;
+    receiver.set_secret(&secret).await;
     deploy(&server, &developer, "bot", "print('{}')\n", "v1").await;
     let fingerprint = plan_fingerprint(&server, &publisher).await;
     let at = (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339();

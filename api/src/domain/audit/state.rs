@@ -14,7 +14,7 @@ use entity::{
     executions, prompt_versions, prompts, release_items, release_request_reviews, release_requests, releases,
     scheduled_releases, shared_resources, tenant_settings, triggers, webhook_deliveries, webhook_endpoints,
 };
-use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, QuerySelect, Select};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -47,11 +47,9 @@ pub async fn state_of(db: &Db, tenant: &Tenant, environment: Environment, record
     let key = record.key.as_deref();
     Ok(match record.kind.as_str() {
         "Agent" => {
-            let mut select = tenant.select::<agents::Entity>();
-            select = match (record.id, key) {
-                (Some(id), _) => select.filter(agents::Column::Id.eq(id)),
-                (None, Some(slug)) => select.filter(agents::Column::Slug.eq(slug)),
-                _ => return Ok(None),
+            let select = tenant.select::<agents::Entity>();
+            let Some(select) = by_id_or_key(select, record, agents::Column::Id, agents::Column::Slug) else {
+                return Ok(None);
             };
             let Some(agent) = select.one(conn).await? else {
                 return Ok(None);
@@ -191,11 +189,9 @@ pub async fn state_of(db: &Db, tenant: &Tenant, environment: Environment, record
             })
         }
         "Trigger" => {
-            let mut select = scope.select::<triggers::Entity>();
-            select = match (record.id, key) {
-                (Some(id), _) => select.filter(triggers::Column::Id.eq(id)),
-                (None, Some(name)) => select.filter(triggers::Column::Name.eq(name)),
-                _ => return Ok(None),
+            let select = scope.select::<triggers::Entity>();
+            let Some(select) = by_id_or_key(select, record, triggers::Column::Id, triggers::Column::Name) else {
+                return Ok(None);
             };
             select.one(conn).await?.map(|t| {
                 json!({
@@ -222,11 +218,9 @@ pub async fn state_of(db: &Db, tenant: &Tenant, environment: Environment, record
                 .map(|e| json!({ "id": e.id, "status": e.status, "attempt": e.attempt }))
         }
         "Credential" => {
-            let mut select = tenant.select::<credentials::Entity>();
-            select = match (record.id, key) {
-                (Some(id), _) => select.filter(credentials::Column::Id.eq(id)),
-                (None, Some(name)) => select.filter(credentials::Column::Name.eq(name)),
-                _ => return Ok(None),
+            let select = tenant.select::<credentials::Entity>();
+            let Some(select) = by_id_or_key(select, record, credentials::Column::Id, credentials::Column::Name) else {
+                return Ok(None);
             };
             // Never the ciphertext, nor the hint (a part of the secret).
             select.one(conn).await?.map(|c| {
@@ -245,13 +239,16 @@ pub async fn state_of(db: &Db, tenant: &Tenant, environment: Environment, record
                 "LlmProvider" => "llm_provider",
                 _ => "data_source",
             };
-            let mut select = tenant
+            let select = tenant
                 .select::<shared_resources::Entity>()
                 .filter(shared_resources::Column::Category.eq(category));
-            select = match (record.id, key) {
-                (Some(id), _) => select.filter(shared_resources::Column::Id.eq(id)),
-                (None, Some(name)) => select.filter(shared_resources::Column::Name.eq(name)),
-                _ => return Ok(None),
+            let Some(select) = by_id_or_key(
+                select,
+                record,
+                shared_resources::Column::Id,
+                shared_resources::Column::Name,
+            ) else {
+                return Ok(None);
             };
             select.one(conn).await?.map(|r| {
                 json!({
@@ -269,13 +266,14 @@ pub async fn state_of(db: &Db, tenant: &Tenant, environment: Environment, record
             .await?
             .map(|s| json!({ "requiredApprovals": s.required_approvals, "revision": s.revision })),
         "ReleaseRequest" => {
-            let mut select = tenant.select::<release_requests::Entity>();
-            select = match (record.id, &record.newest_by) {
-                (Some(id), _) => select.filter(release_requests::Column::Id.eq(id)),
-                (None, Some(subject)) => select
-                    .filter(release_requests::Column::RequestedBy.eq(subject.as_str()))
-                    .order_by_desc(release_requests::Column::Id),
-                _ => return Ok(None),
+            let select = tenant.select::<release_requests::Entity>();
+            let Some(select) = by_id_or_newest(
+                select,
+                record,
+                release_requests::Column::Id,
+                release_requests::Column::RequestedBy,
+            ) else {
+                return Ok(None);
             };
             let Some(request) = select.one(conn).await? else {
                 return Ok(None);
@@ -302,13 +300,14 @@ pub async fn state_of(db: &Db, tenant: &Tenant, environment: Environment, record
             }))
         }
         "ScheduledRelease" => {
-            let mut select = tenant.select::<scheduled_releases::Entity>();
-            select = match (record.id, &record.newest_by) {
-                (Some(id), _) => select.filter(scheduled_releases::Column::Id.eq(id)),
-                (None, Some(subject)) => select
-                    .filter(scheduled_releases::Column::CreatedBy.eq(subject.as_str()))
-                    .order_by_desc(scheduled_releases::Column::Id),
-                _ => return Ok(None),
+            let select = tenant.select::<scheduled_releases::Entity>();
+            let Some(select) = by_id_or_newest(
+                select,
+                record,
+                scheduled_releases::Column::Id,
+                scheduled_releases::Column::CreatedBy,
+            ) else {
+                return Ok(None);
             };
             select.one(conn).await?.map(|s| {
                 json!({
@@ -322,13 +321,14 @@ pub async fn state_of(db: &Db, tenant: &Tenant, environment: Environment, record
             })
         }
         "WebhookEndpoint" => {
-            let mut select = tenant.select::<webhook_endpoints::Entity>();
-            select = match (record.id, &record.newest_by) {
-                (Some(id), _) => select.filter(webhook_endpoints::Column::Id.eq(id)),
-                (None, Some(subject)) => select
-                    .filter(webhook_endpoints::Column::CreatedBy.eq(subject.as_str()))
-                    .order_by_desc(webhook_endpoints::Column::Id),
-                _ => return Ok(None),
+            let select = tenant.select::<webhook_endpoints::Entity>();
+            let Some(select) = by_id_or_newest(
+                select,
+                record,
+                webhook_endpoints::Column::Id,
+                webhook_endpoints::Column::CreatedBy,
+            ) else {
+                return Ok(None);
             };
             // The URL's host only (the path may hold a secret), never the signing secret.
             select.one(conn).await?.map(|e| {
@@ -360,6 +360,36 @@ pub async fn state_of(db: &Db, tenant: &Tenant, environment: Environment, record
         }
         _ => None,
     })
+}
+
+/// `select` narrowed to the record: by its id when known, else by its key in `key_column`;
+/// `None` when the operation names neither.
+fn by_id_or_key<E: EntityTrait>(
+    select: Select<E>,
+    record: &RecordRef,
+    id_column: E::Column,
+    key_column: E::Column,
+) -> Option<Select<E>> {
+    match (record.id, record.key.as_deref()) {
+        (Some(id), _) => Some(select.filter(id_column.eq(id))),
+        (None, Some(key)) => Some(select.filter(key_column.eq(key))),
+        (None, None) => None,
+    }
+}
+
+/// `select` narrowed to the record: by its id when known, else the newest one that
+/// `record.newest_by` made (`by_column`; ids are time-ordered); `None` when neither is known.
+fn by_id_or_newest<E: EntityTrait>(
+    select: Select<E>,
+    record: &RecordRef,
+    id_column: E::Column,
+    by_column: E::Column,
+) -> Option<Select<E>> {
+    match (record.id, record.newest_by.as_deref()) {
+        (Some(id), _) => Some(select.filter(id_column.eq(id))),
+        (None, Some(subject)) => Some(select.filter(by_column.eq(subject)).order_by_desc(id_column)),
+        (None, None) => None,
+    }
 }
 
 fn connector(scope: &Scope, id: Option<Uuid>, slug: Option<&str>) -> Select<connector_instances::Entity> {
