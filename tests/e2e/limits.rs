@@ -798,8 +798,43 @@ async fn record_caps_and_plain_list_limits(backend: Backend) {
     );
 }
 
+/// Concurrent creates cannot overshoot a record cap: the count and the insert happen under one
+/// per-tenant lock (on PostgreSQL, READ COMMITTED would otherwise let every writer count the
+/// same number).
+async fn concurrent_creates_respect_the_record_cap(backend: Backend) {
+    let server = Server::start_with(backend, &[("RUNFLOW_MAX_RECORDS_PER_KIND", "3")]).await;
+    let developer = token(&tenant(), "developer");
+    let create =
+        "mutation($input: CreateConnectorInput!) { createConnector(environment: STAGING, input: $input) { slug } }";
+    let responses = futures_util::future::join_all((0..40).map(|i| {
+        server.gql(
+            Some(&developer),
+            create,
+            json!({ "input": { "slug": format!("c{i}"), "kind": "http" } }),
+        )
+    }))
+    .await;
+    let created = responses.iter().filter(|r| r["errors"].is_null()).count();
+    let refused: Vec<String> = responses
+        .iter()
+        .filter(|r| !r["errors"].is_null())
+        .map(crate::support::error_code)
+        .collect();
+    assert_eq!(created, 3, "{responses:#?}");
+    assert!(refused.iter().all(|code| code == "LIMIT_EXCEEDED"), "{refused:?}");
+    let listed = server
+        .data(
+            &developer,
+            "{ connectors(environment: STAGING) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(listed["connectors"]["totalCount"], 3);
+}
+
 on_both_backends!(
     ingestion_size_caps,
     paged_replay_from_an_old_cursor,
-    record_caps_and_plain_list_limits
+    record_caps_and_plain_list_limits,
+    concurrent_creates_respect_the_record_cap
 );
