@@ -40,6 +40,9 @@ pub struct AppState {
     pub persisted: Arc<crate::http::persisted::PersistedQueries>,
     /// Rate, concurrency and connection limits (see [`crate::http::limits`]).
     pub limits: Arc<crate::http::limits::Limits>,
+    /// Subscription executions shared by subscribers of the same operation (see
+    /// [`crate::live::multiplex`]).
+    pub shared_subscriptions: Arc<crate::live::multiplex::SharedSubscriptions>,
     /// Becomes `true` when the server shuts down (long-lived connections close then).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     shutdown_sender: Arc<tokio::sync::watch::Sender<bool>>,
@@ -240,6 +243,7 @@ impl App {
             services,
             schema,
             limits,
+            shared_subscriptions: crate::live::multiplex::SharedSubscriptions::new(),
             config,
             persisted,
             shutdown,

@@ -1226,14 +1226,14 @@ async fn configuration_file(backend: Backend) {
     }
 }
 
-fn metric(text: &str, line_prefix: &str) -> Option<f64> {
+pub(crate) fn metric(text: &str, line_prefix: &str) -> Option<f64> {
     text.lines()
         .find(|line| line.starts_with(line_prefix))
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|value| value.parse().ok())
 }
 
-async fn scrape(server: &Server) -> String {
+pub(crate) async fn scrape(server: &Server) -> String {
     let response = server
         .http()
         .get(format!("{}/metrics", server.url))
@@ -1252,7 +1252,7 @@ async fn scrape(server: &Server) -> String {
 
 /// Scrapes until `done` holds (what a background task does next is not instant), for at most
 /// 30 s.
-async fn scrape_until(server: &Server, done: impl Fn(&str) -> bool) -> String {
+pub(crate) async fn scrape_until(server: &Server, done: impl Fn(&str) -> bool) -> String {
     for _ in 0..600 {
         let text = scrape(server).await;
         if done(&text) {

@@ -566,6 +566,169 @@ async fn slow_consumers_are_cut_off_without_hurting_others(backend: Backend) {
     assert_eq!(slow.json().await, json!({ "type": "complete", "id": "slow" }));
 }
 
+/// Reads the next message within `limit`, or None.
+async fn within(ws: &mut crate::support::Ws, limit: std::time::Duration) -> Option<Value> {
+    tokio::time::timeout(limit, ws.json()).await.ok()
+}
+
+/// Starts and finishes executions until every one of `watchers` has received an event: a
+/// subscription without `after` starts at the log's head once its execution runs, which the
+/// test cannot observe otherwise. Returns nothing; the events received are left to the
+/// caller's reads (each watcher has consumed its first one).
+async fn until_following(server: &Server, runtime: &str, watchers: &mut [&mut crate::support::Ws]) {
+    let mut following = vec![false; watchers.len()];
+    for _ in 0..40 {
+        run_execution(server, runtime, json!("warm-up")).await;
+        for (ws, done) in watchers.iter_mut().zip(following.iter_mut()) {
+            if !*done && within(ws, std::time::Duration::from_millis(500)).await.is_some() {
+                *done = true;
+            }
+        }
+        if following.iter().all(|done| *done) {
+            return;
+        }
+    }
+    panic!("the subscriptions never started following the feed");
+}
+
+/// Reads execution events until the FINISHED one of `execution`, returning every message.
+async fn until_finished(ws: &mut crate::support::Ws, execution: &str) -> Vec<Value> {
+    let id = gid("Execution", "STAGING", execution);
+    let mut messages = Vec::new();
+    loop {
+        let message = ws.json().await;
+        assert_eq!(message["type"], "next", "{message}");
+        let event = &message["payload"]["data"]["executionEvents"];
+        let done = event["kind"] == "FINISHED" && event["execution"]["id"] == id.as_str();
+        messages.push(message);
+        if done {
+            return messages;
+        }
+    }
+}
+
+/// Subscribers of one tenant and role sending the same operation share one execution (the
+/// `runflow_subscription_executions` gauge counts executions, not subscribers) and receive the
+/// same messages; another role, another tenant or a replay (`after`) is another execution; the
+/// last member out stops it; and a member that stops reading is cut off with SLOW_CONSUMER
+/// while the others of its group go on.
+async fn subscribers_of_one_operation_share_one_execution(backend: Backend) {
+    use crate::contract::{metric, scrape_until};
+    let server = Server::start_with(backend, &[("RUNFLOW_WS_BUFFER", "2")]).await;
+    let (a, b) = (tenant(), tenant());
+    agent_in_both(&server, &a).await;
+    agent_in_both(&server, &b).await;
+    let runtime = runtime_token(&a, "staging");
+    let shared = "subscription { executionEvents(environment: STAGING) { cursor kind execution { id } } }";
+    let mut viewers = Vec::new();
+    for _ in 0..3 {
+        let mut ws = server.websocket(None).await;
+        ws.init(&token(&a, "viewer")).await;
+        ws.subscribe("s", shared, json!({})).await;
+        viewers.push(ws);
+    }
+    let mut developer = server.websocket(None).await;
+    developer.init(&token(&a, "developer")).await;
+    developer.subscribe("s", shared, json!({})).await;
+    let mut other_tenant = server.websocket(None).await;
+    other_tenant.init(&token(&b, "viewer")).await;
+    other_tenant.subscribe("s", shared, json!({})).await;
+    let mut replaying = server.websocket(None).await;
+    replaying.init(&token(&a, "viewer")).await;
+    replaying.subscribe("s", EXECUTIONS, json!({ "env": "STAGING", "after": "0" })).await;
+    // Six subscriptions, three shared executions: the viewers of `a`, the developer, tenant
+    // `b`; the replay runs on its own (not counted as a shared execution).
+    scrape_until(&server, |text| {
+        metric(text, "runflow_subscription_executions ") == Some(3.0)
+            && metric(text, "runflow_subscriptions_active{transport=\"ws\"} ") == Some(6.0)
+    })
+    .await;
+
+    {
+        let (first, _) = viewers.split_at_mut(1);
+        until_following(&server, &runtime, &mut [&mut first[0], &mut developer]).await;
+    }
+    let execution = run_execution(&server, &runtime, json!("shared")).await;
+    let seen = until_finished(&mut viewers[0], &execution).await;
+    for ws in &mut viewers[1..] {
+        // The same messages, byte for byte (the ids are the same too), warm-up included.
+        let first_seen = ws.json().await;
+        let mut same = vec![first_seen];
+        same.extend(until_finished(ws, &execution).await);
+        assert_eq!(same[same.len() - seen.len()..], seen[..], "members of a group get the same results");
+    }
+    let developer_seen = until_finished(&mut developer, &execution).await;
+    assert_eq!(developer_seen.last(), seen.last());
+    // The replay (its own execution, its own selection) reaches the live events too.
+    until_finished(&mut replaying, &execution).await;
+    // Tenant `b` got nothing of `a`'s.
+    other_tenant.send(json!({ "type": "ping" })).await;
+    assert_eq!(other_tenant.json().await["type"], "pong");
+
+    // Leaving: one viewer completes, the others close their sockets: the last one out stops it.
+    viewers[0].send(json!({ "type": "complete", "id": "s" })).await;
+    scrape_until(&server, |text| {
+        metric(text, "runflow_subscriptions_active{transport=\"ws\"} ") == Some(5.0)
+    })
+    .await;
+    assert_eq!(
+        metric(&crate::contract::scrape(&server).await, "runflow_subscription_executions "),
+        Some(3.0)
+    );
+    viewers.truncate(1);
+    scrape_until(&server, |text| metric(text, "runflow_subscription_executions ") == Some(2.0)).await;
+
+    // A member that stops reading is cut off; the other member of its group goes on.
+    let traces = "subscription { traceEvents(environment: STAGING) { cursor spans { name attributes } } }";
+    let mut fast = server.websocket(None).await;
+    fast.init(&token(&a, "viewer")).await;
+    fast.subscribe("fast", traces, json!({})).await;
+    let mut slow = server.websocket(None).await;
+    slow.init(&token(&a, "viewer")).await;
+    slow.subscribe("slow", traces, json!({})).await;
+    scrape_until(&server, |text| metric(text, "runflow_subscription_executions ") == Some(3.0)).await;
+    let traced = run_execution(&server, &runtime, json!(null)).await;
+    let filler = "x".repeat(500);
+    let mut batch = 0;
+    let post_batch = async |batch: usize| {
+        let spans: Vec<Value> = (0..500)
+            .map(|i| json!({ "name": format!("s{batch}-{i}"), "kind": "CUSTOM", "startTime": "2026-11-29T10:00:00Z", "attributes": { "pad": filler } }))
+            .collect();
+        let (status, _) = server
+            .runtime(&runtime, Method::POST, &format!("/executions/{traced}/spans"), Some(json!({ "spans": spans })))
+            .await;
+        assert_eq!(status, 201);
+    };
+    // Until the group follows the feed.
+    loop {
+        post_batch(batch).await;
+        batch += 1;
+        if within(&mut fast, std::time::Duration::from_millis(500)).await.is_some() {
+            break;
+        }
+        assert!(batch < 40, "the trace subscriptions never started following the feed");
+    }
+    for _ in 0..30 {
+        post_batch(batch).await;
+        batch += 1;
+        let message = fast.json().await;
+        assert_eq!(message["type"], "next");
+        assert!(message["payload"]["errors"].is_null(), "{message}");
+    }
+    let ended_with = loop {
+        let message = slow.json().await;
+        match message["type"].as_str() {
+            Some("next") if message["payload"]["errors"].is_array() => break message,
+            Some("next") => {}
+            other => panic!("unexpected {other:?}: {message}"),
+        }
+    };
+    assert_eq!(ended_with["payload"]["errors"][0]["extensions"]["code"], "SLOW_CONSUMER");
+    assert_eq!(slow.json().await, json!({ "type": "complete", "id": "slow" }));
+    post_batch(batch).await;
+    assert!(fast.json().await["payload"]["errors"].is_null(), "the group goes on without it");
+}
+
 /// With PostgreSQL, an event committed through one replica reaches subscribers of another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: set RUNFLOW_TEST_POSTGRES_URL and pass --include-ignored"]
@@ -597,6 +760,7 @@ on_both_backends!(
     runtime_api_writes_only_its_own_environment,
     protocol_close_codes,
     slow_consumers_are_cut_off_without_hurting_others,
+    subscribers_of_one_operation_share_one_execution,
     cursors_past_retention_fail_with_cursor_expired,
     event_log_lag_counts_undelivered_events,
 );

@@ -7,6 +7,7 @@
 //! | `runflow_graphql_operations_total` | counter | `operation` (the operation name; at most 200 distinct, then `other`), `code` (`OK` or the first error's code) |
 //! | `runflow_websockets_open` | gauge | |
 //! | `runflow_subscriptions_active` | gauge | `transport` (`ws` or `sse`) |
+//! | `runflow_subscription_executions` | gauge | subscription executions running; subscribers of one tenant and role with the same operation share one (see `live::multiplex`) |
 //! | `runflow_executions` | gauge | `status`, read from the database at scrape time |
 //! | `runflow_execution_queue_depth` | gauge | executions waiting for a worker (`QUEUED`) |
 //! | `runflow_event_log_lag_events` | gauge | events committed to the event log that this process's live feed has not delivered yet (scrape time) |
@@ -41,6 +42,7 @@ pub struct Metrics {
     graphql_operations: IntCounterVec,
     websockets_open: IntGauge,
     pub subscriptions_active: IntGaugeVec,
+    subscription_executions: IntGauge,
     executions: IntGaugeVec,
     queue_depth: IntGauge,
     event_lag_events: IntGauge,
@@ -81,6 +83,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
     for transport in ["ws", "sse"] {
         subscriptions_active.with_label_values(&[transport]).set(0);
     }
+    let subscription_executions = IntGauge::new(
+        "runflow_subscription_executions",
+        "Subscription executions running (subscribers with the same operation share one).",
+    )?;
     let executions = IntGaugeVec::new(
         Opts::new("runflow_executions", "Executions in the database by status."),
         &["status"],
@@ -114,6 +120,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(graphql_operations.clone()))?;
     registry.register(Box::new(websockets_open.clone()))?;
     registry.register(Box::new(subscriptions_active.clone()))?;
+    registry.register(Box::new(subscription_executions.clone()))?;
     registry.register(Box::new(executions.clone()))?;
     registry.register(Box::new(queue_depth.clone()))?;
     registry.register(Box::new(event_lag_events.clone()))?;
@@ -128,6 +135,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         graphql_operations,
         websockets_open,
         subscriptions_active,
+        subscription_executions,
         executions,
         queue_depth,
         event_lag_events,
@@ -190,6 +198,26 @@ impl Drop for ActiveSubscription {
     fn drop(&mut self) {
         if let Some(metrics) = METRICS.as_ref() {
             metrics.subscriptions_active.with_label_values(&[self.0]).dec();
+        }
+    }
+}
+
+/// Counts one running subscription execution (shared by its group's subscribers) while it lives.
+pub struct SharedExecution;
+
+impl SharedExecution {
+    pub fn start() -> Self {
+        if let Some(metrics) = METRICS.as_ref() {
+            metrics.subscription_executions.inc();
+        }
+        SharedExecution
+    }
+}
+
+impl Drop for SharedExecution {
+    fn drop(&mut self) {
+        if let Some(metrics) = METRICS.as_ref() {
+            metrics.subscription_executions.dec();
         }
     }
 }

@@ -19,6 +19,11 @@
 //! messages cannot be queued is ended with a `SLOW_CONSUMER` error (resume with `after`), so a
 //! client that stops reading holds bounded memory.
 //!
+//! Subscribers of one tenant and role that send the same operation (document, operation name,
+//! variables) share one execution: each event is executed and serialised once, and queued to
+//! every subscriber as the same bytes (see [`crate::live::multiplex`]). A subscription that
+//! replays history (`after:` set) runs on its own.
+//!
 //! Bounds: incoming frames and messages are capped at `RUNFLOW_WS_MAX_MESSAGE_BYTES` from the
 //! first byte (before authentication); the outgoing queue is bounded in messages
 //! (`RUNFLOW_WS_BUFFER`) and bytes (`RUNFLOW_WS_BUFFER_BYTES`); a result larger than
@@ -47,6 +52,7 @@ use crate::auth::policy;
 use crate::auth::{Actor, Authentication};
 use crate::http::bearer::Bearer;
 use crate::http::limits::Class;
+use crate::live::multiplex::{Delivered, Delivery, GroupKey, Member, Membership};
 
 pub const PROTOCOL: &str = "graphql-transport-ws";
 
@@ -56,8 +62,26 @@ pub static OPEN_SOCKETS: AtomicUsize = AtomicUsize::new(0);
 enum Outgoing {
     /// A message and its share of the byte budget (returned when it is written).
     Text(String, Option<tokio::sync::OwnedSemaphorePermit>),
+    /// A `next` of a shared execution: the subscription's id (as JSON) and the result
+    /// serialised once for all its subscribers; the frame is assembled by the writer.
+    Next(Arc<str>, Arc<str>, tokio::sync::OwnedSemaphorePermit),
     Close(u16, &'static str),
 }
+
+/// The `next` message of subscription `id_json` (a JSON string) carrying `payload` (a
+/// serialised GraphQL response), as `json!({"type": "next", "id": .., "payload": ..})` would.
+fn next_frame(id_json: &str, payload: &str) -> String {
+    let mut frame = String::with_capacity(NEXT_FRAME_OVERHEAD + id_json.len() + payload.len());
+    frame.push_str(r#"{"type":"next","id":"#);
+    frame.push_str(id_json);
+    frame.push_str(r#","payload":"#);
+    frame.push_str(payload);
+    frame.push('}');
+    frame
+}
+
+/// The bytes a `next` frame adds around its id and payload.
+const NEXT_FRAME_OVERHEAD: usize = r#"{"type":"next","id":,"payload":}"#.len();
 
 /// The outgoing queue of one connection: bounded in messages and in bytes.
 #[derive(Clone)]
@@ -82,6 +106,25 @@ impl Queue {
             Err(tokio::sync::TryAcquireError::Closed) => return Err(QueueError::Closed),
         };
         match self.sender.try_send(Outgoing::Text(text, Some(permit))) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(QueueError::Full),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(QueueError::Closed),
+        }
+    }
+
+    /// Queues a shared result for subscription `id_json` if there is room now.
+    fn try_push_next(&self, id_json: &Arc<str>, payload: &Arc<str>) -> Result<(), QueueError> {
+        let size = NEXT_FRAME_OVERHEAD + id_json.len() + payload.len();
+        let size = u32::try_from(size).unwrap_or(u32::MAX);
+        let permit = match self.bytes.clone().try_acquire_many_owned(size) {
+            Ok(permit) => permit,
+            Err(tokio::sync::TryAcquireError::NoPermits) => return Err(QueueError::Full),
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(QueueError::Closed),
+        };
+        match self
+            .sender
+            .try_send(Outgoing::Next(id_json.clone(), payload.clone(), permit))
+        {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => Err(QueueError::Full),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(QueueError::Closed),
@@ -177,11 +220,28 @@ struct Connection {
     header_auth: Authentication,
     init_received: bool,
     actor: Option<Actor>,
-    subscriptions: HashMap<String, AbortHandle>,
+    subscriptions: HashMap<String, Running>,
     /// Counts this socket against its tenant's cap while it lives.
     _slot: Option<crate::http::limits::SocketGuard>,
     /// The tenant whose connection rate the upgrade request already used.
     rate_charged: Option<String>,
+}
+
+/// A subscription of a connection while it runs; dropping it ends it (or leaves its group).
+enum Running {
+    /// Its own task: a subscription that replays history (see [`multiplex::replays`]).
+    Alone(AbortHandle),
+    /// A member of the shared execution of its operation (see [`crate::live::multiplex`]);
+    /// counted in `runflow_subscriptions_active` while it lives.
+    Shared(#[allow(dead_code)] Membership, #[allow(dead_code)] super::metrics::ActiveSubscription),
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Running::Alone(task) = self {
+            task.abort();
+        }
+    }
 }
 
 /// What handling one client message decided.
@@ -222,6 +282,14 @@ impl Connection {
                 match message {
                     Outgoing::Text(text, permit) => {
                         let sent = sink.send(Message::Text(Utf8Bytes::from(text))).await;
+                        drop(permit);
+                        if sent.is_err() {
+                            break;
+                        }
+                    }
+                    Outgoing::Next(id_json, payload, permit) => {
+                        let frame = next_frame(&id_json, &payload);
+                        let sent = sink.send(Message::Text(Utf8Bytes::from(frame))).await;
                         drop(permit);
                         if sent.is_err() {
                             break;
@@ -290,9 +358,8 @@ impl Connection {
                 _ = shutdown.changed() => break Some((1001, "The server is shutting down")),
             }
         };
-        for (_, handle) in self.subscriptions.drain() {
-            handle.abort();
-        }
+        // Ends every subscription (aborts its task, or leaves its group).
+        self.subscriptions.clear();
         if let Some((code, reason)) = close {
             // The close frame goes out when the queue has room within 2 s.
             let _ = tokio::time::timeout(Duration::from_secs(2), out.sender.send(Outgoing::Close(code, reason))).await;
@@ -383,22 +450,44 @@ impl Connection {
                     let _ = out.try_push(text(error));
                     return Step::Continue;
                 }
-                let handle = tokio::spawn(run_subscription(
-                    self.app.clone(),
-                    actor,
-                    id.clone(),
-                    request,
-                    out.clone(),
-                    finished.clone(),
-                ));
-                self.subscriptions.insert(id, handle.abort_handle());
+                let running = match GroupKey::of(&actor, &request) {
+                    Some(key) => {
+                        let member = Arc::new(WsMember {
+                            id_json: serde_json::to_string(&id).unwrap_or_default().into(),
+                            id: id.clone(),
+                            out: out.clone(),
+                            finished: finished.clone(),
+                        });
+                        let app = self.app.clone();
+                        let membership = self.app.shared_subscriptions.join(key, member, move || {
+                            let request = crate::graphql::prepare_subscription_request(
+                                &app.services,
+                                Authentication::Authenticated(actor),
+                                request,
+                            );
+                            app.schema.execute_stream(request)
+                        });
+                        Running::Shared(membership, super::metrics::ActiveSubscription::start("ws"))
+                    }
+                    None => Running::Alone(
+                        tokio::spawn(run_subscription(
+                            self.app.clone(),
+                            actor,
+                            id.clone(),
+                            request,
+                            out.clone(),
+                            finished.clone(),
+                        ))
+                        .abort_handle(),
+                    ),
+                };
+                self.subscriptions.insert(id, running);
                 Step::Continue
             }
             "complete" => {
-                if let Some(id) = message.get("id").and_then(Value::as_str)
-                    && let Some(handle) = self.subscriptions.remove(id)
-                {
-                    handle.abort();
+                if let Some(id) = message.get("id").and_then(Value::as_str) {
+                    // Dropping it ends it.
+                    self.subscriptions.remove(id);
                 }
                 Step::Continue
             }
@@ -416,8 +505,90 @@ fn actor_remaining(actor: &Actor) -> Duration {
     Duration::from_secs(actor.expires_at().saturating_sub(now))
 }
 
-/// Runs one operation and forwards its results: `next` per result, then `complete`; `error`
-/// when it is refused before producing anything.
+/// A subscription of this connection as a member of a shared execution: results are queued
+/// without waiting; one that finds the queue full ends the subscription with `SLOW_CONSUMER`.
+struct WsMember {
+    id: String,
+    id_json: Arc<str>,
+    out: Queue,
+    finished: mpsc::UnboundedSender<String>,
+}
+
+impl Member for WsMember {
+    fn deliver(&self, delivery: Delivery<'_>) -> Delivered {
+        match delivery {
+            Delivery::Next(payload) => {
+                let size = NEXT_FRAME_OVERHEAD + self.id_json.len() + payload.len();
+                if size > self.out.max_message {
+                    let response: Value = serde_json::from_str(payload).unwrap_or(Value::Null);
+                    let message = too_large(&self.id, &response, size, self.out.max_message);
+                    return match self.out.try_push(text(message)) {
+                        Ok(()) => Delivered::Taken,
+                        Err(QueueError::Full) => self.slow_consumer(),
+                        Err(QueueError::Closed) => Delivered::Refused,
+                    };
+                }
+                match self.out.try_push_next(&self.id_json, payload) {
+                    Ok(()) => Delivered::Taken,
+                    Err(QueueError::Full) => self.slow_consumer(),
+                    Err(QueueError::Closed) => Delivered::Refused,
+                }
+            }
+            Delivery::Refused(errors) => {
+                let errors: Value = serde_json::from_str(errors).unwrap_or(Value::Null);
+                self.finish(json!({ "type": "error", "id": self.id, "payload": errors }));
+                Delivered::Taken
+            }
+            Delivery::Complete => {
+                self.finish(json!({ "type": "complete", "id": self.id }));
+                Delivered::Taken
+            }
+        }
+    }
+}
+
+impl WsMember {
+    /// Ends this subscription with `SLOW_CONSUMER` (once the queue has room), and leaves.
+    fn slow_consumer(&self) -> Delivered {
+        let out = self.out.clone();
+        let (id, finished) = (self.id.clone(), self.finished.clone());
+        tokio::spawn(async move {
+            let patience = Duration::from_secs(5);
+            if out.push_within(text(slow_consumer(&id)), patience).await {
+                let _ = out
+                    .push_within(text(json!({ "type": "complete", "id": id })), patience)
+                    .await;
+            }
+            let _ = finished.send(id);
+        });
+        Delivered::Refused
+    }
+
+    /// Sends a last message (now, or once the queue has room) and reports the end.
+    fn finish(&self, last: Value) {
+        let message = text(last);
+        if self.out.try_push(message.clone()).is_ok() {
+            let _ = self.finished.send(self.id.clone());
+            return;
+        }
+        let (out, id, finished) = (self.out.clone(), self.id.clone(), self.finished.clone());
+        tokio::spawn(async move {
+            let _ = out.push_within(message, Duration::from_secs(5)).await;
+            let _ = finished.send(id);
+        });
+    }
+}
+
+/// The `next` that ends a subscription whose client does not read fast enough.
+fn slow_consumer(id: &str) -> Value {
+    json!({ "type": "next", "id": id, "payload": { "data": null, "errors": [{
+        "message": "this subscription's messages were not read fast enough and it was ended; \
+                    subscribe again with `after` set to the last cursor you received",
+        "extensions": { "code": "SLOW_CONSUMER" } }] } })
+}
+
+/// Runs one operation on its own and forwards its results: `next` per result, then
+/// `complete`; `error` when it is refused before producing anything.
 async fn run_subscription(
     app: App,
     actor: Actor,
@@ -443,16 +614,13 @@ async fn run_subscription(
         first = false;
         let mut message = text(json!({ "type": "next", "id": id, "payload": response }));
         if message.len() > out.max_message {
+            let response = serde_json::to_value(&response).unwrap_or(Value::Null);
             message = text(too_large(&id, &response, message.len(), out.max_message));
         }
         match out.try_push(message) {
             Ok(()) => {}
             Err(QueueError::Full) => {
-                let error = json!({ "type": "next", "id": id, "payload": { "data": null, "errors": [{
-                    "message": "this subscription's messages were not read fast enough and it was ended; \
-                                subscribe again with `after` set to the last cursor you received",
-                    "extensions": { "code": "SLOW_CONSUMER" } }] } });
-                if out.push_within(text(error), patience).await {
+                if out.push_within(text(slow_consumer(&id)), patience).await {
                     let _ = out
                         .push_within(text(json!({ "type": "complete", "id": id })), patience)
                         .await;
@@ -471,17 +639,11 @@ async fn run_subscription(
 
 /// The `next` sent instead of a result too large to send: it names the limit and carries the
 /// event's cursor (when the result has one), so the client can fetch what it needs by query.
-fn too_large(id: &str, response: &async_graphql::Response, size: usize, limit: usize) -> Value {
-    let cursor = match &response.data {
-        async_graphql::Value::Object(fields) => fields.values().find_map(|event| match event {
-            async_graphql::Value::Object(event) => match event.get("cursor") {
-                Some(async_graphql::Value::String(cursor)) => Some(cursor.clone()),
-                _ => None,
-            },
-            _ => None,
-        }),
-        _ => None,
-    };
+fn too_large(id: &str, response: &Value, size: usize, limit: usize) -> Value {
+    let cursor = response
+        .get("data")
+        .and_then(Value::as_object)
+        .and_then(|fields| fields.values().find_map(|event| event.get("cursor")?.as_str()));
     json!({ "type": "next", "id": id, "payload": { "data": null, "errors": [{
         "message": format!(
             "this event's result is {size} bytes, over the limit of {limit} bytes per message \

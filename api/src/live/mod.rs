@@ -9,6 +9,12 @@
 //! A subscriber that falls further behind than the broadcast buffer gets a `Lagged` error and
 //! catches up from the event log, a page at a time (see `graphql::subscriptions`); memory stays
 //! bounded by the buffer size.
+//!
+//! Above the feed, [`multiplex`] shares one execution of a subscription among subscribers of
+//! one tenant and role that send the same operation, so an event costs one execution per
+//! distinct operation, not one per subscriber.
+
+pub mod multiplex;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

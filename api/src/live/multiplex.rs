@@ -1,0 +1,465 @@
+//! Shared subscription executions (multiplexing): subscribers of one tenant and role that send
+//! the same document, operation name and variables share one execution of it, and every result
+//! is serialised once for all of them.
+//!
+//! A subscription is executed per event: with 20,000 dashboards following the same
+//! `executionEvents(environment: PRODUCTION)`, executing and serialising it per subscriber would
+//! cost 20,000 executions per event. Here it costs one; a subscriber is an entry in its group's
+//! member list (a few hundred bytes), and a result reaches each member as the same
+//! `Arc<str>` payload (the transport wraps it in its own frame, with the member's id).
+//!
+//! What decides sharing (the [`GroupKey`]): the tenant and the caller's kind (a person's role),
+//! which are all the access checks of a subscription look at, and the request's text, operation
+//! name and variables. A subscription that replays history (`after:` set, by value or variable)
+//! is never shared: a member joining later would miss the replay (see [`replays`]); the
+//! transport runs it alone.
+//!
+//! Joining a group that already runs delivers the events from then on, as a subscription of its
+//! own would (it starts at the head of the log). A group ends when its stream ends (shutdown, or
+//! a refusal: every member gets it), or when its last member leaves (its execution is
+//! dropped). A member that cannot take a result without waiting (its connection's queue is
+//! full) is removed from the group and told so ([`Delivered::Refused`]); a slow member never
+//! delays the others.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use futures_util::{Stream, StreamExt};
+use tokio::task::AbortHandle;
+
+use crate::auth::{Actor, ActorKind};
+
+/// What makes two subscriptions the same execution.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GroupKey {
+    tenant: String,
+    kind: ActorKind,
+    query: String,
+    operation_name: Option<String>,
+    /// The variables as JSON text (same text, same key; a different key order only costs a
+    /// second execution).
+    variables: String,
+}
+
+impl GroupKey {
+    /// The key of `request` sent by `actor`, or None when it must run alone (it replays
+    /// history, or does not parse: its own execution reports why).
+    pub fn of(actor: &Actor, request: &async_graphql::Request) -> Option<GroupKey> {
+        if replays(request) {
+            return None;
+        }
+        Some(GroupKey {
+            tenant: actor.tenant_id().to_string(),
+            kind: actor.kind(),
+            query: request.query.clone(),
+            operation_name: request.operation_name.clone(),
+            variables: serde_json::to_string(&request.variables).ok()?,
+        })
+    }
+}
+
+/// Whether `request` asks for a replay: any root field of its operation with a non-null
+/// `after` argument (a literal, or a variable that is set). A document that does not parse
+/// counts as replaying, so it runs alone and its own execution reports the error.
+pub fn replays(request: &async_graphql::Request) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        return true;
+    };
+    let operations: Vec<&SelectionSet> = match &request.operation_name {
+        Some(name) => document
+            .operations
+            .iter()
+            .filter(|(op_name, _)| op_name.map(|n| n.as_str()) == Some(name.as_str()))
+            .map(|(_, op)| &op.node.selection_set.node)
+            .collect(),
+        None => document.operations.iter().map(|(_, op)| &op.node.selection_set.node).collect(),
+    };
+    operations
+        .into_iter()
+        .any(|set| selects_after(&document, set, &request.variables, 0))
+}
+
+fn selects_after(
+    document: &ExecutableDocument,
+    set: &SelectionSet,
+    variables: &async_graphql::Variables,
+    depth: usize,
+) -> bool {
+    // Fragments nest at the root only through spreads and inline fragments; a cycle is a
+    // validation error, so a small bound is enough.
+    if depth > 8 {
+        return true;
+    }
+    set.items.iter().any(|selection| match &selection.node {
+        Selection::Field(field) => field.node.arguments.iter().any(|(name, value)| {
+            name.node.as_str() == "after"
+                && match &value.node {
+                    async_graphql_value::Value::Null => false,
+                    async_graphql_value::Value::Variable(variable) => {
+                        !matches!(variables.get(variable), None | Some(async_graphql::Value::Null))
+                    }
+                    _ => true,
+                }
+        }),
+        Selection::InlineFragment(fragment) => {
+            selects_after(document, &fragment.node.selection_set.node, variables, depth + 1)
+        }
+        Selection::FragmentSpread(spread) => match document.fragments.get(&spread.node.fragment_name.node) {
+            Some(fragment) => selects_after(document, &fragment.node.selection_set.node, variables, depth + 1),
+            None => true,
+        },
+    })
+}
+
+/// What a group hands its members.
+pub enum Delivery<'a> {
+    /// A result: the GraphQL response, serialised once (`{"data":...}`).
+    Next(&'a Arc<str>),
+    /// The execution was refused before its first result: the serialised `errors` array.
+    Refused(&'a Arc<str>),
+    /// The execution ended; nothing follows.
+    Complete,
+}
+
+/// What a member did with a delivery.
+pub enum Delivered {
+    /// Queued (or nothing to do).
+    Taken,
+    /// It could not take it without waiting, or its connection is gone: it leaves the group
+    /// (and, for a full queue, tells its client itself).
+    Refused,
+}
+
+/// A subscriber of a group: a transport's end (for the WebSocket, an id on a connection).
+pub trait Member: Send + Sync + 'static {
+    /// Takes a delivery without waiting (it is called for every member in turn).
+    fn deliver(&self, delivery: Delivery<'_>) -> Delivered;
+}
+
+/// The groups of this process.
+#[derive(Default)]
+pub struct SharedSubscriptions {
+    groups: Mutex<HashMap<GroupKey, Arc<Group>>>,
+}
+
+struct Group {
+    key: GroupKey,
+    state: Mutex<GroupState>,
+}
+
+#[derive(Default)]
+struct GroupState {
+    next_member: u64,
+    members: Vec<(u64, Arc<dyn Member>)>,
+    /// Set once the group ended or lost its last member: nobody joins it any more.
+    closed: bool,
+    execution: Option<AbortHandle>,
+}
+
+/// A member's place in its group; dropping it leaves (and the last one out stops the
+/// execution).
+pub struct Membership {
+    registry: Weak<SharedSubscriptions>,
+    group: Arc<Group>,
+    id: u64,
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        let Some(registry) = self.registry.upgrade() else {
+            return;
+        };
+        registry.leave(&self.group, self.id);
+    }
+}
+
+impl SharedSubscriptions {
+    pub fn new() -> Arc<Self> {
+        Arc::new(SharedSubscriptions::default())
+    }
+
+    /// Executions running now (one per group).
+    pub fn executions(&self) -> usize {
+        self.groups.lock().map(|groups| groups.len()).unwrap_or(0)
+    }
+
+    /// Adds `member` to the group of `key`, starting its execution with `start` when there is
+    /// none (`start` is called at most once, and only then).
+    pub fn join<S>(self: &Arc<Self>, key: GroupKey, member: Arc<dyn Member>, start: impl FnOnce() -> S) -> Membership
+    where
+        S: Stream<Item = async_graphql::Response> + Send + 'static,
+    {
+        let mut groups = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(group) = groups.get(&key) {
+            let mut state = group.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !state.closed {
+                let id = state.next_member;
+                state.next_member += 1;
+                state.members.push((id, member));
+                drop(state);
+                return Membership {
+                    registry: Arc::downgrade(self),
+                    group: group.clone(),
+                    id,
+                };
+            }
+        }
+        let group = Arc::new(Group {
+            key: key.clone(),
+            state: Mutex::new(GroupState {
+                next_member: 1,
+                members: vec![(0, member)],
+                ..GroupState::default()
+            }),
+        });
+        groups.insert(key, group.clone());
+        drop(groups);
+        let task = tokio::spawn(run(Arc::downgrade(self), group.clone(), start()));
+        let mut state = group.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if state.closed {
+            // Ended (or left) before the handle was stored.
+            task.abort();
+        } else {
+            state.execution = Some(task.abort_handle());
+        }
+        drop(state);
+        Membership {
+            registry: Arc::downgrade(self),
+            group,
+            id: 0,
+        }
+    }
+
+    fn leave(&self, group: &Arc<Group>, id: u64) {
+        let mut groups = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = group.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.members.retain(|(member, _)| *member != id);
+        if state.members.is_empty() && !state.closed {
+            state.closed = true;
+            if let Some(execution) = state.execution.take() {
+                execution.abort();
+            }
+            drop(state);
+            forget(&mut groups, group);
+        }
+    }
+
+    fn close(&self, group: &Arc<Group>) -> Vec<Arc<dyn Member>> {
+        let mut groups = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = group.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.closed = true;
+        state.execution = None;
+        let members = std::mem::take(&mut state.members).into_iter().map(|(_, m)| m).collect();
+        drop(state);
+        forget(&mut groups, group);
+        members
+    }
+}
+
+/// Removes `group` from the registry if it is still the one registered under its key.
+fn forget(groups: &mut HashMap<GroupKey, Arc<Group>>, group: &Arc<Group>) {
+    if groups.get(&group.key).is_some_and(|current| Arc::ptr_eq(current, group)) {
+        groups.remove(&group.key);
+    }
+}
+
+/// Runs a group's execution and hands each result to every member.
+async fn run<S>(registry: Weak<SharedSubscriptions>, group: Arc<Group>, stream: S)
+where
+    S: Stream<Item = async_graphql::Response> + Send + 'static,
+{
+    let _counted = crate::http::metrics::SharedExecution::start();
+    let mut stream = std::pin::pin!(stream);
+    let mut first = true;
+    while let Some(response) = stream.next().await {
+        if first && response.is_err() && response.data == async_graphql::Value::Null {
+            let errors: Arc<str> = serde_json::to_string(&response.errors)
+                .unwrap_or_else(|_| "[]".into())
+                .into();
+            if let Some(registry) = registry.upgrade() {
+                for member in registry.close(&group) {
+                    member.deliver(Delivery::Refused(&errors));
+                }
+            }
+            return;
+        }
+        first = false;
+        let payload: Arc<str> = match serde_json::to_string(&response) {
+            Ok(text) => text.into(),
+            Err(error) => {
+                tracing::error!(%error, "shared subscription: cannot serialise a result");
+                continue;
+            }
+        };
+        broadcast(&registry, &group, &payload);
+    }
+    if let Some(registry) = registry.upgrade() {
+        for member in registry.close(&group) {
+            member.deliver(Delivery::Complete);
+        }
+    }
+}
+
+/// Hands `payload` to every member; those that refuse it leave.
+fn broadcast(registry: &Weak<SharedSubscriptions>, group: &Arc<Group>, payload: &Arc<str>) {
+    let mut refused = Vec::new();
+    {
+        let state = group.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (id, member) in &state.members {
+            if let Delivered::Refused = member.deliver(Delivery::Next(payload)) {
+                refused.push(*id);
+            }
+        }
+    }
+    if refused.is_empty() {
+        return;
+    }
+    if let Some(registry) = registry.upgrade() {
+        for id in refused {
+            registry.leave(group, id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(query: &str, variables: serde_json::Value) -> async_graphql::Request {
+        async_graphql::Request::new(query).variables(async_graphql::Variables::from_json(variables))
+    }
+
+    #[test]
+    fn a_replay_is_never_shared() {
+        let none = serde_json::json!({});
+        assert!(!replays(&request("subscription { executionEvents(environment: STAGING) { cursor } }", none.clone())));
+        assert!(!replays(&request(
+            "subscription { executionEvents(environment: STAGING, after: null) { cursor } }",
+            none.clone()
+        )));
+        assert!(replays(&request(
+            "subscription { executionEvents(environment: STAGING, after: \"12\") { cursor } }",
+            none.clone()
+        )));
+        let by_variable = "subscription($after: String) { executionEvents(environment: STAGING, after: $after) { cursor } }";
+        assert!(!replays(&request(by_variable, none.clone())));
+        assert!(!replays(&request(by_variable, serde_json::json!({ "after": null }))));
+        assert!(replays(&request(by_variable, serde_json::json!({ "after": "12" }))));
+        let in_fragment = "subscription { ...F } fragment F on Subscription { traceEvents(environment: STAGING, after: \"3\") { cursor } }";
+        assert!(replays(&request(in_fragment, none.clone())));
+        let inline = "subscription { ... on Subscription { traceEvents(environment: STAGING, after: \"3\") { cursor } } }";
+        assert!(replays(&request(inline, none.clone())));
+        // Only the operation that runs counts.
+        let two = "subscription A { executionEvents(environment: STAGING) { cursor } } \
+                   subscription B { executionEvents(environment: STAGING, after: \"1\") { cursor } }";
+        assert!(!replays(&request(two, none.clone()).operation_name("A")));
+        assert!(replays(&request(two, none.clone()).operation_name("B")));
+        assert!(replays(&request("subscription {", none)));
+    }
+
+    struct Recorder(Mutex<Vec<String>>, bool);
+
+    impl Member for Recorder {
+        fn deliver(&self, delivery: Delivery<'_>) -> Delivered {
+            let text = match delivery {
+                Delivery::Next(payload) => format!("next {payload}"),
+                Delivery::Refused(errors) => format!("refused {errors}"),
+                Delivery::Complete => "complete".to_string(),
+            };
+            self.0.lock().unwrap().push(text);
+            if self.1 { Delivered::Refused } else { Delivered::Taken }
+        }
+    }
+
+    fn key(query: &str) -> GroupKey {
+        GroupKey {
+            tenant: "t".into(),
+            kind: ActorKind::Person(crate::auth::Role::Viewer),
+            query: query.into(),
+            operation_name: None,
+            variables: "{}".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn members_of_one_key_share_one_execution_and_the_last_one_out_stops_it() {
+        let shared = SharedSubscriptions::new();
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<async_graphql::Response>();
+        let mut starts = 0;
+        let a = Arc::new(Recorder(Mutex::default(), false));
+        let b = Arc::new(Recorder(Mutex::default(), false));
+        let slow = Arc::new(Recorder(Mutex::default(), true));
+        let mut receiver = Some(receiver);
+        let mut start = || {
+            starts += 1;
+            tokio_stream_of(receiver.take().unwrap())
+        };
+        let first = shared.join(key("q"), a.clone(), &mut start);
+        let second = shared.join(key("q"), b.clone(), || -> futures_util::stream::Empty<_> {
+            panic!("a second execution started")
+        });
+        let _slow = shared.join(key("q"), slow.clone(), || -> futures_util::stream::Empty<_> {
+            panic!("a second execution started")
+        });
+        assert_eq!(starts, 1);
+        assert_eq!(shared.executions(), 1);
+        sender
+            .send(async_graphql::Response::new(async_graphql::value!({ "n": 1 })))
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(*a.0.lock().unwrap(), vec![r#"next {"data":{"n":1}}"#.to_string()]);
+        assert_eq!(*b.0.lock().unwrap(), *a.0.lock().unwrap());
+        // The member that refused left: it gets nothing more.
+        sender
+            .send(async_graphql::Response::new(async_graphql::value!({ "n": 2 })))
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(a.0.lock().unwrap().len(), 2);
+        assert_eq!(slow.0.lock().unwrap().len(), 1);
+        // Another key is another execution.
+        let other = shared.join(key("other"), Arc::new(Recorder(Mutex::default(), false)), || {
+            futures_util::stream::pending()
+        });
+        assert_eq!(shared.executions(), 2);
+        drop(other);
+        drop(first);
+        assert_eq!(shared.executions(), 1);
+        drop(second);
+        assert_eq!(shared.executions(), 0, "the last member out stops the execution");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(sender.is_closed(), "the execution's stream was dropped");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_reaches_every_member_and_ends_the_group() {
+        let shared = SharedSubscriptions::new();
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<async_graphql::Response>();
+        let a = Arc::new(Recorder(Mutex::default(), false));
+        let b = Arc::new(Recorder(Mutex::default(), false));
+        let _a = shared.join(key("q"), a.clone(), || tokio_stream_of(receiver));
+        let _b = shared.join(key("q"), b.clone(), futures_util::stream::pending);
+        sender
+            .send(async_graphql::Response::from_errors(vec![async_graphql::ServerError::new(
+                "no", None,
+            )]))
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        for member in [&a, &b] {
+            let got = member.0.lock().unwrap().clone();
+            assert_eq!(got.len(), 1);
+            assert!(got[0].starts_with("refused [{\"message\":\"no\""), "{got:?}");
+        }
+        assert_eq!(shared.executions(), 0);
+    }
+
+    fn tokio_stream_of(
+        mut receiver: tokio::sync::mpsc::UnboundedReceiver<async_graphql::Response>,
+    ) -> impl Stream<Item = async_graphql::Response> + Send + 'static {
+        async_stream::stream! {
+            while let Some(item) = receiver.recv().await {
+                yield item;
+            }
+        }
+    }
+}
