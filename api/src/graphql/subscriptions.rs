@@ -54,7 +54,7 @@ async fn feed(
     after: Option<String>,
 ) -> Result<impl Stream<Item = Result<Arc<event_rows::Model>>> + use<>> {
     // Subscribe before reading the log: whatever commits meanwhile is in one or the other.
-    let mut live = services.live.subscribe();
+    let mut live = services.live.subscribe_tenant(scope.tenant.id());
     let mut last = events::start_cursor(&services.db, &scope.tenant, after.as_deref()).await?;
     let db = services.db.clone();
     Ok(async_stream::try_stream! {

@@ -67,7 +67,7 @@ pub async fn invoke(
     };
     let scope = Scope::of(&actor, environment);
     // Listen before queueing, so the finish event cannot be missed.
-    let mut feed = app.services.live.subscribe();
+    let mut feed = app.services.live.subscribe_tenant(actor.tenant_id());
     let start = StartExecution {
         agent: slug,
         input,

@@ -1,7 +1,8 @@
 //! The live feed's fan-out inside one process.
 //!
-//! One *pump* per process reads new events from the event log once and broadcasts them to every
-//! subscription of this process, which filters them (tenant, environment, topic, arguments).
+//! One *pump* per process reads new events from the event log once and broadcasts them, per
+//! tenant, to the subscriptions of this process that follow that tenant, which filter them
+//! (environment, topic, arguments); the runner's workers follow every tenant's.
 //! The pump wakes when this process commits events, when PostgreSQL notifies that another
 //! replica did (LISTEN on [`events::CHANNEL`]), and once a second regardless, so a missed
 //! wake-up only delays. Notifications carry a tenant id only; the event log is the truth.
@@ -29,7 +30,12 @@ use crate::domain::events;
 /// The broadcast side of the feed, shared by all subscriptions of the process.
 #[derive(Clone)]
 pub struct LiveFeed {
+    /// Every event (the runner's workers wait on any tenant's).
     sender: broadcast::Sender<Arc<event_rows::Model>>,
+    /// Per tenant with a subscriber in this process, that tenant's events only: a
+    /// subscription is woken by its own tenant's events, not by every tenant's.
+    tenants: Arc<Mutex<HashMap<String, broadcast::Sender<Arc<event_rows::Model>>>>>,
+    buffer: usize,
     /// Per tenant, the seq of the last event the pump broadcast (what the lag is measured to).
     delivered: Arc<Mutex<HashMap<String, i64>>>,
 }
@@ -52,10 +58,12 @@ impl LiveFeed {
         let (sender, _) = broadcast::channel(buffer.max(16));
         let delivered = Arc::new(Mutex::new(HashMap::new()));
         let feed = LiveFeed {
-            sender: sender.clone(),
+            sender,
+            tenants: Arc::new(Mutex::new(HashMap::new())),
+            buffer: buffer.max(16),
             delivered: delivered.clone(),
         };
-        tokio::spawn(pump(db.clone(), sender, delivered));
+        tokio::spawn(pump(db.clone(), feed.clone(), delivered));
         if db.backend() == sea_orm::DatabaseBackend::Postgres {
             tokio::spawn(listen(db.clone(), database_url.to_string()));
         }
@@ -63,8 +71,36 @@ impl LiveFeed {
         feed
     }
 
+    /// Every tenant's events.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<event_rows::Model>> {
         self.sender.subscribe()
+    }
+
+    /// One tenant's events.
+    pub fn subscribe_tenant(&self, tenant: &str) -> broadcast::Receiver<Arc<event_rows::Model>> {
+        let mut tenants = self.tenants.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match tenants.get(tenant) {
+            Some(sender) => sender.subscribe(),
+            None => {
+                let (sender, receiver) = broadcast::channel(self.buffer);
+                tenants.insert(tenant.to_string(), sender);
+                receiver
+            }
+        }
+    }
+
+    /// The sender of `tenant`'s events, if anyone in this process follows them (a channel
+    /// nobody listens to any more is dropped here).
+    fn tenant_sender(&self, tenant: &str) -> Option<broadcast::Sender<Arc<event_rows::Model>>> {
+        let mut tenants = self.tenants.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match tenants.get(tenant) {
+            Some(sender) if sender.receiver_count() > 0 => Some(sender.clone()),
+            Some(_) => {
+                tenants.remove(tenant);
+                None
+            }
+            None => None,
+        }
     }
 
     /// The feed's lag behind the event log now (see [`lag_behind`]).
@@ -105,7 +141,7 @@ pub async fn lag_behind(db: &Db, delivered: &HashMap<String, i64>) -> crate::err
     Ok(lag)
 }
 
-async fn pump(db: Db, sender: broadcast::Sender<Arc<event_rows::Model>>, delivered: Arc<Mutex<HashMap<String, i64>>>) {
+async fn pump(db: Db, feed: LiveFeed, delivered: Arc<Mutex<HashMap<String, i64>>>) {
     // Start from the current head of every tenant: subscriptions replay history themselves.
     let mut last: HashMap<String, i64> = events::heads(&db).await.unwrap_or_default().into_iter().collect();
     publish_progress(&delivered, &last);
@@ -126,11 +162,16 @@ async fn pump(db: Db, sender: broadcast::Sender<Arc<event_rows::Model>>, deliver
             while seen < head {
                 match events::after(&db.conn, &tenant, seen, 500).await {
                     Ok(batch) if !batch.is_empty() => {
+                        let tenant_sender = feed.tenant_sender(&tenant);
                         for event in batch {
                             seen = event.seq;
                             crate::http::metrics::live_event_delivered(event.created_at);
+                            let event = Arc::new(event);
                             // No receivers is fine: nobody is subscribed right now.
-                            let _ = sender.send(Arc::new(event));
+                            if let Some(sender) = &tenant_sender {
+                                let _ = sender.send(event.clone());
+                            }
+                            let _ = feed.sender.send(event);
                         }
                     }
                     Ok(_) => break,
