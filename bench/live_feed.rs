@@ -115,7 +115,10 @@ impl Drop for Server {
 fn orchestrate(options: &Options) -> anyhow::Result<()> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let binary = root.join("target/release/runflow");
-    anyhow::ensure!(binary.exists(), "build the server first: cargo build --release --bin runflow");
+    anyhow::ensure!(
+        binary.exists(),
+        "build the server first: cargo build --release --bin runflow"
+    );
     let subscribers: usize = options.get("subscribers", 1000);
     let per_connection: usize = options.get("per-connection", 1).max(1);
     let events: usize = options.get("events", 20);
@@ -123,13 +126,18 @@ fn orchestrate(options: &Options) -> anyhow::Result<()> {
     let replicas: usize = options.get("replicas", 1).max(1);
     let same_query: bool = options.get("same-query", true);
     let postgres = options.text("postgres").map(str::to_string);
-    anyhow::ensure!(replicas == 1 || postgres.is_some(), "replicas share a PostgreSQL database: pass --postgres");
+    anyhow::ensure!(
+        replicas == 1 || postgres.is_some(),
+        "replicas share a PostgreSQL database: pass --postgres"
+    );
     let connections = subscribers.div_ceil(per_connection);
 
     let data_dir = tempfile::tempdir()?;
     let database = postgres.as_ref().map(|url| {
         let name = format!("rf_bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let _ = Command::new("psql").args([url.as_str(), "-qc", &format!("CREATE DATABASE {name}")]).status();
+        let _ = Command::new("psql")
+            .args([url.as_str(), "-qc", &format!("CREATE DATABASE {name}")])
+            .status();
         (url.clone(), name)
     });
     let env = |port: u16| -> Vec<(String, String)> {
@@ -137,7 +145,10 @@ fn orchestrate(options: &Options) -> anyhow::Result<()> {
             ("RUNFLOW_LISTEN".into(), format!("127.0.0.1:{port}")),
             ("RUNFLOW_DATA_DIR".into(), data_dir.path().display().to_string()),
             ("RUNFLOW_JWT_SECRET".into(), JWT_SECRET.into()),
-            ("RUNFLOW_WS_MAX_SUBSCRIPTIONS".into(), per_connection.max(10).to_string()),
+            (
+                "RUNFLOW_WS_MAX_SUBSCRIPTIONS".into(),
+                per_connection.max(10).to_string(),
+            ),
             ("RUNFLOW_WS_MAX_CONNECTIONS_PER_TENANT".into(), "1000000".into()),
             ("RUNFLOW_RATE_LIMIT_WS_CONNECTS".into(), "off".into()),
             ("RUNFLOW_RATE_LIMIT_GRAPHQL".into(), "off".into()),
@@ -223,10 +234,11 @@ fn orchestrate(options: &Options) -> anyhow::Result<()> {
         offset += share;
         clients.push(child);
     }
-    let mut readers: Vec<_> = clients
-        .iter_mut()
-        .map(|c| BufReader::new(c.stdout.take().expect("piped")))
-        .collect();
+    let mut readers = Vec::new();
+    for client in &mut clients {
+        let stdout = client.stdout.take().ok_or_else(|| anyhow::anyhow!("a client without stdout"))?;
+        readers.push(BufReader::new(stdout));
+    }
     for reader in &mut readers {
         let mut line = String::new();
         reader.read_line(&mut line)?;
@@ -265,13 +277,21 @@ fn orchestrate(options: &Options) -> anyhow::Result<()> {
             let mut parts = line.split_whitespace();
             let Some(id) = parts.next() else { continue };
             let Some(at) = sent.get(id) else { continue };
-            latencies.extend(parts.filter_map(|t| t.parse::<u64>().ok()).map(|t| (t.saturating_sub(*at)) as f64 / 1e6));
+            latencies.extend(
+                parts
+                    .filter_map(|t| t.parse::<u64>().ok())
+                    .map(|t| (t.saturating_sub(*at)) as f64 / 1e6),
+            );
         }
         let _ = client.wait();
     }
     latencies.sort_by(f64::total_cmp);
     let expected = events * subscribers;
-    let idle_kib: u64 = rss_idle.iter().zip(&rss_before).map(|(idle, before)| idle.saturating_sub(*before)).sum();
+    let idle_kib: u64 = rss_idle
+        .iter()
+        .zip(&rss_before)
+        .map(|(idle, before)| idle.saturating_sub(*before))
+        .sum();
     let summary = serde_json::json!({
         "backend": if postgres.is_some() { "postgres" } else { "sqlite" },
         "replicas": replicas,
@@ -298,7 +318,11 @@ fn orchestrate(options: &Options) -> anyhow::Result<()> {
             .args([url.as_str(), "-qc", &format!("DROP DATABASE {name} WITH (FORCE)")])
             .status();
     }
-    anyhow::ensure!(latencies.len() == expected, "{} of {expected} deliveries arrived", latencies.len());
+    anyhow::ensure!(
+        latencies.len() == expected,
+        "{} of {expected} deliveries arrived",
+        latencies.len()
+    );
     Ok(())
 }
 
@@ -336,7 +360,10 @@ fn client(options: &Options) -> anyhow::Result<()> {
     let per_connection: usize = options.get("per-connection", 1);
     let offset: usize = options.get("offset", 0);
     let same_query: bool = options.get("same-query", true);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let ready = Arc::new(AtomicUsize::new(0));
         let failed = Arc::new(AtomicU64::new(0));
@@ -424,11 +451,10 @@ async fn subscribe(port: u16, token: &str, subscriptions: usize, n: usize, same_
     request
         .headers_mut()
         .insert("sec-websocket-protocol", "graphql-transport-ws".parse()?);
-    let config = WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0);
+    let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
     let (mut socket, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
-    let init = serde_json::json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
+    let init =
+        serde_json::json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
     socket.send(Message::text(init.to_string())).await?;
     loop {
         match socket.next().await {
@@ -440,9 +466,15 @@ async fn subscribe(port: u16, token: &str, subscriptions: usize, n: usize, same_
     for s in 0..subscriptions {
         // With `same_query` every subscriber sends the same operation (a dashboard's); without
         // it, a comment makes each document distinct, so none share an execution.
-        let distinct = if same_query { String::new() } else { format!("# subscriber {n}-{s}\n") };
-        let query = format!("{distinct}subscription {{ executionEvents(environment: STAGING) {{ kind execution {{ id }} }} }}");
-        let subscribe = serde_json::json!({ "type": "subscribe", "id": (s + 1).to_string(), "payload": { "query": query } });
+        let distinct = if same_query {
+            String::new()
+        } else {
+            format!("# subscriber {n}-{s}\n")
+        };
+        let query =
+            format!("{distinct}subscription {{ executionEvents(environment: STAGING) {{ kind execution {{ id }} }} }}");
+        let subscribe =
+            serde_json::json!({ "type": "subscribe", "id": (s + 1).to_string(), "payload": { "query": query } });
         socket.send(Message::text(subscribe.to_string())).await?;
     }
     Ok(socket)

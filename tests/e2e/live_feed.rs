@@ -635,7 +635,9 @@ async fn subscribers_of_one_operation_share_one_execution(backend: Backend) {
     other_tenant.subscribe("s", shared, json!({})).await;
     let mut replaying = server.websocket(None).await;
     replaying.init(&token(&a, "viewer")).await;
-    replaying.subscribe("s", EXECUTIONS, json!({ "env": "STAGING", "after": "0" })).await;
+    replaying
+        .subscribe("s", EXECUTIONS, json!({ "env": "STAGING", "after": "0" }))
+        .await;
     // Six subscriptions, three shared executions: the viewers of `a`, the developer, tenant
     // `b`; the replay runs on its own (not counted as a shared execution).
     scrape_until(&server, |text| {
@@ -655,7 +657,11 @@ async fn subscribers_of_one_operation_share_one_execution(backend: Backend) {
         let first_seen = ws.json().await;
         let mut same = vec![first_seen];
         same.extend(until_finished(ws, &execution).await);
-        assert_eq!(same[same.len() - seen.len()..], seen[..], "members of a group get the same results");
+        assert_eq!(
+            same[same.len() - seen.len()..],
+            seen[..],
+            "members of a group get the same results"
+        );
     }
     let developer_seen = until_finished(&mut developer, &execution).await;
     assert_eq!(developer_seen.last(), seen.last());
@@ -672,11 +678,17 @@ async fn subscribers_of_one_operation_share_one_execution(backend: Backend) {
     })
     .await;
     assert_eq!(
-        metric(&crate::contract::scrape(&server).await, "runflow_subscription_executions "),
+        metric(
+            &crate::contract::scrape(&server).await,
+            "runflow_subscription_executions "
+        ),
         Some(3.0)
     );
     viewers.truncate(1);
-    scrape_until(&server, |text| metric(text, "runflow_subscription_executions ") == Some(2.0)).await;
+    scrape_until(&server, |text| {
+        metric(text, "runflow_subscription_executions ") == Some(2.0)
+    })
+    .await;
 
     // A member that stops reading is cut off; the other member of its group goes on.
     let traces = "subscription { traceEvents(environment: STAGING) { cursor spans { name attributes } } }";
@@ -686,7 +698,10 @@ async fn subscribers_of_one_operation_share_one_execution(backend: Backend) {
     let mut slow = server.websocket(None).await;
     slow.init(&token(&a, "viewer")).await;
     slow.subscribe("slow", traces, json!({})).await;
-    scrape_until(&server, |text| metric(text, "runflow_subscription_executions ") == Some(3.0)).await;
+    scrape_until(&server, |text| {
+        metric(text, "runflow_subscription_executions ") == Some(3.0)
+    })
+    .await;
     let traced = run_execution(&server, &runtime, json!(null)).await;
     let filler = "x".repeat(500);
     let mut batch = 0;
@@ -695,7 +710,12 @@ async fn subscribers_of_one_operation_share_one_execution(backend: Backend) {
             .map(|i| json!({ "name": format!("s{batch}-{i}"), "kind": "CUSTOM", "startTime": "2026-11-29T10:00:00Z", "attributes": { "pad": filler } }))
             .collect();
         let (status, _) = server
-            .runtime(&runtime, Method::POST, &format!("/executions/{traced}/spans"), Some(json!({ "spans": spans })))
+            .runtime(
+                &runtime,
+                Method::POST,
+                &format!("/executions/{traced}/spans"),
+                Some(json!({ "spans": spans })),
+            )
             .await;
         assert_eq!(status, 201);
     };
@@ -723,10 +743,16 @@ async fn subscribers_of_one_operation_share_one_execution(backend: Backend) {
             other => panic!("unexpected {other:?}: {message}"),
         }
     };
-    assert_eq!(ended_with["payload"]["errors"][0]["extensions"]["code"], "SLOW_CONSUMER");
+    assert_eq!(
+        ended_with["payload"]["errors"][0]["extensions"]["code"],
+        "SLOW_CONSUMER"
+    );
     assert_eq!(slow.json().await, json!({ "type": "complete", "id": "slow" }));
     post_batch(batch).await;
-    assert!(fast.json().await["payload"]["errors"].is_null(), "the group goes on without it");
+    assert!(
+        fast.json().await["payload"]["errors"].is_null(),
+        "the group goes on without it"
+    );
 }
 
 /// With PostgreSQL, an event committed through one replica reaches subscribers of another.

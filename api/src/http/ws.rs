@@ -233,7 +233,10 @@ enum Running {
     Alone(AbortHandle),
     /// A member of the shared execution of its operation (see [`crate::live::multiplex`]);
     /// counted in `runflow_subscriptions_active` while it lives.
-    Shared(#[allow(dead_code)] Membership, #[allow(dead_code)] super::metrics::ActiveSubscription),
+    Shared(
+        #[allow(dead_code)] Membership,
+        #[allow(dead_code)] super::metrics::ActiveSubscription,
+    ),
 }
 
 impl Drop for Running {

@@ -73,7 +73,11 @@ pub fn replays(request: &async_graphql::Request) -> bool {
             .filter(|(op_name, _)| op_name.map(|n| n.as_str()) == Some(name.as_str()))
             .map(|(_, op)| &op.node.selection_set.node)
             .collect(),
-        None => document.operations.iter().map(|(_, op)| &op.node.selection_set.node).collect(),
+        None => document
+            .operations
+            .iter()
+            .map(|(_, op)| &op.node.selection_set.node)
+            .collect(),
     };
     operations
         .into_iter()
@@ -259,7 +263,10 @@ impl SharedSubscriptions {
 
 /// Removes `group` from the registry if it is still the one registered under its key.
 fn forget(groups: &mut HashMap<GroupKey, Arc<Group>>, group: &Arc<Group>) {
-    if groups.get(&group.key).is_some_and(|current| Arc::ptr_eq(current, group)) {
+    if groups
+        .get(&group.key)
+        .is_some_and(|current| Arc::ptr_eq(current, group))
+    {
         groups.remove(&group.key);
     }
 }
@@ -333,7 +340,10 @@ mod tests {
     #[test]
     fn a_replay_is_never_shared() {
         let none = serde_json::json!({});
-        assert!(!replays(&request("subscription { executionEvents(environment: STAGING) { cursor } }", none.clone())));
+        assert!(!replays(&request(
+            "subscription { executionEvents(environment: STAGING) { cursor } }",
+            none.clone()
+        )));
         assert!(!replays(&request(
             "subscription { executionEvents(environment: STAGING, after: null) { cursor } }",
             none.clone()
@@ -342,13 +352,15 @@ mod tests {
             "subscription { executionEvents(environment: STAGING, after: \"12\") { cursor } }",
             none.clone()
         )));
-        let by_variable = "subscription($after: String) { executionEvents(environment: STAGING, after: $after) { cursor } }";
+        let by_variable =
+            "subscription($after: String) { executionEvents(environment: STAGING, after: $after) { cursor } }";
         assert!(!replays(&request(by_variable, none.clone())));
         assert!(!replays(&request(by_variable, serde_json::json!({ "after": null }))));
         assert!(replays(&request(by_variable, serde_json::json!({ "after": "12" }))));
         let in_fragment = "subscription { ...F } fragment F on Subscription { traceEvents(environment: STAGING, after: \"3\") { cursor } }";
         assert!(replays(&request(in_fragment, none.clone())));
-        let inline = "subscription { ... on Subscription { traceEvents(environment: STAGING, after: \"3\") { cursor } } }";
+        let inline =
+            "subscription { ... on Subscription { traceEvents(environment: STAGING, after: \"3\") { cursor } } }";
         assert!(replays(&request(inline, none.clone())));
         // Only the operation that runs counts.
         let two = "subscription A { executionEvents(environment: STAGING) { cursor } } \
@@ -440,9 +452,9 @@ mod tests {
         let _a = shared.join(key("q"), a.clone(), || tokio_stream_of(receiver));
         let _b = shared.join(key("q"), b.clone(), futures_util::stream::pending);
         sender
-            .send(async_graphql::Response::from_errors(vec![async_graphql::ServerError::new(
-                "no", None,
-            )]))
+            .send(async_graphql::Response::from_errors(vec![
+                async_graphql::ServerError::new("no", None),
+            ]))
             .unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         for member in [&a, &b] {
