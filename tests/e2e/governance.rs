@@ -789,6 +789,98 @@ async fn audit_entry_commits_with_its_change(backend: Backend) {
     assert_eq!(stored(&server, "audit_entries", "record_key", "doomed").await, 1);
 }
 
+/// The commit path's rule, in process: one entry per operation however many transactions it
+/// commits (in the first), none from a transaction rolled back or committed by a task the
+/// operation spawned, and one written by `finish` when the operation committed nothing.
+async fn one_entry_per_operation_in_its_first_commit(backend: Backend) {
+    use runflow::domain::audit::{NewAuditEntry, Pending, finish, state::RecordRef};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+    let app = crate::support::InProcess::start(backend).await;
+    let db = app.db().clone();
+    let tenant = tenant();
+    let pending = |action: &str| {
+        Pending::new(
+            crate::support::actor(&tenant, "admin"),
+            NewAuditEntry {
+                environment: entity::Environment::Staging,
+                action: action.into(),
+                record_kind: "Test".into(),
+                record_key: None,
+                summary: json!({ "input": {}, "resultId": null }),
+                before: None,
+                after: None,
+            },
+            RecordRef {
+                kind: "Test".into(),
+                ..Default::default()
+            },
+        )
+    };
+    let entries = |action: &'static str| {
+        let db = db.clone();
+        async move {
+            entity::audit_entries::Entity::find()
+                .filter(entity::audit_entries::Column::Action.eq(action))
+                .all(&db.conn)
+                .await
+                .expect("entries")
+        }
+    };
+
+    // Rolled back, then committed twice: one entry, from the first commit.
+    let twice = pending("twice");
+    twice
+        .run(async {
+            let tx = db.begin_write().await.expect("begin");
+            drop(tx);
+            assert!(twice.written().is_none(), "a rollback writes nothing");
+            for _ in 0..2 {
+                let tx = db.begin_write().await.expect("begin");
+                db.commit(tx).await.expect("commit");
+            }
+        })
+        .await;
+    let first = twice.written().expect("written by the first commit");
+    let stored = entries("twice").await;
+    assert_eq!(stored.len(), 1, "{stored:#?}");
+    assert_eq!(stored[0].id, first);
+    // The result id is added afterwards.
+    finish(&db, &twice, Some(json!("result-1"))).await.expect("finish");
+    assert_eq!(entries("twice").await[0].summary["resultId"], "result-1");
+
+    // A transaction committed by a task the operation spawned is not the operation's.
+    let spawned = pending("spawned");
+    spawned
+        .run(async {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let tx = db.begin_write().await.expect("begin");
+                db.commit(tx).await.expect("commit");
+            })
+            .await
+            .expect("task");
+        })
+        .await;
+    assert!(spawned.written().is_none());
+    assert!(entries("spawned").await.is_empty());
+    // It committed nothing of its own: `finish` writes the entry, with the result id.
+    finish(&db, &spawned, Some(json!("result-2"))).await.expect("finish");
+    let stored = entries("spawned").await;
+    assert_eq!(stored.len(), 1, "{stored:#?}");
+    assert_eq!(stored[0].summary["resultId"], "result-2");
+    assert_eq!(stored[0].actor_subject, format!("admin@{tenant}"));
+
+    // Outside any operation, commits write no entry.
+    let tx = db.begin_write().await.expect("begin");
+    db.commit(tx).await.expect("commit");
+    let all = entity::audit_entries::Entity::find()
+        .all(&db.conn)
+        .await
+        .expect("entries");
+    assert_eq!(all.len(), 2, "{all:#?}");
+}
+
 const REQUEST: &str = r#"mutation($i: RequestReleaseInput!) { requestRelease(environment: STAGING, input: $i) {
   id state requestedBy note items { key fingerprint } } }"#;
 const APPROVE: &str = r#"mutation($id: ID!, $c: String) { approveReleaseRequest(environment: STAGING, id: $id, comment: $c) {
@@ -1281,6 +1373,7 @@ async fn scheduled_release_survives_restarts_within_the_grace_window(backend: Ba
 on_both_backends!(
     every_mutation_is_audited_without_secrets,
     audit_entry_commits_with_its_change,
+    one_entry_per_operation_in_its_first_commit,
     publishing_needs_an_approved_current_request,
     scheduled_release_runs_once_across_replicas,
     scheduled_release_survives_restarts_within_the_grace_window,
