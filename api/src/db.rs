@@ -127,6 +127,23 @@ impl Db {
             .await
     }
 
+    /// Commits `tx`: the one way every write transaction ends (`clippy.toml` forbids
+    /// `DatabaseTransaction::commit` elsewhere).
+    ///
+    /// When the current task runs an operation whose audit entry is pending and not yet
+    /// written ([`crate::domain::audit::Pending::run`]), the entry is inserted into `tx`
+    /// first, so the change and its entry commit together or not at all: if the entry cannot
+    /// be written, `tx` is dropped (rolled back) and the error returned.
+    #[allow(clippy::disallowed_methods)]
+    pub async fn commit(&self, tx: DatabaseTransaction) -> crate::error::Result<()> {
+        let appended = crate::domain::audit::append_pending(&tx).await?;
+        tx.commit().await?;
+        if let Some(appended) = appended {
+            appended.committed();
+        }
+        Ok(())
+    }
+
     /// Wakes this process's live-feed pump: call after committing a transaction that appended
     /// events. (Other replicas are woken by PostgreSQL NOTIFY; a periodic poll backs both up.)
     pub fn wake_live_feed(&self) {

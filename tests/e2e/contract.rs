@@ -1293,7 +1293,7 @@ async fn prometheus_metrics(backend: Backend) {
         r#"runflow_subscriptions_active{transport="sse"} "#,
         "runflow_websockets_open ",
         "runflow_execution_queue_depth ",
-        // The deploy above was audited: no entry missing.
+        // The deploy above was audited: no mutation refused for want of its audit entry.
         "runflow_audit_entries_failed_total ",
     ] {
         assert_eq!(metric(&before, name), Some(0.0), "{name}\n{before}");

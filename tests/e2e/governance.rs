@@ -1,5 +1,6 @@
 //! Release governance: the audit log, approvals, scheduled releases.
 
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
@@ -601,6 +602,285 @@ async fn every_mutation_is_audited_without_secrets(backend: Backend) {
     );
 }
 
+/// Makes the database refuse audit entries of record `doomed` and of `createRuntimeToken`:
+/// a trigger on `audit_entries`, as an outage of the audit log would look to the server.
+async fn refuse_audit_entries(server: &Server, backend: Backend) {
+    let db = sea_orm::Database::connect(server.database_url())
+        .await
+        .expect("connect to the test database");
+    let statements: &[&str] = match backend {
+        Backend::Sqlite => &[r#"CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_entries
+            WHEN NEW.record_key = 'doomed' OR NEW.action = 'createRuntimeToken'
+            BEGIN SELECT RAISE(ABORT, 'audit entry refused by the test'); END"#],
+        Backend::Postgres => &[
+            r#"CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF NEW.record_key = 'doomed' OR NEW.action = 'createRuntimeToken' THEN
+                RAISE EXCEPTION 'audit entry refused by the test';
+              END IF;
+              RETURN NEW;
+            END $$"#,
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_entries
+            FOR EACH ROW EXECUTE FUNCTION refuse_audit()",
+        ],
+    };
+    for statement in statements {
+        db.execute_unprepared(statement).await.expect("create the trigger");
+    }
+    db.close().await.ok();
+}
+
+/// Rows of `table` whose `column` is `value`, read straight from storage.
+async fn stored(server: &Server, table: &str, column: &str, value: &str) -> i64 {
+    use sea_orm::{Database, Statement};
+    let db = Database::connect(server.database_url()).await.expect("connect");
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DatabaseBackend::Postgres => format!("SELECT COUNT(*) AS n FROM {table} WHERE {column} = $1"),
+        _ => format!("SELECT COUNT(*) AS n FROM {table} WHERE {column} = ?"),
+    };
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(backend, sql, [value.into()]))
+        .await
+        .expect("count")
+        .expect("a row");
+    let count: i64 = row.try_get("", "n").expect("n");
+    db.close().await.ok();
+    count
+}
+
+/// The audit entry is written in the transaction of the change: when the entry cannot be
+/// stored, the mutation fails and its change is rolled back (with the entry written after
+/// the commit, as before, the credential and the agent below were stored unaudited).
+async fn audit_entry_commits_with_its_change(backend: Backend) {
+    let server = Server::start(backend).await;
+    let tenant = tenant();
+    let admin = token(&tenant, "admin");
+    refuse_audit_entries(&server, backend).await;
+
+    // A one-table change: refused, and nothing stored.
+    let create = r#"mutation($i: CreateCredentialInput!) { createCredential(environment: STAGING, input: $i) { id } }"#;
+    let refused = server
+        .gql(
+            Some(&admin),
+            create,
+            json!({ "i": { "name": "doomed", "kind": "api-key", "secret": CREDENTIAL_SECRET } }),
+        )
+        .await;
+    assert_eq!(error_code(&refused), "INTERNAL", "{refused:#}");
+    assert!(
+        refused["data"].is_null() || refused["data"]["createCredential"].is_null(),
+        "{refused:#}"
+    );
+    assert_eq!(
+        stored(&server, "credentials", "name", "doomed").await,
+        0,
+        "the change was rolled back"
+    );
+
+    // A change across several tables (agent, commit, deployment, events): the same.
+    let deploy = r#"mutation($i: DeployAgentInput!) { deployAgent(environment: STAGING, input: $i) { agent { id } } }"#;
+    let files = |slug: &str| {
+        json!({ "i": { "slug": slug, "message": "first", "files": [
+            { "path": "runflow.toml", "content": manifest(slug) },
+            { "path": "main.py", "content": "print('hi')\n" } ] } })
+    };
+    let refused = server.gql(Some(&admin), deploy, files("doomed")).await;
+    assert_eq!(error_code(&refused), "INTERNAL", "{refused:#}");
+    assert_eq!(
+        stored(&server, "agents", "slug", "doomed").await,
+        0,
+        "the deploy was rolled back"
+    );
+
+    // An operation that stores nothing (a runtime token): its result is withheld.
+    let minted = server
+        .gql(
+            Some(&admin),
+            "mutation { createRuntimeToken(environment: STAGING) { token } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&minted), "INTERNAL", "{minted:#}");
+    assert!(
+        !minted.to_string().contains("\"token\":\""),
+        "no token without its entry: {minted:#}"
+    );
+
+    // Nothing of them reached the log.
+    assert_eq!(stored(&server, "audit_entries", "record_key", "doomed").await, 0);
+    assert_eq!(
+        stored(&server, "audit_entries", "action", "createRuntimeToken").await,
+        0
+    );
+
+    // Ordinary changes: stored, each with its entry, before and after.
+    server.data(&admin, deploy, files("kept")).await;
+    let created = server
+        .data(
+            &admin,
+            create,
+            json!({ "i": { "name": "kept", "kind": "api-key", "secret": CREDENTIAL_SECRET } }),
+        )
+        .await;
+    let rotate = r#"mutation($i: RotateCredentialInput!) { rotateCredential(environment: STAGING, input: $i) { id } }"#;
+    server
+        .data(
+            &admin,
+            rotate,
+            json!({ "i": { "name": "kept", "secret": ROTATED_SECRET } }),
+        )
+        .await;
+    assert_eq!(stored(&server, "credentials", "name", "kept").await, 1);
+    let log = audit_log(&server, &admin, "STAGING", Value::Null).await;
+    let actions: Vec<&str> = log.iter().map(|e| e["action"].as_str().unwrap_or_default()).collect();
+    assert_eq!(
+        actions,
+        ["rotateCredential", "createCredential", "deployAgent"],
+        "{log:#?}"
+    );
+    let (rotation, creation, deployment) = (&log[0], &log[1], &log[2]);
+    assert_eq!(creation["recordKey"], "kept");
+    assert!(creation["before"].is_null(), "{creation:#}");
+    assert_eq!(creation["after"]["name"], "kept", "{creation:#}");
+    assert_eq!(
+        creation["summary"]["resultId"], created["createCredential"]["id"],
+        "{creation:#}"
+    );
+    assert_eq!(
+        rotation["after"]["revision"].as_i64(),
+        rotation["before"]["revision"].as_i64().map(|r| r + 1),
+        "{rotation:#}"
+    );
+    assert!(
+        deployment["after"]["deployment"]["commit"].is_string(),
+        "{deployment:#}"
+    );
+
+    // A refused mutation (nothing committed) has no entry, as before.
+    let missing = server
+        .gql(
+            Some(&admin),
+            r#"mutation { deleteAgent(environment: STAGING, slug: "no-such-agent") { deletedId } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&missing), "NOT_FOUND");
+    assert_eq!(audit_log(&server, &admin, "STAGING", Value::Null).await.len(), 3);
+
+    // The trigger is the only reason for the refusals: without it the same changes pass.
+    let db = sea_orm::Database::connect(server.database_url())
+        .await
+        .expect("connect");
+    let drop = match backend {
+        Backend::Sqlite => "DROP TRIGGER refuse_audit",
+        Backend::Postgres => "DROP TRIGGER refuse_audit ON audit_entries",
+    };
+    db.execute_unprepared(drop).await.expect("drop the trigger");
+    db.close().await.ok();
+    server
+        .data(
+            &admin,
+            create,
+            json!({ "i": { "name": "doomed", "kind": "api-key", "secret": CREDENTIAL_SECRET } }),
+        )
+        .await;
+    assert_eq!(stored(&server, "credentials", "name", "doomed").await, 1);
+    assert_eq!(stored(&server, "audit_entries", "record_key", "doomed").await, 1);
+}
+
+/// The commit path's rule, in process: one entry per operation however many transactions it
+/// commits (in the first), none from a transaction rolled back or committed by a task the
+/// operation spawned, and one written by `finish` when the operation committed nothing.
+async fn one_entry_per_operation_in_its_first_commit(backend: Backend) {
+    use runflow::domain::audit::{NewAuditEntry, Pending, finish, state::RecordRef};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+    let app = crate::support::InProcess::start(backend).await;
+    let db = app.db().clone();
+    let tenant = tenant();
+    let pending = |action: &str| {
+        Pending::new(
+            crate::support::actor(&tenant, "admin"),
+            NewAuditEntry {
+                environment: entity::Environment::Staging,
+                action: action.into(),
+                record_kind: "Test".into(),
+                record_key: None,
+                summary: json!({ "input": {}, "resultId": null }),
+                before: None,
+                after: None,
+            },
+            RecordRef {
+                kind: "Test".into(),
+                ..Default::default()
+            },
+        )
+    };
+    let entries = |action: &'static str| {
+        let db = db.clone();
+        async move {
+            entity::audit_entries::Entity::find()
+                .filter(entity::audit_entries::Column::Action.eq(action))
+                .all(&db.conn)
+                .await
+                .expect("entries")
+        }
+    };
+
+    // Rolled back, then committed twice: one entry, from the first commit.
+    let twice = pending("twice");
+    twice
+        .run(async {
+            let tx = db.begin_write().await.expect("begin");
+            drop(tx);
+            assert!(twice.written().is_none(), "a rollback writes nothing");
+            for _ in 0..2 {
+                let tx = db.begin_write().await.expect("begin");
+                db.commit(tx).await.expect("commit");
+            }
+        })
+        .await;
+    let first = twice.written().expect("written by the first commit");
+    let stored = entries("twice").await;
+    assert_eq!(stored.len(), 1, "{stored:#?}");
+    assert_eq!(stored[0].id, first);
+    // The result id is added afterwards.
+    finish(&db, &twice, Some(json!("result-1"))).await.expect("finish");
+    assert_eq!(entries("twice").await[0].summary["resultId"], "result-1");
+
+    // A transaction committed by a task the operation spawned is not the operation's.
+    let spawned = pending("spawned");
+    spawned
+        .run(async {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let tx = db.begin_write().await.expect("begin");
+                db.commit(tx).await.expect("commit");
+            })
+            .await
+            .expect("task");
+        })
+        .await;
+    assert!(spawned.written().is_none());
+    assert!(entries("spawned").await.is_empty());
+    // It committed nothing of its own: `finish` writes the entry, with the result id.
+    finish(&db, &spawned, Some(json!("result-2"))).await.expect("finish");
+    let stored = entries("spawned").await;
+    assert_eq!(stored.len(), 1, "{stored:#?}");
+    assert_eq!(stored[0].summary["resultId"], "result-2");
+    assert_eq!(stored[0].actor_subject, format!("admin@{tenant}"));
+
+    // Outside any operation, commits write no entry.
+    let tx = db.begin_write().await.expect("begin");
+    db.commit(tx).await.expect("commit");
+    let all = entity::audit_entries::Entity::find()
+        .all(&db.conn)
+        .await
+        .expect("entries");
+    assert_eq!(all.len(), 2, "{all:#?}");
+}
+
 const REQUEST: &str = r#"mutation($i: RequestReleaseInput!) { requestRelease(environment: STAGING, input: $i) {
   id state requestedBy note items { key fingerprint } } }"#;
 const APPROVE: &str = r#"mutation($id: ID!, $c: String) { approveReleaseRequest(environment: STAGING, id: $id, comment: $c) {
@@ -1092,6 +1372,8 @@ async fn scheduled_release_survives_restarts_within_the_grace_window(backend: Ba
 
 on_both_backends!(
     every_mutation_is_audited_without_secrets,
+    audit_entry_commits_with_its_change,
+    one_entry_per_operation_in_its_first_commit,
     publishing_needs_an_approved_current_request,
     scheduled_release_runs_once_across_replicas,
     scheduled_release_survives_restarts_within_the_grace_window,

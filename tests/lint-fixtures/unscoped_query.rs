@@ -1,10 +1,11 @@
-//! A deliberately bad example: a tenant-owned table queried without the scope module.
+//! A deliberately bad example: a tenant-owned table queried without the scope module, and
+//! a transaction committed without `Db::commit` (so without the operation's audit entry).
 //!
 //! Not built by `cargo clippy --all-targets` (it needs the `lint-fixture` feature). `.ci/run`
 //! (through `tests/lint-fixtures/check.sh`) runs clippy on it and expects `clippy::disallowed_methods`
 //! to reject every call below, which proves the rule in `clippy.toml` can fail.
 
-use sea_orm::{ActiveModelTrait, EntityTrait};
+use sea_orm::{ActiveModelTrait, EntityTrait, TransactionTrait};
 
 fn main() {
     // Every agent of every tenant: exactly what the lint must refuse.
@@ -22,4 +23,10 @@ fn main() {
     let _insert_many = entity::agents::Entity::insert_many([row.clone()]);
     let db = sea_orm::DatabaseConnection::default();
     let _insert_row = row.insert(&db);
+    // A change committed around the audit log: `Db::commit` writes the entry, this does not.
+    let _commit = async {
+        let tx = db.begin().await?;
+        tx.commit().await
+    };
+    let _closure = db.transaction::<_, (), sea_orm::DbErr>(|_tx| Box::pin(async { Ok(()) }));
 }

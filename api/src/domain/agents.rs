@@ -288,7 +288,7 @@ pub async fn deploy(
     insert_in_chunks(&tx, scope.tenant(), files).await?;
 
     let deployment = set_deployment(&tx, scope, agent.id, commit.id, author).await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok((AgentInEnv { agent, deployment }, commit))
 }
 
@@ -596,7 +596,7 @@ pub async fn update(db: &Db, scope: &StagingScope, input: UpdateAgentInput) -> R
         },
     )
     .await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(AgentInEnv {
         agent,
         deployment: current.deployment,
@@ -616,7 +616,7 @@ pub async fn delete(db: &Db, scope: &StagingScope, slug: &str, expected_revision
         expected_revision,
     )
     .await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(current.agent.id)
 }
 

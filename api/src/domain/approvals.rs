@@ -112,7 +112,7 @@ pub async fn set_required_approvals(
             ));
         }
     }
-    tx.commit().await?;
+    db.commit(tx).await?;
     settings(&db.conn, tenant).await
 }
 
@@ -225,7 +225,7 @@ pub async fn request_release(
     .insert_into(tenant, &tx)
     .await?;
     events::append(&tx, tenant, request_events(kinds::RELEASE_REQUEST_OPENED, &model)).await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     db.wake_live_feed();
     Ok(model)
 }
@@ -441,7 +441,7 @@ pub async fn review(
         request_events_with(kind, &request, Some((reviewer, comment))),
     )
     .await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     db.wake_live_feed();
     Ok(RequestView {
         request,

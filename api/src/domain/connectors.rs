@@ -110,7 +110,7 @@ pub async fn create(
     )
     .insert_into(scope.tenant(), &tx)
     .await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(row)
 }
 
@@ -269,7 +269,7 @@ pub async fn update(db: &Db, scope: &StagingScope, input: UpdateConnectorInput) 
         },
     )
     .await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(row)
 }
 
@@ -292,7 +292,7 @@ pub async fn delete(db: &Db, scope: &StagingScope, slug: &str, expected_revision
         .filter(connector_resources::Column::InstanceId.eq(row.id))
         .exec(&tx)
         .await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(row.id)
 }
 
@@ -371,7 +371,7 @@ pub async fn create_resource(
     let row = new_resource(scope, instance.id, input.key, input.config)
         .insert_into(scope.tenant(), &tx)
         .await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(row)
 }
 
@@ -399,7 +399,7 @@ pub async fn update_resource(
         },
     )
     .await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(row)
 }
 
@@ -424,7 +424,7 @@ pub async fn delete_resource(
         expected_revision,
     )
     .await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(row.id)
 }
 

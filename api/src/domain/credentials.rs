@@ -157,7 +157,7 @@ pub async fn create(
     }
     .insert_into(tenant, &tx)
     .await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(row.into())
 }
 
@@ -193,7 +193,7 @@ pub async fn rotate(
         },
     )
     .await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(row.into())
 }
 
@@ -204,6 +204,6 @@ pub async fn delete(db: &Db, tenant: &Tenant, name: &str, expected_revision: Opt
         .ok_or_else(|| Error::not_found(format!("credential {name:?}")))?;
     revision::delete::<credentials::Entity, _>(&tx, tenant, &format!("credential {name:?}"), row.id, expected_revision)
         .await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(row.id)
 }

@@ -240,7 +240,7 @@ pub async fn prune_batch(db: &Db, before: DateTime<Utc>, limit: u64) -> Result<u
         .all(&tx)
         .await?;
     if victims.is_empty() {
-        tx.commit().await?;
+        db.commit(tx).await?;
         return Ok(0);
     }
     let mut highest: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
@@ -268,7 +268,7 @@ pub async fn prune_batch(db: &Db, before: DateTime<Utc>, limit: u64) -> Result<u
             .await?
             .rows_affected;
     }
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(deleted)
 }
 

@@ -132,7 +132,7 @@ async fn create(
 ) -> Result<executions::Model> {
     let tx = db.begin_write().await?;
     let row = create_in(&tx, scope, limits, input, status).await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     db.wake_live_feed();
     Ok(row)
 }
@@ -338,7 +338,7 @@ pub async fn finish_with_log(db: &Db, scope: &Scope, id: Uuid, outcome: Outcome)
         .filter(entity::agents::Column::Id.eq(row.agent_id));
     let agent_slug = agent.one(&tx).await?.map(|a| a.slug).unwrap_or_default();
     append_event(&tx, scope, &row, "finished", &agent_slug).await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     db.wake_live_feed();
     Ok(row)
 }
@@ -475,7 +475,7 @@ pub async fn claim_next(
         .filter(entity::agents::Column::Id.eq(row.agent_id));
     let agent_slug = agent.one(&tx).await?.map(|a| a.slug).unwrap_or_default();
     append_event(&tx, &scope, &row, "updated", &agent_slug).await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     db.wake_live_feed();
     Ok(Some(row))
 }

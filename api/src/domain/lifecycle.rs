@@ -117,7 +117,7 @@ async fn transition(
         .unwrap_or_default();
     let kind = if status.is_final() { "finished" } else { "updated" };
     append_event(&tx, &scope, &row, kind, &agent_slug).await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     db.wake_live_feed();
     Ok(Some(row))
 }

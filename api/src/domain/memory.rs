@@ -85,7 +85,7 @@ pub async fn put(db: &Db, scope: &Scope, namespace: &str, key: &str, value: Valu
             .await?
         }
     };
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(row)
 }
 

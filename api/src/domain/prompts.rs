@@ -163,7 +163,7 @@ pub async fn save_draft(
             row.insert_into(scope.tenant(), &tx).await?
         }
     };
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(row)
 }
 
@@ -314,7 +314,7 @@ pub async fn delete(db: &Db, scope: &StagingScope, slug: &str, expected_revision
         expected_revision,
     )
     .await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(row.id)
 }
 

@@ -93,7 +93,7 @@ pub async fn schedule(
     .insert_into(tenant, &tx)
     .await?;
     events::append(&tx, tenant, schedule_events(kinds::SCHEDULED_RELEASE_SCHEDULED, &model)).await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     db.wake_live_feed();
     Ok(model)
 }
@@ -213,7 +213,7 @@ async fn change_scheduled(
     }
     let model = get(&tx, tenant, id).await?;
     events::append(&tx, tenant, schedule_events(kind, &model)).await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     db.wake_live_feed();
     Ok(model)
 }
@@ -330,32 +330,30 @@ pub async fn run_due(db: &Db, grace: std::time::Duration) -> Result<usize> {
             kind: "Release".into(),
             ..Default::default()
         };
-        let before = super::audit::state::state_of(db, &tenant, Environment::Production, &latest)
+        let before = super::audit::state::state_of(&db.conn, &tenant, Environment::Production, &latest)
             .await
             .unwrap_or_default();
-        match releases::publish(db, &tenant, &release.created_by, role, request).await {
+        // The publish is a change like any other: audited, in the scheduler's name, in the
+        // publish's own transaction.
+        let actor = crate::auth::Actor::on_behalf_of(&release.created_by, tenant.id(), role);
+        let entry = super::audit::NewAuditEntry {
+            environment: Environment::Production,
+            action: "scheduledPublish".into(),
+            record_kind: "Release".into(),
+            record_key: None,
+            summary: json!({ "input": { "scheduledRelease": release.id }, "resultId": null }),
+            before,
+            after: None,
+        };
+        let pending = super::audit::Pending::new(actor, entry, latest);
+        match pending
+            .run(releases::publish(db, &tenant, &release.created_by, role, request))
+            .await
+        {
             Ok(made) => {
-                let made_ref = super::audit::state::RecordRef {
-                    id: Some(made.id),
-                    ..latest
-                };
-                let after = super::audit::state::state_of(db, &tenant, Environment::Production, &made_ref)
-                    .await
-                    .unwrap_or_default();
-                // The publish is a change like any other: audited, in the scheduler's name.
-                let actor = crate::auth::Actor::on_behalf_of(&release.created_by, tenant.id(), role);
-                let entry = super::audit::NewAuditEntry {
-                    environment: Environment::Production,
-                    action: "scheduledPublish".into(),
-                    record_kind: "Release".into(),
-                    record_key: None,
-                    summary: json!({ "input": { "scheduledRelease": release.id }, "resultId": made.id }),
-                    before,
-                    after,
-                };
-                if let Err(error) = super::audit::record(db, &actor, entry).await {
-                    tracing::error!(%error, "audit entry not recorded");
-                    crate::http::metrics::audit_entry_failed();
+                if let Err(error) = super::audit::finish(db, &pending, Some(json!(made.id))).await {
+                    // Only when the publish committed nothing (a replay of one already made).
+                    tracing::error!(scheduled_release = %release.id, %error, "audit entry not recorded");
                 }
                 if finish(
                     db,
@@ -465,7 +463,7 @@ async fn finish(
     }
     let model = get(&tx, tenant, release.id).await?;
     events::append(&tx, tenant, schedule_events_with(to, &model, stale_items)).await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     db.wake_live_feed();
     tracing::info!(scheduled_release = %release.id, tenant = %tenant.id(), state = to, "scheduled release finished");
     Ok(true)

@@ -33,7 +33,7 @@ pub async fn create(db: &Db, scope: &Scope, agent: Option<&str>, title: &str) ->
     .insert_into(&scope.tenant, &tx)
     .await?;
     append_event(&tx, scope, &session, None, "created", agent).await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     db.wake_live_feed();
     Ok(session)
 }
@@ -139,7 +139,7 @@ pub async fn add_message(
     active.updated_at = Set(time);
     let session = active.update(&tx).await?;
     append_event(&tx, scope, &session, Some(&message), "message_added", None).await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     db.wake_live_feed();
     Ok(message)
 }

@@ -156,7 +156,7 @@ pub async fn create(
     }
     .insert_into(tenant, &tx)
     .await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(row)
 }
 
@@ -187,7 +187,7 @@ pub async fn update(
         },
     )
     .await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(row)
 }
 
@@ -208,6 +208,6 @@ pub async fn delete(
         expected_revision,
     )
     .await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(row.id)
 }

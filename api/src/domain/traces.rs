@@ -213,7 +213,7 @@ pub async fn record_many(
         recorded.push((trace, rows));
     }
     events::append(&tx, &scope.tenant, new_events).await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     db.wake_live_feed();
     Ok(recorded)
 }

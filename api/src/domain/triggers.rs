@@ -214,7 +214,7 @@ pub async fn create(
     let row = new_row(scope, &input.name, fields, secret)
         .insert_into(scope.tenant(), &tx)
         .await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(row)
 }
 
@@ -492,7 +492,7 @@ pub async fn fire(
             return Ok(None);
         }
     }
-    tx.commit().await?;
+    db.commit(tx).await?;
     db.wake_live_feed();
     Ok(Some(execution))
 }
@@ -558,7 +558,7 @@ pub async fn update(
         },
     )
     .await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(row)
 }
 
@@ -573,7 +573,7 @@ pub async fn delete(db: &Db, scope: &StagingScope, name: &str, expected_revision
         expected_revision,
     )
     .await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(row.id)
 }
 

@@ -1,13 +1,18 @@
 //! The audit log over GraphQL: the extension that records every change, and the `auditLog`
 //! query (admins only, see [`crate::auth::policy::required_role_for_query`]).
 //!
-//! The extension is the one place changes are recorded: every root mutation field that
-//! succeeds appends an entry (see [`crate::domain::audit`]), so a mutation added later is
-//! audited without anyone remembering to. Arguments the schema marks `#[graphql(secret)]`
-//! are replaced by [`REDACTED`] before anything is stored, so secrets never reach the log.
-//! Around the operation it reads the record's non-secret summary
-//! ([`crate::domain::audit::state`]) before and after, so an entry shows what changed
-//! (a record kind that [`crate::domain::audit::state::state_of`] does not know gets none).
+//! The extension is the one place entries are prepared: for every root mutation field it
+//! reads the record's non-secret summary before the operation
+//! ([`crate::domain::audit::state`]), and runs the field with a [`domain::Pending`] entry, so
+//! a mutation added later is audited without anyone remembering to. The operation's first
+//! commit ([`crate::db::Db::commit`]) inserts the entry in the same transaction as the
+//! change, with the summary after it: an entry that cannot be stored rolls the change back
+//! and fails the mutation. After the field returns, [`domain::finish`] adds the returned id
+//! (`resultId`), or writes the entry of an operation that succeeded without committing
+//! anything (failing the field if it cannot). Arguments the schema marks `#[graphql(secret)]`
+//! are replaced by [`REDACTED`] before anything is stored, so secrets never reach the log
+//! (a record kind that [`crate::domain::audit::state::state_of`] does not know gets no
+//! summaries).
 
 use std::sync::{Arc, Mutex};
 
@@ -91,29 +96,27 @@ impl Extension for AuditTrailExtension {
             (Some(actor), Some(services)) => Some((actor, services)),
             _ => None,
         };
+        let Some((actor, services)) = caller else {
+            return next.run(ctx, info).await;
+        };
         let target = target(&name, &arguments);
         // The record as it was: read before the operation runs (a create finds nothing).
-        let before = match caller {
-            Some((actor, services)) => state(services, actor, &target, &target.record).await,
-            None => None,
-        };
-        let result = next.run(ctx, info).await?;
-        if let Some((actor, services)) = caller {
-            let mut record = target.record.clone();
-            if record.id.is_none() && record.key.is_none() {
-                // A create that names no key: the record it returned, else the caller's newest.
-                record.id = result.as_ref().and_then(result_id).as_ref().and_then(uuid_in);
-                if is_create(&name) {
-                    record.newest_by = Some(actor.subject().to_string());
-                }
-            }
-            let after = state(services, actor, &target, &record).await;
-            let entry = entry(&name, target, arguments, result.as_ref(), before, after);
-            if let Err(error) = domain::record(&services.db, actor, entry).await {
-                // The change itself committed; say loudly that its audit entry is missing.
-                tracing::error!(action = %name, tenant = %actor.tenant_id(), error = %error, "audit entry not recorded");
-                crate::http::metrics::audit_entry_failed();
-            }
+        let before = state(services, actor, &target, &target.record).await;
+        let mut record = target.record.clone();
+        if record.id.is_none() && record.key.is_none() && is_create(&name) {
+            // A create that names no key: the caller's newest record of the kind, read in
+            // the transaction that made it.
+            record.newest_by = Some(actor.subject().to_string());
+        }
+        let pending = domain::Pending::new(actor.clone(), entry(&name, target, arguments, before), record);
+        // The operation's first commit writes the entry in its own transaction.
+        let result = pending.run(next.run(ctx, info)).await?;
+        let result_id = result.as_ref().and_then(result_id);
+        if let Err(error) = domain::finish(&services.db, &pending, result_id).await {
+            // It committed nothing, and its entry could not be written: no success unaudited.
+            let mut error = super::errors::from_domain(&error);
+            error.path = vec![async_graphql::PathSegment::Field(name)];
+            return Err(error);
         }
         Ok(result)
     }
@@ -195,7 +198,7 @@ fn uuid_in(id: &Value) -> Option<uuid::Uuid> {
 /// The record's summary now; a failure to read it is logged and leaves it out.
 async fn state(services: &Services, actor: &Actor, target: &Target, record: &RecordRef) -> Option<Value> {
     let tenant = crate::scope::Tenant::of(actor);
-    match domain::state::state_of(&services.db, &tenant, target.environment, record).await {
+    match domain::state::state_of(&services.db.conn, &tenant, target.environment, record).await {
         Ok(state) => state,
         Err(error) => {
             tracing::warn!(kind = %record.kind, %error, "audit: could not read the record's state");
@@ -278,25 +281,18 @@ fn summarise(value: Value) -> Value {
     }
 }
 
-/// The entry for a successful root mutation field.
-fn entry(
-    action: &str,
-    target: Target,
-    mut arguments: Map<String, Value>,
-    result: Option<&GqlValue>,
-    before: Option<Value>,
-    after: Option<Value>,
-) -> NewAuditEntry {
+/// The entry of a root mutation field, before it runs: `resultId` and `after` are filled in
+/// by [`domain::append_pending`] and [`domain::finish`].
+fn entry(action: &str, target: Target, mut arguments: Map<String, Value>, before: Option<Value>) -> NewAuditEntry {
     arguments.remove("environment");
-    let result_id = result.and_then(result_id);
     NewAuditEntry {
         environment: target.environment,
         action: action.to_string(),
         record_kind: target.record.kind,
         record_key: target.display_key,
-        summary: json!({ "input": arguments, "resultId": result_id }),
+        summary: json!({ "input": arguments, "resultId": null }),
         before,
-        after,
+        after: None,
     }
 }
 

@@ -14,7 +14,7 @@
 //! | `runflow_event_log_lag_seconds` | gauge | age of the oldest of them (0 when caught up) |
 //! | `runflow_live_events_delivered_total` | counter | events the live feed delivered to this process's subscriptions |
 //! | `runflow_live_event_delay_seconds` | histogram | from an event's commit to its delivery by the live feed |
-//! | `runflow_audit_entries_failed_total` | counter | changes that committed but whose audit entry could not be written (should stay 0) |
+//! | `runflow_audit_entries_failed_total` | counter | mutations refused because their audit entry could not be written, their change rolled back (should stay 0) |
 
 use std::collections::HashSet;
 use std::sync::{LazyLock, Mutex};
@@ -113,7 +113,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     )?;
     let audit_entries_failed = IntCounter::new(
         "runflow_audit_entries_failed_total",
-        "Changes that committed but whose audit entry could not be written.",
+        "Mutations refused because their audit entry could not be written (their change was rolled back).",
     )?;
     registry.register(Box::new(http_requests.clone()))?;
     registry.register(Box::new(http_duration.clone()))?;
@@ -175,7 +175,8 @@ pub fn live_event_delivered(created_at: chrono::DateTime<chrono::Utc>) {
     }
 }
 
-/// A change committed but its audit entry could not be written (it is logged as an error too).
+/// An audit entry could not be written: its transaction, and so the change, was rolled back
+/// and the mutation refused (it is logged as an error too).
 pub fn audit_entry_failed() {
     if let Some(metrics) = METRICS.as_ref() {
         metrics.audit_entries_failed.inc();

@@ -5,20 +5,21 @@
 //! secret in the path).
 //!
 //! One function per record kind reads the record by what the operation names: its key
-//! (slug, name, `connector/key`), or its id (a global id argument or the id the operation
-//! returned). The audit extension calls [`state_of`] once before the operation and once
-//! after it, so a create has no `before`, a delete no `after`.
+//! (slug, name, `connector/key`), or its id (a global id argument), or for a create that
+//! names neither, the newest record this subject made. The audit
+//! extension calls [`state_of`] once before the operation; the summary after it is read
+//! inside the transaction that commits the change and its entry ([`super::append_pending`]),
+//! so a create has no `before`, a delete no `after`.
 
 use entity::{
     Environment, agent_commits, agent_deployments, agents, connector_instances, connector_resources, credentials,
     executions, prompt_versions, prompts, release_items, release_request_reviews, release_requests, releases,
     scheduled_releases, shared_resources, tenant_settings, triggers, webhook_deliveries, webhook_endpoints,
 };
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::db::Db;
 use crate::error::Result;
 use crate::scope::{Scope, Tenant};
 
@@ -41,8 +42,12 @@ pub struct RecordRef {
 
 /// The summary of `record` now, in `environment` (per-environment records) of `tenant`;
 /// `None` when it does not exist or the kind keeps no state (runtime tokens).
-pub async fn state_of(db: &Db, tenant: &Tenant, environment: Environment, record: &RecordRef) -> Result<Option<Value>> {
-    let conn = &db.conn;
+pub async fn state_of<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &Tenant,
+    environment: Environment,
+    record: &RecordRef,
+) -> Result<Option<Value>> {
     let scope = tenant.in_env(environment);
     let key = record.key.as_deref();
     Ok(match record.kind.as_str() {

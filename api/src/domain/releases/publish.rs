@@ -179,7 +179,7 @@ pub async fn publish(
         })
         .collect();
     events::append(&tx, tenant, events).await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     db.wake_live_feed();
     Ok(release)
 }

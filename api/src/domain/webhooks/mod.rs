@@ -334,7 +334,7 @@ pub async fn create(
     }
     .insert_into(tenant, &tx)
     .await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok((row, generated.then_some(secret)))
 }
 
@@ -410,7 +410,7 @@ pub async fn update(
         },
     )
     .await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(row)
 }
 
@@ -424,7 +424,7 @@ pub async fn delete(db: &Db, tenant: &Tenant, id: Uuid, expected_revision: Optio
         .filter(webhook_deliveries::Column::EndpointId.eq(id))
         .exec(&tx)
         .await?;
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(id)
 }
 
@@ -511,7 +511,11 @@ pub async fn queue_ping(db: &Db, tenant: &Tenant, id: Uuid) -> Result<webhook_de
         time,
     );
     row.id = Set(delivery_id);
-    Ok(row.insert_into(tenant, &db.conn).await?)
+    // In a transaction, like every write a mutation makes: its audit entry commits with it.
+    let tx = db.begin_write().await?;
+    let row = row.insert_into(tenant, &tx).await?;
+    db.commit(tx).await?;
+    Ok(row)
 }
 
 /// Sends a delivery's message again, as a new delivery with the same `webhook-id` and body
@@ -528,7 +532,11 @@ pub async fn redeliver(db: &Db, tenant: &Tenant, id: Uuid) -> Result<webhook_del
         original.body,
         now(),
     );
-    Ok(row.insert_into(tenant, &db.conn).await?)
+    // In a transaction, like every write a mutation makes: its audit entry commits with it.
+    let tx = db.begin_write().await?;
+    let row = row.insert_into(tenant, &tx).await?;
+    db.commit(tx).await?;
+    Ok(row)
 }
 
 #[cfg(test)]

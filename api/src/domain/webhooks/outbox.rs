@@ -101,7 +101,7 @@ async fn fill_tenant(db: &Db, tenant: &Tenant, from: i64) -> Result<usize> {
     for chunk in rows.chunks(100) {
         tenant.insert_many(chunk.to_vec()).exec_without_returning(&tx).await?;
     }
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(queued)
 }
 
@@ -252,7 +252,7 @@ pub async fn record(db: &Db, settings: &WebhookSettings, claimed: &Claimed, atte
             DeliveryStatus::Pending => {}
         }
     }
-    tx.commit().await?;
+    db.commit(tx).await?;
     Ok(())
 }
 
