@@ -93,6 +93,24 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system) a process has used, in milliseconds.
+fn cpu_ms(pid: u32) -> f64 {
+    let (user, system) = cpu_split_ms(pid);
+    user + system
+}
+
+/// User and system CPU time a process has used, in milliseconds.
+fn cpu_split_ms(pid: u32) -> (f64, f64) {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return (0.0, 0.0);
+    };
+    // Fields after the command name (which may hold spaces) start at its closing parenthesis.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Clock ticks are 1/100 s on Linux.
+    (ticks(11) * 10.0, ticks(12) * 10.0)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -248,6 +266,9 @@ fn orchestrate(options: &Options) -> anyhow::Result<()> {
     let rss_idle: Vec<u64> = servers.iter().map(|s| rss_kib(s.child.id())).collect();
 
     // Events, one at a time.
+    let server_cpu_before: f64 = servers.iter().map(|s| cpu_ms(s.child.id())).sum();
+    let server_system_before: f64 = servers.iter().map(|s| cpu_split_ms(s.child.id()).1).sum();
+    let client_cpu_before: f64 = clients.iter().map(|c| cpu_ms(c.id())).sum();
     let mut sent: HashMap<String, u64> = HashMap::new();
     runtime.block_on(async {
         for i in 0..events {
@@ -267,6 +288,10 @@ fn orchestrate(options: &Options) -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
     std::thread::sleep(Duration::from_secs(3));
+    let server_cpu = servers.iter().map(|s| cpu_ms(s.child.id())).sum::<f64>() - server_cpu_before;
+    let server_system =
+        servers.iter().map(|s| cpu_split_ms(s.child.id()).1).sum::<f64>() - server_system_before;
+    let client_cpu = clients.iter().map(|c| cpu_ms(c.id())).sum::<f64>() - client_cpu_before;
 
     // Collect arrivals.
     let mut latencies = Vec::new();
@@ -310,6 +335,13 @@ fn orchestrate(options: &Options) -> anyhow::Result<()> {
         "serverRssKiB": { "before": rss_before, "withIdleSubscribers": rss_idle },
         "kibPerIdleSubscription": round1(idle_kib as f64 / subscribers as f64),
         "kibPerIdleConnection": round1(idle_kib as f64 / connections as f64),
+        // CPU per event while the events were sent and delivered (the idle time between
+        // events included: keep-alive pings, the feed's polls).
+        "cpuMsPerEvent": {
+            "servers": round1(server_cpu / events as f64),
+            "serversInKernel": round1(server_system / events as f64),
+            "clients": round1(client_cpu / events as f64),
+        },
     });
     println!("{summary}");
     drop(servers);

@@ -167,6 +167,13 @@ pub async fn serve(app: App, listener: tokio::net::TcpListener) -> anyhow::Resul
     let address = listener.local_addr()?;
     tracing::info!(%address, database = %app.services.db.backend_name(), "runflow is serving GraphQL at http://{address}/graphql");
     let stopping = app.clone();
+    // No Nagle delay: a WebSocket frame (a live event) goes out when it is written, not when
+    // the previous one is acknowledged.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(listener, router(app)).with_graceful_shutdown(async move {
         shutdown_signal().await;
         // axum does not wait for upgraded connections: close the WebSockets ourselves.

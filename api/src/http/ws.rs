@@ -281,31 +281,42 @@ impl Connection {
             max_message,
         };
         let writer = tokio::spawn(async move {
-            while let Some(message) = receiver.recv().await {
-                match message {
-                    Outgoing::Text(text, permit) => {
-                        let sent = sink.send(Message::Text(Utf8Bytes::from(text))).await;
-                        drop(permit);
-                        if sent.is_err() {
-                            break;
+            // Writes what is queued, flushing once per batch: the messages queued together
+            // (one event for several subscriptions of this socket) leave in one write.
+            'write: while let Some(mut message) = receiver.recv().await {
+                loop {
+                    match message {
+                        Outgoing::Text(text, permit) => {
+                            let fed = sink.feed(Message::Text(Utf8Bytes::from(text))).await;
+                            drop(permit);
+                            if fed.is_err() {
+                                break 'write;
+                            }
+                        }
+                        Outgoing::Next(id_json, payload, permit) => {
+                            let frame = next_frame(&id_json, &payload);
+                            let fed = sink.feed(Message::Text(Utf8Bytes::from(frame))).await;
+                            drop(permit);
+                            if fed.is_err() {
+                                break 'write;
+                            }
+                        }
+                        Outgoing::Close(code, reason) => {
+                            let frame = CloseFrame {
+                                code,
+                                reason: Utf8Bytes::from_static(reason),
+                            };
+                            let _ = sink.send(Message::Close(Some(frame))).await;
+                            break 'write;
                         }
                     }
-                    Outgoing::Next(id_json, payload, permit) => {
-                        let frame = next_frame(&id_json, &payload);
-                        let sent = sink.send(Message::Text(Utf8Bytes::from(frame))).await;
-                        drop(permit);
-                        if sent.is_err() {
-                            break;
-                        }
+                    match receiver.try_recv() {
+                        Ok(next) => message = next,
+                        Err(_) => break,
                     }
-                    Outgoing::Close(code, reason) => {
-                        let frame = CloseFrame {
-                            code,
-                            reason: Utf8Bytes::from_static(reason),
-                        };
-                        let _ = sink.send(Message::Close(Some(frame))).await;
-                        break;
-                    }
+                }
+                if sink.flush().await.is_err() {
+                    break;
                 }
             }
             let _ = sink.close().await;
