@@ -105,7 +105,11 @@ fn cpu_split_ms(pid: u32) -> (f64, f64) {
         return (0.0, 0.0);
     };
     // Fields after the command name (which may hold spaces) start at its closing parenthesis.
-    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // Clock ticks are 1/100 s on Linux.
     (ticks(11) * 10.0, ticks(12) * 10.0)
@@ -254,7 +258,10 @@ fn orchestrate(options: &Options) -> anyhow::Result<()> {
     }
     let mut readers = Vec::new();
     for client in &mut clients {
-        let stdout = client.stdout.take().ok_or_else(|| anyhow::anyhow!("a client without stdout"))?;
+        let stdout = client
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("a client without stdout"))?;
         readers.push(BufReader::new(stdout));
     }
     for reader in &mut readers {
@@ -289,8 +296,7 @@ fn orchestrate(options: &Options) -> anyhow::Result<()> {
     })?;
     std::thread::sleep(Duration::from_secs(3));
     let server_cpu = servers.iter().map(|s| cpu_ms(s.child.id())).sum::<f64>() - server_cpu_before;
-    let server_system =
-        servers.iter().map(|s| cpu_split_ms(s.child.id()).1).sum::<f64>() - server_system_before;
+    let server_system = servers.iter().map(|s| cpu_split_ms(s.child.id()).1).sum::<f64>() - server_system_before;
     let client_cpu = clients.iter().map(|c| cpu_ms(c.id())).sum::<f64>() - client_cpu_before;
 
     // Collect arrivals.

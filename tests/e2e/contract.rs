@@ -1005,13 +1005,13 @@ async fn publish_all(server: &Server, publisher: &str) -> i64 {
 }
 
 /// A server-sent-events reader over a streaming response.
-struct EventStream {
+pub(crate) struct EventStream {
     response: reqwest::Response,
     buffer: String,
 }
 
 impl EventStream {
-    async fn open(server: &Server, token: Option<&str>, body: Value) -> Result<EventStream, (u16, Value)> {
+    pub(crate) async fn open(server: &Server, token: Option<&str>, body: Value) -> Result<EventStream, (u16, Value)> {
         let mut request = server
             .http()
             .post(format!("{}/graphql/stream", server.url))
@@ -1065,7 +1065,7 @@ impl EventStream {
         }
     }
 
-    async fn next_data(&mut self) -> Value {
+    pub(crate) async fn next_data(&mut self) -> Value {
         let (name, data) = self.next().await;
         assert_eq!(name, "next", "{data}");
         serde_json::from_str(&data).expect("JSON")

@@ -646,6 +646,22 @@ async fn subscribers_of_one_operation_share_one_execution(backend: Backend) {
     })
     .await;
 
+    // A server-sent-events stream of the same operation joins the same execution.
+    let mut sse = crate::contract::EventStream::open(&server, Some(&token(&a, "viewer")), json!({ "query": shared }))
+        .await
+        .expect("stream");
+    scrape_until(&server, |text| {
+        metric(text, "runflow_subscriptions_active{transport=\"sse\"} ") == Some(1.0)
+    })
+    .await;
+    assert_eq!(
+        metric(
+            &crate::contract::scrape(&server).await,
+            "runflow_subscription_executions "
+        ),
+        Some(3.0)
+    );
+
     {
         let (first, _) = viewers.split_at_mut(1);
         until_following(&server, &runtime, &mut [&mut first[0], &mut developer]).await;
@@ -663,6 +679,14 @@ async fn subscribers_of_one_operation_share_one_execution(backend: Backend) {
             "members of a group get the same results"
         );
     }
+    let finished_payload = &seen.last().expect("seen")["payload"];
+    loop {
+        let payload = sse.next_data().await;
+        if &payload == finished_payload {
+            break;
+        }
+    }
+    drop(sse);
     let developer_seen = until_finished(&mut developer, &execution).await;
     assert_eq!(developer_seen.last(), seen.last());
     // The replay (its own execution, its own selection) reaches the live events too.

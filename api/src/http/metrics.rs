@@ -7,7 +7,7 @@
 //! | `runflow_graphql_operations_total` | counter | `operation` (the operation name; at most 200 distinct, then `other`), `code` (`OK` or the first error's code) |
 //! | `runflow_websockets_open` | gauge | |
 //! | `runflow_subscriptions_active` | gauge | `transport` (`ws` or `sse`) |
-//! | `runflow_subscription_executions` | gauge | subscription executions running; subscribers of one tenant and role with the same operation share one (see `live::multiplex`) |
+//! | `runflow_subscription_executions` | gauge | shared subscription executions running: subscribers of one tenant and role with the same operation share one (see `live::multiplex`); a replay (`after`) runs on its own and is not counted here |
 //! | `runflow_executions` | gauge | `status`, read from the database at scrape time |
 //! | `runflow_execution_queue_depth` | gauge | executions waiting for a worker (`QUEUED`) |
 //! | `runflow_event_log_lag_events` | gauge | events committed to the event log that this process's live feed has not delivered yet (scrape time) |
@@ -85,7 +85,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     }
     let subscription_executions = IntGauge::new(
         "runflow_subscription_executions",
-        "Subscription executions running (subscribers with the same operation share one).",
+        "Shared subscription executions running (subscribers with the same operation share one; replays are not counted).",
     )?;
     let executions = IntGaugeVec::new(
         Opts::new("runflow_executions", "Executions in the database by status."),

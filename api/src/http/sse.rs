@@ -16,6 +16,8 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -30,6 +32,8 @@ use super::bearer::Bearer;
 use super::errors::http_error;
 use crate::app::App;
 use crate::auth::Authentication;
+use crate::live::multiplex::{Delivered, Delivery, GroupKey, Member};
+use tokio::sync::mpsc;
 
 fn request_from_json(body: &[u8]) -> Result<async_graphql::Request, String> {
     let value: Value = serde_json::from_slice(body).map_err(|e| format!("the body is not valid JSON: {e}"))?;
@@ -102,9 +106,53 @@ pub async fn stream(
         let error = crate::graphql::syntax::readable(async_graphql::ServerError::from(error));
         return http_error(StatusCode::BAD_REQUEST, "GRAPHQL_PARSE_FAILED", &error.message);
     }
-    let request = crate::graphql::documents::attach_parsed(request);
-    let request = crate::graphql::prepare_request(&app.services, authentication, request);
-    let mut responses = app.schema.execute_stream(request);
+    let shared_key = match &authentication {
+        Authentication::Authenticated(actor) => GroupKey::of(actor, &request),
+        _ => None,
+    };
+
+    let outcomes: std::pin::Pin<Box<dyn futures_util::Stream<Item = Outcome> + Send>> = match shared_key {
+        // A subscription like others' of the tenant and role: one execution for all of them.
+        Some(key) => {
+            let (sender, receiver) = mpsc::channel(app.config.ws_buffer.max(2));
+            let slow = Arc::new(AtomicBool::new(false));
+            let member = Arc::new(SseMember {
+                sender,
+                slow: slow.clone(),
+            });
+            let (schema, services) = (app.schema.clone(), app.services.clone());
+            // Prepared as the WebSocket prepares it (a subscription's DataLoaders keep no
+            // cache across events): the two transports share executions.
+            let membership = app.shared_subscriptions.join(key, member, move || {
+                let request = crate::graphql::documents::attach_parsed(request);
+                schema.execute_stream(crate::graphql::prepare_subscription_request(
+                    &services,
+                    authentication,
+                    request,
+                ))
+            });
+            Box::pin(async_stream::stream! {
+                let _membership = membership;
+                let mut receiver = receiver;
+                while let Some(outcome) = receiver.recv().await {
+                    yield outcome;
+                }
+                if slow.load(Ordering::SeqCst) {
+                    yield Outcome::Slow;
+                }
+            })
+        }
+        None => Box::pin(
+            app.schema
+                .execute_stream(crate::graphql::prepare_request(
+                    &app.services,
+                    authentication,
+                    crate::graphql::documents::attach_parsed(request),
+                ))
+                .map(|response| Outcome::Payload(serde_json::to_string(&response).unwrap_or_default().into())),
+        ),
+    };
+    let mut outcomes = outcomes;
 
     let mut shutdown = app.shutdown.clone();
     let now = std::time::SystemTime::now()
@@ -118,8 +166,16 @@ pub async fn stream(
         tokio::pin!(expiry);
         loop {
             tokio::select! {
-                response = responses.next() => match response {
-                    Some(response) => yield Ok::<Event, Infallible>(next_event(&response)),
+                outcome = outcomes.next() => match outcome {
+                    Some(Outcome::Payload(payload)) => yield Ok::<Event, Infallible>(Event::default().event("next").data(&*payload)),
+                    Some(Outcome::Slow) => {
+                        let slow = serde_json::json!({ "data": null, "errors": [{
+                            "message": "this subscription's events were not read fast enough and it was ended; \
+                                        subscribe again with `after` set to the last cursor you received",
+                            "extensions": { "code": "SLOW_CONSUMER" } }] });
+                        yield Ok(Event::default().event("next").data(slow.to_string()));
+                        break;
+                    }
                     None => break,
                 },
                 () = &mut expiry => {
@@ -139,9 +195,36 @@ pub async fn stream(
         .into_response()
 }
 
-fn next_event(response: &async_graphql::Response) -> Event {
-    // Serialised straight from the response: the query's field order is kept.
-    Event::default()
-        .event("next")
-        .data(serde_json::to_string(response).unwrap_or_default())
+/// What the stream sends: a serialised result (a `next` event), or the end of a subscription
+/// whose client did not read fast enough.
+enum Outcome {
+    Payload(Arc<str>),
+    Slow,
+}
+
+/// A stream's membership of a shared execution: results wait in a bounded queue
+/// (`RUNFLOW_WS_BUFFER` results) until the client reads them; when it is full, the
+/// subscription ends with `SLOW_CONSUMER`.
+struct SseMember {
+    sender: mpsc::Sender<Outcome>,
+    slow: Arc<AtomicBool>,
+}
+
+impl Member for SseMember {
+    fn deliver(&self, delivery: Delivery<'_>) -> Delivered {
+        let outcome = match delivery {
+            Delivery::Next(result) => Outcome::Payload(result.payload.clone()),
+            // One `next` with the errors, then the stream completes (the member leaves).
+            Delivery::Refused(errors) => Outcome::Payload(format!(r#"{{"data":null,"errors":{errors}}}"#).into()),
+            Delivery::Complete => return Delivered::Taken,
+        };
+        match self.sender.try_send(outcome) {
+            Ok(()) => Delivered::Taken,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.slow.store(true, Ordering::SeqCst);
+                Delivered::Refused
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Delivered::Refused,
+        }
+    }
 }

@@ -22,7 +22,7 @@
 //! Subscribers of one tenant and role that send the same operation (document, operation name,
 //! variables) share one execution: each event is executed and serialised once, and queued to
 //! every subscriber as the same bytes (see [`crate::live::multiplex`]). A subscription that
-//! replays history (`after:` set) runs on its own.
+//! replays history (`after:` set), and a query or mutation sent here, runs on its own.
 //!
 //! Bounds: incoming frames and messages are capped at `RUNFLOW_WS_MAX_MESSAGE_BYTES` from the
 //! first byte (before authentication); the outgoing queue is bounded in messages
@@ -161,8 +161,9 @@ pub async fn upgrade(
         }
         rate_charged = Some(actor.tenant_id().to_string());
     }
-    // One message at a time is written and flushed, so the write buffer never holds more than
-    // the largest message we send (see `RUNFLOW_WS_MAX_OUTGOING_BYTES`) plus a control frame.
+    // A message is written only once the previous ones fit in the socket (a batch of queued
+    // messages is flushed together), so the write buffer never holds more than the largest
+    // message we send (see `RUNFLOW_WS_MAX_OUTGOING_BYTES`) plus a control frame.
     let max_write_buffer = app.config.ws_max_outgoing_bytes + 64 * 1024;
     ws.protocols([PROTOCOL])
         // Applies from the first frame, before authentication.
@@ -220,29 +221,38 @@ struct Connection {
     header_auth: Authentication,
     init_received: bool,
     actor: Option<Actor>,
-    subscriptions: HashMap<String, Running>,
+    /// The running subscriptions by id, each with its generation (an id can be reused after
+    /// `complete`; a late end report of the old one must not end the new one).
+    subscriptions: HashMap<String, (u64, Running)>,
+    next_generation: u64,
     /// Counts this socket against its tenant's cap while it lives.
     _slot: Option<crate::http::limits::SocketGuard>,
     /// The tenant whose connection rate the upgrade request already used.
     rate_charged: Option<String>,
 }
 
+/// Reports that a subscription ended by itself: its id and generation.
+type Finished = mpsc::UnboundedSender<(String, u64)>;
+
 /// A subscription of a connection while it runs; dropping it ends it (or leaves its group).
 enum Running {
-    /// Its own task: a subscription that replays history (see [`multiplex::replays`]).
+    /// Its own task: a subscription that replays history (see [`crate::live::multiplex::shareable`]).
     Alone(AbortHandle),
     /// A member of the shared execution of its operation (see [`crate::live::multiplex`]);
     /// counted in `runflow_subscriptions_active` while it lives.
     Shared(
         #[allow(dead_code)] Membership,
         #[allow(dead_code)] super::metrics::ActiveSubscription,
+        Arc<WsMember>,
     ),
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if let Running::Alone(task) = self {
-            task.abort();
+        match self {
+            Running::Alone(task) => task.abort(),
+            // Its last messages (SLOW_CONSUMER, complete) are not sent once it is gone.
+            Running::Shared(_, _, member) => member.stop_ending(),
         }
     }
 }
@@ -265,6 +275,7 @@ impl Connection {
             init_received: false,
             actor: None,
             subscriptions: HashMap::new(),
+            next_generation: 0,
             _slot: None,
             rate_charged: None,
         }
@@ -321,7 +332,7 @@ impl Connection {
             }
             let _ = sink.close().await;
         });
-        let (finished_tx, mut finished) = mpsc::unbounded_channel::<String>();
+        let (finished_tx, mut finished) = mpsc::unbounded_channel::<(String, u64)>();
         let mut shutdown = self.app.shutdown.clone();
         let init_deadline = tokio::time::sleep(self.app.config.ws_init_timeout);
         tokio::pin!(init_deadline);
@@ -366,8 +377,10 @@ impl Connection {
                     // pong timeout or its subscriptions' SLOW_CONSUMER will end it.
                     let _ = out.try_push(text(json!({ "type": "ping" })));
                 }
-                Some(id) = finished.recv() => {
-                    self.subscriptions.remove(&id);
+                Some((id, generation)) = finished.recv() => {
+                    if self.subscriptions.get(&id).is_some_and(|(current, _)| *current == generation) {
+                        self.subscriptions.remove(&id);
+                    }
                 }
                 _ = shutdown.changed() => break Some((1001, "The server is shutting down")),
             }
@@ -388,7 +401,7 @@ impl Connection {
 
     /// Handles one client message. Never waits: the loop must keep serving keep-alive,
     /// expiry and shutdown whatever the client does.
-    fn handle(&mut self, body: &str, out: &Queue, finished: &mpsc::UnboundedSender<String>) -> Step {
+    fn handle(&mut self, body: &str, out: &Queue, finished: &Finished) -> Step {
         let Ok(message) = serde_json::from_str::<Value>(body) else {
             return Step::Close(4400, "Invalid message received");
         };
@@ -464,16 +477,21 @@ impl Connection {
                     let _ = out.try_push(text(error));
                     return Step::Continue;
                 }
+                let generation = self.next_generation;
+                self.next_generation += 1;
                 let running = match GroupKey::of(&actor, &request) {
                     Some(key) => {
                         let member = Arc::new(WsMember {
                             id_json: serde_json::to_string(&id).unwrap_or_default().into(),
                             id: id.clone(),
+                            generation,
                             out: out.clone(),
                             finished: finished.clone(),
+                            ending: std::sync::Mutex::new(None),
                         });
                         let app = self.app.clone();
-                        let membership = self.app.shared_subscriptions.join(key, member, move || {
+                        let joined = member.clone();
+                        let membership = self.app.shared_subscriptions.join(key, joined, move || {
                             let request = crate::graphql::prepare_subscription_request(
                                 &app.services,
                                 Authentication::Authenticated(actor),
@@ -481,13 +499,13 @@ impl Connection {
                             );
                             app.schema.execute_stream(request)
                         });
-                        Running::Shared(membership, super::metrics::ActiveSubscription::start("ws"))
+                        Running::Shared(membership, super::metrics::ActiveSubscription::start("ws"), member)
                     }
                     None => Running::Alone(
                         tokio::spawn(run_subscription(
                             self.app.clone(),
                             actor,
-                            id.clone(),
+                            (id.clone(), generation),
                             request,
                             out.clone(),
                             finished.clone(),
@@ -495,7 +513,7 @@ impl Connection {
                         .abort_handle(),
                     ),
                 };
-                self.subscriptions.insert(id, running);
+                self.subscriptions.insert(id, (generation, running));
                 Step::Continue
             }
             "complete" => {
@@ -524,18 +542,21 @@ fn actor_remaining(actor: &Actor) -> Duration {
 struct WsMember {
     id: String,
     id_json: Arc<str>,
+    generation: u64,
     out: Queue,
-    finished: mpsc::UnboundedSender<String>,
+    finished: Finished,
+    /// The task sending its last messages when the queue had no room for them.
+    ending: std::sync::Mutex<Option<AbortHandle>>,
 }
 
 impl Member for WsMember {
     fn deliver(&self, delivery: Delivery<'_>) -> Delivered {
         match delivery {
-            Delivery::Next(payload) => {
+            Delivery::Next(result) => {
+                let payload = &result.payload;
                 let size = NEXT_FRAME_OVERHEAD + self.id_json.len() + payload.len();
                 if size > self.out.max_message {
-                    let response: Value = serde_json::from_str(payload).unwrap_or(Value::Null);
-                    let message = too_large(&self.id, &response, size, self.out.max_message);
+                    let message = too_large(&self.id, result.cursor(), size, self.out.max_message);
                     return match self.out.try_push(text(message)) {
                         Ok(()) => Delivered::Taken,
                         Err(QueueError::Full) => self.slow_consumer(),
@@ -565,16 +586,16 @@ impl WsMember {
     /// Ends this subscription with `SLOW_CONSUMER` (once the queue has room), and leaves.
     fn slow_consumer(&self) -> Delivered {
         let out = self.out.clone();
-        let (id, finished) = (self.id.clone(), self.finished.clone());
-        tokio::spawn(async move {
+        let (id, finished, generation) = (self.id.clone(), self.finished.clone(), self.generation);
+        self.ending(tokio::spawn(async move {
             let patience = Duration::from_secs(5);
             if out.push_within(text(slow_consumer(&id)), patience).await {
                 let _ = out
                     .push_within(text(json!({ "type": "complete", "id": id })), patience)
                     .await;
             }
-            let _ = finished.send(id);
-        });
+            let _ = finished.send((id, generation));
+        }));
         Delivered::Refused
     }
 
@@ -582,14 +603,34 @@ impl WsMember {
     fn finish(&self, last: Value) {
         let message = text(last);
         if self.out.try_push(message.clone()).is_ok() {
-            let _ = self.finished.send(self.id.clone());
+            let _ = self.finished.send((self.id.clone(), self.generation));
             return;
         }
-        let (out, id, finished) = (self.out.clone(), self.id.clone(), self.finished.clone());
-        tokio::spawn(async move {
+        let (out, id, finished, generation) = (
+            self.out.clone(),
+            self.id.clone(),
+            self.finished.clone(),
+            self.generation,
+        );
+        self.ending(tokio::spawn(async move {
             let _ = out.push_within(message, Duration::from_secs(5)).await;
-            let _ = finished.send(id);
-        });
+            let _ = finished.send((id, generation));
+        }));
+    }
+
+    fn ending(&self, task: tokio::task::JoinHandle<()>) {
+        if let Ok(mut ending) = self.ending.lock() {
+            *ending = Some(task.abort_handle());
+        }
+    }
+
+    /// The subscription was completed or its socket closed: its last messages are not sent.
+    fn stop_ending(&self) {
+        if let Ok(mut ending) = self.ending.lock()
+            && let Some(task) = ending.take()
+        {
+            task.abort();
+        }
     }
 }
 
@@ -606,10 +647,10 @@ fn slow_consumer(id: &str) -> Value {
 async fn run_subscription(
     app: App,
     actor: Actor,
-    id: String,
+    (id, generation): (String, u64),
     request: async_graphql::Request,
     out: Queue,
-    finished: mpsc::UnboundedSender<String>,
+    finished: Finished,
 ) {
     // Counted while the subscription runs (the task ends, or is aborted, with it).
     let _active = super::metrics::ActiveSubscription::start("ws");
@@ -622,14 +663,15 @@ async fn run_subscription(
         if first && response.is_err() && response.data == async_graphql::Value::Null {
             let message = text(json!({ "type": "error", "id": id, "payload": response.errors }));
             let _ = out.push_within(message, patience).await;
-            let _ = finished.send(id);
+            let _ = finished.send((id, generation));
             return;
         }
         first = false;
         let mut message = text(json!({ "type": "next", "id": id, "payload": response }));
         if message.len() > out.max_message {
             let response = serde_json::to_value(&response).unwrap_or(Value::Null);
-            message = text(too_large(&id, &response, message.len(), out.max_message));
+            let cursor = crate::live::multiplex::cursor_of(&response);
+            message = text(too_large(&id, cursor, message.len(), out.max_message));
         }
         match out.try_push(message) {
             Ok(()) => {}
@@ -639,7 +681,7 @@ async fn run_subscription(
                         .push_within(text(json!({ "type": "complete", "id": id })), patience)
                         .await;
                 }
-                let _ = finished.send(id);
+                let _ = finished.send((id, generation));
                 return;
             }
             Err(QueueError::Closed) => return,
@@ -648,16 +690,12 @@ async fn run_subscription(
     let _ = out
         .push_within(text(json!({ "type": "complete", "id": id })), patience)
         .await;
-    let _ = finished.send(id);
+    let _ = finished.send((id, generation));
 }
 
 /// The `next` sent instead of a result too large to send: it names the limit and carries the
 /// event's cursor (when the result has one), so the client can fetch what it needs by query.
-fn too_large(id: &str, response: &Value, size: usize, limit: usize) -> Value {
-    let cursor = response
-        .get("data")
-        .and_then(Value::as_object)
-        .and_then(|fields| fields.values().find_map(|event| event.get("cursor")?.as_str()));
+fn too_large(id: &str, cursor: Option<&str>, size: usize, limit: usize) -> Value {
     json!({ "type": "next", "id": id, "payload": { "data": null, "errors": [{
         "message": format!(
             "this event's result is {size} bytes, over the limit of {limit} bytes per message \

@@ -89,6 +89,12 @@ impl LiveFeed {
         }
     }
 
+    /// Drops the channels of tenants nobody in this process follows any more.
+    fn forget_unfollowed(&self) {
+        let mut tenants = self.tenants.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        tenants.retain(|_, sender| sender.receiver_count() > 0);
+    }
+
     /// The sender of `tenant`'s events, if anyone in this process follows them (a channel
     /// nobody listens to any more is dropped here).
     fn tenant_sender(&self, tenant: &str) -> Option<broadcast::Sender<Arc<event_rows::Model>>> {
@@ -184,6 +190,7 @@ async fn pump(db: Db, feed: LiveFeed, delivered: Arc<Mutex<HashMap<String, i64>>
             last.insert(tenant, seen);
         }
         publish_progress(&delivered, &last);
+        feed.forget_unfollowed();
     }
 }
 

@@ -10,9 +10,10 @@
 //!
 //! What decides sharing (the [`GroupKey`]): the tenant and the caller's kind (a person's role),
 //! which are all the access checks of a subscription look at, and the request's text, operation
-//! name and variables. A subscription that replays history (`after:` set, by value or variable)
-//! is never shared: a member joining later would miss the replay (see [`replays`]); the
-//! transport runs it alone.
+//! name and variables. Only subscriptions are shared (a query or mutation sent over a
+//! subscription transport runs once per request), and never one that replays history (`after:`
+//! set, by value, variable or default): a member joining later would miss the replay (see
+//! [`shareable`]); the transport runs those alone.
 //!
 //! Joining a group that already runs delivers the events from then on, as a subscription of its
 //! own would (it starts at the head of the log). A group ends when its stream ends (shutdown, or
@@ -22,9 +23,9 @@
 //! delays the others.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
 use futures_util::{Stream, StreamExt};
 use tokio::task::AbortHandle;
 
@@ -43,10 +44,12 @@ pub struct GroupKey {
 }
 
 impl GroupKey {
-    /// The key of `request` sent by `actor`, or None when it must run alone (it replays
-    /// history, or does not parse: its own execution reports why).
+    /// The key of `request` sent by `actor`, or None when it must run alone: it is not a
+    /// subscription (a query or mutation sent over a subscription transport runs once per
+    /// request, always), it replays history, or it does not parse (its own execution reports
+    /// why).
     pub fn of(actor: &Actor, request: &async_graphql::Request) -> Option<GroupKey> {
-        if replays(request) {
+        if !shareable(request) {
             return None;
         }
         Some(GroupKey {
@@ -59,29 +62,39 @@ impl GroupKey {
     }
 }
 
-/// Whether `request` asks for a replay: any root field of its operation with a non-null
-/// `after` argument (a literal, or a variable that is set). A document that does not parse
-/// counts as replaying, so it runs alone and its own execution reports the error.
-pub fn replays(request: &async_graphql::Request) -> bool {
+/// Whether `request` may share an execution: it parses, the operation it runs is a
+/// subscription, and it does not ask for a replay (no root field with a non-null `after`: a
+/// literal, a variable that is set, or a variable's default).
+pub fn shareable(request: &async_graphql::Request) -> bool {
     let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
-        return true;
+        return false;
     };
-    let operations: Vec<&SelectionSet> = match &request.operation_name {
-        Some(name) => document
-            .operations
-            .iter()
-            .filter(|(op_name, _)| op_name.map(|n| n.as_str()) == Some(name.as_str()))
-            .map(|(_, op)| &op.node.selection_set.node)
-            .collect(),
-        None => document
-            .operations
-            .iter()
-            .map(|(_, op)| &op.node.selection_set.node)
-            .collect(),
+    let mut operations = document
+        .operations
+        .iter()
+        .filter(|(name, _)| match &request.operation_name {
+            Some(wanted) => name.map(|n| n.as_str()) == Some(wanted.as_str()),
+            None => true,
+        });
+    let (Some((_, operation)), None) = (operations.next(), operations.next()) else {
+        // None, or several without a name to choose: its own execution reports the error.
+        return false;
     };
-    operations
-        .into_iter()
-        .any(|set| selects_after(&document, set, &request.variables, 0))
+    let operation = &operation.node;
+    if operation.ty != OperationType::Subscription {
+        return false;
+    }
+    // A variable's value: the request's, else its declared default.
+    let mut variables = request.variables.clone();
+    for definition in &operation.variable_definitions {
+        let name = &definition.node.name.node;
+        if !variables.contains_key(name)
+            && let Some(default) = &definition.node.default_value
+        {
+            variables.insert(name.clone(), default.node.clone());
+        }
+    }
+    !selects_after(&document, &operation.selection_set.node, &variables, 0)
 }
 
 fn selects_after(
@@ -116,10 +129,48 @@ fn selects_after(
     })
 }
 
+/// One result of a group's execution, serialised once for all its members.
+pub struct SharedResult {
+    /// The GraphQL response as JSON (`{"data":...}`).
+    pub payload: Arc<str>,
+    cursor: OnceLock<Option<String>>,
+}
+
+impl SharedResult {
+    fn new(payload: Arc<str>) -> SharedResult {
+        SharedResult {
+            payload,
+            cursor: OnceLock::new(),
+        }
+    }
+
+    /// The event's `cursor`, if the result has one (read from the payload once, for the
+    /// first member that needs it: a transport that cannot send the result names it).
+    pub fn cursor(&self) -> Option<&str> {
+        self.cursor
+            .get_or_init(|| {
+                serde_json::from_str::<serde_json::Value>(&self.payload)
+                    .ok()
+                    .and_then(|response| cursor_of(&response).map(str::to_string))
+            })
+            .as_deref()
+    }
+}
+
+/// The `cursor` of the event a subscription result carries (`{"data": {"<field>": {"cursor":
+/// ...}}}`), if any.
+pub fn cursor_of(response: &serde_json::Value) -> Option<&str> {
+    response
+        .get("data")?
+        .as_object()?
+        .values()
+        .find_map(|event| event.get("cursor")?.as_str())
+}
+
 /// What a group hands its members.
 pub enum Delivery<'a> {
-    /// A result: the GraphQL response, serialised once (`{"data":...}`).
-    Next(&'a Arc<str>),
+    /// A result.
+    Next(&'a SharedResult),
     /// The execution was refused before its first result: the serialised `errors` array.
     Refused(&'a Arc<str>),
     /// The execution ended; nothing follows.
@@ -137,7 +188,8 @@ pub enum Delivered {
 
 /// A subscriber of a group: a transport's end (for the WebSocket, an id on a connection).
 pub trait Member: Send + Sync + 'static {
-    /// Takes a delivery without waiting (it is called for every member in turn).
+    /// Takes a delivery without waiting (it is called for every member in turn, with the
+    /// group's lock held: it must not join or leave a group).
     fn deliver(&self, delivery: Delivery<'_>) -> Delivered;
 }
 
@@ -155,7 +207,7 @@ struct Group {
 #[derive(Default)]
 struct GroupState {
     next_member: u64,
-    members: Vec<(u64, Arc<dyn Member>)>,
+    members: HashMap<u64, Arc<dyn Member>>,
     /// Set once the group ended or lost its last member: nobody joins it any more.
     closed: bool,
     execution: Option<AbortHandle>,
@@ -178,6 +230,10 @@ impl Drop for Membership {
     }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl SharedSubscriptions {
     pub fn new() -> Arc<Self> {
         Arc::new(SharedSubscriptions::default())
@@ -185,22 +241,22 @@ impl SharedSubscriptions {
 
     /// Executions running now (one per group).
     pub fn executions(&self) -> usize {
-        self.groups.lock().map(|groups| groups.len()).unwrap_or(0)
+        lock(&self.groups).len()
     }
 
     /// Adds `member` to the group of `key`, starting its execution with `start` when there is
-    /// none (`start` is called at most once, and only then).
+    /// none (`start` is called at most once, and only then; it must only build the stream).
     pub fn join<S>(self: &Arc<Self>, key: GroupKey, member: Arc<dyn Member>, start: impl FnOnce() -> S) -> Membership
     where
         S: Stream<Item = async_graphql::Response> + Send + 'static,
     {
-        let mut groups = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut groups = lock(&self.groups);
         if let Some(group) = groups.get(&key) {
-            let mut state = group.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut state = lock(&group.state);
             if !state.closed {
                 let id = state.next_member;
                 state.next_member += 1;
-                state.members.push((id, member));
+                state.members.insert(id, member);
                 drop(state);
                 return Membership {
                     registry: Arc::downgrade(self),
@@ -209,18 +265,20 @@ impl SharedSubscriptions {
                 };
             }
         }
+        // Built before the group is registered: nobody can join a group without an execution.
+        let stream = start();
         let group = Arc::new(Group {
             key: key.clone(),
             state: Mutex::new(GroupState {
                 next_member: 1,
-                members: vec![(0, member)],
+                members: HashMap::from([(0, member)]),
                 ..GroupState::default()
             }),
         });
         groups.insert(key, group.clone());
         drop(groups);
-        let task = tokio::spawn(run(Arc::downgrade(self), group.clone(), start()));
-        let mut state = group.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let task = tokio::spawn(run(Arc::downgrade(self), group.clone(), stream));
+        let mut state = lock(&group.state);
         if state.closed {
             // Ended (or left) before the handle was stored.
             task.abort();
@@ -236,9 +294,9 @@ impl SharedSubscriptions {
     }
 
     fn leave(&self, group: &Arc<Group>, id: u64) {
-        let mut groups = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut state = group.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        state.members.retain(|(member, _)| *member != id);
+        let mut groups = lock(&self.groups);
+        let mut state = lock(&group.state);
+        state.members.remove(&id);
         if state.members.is_empty() && !state.closed {
             state.closed = true;
             if let Some(execution) = state.execution.take() {
@@ -249,12 +307,13 @@ impl SharedSubscriptions {
         }
     }
 
+    /// Ends `group`: nobody joins it any more; returns the members it had.
     fn close(&self, group: &Arc<Group>) -> Vec<Arc<dyn Member>> {
-        let mut groups = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut state = group.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut groups = lock(&self.groups);
+        let mut state = lock(&group.state);
         state.closed = true;
         state.execution = None;
-        let members = std::mem::take(&mut state.members).into_iter().map(|(_, m)| m).collect();
+        let members = std::mem::take(&mut state.members).into_values().collect();
         drop(state);
         forget(&mut groups, group);
         members
@@ -271,12 +330,34 @@ fn forget(groups: &mut HashMap<GroupKey, Arc<Group>>, group: &Arc<Group>) {
     }
 }
 
+/// Ends a group however its execution stops: at the end of its stream, or if it panics (its
+/// members get `complete`, and the key is free for a new execution). When the execution was
+/// stopped because its last member left, there is nobody left to tell.
+struct Ending {
+    registry: Weak<SharedSubscriptions>,
+    group: Arc<Group>,
+}
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        if let Some(registry) = self.registry.upgrade() {
+            for member in registry.close(&self.group) {
+                member.deliver(Delivery::Complete);
+            }
+        }
+    }
+}
+
 /// Runs a group's execution and hands each result to every member.
 async fn run<S>(registry: Weak<SharedSubscriptions>, group: Arc<Group>, stream: S)
 where
     S: Stream<Item = async_graphql::Response> + Send + 'static,
 {
     let _counted = crate::http::metrics::SharedExecution::start();
+    let _ending = Ending {
+        registry: registry.clone(),
+        group: group.clone(),
+    };
     let mut stream = std::pin::pin!(stream);
     let mut first = true;
     while let Some(response) = stream.next().await {
@@ -292,29 +373,24 @@ where
             return;
         }
         first = false;
-        let payload: Arc<str> = match serde_json::to_string(&response) {
-            Ok(text) => text.into(),
+        let result = match serde_json::to_string(&response) {
+            Ok(text) => SharedResult::new(text.into()),
             Err(error) => {
                 tracing::error!(%error, "shared subscription: cannot serialise a result");
                 continue;
             }
         };
-        broadcast(&registry, &group, &payload);
-    }
-    if let Some(registry) = registry.upgrade() {
-        for member in registry.close(&group) {
-            member.deliver(Delivery::Complete);
-        }
+        broadcast(&registry, &group, &result);
     }
 }
 
-/// Hands `payload` to every member; those that refuse it leave.
-fn broadcast(registry: &Weak<SharedSubscriptions>, group: &Arc<Group>, payload: &Arc<str>) {
+/// Hands `result` to every member; those that refuse it leave.
+fn broadcast(registry: &Weak<SharedSubscriptions>, group: &Arc<Group>, result: &SharedResult) {
     let mut refused = Vec::new();
     {
-        let state = group.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let state = lock(&group.state);
         for (id, member) in &state.members {
-            if let Delivered::Refused = member.deliver(Delivery::Next(payload)) {
+            if let Delivered::Refused = member.deliver(Delivery::Next(result)) {
                 refused.push(*id);
             }
         }
@@ -338,36 +414,51 @@ mod tests {
     }
 
     #[test]
-    fn a_replay_is_never_shared() {
+    fn only_subscriptions_without_a_replay_are_shared() {
         let none = serde_json::json!({});
-        assert!(!replays(&request(
+        let shared = |query: &str, variables: &serde_json::Value| shareable(&request(query, variables.clone()));
+        assert!(shared(
             "subscription { executionEvents(environment: STAGING) { cursor } }",
-            none.clone()
-        )));
-        assert!(!replays(&request(
+            &none
+        ));
+        assert!(shared(
             "subscription { executionEvents(environment: STAGING, after: null) { cursor } }",
-            none.clone()
-        )));
-        assert!(replays(&request(
+            &none
+        ));
+        assert!(!shared(
             "subscription { executionEvents(environment: STAGING, after: \"12\") { cursor } }",
-            none.clone()
-        )));
+            &none
+        ));
         let by_variable =
             "subscription($after: String) { executionEvents(environment: STAGING, after: $after) { cursor } }";
-        assert!(!replays(&request(by_variable, none.clone())));
-        assert!(!replays(&request(by_variable, serde_json::json!({ "after": null }))));
-        assert!(replays(&request(by_variable, serde_json::json!({ "after": "12" }))));
+        assert!(shared(by_variable, &none));
+        assert!(shared(by_variable, &serde_json::json!({ "after": null })));
+        assert!(!shared(by_variable, &serde_json::json!({ "after": "12" })));
+        let by_default =
+            "subscription($after: String = \"5\") { executionEvents(environment: STAGING, after: $after) { cursor } }";
+        assert!(!shared(by_default, &none), "a variable's default counts");
+        assert!(shared(by_default, &serde_json::json!({ "after": null })));
         let in_fragment = "subscription { ...F } fragment F on Subscription { traceEvents(environment: STAGING, after: \"3\") { cursor } }";
-        assert!(replays(&request(in_fragment, none.clone())));
+        assert!(!shared(in_fragment, &none));
         let inline =
             "subscription { ... on Subscription { traceEvents(environment: STAGING, after: \"3\") { cursor } } }";
-        assert!(replays(&request(inline, none.clone())));
+        assert!(!shared(inline, &none));
         // Only the operation that runs counts.
         let two = "subscription A { executionEvents(environment: STAGING) { cursor } } \
                    subscription B { executionEvents(environment: STAGING, after: \"1\") { cursor } }";
-        assert!(!replays(&request(two, none.clone()).operation_name("A")));
-        assert!(replays(&request(two, none.clone()).operation_name("B")));
-        assert!(replays(&request("subscription {", none)));
+        assert!(shareable(&request(two, none.clone()).operation_name("A")));
+        assert!(!shareable(&request(two, none.clone()).operation_name("B")));
+        assert!(
+            !shared(two, &none),
+            "two operations and no name: its own execution refuses it"
+        );
+        // Queries and mutations are never shared: each request runs.
+        assert!(!shared("{ viewer(environment: STAGING) { role } }", &none));
+        assert!(!shared(
+            "mutation { createRuntimeToken(environment: STAGING, input: {name: \"x\"}) { token } }",
+            &none
+        ));
+        assert!(!shared("subscription {", &none));
     }
 
     struct Recorder(Mutex<Vec<String>>, bool);
@@ -375,7 +466,7 @@ mod tests {
     impl Member for Recorder {
         fn deliver(&self, delivery: Delivery<'_>) -> Delivered {
             let text = match delivery {
-                Delivery::Next(payload) => format!("next {payload}"),
+                Delivery::Next(result) => format!("next {}", result.payload),
                 Delivery::Refused(errors) => format!("refused {errors}"),
                 Delivery::Complete => "complete".to_string(),
             };
