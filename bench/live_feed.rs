@@ -16,8 +16,8 @@
 //! (between events, default 500), `--replicas R` (servers on one PostgreSQL database;
 //! subscribers are split evenly, events are sent to the first), `--postgres URL` (a scratch
 //! database is created and dropped; default: embedded SQLite), `--same-query false` (every
-//! connection subscribes with its own variables, so nothing is shared: the cost without
-//! multiplexing).
+//! connection subscribes with its own document, so nothing is shared: the cost without
+//! multiplexing), `--binary PATH` (another build of the server, for an A/B run).
 //!
 //! The subscribers run in child processes of this binary (`live_feed client ...`, at most
 //! 15,000 connections each) so each stays under the open-file limit; they share the
@@ -136,7 +136,9 @@ impl Drop for Server {
 
 fn orchestrate(options: &Options) -> anyhow::Result<()> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let binary = root.join("target/release/runflow");
+    let binary = options
+        .text("binary")
+        .map_or_else(|| root.join("target/release/runflow"), std::path::PathBuf::from);
     anyhow::ensure!(
         binary.exists(),
         "build the server first: cargo build --release --bin runflow"
