@@ -53,6 +53,24 @@ async fn run_execution(server: &Server, runtime: &str, output: Value) -> String 
     id
 }
 
+/// Records batch number `batch` of 500 spans with 500 bytes of attributes each (about 265 KB
+/// of events a batch: enough to fill a socket that is not read).
+async fn post_padded_spans(server: &Server, runtime: &str, execution: &str, batch: usize) {
+    let filler = "x".repeat(500);
+    let spans: Vec<Value> = (0..500)
+        .map(|i| json!({ "name": format!("s{batch}-{i}"), "kind": "CUSTOM", "startTime": "2026-11-29T10:00:00Z", "attributes": { "pad": filler } }))
+        .collect();
+    let (status, _) = server
+        .runtime(
+            runtime,
+            Method::POST,
+            &format!("/executions/{execution}/spans"),
+            Some(json!({ "spans": spans })),
+        )
+        .await;
+    assert_eq!(status, 201);
+}
+
 async fn next_event(ws: &mut crate::support::Ws) -> Value {
     let message = ws.json().await;
     assert_eq!(message["type"], "next", "{message}");
@@ -526,21 +544,9 @@ async fn slow_consumers_are_cut_off_without_hurting_others(backend: Backend) {
     let mut fast = server.websocket(None).await;
     fast.init(&token(&tenant, "viewer")).await;
     fast.subscribe("fast", query, json!({})).await;
-    let filler = "x".repeat(500);
     let batches = 30;
     for batch in 0..batches {
-        let spans: Vec<Value> = (0..500)
-            .map(|i| json!({ "name": format!("s{batch}-{i}"), "kind": "CUSTOM", "startTime": "2026-11-29T10:00:00Z", "attributes": { "pad": filler } }))
-            .collect();
-        let (status, _) = server
-            .runtime(
-                &runtime,
-                Method::POST,
-                &format!("/executions/{execution}/spans"),
-                Some(json!({ "spans": spans })),
-            )
-            .await;
-        assert_eq!(status, 201);
+        post_padded_spans(&server, &runtime, &execution, batch).await;
         // The fast subscriber reads as events come.
         let message = fast.json().await;
         assert_eq!(message["type"], "next");
@@ -607,6 +613,19 @@ async fn until_finished(ws: &mut crate::support::Ws, execution: &str) -> Vec<Val
     }
 }
 
+/// Waits until `transport` has `active` subscriptions, then checks how many shared executions
+/// serve them all.
+async fn subscriptions_settle(server: &Server, transport: &str, active: f64, executions: f64) {
+    use crate::contract::{metric, scrape_until};
+    let line = format!("runflow_subscriptions_active{{transport=\"{transport}\"}} ");
+    let text = scrape_until(server, |text| metric(text, &line) == Some(active)).await;
+    assert_eq!(
+        metric(&text, "runflow_subscription_executions "),
+        Some(executions),
+        "{text}"
+    );
+}
+
 /// Subscribers of one tenant and role sending the same operation share one execution (the
 /// `runflow_subscription_executions` gauge counts executions, not subscribers) and receive the
 /// same messages; another role, another tenant or a replay (`after`) is another execution; the
@@ -650,17 +669,7 @@ async fn subscribers_of_one_operation_share_one_execution(backend: Backend) {
     let mut sse = crate::contract::EventStream::open(&server, Some(&token(&a, "viewer")), json!({ "query": shared }))
         .await
         .expect("stream");
-    scrape_until(&server, |text| {
-        metric(text, "runflow_subscriptions_active{transport=\"sse\"} ") == Some(1.0)
-    })
-    .await;
-    assert_eq!(
-        metric(
-            &crate::contract::scrape(&server).await,
-            "runflow_subscription_executions "
-        ),
-        Some(3.0)
-    );
+    subscriptions_settle(&server, "sse", 1.0, 3.0).await;
 
     {
         let (first, _) = viewers.split_at_mut(1);
@@ -697,17 +706,7 @@ async fn subscribers_of_one_operation_share_one_execution(backend: Backend) {
 
     // Leaving: one viewer completes, the others close their sockets: the last one out stops it.
     viewers[0].send(json!({ "type": "complete", "id": "s" })).await;
-    scrape_until(&server, |text| {
-        metric(text, "runflow_subscriptions_active{transport=\"ws\"} ") == Some(5.0)
-    })
-    .await;
-    assert_eq!(
-        metric(
-            &crate::contract::scrape(&server).await,
-            "runflow_subscription_executions "
-        ),
-        Some(3.0)
-    );
+    subscriptions_settle(&server, "ws", 5.0, 3.0).await;
     viewers.truncate(1);
     scrape_until(&server, |text| {
         metric(text, "runflow_subscription_executions ") == Some(2.0)
@@ -727,22 +726,8 @@ async fn subscribers_of_one_operation_share_one_execution(backend: Backend) {
     })
     .await;
     let traced = run_execution(&server, &runtime, json!(null)).await;
-    let filler = "x".repeat(500);
     let mut batch = 0;
-    let post_batch = async |batch: usize| {
-        let spans: Vec<Value> = (0..500)
-            .map(|i| json!({ "name": format!("s{batch}-{i}"), "kind": "CUSTOM", "startTime": "2026-11-29T10:00:00Z", "attributes": { "pad": filler } }))
-            .collect();
-        let (status, _) = server
-            .runtime(
-                &runtime,
-                Method::POST,
-                &format!("/executions/{traced}/spans"),
-                Some(json!({ "spans": spans })),
-            )
-            .await;
-        assert_eq!(status, 201);
-    };
+    let post_batch = async |batch: usize| post_padded_spans(&server, &runtime, &traced, batch).await;
     // Until the group follows the feed.
     loop {
         post_batch(batch).await;
