@@ -1038,7 +1038,7 @@ impl EventStream {
     }
 
     /// The next event (name, data), skipping keep-alive comments.
-    async fn next(&mut self) -> (String, String) {
+    pub(crate) async fn next(&mut self) -> (String, String) {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();

@@ -764,6 +764,56 @@ async fn subscribers_of_one_operation_share_one_execution(backend: Backend) {
     );
 }
 
+/// A server-sent-events reader of a shared execution that stops reading is cut off with
+/// SLOW_CONSUMER once its queue (`RUNFLOW_WS_BUFFER` results) is full; a WebSocket member of
+/// the same execution goes on.
+async fn a_server_sent_events_reader_that_stops_reading_is_cut_off(backend: Backend) {
+    let server = Server::start_with(backend, &[("RUNFLOW_WS_BUFFER", "2")]).await;
+    let tenant = tenant();
+    agent_in_both(&server, &tenant).await;
+    let runtime = runtime_token(&tenant, "staging");
+    let execution = run_execution(&server, &runtime, json!(null)).await;
+    let traces = "subscription { traceEvents(environment: STAGING) { cursor spans { name attributes } } }";
+    let mut fast = server.websocket(None).await;
+    fast.init(&token(&tenant, "viewer")).await;
+    fast.subscribe("fast", traces, json!({})).await;
+    let mut slow =
+        crate::contract::EventStream::open(&server, Some(&token(&tenant, "viewer")), json!({ "query": traces }))
+            .await
+            .expect("stream");
+    subscriptions_settle(&server, "sse", 1.0, 1.0).await;
+    let mut batch = 0;
+    loop {
+        post_padded_spans(&server, &runtime, &execution, batch).await;
+        batch += 1;
+        if within(&mut fast, std::time::Duration::from_millis(500)).await.is_some() {
+            break;
+        }
+        assert!(batch < 40, "the subscriptions never started following the feed");
+    }
+    for _ in 0..30 {
+        post_padded_spans(&server, &runtime, &execution, batch).await;
+        batch += 1;
+        assert!(fast.json().await["payload"]["errors"].is_null());
+    }
+    let ended_with = loop {
+        let payload = slow.next_data().await;
+        if payload["errors"].is_array() {
+            break payload;
+        }
+    };
+    assert_eq!(
+        ended_with["errors"][0]["extensions"]["code"], "SLOW_CONSUMER",
+        "{ended_with}"
+    );
+    assert_eq!(slow.next().await.0, "complete");
+    post_padded_spans(&server, &runtime, &execution, batch).await;
+    assert!(
+        fast.json().await["payload"]["errors"].is_null(),
+        "the WebSocket member goes on"
+    );
+}
+
 /// With PostgreSQL, an event committed through one replica reaches subscribers of another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: set RUNFLOW_TEST_POSTGRES_URL and pass --include-ignored"]
@@ -796,6 +846,7 @@ on_both_backends!(
     protocol_close_codes,
     slow_consumers_are_cut_off_without_hurting_others,
     subscribers_of_one_operation_share_one_execution,
+    a_server_sent_events_reader_that_stops_reading_is_cut_off,
     cursors_past_retention_fail_with_cursor_expired,
     event_log_lag_counts_undelivered_events,
 );
