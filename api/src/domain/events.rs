@@ -276,16 +276,20 @@ pub async fn prune_batch(db: &Db, before: DateTime<Utc>, limit: u64) -> Result<u
 // Event payloads: a versioned shape of their own.
 //
 // A stored event's `payload` is *not* the storage entity's serialisation: it is the small,
-// bounded summary below, written with `"v": 1`. A schema migration of the entities therefore
+// bounded summary below, written with `"v": 2`. A schema migration of the entities therefore
 // does not change what stored events mean, and the live feed's buffers stay small whatever an
 // execution's input, output or log, a message's content or a span's attributes weigh: those are
 // never in an event (subscribers that select them get them read fresh from the database).
 //
-// Version 1 (documented in the README, "Event payloads"):
-//   execution: {"v":1, "execution": ExecutionSummary}
-//   session:   {"v":1, "session": SessionSummary, "message": MessageSummary | null}
-//   trace:     {"v":1, "trace": TraceSummary, "spans": [SpanSummary]}
-//   release:   {"v":1, "release": ReleaseSummary}
+// Version 2 (documented in the README, "Event payloads"):
+//   execution: {"v":2, "execution": ExecutionSummary}
+//   session:   {"v":2, "session": SessionSummary, "message": MessageSummary | null}
+//   trace:     {"v":2, "trace": TraceSummary, "span_ids": [uuid]}
+//   release:   {"v":2, "release": ReleaseSummary}
+// Version 1 differed in trace events only: they held every span's summary (`"spans":
+// [SpanSummary]`), which made the event as large as the batch (built, stored and read back
+// for every ingestion); version 2 names the spans, and a subscription reads them (once per
+// shared execution, see `live::multiplex`). Both are read.
 // Events written before version 1 (no "v") held the entities themselves; their field names are
 // a superset of the summaries', so the same types read them.
 // ---------------------------------------------------------------------------------------------
@@ -293,7 +297,7 @@ pub async fn prune_batch(db: &Db, before: DateTime<Utc>, limit: u64) -> Result<u
 use serde::{Deserialize, Serialize};
 
 /// The version written now.
-pub const PAYLOAD_VERSION: u32 = 1;
+pub const PAYLOAD_VERSION: u32 = 2;
 
 /// Longest text kept in a summary (error messages, titles, names, notes), in bytes.
 pub const SUMMARY_TEXT_BYTES: usize = 1024;
@@ -374,6 +378,7 @@ pub struct TraceSummary {
     pub ended_at: Option<DateTime<Utc>>,
 }
 
+/// A span as trace events of version 1 held it (read for events written before version 2).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SpanSummary {
     pub id: Uuid,
@@ -446,7 +451,8 @@ pub fn session_payload(session: &entity::sessions::Model, message: Option<&entit
     serde_json::json!({ "v": PAYLOAD_VERSION, "session": session, "message": message })
 }
 
-/// The payload of a trace event (spans without their attributes).
+/// The payload of a trace event: the trace's summary and the ids of the spans recorded, in
+/// their order (subscribers read the spans).
 pub fn trace_payload(trace: &entity::traces::Model, spans: &[entity::spans::Model]) -> Value {
     let trace = TraceSummary {
         id: trace.id,
@@ -456,23 +462,8 @@ pub fn trace_payload(trace: &entity::traces::Model, spans: &[entity::spans::Mode
         started_at: trace.started_at,
         ended_at: trace.ended_at,
     };
-    let spans: Vec<SpanSummary> = spans
-        .iter()
-        .map(|s| SpanSummary {
-            id: s.id,
-            trace_id: s.trace_id,
-            execution_id: s.execution_id,
-            parent_span_id: s.parent_span_id,
-            name: clip(&s.name, 256),
-            kind: clip(&s.kind, 64),
-            status: clip(&s.status, 64),
-            started_at: s.started_at,
-            ended_at: s.ended_at,
-            input_tokens: s.input_tokens,
-            output_tokens: s.output_tokens,
-        })
-        .collect();
-    serde_json::json!({ "v": PAYLOAD_VERSION, "trace": trace, "spans": spans })
+    let span_ids: Vec<Uuid> = spans.iter().map(|s| s.id).collect();
+    serde_json::json!({ "v": PAYLOAD_VERSION, "trace": trace, "span_ids": span_ids })
 }
 
 /// The payload of a release event.
@@ -490,7 +481,7 @@ pub fn release_payload(release: &entity::releases::Model) -> Value {
     serde_json::json!({ "v": PAYLOAD_VERSION, "release": summary })
 }
 
-/// What a `release_request` event carries (`{"v":1, "request": ReleaseRequestSummary}`).
+/// What a `release_request` event carries (`{"v":2, "request": ReleaseRequestSummary}`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ReleaseRequestSummary {
     pub id: Uuid,
@@ -514,7 +505,7 @@ pub struct ReleaseRequestSummary {
     pub created_at: DateTime<Utc>,
 }
 
-/// What a `schedule` event carries (`{"v":1, "scheduledRelease": ScheduledReleaseSummary}`).
+/// What a `schedule` event carries (`{"v":2, "scheduledRelease": ScheduledReleaseSummary}`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ScheduledReleaseSummary {
     pub id: Uuid,
@@ -563,6 +554,72 @@ mod payload_tests {
         let long = "é".repeat(100);
         let clipped = clip(&long, 11);
         assert!(clipped.len() <= 11 && clipped.ends_with("..."));
+    }
+
+    fn trace_event(payload: Value) -> events::Model {
+        events::Model {
+            id: Uuid::nil(),
+            tenant_id: "t".into(),
+            environment: Environment::Staging,
+            seq: 1,
+            topic: "trace".into(),
+            kind: "spans_recorded".into(),
+            agent_slug: None,
+            execution_id: None,
+            session_id: None,
+            payload,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn trace_events_name_their_spans_and_version_1_still_reads() {
+        let trace = entity::traces::Model {
+            id: Uuid::nil(),
+            tenant_id: "t".into(),
+            environment: Environment::Staging,
+            execution_id: None,
+            name: "run".into(),
+            status: "OK".into(),
+            started_at: Utc::now(),
+            ended_at: None,
+        };
+        let span = |id: u128| entity::spans::Model {
+            id: Uuid::from_u128(id),
+            tenant_id: "t".into(),
+            environment: Environment::Staging,
+            trace_id: Uuid::nil(),
+            execution_id: None,
+            parent_span_id: None,
+            name: "a name that is not in the event".into(),
+            kind: "LLM".into(),
+            status: "OK".into(),
+            started_at: Utc::now(),
+            ended_at: None,
+            attributes: serde_json::json!({ "large": "x".repeat(1000) }),
+            input_tokens: None,
+            output_tokens: None,
+        };
+        let payload = trace_payload(&trace, &[span(2), span(1)]);
+        assert_eq!(payload["v"], 2);
+        assert!(payload.to_string().len() < 400, "ids, not the spans: {payload}");
+        let event = trace_event(payload);
+        let ids: Option<Vec<Uuid>> = payload_part(&event, "span_ids").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            ids,
+            Some(vec![Uuid::from_u128(2), Uuid::from_u128(1)]),
+            "in the batch's order"
+        );
+        // Version 1 held the summaries; it has no ids list.
+        let v1 = trace_event(
+            serde_json::json!({ "v": 1, "trace": payload_part::<Value>(&event, "trace").unwrap_or_default(),
+            "spans": [{ "id": Uuid::nil(), "trace_id": Uuid::nil(), "name": "s", "kind": "LLM", "status": "OK",
+                        "started_at": "2026-01-01T00:00:00Z" }] }),
+        );
+        let none: Option<Vec<Uuid>> = payload_part(&v1, "span_ids").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(none, None);
+        let spans: Vec<SpanSummary> = payload_part(&v1, "spans").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(spans[0].name, "s");
     }
 
     #[test]

@@ -323,6 +323,16 @@ fn session_event(convert: Arc<Convert>, event: Arc<event_rows::Model>) -> BoxFut
 fn trace_event(convert: Arc<Convert>, event: Arc<event_rows::Model>) -> BoxFuture<'static, Result<TraceEvent>> {
     Box::pin(async move {
         let trace: events::TraceSummary = events::payload_part(&event, "trace")?;
+        // Version 2 names the spans: they are read (in the batch's order; a span pruned since
+        // is left out).
+        let span_ids: Option<Vec<Uuid>> = events::payload_part(&event, "span_ids")?;
+        if let Some(ids) = span_ids {
+            let rows = crate::domain::traces::spans_by_ids(&convert.services.db, &convert.scope, &ids).await?;
+            let mut stored: HashMap<Uuid, entity::spans::Model> = rows.into_iter().map(|row| (row.id, row)).collect();
+            let spans = ids.iter().filter_map(|id| stored.remove(id)).map(Span).collect();
+            return Ok(trace_event_of(&event, trace, spans));
+        }
+        // Version 1 held the spans' summaries.
         let summaries: Vec<events::SpanSummary> = events::payload_part(&event, "spans")?;
         let mut stored: HashMap<Uuid, entity::spans::Model> = HashMap::new();
         if convert.large && !summaries.is_empty() {
@@ -351,23 +361,27 @@ fn trace_event(convert: Arc<Convert>, event: Arc<event_rows::Model>) -> BoxFutur
                 }))
             })
             .collect();
-        Ok(TraceEvent {
-            cursor: event.seq.to_string(),
-            kind: TraceEventKind::SpansRecorded,
-            environment: event.environment.into(),
-            trace: Trace(entity::traces::Model {
-                id: trace.id,
-                tenant_id: event.tenant_id.clone(),
-                environment: event.environment,
-                execution_id: trace.execution_id,
-                name: trace.name,
-                status: trace.status,
-                started_at: trace.started_at,
-                ended_at: trace.ended_at,
-            }),
-            spans,
-        })
+        Ok(trace_event_of(&event, trace, spans))
     })
+}
+
+fn trace_event_of(event: &event_rows::Model, trace: events::TraceSummary, spans: Vec<Span>) -> TraceEvent {
+    TraceEvent {
+        cursor: event.seq.to_string(),
+        kind: TraceEventKind::SpansRecorded,
+        environment: event.environment.into(),
+        trace: Trace(entity::traces::Model {
+            id: trace.id,
+            tenant_id: event.tenant_id.clone(),
+            environment: event.environment,
+            execution_id: trace.execution_id,
+            name: trace.name,
+            status: trace.status,
+            started_at: trace.started_at,
+            ended_at: trace.ended_at,
+        }),
+        spans,
+    }
 }
 
 fn release_event(convert: Arc<Convert>, event: Arc<event_rows::Model>) -> BoxFuture<'static, Result<ReleaseEvent>> {
