@@ -597,6 +597,30 @@ async fn until_following(server: &Server, runtime: &str, watchers: &mut [&mut cr
     panic!("the subscriptions never started following the feed");
 }
 
+/// Posts padded span batches until `fast` (a member of the trace subscriptions' shared
+/// execution) receives them, then 30 more that it reads as they come: enough to fill the queue
+/// of a member that does not read. Returns the next batch number.
+async fn fill_a_slow_reader(server: &Server, runtime: &str, execution: &str, fast: &mut crate::support::Ws) -> usize {
+    let mut batch = 0;
+    // Until the group follows the feed.
+    loop {
+        post_padded_spans(server, runtime, execution, batch).await;
+        batch += 1;
+        if within(fast, std::time::Duration::from_millis(500)).await.is_some() {
+            break;
+        }
+        assert!(batch < 40, "the trace subscriptions never started following the feed");
+    }
+    for _ in 0..30 {
+        post_padded_spans(server, runtime, execution, batch).await;
+        batch += 1;
+        let message = fast.json().await;
+        assert_eq!(message["type"], "next");
+        assert!(message["payload"]["errors"].is_null(), "{message}");
+    }
+    batch
+}
+
 /// Reads execution events until the FINISHED one of `execution`, returning every message.
 async fn until_finished(ws: &mut crate::support::Ws, execution: &str) -> Vec<Value> {
     let id = gid("Execution", "STAGING", execution);
@@ -726,24 +750,7 @@ async fn subscribers_of_one_operation_share_one_execution(backend: Backend) {
     })
     .await;
     let traced = run_execution(&server, &runtime, json!(null)).await;
-    let mut batch = 0;
-    let post_batch = async |batch: usize| post_padded_spans(&server, &runtime, &traced, batch).await;
-    // Until the group follows the feed.
-    loop {
-        post_batch(batch).await;
-        batch += 1;
-        if within(&mut fast, std::time::Duration::from_millis(500)).await.is_some() {
-            break;
-        }
-        assert!(batch < 40, "the trace subscriptions never started following the feed");
-    }
-    for _ in 0..30 {
-        post_batch(batch).await;
-        batch += 1;
-        let message = fast.json().await;
-        assert_eq!(message["type"], "next");
-        assert!(message["payload"]["errors"].is_null(), "{message}");
-    }
+    let batch = fill_a_slow_reader(&server, &runtime, &traced, &mut fast).await;
     let ended_with = loop {
         let message = slow.json().await;
         match message["type"].as_str() {
@@ -757,7 +764,7 @@ async fn subscribers_of_one_operation_share_one_execution(backend: Backend) {
         "SLOW_CONSUMER"
     );
     assert_eq!(slow.json().await, json!({ "type": "complete", "id": "slow" }));
-    post_batch(batch).await;
+    post_padded_spans(&server, &runtime, &traced, batch).await;
     assert!(
         fast.json().await["payload"]["errors"].is_null(),
         "the group goes on without it"
@@ -782,20 +789,7 @@ async fn a_server_sent_events_reader_that_stops_reading_is_cut_off(backend: Back
             .await
             .expect("stream");
     subscriptions_settle(&server, "sse", 1.0, 1.0).await;
-    let mut batch = 0;
-    loop {
-        post_padded_spans(&server, &runtime, &execution, batch).await;
-        batch += 1;
-        if within(&mut fast, std::time::Duration::from_millis(500)).await.is_some() {
-            break;
-        }
-        assert!(batch < 40, "the subscriptions never started following the feed");
-    }
-    for _ in 0..30 {
-        post_padded_spans(&server, &runtime, &execution, batch).await;
-        batch += 1;
-        assert!(fast.json().await["payload"]["errors"].is_null());
-    }
+    let batch = fill_a_slow_reader(&server, &runtime, &execution, &mut fast).await;
     let ended_with = loop {
         let payload = slow.next_data().await;
         if payload["errors"].is_array() {

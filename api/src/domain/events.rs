@@ -544,6 +544,24 @@ pub fn payload_part<T: serde::de::DeserializeOwned>(event: &events::Model, field
         .map_err(|e| Error::internal(anyhow::anyhow!("event {} has a malformed {field}: {e}", event.seq)))
 }
 
+/// A stored event for unit tests (tenant `t`, seq 7).
+#[cfg(test)]
+pub(crate) fn stored_event(environment: Environment, topic: &str, kind: &str, payload: Value) -> events::Model {
+    events::Model {
+        id: Uuid::nil(),
+        tenant_id: "t".into(),
+        environment,
+        seq: 7,
+        topic: topic.into(),
+        kind: kind.into(),
+        agent_slug: None,
+        execution_id: None,
+        session_id: None,
+        payload,
+        created_at: Utc::now(),
+    }
+}
+
 #[cfg(test)]
 mod payload_tests {
     use super::*;
@@ -554,22 +572,6 @@ mod payload_tests {
         let long = "é".repeat(100);
         let clipped = clip(&long, 11);
         assert!(clipped.len() <= 11 && clipped.ends_with("..."));
-    }
-
-    fn trace_event(payload: Value) -> events::Model {
-        events::Model {
-            id: Uuid::nil(),
-            tenant_id: "t".into(),
-            environment: Environment::Staging,
-            seq: 1,
-            topic: "trace".into(),
-            kind: "spans_recorded".into(),
-            agent_slug: None,
-            execution_id: None,
-            session_id: None,
-            payload,
-            created_at: Utc::now(),
-        }
     }
 
     #[test]
@@ -603,7 +605,7 @@ mod payload_tests {
         let payload = trace_payload(&trace, &[span(2), span(1)]);
         assert_eq!(payload["v"], 2);
         assert!(payload.to_string().len() < 400, "ids, not the spans: {payload}");
-        let event = trace_event(payload);
+        let event = stored_event(Environment::Staging, "trace", "spans_recorded", payload);
         let ids: Option<Vec<Uuid>> = payload_part(&event, "span_ids").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             ids,
@@ -611,7 +613,10 @@ mod payload_tests {
             "in the batch's order"
         );
         // Version 1 held the summaries; it has no ids list.
-        let v1 = trace_event(
+        let v1 = stored_event(
+            Environment::Staging,
+            "trace",
+            "spans_recorded",
             serde_json::json!({ "v": 1, "trace": payload_part::<Value>(&event, "trace").unwrap_or_default(),
             "spans": [{ "id": Uuid::nil(), "trace_id": Uuid::nil(), "name": "s", "kind": "LLM", "status": "OK",
                         "started_at": "2026-01-01T00:00:00Z" }] }),
@@ -631,19 +636,7 @@ mod payload_tests {
             "input": {"big": "x"}, "output": {"big": "y"}, "error": null, "log": "lots",
             "created_at": "2026-01-01T00:00:00Z", "started_at": null, "finished_at": null, "claimed_by": null
         }});
-        let event = events::Model {
-            id: Uuid::nil(),
-            tenant_id: "t".into(),
-            environment: Environment::Staging,
-            seq: 1,
-            topic: "execution".into(),
-            kind: "finished".into(),
-            agent_slug: None,
-            execution_id: None,
-            session_id: None,
-            payload: legacy,
-            created_at: Utc::now(),
-        };
+        let event = stored_event(Environment::Staging, "execution", "finished", legacy);
         let summary: ExecutionSummary = payload_part(&event, "execution").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(summary.status, "SUCCEEDED");
     }

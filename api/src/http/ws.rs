@@ -99,32 +99,28 @@ enum QueueError {
 impl Queue {
     /// Queues `text` if there is room now.
     fn try_push(&self, text: String) -> Result<(), QueueError> {
-        let size = u32::try_from(text.len().max(1)).unwrap_or(u32::MAX);
-        let permit = match self.bytes.clone().try_acquire_many_owned(size) {
-            Ok(permit) => permit,
-            Err(tokio::sync::TryAcquireError::NoPermits) => return Err(QueueError::Full),
-            Err(tokio::sync::TryAcquireError::Closed) => return Err(QueueError::Closed),
-        };
-        match self.sender.try_send(Outgoing::Text(text, Some(permit))) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => Err(QueueError::Full),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(QueueError::Closed),
-        }
+        self.try_queue(text.len(), |permit| Outgoing::Text(text, Some(permit)))
     }
 
     /// Queues a shared result for subscription `id_json` if there is room now.
     fn try_push_next(&self, id_json: &Arc<str>, payload: &Arc<str>) -> Result<(), QueueError> {
         let size = NEXT_FRAME_OVERHEAD + id_json.len() + payload.len();
-        let size = u32::try_from(size).unwrap_or(u32::MAX);
+        self.try_queue(size, |permit| Outgoing::Next(id_json.clone(), payload.clone(), permit))
+    }
+
+    /// Queues the message `make` builds, charged `size` bytes of the budget, if there is room.
+    fn try_queue(
+        &self,
+        size: usize,
+        make: impl FnOnce(tokio::sync::OwnedSemaphorePermit) -> Outgoing,
+    ) -> Result<(), QueueError> {
+        let size = u32::try_from(size.max(1)).unwrap_or(u32::MAX);
         let permit = match self.bytes.clone().try_acquire_many_owned(size) {
             Ok(permit) => permit,
             Err(tokio::sync::TryAcquireError::NoPermits) => return Err(QueueError::Full),
             Err(tokio::sync::TryAcquireError::Closed) => return Err(QueueError::Closed),
         };
-        match self
-            .sender
-            .try_send(Outgoing::Next(id_json.clone(), payload.clone(), permit))
-        {
+        match self.sender.try_send(make(permit)) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => Err(QueueError::Full),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(QueueError::Closed),

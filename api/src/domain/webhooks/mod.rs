@@ -544,19 +544,7 @@ mod tests {
     use super::*;
 
     fn event(environment: entity::Environment, topic: &str, kind: &str, payload: Value) -> entity::events::Model {
-        entity::events::Model {
-            id: Uuid::nil(),
-            tenant_id: "t".into(),
-            environment,
-            seq: 7,
-            topic: topic.into(),
-            kind: kind.into(),
-            agent_slug: None,
-            execution_id: None,
-            session_id: None,
-            payload,
-            created_at: Utc::now(),
-        }
+        crate::domain::events::stored_event(environment, topic, kind, payload)
     }
 
     #[test]
