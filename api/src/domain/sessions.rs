@@ -1,7 +1,7 @@
 //! Sessions (threads) and their messages, per environment.
 
 use entity::{session_messages, sessions};
-use sea_orm::{ActiveModelTrait, ColumnTrait, Order, QueryFilter, Set};
+use sea_orm::{ColumnTrait, Order, QueryFilter, Set};
 use uuid::Uuid;
 
 use super::events::{self, NewEvent, Topic};
@@ -9,7 +9,7 @@ use super::pagination::{self, Page, PageRequest};
 use super::{agents, new_id, now, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::scope::{InsertInto, Scope};
+use crate::scope::{InsertInto, Scope, UpdateIn};
 
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
@@ -137,7 +137,7 @@ pub async fn add_message(
     .await?;
     let mut active: sessions::ActiveModel = session.into();
     active.updated_at = Set(time);
-    let session = active.update(&tx).await?;
+    let session = active.update_in(&scope.tenant, &tx).await?;
     append_event(&tx, scope, &session, Some(&message), "message_added", None).await?;
     db.commit(tx).await?;
     db.wake_live_feed();
