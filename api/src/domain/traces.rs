@@ -452,14 +452,16 @@ impl PgArray {
         }
         match item {
             None => self.0.push_str("NULL"),
-            Some(text) => {
+            Some(mut text) => {
+                // Copied a run at a time (attributes are mostly plain text between quotes).
                 self.0.push('"');
-                for c in text.chars() {
-                    if c == '"' || c == '\\' {
-                        self.0.push('\\');
-                    }
-                    self.0.push(c);
+                while let Some(at) = text.find(['"', '\\']) {
+                    self.0.push_str(&text[..at]);
+                    self.0.push('\\');
+                    self.0.push_str(&text[at..=at]);
+                    text = &text[at + 1..];
                 }
+                self.0.push_str(text);
                 self.0.push('"');
             }
         }
@@ -653,4 +655,34 @@ pub async fn first_spans_of_executions(
         }
     }
     Ok(by_execution)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn array_literals_escape_quotes_and_backslashes_only() {
+        let mut array = PgArray::new(0);
+        for item in [Some(r#"{"k": "a\"b\\c"}"#), None, Some(""), Some("é, {x} NULL")] {
+            array.push(item);
+        }
+        assert_eq!(array.finish(), r#"{"{\"k\": \"a\\\"b\\\\c\"}",NULL,"","é, {x} NULL"}"#);
+    }
+
+    #[test]
+    fn attributes_are_checked_as_text() {
+        let object: Attributes = serde_json::from_str(r#" { "a" : [1, "\\u0000"] } "#).expect("JSON");
+        assert!(object.is_object());
+        assert_eq!(object.to_value(), serde_json::json!({ "a": [1, "\\u0000"] }));
+        assert!(
+            validate::json_text_no_nul("a", object.as_str()).is_ok(),
+            "an escaped backslash"
+        );
+        let nul: Attributes = serde_json::from_str(r#"{"a":"x\u0000"}"#).expect("JSON");
+        assert!(validate::json_text_no_nul("a", nul.as_str()).is_err());
+        let list: Attributes = serde_json::from_str("[1]").expect("JSON");
+        assert!(!list.is_object());
+        assert_eq!(Attributes::default().as_str(), "{}");
+    }
 }
