@@ -8,12 +8,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
-use entity::{Environment, agent_commits, connector_resources, prompt_versions, spans};
+use entity::{Environment, agent_commits, connector_resources, prompt_versions};
 use uuid::Uuid;
 
 use crate::db::Db;
 use crate::domain::agents::{AgentInEnv, CommitFile, files_of_commits};
-use crate::domain::connectors;
+use crate::domain::{connectors, executions, sessions, traces, triggers};
 use crate::error::Error;
 use crate::scope::Tenant;
 
@@ -134,20 +134,19 @@ impl Loader<CommitFilesKey> for Loaders {
 }
 
 impl Loader<FirstSpansOfExecution> for Loaders {
-    type Value = Vec<spans::Model>;
+    type Value = Vec<traces::Span>;
     type Error = Arc<Error>;
 
-    async fn load(&self, keys: &[FirstSpansOfExecution]) -> LoadResult<FirstSpansOfExecution, Vec<spans::Model>> {
+    async fn load(&self, keys: &[FirstSpansOfExecution]) -> LoadResult<FirstSpansOfExecution, Vec<traces::Span>> {
         let mut by_limit: HashMap<(u64, bool), Vec<Uuid>> = HashMap::new();
         for key in keys {
             by_limit.entry((key.1, key.2)).or_default().push(key.0);
         }
         let mut result = HashMap::new();
         for ((limit, attributes), ids) in by_limit {
-            let rows =
-                crate::domain::traces::first_spans_of_executions(&self.db, &self.tenant, &ids, limit, attributes)
-                    .await
-                    .map_err(Arc::new)?;
+            let rows = traces::first_spans_of_executions(&self.db, &self.tenant, &ids, limit, attributes)
+                .await
+                .map_err(Arc::new)?;
             result.extend(
                 rows.into_iter()
                     .map(|(id, spans)| (FirstSpansOfExecution(id, limit, attributes), spans)),
@@ -302,25 +301,27 @@ impl Loader<ReleaseItemsKey> for Loaders {
     }
 }
 
-/// Declares a key that loads one per-environment row by its id, within the request's tenant and
-/// only in the key's environment (a row of another environment is a missing one).
+/// Declares a key that loads one per-environment record by its id, within the request's tenant
+/// and only in the key's environment (a record of another environment is a missing one), through
+/// the domain function `$by_ids` (the tenant's records by id).
 macro_rules! row_in_environment {
-    ($(#[$doc:meta])* $key:ident => $table:ident) => {
+    ($(#[$doc:meta])* $key:ident => $value:ty, $by_ids:path) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub struct $key(pub Uuid, pub Environment);
 
         impl Loader<$key> for Loaders {
-            type Value = entity::$table::Model;
+            type Value = $value;
             type Error = Arc<Error>;
 
             async fn load(&self, keys: &[$key]) -> LoadResult<$key, Self::Value> {
                 let wanted: HashSet<$key> = keys.iter().copied().collect();
                 let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-                Ok(by_ids::<entity::$table::Entity>(self, entity::$table::Column::Id, ids)
-                    .await?
+                Ok($by_ids(&self.db, &self.tenant, ids)
+                    .await
+                    .map_err(Arc::new)?
                     .into_iter()
-                    .map(|row| ($key(row.id, row.environment), row))
+                    .map(|record| ($key(record.id, record.environment), record))
                     .filter(|(key, _)| wanted.contains(key))
                     .collect())
             }
@@ -330,23 +331,23 @@ macro_rules! row_in_environment {
 
 row_in_environment!(
     /// An execution by id (`Execution.parent`, `Trace.execution`).
-    ExecutionKey => executions
+    ExecutionKey => executions::Execution, executions::by_ids
 );
 row_in_environment!(
     /// A session by id (`Execution.session`).
-    SessionKey => sessions
+    SessionKey => sessions::Session, sessions::by_ids
 );
 row_in_environment!(
     /// A trigger by id (`Execution.trigger`).
-    TriggerKey => triggers
+    TriggerKey => triggers::Trigger, triggers::by_ids
 );
 row_in_environment!(
     /// A trace by id (`Span.trace`).
-    TraceKey => traces
+    TraceKey => traces::Trace, traces::by_ids
 );
 row_in_environment!(
     /// A span by id (`Span.parent`).
-    SpanKey => spans
+    SpanKey => traces::Span, traces::spans_in_tenant
 );
 
 /// The first trace recorded for an execution (`Execution.trace`).
@@ -354,22 +355,20 @@ row_in_environment!(
 pub struct FirstTraceOfExecution(pub Uuid, pub Environment);
 
 impl Loader<FirstTraceOfExecution> for Loaders {
-    type Value = entity::traces::Model;
+    type Value = traces::Trace;
     type Error = Arc<Error>;
 
     async fn load(&self, keys: &[FirstTraceOfExecution]) -> LoadResult<FirstTraceOfExecution, Self::Value> {
         let wanted: HashSet<FirstTraceOfExecution> = keys.iter().copied().collect();
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        Ok(
-            crate::domain::traces::first_traces_of_executions(&self.db, &self.tenant, &ids)
-                .await
-                .map_err(Arc::new)?
-                .into_iter()
-                .filter_map(|trace| {
-                    let key = FirstTraceOfExecution(trace.execution_id?, trace.environment);
-                    wanted.contains(&key).then_some((key, trace))
-                })
-                .collect(),
-        )
+        Ok(traces::first_traces_of_executions(&self.db, &self.tenant, &ids)
+            .await
+            .map_err(Arc::new)?
+            .into_iter()
+            .filter_map(|trace| {
+                let key = FirstTraceOfExecution(trace.execution_id?, trace.environment);
+                wanted.contains(&key).then_some((key, trace))
+            })
+            .collect())
     }
 }

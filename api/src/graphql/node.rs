@@ -4,8 +4,7 @@
 
 use async_graphql::{Context, ID, Interface, Object};
 use entity::{
-    agent_commits, connector_instances, connector_resources, credentials, executions, memory_entries, prompt_versions,
-    prompts, releases, session_messages, sessions, spans, traces, triggers,
+    agent_commits, connector_instances, connector_resources, credentials, prompt_versions, prompts, releases,
 };
 use uuid::Uuid;
 
@@ -26,6 +25,7 @@ use super::traces::{Span, Trace};
 use super::triggers::Trigger;
 use super::webhooks::{WebhookDelivery, WebhookEndpoint};
 use super::{Environment, GqlResult};
+use crate::domain;
 use crate::domain::lookup::{in_scope, in_tenant};
 use crate::domain::releases as release_domain;
 use crate::domain::shared_resources::Category;
@@ -82,7 +82,8 @@ async fn resolve(ctx: &Context<'_>, environment: Environment, id: &str) -> GqlRe
     let Some(GlobalId { node_type, key, .. }) = ids::decode(id).filter(|g| g.visible_in(env)) else {
         return Ok(None);
     };
-    let db = &services(ctx).db.conn;
+    let database = &services(ctx).db;
+    let db = &database.conn;
     let scope = scope(ctx, environment)?;
     let tenant = tenant(ctx)?;
     if node_type == NodeType::PendingChange {
@@ -114,25 +115,25 @@ async fn resolve(ctx: &Context<'_>, environment: Environment, id: &str) -> GqlRe
                 .await?
                 .map(|r| Node::ConnectorResource(ConnectorResource(r)))
         }
-        NodeType::Trigger => in_scope::<triggers::Entity, _>(db, &scope, triggers::Column::Id, uuid)
+        NodeType::Trigger => domain::triggers::by_id(database, &scope, uuid)
             .await?
             .map(|r| Node::Trigger(Trigger(r))),
-        NodeType::Execution => in_scope::<executions::Entity, _>(db, &scope, executions::Column::Id, uuid)
+        NodeType::Execution => domain::executions::by_id(database, &scope, uuid)
             .await?
             .map(|r| Node::Execution(Execution(r))),
-        NodeType::Session => in_scope::<sessions::Entity, _>(db, &scope, sessions::Column::Id, uuid)
+        NodeType::Session => domain::sessions::by_id(database, &scope, uuid)
             .await?
             .map(|r| Node::Session(Session(r))),
-        NodeType::Message => in_scope::<session_messages::Entity, _>(db, &scope, session_messages::Column::Id, uuid)
+        NodeType::Message => domain::sessions::message_by_id(database, &scope, uuid)
             .await?
             .map(|r| Node::Message(Message(r))),
-        NodeType::Trace => in_scope::<traces::Entity, _>(db, &scope, traces::Column::Id, uuid)
+        NodeType::Trace => domain::traces::by_id(database, &scope, uuid)
             .await?
             .map(|r| Node::Trace(Trace(r))),
-        NodeType::Span => in_scope::<spans::Entity, _>(db, &scope, spans::Column::Id, uuid)
+        NodeType::Span => domain::traces::span_by_id(database, &scope, uuid)
             .await?
             .map(|r| Node::Span(Span(r))),
-        NodeType::MemoryEntry => in_scope::<memory_entries::Entity, _>(db, &scope, memory_entries::Column::Id, uuid)
+        NodeType::MemoryEntry => domain::memory::by_id(database, &scope, uuid)
             .await?
             .map(|r| Node::MemoryEntry(MemoryEntry(r))),
         NodeType::Commit => in_tenant::<agent_commits::Entity, _>(db, &tenant, agent_commits::Column::Id, uuid)
