@@ -8,12 +8,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
-use entity::{Environment, agent_commits, connector_resources, prompt_versions};
+use entity::{Environment, agent_commits};
 use uuid::Uuid;
 
 use crate::db::Db;
 use crate::domain::agents::{AgentInEnv, CommitFile, files_of_commits};
-use crate::domain::{connectors, executions, sessions, traces, triggers};
+use crate::domain::{connectors, executions, prompts, sessions, traces, triggers};
 use crate::error::Error;
 use crate::scope::Tenant;
 
@@ -157,13 +157,13 @@ impl Loader<FirstSpansOfExecution> for Loaders {
 }
 
 impl Loader<ResourcesOfConnector> for Loaders {
-    type Value = Vec<connector_resources::Model>;
+    type Value = Vec<connectors::ConnectorResource>;
     type Error = Arc<Error>;
 
     async fn load(
         &self,
         keys: &[ResourcesOfConnector],
-    ) -> LoadResult<ResourcesOfConnector, Vec<connector_resources::Model>> {
+    ) -> LoadResult<ResourcesOfConnector, Vec<connectors::ConnectorResource>> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let mut map = connectors::resources_of(&self.db, &self.tenant, &ids)
             .await
@@ -176,28 +176,27 @@ impl Loader<ResourcesOfConnector> for Loaders {
 }
 
 impl Loader<PromptVersionKey> for Loaders {
-    type Value = prompt_versions::Model;
+    type Value = prompts::PromptVersion;
     type Error = Arc<Error>;
 
-    async fn load(&self, keys: &[PromptVersionKey]) -> LoadResult<PromptVersionKey, prompt_versions::Model> {
+    async fn load(&self, keys: &[PromptVersionKey]) -> LoadResult<PromptVersionKey, prompts::PromptVersion> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        Ok(
-            by_ids::<prompt_versions::Entity>(self, prompt_versions::Column::Id, ids)
-                .await?
-                .into_iter()
-                .map(|v| (PromptVersionKey(v.id), v))
-                .collect(),
-        )
+        Ok(prompts::versions_by_ids(&self.db, &self.tenant, ids)
+            .await
+            .map_err(Arc::new)?
+            .into_iter()
+            .map(|v| (PromptVersionKey(v.id), v))
+            .collect())
     }
 }
 
 impl Loader<LatestPromptVersion> for Loaders {
-    type Value = prompt_versions::Model;
+    type Value = prompts::PromptVersion;
     type Error = Arc<Error>;
 
-    async fn load(&self, keys: &[LatestPromptVersion]) -> LoadResult<LatestPromptVersion, prompt_versions::Model> {
+    async fn load(&self, keys: &[LatestPromptVersion]) -> LoadResult<LatestPromptVersion, prompts::PromptVersion> {
         let slugs: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let rows = crate::domain::prompts::latest_versions(&self.db, &self.tenant, slugs)
+        let rows = prompts::latest_versions(&self.db, &self.tenant, slugs)
             .await
             .map_err(Arc::new)?;
         Ok(rows

@@ -3,9 +3,7 @@
 //! asked for.
 
 use async_graphql::{Context, ID, Interface, Object};
-use entity::{
-    agent_commits, connector_instances, connector_resources, credentials, prompt_versions, prompts, releases,
-};
+use entity::{agent_commits, credentials, releases};
 use uuid::Uuid;
 
 use super::agents::{Agent, Commit};
@@ -102,19 +100,15 @@ async fn resolve(ctx: &Context<'_>, environment: Environment, id: &str) -> GqlRe
             .load_one(AgentInEnvKey(uuid, env))
             .await?
             .map(|a| Node::Agent(Agent(a))),
-        NodeType::Prompt => in_scope::<prompts::Entity, _>(db, &scope, prompts::Column::Id, uuid)
+        NodeType::Prompt => domain::prompts::by_id(database, &scope, uuid)
             .await?
             .map(|r| Node::Prompt(Prompt(r))),
-        NodeType::Connector => {
-            in_scope::<connector_instances::Entity, _>(db, &scope, connector_instances::Column::Id, uuid)
-                .await?
-                .map(|r| Node::Connector(Connector(r)))
-        }
-        NodeType::ConnectorResource => {
-            in_scope::<connector_resources::Entity, _>(db, &scope, connector_resources::Column::Id, uuid)
-                .await?
-                .map(|r| Node::ConnectorResource(ConnectorResource(r)))
-        }
+        NodeType::Connector => domain::connectors::by_id(database, &scope, uuid)
+            .await?
+            .map(|r| Node::Connector(Connector(r))),
+        NodeType::ConnectorResource => domain::connectors::resource_by_id(database, &scope, uuid)
+            .await?
+            .map(|r| Node::ConnectorResource(ConnectorResource(r))),
         NodeType::Trigger => domain::triggers::by_id(database, &scope, uuid)
             .await?
             .map(|r| Node::Trigger(Trigger(r))),
@@ -139,11 +133,9 @@ async fn resolve(ctx: &Context<'_>, environment: Environment, id: &str) -> GqlRe
         NodeType::Commit => in_tenant::<agent_commits::Entity, _>(db, &tenant, agent_commits::Column::Id, uuid)
             .await?
             .map(|r| Node::Commit(Commit(r))),
-        NodeType::PromptVersion => {
-            in_tenant::<prompt_versions::Entity, _>(db, &tenant, prompt_versions::Column::Id, uuid)
-                .await?
-                .map(|r| Node::PromptVersion(PromptVersion(r)))
-        }
+        NodeType::PromptVersion => domain::prompts::version_by_id(database, &tenant, uuid)
+            .await?
+            .map(|r| Node::PromptVersion(PromptVersion(r))),
         NodeType::Release => in_tenant::<releases::Entity, _>(db, &tenant, releases::Column::Id, uuid)
             .await?
             .map(|r| Node::Release(Release(r))),
