@@ -6,12 +6,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
 use entity::{Environment, agent_commit_files, agent_commits, agent_deployments, agents, blobs};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
     Set,
 };
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -50,6 +52,42 @@ pub struct DeployInput {
 pub struct AgentInEnv {
     pub agent: agents::Model,
     pub deployment: agent_deployments::Model,
+}
+
+/// An immutable commit of an agent's code bundle, as the domain hands it out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Commit {
+    pub id: Uuid,
+    pub agent_id: Uuid,
+    /// 1 for the agent's first commit, then one more per deploy.
+    pub seq: i64,
+    pub hash: String,
+    pub parent_id: Option<Uuid>,
+    pub message: String,
+    pub author: String,
+    /// The parsed `runflow.toml`, as stored.
+    pub manifest: Value,
+    pub file_count: i64,
+    pub total_size: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<agent_commits::Model> for Commit {
+    fn from(row: agent_commits::Model) -> Self {
+        Commit {
+            id: row.id,
+            agent_id: row.agent_id,
+            seq: row.seq,
+            hash: row.hash,
+            parent_id: row.parent_id,
+            message: row.message,
+            author: row.author,
+            manifest: row.manifest,
+            file_count: row.file_count,
+            total_size: row.total_size,
+            created_at: row.created_at,
+        }
+    }
 }
 
 /// The public URL at which an agent runs in an environment.
@@ -157,7 +195,7 @@ pub async fn deploy(
     limits: &BundleLimits,
     quota: RecordQuota,
     input: DeployInput,
-) -> Result<(AgentInEnv, agent_commits::Model)> {
+) -> Result<(AgentInEnv, Commit)> {
     validate::author(author)?;
     let manifest = validate_bundle(&input.slug, &input.files, limits)?;
     validate::text_size("message", &input.message, 4096)?;
@@ -289,7 +327,7 @@ pub async fn deploy(
 
     let deployment = set_deployment(&tx, scope, agent.id, commit.id, author).await?;
     db.commit(tx).await?;
-    Ok((AgentInEnv { agent, deployment }, commit))
+    Ok((AgentInEnv { agent, deployment }, commit.into()))
 }
 
 /// Inserts rows in batches small enough for every backend's bind-parameter limit.
@@ -494,7 +532,7 @@ pub async fn commits_in_ranges(
     db: &Db,
     tenant: &Tenant,
     ranges: &[CommitRange],
-) -> Result<Vec<(CommitRange, Vec<agent_commits::Model>)>> {
+) -> Result<Vec<(CommitRange, Vec<Commit>)>> {
     use sea_orm::Condition;
     let slugs: Vec<String> = ranges.iter().map(|k| k.agent_slug.clone()).collect();
     let agents: HashMap<String, Uuid> = tenant
@@ -535,6 +573,7 @@ pub async fn commits_in_ranges(
                 .filter(|c| Some(&c.agent_id) == agent && c.seq > range.floor() && c.seq <= range.up_to)
                 .take(usize::try_from(range.limit).unwrap_or(usize::MAX))
                 .cloned()
+                .map(Commit::from)
                 .collect();
             (range.clone(), found)
         })
@@ -622,12 +661,7 @@ pub async fn delete(db: &Db, scope: &StagingScope, slug: &str, expected_revision
 
 /// Commits of an agent in an environment: the environment's commit and its ancestors,
 /// newest first.
-pub async fn history(
-    db: &Db,
-    scope: &Scope,
-    agent: &AgentInEnv,
-    page: &PageRequest,
-) -> Result<Page<agent_commits::Model>> {
+pub async fn history(db: &Db, scope: &Scope, agent: &AgentInEnv, page: &PageRequest) -> Result<Page<Commit>> {
     let Some(head) = scope
         .tenant
         .select::<agent_commits::Entity>()
@@ -642,7 +676,22 @@ pub async fn history(
         .select::<agent_commits::Entity>()
         .filter(agent_commits::Column::AgentId.eq(agent.agent.id))
         .filter(agent_commits::Column::Seq.lte(head.seq));
-    pagination::fetch(&db.conn, select, agent_commits::Column::Id, page, Order::Desc).await
+    let page = pagination::fetch(&db.conn, select, agent_commits::Column::Id, page, Order::Desc).await?;
+    Ok(page.map(Commit::from))
+}
+
+/// A commit of the tenant by id (None: not there).
+pub async fn commit_by_id(db: &Db, tenant: &Tenant, id: Uuid) -> Result<Option<Commit>> {
+    let row = super::lookup::in_tenant::<agent_commits::Entity, _>(&db.conn, tenant, agent_commits::Column::Id, id);
+    Ok(row.await?.map(Commit::from))
+}
+
+/// Commits of the tenant by id (in no particular order; missing ids are left out): what the
+/// DataLoaders batch into.
+pub async fn commits_by_ids(db: &Db, tenant: &Tenant, ids: Vec<Uuid>) -> Result<Vec<Commit>> {
+    let rows =
+        super::lookup::many_in_tenant::<agent_commits::Entity, _>(&db.conn, tenant, agent_commits::Column::Id, ids);
+    Ok(rows.await?.into_iter().map(Commit::from).collect())
 }
 
 /// A file of a commit, with its content.

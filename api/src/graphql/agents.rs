@@ -1,7 +1,6 @@
 //! Agents: shared metadata, per-environment code (commits) and endpoint URLs.
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
-use entity::agent_commits;
 
 use super::Environment;
 use super::GqlResult;
@@ -121,7 +120,7 @@ impl Agent {
 
 /// An immutable commit of an agent's code bundle. Commits are shared: the same commit has
 /// the same id whichever environment runs it.
-pub struct Commit(pub agent_commits::Model);
+pub struct Commit(pub agents::Commit);
 
 /// The parsed `runflow.toml` of a commit.
 #[derive(SimpleObject)]

@@ -8,12 +8,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
-use entity::{Environment, agent_commits};
+use entity::Environment;
 use uuid::Uuid;
 
 use crate::db::Db;
 use crate::domain::agents::{AgentInEnv, CommitFile, files_of_commits};
-use crate::domain::{connectors, executions, prompts, sessions, traces, triggers};
+use crate::domain::{agents, connectors, executions, prompts, sessions, traces, triggers};
 use crate::error::Error;
 use crate::scope::Tenant;
 
@@ -106,13 +106,14 @@ impl Loader<AgentInEnvKey> for Loaders {
 }
 
 impl Loader<CommitKey> for Loaders {
-    type Value = agent_commits::Model;
+    type Value = agents::Commit;
     type Error = Arc<Error>;
 
-    async fn load(&self, keys: &[CommitKey]) -> LoadResult<CommitKey, agent_commits::Model> {
+    async fn load(&self, keys: &[CommitKey]) -> LoadResult<CommitKey, agents::Commit> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        Ok(by_ids::<agent_commits::Entity>(self, agent_commits::Column::Id, ids)
-            .await?
+        Ok(agents::commits_by_ids(&self.db, &self.tenant, ids)
+            .await
+            .map_err(Arc::new)?
             .into_iter()
             .map(|c| (CommitKey(c.id), c))
             .collect())
@@ -250,10 +251,10 @@ impl Loader<FileDiffsKey> for Loaders {
 pub use crate::domain::agents::CommitRange;
 
 impl Loader<CommitRange> for Loaders {
-    type Value = Vec<agent_commits::Model>;
+    type Value = Vec<agents::Commit>;
     type Error = Arc<Error>;
 
-    async fn load(&self, keys: &[CommitRange]) -> LoadResult<CommitRange, Vec<agent_commits::Model>> {
+    async fn load(&self, keys: &[CommitRange]) -> LoadResult<CommitRange, Vec<agents::Commit>> {
         Ok(crate::domain::agents::commits_in_ranges(&self.db, &self.tenant, keys)
             .await
             .map_err(Arc::new)?

@@ -3,7 +3,7 @@
 //! asked for.
 
 use async_graphql::{Context, ID, Interface, Object};
-use entity::{agent_commits, credentials, releases};
+use entity::releases;
 use uuid::Uuid;
 
 use super::agents::{Agent, Commit};
@@ -130,7 +130,7 @@ async fn resolve(ctx: &Context<'_>, environment: Environment, id: &str) -> GqlRe
         NodeType::MemoryEntry => domain::memory::by_id(database, &scope, uuid)
             .await?
             .map(|r| Node::MemoryEntry(MemoryEntry(r))),
-        NodeType::Commit => in_tenant::<agent_commits::Entity, _>(db, &tenant, agent_commits::Column::Id, uuid)
+        NodeType::Commit => domain::agents::commit_by_id(database, &tenant, uuid)
             .await?
             .map(|r| Node::Commit(Commit(r))),
         NodeType::PromptVersion => domain::prompts::version_by_id(database, &tenant, uuid)
@@ -154,9 +154,9 @@ async fn resolve(ctx: &Context<'_>, environment: Environment, id: &str) -> GqlRe
                 .find(|i| i.id == uuid)
                 .map(|i| Node::ReleaseItem(ReleaseItem(i)))
         }
-        NodeType::Credential => in_tenant::<credentials::Entity, _>(db, &tenant, credentials::Column::Id, uuid)
+        NodeType::Credential => domain::credentials::by_id(database, &tenant, uuid)
             .await?
-            .map(|r| Node::Credential(Credential(r.into()))),
+            .map(|r| Node::Credential(Credential(r))),
         NodeType::KnowledgeBase => shared(Category::KnowledgeBase)
             .await?
             .map(|r| Node::KnowledgeBase(KnowledgeBase(r))),
