@@ -24,7 +24,7 @@ use super::triggers::Trigger;
 use super::webhooks::{WebhookDelivery, WebhookEndpoint};
 use super::{Environment, GqlResult};
 use crate::domain;
-use crate::domain::lookup::{in_scope, in_tenant};
+use crate::domain::lookup::in_tenant;
 use crate::domain::releases as release_domain;
 use crate::domain::shared_resources::Category;
 use crate::error::Error;
@@ -180,25 +180,18 @@ async fn resolve(ctx: &Context<'_>, environment: Environment, id: &str) -> GqlRe
             if super::context::actor(ctx)?.role() < crate::auth::Role::Admin {
                 return Ok(None);
             }
-            in_scope::<entity::audit_entries::Entity, _>(db, &scope, entity::audit_entries::Column::Id, uuid)
+            domain::audit::by_id(database, &scope, uuid)
                 .await?
                 .map(|r| Node::AuditEntry(AuditEntry(r)))
         }
         // Webhook endpoints and their deliveries are for admins only (see `auth::policy`).
         NodeType::WebhookEndpoint | NodeType::WebhookDelivery if !may_read_webhooks => None,
-        NodeType::WebhookEndpoint => {
-            in_tenant::<entity::webhook_endpoints::Entity, _>(db, &tenant, entity::webhook_endpoints::Column::Id, uuid)
-                .await?
-                .map(|r| Node::WebhookEndpoint(WebhookEndpoint(r)))
-        }
-        NodeType::WebhookDelivery => in_tenant::<entity::webhook_deliveries::Entity, _>(
-            db,
-            &tenant,
-            entity::webhook_deliveries::Column::Id,
-            uuid,
-        )
-        .await?
-        .map(|r| Node::WebhookDelivery(WebhookDelivery(r))),
+        NodeType::WebhookEndpoint => domain::webhooks::endpoint_by_id(database, &tenant, uuid)
+            .await?
+            .map(|r| Node::WebhookEndpoint(WebhookEndpoint(r))),
+        NodeType::WebhookDelivery => domain::webhooks::delivery_by_id(database, &tenant, uuid)
+            .await?
+            .map(|r| Node::WebhookDelivery(WebhookDelivery(r))),
         NodeType::PendingChange | NodeType::PlannedItem => None,
     })
 }
