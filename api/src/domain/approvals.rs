@@ -354,7 +354,37 @@ pub async fn list(
     })
 }
 
-pub async fn reviews_of<C: ConnectionTrait>(
+/// A publisher's decision on a release request, as the domain hands it out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Review {
+    pub reviewer: String,
+    /// Approved (false: rejected).
+    pub approved: bool,
+    pub comment: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<release_request_reviews::Model> for Review {
+    fn from(row: release_request_reviews::Model) -> Self {
+        Review {
+            approved: row.decision == "approved",
+            reviewer: row.reviewer,
+            comment: row.comment,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// The reviews of a request, oldest first.
+pub async fn reviews(db: &Db, tenant: &Tenant, request: Uuid) -> Result<Vec<Review>> {
+    Ok(reviews_of(&db.conn, tenant, request)
+        .await?
+        .into_iter()
+        .map(Review::from)
+        .collect())
+}
+
+async fn reviews_of<C: ConnectionTrait>(
     db: &C,
     tenant: &Tenant,
     request: Uuid,

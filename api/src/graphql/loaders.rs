@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::db::Db;
 use crate::domain::agents::{AgentInEnv, CommitFile, files_of_commits};
-use crate::domain::{agents, connectors, executions, prompts, sessions, traces, triggers};
+use crate::domain::{agents, connectors, executions, prompts, releases, sessions, traces, triggers};
 use crate::error::Error;
 use crate::scope::Tenant;
 
@@ -52,16 +52,6 @@ where
 }
 
 type LoadResult<K, V> = Result<HashMap<K, V>, Arc<Error>>;
-
-/// Rows of the request's tenant by id, through the domain's lookup.
-async fn by_ids<E>(loaders: &Loaders, id_column: E::Column, ids: Vec<Uuid>) -> Result<Vec<E::Model>, Arc<Error>>
-where
-    E: entity::TenantOwned + sea_orm::EntityTrait,
-{
-    crate::domain::lookup::many_in_tenant::<E, _>(&loaders.db.conn, &loaders.tenant, id_column, ids)
-        .await
-        .map_err(Arc::new)
-}
 
 /// An agent as it exists in one environment (None when it does not exist there).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -267,18 +257,17 @@ impl Loader<CommitRange> for Loaders {
 pub struct ReleaseKey(pub Uuid);
 
 impl Loader<ReleaseKey> for Loaders {
-    type Value = entity::releases::Model;
+    type Value = releases::Release;
     type Error = Arc<Error>;
 
-    async fn load(&self, keys: &[ReleaseKey]) -> LoadResult<ReleaseKey, entity::releases::Model> {
+    async fn load(&self, keys: &[ReleaseKey]) -> LoadResult<ReleaseKey, releases::Release> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        Ok(
-            by_ids::<entity::releases::Entity>(self, entity::releases::Column::Id, ids)
-                .await?
-                .into_iter()
-                .map(|r| (ReleaseKey(r.id), r))
-                .collect(),
-        )
+        Ok(releases::by_ids(&self.db, &self.tenant, ids)
+            .await
+            .map_err(Arc::new)?
+            .into_iter()
+            .map(|r| (ReleaseKey(r.id), r))
+            .collect())
     }
 }
 
@@ -286,12 +275,12 @@ impl Loader<ReleaseKey> for Loaders {
 pub struct ReleaseItemsKey(pub Uuid);
 
 impl Loader<ReleaseItemsKey> for Loaders {
-    type Value = Vec<entity::release_items::Model>;
+    type Value = Vec<releases::ReleaseItem>;
     type Error = Arc<Error>;
 
     async fn load(&self, keys: &[ReleaseItemsKey]) -> LoadResult<ReleaseItemsKey, Self::Value> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let mut items = crate::domain::releases::items_of(&self.db, &self.tenant, &ids)
+        let mut items = releases::items_of(&self.db, &self.tenant, &ids)
             .await
             .map_err(Arc::new)?;
         Ok(ids

@@ -3,7 +3,6 @@
 //! asked for.
 
 use async_graphql::{Context, ID, Interface, Object};
-use entity::releases;
 use uuid::Uuid;
 
 use super::agents::{Agent, Commit};
@@ -24,7 +23,6 @@ use super::triggers::Trigger;
 use super::webhooks::{WebhookDelivery, WebhookEndpoint};
 use super::{Environment, GqlResult};
 use crate::domain;
-use crate::domain::lookup::in_tenant;
 use crate::domain::releases as release_domain;
 use crate::domain::shared_resources::Category;
 use crate::error::Error;
@@ -136,18 +134,15 @@ async fn resolve(ctx: &Context<'_>, environment: Environment, id: &str) -> GqlRe
         NodeType::PromptVersion => domain::prompts::version_by_id(database, &tenant, uuid)
             .await?
             .map(|r| Node::PromptVersion(PromptVersion(r))),
-        NodeType::Release => in_tenant::<releases::Entity, _>(db, &tenant, releases::Column::Id, uuid)
+        NodeType::Release => release_domain::by_id(database, &tenant, uuid)
             .await?
             .map(|r| Node::Release(Release(r))),
         NodeType::ReleaseItem => {
-            let Some(row) =
-                in_tenant::<entity::release_items::Entity, _>(db, &tenant, entity::release_items::Column::Id, uuid)
-                    .await?
-            else {
+            let Some(release_id) = release_domain::release_of_item(database, &tenant, uuid).await? else {
                 return Ok(None);
             };
             // Through the loader, so a page of items refetched by id costs one query.
-            let items = loader(ctx)?.load_one(ReleaseItemsKey(row.release_id)).await?;
+            let items = loader(ctx)?.load_one(ReleaseItemsKey(release_id)).await?;
             items
                 .unwrap_or_default()
                 .into_iter()
@@ -167,14 +162,9 @@ async fn resolve(ctx: &Context<'_>, environment: Environment, id: &str) -> GqlRe
             .await?
             .map(|r| Node::DataSource(DataSource(r))),
         NodeType::ReleaseRequest => load_request(ctx, uuid).await?.map(Node::ReleaseRequest),
-        NodeType::ScheduledRelease => in_tenant::<entity::scheduled_releases::Entity, _>(
-            db,
-            &tenant,
-            entity::scheduled_releases::Column::Id,
-            uuid,
-        )
-        .await?
-        .map(|r| Node::ScheduledRelease(ScheduledRelease(r))),
+        NodeType::ScheduledRelease => domain::scheduled_releases::by_id(database, &tenant, uuid)
+            .await?
+            .map(|r| Node::ScheduledRelease(ScheduledRelease(r))),
         // The audit log is for admins only, through `node` as through `auditLog`.
         NodeType::AuditEntry => {
             if super::context::actor(ctx)?.role() < crate::auth::Role::Admin {

@@ -329,20 +329,7 @@ fn release_event(convert: Arc<Convert>, event: Arc<event_rows::Model>) -> BoxFut
         // Releases are rare and their note may be clipped in the event: read the row.
         let release = match releases::get(&convert.services.db.conn, &convert.scope.tenant, summary.id).await {
             Ok(row) => row,
-            Err(Error::NotFound(_)) => entity::releases::Model {
-                id: summary.id,
-                tenant_id: event.tenant_id.clone(),
-                number: summary.number,
-                kind: summary.kind,
-                rolls_back_id: summary.rolls_back_id,
-                note: summary.note,
-                idempotency_key: summary.idempotency_key,
-                request_hash: None,
-                created_by: summary.created_by,
-                created_at: summary.created_at,
-                approval_request_id: None,
-                emergency_override: false,
-            },
+            Err(Error::NotFound(_)) => releases::Release::of_event(summary),
             Err(other) => return Err(other),
         };
         Ok(ReleaseEvent {
