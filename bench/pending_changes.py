@@ -62,7 +62,7 @@ def main():
             slug = f"agent-{n:03}"
             server.gql(developer, DEPLOY, {"input": {"slug": slug, "message": "v1", "files": bundle(slug, args.files, 1)}})
         plan = server.gql(publisher, 'query { publishPlan(environment: PRODUCTION, input: {all: true}) { fingerprint } }')
-        server.gql(publisher, "mutation($f: String!) { publish(environment: PRODUCTION, input: {all: true, fingerprint: $f}) { number } }",
+        server.gql(publisher, "mutation($f: String!) { publish(environment: PRODUCTION, input: {all: true, fingerprint: $f}) { release { number } } }",
                    {"f": plan["publishPlan"]["fingerprint"]})
         for n in range(args.agents):
             slug = f"agent-{n:03}"

@@ -17,7 +17,7 @@ export function GovernanceActions({ ctx, items, onDone }) {
   const input = { items: items.map((i) => ({ key: i.key, fingerprint: i.fingerprint })), note: note || null };
   const request = () => run('governance', 'RequestRelease', { input })
     .then(() => { setError(null); setNote(''); onDone(); }, setError);
-  const schedule = () => run('governance', 'ScheduleRelease', { input: { ...input, at: new Date(at).toISOString() } })
+  const schedule = () => run('releases', 'Publish', { environment: 'PRODUCTION', input: { ...input, at: new Date(at).toISOString() } })
     .then(() => { setError(null); setAt(''); onDone(); }, setError);
   return html`<div class="card governance-actions" data-testid="governance-actions">
     <h3>Approval and scheduling (${items.length} item${items.length === 1 ? '' : 's'})</h3>
@@ -141,7 +141,7 @@ export function AuditLog({ ctx }) {
     ${error && html`<${ErrorBox} error=${error} />`}
     ${!data ? html`<${Loading} />` : data.auditLog.length === 0 ? html`<p class="empty">No entries.</p>` : html`<table class="audit" data-testid="audit-table">
       <thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">Action</th><th scope="col">Record</th><th scope="col">Change</th><th scope="col">Summary</th></tr></thead>
-      <tbody>${data.auditLog.map((e) => html`<tr key=${e.id} data-action=${e.action}>
+      <tbody>${data.auditLog.map((e) => html`<tr key=${e.id} data-action=${e.action} data-record=${e.recordKind}>
         <td>${shortTime(e.createdAt)}</td><td>${e.actor} <span class="muted">${String(e.actorRole || '').toLowerCase()}</span></td>
         <td><code>${e.action}</code></td><td>${e.recordKind} <code>${e.recordKey ?? ''}</code></td>
         <td data-testid="audit-change">${changeOf(e.before, e.after)}</td>

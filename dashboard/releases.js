@@ -48,17 +48,16 @@ export function Releases({ ctx }) {
 
   const publish = async (note, at) => {
     try {
-      if (at) {
-        // Publishing later is a scheduled release of exactly these items and fingerprints.
-        const d = await run('governance', 'ScheduleRelease', { input: { ...confirming.input, note, at: new Date(at).toISOString() } });
-        setConfirming(null);
-        setNotice({ kind: 'ok', text: `Scheduled for ${shortTime(d.scheduleRelease.at)}: ${confirming.items.map((i) => i.key).join(', ')}. Cancel it under Scheduled releases.` });
+      // With `at`, publish schedules a release of exactly these items and fingerprints.
+      const input = { ...confirming.input, note, ...(at ? { at: new Date(at).toISOString() } : {}) };
+      const { release, scheduledRelease } = (await run('releases', 'Publish', { environment: 'PRODUCTION', input })).publish;
+      setConfirming(null);
+      if (scheduledRelease) {
+        setNotice({ kind: 'ok', text: `Scheduled for ${shortTime(scheduledRelease.at)}: ${confirming.items.map((i) => i.key).join(', ')}. Cancel it under Scheduled releases.` });
         setHistoryTick((t) => t + 1);
         return;
       }
-      const d = await run('releases', 'Publish', { environment: 'PRODUCTION', input: { ...confirming.input, note } });
-      setConfirming(null);
-      setNotice({ kind: 'ok', text: `Release #${d.publish.number} published: ${d.publish.items.map((i) => i.key).join(', ')}.` });
+      setNotice({ kind: 'ok', text: `Release #${release.number} published: ${release.items.map((i) => i.key).join(', ')}.` });
       load();
       setHistoryTick((t) => t + 1);
     } catch (e) { onPublishError(e); }

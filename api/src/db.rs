@@ -82,6 +82,10 @@ impl Db {
 
     /// Applies migrations. On PostgreSQL an advisory lock makes replicas that start together
     /// take turns instead of racing.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "PostgreSQL session advisory lock around the migrations: no table is read"
+    )]
     async fn migrate(&self, url: &str) -> anyhow::Result<()> {
         if self.backend() == DatabaseBackend::Postgres {
             // A dedicated one-connection pool holds the session-level lock and runs the
@@ -187,6 +191,10 @@ impl Db {
 ///
 /// On PostgreSQL this is a transaction-scoped advisory lock on a hash of `key`; on SQLite it
 /// is nothing, because write transactions begin IMMEDIATE and already run one at a time.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "PostgreSQL transaction advisory lock on a key: no table is read"
+)]
 pub async fn lock_for_update<C: ConnectionTrait>(tx: &C, key: &str) -> Result<(), sea_orm::DbErr> {
     if tx.get_database_backend() == DatabaseBackend::Postgres {
         tx.query_one_raw(Statement::from_sql_and_values(

@@ -166,6 +166,42 @@ where
 {
 }
 
+/// `row.update_in(tenant, db)`: updates one row (by its primary key) only if it is `tenant`'s:
+/// the tenant is in the `WHERE` clause too, so a row of another tenant is not updated (an
+/// error, as for a row that does not exist). Outside this module it is the only way to update
+/// one row of a tenant-owned table: `clippy.toml` forbids `ActiveModelTrait::{update, save,
+/// delete}`, `ModelTrait::delete` and `EntityTrait::{update, delete}` elsewhere (delete with
+/// [`Tenant::delete_many`] or [`Scope::delete_many`] and an id filter).
+#[async_trait::async_trait]
+pub trait UpdateIn: ActiveModelTrait + ActiveModelBehavior + Send
+where
+    Self::Entity: TenantOwned,
+    <Self::Entity as EntityTrait>::Model: IntoActiveModel<Self>,
+{
+    async fn update_in<C>(
+        self,
+        tenant: &Tenant,
+        db: &C,
+    ) -> std::result::Result<<Self::Entity as EntityTrait>::Model, DbErr>
+    where
+        C: ConnectionTrait,
+    {
+        <Self::Entity as EntityTrait>::update(self)
+            .validate()?
+            .filter(<Self::Entity as TenantOwned>::tenant_column().eq(tenant.0.as_str()))
+            .exec(db)
+            .await
+    }
+}
+
+impl<A> UpdateIn for A
+where
+    A: ActiveModelTrait + ActiveModelBehavior + Send,
+    A::Entity: TenantOwned,
+    <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
+{
+}
+
 /// A tenant in one environment: what every per-environment read is scoped to.
 ///
 /// Its fields can be read but a `Scope` cannot be built outside this module (its tenant is a

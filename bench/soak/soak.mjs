@@ -204,7 +204,7 @@ async function publish(tenant) {
   const plan = await gql(tenant, tenant.publisher, "publishPlan", "{ publishPlan(environment: PRODUCTION, input: {all: true}) { fingerprint } }", {});
   const fingerprint = plan.body?.data?.publishPlan?.fingerprint;
   if (!fingerprint) return;
-  await gql(tenant, tenant.publisher, "publish", "mutation($f: String!) { publish(environment: PRODUCTION, input: {all: true, fingerprint: $f}) { number } }", { f: fingerprint });
+  await gql(tenant, tenant.publisher, "publish", "mutation($f: String!) { publish(environment: PRODUCTION, input: {all: true, fingerprint: $f}) { release { number } } }", { f: fingerprint });
 }
 for (const tenant of tenants) {
   const deployed = await gql(tenant, tenant.developer, "deploy", DEPLOY, deployInput(0));

@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::client::Client;
 use crate::operations::{self, Agent, Agents, Deploy, Pending, Plan, Publish, RuntimeToken};
-use crate::{Env, Global, confirm, emit};
+use crate::{Env, Global, confirm, emit, releases};
 
 /// The parts of `runflow.toml` the CLI needs (the server validates the whole manifest).
 #[derive(Deserialize)]
@@ -135,27 +135,16 @@ pub async fn promote(global: &Global, yes: bool) -> anyhow::Result<()> {
     if !plan.can_publish {
         bail!("cannot promote: {}", plan.missing.join("; "));
     }
-    let input = operations::publish::PublishInput {
-        items: Some(
-            items
-                .into_iter()
-                .map(|i| operations::publish::PublishItemInput {
-                    key: i.key,
-                    fingerprint: i.fingerprint,
-                })
-                .collect(),
-        ),
-        all: false,
-        fingerprint: None,
-        note: Some(format!("rf agents promote {}", manifest.name)),
-        idempotency_key: None,
-        rollback_to: None,
-        emergency_override: false,
-    };
+    let input = releases::publish_input(
+        items.into_iter().map(|i| (i.key, i.fingerprint)).collect(),
+        Some(format!("rf agents promote {}", manifest.name)),
+    );
     let (data, raw) = client
         .run_raw::<Publish>(operations::publish::Variables { input })
         .await?;
-    let release = data.publish;
+    let Some(release) = data.publish.release else {
+        bail!("the server did not publish (no release returned)");
+    };
     let agent = client
         .run::<Agent>(operations::agent::Variables {
             slug: manifest.name.clone(),
@@ -166,7 +155,7 @@ pub async fn promote(global: &Global, yes: bool) -> anyhow::Result<()> {
     let endpoint = agent.as_ref().map(|a| a.endpoint_url.clone()).unwrap_or_default();
     emit(
         global,
-        json!({ "agent": manifest.name, "promoted": true, "release": raw["publish"], "productionEndpoint": endpoint }),
+        json!({ "agent": manifest.name, "promoted": true, "release": raw["publish"]["release"], "productionEndpoint": endpoint }),
         || {
             format!(
                 "Promoted {} to production in release #{}.\nProduction endpoint: {endpoint}",
@@ -177,7 +166,8 @@ pub async fn promote(global: &Global, yes: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn plan_input(
+/// The `publishPlan` input for these items (and, with `all`, the fingerprint).
+pub(crate) fn plan_input(
     items: Vec<operations::plan::PublishItemInput>,
     fingerprint: Option<String>,
 ) -> operations::plan::PublishInput {
@@ -189,6 +179,7 @@ fn plan_input(
         idempotency_key: None,
         rollback_to: None,
         emergency_override: false,
+        at: None,
     }
 }
 

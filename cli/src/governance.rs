@@ -5,10 +5,10 @@ use anyhow::bail;
 
 use crate::client::Client;
 use crate::operations::{
-    self, ApproveRelease, Audit, CancelScheduledRelease, Pending, RejectRelease, ReleaseRequests, RequestRelease,
-    ScheduleRelease, ScheduledReleases,
+    self, ApproveRelease, Audit, CancelScheduledRelease, Pending, Publish, RejectRelease, ReleaseRequests,
+    RequestRelease, ScheduledReleases,
 };
-use crate::{Global, emit};
+use crate::{Global, emit, releases};
 
 /// The items to request or schedule, each with the fingerprint pending now (what you review
 /// with `rf releases`): every pending item with `all`, else the ones named.
@@ -104,26 +104,21 @@ pub async fn schedule(
 ) -> anyhow::Result<()> {
     let client = Client::resolve(global.url.clone(), global.token.clone())?;
     let chosen = chosen(&client, all, &items).await?;
-    let input = operations::schedule_release::ScheduleReleaseInput {
-        items: Some(
-            chosen
-                .into_iter()
-                .map(|(key, fingerprint)| operations::schedule_release::ReleaseItemInput {
-                    key,
-                    fingerprint: Some(fingerprint),
-                })
-                .collect(),
-        ),
-        all: false,
-        fingerprint: None,
+    let mut input = releases::publish_input(
+        chosen
+            .into_iter()
+            .map(|(key, fingerprint)| (key, Some(fingerprint)))
+            .collect(),
         note,
-        at,
-    };
+    );
+    input.at = Some(at);
     let (data, raw) = client
-        .run_raw::<ScheduleRelease>(operations::schedule_release::Variables { input })
+        .run_raw::<Publish>(operations::publish::Variables { input })
         .await?;
-    let scheduled = data.schedule_release;
-    emit(global, raw["scheduleRelease"].clone(), || {
+    let Some(scheduled) = data.publish.scheduled_release else {
+        bail!("the server did not schedule the release (no scheduled release returned)");
+    };
+    emit(global, raw["publish"]["scheduledRelease"].clone(), || {
         format!(
             "Scheduled release {} for {} ({} item(s)); cancel it with `rf releases cancel {}`.",
             scheduled.id,

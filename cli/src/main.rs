@@ -103,7 +103,7 @@ enum Command {
         #[arg(long)]
         note: Option<String>,
         /// Publish later, at this time (RFC 3339, e.g. 2026-12-01T09:00:00Z): schedules a
-        /// release of exactly these items and their current revisions (`scheduleRelease`,
+        /// release of exactly these items and their current revisions (`publish` with `at`,
         /// the same as `rf releases schedule`) and prints it; nothing is published now.
         #[arg(long)]
         at: Option<String>,

@@ -139,16 +139,7 @@ pub struct RejectRelease;
 #[derive(GraphQLQuery)]
 #[graphql(
     schema_path = "../schema.graphql",
-    query_path = "src/queries/schedule_release.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
-)]
-pub struct ScheduleRelease;
-
-#[derive(GraphQLQuery)]
-#[graphql(
-    schema_path = "../schema.graphql",
-    query_path = "src/queries/schedule_release.graphql",
+    query_path = "src/queries/cancel_scheduled_release.graphql",
     response_derives = "Debug, Clone",
     variables_derives = "Debug, Clone"
 )]

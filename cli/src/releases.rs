@@ -4,7 +4,7 @@ use anyhow::bail;
 
 use crate::client::Client;
 use crate::operations::{self, Pending, Plan, Publish, Releases};
-use crate::{Global, confirm, emit};
+use crate::{Global, agents, confirm, emit};
 
 pub async fn pending(global: &Global) -> anyhow::Result<()> {
     let client = Client::resolve(global.url.clone(), global.token.clone())?;
@@ -59,7 +59,12 @@ pub async fn history(global: &Global) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn publish_input(items: Vec<(String, Option<String>)>, note: Option<String>) -> operations::publish::PublishInput {
+/// The `publish` input for these items (each with the fingerprint reviewed, or none for a
+/// rollback), published now.
+pub(crate) fn publish_input(
+    items: Vec<(String, Option<String>)>,
+    note: Option<String>,
+) -> operations::publish::PublishInput {
     operations::publish::PublishInput {
         items: Some(
             items
@@ -73,6 +78,7 @@ fn publish_input(items: Vec<(String, Option<String>)>, note: Option<String>) -> 
         idempotency_key: None,
         rollback_to: None,
         emergency_override: false,
+        at: None,
     }
 }
 
@@ -115,17 +121,10 @@ pub async fn publish(
             fingerprint: fingerprint.clone(),
         })
         .collect();
-    let plan_input = operations::plan::PublishInput {
-        items: Some(plan_items),
-        all: false,
-        fingerprint: None,
-        note: None,
-        idempotency_key: None,
-        rollback_to: None,
-        emergency_override: false,
-    };
     let plan = client
-        .run::<Plan>(operations::plan::Variables { input: plan_input })
+        .run::<Plan>(operations::plan::Variables {
+            input: agents::plan_input(plan_items, None),
+        })
         .await?
         .publish_plan;
     if !plan.can_publish {
@@ -147,8 +146,10 @@ pub async fn publish(
             input: publish_input(chosen, note),
         })
         .await?;
-    let release = data.publish;
-    emit(global, raw["publish"].clone(), || {
+    let Some(release) = data.publish.release else {
+        bail!("the server did not publish (no release returned)");
+    };
+    emit(global, raw["publish"]["release"].clone(), || {
         format!("Published release #{} ({} items).", release.number, release.items.len())
     });
     Ok(())
@@ -188,8 +189,10 @@ pub async fn rollback(
     let (data, raw) = client
         .run_raw::<Publish>(operations::publish::Variables { input })
         .await?;
-    let result = data.publish;
-    emit(global, raw["publish"].clone(), || {
+    let Some(result) = data.publish.release else {
+        bail!("the server did not roll back (no release returned)");
+    };
+    emit(global, raw["publish"]["release"].clone(), || {
         format!("Rolled back release #{} in release #{}.", target.number, result.number)
     });
     Ok(())

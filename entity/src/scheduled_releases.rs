@@ -32,6 +32,10 @@ pub struct Model {
     pub created_by_role: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The idempotency key it was scheduled with, if any (unique per tenant).
+    pub idempotency_key: Option<String>,
+    /// Fingerprint of the request that used `idempotency_key` (internal: never shown).
+    pub request_hash: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -17,6 +17,7 @@ mod m20261130_000030_governance;
 mod m20261130_000040_indexes;
 mod m20261130_000050_webhooks;
 mod m20261207_000060_audit_before_after;
+mod m20261207_000070_scheduled_idempotency;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000030_governance::Migration),
             Box::new(m20261130_000050_webhooks::Migration),
             Box::new(m20261207_000060_audit_before_after::Migration),
+            Box::new(m20261207_000070_scheduled_idempotency::Migration),
         ]
     }
 }

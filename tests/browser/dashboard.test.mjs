@@ -135,7 +135,7 @@ const setResource = async (key, config) => {
 };
 const publishAll = async (note) => {
   const plan = await gql('{ publishPlan(environment: PRODUCTION, input: {all: true}) { fingerprint } }');
-  await gql('mutation($input: PublishInput!) { publish(environment: PRODUCTION, input: $input) { number } }',
+  await gql('mutation($input: PublishInput!) { publish(environment: PRODUCTION, input: $input) { release { number } } }',
     { input: { all: true, fingerprint: plan.publishPlan.fingerprint, note } });
 };
 
@@ -676,10 +676,14 @@ await step('governance: a developer\'s release request appears live and is appro
   const change = await page.textContent('[data-testid=audit-table] tr[data-action=cancelScheduledRelease] [data-testid=audit-change]');
   assert.match(change, /state scheduled → cancelled/, 'the audit log shows before → after');
   const actions = await page.$$eval('[data-testid=audit-table] tr[data-action]', (rows) => rows.map((r) => r.dataset.action));
-  for (const action of ['requestRelease', 'approveReleaseRequest', 'scheduleRelease', 'cancelScheduledRelease', 'deployAgent']) {
+  for (const action of ['requestRelease', 'approveReleaseRequest', 'cancelScheduledRelease', 'deployAgent']) {
     assert.ok(actions.includes(action), `${action} in ${actions}`);
   }
   await shot(page, 'audit-log');
+  // Scheduling is `publish` with `at`, against production: audited there, as a scheduled release.
+  await page.goto(url('production', 'audit'));
+  await page.waitForSelector('[data-testid=audit-table] tr[data-action=publish][data-record=ScheduledRelease]');
+  assert.equal((await page.$$('[data-testid=audit-table] tr[data-action=publish][data-record=ScheduledRelease]')).length, 2, 'both schedules (governance actions and the publish dialog)');
   await page.context().close();
 });
 

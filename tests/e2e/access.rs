@@ -9,8 +9,8 @@ use crate::support::{Backend, Server, error_code, error_message, now, sign, tena
 
 const INTROSPECT_ROOTS: &str = r#"{
   __schema {
-    queryType { fields { name args { name type { kind name ofType { kind name } } } } }
-    mutationType { fields { name type { kind ofType { kind } } args { name type { kind name ofType { kind name } } } } }
+    queryType { fields(includeDeprecated: true) { name args { name type { kind name ofType { kind name } } } } }
+    mutationType { fields(includeDeprecated: true) { name type { kind ofType { kind } } args { name type { kind name ofType { kind name } } } } }
   }
 }"#;
 

@@ -221,7 +221,7 @@ async fn the_cli_workflow_from_deploy_to_promotion(backend: Backend) {
         Some(1),
         "the second version is pending again"
     );
-    // `rf publish --at`: publishing later is a scheduled release (scheduleRelease), printed;
+    // `rf publish --at`: publishing later is a scheduled release (`publish` with `at`), printed;
     // nothing reaches production now.
     let at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     let scheduled = rf.json(&["publish", "--all", "--at", &at, "--note", "later"]);

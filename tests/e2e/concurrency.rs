@@ -387,7 +387,8 @@ async fn an_execution_finishes_once(backend: Backend) {
     assert_eq!(finished, 1, "one `finished` event: {events:#?}");
 }
 
-const PUBLISH: &str = "mutation($i: PublishInput!) { publish(environment: PRODUCTION, input: $i) { id number } }";
+const PUBLISH: &str =
+    "mutation($i: PublishInput!) { publish(environment: PRODUCTION, input: $i) { release { id number } } }";
 const PLAN: &str = "query($i: PublishInput!) { publishPlan(environment: PRODUCTION, input: $i) { fingerprint } }";
 const DRAFT: &str =
     "mutation($i: SavePromptDraftInput!) { savePromptDraft(environment: STAGING, input: $i) { revision } }";
@@ -481,7 +482,7 @@ async fn idempotency_keys_give_one_publish(backend: Backend) {
     );
     let ids: std::collections::HashSet<String> = wins
         .iter()
-        .map(|(_, data)| data["publish"]["id"].as_str().expect("id").to_string())
+        .map(|(_, data)| data["publish"]["release"]["id"].as_str().expect("id").to_string())
         .collect();
     assert_eq!(ids.len(), 1, "one release for one key: {wins:?}");
     let releases = server
@@ -524,7 +525,7 @@ async fn idempotency_keys_give_one_publish(backend: Backend) {
         let message = ws.json().await;
         let number = message["payload"]["data"]["releaseEvents"]["release"]["number"].clone();
         numbers.push(number.clone());
-        if number == second["publish"]["number"] {
+        if number == second["publish"]["release"]["number"] {
             break;
         }
     }

@@ -997,11 +997,11 @@ async fn publish_all(server: &Server, publisher: &str) -> i64 {
     let published = server
         .data(
             publisher,
-            "mutation($f: String!) { publish(environment: PRODUCTION, input: {all: true, fingerprint: $f}) { number } }",
+            "mutation($f: String!) { publish(environment: PRODUCTION, input: {all: true, fingerprint: $f}) { release { number } } }",
             json!({ "f": plan["publishPlan"]["fingerprint"] }),
         )
         .await;
-    published["publish"]["number"].as_i64().expect("number")
+    published["publish"]["release"]["number"].as_i64().expect("number")
 }
 
 /// A server-sent-events reader over a streaming response.

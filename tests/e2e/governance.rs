@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::on_both_backends;
 use crate::support::{Backend, Server, error_code, manifest, tenant, token};
 
-const MUTATIONS: &str = "{ __schema { mutationType { fields { name } } } }";
+const MUTATIONS: &str = "{ __schema { mutationType { fields(includeDeprecated: true) { name } } } }";
 
 const AUDIT_LOG: &str = r#"query($env: Environment!, $filter: AuditLogFilter, $after: String) {
   auditLog(environment: $env, filter: $filter, first: 100, after: $after) {
@@ -205,7 +205,7 @@ fn calls() -> Vec<(&'static str, String, Value)> {
         ),
         (
             "publish",
-            "mutation { publish(environment: PRODUCTION, input: {all: true, fingerprint: \"FINGERPRINT\"}) { id } }"
+            "mutation { publish(environment: PRODUCTION, input: {all: true, fingerprint: \"FINGERPRINT\"}) { release { id } } }"
                 .into(),
             json!({}),
         ),
@@ -889,8 +889,8 @@ const REJECT: &str = r#"mutation($id: ID!) { rejectReleaseRequest(environment: S
   id state } }"#;
 const GET_REQUEST: &str = r#"query($id: ID!) { releaseRequest(environment: STAGING, id: $id) {
   id state staleItems release { id } reviews { reviewer approved } } }"#;
-const PUBLISH: &str = r#"mutation($i: PublishInput!) { publish(environment: PRODUCTION, input: $i) {
-  id number approvalRequest { id } emergencyOverride } }"#;
+const PUBLISH: &str = r#"mutation($i: PublishInput!) { publish(environment: PRODUCTION, input: $i) { release {
+  id number approvalRequest { id } emergencyOverride } } }"#;
 
 /// The pending revision of `agent:<slug>`.
 async fn agent_revision(server: &Server, token: &str, slug: &str) -> String {
@@ -1025,7 +1025,7 @@ async fn publishing_needs_an_approved_current_request(backend: Backend) {
     // Now the publish goes through and carries the request out.
     let release = server
         .data(&publisher, PUBLISH, json!({ "i": { "items": items } }))
-        .await["publish"]
+        .await["publish"]["release"]
         .clone();
     assert_eq!(release["approvalRequest"]["id"], id);
     assert_eq!(release["emergencyOverride"], false);
@@ -1126,7 +1126,7 @@ async fn publishing_needs_an_approved_current_request(backend: Backend) {
         )
         .await;
     assert_eq!(error_code(&response), "BAD_USER_INPUT", "only rollbacks: {response:#}");
-    let rolled_back = server.data(&admin, PUBLISH, emergency).await["publish"].clone();
+    let rolled_back = server.data(&admin, PUBLISH, emergency).await["publish"]["release"].clone();
     assert_eq!(rolled_back["emergencyOverride"], true);
     assert_eq!(rolled_back["approvalRequest"], Value::Null);
 
@@ -1157,7 +1157,11 @@ async fn publishing_needs_an_approved_current_request(backend: Backend) {
     );
 }
 
-const SCHEDULE: &str = r#"mutation($i: ScheduleReleaseInput!) { scheduleRelease(environment: STAGING, input: $i) {
+/// Publishing later: `publish` with `at` answers with the scheduled release, no release.
+const SCHEDULE: &str = r#"mutation($i: PublishInput!) { publish(environment: PRODUCTION, input: $i) {
+  release { id } scheduledRelease { id at state revision items { key fingerprint } } } }"#;
+/// The deprecated way to schedule, kept working.
+const SCHEDULE_RELEASE: &str = r#"mutation($i: ScheduleReleaseInput!) { scheduleRelease(environment: STAGING, input: $i) {
   id at state revision items { key fingerprint } } }"#;
 const SCHEDULED: &str = r#"{ scheduledReleases(environment: STAGING) { edges { node {
   id state failure staleItems release { id } revision note } } } }"#;
@@ -1241,7 +1245,7 @@ async fn scheduled_release_runs_once_across_replicas(backend: Backend) {
     let later = first
         .data(
             &publisher,
-            SCHEDULE,
+            SCHEDULE_RELEASE,
             json!({ "i": { "items": items, "at": in_seconds(3600) } }),
         )
         .await["scheduleRelease"]
@@ -1264,6 +1268,43 @@ async fn scheduled_release_runs_once_across_replicas(backend: Backend) {
     let response = first.gql(Some(&publisher), cancel, json!({ "id": later["id"] })).await;
     assert_eq!(error_code(&response), "CONFLICT");
 
+    // An idempotency key: a retry returns the first scheduled release; the key with another
+    // request is refused; nothing is published now.
+    let keyed = json!({ "items": items, "at": in_seconds(3600), "idempotencyKey": "launch" });
+    let first_answer = first.data(&publisher, SCHEDULE, json!({ "i": keyed })).await;
+    assert!(first_answer["publish"]["release"].is_null(), "{first_answer:#}");
+    let retried = first.data(&publisher, SCHEDULE, json!({ "i": keyed })).await;
+    assert_eq!(first_answer, retried, "a retry returns the first answer");
+    let mut other_time = keyed.clone();
+    other_time["at"] = json!(in_seconds(7200));
+    let (status, response) = first
+        .gql_status(Some(&publisher), SCHEDULE, json!({ "i": other_time }))
+        .await;
+    assert_eq!(
+        (status, error_code(&response)),
+        (422, "IDEMPOTENCY_KEY_REUSED".to_string()),
+        "{response:#}"
+    );
+    let mut published_now = keyed.clone();
+    published_now["at"] = Value::Null;
+    let (status, response) = first
+        .gql_status(Some(&publisher), SCHEDULE, json!({ "i": published_now }))
+        .await;
+    assert_eq!(
+        (status, error_code(&response)),
+        (422, "IDEMPOTENCY_KEY_REUSED".to_string()),
+        "{response:#}"
+    );
+    assert!(releases(&first, &publisher).await.is_empty(), "nothing published now");
+    let cancelled = first
+        .data(
+            &publisher,
+            cancel,
+            json!({ "id": first_answer["publish"]["scheduledRelease"]["id"] }),
+        )
+        .await;
+    assert_eq!(cancelled["cancelScheduledRelease"]["state"], "CANCELLED");
+
     // Due in two seconds, with two replicas running schedulers on one database.
     let soon = first
         .data(
@@ -1271,7 +1312,7 @@ async fn scheduled_release_runs_once_across_replicas(backend: Backend) {
             SCHEDULE,
             json!({ "i": { "items": items, "at": in_seconds(2), "note": "timed" } }),
         )
-        .await["scheduleRelease"]
+        .await["publish"]["scheduledRelease"]
         .clone();
     assert_eq!(soon["items"], json!([{ "key": "agent:bot", "fingerprint": r1 }]));
     let a = first.replica().await;
@@ -1296,6 +1337,15 @@ async fn scheduled_release_runs_once_across_replicas(backend: Backend) {
     assert!(entries[0]["node"]["before"].is_null(), "{audit:#}");
     assert_eq!(entries[0]["node"]["after"]["number"], made[0]["number"], "{audit:#}");
     assert_eq!(entries[0]["node"]["after"]["items"][0]["key"], "agent:bot", "{audit:#}");
+    // A rollback cannot be scheduled.
+    let response = first
+        .gql(
+            Some(&publisher),
+            SCHEDULE,
+            json!({ "i": { "rollbackTo": made[0]["id"], "at": in_seconds(60) } }),
+        )
+        .await;
+    assert_eq!(error_code(&response), "BAD_USER_INPUT", "{response:#}");
     let production = b
         .data(
             &publisher,
@@ -1314,7 +1364,7 @@ async fn scheduled_release_runs_once_across_replicas(backend: Backend) {
             SCHEDULE,
             json!({ "i": { "items": [{ "key": "agent:bot", "fingerprint": r2 }], "at": in_seconds(2) } }),
         )
-        .await["scheduleRelease"]
+        .await["publish"]["scheduledRelease"]
         .clone();
     crate::support::deploy(&first, &developer, "bot", "print('v3')\n", "v3").await;
     let failed = settled(&b, &publisher, &doomed["id"]).await;
@@ -1342,7 +1392,7 @@ async fn scheduled_release_survives_restarts_within_the_grace_window(backend: Ba
             SCHEDULE,
             json!({ "i": { "items": items, "at": in_seconds(1) } }),
         )
-        .await["scheduleRelease"]
+        .await["publish"]["scheduledRelease"]
         .clone();
     // Wait (not a timing assertion) until it is well past due.
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
@@ -1360,7 +1410,7 @@ async fn scheduled_release_survives_restarts_within_the_grace_window(backend: Ba
             SCHEDULE,
             json!({ "i": { "items": items, "at": in_seconds(1) } }),
         )
-        .await["scheduleRelease"]
+        .await["publish"]["scheduledRelease"]
         .clone();
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     // The next start, within the (default 15 min) window: published.

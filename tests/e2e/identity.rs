@@ -30,10 +30,10 @@ async fn publish_all(server: &Server, publisher: &str) -> Value {
     server
         .data(
             publisher,
-            "mutation($f: String!) { publish(environment: PRODUCTION, input: {all: true, fingerprint: $f}) { id number items { id key } } }",
+            "mutation($f: String!) { publish(environment: PRODUCTION, input: {all: true, fingerprint: $f}) { release { id number items { id key } } } }",
             json!({ "f": plan["publishPlan"]["fingerprint"] }),
         )
-        .await["publish"]
+        .await["publish"]["release"]
         .clone()
 }
 

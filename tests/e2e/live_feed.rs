@@ -24,7 +24,7 @@ async fn agent_in_both(server: &Server, tenant: &str) {
     server
         .data(
             &publisher,
-            "mutation($f: String!) { publish(environment: PRODUCTION, input: {all: true, fingerprint: $f}) { number } }",
+            "mutation($f: String!) { publish(environment: PRODUCTION, input: {all: true, fingerprint: $f}) { release { number } } }",
             json!({ "f": plan["publishPlan"]["fingerprint"] }),
         )
         .await;

@@ -16,8 +16,8 @@ const PENDING: &str = r#"{ pendingChanges(environment: STAGING) {
   trigger { before after fields { key change } }
 } }"#;
 
-const PUBLISH: &str = r#"mutation($input: PublishInput!) { publish(environment: PRODUCTION, input: $input) {
-  id number kind note createdBy rollsBack { number } items { id key kind change before after } } }"#;
+const PUBLISH: &str = r#"mutation($input: PublishInput!) { publish(environment: PRODUCTION, input: $input) { release {
+  id number kind note createdBy rollsBack { number } items { id key kind change before after } } } }"#;
 
 const PLAN: &str = r#"query($input: PublishInput!) { publishPlan(environment: PRODUCTION, input: $input) {
   fingerprint canPublish missing warnings items { id key change fingerprint } dependencies { item requires status } } }"#;
@@ -109,7 +109,7 @@ async fn publishing_agent_code_moves_production(backend: Backend) {
             PUBLISH,
             json!({ "input": { "items": [item(change)], "note": "launch" } }),
         )
-        .await["publish"]
+        .await["publish"]["release"]
         .clone();
     assert_eq!(release["number"], 1);
     assert_eq!(release["kind"], "PUBLISH");
@@ -277,7 +277,7 @@ async fn prompts_connectors_and_triggers_publish(backend: Backend) {
             json!({ "input": { "all": true, "fingerprint": fingerprint } }),
         )
         .await;
-    assert_eq!(release["publish"]["items"].as_array().map(Vec::len), Some(4));
+    assert_eq!(release["publish"]["release"]["items"].as_array().map(Vec::len), Some(4));
 
     let production = server
         .data(
@@ -483,7 +483,7 @@ async fn concurrent_and_retried_publishes(backend: Backend) {
     let first = server.data(&publisher, PUBLISH, retry.clone()).await;
     let second = server.data(&publisher, PUBLISH, retry).await;
     assert_eq!(
-        first["publish"]["id"], second["publish"]["id"],
+        first["publish"]["release"]["id"], second["publish"]["release"]["id"],
         "a retry returns the first result"
     );
     deploy(&server, &developer, "bot", "print(3)\n", "m3").await;
@@ -503,7 +503,7 @@ async fn concurrent_and_retried_publishes(backend: Backend) {
             .json()
             .await
             .expect("json");
-        ids.push(response["data"]["publish"]["id"].clone());
+        ids.push(response["data"]["publish"]["release"]["id"].clone());
     }
     assert_eq!(ids[0], ids[1]);
     let count = server
@@ -530,7 +530,7 @@ async fn rollbacks_restore_the_state_before_a_release(backend: Backend) {
             PUBLISH,
             json!({ "input": { "items": items.iter().map(item).collect::<Vec<_>>() } }),
         )
-        .await["publish"]
+        .await["publish"]["release"]
         .clone();
     deploy(&server, &developer, "bot", "print(2)\n", "v2").await;
     server.data(&developer, save, json!({ "t": "v2" })).await;
@@ -541,7 +541,7 @@ async fn rollbacks_restore_the_state_before_a_release(backend: Backend) {
             PUBLISH,
             json!({ "input": { "items": items.iter().map(item).collect::<Vec<_>>() } }),
         )
-        .await["publish"]
+        .await["publish"]["release"]
         .clone();
     let state = r#"{ agent(environment: PRODUCTION, slug: "bot") { currentCommit { number } release { number kind rollsBack { number } } }
                      prompt(environment: PRODUCTION, slug: "greet") { resolved { version template } } }"#;
@@ -556,7 +556,7 @@ async fn rollbacks_restore_the_state_before_a_release(backend: Backend) {
             PUBLISH,
             json!({ "input": { "rollbackTo": r2["id"], "items": [{ "key": "prompt:greet" }], "note": "bad prompt" } }),
         )
-        .await["publish"]
+        .await["publish"]["release"]
         .clone();
     assert_eq!(partial["kind"], "ROLLBACK");
     assert_eq!(partial["rollsBack"]["number"], 2);
@@ -571,7 +571,7 @@ async fn rollbacks_restore_the_state_before_a_release(backend: Backend) {
     // Full rollback of release 2: the agent goes back too, without a new commit.
     let full = server
         .data(&publisher, PUBLISH, json!({ "input": { "rollbackTo": r2["id"] } }))
-        .await["publish"]
+        .await["publish"]["release"]
         .clone();
     assert_eq!(full["kind"], "ROLLBACK");
     let after = server.data(&developer, state, json!({})).await;
@@ -637,7 +637,7 @@ async fn other_tenants_see_no_releases(backend: Backend) {
             PUBLISH,
             json!({ "input": { "items": [item(&items[0])] } }),
         )
-        .await["publish"]
+        .await["publish"]["release"]
         .clone();
     assert!(pending(&server, &token(&b, "admin")).await.is_empty());
     let seen = server

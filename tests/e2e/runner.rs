@@ -112,7 +112,7 @@ async fn staging_and_production_endpoints_run_their_commit(backend: Backend) {
         )
         .await;
     server
-        .data(&publisher, "mutation($f: String!) { publish(environment: PRODUCTION, input: {all: true, fingerprint: $f}) { number } }", json!({ "f": plan["publishPlan"]["fingerprint"] }))
+        .data(&publisher, "mutation($f: String!) { publish(environment: PRODUCTION, input: {all: true, fingerprint: $f}) { release { number } } }", json!({ "f": plan["publishPlan"]["fingerprint"] }))
         .await;
     let production = runtime_token(&tenant, "production");
     let (status, run) = invoke(

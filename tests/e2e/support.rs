@@ -306,6 +306,14 @@ impl Server {
 
     /// POSTs a GraphQL request and returns the whole JSON response.
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let (status, response) = self.gql_status(token, query, variables).await;
+        assert_eq!(status, 200, "GraphQL over HTTP answers 200: {response:#}");
+        response
+    }
+
+    /// POSTs a GraphQL request and returns the HTTP status with the whole JSON response (for
+    /// the errors answered with another status, such as 422 for a reused idempotency key).
+    pub async fn gql_status(&self, token: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
         let mut request = self
             .client
             .post(format!("{}/graphql", self.url))
@@ -314,8 +322,8 @@ impl Server {
             request = request.bearer_auth(token);
         }
         let response = request.send().await.expect("send");
-        assert_eq!(response.status(), 200, "GraphQL over HTTP answers 200");
-        response.json().await.expect("JSON response")
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON response"))
     }
 
     /// The `data` of a response that must have no errors.

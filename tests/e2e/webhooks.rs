@@ -150,10 +150,10 @@ async fn publish_something(server: &Server, tenant: &str, code: &str) -> Value {
     server
         .data(
             &publisher,
-            "mutation($f: String!) { publish(environment: PRODUCTION, input: { all: true, fingerprint: $f, note: \"ship\" }) { id number } }",
+            "mutation($f: String!) { publish(environment: PRODUCTION, input: { all: true, fingerprint: $f, note: \"ship\" }) { release { id number } } }",
             json!({ "f": fingerprint }),
         )
-        .await["publish"]
+        .await["publish"]["release"]
         .clone()
 }
 
@@ -500,10 +500,10 @@ async fn every_event_type_is_delivered_and_verifies(backend: Backend) {
     let release = server
         .data(
             &publisher,
-            "mutation($f: String!) { publish(environment: PRODUCTION, input: { all: true, fingerprint: $f }) { id number } }",
+            "mutation($f: String!) { publish(environment: PRODUCTION, input: { all: true, fingerprint: $f }) { release { id number } } }",
             json!({ "f": fingerprint }),
         )
-        .await["publish"]
+        .await["publish"]["release"]
         .clone();
 
     // The same agent fails in production.
@@ -514,7 +514,7 @@ async fn every_event_type_is_delivered_and_verifies(backend: Backend) {
     server
         .data(
             &publisher,
-            "mutation($id: ID!) { publish(environment: PRODUCTION, input: { rollbackTo: $id }) { id kind } }",
+            "mutation($id: ID!) { publish(environment: PRODUCTION, input: { rollbackTo: $id }) { release { id kind } } }",
             json!({ "id": release["id"] }),
         )
         .await;
@@ -526,10 +526,10 @@ async fn every_event_type_is_delivered_and_verifies(backend: Backend) {
     let scheduled = server
         .data(
             &publisher,
-            "mutation($f: String!, $at: DateTime!) { scheduleRelease(environment: STAGING, input: { all: true, fingerprint: $f, at: $at }) { id } }",
+            "mutation($f: String!, $at: DateTime!) { publish(environment: PRODUCTION, input: { all: true, fingerprint: $f, at: $at }) { scheduledRelease { id } } }",
             json!({ "f": fingerprint, "at": at }),
         )
-        .await["scheduleRelease"]["id"]
+        .await["publish"]["scheduledRelease"]["id"]
         .clone();
     deploy(&server, &developer, "bot", "print('{\"v\": 3}')\n", "v3").await;
 
@@ -648,7 +648,7 @@ async fn a_missed_scheduled_release_is_delivered_as_failed(backend: Backend) {
     server
         .data(
             &publisher,
-            "mutation($f: String!, $at: DateTime!) { scheduleRelease(environment: STAGING, input: { all: true, fingerprint: $f, at: $at }) { id } }",
+            "mutation($f: String!, $at: DateTime!) { publish(environment: PRODUCTION, input: { all: true, fingerprint: $f, at: $at }) { scheduledRelease { id } } }",
             json!({ "f": fingerprint, "at": at }),
         )
         .await;

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 out="$(cargo clippy -p runflow-api --example lint_unscoped_query --features lint-fixture --locked \
   --message-format short -- -D clippy::disallowed_methods 2>&1)"
 status=$?
-expected=10
+expected=17
 found="$(grep -c 'error: use of a disallowed method' <<<"$out")"
 if [ "$status" -ne 0 ] && [ "$found" -eq "$expected" ]; then
   echo "lint fixture: clippy rejected all $expected unscoped queries and unaudited commits, as it must"

@@ -1,5 +1,6 @@
-//! A deliberately bad example: a tenant-owned table queried without the scope module, and
-//! a transaction committed without `Db::commit` (so without the operation's audit entry).
+//! A deliberately bad example: a tenant-owned table queried, updated or deleted without the
+//! scope module (builders, one-row writes, raw SQL), and a transaction committed without
+//! `Db::commit` (so without the operation's audit entry).
 //!
 //! Not built by `cargo clippy --all-targets` (it needs the `lint-fixture` feature). `.ci/run`
 //! (through `tests/lint-fixtures/check.sh`) runs clippy on it and expects `clippy::disallowed_methods`
@@ -22,11 +23,25 @@ fn main() {
     let _insert = entity::agents::Entity::insert(row.clone());
     let _insert_many = entity::agents::Entity::insert_many([row.clone()]);
     let db = sea_orm::DatabaseConnection::default();
-    let _insert_row = row.insert(&db);
+    let _insert_row = row.clone().insert(&db);
+    // One row changed or removed by its primary key alone, whichever tenant it belongs to.
+    let _update_row = row.clone().update(&db);
+    let _save_row = row.clone().save(&db);
+    let _delete_row = row.clone().delete(&db);
+    let _update_one = entity::agents::Entity::update(row.clone());
+    let _delete_one_row = entity::agents::Entity::delete(row.clone());
+    let _delete_model = delete_model;
+    // Raw SQL: every tenant's agents, whatever the scope module would have added.
+    let _raw = sea_orm::Statement::from_string(sea_orm::DbBackend::Sqlite, "SELECT * FROM agents");
     // A change committed around the audit log: `Db::commit` writes the entry, this does not.
     let _commit = async {
         let tx = db.begin().await?;
         tx.commit().await
     };
     let _closure = db.transaction::<_, (), sea_orm::DbErr>(|_tx| Box::pin(async { Ok(()) }));
+}
+
+/// A loaded row deleted by its primary key alone.
+async fn delete_model(model: entity::agents::Model, db: &sea_orm::DatabaseConnection) {
+    let _ = sea_orm::ModelTrait::delete(model, db).await;
 }

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::{Environment, executions};
-use sea_orm::{ActiveModelTrait, ColumnTrait, Order, QueryFilter, Set, TryIntoModel};
+use sea_orm::{ColumnTrait, Order, QueryFilter, Set, TryIntoModel};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -14,7 +14,7 @@ use super::pagination::{self, Page, PageRequest};
 use super::{agents, new_id, now, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::scope::{AcrossTenants, InsertInto, Scope};
+use crate::scope::{AcrossTenants, InsertInto, Scope, UpdateIn};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExecutionStatus {
@@ -552,7 +552,7 @@ pub async fn claim_next(
     active.lease_expires_at = Set(Some(
         now() + chrono::Duration::from_std(lease).unwrap_or_else(|_| chrono::Duration::seconds(30)),
     ));
-    let row = active.update(&tx).await?;
+    let row = active.update_in(&scope.tenant, &tx).await?;
     let agent = scope
         .tenant
         .select::<entity::agents::Entity>()

@@ -15,8 +15,9 @@
 use chrono::{DateTime, Duration, Utc};
 use entity::{Environment, scheduled_releases};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, Condition, Order, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, Order, QueryFilter, QueryOrder, QuerySelect, Set};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::approvals::{self, RequestedItem};
@@ -25,7 +26,7 @@ use super::pagination::{self, Page, PageRequest};
 use super::releases::{self, PublishRequest};
 use super::{new_id, now, validate};
 use crate::auth::Role;
-use crate::db::Db;
+use crate::db::{Db, lock_for_update};
 use crate::error::{Error, Result};
 use crate::scope::Tenant;
 use crate::scope::{AcrossTenants, InsertInto};
@@ -48,6 +49,15 @@ pub async fn schedule(
     check_time(at)?;
     if request.rollback_to.is_some() || request.emergency_override {
         return Err(Error::bad_input("only publishes can be scheduled, not rollbacks"));
+    }
+    // A retry with the key returns the first scheduled release, even once staging has moved
+    // on (checked again under the tenant's publish lock below, for concurrent retries).
+    let request_hash = schedule_hash(&request, at);
+    if let Some(key) = &request.idempotency_key {
+        validate::short_text("idempotencyKey", key, 255)?;
+        if let Some(existing) = scheduled_with_key(&db.conn, tenant, key, &request_hash).await? {
+            return Ok(existing.into());
+        }
     }
     if request.all && request.fingerprint.is_none() {
         return Err(Error::bad_input(
@@ -73,6 +83,12 @@ pub async fn schedule(
         .collect();
     let time = now();
     let tx = db.begin_write().await?;
+    if let Some(key) = &request.idempotency_key {
+        lock_for_update(&tx, &format!("publish:{}", tenant.id())).await?;
+        if let Some(existing) = scheduled_with_key(&tx, tenant, key, &request_hash).await? {
+            return Ok(existing.into());
+        }
+    }
     let model = scheduled_releases::ActiveModel {
         id: Set(new_id()),
         tenant_id: Set(tenant.id().to_string()),
@@ -89,6 +105,8 @@ pub async fn schedule(
         created_by_role: Set(role.as_str().to_string()),
         created_at: Set(time),
         updated_at: Set(time),
+        request_hash: Set(request.idempotency_key.as_ref().map(|_| request_hash)),
+        idempotency_key: Set(request.idempotency_key.clone()),
     }
     .insert_into(tenant, &tx)
     .await?;
@@ -96,6 +114,50 @@ pub async fn schedule(
     db.commit(tx).await?;
     db.wake_live_feed();
     Ok(model.into())
+}
+
+/// A fingerprint of a scheduling request: what it publishes and when.
+fn schedule_hash(request: &PublishRequest, at: DateTime<Utc>) -> String {
+    let text = format!("{} at {}", releases::request_hash(request), at.to_rfc3339());
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// The scheduled release an idempotency key already made, if the request is the same (a
+/// retry); the key used by another request, or by a publish that ran at once, is refused.
+async fn scheduled_with_key<C: ConnectionTrait>(
+    db: &C,
+    tenant: &Tenant,
+    key: &str,
+    request_hash: &str,
+) -> Result<Option<scheduled_releases::Model>> {
+    let existing = tenant
+        .select::<scheduled_releases::Entity>()
+        .filter(scheduled_releases::Column::IdempotencyKey.eq(key))
+        .one(db)
+        .await?;
+    if let Some(existing) = existing {
+        if existing.request_hash.as_deref() != Some(request_hash) {
+            return Err(Error::IdempotencyKeyReused(format!(
+                "idempotency key {key:?} was already used to schedule another release (for {}); \
+                 use a new key for a new request",
+                existing.run_at.to_rfc3339()
+            )));
+        }
+        return Ok(Some(existing));
+    }
+    let published = tenant
+        .select::<entity::releases::Entity>()
+        .filter(entity::releases::Column::IdempotencyKey.eq(key))
+        .one(db)
+        .await?;
+    if let Some(release) = published {
+        return Err(Error::IdempotencyKeyReused(format!(
+            "idempotency key {key:?} was already used by release {}, published at once; use a \
+             new key for a new request",
+            release.number
+        )));
+    }
+    Ok(None)
 }
 
 fn check_time(at: DateTime<Utc>) -> Result<()> {

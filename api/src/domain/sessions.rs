@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::{Environment, session_messages, sessions};
-use sea_orm::{ActiveModelTrait, ColumnTrait, Order, QueryFilter, Set};
+use sea_orm::{ColumnTrait, Order, QueryFilter, Set};
 use uuid::Uuid;
 
 use super::events::{self, NewEvent, Topic};
@@ -10,7 +10,7 @@ use super::pagination::{self, Page, PageRequest};
 use super::{agents, new_id, now, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::scope::{InsertInto, Scope, Tenant};
+use crate::scope::{InsertInto, Scope, Tenant, UpdateIn};
 
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
@@ -227,7 +227,7 @@ pub async fn add_message(db: &Db, scope: &Scope, session_id: Uuid, role: &str, c
     .await?;
     let mut active: sessions::ActiveModel = session.into();
     active.updated_at = Set(time);
-    let session = active.update(&tx).await?;
+    let session = active.update_in(&scope.tenant, &tx).await?;
     append_event(&tx, scope, &session, Some(&message), "message_added", None).await?;
     db.commit(tx).await?;
     db.wake_live_feed();

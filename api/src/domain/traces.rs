@@ -311,7 +311,7 @@ pub async fn record_many(
                 output_tokens: span.output_tokens,
             })
             .collect();
-        insert_spans(&tx, &rows).await?;
+        insert_spans(&tx, scope, &rows).await?;
         new_events.push(NewEvent {
             environment: scope.environment,
             topic: Topic::Trace,
@@ -339,23 +339,24 @@ pub async fn record_many(
 /// SQLite: one prepared statement of [`SQLITE_ROWS_PER_STATEMENT`] rows, built once and reused
 /// (sqlx keeps it prepared on the connection) for every full chunk of the batch, in the
 /// caller's one transaction; values are bound straight from the rows.
-async fn insert_spans(tx: &sea_orm::DatabaseTransaction, rows: &[spans::Model]) -> Result<()> {
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the batch insert of spans: the tenant and environment are bound from the Scope, not from the rows"
+)]
+async fn insert_spans(tx: &sea_orm::DatabaseTransaction, scope: &Scope, rows: &[spans::Model]) -> Result<()> {
     use sea_orm::{ConnectionTrait, DbBackend};
     let Some(first) = rows.first() else {
         return Ok(());
     };
-    debug_assert!(
-        rows.iter()
-            .all(|r| r.trace_id == first.trace_id && r.tenant_id == first.tenant_id)
-    );
+    debug_assert!(rows.iter().all(|r| r.trace_id == first.trace_id));
     if tx.get_database_backend() == DbBackend::Postgres {
-        tx.execute_raw(postgres_span_insert(rows)).await?;
+        tx.execute_raw(postgres_span_insert(scope, rows)).await?;
         return Ok(());
     }
     for chunk in rows.chunks(SQLITE_ROWS_PER_STATEMENT) {
         let mut values = Vec::with_capacity(chunk.len() * SPAN_COLUMNS.len());
         for row in chunk {
-            values.extend(span_values(row));
+            values.extend(span_values(scope, row));
         }
         let sql = if chunk.len() == SQLITE_ROWS_PER_STATEMENT {
             static FULL: std::sync::LazyLock<String> =
@@ -400,13 +401,14 @@ fn sqlite_span_insert_sql(rows: usize) -> String {
     )
 }
 
-/// A span's values in [`SPAN_COLUMNS`] order, typed as sea-orm binds the entity's columns.
-fn span_values(span: &spans::Model) -> [sea_orm::Value; 14] {
+/// A span's values in [`SPAN_COLUMNS`] order, typed as sea-orm binds the entity's columns (the
+/// tenant and environment from `scope`).
+fn span_values(scope: &Scope, span: &spans::Model) -> [sea_orm::Value; 14] {
     use sea_orm::ActiveEnum;
     [
         span.id.into(),
-        span.tenant_id.clone().into(),
-        span.environment.to_value().into(),
+        scope.tenant.id().to_string().into(),
+        scope.environment.to_value().into(),
         span.trace_id.into(),
         span.execution_id.into(),
         span.parent_span_id.into(),
@@ -423,7 +425,11 @@ fn span_values(span: &spans::Model) -> [sea_orm::Value; 14] {
 
 /// The PostgreSQL insert of one trace's spans: the varying columns as array literals (text
 /// parameters cast to typed arrays, unpacked by `UNNEST`), the shared ones bound once.
-fn postgres_span_insert(rows: &[spans::Model]) -> sea_orm::Statement {
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the batch insert of spans: the tenant and environment are bound from the Scope, not from the rows"
+)]
+fn postgres_span_insert(scope: &Scope, rows: &[spans::Model]) -> sea_orm::Statement {
     use sea_orm::{ActiveEnum, DbBackend};
     let first = &rows[0];
     let mut ids = PgArray::new(rows.len() * 38);
@@ -460,8 +466,8 @@ fn postgres_span_insert(rows: &[spans::Model]) -> sea_orm::Statement {
          AS s(id, parent_span_id, name, kind, status, started_at, ended_at, attributes, input_tokens, output_tokens) \
          ON CONFLICT (id) DO NOTHING",
         [
-            first.tenant_id.clone().into(),
-            first.environment.to_value().into(),
+            scope.tenant.id().to_string().into(),
+            scope.environment.to_value().into(),
             first.trace_id.into(),
             first.execution_id.into(),
             ids.finish().into(),
@@ -611,6 +617,10 @@ pub async fn first_of_execution(db: &Db, scope: &Scope, execution_id: Uuid) -> R
 
 /// The first trace (in recorded order) of each of several executions, per environment, in one
 /// query (a window function reads one row per execution, however many traces one has).
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a window function sea-query cannot build: the statement filters by the tenant, its first bound value"
+)]
 pub async fn first_traces_of_executions(
     db: &Db,
     tenant: &crate::scope::Tenant,
@@ -662,6 +672,10 @@ const SPAN_COLUMNS_WITHOUT_ATTRIBUTES_PG: &str = "spans.id, spans.tenant_id, spa
 ///
 /// Without `attributes`, the JSON attributes are neither read nor decoded: each span carries
 /// an empty object instead (for a query that does not select them).
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a window function sea-query cannot build: the statement filters by the tenant, its first bound value"
+)]
 pub async fn first_spans_of_executions(
     db: &Db,
     tenant: &crate::scope::Tenant,

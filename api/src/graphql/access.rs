@@ -166,8 +166,8 @@ mod tests {
         let schema = super::super::builder().finish();
         let response = schema
             .execute(
-                "{ __schema { queryType { fields { name } } mutationType { fields { name } } \
-                 subscriptionType { fields { name } } } }",
+                "{ __schema { queryType { fields(includeDeprecated: true) { name } } mutationType { fields(includeDeprecated: true) { name } } \
+                 subscriptionType { fields(includeDeprecated: true) { name } } } }",
             )
             .await;
         assert!(response.errors.is_empty(), "{:?}", response.errors);

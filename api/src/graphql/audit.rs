@@ -102,7 +102,7 @@ impl Extension for AuditTrailExtension {
         // The record as it was: read before the operation runs (a create finds nothing).
         let before = state(services, actor, &target, &target.record).await;
         let mut record = target.record.clone();
-        if record.id.is_none() && record.key.is_none() && is_create(&name) {
+        if record.id.is_none() && record.key.is_none() && target.creates {
             // A create that names no key: the caller's newest record of the kind, read in
             // the transaction that made it.
             record.newest_by = Some(actor.subject().to_string());
@@ -127,6 +127,8 @@ struct Target {
     record: RecordRef,
     /// The key shown in the entry: slug, name, `connector/key`, or the id argument.
     display_key: Option<String>,
+    /// Whether the operation creates the record (found afterwards as the caller's newest).
+    creates: bool,
 }
 
 fn target(action: &str, arguments: &Map<String, Value>) -> Target {
@@ -149,11 +151,18 @@ fn target(action: &str, arguments: &Map<String, Value>) -> Target {
             None => key.to_string(),
         });
     let id = get("id");
+    // `publish` with `at` schedules a release: it creates a scheduled release.
+    let scheduled = action == "publish" && input.and_then(|i| i.get("at")).is_some_and(|at| !at.is_null());
     Target {
         environment,
         display_key: key.clone().or_else(|| id.map(str::to_string)),
+        creates: scheduled || is_create(action),
         record: RecordRef {
-            kind: record_kind(action),
+            kind: if scheduled {
+                "ScheduledRelease".to_string()
+            } else {
+                record_kind(action)
+            },
             key,
             id: id.and_then(|id| uuid_in(&Value::String(id.to_string()))),
             newest_by: None,

@@ -609,8 +609,9 @@ pub struct ScheduleMutation;
 impl ScheduleMutation {
     /// Schedules a publish of exactly these items and fingerprints at `at` (publishers; with
     /// STAGING, like every shared edit). It runs once across replicas; if staging changed
-    /// since, it does not publish and is marked FAILED naming the items. This is "publish
-    /// with `at`": `publish` itself always publishes now (`rf publish --at` calls this).
+    /// since, it does not publish and is marked FAILED naming the items. The same as
+    /// `publish(environment: PRODUCTION, input: {..., at})`, which is the one to use.
+    #[graphql(deprecation = "Use `publish` with `input.at`: the same scheduled release, with idempotency keys.")]
     async fn schedule_release(
         &self,
         ctx: &Context<'_>,

@@ -277,7 +277,9 @@ impl SharedSubscriptions {
         });
         groups.insert(key, group.clone());
         drop(groups);
-        let task = tokio::spawn(run(Arc::downgrade(self), group.clone(), stream));
+        // Counted from now (not from the task's first poll), so the gauge never lags the groups.
+        let counted = crate::http::metrics::SharedExecution::start();
+        let task = tokio::spawn(run(Arc::downgrade(self), group.clone(), stream, counted));
         let mut state = lock(&group.state);
         if state.closed {
             // Ended (or left) before the handle was stored.
@@ -349,11 +351,16 @@ impl Drop for Ending {
 }
 
 /// Runs a group's execution and hands each result to every member.
-async fn run<S>(registry: Weak<SharedSubscriptions>, group: Arc<Group>, stream: S)
-where
+/// `_counted` keeps it in `runflow_subscription_executions` until the task ends (or is dropped
+/// unpolled when aborted).
+async fn run<S>(
+    registry: Weak<SharedSubscriptions>,
+    group: Arc<Group>,
+    stream: S,
+    _counted: crate::http::metrics::SharedExecution,
+) where
     S: Stream<Item = async_graphql::Response> + Send + 'static,
 {
-    let _counted = crate::http::metrics::SharedExecution::start();
     let _ending = Ending {
         registry: registry.clone(),
         group: group.clone(),

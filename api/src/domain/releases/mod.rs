@@ -24,6 +24,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 pub use plan::{Dependency, DependencyStatus, Plan, PlannedItem, PublishRequest, plan};
+pub(crate) use publish::request_hash;
 pub use publish::{ProductionWrite, publish};
 
 use super::pagination::{self, Page, PageRequest};

@@ -1,7 +1,7 @@
 //! Applying a publish or a rollback: one transaction, one release record, and the only
 //! place a [`ProductionWrite`] is made.
 
-use entity::{Environment, release_items, releases};
+use entity::{Environment, release_items, releases, scheduled_releases};
 use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, Set};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -100,6 +100,19 @@ pub async fn publish(
         }
         return Ok(existing.into());
     }
+    if let Some(key) = &request.idempotency_key
+        && let Some(scheduled) = tenant
+            .select::<scheduled_releases::Entity>()
+            .filter(scheduled_releases::Column::IdempotencyKey.eq(key.as_str()))
+            .one(&tx)
+            .await?
+    {
+        return Err(Error::IdempotencyKeyReused(format!(
+            "idempotency key {key:?} was already used to schedule a release for {}; use a new \
+             key for a new request",
+            scheduled.run_at.to_rfc3339()
+        )));
+    }
     let plan = plan_for(&tx, tenant, &request, true).await?;
     if !plan.missing.is_empty() {
         return Err(Error::bad_input(format!(
@@ -186,7 +199,7 @@ pub async fn publish(
 
 /// A fingerprint of what a publish request asks for (not its idempotency key), so that a
 /// retry can be told from another request reusing the key.
-fn request_hash(request: &PublishRequest) -> String {
+pub(crate) fn request_hash(request: &PublishRequest) -> String {
     let mut items = request.items.clone();
     items.sort();
     let value = json!({

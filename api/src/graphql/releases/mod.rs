@@ -5,17 +5,19 @@
 mod diff;
 mod plan;
 
-use async_graphql::{Context, Enum, ID, Object};
+use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 
 pub use self::diff::PendingChange;
 use self::plan::{PublishInput, PublishPlan, request};
 use super::context::{actor, loader, services, tenant};
+use super::governance::ScheduledRelease;
 use super::ids::{self, NodeType};
 use super::loaders::{ReleaseItemsKey, ReleaseKey};
 use super::pagination::{PageArgs, connection_type, parts};
 use super::scalars::{DateTime, Json};
 use super::{Environment, GqlResult};
 use crate::domain::releases as domain;
+use crate::domain::scheduled_releases as schedules;
 use crate::error::Error;
 
 /// The `Idempotency-Key` HTTP header of a request, if any.
@@ -233,20 +235,46 @@ pub struct ReleaseMutation;
 impl ReleaseMutation {
     /// Publishes staging changes to production, atomically: every item or none. The only
     /// mutation that accepts PRODUCTION (and the only way production changes). Also rolls back
-    /// (`rollbackTo`). Needs the publisher role. It publishes now and returns the release; to
-    /// publish later, use `scheduleRelease` (what the issue calls publish with `at`): the same
-    /// items and fingerprints plus `at`.
+    /// (`rollbackTo`). Needs the publisher role. Without `input.at` it publishes now and
+    /// returns `release`; with `at` it schedules exactly these items and fingerprints for
+    /// that time and returns `scheduledRelease` (list, reschedule or cancel it with
+    /// `scheduledReleases`, `rescheduleRelease`, `cancelScheduledRelease`).
     async fn publish(
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Must be PRODUCTION.")] environment: Environment,
-        #[graphql(desc = "What to publish or roll back.")] input: PublishInput,
-    ) -> GqlResult<Release> {
+        #[graphql(desc = "What to publish or roll back, and when.")] input: PublishInput,
+    ) -> GqlResult<PublishPayload> {
+        let at = input.at;
         let request = request(ctx, environment, input)?;
         let actor = actor(ctx)?;
-        let release = domain::publish(&services(ctx).db, &tenant(ctx)?, actor.subject(), actor.role(), request).await?;
-        Ok(Release(release))
+        let (db, tenant) = (&services(ctx).db, tenant(ctx)?);
+        Ok(match at {
+            None => PublishPayload {
+                release: Some(Release(
+                    domain::publish(db, &tenant, actor.subject(), actor.role(), request).await?,
+                )),
+                scheduled_release: None,
+            },
+            Some(at) => PublishPayload {
+                release: None,
+                scheduled_release: Some(ScheduledRelease(
+                    schedules::schedule(db, &tenant, actor.subject(), actor.role(), request, at).await?,
+                )),
+            },
+        })
     }
+}
+
+/// What `publish` did: published now (`release`) or scheduled for `input.at`
+/// (`scheduledRelease`); exactly one of the two is set.
+#[derive(SimpleObject)]
+pub struct PublishPayload {
+    /// The release made now (null when `at` scheduled it).
+    release: Option<Release>,
+    /// The scheduled release (with `at`; null when it published now). Its `release` is set
+    /// once it has run.
+    scheduled_release: Option<ScheduledRelease>,
 }
 
 /// The release that set a production record (null in staging).

@@ -154,6 +154,11 @@ pub struct PublishInput {
     /// tenant requires approvals (an emergency). Recorded in the release.
     #[graphql(default)]
     emergency_override: bool,
+    /// Publish at this time instead of now (in the future, within a year): `publish` then
+    /// returns `scheduledRelease`, a release of exactly these items and fingerprints that
+    /// runs once at `at`, and fails (publishing nothing) if any of them changed in staging
+    /// since. Not with `rollbackTo`.
+    pub(super) at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 pub(super) fn request(
