@@ -181,6 +181,24 @@ pub fn sdl_of(schema: &RunflowSchema) -> String {
 mod tests {
     use async_graphql::parser::parse_schema;
 
+    /// Every source file under `src/graphql`, with its text.
+    fn graphql_sources() -> Vec<(std::path::PathBuf, String)> {
+        let mut sources = Vec::new();
+        let mut folders = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/graphql")];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).expect("read src/graphql") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    folders.push(path);
+                } else {
+                    let text = std::fs::read_to_string(&path).expect("read source");
+                    sources.push((path, text));
+                }
+            }
+        }
+        sources
+    }
+
     /// The GraphQL layer (resolvers and DataLoaders) builds no database query: it calls domain
     /// functions, which own every query (`scope.rs` scopes them). Read over the sources, like
     /// the clippy rule on unscoped queries.
@@ -194,23 +212,13 @@ mod tests {
             ".insert_many(",
         ];
         let mut offending = Vec::new();
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/graphql");
-        let mut folders = vec![root];
-        while let Some(folder) = folders.pop() {
-            for entry in std::fs::read_dir(&folder).expect("read src/graphql") {
-                let path = entry.expect("entry").path();
-                if path.is_dir() {
-                    folders.push(path);
-                    continue;
-                }
-                let text = std::fs::read_to_string(&path).expect("read source");
-                for (number, line) in text.lines().enumerate() {
-                    // Comments and this test's own list of patterns (string literals) are not code.
-                    let trimmed = line.trim_start();
-                    let code = !trimmed.starts_with("//") && !trimmed.starts_with('"');
-                    if code && builders.iter().any(|b| line.contains(b)) {
-                        offending.push(format!("{}:{}: {}", path.display(), number + 1, line.trim()));
-                    }
+        for (path, text) in graphql_sources() {
+            for (number, line) in text.lines().enumerate() {
+                // Comments and this test's own list of patterns (string literals) are not code.
+                let trimmed = line.trim_start();
+                let code = !trimmed.starts_with("//") && !trimmed.starts_with('"');
+                if code && builders.iter().any(|b| line.contains(b)) {
+                    offending.push(format!("{}:{}: {}", path.display(), number + 1, line.trim()));
                 }
             }
         }
@@ -231,7 +239,7 @@ mod tests {
     /// Where `text` (a source file of `src/graphql`, named `file`) names the storage layer:
     /// an `entity::` path other than `entity::Environment` (and the allowed items above), or
     /// sea-orm itself. Comment lines are skipped.
-    pub(super) fn storage_names(file: &str, text: &str) -> Vec<String> {
+    fn storage_names(file: &str, text: &str) -> Vec<String> {
         let allowed =
             |item: &str| item == "Environment" || STORAGE_ALLOWED.iter().any(|(f, i, _)| *f == file && *i == item);
         let code: String = text
@@ -276,24 +284,10 @@ mod tests {
     #[test]
     fn graphql_names_no_storage_entity() {
         let mut offending = Vec::new();
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/graphql");
-        let mut folders = vec![root];
-        while let Some(folder) = folders.pop() {
-            for entry in std::fs::read_dir(&folder).expect("read src/graphql") {
-                let path = entry.expect("entry").path();
-                if path.is_dir() {
-                    folders.push(path);
-                    continue;
-                }
-                let name = path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or_default()
-                    .to_string();
-                let text = std::fs::read_to_string(&path).expect("read source");
-                for item in storage_names(&name, &text) {
-                    offending.push(format!("{}: {item}", path.display()));
-                }
+        for (path, text) in graphql_sources() {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            for item in storage_names(name, &text) {
+                offending.push(format!("{}: {item}", path.display()));
             }
         }
         assert!(
