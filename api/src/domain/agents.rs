@@ -50,8 +50,72 @@ pub struct DeployInput {
 /// An agent as seen in one environment.
 #[derive(Clone, Debug)]
 pub struct AgentInEnv {
-    pub agent: agents::Model,
-    pub deployment: agent_deployments::Model,
+    pub agent: Agent,
+    pub deployment: Deployment,
+}
+
+/// An agent's shared metadata (the same in both environments).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Agent {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub revision: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<agents::Model> for Agent {
+    fn from(row: agents::Model) -> Self {
+        Agent {
+            id: row.id,
+            slug: row.slug,
+            name: row.name,
+            description: row.description,
+            revision: row.revision,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// Which commit an agent runs in one environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deployment {
+    pub id: Uuid,
+    pub environment: Environment,
+    pub agent_id: Uuid,
+    pub commit_id: Uuid,
+    pub revision: i64,
+    pub updated_by: String,
+    pub updated_at: DateTime<Utc>,
+    /// In production: the release that last set it.
+    pub release_id: Option<Uuid>,
+}
+
+impl From<agent_deployments::Model> for Deployment {
+    fn from(row: agent_deployments::Model) -> Self {
+        Deployment {
+            id: row.id,
+            environment: row.environment,
+            agent_id: row.agent_id,
+            commit_id: row.commit_id,
+            revision: row.revision,
+            updated_by: row.updated_by,
+            updated_at: row.updated_at,
+            release_id: row.release_id,
+        }
+    }
+}
+
+impl AgentInEnv {
+    fn of(agent: agents::Model, deployment: agent_deployments::Model) -> AgentInEnv {
+        AgentInEnv {
+            agent: agent.into(),
+            deployment: deployment.into(),
+        }
+    }
 }
 
 /// An immutable commit of an agent's code bundle, as the domain hands it out.
@@ -327,7 +391,7 @@ pub async fn deploy(
 
     let deployment = set_deployment(&tx, scope, agent.id, commit.id, author).await?;
     db.commit(tx).await?;
-    Ok((AgentInEnv { agent, deployment }, commit.into()))
+    Ok((AgentInEnv::of(agent, deployment), commit.into()))
 }
 
 /// Inserts rows in batches small enough for every backend's bind-parameter limit.
@@ -448,10 +512,7 @@ async fn join<C: ConnectionTrait>(
     let mut result = Vec::with_capacity(agents.len());
     for agent in agents {
         for deployment in by_agent.remove(&agent.id).unwrap_or_default() {
-            result.push(AgentInEnv {
-                agent: agent.clone(),
-                deployment,
-            });
+            result.push(AgentInEnv::of(agent.clone(), deployment));
         }
     }
     Ok(result)
@@ -637,7 +698,7 @@ pub async fn update(db: &Db, scope: &StagingScope, input: UpdateAgentInput) -> R
     .await?;
     db.commit(tx).await?;
     Ok(AgentInEnv {
-        agent,
+        agent: agent.into(),
         deployment: current.deployment,
     })
 }

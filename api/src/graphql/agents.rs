@@ -4,7 +4,7 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
 use super::Environment;
 use super::GqlResult;
-use super::context::{actor, loader, scope, services, staging};
+use super::context::{actor, loader, scope, services, staging, tenant};
 use super::ids::{self, NodeType};
 use super::loaders::{CommitFilesKey, CommitKey};
 use super::pagination::{PageArgs, connection_type, parts};
@@ -63,13 +63,13 @@ impl Agent {
     }
 
     /// The URL at which this environment serves the agent.
-    async fn endpoint_url(&self, ctx: &Context<'_>) -> String {
-        agents::endpoint_url(
+    async fn endpoint_url(&self, ctx: &Context<'_>) -> GqlResult<String> {
+        Ok(agents::endpoint_url(
             &services(ctx).public_url,
-            &self.0.agent.tenant_id,
+            tenant(ctx)?.id(),
             self.0.deployment.environment,
             &self.0.agent.slug,
-        )
+        ))
     }
 
     /// The commit this environment runs.

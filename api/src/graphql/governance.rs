@@ -158,7 +158,7 @@ impl ReleaseRequest {
     }
     /// Exactly the items and fingerprints to publish.
     async fn items(&self) -> Vec<ReleaseRequestItem> {
-        request_items(domain::items_of(&self.0.request))
+        request_items(self.0.request.items.clone())
     }
     /// The reviews so far, oldest first.
     async fn reviews(&self, ctx: &Context<'_>) -> GqlResult<Vec<ReleaseRequestReview>> {
