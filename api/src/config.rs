@@ -292,7 +292,7 @@ pub struct Config {
     #[arg(long, env = "RUNFLOW_MAX_TEXT_BYTES", value_name = "RUNFLOW_MAX_TEXT_BYTES", default_value_t = 256 * 1024)]
     pub max_text_bytes: usize,
 
-    /// Largest `attributes` of one span (JSON), in bytes.
+    /// Largest `attributes` of one span, in bytes of the JSON text as sent.
     #[arg(long, env = "RUNFLOW_MAX_SPAN_ATTRIBUTES_BYTES", value_name = "RUNFLOW_MAX_SPAN_ATTRIBUTES_BYTES", default_value_t = 64 * 1024)]
     pub max_span_attributes_bytes: usize,
 

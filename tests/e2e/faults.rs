@@ -160,6 +160,34 @@ async fn unstorable_values_are_bad_user_input(backend: Backend) {
         body["error"]["message"].as_str().unwrap_or_default().contains("output"),
         "{body:#}"
     );
+    // Span attributes are checked as the JSON text they come as: NUL (`\u0000`) and a value
+    // that is not an object are refused, a backslash before `u0000` is text, not NUL.
+    let span = |attributes: Value| json!({ "spans": [{ "name": "s", "kind": "TOOL", "startTime": "2026-11-29T10:00:00Z", "attributes": attributes }] });
+    let spans = format!("/executions/{id}/spans");
+    for (attributes, refused_for) in [
+        (json!({ "text": "a\u{0}" }), "NUL"),
+        (json!({ "a\u{0}": 1 }), "NUL"),
+        (json!(["not", "an", "object"]), "JSON object"),
+    ] {
+        let (status, body) = server
+            .runtime(&runtime, Method::POST, &spans, Some(span(attributes)))
+            .await;
+        assert_eq!(status, 400, "{body:#}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("span attributes") && message.contains(refused_for),
+            "{body:#}"
+        );
+    }
+    let (status, body) = server
+        .runtime(
+            &runtime,
+            Method::POST,
+            &spans,
+            Some(span(json!({ "path": "C:\\u0000" }))),
+        )
+        .await;
+    assert_eq!(status, 201, "{body:#}");
 }
 
 /// The database goes away and comes back: requests fail fast with 503 / SERVICE_UNAVAILABLE,

@@ -8,7 +8,7 @@ use entity::Environment;
 use runflow::auth::Role;
 use runflow::domain::agents::{BundleFile, BundleLimits, DeployInput};
 use runflow::domain::executions::{ExecutionStatus, StartExecution};
-use runflow::domain::traces::{SpanInput, TraceInput};
+use runflow::domain::traces::{Attributes, SpanInput, TraceInput};
 use runflow::domain::{agents, executions, memory, releases, sessions, traces};
 use runflow::scope::Scope;
 use serde_json::{Value, json};
@@ -79,7 +79,7 @@ fn span(name: &str, kind: &str) -> SpanInput {
         status: "OK".into(),
         started_at: now,
         ended_at: Some(now),
-        attributes: json!({ "model": "x" }),
+        attributes: Attributes::from_value(&json!({ "model": "x" })).expect("attributes"),
         input_tokens: Some(10),
         output_tokens: Some(5),
     }
@@ -638,7 +638,10 @@ async fn span_batches_store_every_value_as_sent(backend: Backend) {
             status: if i % 2 == 0 { "OK" } else { "ERROR" }.into(),
             started_at: started,
             ended_at: (i % 3 != 0).then_some(started + chrono::Duration::milliseconds(i as i64)),
-            attributes: json!({ "text": awkward[i % awkward.len()], "n": i, "nested": { "list": [1, "\"", null] } }),
+            attributes: Attributes::from_value(
+                &json!({ "text": awkward[i % awkward.len()], "n": i, "nested": { "list": [1, "\"", null] } }),
+            )
+            .expect("attributes"),
             input_tokens: (i % 4 != 0).then_some(i as i64),
             output_tokens: None,
         })
@@ -685,7 +688,7 @@ async fn span_batches_store_every_value_as_sent(backend: Backend) {
         assert_eq!(got["name"], json!(sent.name));
         assert_eq!(got["kind"], json!("TOOL"));
         assert_eq!(got["status"], json!(sent.status));
-        assert_eq!(got["attributes"], sent.attributes, "{got:#}");
+        assert_eq!(got["attributes"], sent.attributes.to_value(), "{got:#}");
         assert_eq!(got["inputTokens"], json!(sent.input_tokens));
         assert_eq!(got["outputTokens"], Value::Null);
         let time = |v: &Value| v.as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());

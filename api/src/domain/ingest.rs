@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use super::traces::Attributes;
 use crate::error::{Error, Result};
 
 /// The caps, from `RUNFLOW_MAX_OUTPUT_BYTES`, `RUNFLOW_MAX_TEXT_BYTES`,
@@ -62,8 +63,9 @@ impl IngestLimits {
         )
     }
 
-    /// A batch of spans: their number, then each one's attributes (`spans[i].attributes`).
-    pub fn spans<'a>(&self, attributes: impl ExactSizeIterator<Item = &'a Value>) -> Result<()> {
+    /// A batch of spans: their number, then each one's attributes (`spans[i].attributes`), as
+    /// the JSON text they came as.
+    pub fn spans<'a>(&self, attributes: impl ExactSizeIterator<Item = &'a Attributes>) -> Result<()> {
         if attributes.len() > self.max_spans_per_request {
             return Err(Error::PayloadTooLarge(format!(
                 "`spans` has {} spans, over the limit of {} per request (RUNFLOW_MAX_SPANS_PER_REQUEST); send them in several requests",
@@ -72,12 +74,15 @@ impl IngestLimits {
             )));
         }
         for (i, value) in attributes.enumerate() {
-            Self::json(
-                &format!("spans[{i}].attributes"),
-                value,
-                self.max_span_attributes_bytes,
-                "RUNFLOW_MAX_SPAN_ATTRIBUTES_BYTES",
-            )?;
+            let size = value.as_str().len();
+            if size > self.max_span_attributes_bytes {
+                Self::size(
+                    &format!("spans[{i}].attributes"),
+                    size,
+                    self.max_span_attributes_bytes,
+                    "RUNFLOW_MAX_SPAN_ATTRIBUTES_BYTES",
+                )?;
+            }
         }
         Ok(())
     }
@@ -102,7 +107,7 @@ mod tests {
         assert!(error.is_some_and(|e| e.contains("`output`") && e.contains("10 bytes")));
         assert!(limits.text("error", Some("123456")).is_err());
         assert!(limits.text("error", Some("12345")).is_ok());
-        let attributes = [serde_json::json!({"k": "long value"})];
+        let attributes = [Attributes::from_value(&serde_json::json!({"k": "long value"})).expect("attributes")];
         let error = limits.spans(attributes.iter()).err().map(|e| e.to_string());
         assert!(error.is_some_and(|e| e.contains("spans[0].attributes")));
     }

@@ -180,6 +180,44 @@ fn records<M, T: TryFrom<M, Error = Error>>(rows: Vec<M>) -> Result<Vec<T>> {
     rows.into_iter().map(T::try_from).collect()
 }
 
+/// A span's attributes as the runtime sent them: the text of one JSON object, checked (valid
+/// JSON, an object, its size) but never parsed into a tree. Ingestion stores the text as it
+/// came (PostgreSQL's `jsonb` normalises it; SQLite keeps it); readers parse it when a query
+/// selects `attributes`. Building, measuring and dropping a `serde_json::Value` per span was
+/// most of what ingestion cost.
+#[derive(Clone, Debug, Default)]
+pub struct Attributes(Option<Box<serde_json::value::RawValue>>);
+
+impl<'de> serde::Deserialize<'de> for Attributes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        Box::<serde_json::value::RawValue>::deserialize(deserializer).map(|raw| Attributes(Some(raw)))
+    }
+}
+
+impl Attributes {
+    /// The attributes of a value built in the server (OpenTelemetry spans, tests).
+    pub fn from_value(value: &Value) -> Result<Self> {
+        serde_json::value::to_raw_value(value)
+            .map(|raw| Attributes(Some(raw)))
+            .map_err(|error| Error::internal(anyhow::anyhow!("span attributes: {error}")))
+    }
+
+    /// The JSON text (`{}` when none were sent).
+    pub fn as_str(&self) -> &str {
+        self.0.as_deref().map_or("{}", serde_json::value::RawValue::get)
+    }
+
+    /// The parsed value (for tests and the rare reader of a batch being recorded).
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(self.as_str()).unwrap_or(Value::Null)
+    }
+
+    /// Whether the text is a JSON object (it is valid JSON: it was parsed as one value).
+    pub fn is_object(&self) -> bool {
+        self.as_str().trim_start().starts_with('{')
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct SpanInput {
     pub id: Option<Uuid>,
@@ -189,7 +227,7 @@ pub struct SpanInput {
     pub status: String,
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
-    pub attributes: Value,
+    pub attributes: Attributes,
     pub input_tokens: Option<i64>,
     pub output_tokens: Option<i64>,
 }
@@ -219,11 +257,35 @@ fn validate_span(span: &SpanInput) -> Result<()> {
     if span.input_tokens.is_some_and(|n| n < 0) || span.output_tokens.is_some_and(|n| n < 0) {
         return Err(Error::bad_input("token counts must not be negative"));
     }
-    validate::json_object("span attributes", &span.attributes)
+    if !span.attributes.is_object() {
+        return Err(Error::bad_input("span attributes must be a JSON object"));
+    }
+    validate::size_of_json("span attributes", span.attributes.as_str().len(), MAX_ATTRIBUTES_BYTES)?;
+    validate::json_text_no_nul("span attributes", span.attributes.as_str())
 }
 
-/// Records a trace with its spans in one transaction (spans are inserted in batches).
-pub async fn record(db: &Db, scope: &Scope, input: TraceInput) -> Result<(traces::Model, Vec<spans::Model>)> {
+/// The most a span's attributes may hold (under `RUNFLOW_MAX_SPAN_ATTRIBUTES_BYTES`, checked
+/// at ingestion, whichever is lower).
+const MAX_ATTRIBUTES_BYTES: usize = 256 * 1024;
+
+/// A span as it is inserted: the columns the spans of one call do not share (the tenant,
+/// environment, trace and execution are bound once).
+struct NewSpan {
+    id: Uuid,
+    parent_span_id: Option<Uuid>,
+    name: String,
+    kind: String,
+    status: String,
+    started_at: DateTime<Utc>,
+    ended_at: Option<DateTime<Utc>>,
+    attributes: Attributes,
+    input_tokens: Option<i64>,
+    output_tokens: Option<i64>,
+}
+
+/// Records a trace with its spans in one transaction (spans are inserted in batches); returns
+/// the trace and the ids of its spans.
+pub async fn record(db: &Db, scope: &Scope, input: TraceInput) -> Result<(traces::Model, Vec<Uuid>)> {
     let mut recorded = record_many(db, scope, vec![input]).await?;
     recorded
         .pop()
@@ -235,11 +297,7 @@ pub async fn record(db: &Db, scope: &Scope, input: TraceInput) -> Result<(traces
 /// A batch joins an existing trace when it names one (`id`), or when its execution already
 /// has a trace; otherwise it starts a trace. A span id that exists already is skipped, so a
 /// retried batch does not fail or duplicate.
-pub async fn record_many(
-    db: &Db,
-    scope: &Scope,
-    inputs: Vec<TraceInput>,
-) -> Result<Vec<(traces::Model, Vec<spans::Model>)>> {
+pub async fn record_many(db: &Db, scope: &Scope, inputs: Vec<TraceInput>) -> Result<Vec<(traces::Model, Vec<Uuid>)>> {
     let total: usize = inputs.iter().map(|i| i.spans.len()).sum();
     if total > MAX_SPANS_PER_BATCH {
         return Err(Error::bad_input(format!(
@@ -291,15 +349,11 @@ pub async fn record_many(
                 .await?
             }
         };
-        let rows: Vec<spans::Model> = input
+        let rows: Vec<NewSpan> = input
             .spans
             .into_iter()
-            .map(|span| spans::Model {
+            .map(|span| NewSpan {
                 id: span.id.unwrap_or_else(new_id),
-                tenant_id: scope.tenant.id().to_string(),
-                environment: scope.environment,
-                trace_id: trace.id,
-                execution_id: trace.execution_id,
                 parent_span_id: span.parent_span_id,
                 name: span.name,
                 kind: span.kind,
@@ -311,7 +365,8 @@ pub async fn record_many(
                 output_tokens: span.output_tokens,
             })
             .collect();
-        insert_spans(&tx, scope, &rows).await?;
+        insert_spans(&tx, scope, &trace, &rows).await?;
+        let span_ids: Vec<Uuid> = rows.iter().map(|span| span.id).collect();
         new_events.push(NewEvent {
             environment: scope.environment,
             topic: Topic::Trace,
@@ -319,9 +374,9 @@ pub async fn record_many(
             agent_slug: None,
             execution_id: trace.execution_id,
             session_id: None,
-            payload: events::trace_payload(&trace, &rows),
+            payload: events::trace_payload(&trace, &span_ids),
         });
-        recorded.push((trace, rows));
+        recorded.push((trace, span_ids));
     }
     events::append(&tx, &scope.tenant, new_events).await?;
     db.commit(tx).await?;
@@ -343,20 +398,24 @@ pub async fn record_many(
     clippy::disallowed_methods,
     reason = "the batch insert of spans: the tenant and environment are bound from the Scope, not from the rows"
 )]
-async fn insert_spans(tx: &sea_orm::DatabaseTransaction, scope: &Scope, rows: &[spans::Model]) -> Result<()> {
+async fn insert_spans(
+    tx: &sea_orm::DatabaseTransaction,
+    scope: &Scope,
+    trace: &traces::Model,
+    rows: &[NewSpan],
+) -> Result<()> {
     use sea_orm::{ConnectionTrait, DbBackend};
-    let Some(first) = rows.first() else {
+    if rows.is_empty() {
         return Ok(());
-    };
-    debug_assert!(rows.iter().all(|r| r.trace_id == first.trace_id));
+    }
     if tx.get_database_backend() == DbBackend::Postgres {
-        tx.execute_raw(postgres_span_insert(scope, rows)).await?;
+        tx.execute_raw(postgres_span_insert(scope, trace, rows)).await?;
         return Ok(());
     }
     for chunk in rows.chunks(SQLITE_ROWS_PER_STATEMENT) {
         let mut values = Vec::with_capacity(chunk.len() * SPAN_COLUMNS.len());
         for row in chunk {
-            values.extend(span_values(scope, row));
+            values.extend(span_values(scope, trace, row));
         }
         let sql = if chunk.len() == SQLITE_ROWS_PER_STATEMENT {
             static FULL: std::sync::LazyLock<String> =
@@ -402,22 +461,22 @@ fn sqlite_span_insert_sql(rows: usize) -> String {
 }
 
 /// A span's values in [`SPAN_COLUMNS`] order, typed as sea-orm binds the entity's columns (the
-/// tenant and environment from `scope`).
-fn span_values(scope: &Scope, span: &spans::Model) -> [sea_orm::Value; 14] {
+/// tenant and environment from `scope`; the attributes as the JSON text they came as).
+fn span_values(scope: &Scope, trace: &traces::Model, span: &NewSpan) -> [sea_orm::Value; 14] {
     use sea_orm::ActiveEnum;
     [
         span.id.into(),
         scope.tenant.id().to_string().into(),
         scope.environment.to_value().into(),
-        span.trace_id.into(),
-        span.execution_id.into(),
+        trace.id.into(),
+        trace.execution_id.into(),
         span.parent_span_id.into(),
         span.name.clone().into(),
         span.kind.clone().into(),
         span.status.clone().into(),
         span.started_at.into(),
         span.ended_at.into(),
-        span.attributes.clone().into(),
+        span.attributes.as_str().to_string().into(),
         span.input_tokens.into(),
         span.output_tokens.into(),
     ]
@@ -429,9 +488,8 @@ fn span_values(scope: &Scope, span: &spans::Model) -> [sea_orm::Value; 14] {
     clippy::disallowed_methods,
     reason = "the batch insert of spans: the tenant and environment are bound from the Scope, not from the rows"
 )]
-fn postgres_span_insert(scope: &Scope, rows: &[spans::Model]) -> sea_orm::Statement {
+fn postgres_span_insert(scope: &Scope, trace: &traces::Model, rows: &[NewSpan]) -> sea_orm::Statement {
     use sea_orm::{ActiveEnum, DbBackend};
-    let first = &rows[0];
     let mut ids = PgArray::new(rows.len() * 38);
     let mut parents = PgArray::new(rows.len() * 38);
     let mut names = PgArray::new(rows.len() * 16);
@@ -451,7 +509,7 @@ fn postgres_span_insert(scope: &Scope, rows: &[spans::Model]) -> sea_orm::Statem
         statuses.push(Some(&row.status));
         started.push(Some(&timestamp(row.started_at)));
         ended.push(row.ended_at.map(timestamp).as_deref());
-        attributes.push(Some(&row.attributes.to_string()));
+        attributes.push(Some(row.attributes.as_str()));
         input_tokens.push(row.input_tokens.map(|n| n.to_string()).as_deref());
         output_tokens.push(row.output_tokens.map(|n| n.to_string()).as_deref());
     }
@@ -468,8 +526,8 @@ fn postgres_span_insert(scope: &Scope, rows: &[spans::Model]) -> sea_orm::Statem
         [
             scope.tenant.id().to_string().into(),
             scope.environment.to_value().into(),
-            first.trace_id.into(),
-            first.execution_id.into(),
+            trace.id.into(),
+            trace.execution_id.into(),
             ids.finish().into(),
             parents.finish().into(),
             names.finish().into(),

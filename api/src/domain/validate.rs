@@ -91,12 +91,36 @@ pub fn json_object(field: &str, value: &Value) -> Result<()> {
 
 pub fn json_size(field: &str, value: &Value, max_bytes: usize) -> Result<()> {
     let size = serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX);
+    size_of_json(field, size, max_bytes)?;
+    json_no_nul(field, value)
+}
+
+/// JSON text of `size` bytes against `max_bytes`.
+pub fn size_of_json(field: &str, size: usize, max_bytes: usize) -> Result<()> {
     if size > max_bytes {
         return Err(Error::bad_input(format!(
             "{field} is {size} bytes of JSON; the limit is {max_bytes}"
         )));
     }
-    json_no_nul(field, value)
+    Ok(())
+}
+
+/// No string or key of a JSON text (valid JSON) contains NUL, written `\u0000` (PostgreSQL
+/// `jsonb` refuses it); an escaped backslash followed by `u0000` is not one.
+pub fn json_text_no_nul(field: &str, text: &str) -> Result<()> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            if bytes.get(i + 1) == Some(&b'u') && bytes.get(i + 2..i + 6) == Some(b"0000".as_slice()) {
+                return no_nul(field, "\0");
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    Ok(())
 }
 
 /// No string or key of a JSON value contains NUL (PostgreSQL `jsonb` refuses `\u0000`).

@@ -24,7 +24,7 @@ use crate::app::App;
 use crate::auth::capability::RuntimeCaller;
 use crate::domain::executions::{ExecutionStatus, StartExecution};
 use crate::domain::ingest::IngestLimits;
-use crate::domain::traces::{SpanInput, TraceInput};
+use crate::domain::traces::{Attributes, SpanInput, TraceInput};
 use crate::domain::{connectors, executions, memory, prompts, sessions, traces};
 use crate::error::Error;
 
@@ -153,18 +153,14 @@ struct SpanBody {
     end_time: Option<DateTime<Utc>>,
     #[serde(default = "ok")]
     status: String,
-    #[serde(default = "empty_object")]
-    attributes: Value,
+    #[serde(default)]
+    attributes: Attributes,
     input_tokens: Option<i64>,
     output_tokens: Option<i64>,
 }
 
 fn ok() -> String {
     "OK".into()
-}
-
-fn empty_object() -> Value {
-    json!({})
 }
 
 #[derive(Deserialize)]
@@ -214,9 +210,7 @@ async fn record_spans(
         spans,
     };
     let (trace, spans) = traces::record(&app.services.db, scope, trace).await?;
-    Ok(created(
-        json!({ "traceId": trace.id, "spanIds": spans.iter().map(|s| s.id).collect::<Vec<_>>() }),
-    ))
+    Ok(created(json!({ "traceId": trace.id, "spanIds": spans })))
 }
 
 #[derive(Deserialize)]

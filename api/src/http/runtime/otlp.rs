@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 use super::{ApiResult, Runtime, body};
 use crate::app::App;
-use crate::domain::traces::{self, SPAN_KINDS, SpanInput, TraceInput};
+use crate::domain::traces::{self, Attributes, SPAN_KINDS, SpanInput, TraceInput};
 use crate::error::Error;
 
 #[derive(Deserialize)]
@@ -354,7 +354,7 @@ pub async fn traces(
                 },
                 started_at,
                 ended_at,
-                attributes: Value::Object(attrs),
+                attributes: Attributes::from_value(&Value::Object(attrs))?,
                 input_tokens,
                 output_tokens,
             });
