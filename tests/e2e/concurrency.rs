@@ -371,7 +371,7 @@ async fn an_execution_finishes_once(backend: Backend) {
         match task.await.expect("task") {
             Ok(row) => {
                 wins += 1;
-                assert_eq!(row.status, "SUCCEEDED");
+                assert_eq!(row.status.as_str(), "SUCCEEDED");
             }
             Err(error) => assert_eq!(error.code(), "CONFLICT", "{error}"),
         }

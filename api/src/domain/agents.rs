@@ -6,12 +6,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
 use entity::{Environment, agent_commit_files, agent_commits, agent_deployments, agents, blobs};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, Order, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
     Set,
 };
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -48,8 +50,108 @@ pub struct DeployInput {
 /// An agent as seen in one environment.
 #[derive(Clone, Debug)]
 pub struct AgentInEnv {
-    pub agent: agents::Model,
-    pub deployment: agent_deployments::Model,
+    pub agent: Agent,
+    pub deployment: Deployment,
+}
+
+/// An agent's shared metadata (the same in both environments).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Agent {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub revision: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<agents::Model> for Agent {
+    fn from(row: agents::Model) -> Self {
+        Agent {
+            id: row.id,
+            slug: row.slug,
+            name: row.name,
+            description: row.description,
+            revision: row.revision,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// Which commit an agent runs in one environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deployment {
+    pub id: Uuid,
+    pub environment: Environment,
+    pub agent_id: Uuid,
+    pub commit_id: Uuid,
+    pub revision: i64,
+    pub updated_by: String,
+    pub updated_at: DateTime<Utc>,
+    /// In production: the release that last set it.
+    pub release_id: Option<Uuid>,
+}
+
+impl From<agent_deployments::Model> for Deployment {
+    fn from(row: agent_deployments::Model) -> Self {
+        Deployment {
+            id: row.id,
+            environment: row.environment,
+            agent_id: row.agent_id,
+            commit_id: row.commit_id,
+            revision: row.revision,
+            updated_by: row.updated_by,
+            updated_at: row.updated_at,
+            release_id: row.release_id,
+        }
+    }
+}
+
+impl AgentInEnv {
+    fn of(agent: agents::Model, deployment: agent_deployments::Model) -> AgentInEnv {
+        AgentInEnv {
+            agent: agent.into(),
+            deployment: deployment.into(),
+        }
+    }
+}
+
+/// An immutable commit of an agent's code bundle, as the domain hands it out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Commit {
+    pub id: Uuid,
+    pub agent_id: Uuid,
+    /// 1 for the agent's first commit, then one more per deploy.
+    pub seq: i64,
+    pub hash: String,
+    pub parent_id: Option<Uuid>,
+    pub message: String,
+    pub author: String,
+    /// The parsed `runflow.toml`, as stored.
+    pub manifest: Value,
+    pub file_count: i64,
+    pub total_size: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<agent_commits::Model> for Commit {
+    fn from(row: agent_commits::Model) -> Self {
+        Commit {
+            id: row.id,
+            agent_id: row.agent_id,
+            seq: row.seq,
+            hash: row.hash,
+            parent_id: row.parent_id,
+            message: row.message,
+            author: row.author,
+            manifest: row.manifest,
+            file_count: row.file_count,
+            total_size: row.total_size,
+            created_at: row.created_at,
+        }
+    }
 }
 
 /// The public URL at which an agent runs in an environment.
@@ -157,7 +259,7 @@ pub async fn deploy(
     limits: &BundleLimits,
     quota: RecordQuota,
     input: DeployInput,
-) -> Result<(AgentInEnv, agent_commits::Model)> {
+) -> Result<(AgentInEnv, Commit)> {
     validate::author(author)?;
     let manifest = validate_bundle(&input.slug, &input.files, limits)?;
     validate::text_size("message", &input.message, 4096)?;
@@ -289,7 +391,7 @@ pub async fn deploy(
 
     let deployment = set_deployment(&tx, scope, agent.id, commit.id, author).await?;
     db.commit(tx).await?;
-    Ok((AgentInEnv { agent, deployment }, commit))
+    Ok((AgentInEnv::of(agent, deployment), commit.into()))
 }
 
 /// Inserts rows in batches small enough for every backend's bind-parameter limit.
@@ -410,10 +512,7 @@ async fn join<C: ConnectionTrait>(
     let mut result = Vec::with_capacity(agents.len());
     for agent in agents {
         for deployment in by_agent.remove(&agent.id).unwrap_or_default() {
-            result.push(AgentInEnv {
-                agent: agent.clone(),
-                deployment,
-            });
+            result.push(AgentInEnv::of(agent.clone(), deployment));
         }
     }
     Ok(result)
@@ -494,7 +593,7 @@ pub async fn commits_in_ranges(
     db: &Db,
     tenant: &Tenant,
     ranges: &[CommitRange],
-) -> Result<Vec<(CommitRange, Vec<agent_commits::Model>)>> {
+) -> Result<Vec<(CommitRange, Vec<Commit>)>> {
     use sea_orm::Condition;
     let slugs: Vec<String> = ranges.iter().map(|k| k.agent_slug.clone()).collect();
     let agents: HashMap<String, Uuid> = tenant
@@ -535,6 +634,7 @@ pub async fn commits_in_ranges(
                 .filter(|c| Some(&c.agent_id) == agent && c.seq > range.floor() && c.seq <= range.up_to)
                 .take(usize::try_from(range.limit).unwrap_or(usize::MAX))
                 .cloned()
+                .map(Commit::from)
                 .collect();
             (range.clone(), found)
         })
@@ -598,7 +698,7 @@ pub async fn update(db: &Db, scope: &StagingScope, input: UpdateAgentInput) -> R
     .await?;
     db.commit(tx).await?;
     Ok(AgentInEnv {
-        agent,
+        agent: agent.into(),
         deployment: current.deployment,
     })
 }
@@ -622,12 +722,7 @@ pub async fn delete(db: &Db, scope: &StagingScope, slug: &str, expected_revision
 
 /// Commits of an agent in an environment: the environment's commit and its ancestors,
 /// newest first.
-pub async fn history(
-    db: &Db,
-    scope: &Scope,
-    agent: &AgentInEnv,
-    page: &PageRequest,
-) -> Result<Page<agent_commits::Model>> {
+pub async fn history(db: &Db, scope: &Scope, agent: &AgentInEnv, page: &PageRequest) -> Result<Page<Commit>> {
     let Some(head) = scope
         .tenant
         .select::<agent_commits::Entity>()
@@ -642,7 +737,22 @@ pub async fn history(
         .select::<agent_commits::Entity>()
         .filter(agent_commits::Column::AgentId.eq(agent.agent.id))
         .filter(agent_commits::Column::Seq.lte(head.seq));
-    pagination::fetch(&db.conn, select, agent_commits::Column::Id, page, Order::Desc).await
+    let page = pagination::fetch(&db.conn, select, agent_commits::Column::Id, page, Order::Desc).await?;
+    Ok(page.map(Commit::from))
+}
+
+/// A commit of the tenant by id (None: not there).
+pub async fn commit_by_id(db: &Db, tenant: &Tenant, id: Uuid) -> Result<Option<Commit>> {
+    let row = super::lookup::in_tenant::<agent_commits::Entity, _>(&db.conn, tenant, agent_commits::Column::Id, id);
+    Ok(row.await?.map(Commit::from))
+}
+
+/// Commits of the tenant by id (in no particular order; missing ids are left out): what the
+/// DataLoaders batch into.
+pub async fn commits_by_ids(db: &Db, tenant: &Tenant, ids: Vec<Uuid>) -> Result<Vec<Commit>> {
+    let rows =
+        super::lookup::many_in_tenant::<agent_commits::Entity, _>(&db.conn, tenant, agent_commits::Column::Id, ids);
+    Ok(rows.await?.into_iter().map(Commit::from).collect())
 }
 
 /// A file of a commit, with its content.

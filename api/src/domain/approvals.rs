@@ -149,10 +149,46 @@ impl RequestState {
     }
 }
 
+/// A release request, as the domain hands it out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub id: Uuid,
+    pub requested_by: String,
+    pub note: String,
+    /// Requested as "everything pending" (with `fingerprint`).
+    pub all_items: bool,
+    pub fingerprint: Option<String>,
+    /// A requested rollback: the release whose changes are undone.
+    pub rollback_to: Option<Uuid>,
+    /// The items and the revisions reviewed.
+    pub items: Vec<RequestedItem>,
+    /// The release that carried it out, once published.
+    pub release_id: Option<Uuid>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<release_requests::Model> for Request {
+    fn from(row: release_requests::Model) -> Self {
+        Request {
+            items: serde_json::from_value(row.items).unwrap_or_default(),
+            id: row.id,
+            requested_by: row.requested_by,
+            note: row.note,
+            all_items: row.all_items,
+            fingerprint: row.fingerprint,
+            rollback_to: row.rollback_to,
+            release_id: row.release_id,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
 /// A request with its state as of now.
 #[derive(Clone, Debug)]
 pub struct RequestView {
-    pub request: release_requests::Model,
+    pub request: Request,
     pub state: RequestState,
     /// For a stale request: which items changed, and how.
     pub stale_items: Vec<String>,
@@ -163,7 +199,7 @@ impl RequestView {
     pub fn as_stored(request: release_requests::Model) -> RequestView {
         RequestView {
             state: RequestState::stored(&request.state),
-            request,
+            request: request.into(),
             stale_items: vec![],
         }
     }
@@ -318,7 +354,7 @@ pub async fn views<C: ConnectionTrait>(
                 RequestState::Stale
             };
             RequestView {
-                request,
+                request: request.into(),
                 state,
                 stale_items,
             }
@@ -354,7 +390,37 @@ pub async fn list(
     })
 }
 
-pub async fn reviews_of<C: ConnectionTrait>(
+/// A publisher's decision on a release request, as the domain hands it out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Review {
+    pub reviewer: String,
+    /// Approved (false: rejected).
+    pub approved: bool,
+    pub comment: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<release_request_reviews::Model> for Review {
+    fn from(row: release_request_reviews::Model) -> Self {
+        Review {
+            approved: row.decision == "approved",
+            reviewer: row.reviewer,
+            comment: row.comment,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// The reviews of a request, oldest first.
+pub async fn reviews(db: &Db, tenant: &Tenant, request: Uuid) -> Result<Vec<Review>> {
+    Ok(reviews_of(&db.conn, tenant, request)
+        .await?
+        .into_iter()
+        .map(Review::from)
+        .collect())
+}
+
+async fn reviews_of<C: ConnectionTrait>(
     db: &C,
     tenant: &Tenant,
     request: Uuid,
@@ -444,7 +510,7 @@ pub async fn review(
     db.commit(tx).await?;
     db.wake_live_feed();
     Ok(RequestView {
-        request,
+        request: request.into(),
         state: RequestState::stored(state),
         stale_items: vec![],
     })

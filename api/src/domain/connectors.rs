@@ -5,7 +5,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use entity::{connector_instances, connector_resources};
+use chrono::{DateTime, Utc};
+use entity::{Environment, connector_instances, connector_resources};
 use sea_orm::{ColumnTrait, ConnectionTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, Set};
 use serde_json::Value;
 use uuid::Uuid;
@@ -16,6 +17,69 @@ use super::{EnvironmentWrite, credentials, new_id, now, revision, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::scope::{InsertInto, Scope, StagingScope, Tenant};
+
+/// A connector instance, as the domain hands it out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Connector {
+    pub id: Uuid,
+    pub environment: Environment,
+    pub slug: String,
+    /// The connector type (`http`, `slack`...).
+    pub kind: String,
+    pub config: Value,
+    /// Names of the shared credentials it uses, a JSON array of strings.
+    pub credential_refs: Value,
+    pub revision: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// In production: the release that last set it.
+    pub release_id: Option<Uuid>,
+}
+
+impl From<connector_instances::Model> for Connector {
+    fn from(row: connector_instances::Model) -> Self {
+        Connector {
+            id: row.id,
+            environment: row.environment,
+            slug: row.slug,
+            kind: row.kind,
+            config: row.config,
+            credential_refs: row.credential_refs,
+            revision: row.revision,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            release_id: row.release_id,
+        }
+    }
+}
+
+/// A keyed resource of a connector instance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConnectorResource {
+    pub id: Uuid,
+    pub environment: Environment,
+    pub instance_id: Uuid,
+    pub key: String,
+    pub config: Value,
+    pub revision: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<connector_resources::Model> for ConnectorResource {
+    fn from(row: connector_resources::Model) -> Self {
+        ConnectorResource {
+            id: row.id,
+            environment: row.environment,
+            instance_id: row.instance_id,
+            key: row.key,
+            config: row.config,
+            revision: row.revision,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct CreateConnectorInput {
@@ -47,9 +111,9 @@ fn validate_kind(kind: &str) -> Result<()> {
 }
 
 /// A page of the connector instances of the scope's environment, by slug.
-pub async fn list(db: &Db, scope: &Scope, page: &PageRequest) -> Result<Page<connector_instances::Model>> {
+pub async fn list(db: &Db, scope: &Scope, page: &PageRequest) -> Result<Page<Connector>> {
     let select = scope.select::<connector_instances::Entity>();
-    pagination::fetch_by(
+    let page = pagination::fetch_by(
         &db.conn,
         select,
         connector_instances::Column::Slug,
@@ -57,7 +121,27 @@ pub async fn list(db: &Db, scope: &Scope, page: &PageRequest) -> Result<Page<con
         page,
         Order::Asc,
     )
-    .await
+    .await?;
+    Ok(page.map(Connector::from))
+}
+
+/// A connector instance of the scope by slug, as the domain hands it out (None: not there).
+pub async fn by_slug(db: &Db, scope: &Scope, slug: &str) -> Result<Option<Connector>> {
+    Ok(find(&db.conn, scope, slug).await?.map(Connector::from))
+}
+
+/// A connector instance of the scope by id (None: not there).
+pub async fn by_id(db: &Db, scope: &Scope, id: Uuid) -> Result<Option<Connector>> {
+    let row =
+        super::lookup::in_scope::<connector_instances::Entity, _>(&db.conn, scope, connector_instances::Column::Id, id);
+    Ok(row.await?.map(Connector::from))
+}
+
+/// A connector resource of the scope by id (None: not there).
+pub async fn resource_by_id(db: &Db, scope: &Scope, id: Uuid) -> Result<Option<ConnectorResource>> {
+    let row =
+        super::lookup::in_scope::<connector_resources::Entity, _>(&db.conn, scope, connector_resources::Column::Id, id);
+    Ok(row.await?.map(ConnectorResource::from))
 }
 
 pub async fn find<C: ConnectionTrait>(db: &C, scope: &Scope, slug: &str) -> Result<Option<connector_instances::Model>> {
@@ -79,7 +163,7 @@ pub async fn create(
     scope: &StagingScope,
     quota: RecordQuota,
     input: CreateConnectorInput,
-) -> Result<connector_instances::Model> {
+) -> Result<Connector> {
     validate::slug("slug", &input.slug)?;
     validate_kind(&input.kind)?;
     validate::json_object("config", &input.config)?;
@@ -111,7 +195,7 @@ pub async fn create(
     .insert_into(scope.tenant(), &tx)
     .await?;
     db.commit(tx).await?;
-    Ok(row)
+    Ok(row.into())
 }
 
 /// A new instance row of the written environment (a create in staging, a publish in production).
@@ -239,7 +323,7 @@ async fn delete_resources<C: ConnectionTrait>(db: &C, tenant: &Tenant, instance_
     Ok(())
 }
 
-pub async fn update(db: &Db, scope: &StagingScope, input: UpdateConnectorInput) -> Result<connector_instances::Model> {
+pub async fn update(db: &Db, scope: &StagingScope, input: UpdateConnectorInput) -> Result<Connector> {
     if let Some(kind) = &input.kind {
         validate_kind(kind)?;
     }
@@ -270,7 +354,7 @@ pub async fn update(db: &Db, scope: &StagingScope, input: UpdateConnectorInput) 
     )
     .await?;
     db.commit(tx).await?;
-    Ok(row)
+    Ok(row.into())
 }
 
 /// Deletes the staging instance and its resources.
@@ -301,16 +385,16 @@ pub async fn resources_of(
     db: &Db,
     tenant: &crate::scope::Tenant,
     instance_ids: &[Uuid],
-) -> Result<HashMap<Uuid, Vec<connector_resources::Model>>> {
+) -> Result<HashMap<Uuid, Vec<ConnectorResource>>> {
     let rows = tenant
         .select::<connector_resources::Entity>()
         .filter(connector_resources::Column::InstanceId.is_in(instance_ids.to_vec()))
         .order_by_asc(connector_resources::Column::Key)
         .all(&db.conn)
         .await?;
-    let mut map: HashMap<Uuid, Vec<connector_resources::Model>> = HashMap::new();
+    let mut map: HashMap<Uuid, Vec<ConnectorResource>> = HashMap::new();
     for row in rows {
-        map.entry(row.instance_id).or_default().push(row);
+        map.entry(row.instance_id).or_default().push(row.into());
     }
     Ok(map)
 }
@@ -341,11 +425,7 @@ fn validate_resource(input: &ResourceInput) -> Result<()> {
 /// Resources one connector may have (`Connector.resources` is a plain list, bounded by this).
 pub const MAX_RESOURCES_PER_CONNECTOR: u64 = 200;
 
-pub async fn create_resource(
-    db: &Db,
-    scope: &StagingScope,
-    input: ResourceInput,
-) -> Result<connector_resources::Model> {
+pub async fn create_resource(db: &Db, scope: &StagingScope, input: ResourceInput) -> Result<ConnectorResource> {
     validate_resource(&input)?;
     let tx = db.begin_write().await?;
     let instance = get(&tx, scope, &input.connector).await?;
@@ -372,14 +452,10 @@ pub async fn create_resource(
         .insert_into(scope.tenant(), &tx)
         .await?;
     db.commit(tx).await?;
-    Ok(row)
+    Ok(row.into())
 }
 
-pub async fn update_resource(
-    db: &Db,
-    scope: &StagingScope,
-    input: ResourceInput,
-) -> Result<connector_resources::Model> {
+pub async fn update_resource(db: &Db, scope: &StagingScope, input: ResourceInput) -> Result<ConnectorResource> {
     validate_resource(&input)?;
     let tx = db.begin_write().await?;
     let instance = get(&tx, scope, &input.connector).await?;
@@ -400,7 +476,7 @@ pub async fn update_resource(
     )
     .await?;
     db.commit(tx).await?;
-    Ok(row)
+    Ok(row.into())
 }
 
 pub async fn delete_resource(

@@ -85,6 +85,12 @@ pub async fn list(db: &Db, tenant: &Tenant, page: &PageRequest) -> Result<Page<C
     Ok(page.map(Credential::from))
 }
 
+/// A credential of the tenant by id (None: not there).
+pub async fn by_id(db: &Db, tenant: &Tenant, id: Uuid) -> Result<Option<Credential>> {
+    let row = super::lookup::in_tenant::<credentials::Entity, _>(&db.conn, tenant, credentials::Column::Id, id);
+    Ok(row.await?.map(Credential::from))
+}
+
 async fn find<C: ConnectionTrait>(db: &C, tenant: &Tenant, name: &str) -> Result<Option<credentials::Model>> {
     Ok(tenant
         .select::<credentials::Entity>()

@@ -4,7 +4,7 @@
 //! the runtime API's job; these functions are what it (and tests) call.
 
 use chrono::{DateTime, Utc};
-use entity::executions;
+use entity::{Environment, executions};
 use sea_orm::{ColumnTrait, Order, QueryFilter, Set, TryIntoModel};
 use serde_json::Value;
 use uuid::Uuid;
@@ -56,6 +56,88 @@ impl ExecutionStatus {
     }
 }
 
+/// An execution, as the domain hands it out (the runner's claim and lease stay internal).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Execution {
+    pub id: Uuid,
+    pub environment: Environment,
+    pub agent_id: Uuid,
+    pub commit_id: Option<Uuid>,
+    pub trigger_id: Option<Uuid>,
+    pub session_id: Option<Uuid>,
+    pub status: ExecutionStatus,
+    /// JSON null when the read left it out (see [`list`]).
+    pub input: Value,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The agent's stderr (capped).
+    pub log: Option<String>,
+    pub parent_id: Option<Uuid>,
+    pub depth: i32,
+    pub attempt: i32,
+}
+
+/// The status of a stored execution (INTERNAL when the storage holds an unknown one).
+fn stored_status(status: &str) -> Result<ExecutionStatus> {
+    ExecutionStatus::parse(status)
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("stored execution status {status:?} is unknown")))
+}
+
+impl TryFrom<executions::Model> for Execution {
+    type Error = Error;
+
+    fn try_from(row: executions::Model) -> Result<Self> {
+        Ok(Execution {
+            status: stored_status(&row.status)?,
+            id: row.id,
+            environment: row.environment,
+            agent_id: row.agent_id,
+            commit_id: row.commit_id,
+            trigger_id: row.trigger_id,
+            session_id: row.session_id,
+            input: row.input,
+            output: row.output,
+            error: row.error,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            log: row.log,
+            parent_id: row.parent_id,
+            depth: row.depth,
+            attempt: row.attempt,
+        })
+    }
+}
+
+impl Execution {
+    /// The execution as an execution event of `environment` describes it: its status and times
+    /// as of the event, without `input`, `output` and `log` (never part of an event).
+    pub fn of_event(summary: events::ExecutionSummary, environment: Environment) -> Result<Execution> {
+        Ok(Execution {
+            status: stored_status(&summary.status)?,
+            id: summary.id,
+            environment,
+            agent_id: summary.agent_id,
+            commit_id: summary.commit_id,
+            trigger_id: summary.trigger_id,
+            session_id: summary.session_id,
+            input: Value::Null,
+            output: None,
+            error: summary.error,
+            created_at: summary.created_at,
+            started_at: summary.started_at,
+            finished_at: summary.finished_at,
+            log: None,
+            parent_id: summary.parent_id,
+            depth: summary.depth,
+            attempt: summary.attempt,
+        })
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct StartExecution {
     pub agent: String,
@@ -103,23 +185,13 @@ pub struct ExecutionFilter {
 
 /// Starts an execution of `agent` at the commit its environment currently runs (a runtime
 /// reporting a run it performs itself: status RUNNING).
-pub async fn start(
-    db: &Db,
-    scope: &Scope,
-    limits: &ExecutionLimits,
-    input: StartExecution,
-) -> Result<executions::Model> {
+pub async fn start(db: &Db, scope: &Scope, limits: &ExecutionLimits, input: StartExecution) -> Result<Execution> {
     create(db, scope, limits, input, ExecutionStatus::Running).await
 }
 
 /// Queues an execution for the runner's workers (status QUEUED), at the commit the
 /// environment runs now.
-pub async fn enqueue(
-    db: &Db,
-    scope: &Scope,
-    limits: &ExecutionLimits,
-    input: StartExecution,
-) -> Result<executions::Model> {
+pub async fn enqueue(db: &Db, scope: &Scope, limits: &ExecutionLimits, input: StartExecution) -> Result<Execution> {
     create(db, scope, limits, input, ExecutionStatus::Queued).await
 }
 
@@ -129,12 +201,12 @@ async fn create(
     limits: &ExecutionLimits,
     input: StartExecution,
     status: ExecutionStatus,
-) -> Result<executions::Model> {
+) -> Result<Execution> {
     let tx = db.begin_write().await?;
     let row = create_in(&tx, scope, limits, input, status).await?;
     db.commit(tx).await?;
     db.wake_live_feed();
-    Ok(row)
+    row.try_into()
 }
 
 /// Creates an execution (and its event) inside the caller's transaction; the caller commits
@@ -247,7 +319,7 @@ pub async fn finish(
     status: ExecutionStatus,
     output: Option<Value>,
     error: Option<String>,
-) -> Result<executions::Model> {
+) -> Result<Execution> {
     if let Some(output) = &output {
         validate::json_no_nul("output", output)?;
     }
@@ -279,7 +351,7 @@ pub struct Outcome {
 }
 
 /// Finishes an execution, keeping the agent's log.
-pub async fn finish_with_log(db: &Db, scope: &Scope, id: Uuid, outcome: Outcome) -> Result<executions::Model> {
+pub async fn finish_with_log(db: &Db, scope: &Scope, id: Uuid, outcome: Outcome) -> Result<Execution> {
     let Outcome {
         status,
         output,
@@ -340,7 +412,7 @@ pub async fn finish_with_log(db: &Db, scope: &Scope, id: Uuid, outcome: Outcome)
     append_event(&tx, scope, &row, "finished", &agent_slug).await?;
     db.commit(tx).await?;
     db.wake_live_feed();
-    Ok(row)
+    row.try_into()
 }
 
 fn storable_text(text: &str) -> String {
@@ -360,13 +432,23 @@ fn storable_json(value: Value) -> Value {
     }
 }
 
-pub async fn get(db: &Db, scope: &Scope, id: Uuid) -> Result<executions::Model> {
-    scope
-        .select::<executions::Entity>()
-        .filter(executions::Column::Id.eq(id))
-        .one(&db.conn)
+pub async fn get(db: &Db, scope: &Scope, id: Uuid) -> Result<Execution> {
+    by_id(db, scope, id)
         .await?
         .ok_or_else(|| Error::not_found(format!("execution {id} in {}", scope.environment)))
+}
+
+/// An execution of the scope by id (None: not there).
+pub async fn by_id(db: &Db, scope: &Scope, id: Uuid) -> Result<Option<Execution>> {
+    let row = super::lookup::in_scope::<executions::Entity, _>(&db.conn, scope, executions::Column::Id, id);
+    row.await?.map(Execution::try_from).transpose()
+}
+
+/// Executions of the tenant by id, in either environment (in no particular order; missing ids
+/// are left out): what the DataLoaders batch into.
+pub async fn by_ids(db: &Db, tenant: &crate::scope::Tenant, ids: Vec<Uuid>) -> Result<Vec<Execution>> {
+    let rows = super::lookup::many_in_tenant::<executions::Entity, _>(&db.conn, tenant, executions::Column::Id, ids);
+    rows.await?.into_iter().map(Execution::try_from).collect()
 }
 
 /// Executions of the environment, newest first.
@@ -380,7 +462,7 @@ pub async fn list(
     filter: &ExecutionFilter,
     page: &PageRequest,
     large: bool,
-) -> Result<Page<executions::Model>> {
+) -> Result<Page<Execution>> {
     let mut select = scope.select::<executions::Entity>();
     if !large {
         select = without_large_columns(select, db.conn.get_database_backend());
@@ -402,7 +484,9 @@ pub async fn list(
     if let Some(until) = filter.until {
         select = select.filter(executions::Column::CreatedAt.lt(until));
     }
-    pagination::fetch(&db.conn, select, executions::Column::Id, page, Order::Desc).await
+    pagination::fetch(&db.conn, select, executions::Column::Id, page, Order::Desc)
+        .await?
+        .try_map(Execution::try_from)
 }
 
 /// `select` reading every column but `input`, `output` and `log`, which it replaces by

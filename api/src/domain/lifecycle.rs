@@ -225,7 +225,7 @@ pub async fn fail_abandoned(db: &Db, limit: std::time::Duration) -> Result<usize
 /// Cancels a queued or running staging execution (CANCELLED). The worker running it notices
 /// at its next lease renewal, or at once through the live feed, and kills the run's whole
 /// process tree. Cancelling a finished execution is CONFLICT.
-pub async fn cancel(db: &Db, scope: &StagingScope, id: Uuid, by: &str) -> Result<executions::Model> {
+pub async fn cancel(db: &Db, scope: &StagingScope, id: Uuid, by: &str) -> Result<super::executions::Execution> {
     let row = scope
         .select::<executions::Entity>()
         .filter(executions::Column::Id.eq(id))
@@ -234,7 +234,7 @@ pub async fn cancel(db: &Db, scope: &StagingScope, id: Uuid, by: &str) -> Result
         .ok_or_else(|| Error::not_found(format!("execution {id} in {}", scope.environment)))?;
     let error = format!("cancelled by {by}");
     match transition(db, &row, Guard::NotFinal, ExecutionStatus::Cancelled, Some(error)).await? {
-        Some(row) => Ok(row),
+        Some(row) => row.try_into(),
         None => Err(Error::Conflict(format!("execution {id} has already finished"))),
     }
 }

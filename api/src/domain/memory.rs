@@ -4,6 +4,7 @@
 //! `staging:<logical>` in staging and `<logical>` in production, so the two never mix even
 //! when both environments run the same agent.
 
+use chrono::{DateTime, Utc};
 use entity::{Environment, memory_entries};
 use sea_orm::{ColumnTrait, Order, QueryFilter, Set};
 use serde_json::Value;
@@ -17,6 +18,35 @@ use crate::scope::{InsertInto, Scope};
 
 pub const STAGING_PREFIX: &str = "staging:";
 pub const MAX_VALUE_BYTES: usize = 256 * 1024;
+
+/// A memory entry, as the domain hands it out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemoryEntry {
+    pub id: Uuid,
+    pub environment: Environment,
+    /// The stored namespace: `staging:<name>` in staging, `<name>` in production.
+    pub namespace: String,
+    pub key: String,
+    pub value: Value,
+    pub revision: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<memory_entries::Model> for MemoryEntry {
+    fn from(row: memory_entries::Model) -> Self {
+        MemoryEntry {
+            id: row.id,
+            environment: row.environment,
+            namespace: row.namespace,
+            key: row.key,
+            value: row.value,
+            revision: row.revision,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
 
 /// The stored namespace for a logical one in `environment`.
 pub fn stored_namespace(environment: Environment, logical: &str) -> Result<String> {
@@ -37,7 +67,7 @@ pub fn stored_namespace(environment: Environment, logical: &str) -> Result<Strin
 }
 
 /// Writes (creates or replaces) an entry.
-pub async fn put(db: &Db, scope: &Scope, namespace: &str, key: &str, value: Value) -> Result<memory_entries::Model> {
+pub async fn put(db: &Db, scope: &Scope, namespace: &str, key: &str, value: Value) -> Result<MemoryEntry> {
     let namespace = stored_namespace(scope.environment, namespace)?;
     validate::short_text("key", key, 512)?;
     validate::json_size("value", &value, MAX_VALUE_BYTES)?;
@@ -86,10 +116,10 @@ pub async fn put(db: &Db, scope: &Scope, namespace: &str, key: &str, value: Valu
         }
     };
     db.commit(tx).await?;
-    Ok(row)
+    Ok(row.into())
 }
 
-pub async fn get(db: &Db, scope: &Scope, namespace: &str, key: &str) -> Result<memory_entries::Model> {
+pub async fn get(db: &Db, scope: &Scope, namespace: &str, key: &str) -> Result<MemoryEntry> {
     let stored = stored_namespace(scope.environment, namespace)?;
     scope
         .select::<memory_entries::Entity>()
@@ -97,7 +127,14 @@ pub async fn get(db: &Db, scope: &Scope, namespace: &str, key: &str) -> Result<m
         .filter(memory_entries::Column::Key.eq(key))
         .one(&db.conn)
         .await?
+        .map(MemoryEntry::from)
         .ok_or_else(|| Error::not_found(format!("memory entry {key:?} in namespace {stored:?}")))
+}
+
+/// An entry of the scope by id (None: not there).
+pub async fn by_id(db: &Db, scope: &Scope, id: Uuid) -> Result<Option<MemoryEntry>> {
+    let row = super::lookup::in_scope::<memory_entries::Entity, _>(&db.conn, scope, memory_entries::Column::Id, id);
+    Ok(row.await?.map(MemoryEntry::from))
 }
 
 pub async fn delete(db: &Db, scope: &Scope, namespace: &str, key: &str) -> Result<Uuid> {
@@ -111,17 +148,13 @@ pub async fn delete(db: &Db, scope: &Scope, namespace: &str, key: &str) -> Resul
 }
 
 /// Entries of the environment, newest first, optionally of one logical namespace.
-pub async fn list(
-    db: &Db,
-    scope: &Scope,
-    namespace: Option<&str>,
-    page: &PageRequest,
-) -> Result<Page<memory_entries::Model>> {
+pub async fn list(db: &Db, scope: &Scope, namespace: Option<&str>, page: &PageRequest) -> Result<Page<MemoryEntry>> {
     let mut select = scope.select::<memory_entries::Entity>();
     if let Some(namespace) = namespace {
         select = select.filter(memory_entries::Column::Namespace.eq(stored_namespace(scope.environment, namespace)?));
     }
-    pagination::fetch(&db.conn, select, memory_entries::Column::Id, page, Order::Desc).await
+    let page = pagination::fetch(&db.conn, select, memory_entries::Column::Id, page, Order::Desc).await?;
+    Ok(page.map(MemoryEntry::from))
 }
 
 #[cfg(test)]

@@ -106,6 +106,16 @@ impl<T> Page<T> {
             total_count: self.total_count,
         }
     }
+
+    /// [`Page::map`] with a conversion that may fail (a stored value the domain does not know).
+    pub fn try_map<U>(self, f: impl FnMut(T) -> Result<U>) -> Result<Page<U>> {
+        Ok(Page {
+            items: self.items.into_iter().map(f).collect::<Result<_>>()?,
+            has_next_page: self.has_next_page,
+            has_previous_page: self.has_previous_page,
+            total_count: self.total_count,
+        })
+    }
 }
 
 /// How the sort key of a list is written in a cursor.

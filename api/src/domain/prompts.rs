@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use chrono::{DateTime, Utc};
 use entity::{Environment, prompt_versions, prompts};
 use sea_orm::{ColumnTrait, ConnectionTrait, Order, QueryFilter, QueryOrder, Set};
 use serde_json::Value;
@@ -20,6 +21,75 @@ use crate::error::{Error, Result};
 use crate::scope::{InsertInto, Scope, StagingScope, Tenant};
 
 pub const MAX_TEMPLATE_BYTES: usize = 100 * 1024;
+
+/// A prompt in one environment, as the domain hands it out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prompt {
+    pub id: Uuid,
+    pub environment: Environment,
+    pub slug: String,
+    /// In production: the version it serves.
+    pub published_version_id: Option<Uuid>,
+    /// The staging draft, if any: its template, variables (a JSON array) and model settings.
+    pub draft_template: Option<String>,
+    pub draft_variables: Option<Value>,
+    pub draft_model_settings: Option<Value>,
+    pub revision: i64,
+    pub updated_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// In production: the release that last set it.
+    pub release_id: Option<Uuid>,
+}
+
+impl From<prompts::Model> for Prompt {
+    fn from(row: prompts::Model) -> Self {
+        Prompt {
+            id: row.id,
+            environment: row.environment,
+            slug: row.slug,
+            published_version_id: row.published_version_id,
+            draft_template: row.draft_template,
+            draft_variables: row.draft_variables,
+            draft_model_settings: row.draft_model_settings,
+            revision: row.revision,
+            updated_by: row.updated_by,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            release_id: row.release_id,
+        }
+    }
+}
+
+/// An immutable published version of a prompt (shared by both environments).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PromptVersion {
+    pub id: Uuid,
+    pub slug: String,
+    /// 1 for the first publish, then one more per publish.
+    pub version: i32,
+    pub template: String,
+    /// The declared variables, a JSON array of strings.
+    pub variables: Value,
+    pub model_settings: Value,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<prompt_versions::Model> for PromptVersion {
+    fn from(row: prompt_versions::Model) -> Self {
+        PromptVersion {
+            id: row.id,
+            slug: row.slug,
+            version: row.version,
+            template: row.template,
+            variables: row.variables,
+            model_settings: row.model_settings,
+            created_by: row.created_by,
+            created_at: row.created_at,
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct SaveDraftInput {
@@ -85,7 +155,7 @@ pub async fn save_draft(
     author: &str,
     quota: RecordQuota,
     input: SaveDraftInput,
-) -> Result<prompts::Model> {
+) -> Result<Prompt> {
     validate::author(author)?;
     validate::slug("slug", &input.slug)?;
     if input.template.trim().is_empty() {
@@ -164,7 +234,7 @@ pub async fn save_draft(
         }
     };
     db.commit(tx).await?;
-    Ok(row)
+    Ok(row.into())
 }
 
 /// A new prompt row of the written environment, with no draft and nothing published yet: the
@@ -290,16 +360,38 @@ async fn find_row<C: ConnectionTrait>(db: &C, scope: &Scope, slug: &str) -> Resu
 }
 
 /// One prompt in the scope's environment.
-pub async fn get<C: ConnectionTrait>(db: &C, scope: &Scope, slug: &str) -> Result<prompts::Model> {
+pub async fn get<C: ConnectionTrait>(db: &C, scope: &Scope, slug: &str) -> Result<Prompt> {
     find_row(db, scope, slug)
         .await?
+        .map(Prompt::from)
         .ok_or_else(|| Error::not_found(format!("prompt {slug:?} in {}", scope.environment)))
 }
 
+/// A prompt of the scope by id (None: not there).
+pub async fn by_id(db: &Db, scope: &Scope, id: Uuid) -> Result<Option<Prompt>> {
+    let row = super::lookup::in_scope::<prompts::Entity, _>(&db.conn, scope, prompts::Column::Id, id);
+    Ok(row.await?.map(Prompt::from))
+}
+
+/// A published version of the tenant by id (None: not there).
+pub async fn version_by_id(db: &Db, tenant: &Tenant, id: Uuid) -> Result<Option<PromptVersion>> {
+    let row = super::lookup::in_tenant::<prompt_versions::Entity, _>(&db.conn, tenant, prompt_versions::Column::Id, id);
+    Ok(row.await?.map(PromptVersion::from))
+}
+
+/// Published versions of the tenant by id (in no particular order; missing ids are left out):
+/// what the DataLoaders batch into.
+pub async fn versions_by_ids(db: &Db, tenant: &Tenant, ids: Vec<Uuid>) -> Result<Vec<PromptVersion>> {
+    let rows =
+        super::lookup::many_in_tenant::<prompt_versions::Entity, _>(&db.conn, tenant, prompt_versions::Column::Id, ids);
+    Ok(rows.await?.into_iter().map(PromptVersion::from).collect())
+}
+
 /// A page of the prompts of the scope's environment, by slug.
-pub async fn list(db: &Db, scope: &Scope, page: &PageRequest) -> Result<Page<prompts::Model>> {
+pub async fn list(db: &Db, scope: &Scope, page: &PageRequest) -> Result<Page<Prompt>> {
     let select = scope.select::<prompts::Entity>();
-    pagination::fetch_by(&db.conn, select, prompts::Column::Slug, Key::Text, page, Order::Asc).await
+    let page = pagination::fetch_by(&db.conn, select, prompts::Column::Slug, Key::Text, page, Order::Asc).await?;
+    Ok(page.map(Prompt::from))
 }
 
 /// Removes the prompt from staging (its published versions stay, immutable).
@@ -319,16 +411,11 @@ pub async fn delete(db: &Db, scope: &StagingScope, slug: &str, expected_revision
 }
 
 /// Published versions of a prompt, newest first.
-pub async fn versions(
-    db: &Db,
-    tenant: &Tenant,
-    slug: &str,
-    page: &PageRequest,
-) -> Result<Page<prompt_versions::Model>> {
+pub async fn versions(db: &Db, tenant: &Tenant, slug: &str, page: &PageRequest) -> Result<Page<PromptVersion>> {
     let select = tenant
         .select::<prompt_versions::Entity>()
         .filter(prompt_versions::Column::Slug.eq(slug));
-    pagination::fetch_by(
+    let page = pagination::fetch_by(
         &db.conn,
         select,
         prompt_versions::Column::Version,
@@ -336,11 +423,12 @@ pub async fn versions(
         page,
         Order::Desc,
     )
-    .await
+    .await?;
+    Ok(page.map(PromptVersion::from))
 }
 
 /// The latest published version of each of these prompts (those never published are left out).
-pub async fn latest_versions(db: &Db, tenant: &Tenant, slugs: Vec<String>) -> Result<Vec<prompt_versions::Model>> {
+pub async fn latest_versions(db: &Db, tenant: &Tenant, slugs: Vec<String>) -> Result<Vec<PromptVersion>> {
     let rows = tenant
         .select::<prompt_versions::Entity>()
         .filter(prompt_versions::Column::Slug.is_in(slugs))
@@ -352,7 +440,7 @@ pub async fn latest_versions(db: &Db, tenant: &Tenant, slugs: Vec<String>) -> Re
     for row in rows {
         latest.insert(row.slug.clone(), row);
     }
-    Ok(latest.into_values().collect())
+    Ok(latest.into_values().map(PromptVersion::from).collect())
 }
 
 pub async fn latest_version<C: ConnectionTrait>(
@@ -386,7 +474,7 @@ pub enum Serves {
 
 /// The published version a prompt row is based on: production's published version; in
 /// staging the latest published version. None: production has never published it.
-pub fn base_version(row: &prompts::Model) -> Option<VersionRef> {
+pub fn base_version(row: &Prompt) -> Option<VersionRef> {
     match (row.environment, row.published_version_id) {
         (Environment::Production, Some(id)) => Some(VersionRef::Id(id)),
         (Environment::Production, None) => None,
@@ -398,7 +486,7 @@ pub fn base_version(row: &prompts::Model) -> Option<VersionRef> {
 /// draft, else the base version; production serves its published version. Callers only fetch
 /// what this names (one row here, a batch in a DataLoader, a whole environment in
 /// [`super::releases::state`]).
-pub fn serves(row: &prompts::Model) -> Option<Serves> {
+pub fn serves(row: &Prompt) -> Option<Serves> {
     if row.environment == Environment::Staging && row.draft_template.is_some() {
         return Some(Serves::Draft);
     }
@@ -423,7 +511,7 @@ pub async fn version<C: ConnectionTrait>(
 
 impl Resolved {
     /// A published version, as served.
-    pub fn published(version: prompt_versions::Model) -> Resolved {
+    pub fn published(version: PromptVersion) -> Resolved {
         Resolved {
             source: Source::Published,
             version: Some(version.version),
@@ -435,14 +523,12 @@ impl Resolved {
 }
 
 /// What `row` serves in its environment (see [`serves`]).
-pub async fn resolve_row<C: ConnectionTrait>(
-    db: &C,
-    tenant: &Tenant,
-    row: &prompts::Model,
-) -> Result<Option<Resolved>> {
+pub async fn resolve_row<C: ConnectionTrait>(db: &C, tenant: &Tenant, row: &Prompt) -> Result<Option<Resolved>> {
     Ok(match serves(row) {
         Some(Serves::Draft) => draft_of(row),
-        Some(Serves::Version(reference)) => version(db, tenant, &reference).await?.map(Resolved::published),
+        Some(Serves::Version(reference)) => version(db, tenant, &reference)
+            .await?
+            .map(|version| Resolved::published(version.into())),
         None => None,
     })
 }
@@ -456,7 +542,7 @@ pub async fn resolve(db: &Db, scope: &Scope, slug: &str) -> Result<Resolved> {
 }
 
 /// The draft of a staging prompt row, if any.
-pub fn draft_of(row: &prompts::Model) -> Option<Resolved> {
+pub fn draft_of(row: &Prompt) -> Option<Resolved> {
     row.draft_template.as_ref().map(|template| Resolved {
         source: Source::Draft,
         version: None,

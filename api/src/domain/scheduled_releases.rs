@@ -44,7 +44,7 @@ pub async fn schedule(
     role: Role,
     request: PublishRequest,
     at: DateTime<Utc>,
-) -> Result<scheduled_releases::Model> {
+) -> Result<ScheduledRelease> {
     validate::author(actor)?;
     check_time(at)?;
     if request.rollback_to.is_some() || request.emergency_override {
@@ -56,7 +56,7 @@ pub async fn schedule(
     if let Some(key) = &request.idempotency_key {
         validate::short_text("idempotencyKey", key, 255)?;
         if let Some(existing) = scheduled_with_key(&db.conn, tenant, key, &request_hash).await? {
-            return Ok(existing);
+            return Ok(existing.into());
         }
     }
     if request.all && request.fingerprint.is_none() {
@@ -86,7 +86,7 @@ pub async fn schedule(
     if let Some(key) = &request.idempotency_key {
         lock_for_update(&tx, &format!("publish:{}", tenant.id())).await?;
         if let Some(existing) = scheduled_with_key(&tx, tenant, key, &request_hash).await? {
-            return Ok(existing);
+            return Ok(existing.into());
         }
     }
     let model = scheduled_releases::ActiveModel {
@@ -113,7 +113,7 @@ pub async fn schedule(
     events::append(&tx, tenant, schedule_events(kinds::SCHEDULED_RELEASE_SCHEDULED, &model)).await?;
     db.commit(tx).await?;
     db.wake_live_feed();
-    Ok(model)
+    Ok(model.into())
 }
 
 /// A fingerprint of a scheduling request: what it publishes and when.
@@ -215,6 +215,59 @@ fn schedule_events_with(
         .collect()
 }
 
+/// A scheduled release, as the domain hands it out (its claim, the scheduler's role and the
+/// idempotency fingerprint stay internal).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduledRelease {
+    pub id: Uuid,
+    /// When it is (or was) to be published.
+    pub run_at: DateTime<Utc>,
+    /// Exactly the items and fingerprints it publishes.
+    pub items: Vec<RequestedItem>,
+    pub note: String,
+    /// `scheduled`, `running`, `published`, `failed`, `missed` or `cancelled`.
+    pub state: String,
+    pub revision: i64,
+    /// Once published: the release it made.
+    pub release_id: Option<Uuid>,
+    /// Why it failed, or was missed.
+    pub failure: Option<String>,
+    /// For a failed one: the keys of the items that changed in staging since it was scheduled.
+    pub stale_items: Vec<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<scheduled_releases::Model> for ScheduledRelease {
+    fn from(row: scheduled_releases::Model) -> Self {
+        ScheduledRelease {
+            items: serde_json::from_value(row.items).unwrap_or_default(),
+            stale_items: row
+                .stale_items
+                .and_then(|v| serde_json::from_value(v).ok())
+                .unwrap_or_default(),
+            id: row.id,
+            run_at: row.run_at,
+            note: row.note,
+            state: row.state,
+            revision: row.revision,
+            release_id: row.release_id,
+            failure: row.failure,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// A scheduled release of the tenant by id (None: not there).
+pub async fn by_id(db: &Db, tenant: &Tenant, id: Uuid) -> Result<Option<ScheduledRelease>> {
+    let row =
+        super::lookup::in_tenant::<scheduled_releases::Entity, _>(&db.conn, tenant, scheduled_releases::Column::Id, id);
+    Ok(row.await?.map(ScheduledRelease::from))
+}
+
 pub fn items_of(model: &scheduled_releases::Model) -> Vec<RequestedItem> {
     serde_json::from_value(model.items.clone()).unwrap_or_default()
 }
@@ -229,17 +282,13 @@ pub async fn get<C: sea_orm::ConnectionTrait>(db: &C, tenant: &Tenant, id: Uuid)
 }
 
 /// A page of scheduled releases, newest first; with `state`, only those.
-pub async fn list(
-    db: &Db,
-    tenant: &Tenant,
-    state: Option<&str>,
-    page: &PageRequest,
-) -> Result<Page<scheduled_releases::Model>> {
+pub async fn list(db: &Db, tenant: &Tenant, state: Option<&str>, page: &PageRequest) -> Result<Page<ScheduledRelease>> {
     let mut select = tenant.select::<scheduled_releases::Entity>();
     if let Some(state) = state {
         select = select.filter(scheduled_releases::Column::State.eq(state));
     }
-    pagination::fetch(&db.conn, select, scheduled_releases::Column::Id, page, Order::Desc).await
+    let page = pagination::fetch(&db.conn, select, scheduled_releases::Column::Id, page, Order::Desc).await?;
+    Ok(page.map(ScheduledRelease::from))
 }
 
 /// Moves a scheduled release still `scheduled` (at `expected`'s revision if given).
@@ -280,12 +329,7 @@ async fn change_scheduled(
     Ok(model)
 }
 
-pub async fn cancel(
-    db: &Db,
-    tenant: &Tenant,
-    id: Uuid,
-    expected_revision: Option<i64>,
-) -> Result<scheduled_releases::Model> {
+pub async fn cancel(db: &Db, tenant: &Tenant, id: Uuid, expected_revision: Option<i64>) -> Result<ScheduledRelease> {
     change_scheduled(
         db,
         tenant,
@@ -295,6 +339,7 @@ pub async fn cancel(
         |u| u.col_expr(scheduled_releases::Column::State, Expr::value("cancelled")),
     )
     .await
+    .map(ScheduledRelease::from)
 }
 
 pub async fn reschedule(
@@ -303,7 +348,7 @@ pub async fn reschedule(
     id: Uuid,
     at: DateTime<Utc>,
     expected_revision: Option<i64>,
-) -> Result<scheduled_releases::Model> {
+) -> Result<ScheduledRelease> {
     check_time(at)?;
     change_scheduled(
         db,
@@ -314,6 +359,7 @@ pub async fn reschedule(
         |u| u.col_expr(scheduled_releases::Column::RunAt, Expr::value(at)),
     )
     .await
+    .map(ScheduledRelease::from)
 }
 
 /// Runs what is due (every tenant): claims each in the database, so across replicas each runs

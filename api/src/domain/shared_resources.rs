@@ -1,6 +1,7 @@
 //! Knowledge bases, LLM providers and data sources: records shared by both environments.
 //! They have the same shape, so one module serves all three, told apart by [`Category`].
 
+use chrono::{DateTime, Utc};
 use entity::shared_resources;
 use sea_orm::{ColumnTrait, ConnectionTrait, Order, QueryFilter, Set};
 use serde_json::Value;
@@ -38,6 +39,39 @@ impl Category {
     }
 }
 
+/// A shared resource (knowledge base, LLM provider or data source), as the domain hands it out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SharedResource {
+    pub id: Uuid,
+    pub category: Category,
+    pub name: String,
+    /// The provider or engine (`openai`, `pgvector`...).
+    pub kind: String,
+    pub config: Value,
+    /// Names of the shared credentials it uses, a JSON array of strings.
+    pub credential_refs: Value,
+    pub revision: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl SharedResource {
+    /// A stored row of `category` (every read filters by its category).
+    fn of(category: Category, row: shared_resources::Model) -> SharedResource {
+        SharedResource {
+            id: row.id,
+            category,
+            name: row.name,
+            kind: row.kind,
+            config: row.config,
+            credential_refs: row.credential_refs,
+            revision: row.revision,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct SharedResourceInput {
     pub name: String,
@@ -53,29 +87,20 @@ fn select(tenant: &Tenant, category: Category) -> sea_orm::Select<shared_resourc
         .filter(shared_resources::Column::Category.eq(category.as_str()))
 }
 
-/// A page of the tenant's resources of one category, by name.
 /// A shared resource of this category by id (`node(id:)`); None when missing or of another
 /// category or tenant.
-pub async fn by_id(
-    db: &Db,
-    tenant: &Tenant,
-    category: Category,
-    id: uuid::Uuid,
-) -> Result<Option<shared_resources::Model>> {
-    Ok(select(tenant, category)
+pub async fn by_id(db: &Db, tenant: &Tenant, category: Category, id: uuid::Uuid) -> Result<Option<SharedResource>> {
+    let row = select(tenant, category)
         .filter(shared_resources::Column::Id.eq(id))
         .one(&db.conn)
-        .await?)
+        .await?;
+    Ok(row.map(|row| SharedResource::of(category, row)))
 }
 
-pub async fn list(
-    db: &Db,
-    tenant: &Tenant,
-    category: Category,
-    page: &PageRequest,
-) -> Result<Page<shared_resources::Model>> {
+/// A page of the tenant's resources of one category, by name.
+pub async fn list(db: &Db, tenant: &Tenant, category: Category, page: &PageRequest) -> Result<Page<SharedResource>> {
     let select = select(tenant, category);
-    pagination::fetch_by(
+    let page = pagination::fetch_by(
         &db.conn,
         select,
         shared_resources::Column::Name,
@@ -83,7 +108,8 @@ pub async fn list(
         page,
         Order::Asc,
     )
-    .await
+    .await?;
+    Ok(page.map(|row| SharedResource::of(category, row)))
 }
 
 async fn find<C: ConnectionTrait>(
@@ -128,7 +154,7 @@ pub async fn create(
     tenant: &Tenant,
     category: Category,
     input: SharedResourceInput,
-) -> Result<shared_resources::Model> {
+) -> Result<SharedResource> {
     validate_fields(&input)?;
     let kind = input.kind.ok_or_else(|| Error::bad_input("kind is required"))?;
     let names = input.credentials.unwrap_or_default();
@@ -157,7 +183,7 @@ pub async fn create(
     .insert_into(tenant, &tx)
     .await?;
     db.commit(tx).await?;
-    Ok(row)
+    Ok(SharedResource::of(category, row))
 }
 
 pub async fn update(
@@ -165,7 +191,7 @@ pub async fn update(
     tenant: &Tenant,
     category: Category,
     input: SharedResourceInput,
-) -> Result<shared_resources::Model> {
+) -> Result<SharedResource> {
     validate_fields(&input)?;
     let tx = db.begin_write().await?;
     let row = get(&tx, tenant, category, &input.name).await?;
@@ -188,7 +214,7 @@ pub async fn update(
     )
     .await?;
     db.commit(tx).await?;
-    Ok(row)
+    Ok(SharedResource::of(category, row))
 }
 
 pub async fn delete(

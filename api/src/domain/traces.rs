@@ -1,7 +1,7 @@
 //! Traces and their spans, per environment. A batch of spans is written whole or not at all.
 
 use chrono::{DateTime, Utc};
-use entity::{spans, traces};
+use entity::{Environment, spans, traces};
 use sea_orm::{ColumnTrait, Order, QueryFilter, QueryOrder, Set};
 use serde_json::Value;
 use uuid::Uuid;
@@ -67,6 +67,117 @@ impl Status {
             }
         })
     }
+}
+
+/// A recorded trace, as the domain hands it out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trace {
+    pub id: Uuid,
+    pub environment: Environment,
+    pub execution_id: Option<Uuid>,
+    pub name: String,
+    pub status: Status,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<traces::Model> for Trace {
+    type Error = Error;
+
+    fn try_from(row: traces::Model) -> Result<Self> {
+        Ok(Trace {
+            status: Status::parse(&row.status)?,
+            id: row.id,
+            environment: row.environment,
+            execution_id: row.execution_id,
+            name: row.name,
+            started_at: row.started_at,
+            ended_at: row.ended_at,
+        })
+    }
+}
+
+impl Trace {
+    /// The trace as a trace event of `environment` describes it.
+    pub fn of_event(summary: events::TraceSummary, environment: Environment) -> Result<Trace> {
+        Ok(Trace {
+            status: Status::parse(&summary.status)?,
+            id: summary.id,
+            environment,
+            execution_id: summary.execution_id,
+            name: summary.name,
+            started_at: summary.started_at,
+            ended_at: summary.ended_at,
+        })
+    }
+}
+
+/// A recorded span, as the domain hands it out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Span {
+    pub id: Uuid,
+    pub environment: Environment,
+    pub trace_id: Uuid,
+    pub execution_id: Option<Uuid>,
+    pub parent_span_id: Option<Uuid>,
+    pub name: String,
+    pub kind: SpanKind,
+    pub status: Status,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// A JSON object (an empty one when the read left them out).
+    pub attributes: Value,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+}
+
+impl TryFrom<spans::Model> for Span {
+    type Error = Error;
+
+    fn try_from(row: spans::Model) -> Result<Self> {
+        Ok(Span {
+            kind: SpanKind::parse(&row.kind)?,
+            status: Status::parse(&row.status)?,
+            id: row.id,
+            environment: row.environment,
+            trace_id: row.trace_id,
+            execution_id: row.execution_id,
+            parent_span_id: row.parent_span_id,
+            name: row.name,
+            started_at: row.started_at,
+            ended_at: row.ended_at,
+            attributes: row.attributes,
+            input_tokens: row.input_tokens,
+            output_tokens: row.output_tokens,
+        })
+    }
+}
+
+impl Span {
+    /// The span as a trace event of version 1 of `environment` described it: without its
+    /// attributes (JSON null stands in).
+    pub fn of_event(summary: events::SpanSummary, environment: Environment) -> Result<Span> {
+        Ok(Span {
+            kind: SpanKind::parse(&summary.kind)?,
+            status: Status::parse(&summary.status)?,
+            id: summary.id,
+            environment,
+            trace_id: summary.trace_id,
+            execution_id: summary.execution_id,
+            parent_span_id: summary.parent_span_id,
+            name: summary.name,
+            started_at: summary.started_at,
+            ended_at: summary.ended_at,
+            attributes: Value::Null,
+            input_tokens: summary.input_tokens,
+            output_tokens: summary.output_tokens,
+        })
+    }
+}
+
+/// Converts rows read from storage.
+fn records<M, T: TryFrom<M, Error = Error>>(rows: Vec<M>) -> Result<Vec<T>> {
+    rows.into_iter().map(T::try_from).collect()
 }
 
 /// A span's attributes as the runtime sent them: the text of one JSON object, checked (valid
@@ -475,7 +586,7 @@ impl PgArray {
 
 /// Spans of the scope by id, read in chunks of 500 ids (the live feed reloads the spans an
 /// event names when a subscriber selects their large fields).
-pub async fn spans_by_ids(db: &Db, scope: &Scope, ids: &[Uuid]) -> Result<Vec<spans::Model>> {
+pub async fn spans_by_ids(db: &Db, scope: &Scope, ids: &[Uuid]) -> Result<Vec<Span>> {
     let mut rows = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
         rows.extend(
@@ -486,61 +597,82 @@ pub async fn spans_by_ids(db: &Db, scope: &Scope, ids: &[Uuid]) -> Result<Vec<sp
                 .await?,
         );
     }
-    Ok(rows)
+    records(rows)
 }
 
-pub async fn get(db: &Db, scope: &Scope, id: Uuid) -> Result<traces::Model> {
-    scope
-        .select::<traces::Entity>()
-        .filter(traces::Column::Id.eq(id))
-        .one(&db.conn)
+pub async fn get(db: &Db, scope: &Scope, id: Uuid) -> Result<Trace> {
+    by_id(db, scope, id)
         .await?
         .ok_or_else(|| Error::not_found(format!("trace {id} in {}", scope.environment)))
 }
 
+/// A trace of the scope by id (None: not there).
+pub async fn by_id(db: &Db, scope: &Scope, id: Uuid) -> Result<Option<Trace>> {
+    let row = super::lookup::in_scope::<traces::Entity, _>(&db.conn, scope, traces::Column::Id, id);
+    row.await?.map(Trace::try_from).transpose()
+}
+
+/// A span of the scope by id (None: not there).
+pub async fn span_by_id(db: &Db, scope: &Scope, id: Uuid) -> Result<Option<Span>> {
+    let row = super::lookup::in_scope::<spans::Entity, _>(&db.conn, scope, spans::Column::Id, id);
+    row.await?.map(Span::try_from).transpose()
+}
+
+/// Traces of the tenant by id, in either environment (in no particular order; missing ids are
+/// left out): what the DataLoaders batch into.
+pub async fn by_ids(db: &Db, tenant: &crate::scope::Tenant, ids: Vec<Uuid>) -> Result<Vec<Trace>> {
+    let rows = super::lookup::many_in_tenant::<traces::Entity, _>(&db.conn, tenant, traces::Column::Id, ids);
+    records(rows.await?)
+}
+
+/// Spans of the tenant by id, in either environment (in no particular order; missing ids are
+/// left out): what the DataLoaders batch into.
+pub async fn spans_in_tenant(db: &Db, tenant: &crate::scope::Tenant, ids: Vec<Uuid>) -> Result<Vec<Span>> {
+    let rows = super::lookup::many_in_tenant::<spans::Entity, _>(&db.conn, tenant, spans::Column::Id, ids);
+    records(rows.await?)
+}
+
 /// Traces of the environment, newest first, optionally of one execution.
-pub async fn list(
-    db: &Db,
-    scope: &Scope,
-    execution_id: Option<Uuid>,
-    page: &PageRequest,
-) -> Result<Page<traces::Model>> {
+pub async fn list(db: &Db, scope: &Scope, execution_id: Option<Uuid>, page: &PageRequest) -> Result<Page<Trace>> {
     let mut select = scope.select::<traces::Entity>();
     if let Some(execution_id) = execution_id {
         select = select.filter(traces::Column::ExecutionId.eq(execution_id));
     }
-    pagination::fetch(&db.conn, select, traces::Column::Id, page, Order::Desc).await
+    pagination::fetch(&db.conn, select, traces::Column::Id, page, Order::Desc)
+        .await?
+        .try_map(Trace::try_from)
 }
 
 /// Spans of a trace, in the order they were recorded.
-pub async fn spans(db: &Db, scope: &Scope, trace_id: Uuid, page: &PageRequest) -> Result<Page<spans::Model>> {
+pub async fn spans(db: &Db, scope: &Scope, trace_id: Uuid, page: &PageRequest) -> Result<Page<Span>> {
     let select = scope
         .select::<spans::Entity>()
         .filter(spans::Column::TraceId.eq(trace_id));
-    pagination::fetch(&db.conn, select, spans::Column::Id, page, Order::Asc).await
+    pagination::fetch(&db.conn, select, spans::Column::Id, page, Order::Asc)
+        .await?
+        .try_map(Span::try_from)
 }
 
 /// Spans of an execution (across its traces), in the order they were recorded.
-pub async fn spans_of_execution(
-    db: &Db,
-    scope: &Scope,
-    execution_id: Uuid,
-    page: &PageRequest,
-) -> Result<Page<spans::Model>> {
+pub async fn spans_of_execution(db: &Db, scope: &Scope, execution_id: Uuid, page: &PageRequest) -> Result<Page<Span>> {
     let select = scope
         .select::<spans::Entity>()
         .filter(spans::Column::ExecutionId.eq(execution_id));
-    pagination::fetch(&db.conn, select, spans::Column::Id, page, Order::Asc).await
+    pagination::fetch(&db.conn, select, spans::Column::Id, page, Order::Asc)
+        .await?
+        .try_map(Span::try_from)
 }
 
 /// The first trace recorded for an execution, if any.
-pub async fn first_of_execution(db: &Db, scope: &Scope, execution_id: Uuid) -> Result<Option<traces::Model>> {
-    Ok(scope
+pub async fn first_of_execution(db: &Db, scope: &Scope, execution_id: Uuid) -> Result<Option<Trace>> {
+    scope
         .select::<traces::Entity>()
         .filter(traces::Column::ExecutionId.eq(execution_id))
         .order_by_asc(traces::Column::Id)
         .one(&db.conn)
-        .await?)
+        .await?
+        .map(Trace::try_from)
+        .transpose()
 }
 
 /// The first trace (in recorded order) of each of several executions, per environment, in one
@@ -553,7 +685,7 @@ pub async fn first_traces_of_executions(
     db: &Db,
     tenant: &crate::scope::Tenant,
     execution_ids: &[Uuid],
-) -> Result<Vec<traces::Model>> {
+) -> Result<Vec<Trace>> {
     use sea_orm::{DbBackend, Statement};
     if execution_ids.is_empty() {
         return Ok(Vec::new());
@@ -579,11 +711,12 @@ pub async fn first_traces_of_executions(
         ids.join(", "),
     );
     // The statement filters by the tenant (its first value).
-    Ok(tenant
+    let rows = tenant
         .select::<traces::Entity>()
         .from_raw_sql(Statement::from_sql_and_values(backend, sql, values))
         .all(&db.conn)
-        .await?)
+        .await?;
+    records(rows)
 }
 
 /// Every column of `spans` but `attributes`, which is an empty JSON object.
@@ -609,9 +742,9 @@ pub async fn first_spans_of_executions(
     execution_ids: &[Uuid],
     limit: u64,
     attributes: bool,
-) -> Result<std::collections::HashMap<Uuid, Vec<spans::Model>>> {
+) -> Result<std::collections::HashMap<Uuid, Vec<Span>>> {
     use sea_orm::{DbBackend, Statement};
-    let mut by_execution: std::collections::HashMap<Uuid, Vec<spans::Model>> =
+    let mut by_execution: std::collections::HashMap<Uuid, Vec<Span>> =
         execution_ids.iter().map(|id| (*id, Vec::new())).collect();
     if execution_ids.is_empty() {
         return Ok(by_execution);
@@ -651,7 +784,7 @@ pub async fn first_spans_of_executions(
         .await?;
     for row in rows {
         if let Some(execution_id) = row.execution_id {
-            by_execution.entry(execution_id).or_default().push(row);
+            by_execution.entry(execution_id).or_default().push(row.try_into()?);
         }
     }
     Ok(by_execution)

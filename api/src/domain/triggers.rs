@@ -2,7 +2,8 @@
 
 use std::str::FromStr;
 
-use entity::triggers;
+use chrono::{DateTime, Utc};
+use entity::{Environment, triggers};
 use sea_orm::{ColumnTrait, ConnectionTrait, Order, QueryFilter, Set};
 use serde_json::Value;
 use uuid::Uuid;
@@ -42,6 +43,50 @@ impl FromStr for TriggerKind {
                 "stored trigger kind {other:?} is unknown"
             ))),
         }
+    }
+}
+
+/// A trigger, as the domain hands it out: its webhook secret is not part of it (only whether
+/// one is set).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trigger {
+    pub id: Uuid,
+    pub environment: Environment,
+    pub name: String,
+    pub agent_slug: String,
+    pub kind: TriggerKind,
+    /// Cron expression of a schedule trigger.
+    pub schedule: Option<String>,
+    pub config: Value,
+    pub enabled: bool,
+    pub revision: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// In production: the release that last set it.
+    pub release_id: Option<Uuid>,
+    /// Whether a webhook signing secret is set.
+    pub has_secret: bool,
+}
+
+impl TryFrom<triggers::Model> for Trigger {
+    type Error = Error;
+
+    fn try_from(row: triggers::Model) -> Result<Self> {
+        Ok(Trigger {
+            kind: row.kind.parse()?,
+            has_secret: row.secret_ciphertext.is_some(),
+            id: row.id,
+            environment: row.environment,
+            name: row.name,
+            agent_slug: row.agent_slug,
+            schedule: row.schedule,
+            config: row.config,
+            enabled: row.enabled,
+            revision: row.revision,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            release_id: row.release_id,
+        })
     }
 }
 
@@ -137,9 +182,24 @@ fn check_kind_fields(kind: TriggerKind, schedule: &Option<String>, limits: &Trig
 }
 
 /// A page of the triggers of the scope's environment, by name.
-pub async fn list(db: &Db, scope: &Scope, page: &PageRequest) -> Result<Page<triggers::Model>> {
+pub async fn list(db: &Db, scope: &Scope, page: &PageRequest) -> Result<Page<Trigger>> {
     let select = scope.select::<triggers::Entity>();
-    pagination::fetch_by(&db.conn, select, triggers::Column::Name, Key::Text, page, Order::Asc).await
+    pagination::fetch_by(&db.conn, select, triggers::Column::Name, Key::Text, page, Order::Asc)
+        .await?
+        .try_map(Trigger::try_from)
+}
+
+/// A trigger of the scope by id (None: not there).
+pub async fn by_id(db: &Db, scope: &Scope, id: Uuid) -> Result<Option<Trigger>> {
+    let row = super::lookup::in_scope::<triggers::Entity, _>(&db.conn, scope, triggers::Column::Id, id);
+    row.await?.map(Trigger::try_from).transpose()
+}
+
+/// Triggers of the tenant by id, in either environment (in no particular order; missing ids are
+/// left out): what the DataLoaders batch into.
+pub async fn by_ids(db: &Db, tenant: &crate::scope::Tenant, ids: Vec<Uuid>) -> Result<Vec<Trigger>> {
+    let rows = super::lookup::many_in_tenant::<triggers::Entity, _>(&db.conn, tenant, triggers::Column::Id, ids);
+    rows.await?.into_iter().map(Trigger::try_from).collect()
 }
 
 pub async fn find<C: ConnectionTrait>(db: &C, scope: &Scope, name: &str) -> Result<Option<triggers::Model>> {
@@ -148,6 +208,11 @@ pub async fn find<C: ConnectionTrait>(db: &C, scope: &Scope, name: &str) -> Resu
         .filter(triggers::Column::Name.eq(name))
         .one(db)
         .await?)
+}
+
+/// A trigger of the scope by name, as the domain hands it out (None: not there).
+pub async fn by_name(db: &Db, scope: &Scope, name: &str) -> Result<Option<Trigger>> {
+    find(&db.conn, scope, name).await?.map(Trigger::try_from).transpose()
 }
 
 pub async fn get<C: ConnectionTrait>(db: &C, scope: &Scope, name: &str) -> Result<triggers::Model> {
@@ -162,7 +227,7 @@ pub async fn create(
     secret_box: &SecretBox,
     limits: &TriggerLimits,
     input: CreateTriggerInput,
-) -> Result<triggers::Model> {
+) -> Result<Trigger> {
     validate::slug("name", &input.name)?;
     validate::slug("agent", &input.agent)?;
     check_kind_fields(input.kind, &input.schedule, limits)?;
@@ -215,7 +280,7 @@ pub async fn create(
         .insert_into(scope.tenant(), &tx)
         .await?;
     db.commit(tx).await?;
-    Ok(row)
+    row.try_into()
 }
 
 /// A trigger's publishable fields.
@@ -339,14 +404,14 @@ pub fn secret_fingerprint(row: &triggers::Model) -> Option<String> {
         .map(|c| hex::encode(sha2::Sha256::digest(c))[..16].to_string())
 }
 
-/// The URL at which a webhook trigger is called.
-pub fn webhook_url(public_url: &str, row: &triggers::Model) -> Option<String> {
-    (row.kind == TriggerKind::Webhook.as_str()).then(|| {
+/// The URL at which a webhook trigger of `tenant` is called.
+pub fn webhook_url(public_url: &str, tenant: &crate::scope::Tenant, trigger: &Trigger) -> Option<String> {
+    (trigger.kind == TriggerKind::Webhook).then(|| {
         format!(
             "{public_url}/v1/{}/{}/triggers/{}",
-            row.tenant_id,
-            row.environment.as_str(),
-            row.name
+            tenant.id(),
+            trigger.environment.as_str(),
+            trigger.name
         )
     })
 }
@@ -437,7 +502,7 @@ pub async fn fire(
     row: &triggers::Model,
     tick: Option<chrono::DateTime<chrono::Utc>>,
     input: Value,
-) -> Result<Option<entity::executions::Model>> {
+) -> Result<Option<super::executions::Execution>> {
     use sea_orm::PaginatorTrait;
     let scope = Scope::of_trigger(row);
     let tx = db.begin_write().await?;
@@ -494,7 +559,7 @@ pub async fn fire(
     }
     db.commit(tx).await?;
     db.wake_live_feed();
-    Ok(Some(execution))
+    Ok(Some(execution.try_into()?))
 }
 
 pub async fn update(
@@ -503,7 +568,7 @@ pub async fn update(
     secret_box: &SecretBox,
     limits: &TriggerLimits,
     input: UpdateTriggerInput,
-) -> Result<triggers::Model> {
+) -> Result<Trigger> {
     if let Some(agent) = &input.agent {
         validate::slug("agent", agent)?;
     }
@@ -559,7 +624,7 @@ pub async fn update(
     )
     .await?;
     db.commit(tx).await?;
-    Ok(row)
+    row.try_into()
 }
 
 pub async fn delete(db: &Db, scope: &StagingScope, name: &str, expected_revision: Option<i64>) -> Result<Uuid> {

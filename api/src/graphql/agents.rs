@@ -1,11 +1,10 @@
 //! Agents: shared metadata, per-environment code (commits) and endpoint URLs.
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
-use entity::agent_commits;
 
 use super::Environment;
 use super::GqlResult;
-use super::context::{actor, loader, scope, services, staging};
+use super::context::{actor, loader, scope, services, staging, tenant};
 use super::ids::{self, NodeType};
 use super::loaders::{CommitFilesKey, CommitKey};
 use super::pagination::{PageArgs, connection_type, parts};
@@ -64,13 +63,13 @@ impl Agent {
     }
 
     /// The URL at which this environment serves the agent.
-    async fn endpoint_url(&self, ctx: &Context<'_>) -> String {
-        agents::endpoint_url(
+    async fn endpoint_url(&self, ctx: &Context<'_>) -> GqlResult<String> {
+        Ok(agents::endpoint_url(
             &services(ctx).public_url,
-            &self.0.agent.tenant_id,
+            tenant(ctx)?.id(),
             self.0.deployment.environment,
             &self.0.agent.slug,
-        )
+        ))
     }
 
     /// The commit this environment runs.
@@ -121,7 +120,7 @@ impl Agent {
 
 /// An immutable commit of an agent's code bundle. Commits are shared: the same commit has
 /// the same id whichever environment runs it.
-pub struct Commit(pub agent_commits::Model);
+pub struct Commit(pub agents::Commit);
 
 /// The parsed `runflow.toml` of a commit.
 #[derive(SimpleObject)]

@@ -23,7 +23,6 @@ use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::registry::{MetaType, Registry};
 use async_graphql::{Context, ID, InputObject, Json, Name, Object, ServerResult, Value as GqlValue, Variables};
 use chrono::{DateTime, Utc};
-use entity::audit_entries;
 use serde_json::{Map, Value, json};
 
 use super::context::{scope, services};
@@ -330,7 +329,7 @@ fn result_id(result: &GqlValue) -> Option<Value> {
 // ---------------------------------------------------------------------------------------
 
 /// One change: who made it, when, where and what. Append-only.
-pub struct AuditEntry(pub audit_entries::Model);
+pub struct AuditEntry(pub domain::AuditEntry);
 
 /// One change: who made it, when, where and what. Append-only.
 #[Object]
@@ -353,7 +352,7 @@ impl AuditEntry {
     }
     /// The caller's role when the change was made (null for a role this server no longer knows).
     async fn actor_role(&self) -> Option<Role> {
-        self.0.actor_role.parse::<crate::auth::Role>().ok().map(Into::into)
+        self.0.actor_role.map(Into::into)
     }
     /// The operation, named after the mutation: `deployAgent`, `publish`, `rotateCredential`...
     /// (`scheduledPublish` for the release a scheduled release made, in its scheduler's name).
@@ -379,11 +378,11 @@ impl AuditEntry {
     /// a secret or a part of one). Null for a create, or when the operation changes no stored
     /// record (`createRuntimeToken`).
     async fn before(&self) -> Option<Json<Value>> {
-        self.0.before_state.clone().map(Json)
+        self.0.before.clone().map(Json)
     }
     /// The same summary after the change. Null for a delete.
     async fn after(&self) -> Option<Json<Value>> {
-        self.0.after_state.clone().map(Json)
+        self.0.after.clone().map(Json)
     }
 }
 

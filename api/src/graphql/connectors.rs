@@ -1,7 +1,6 @@
 //! Connector instances (per environment) and their resources.
 
 use async_graphql::{Context, ID, InputObject, Object};
-use entity::{connector_instances, connector_resources};
 
 use super::context::{loader, scope, services, staging};
 use super::ids::{self, NodeType};
@@ -15,7 +14,7 @@ use crate::domain::connectors::{
 };
 
 /// A connector instance in one environment.
-pub struct Connector(pub connector_instances::Model);
+pub struct Connector(pub domain::Connector);
 
 connection_type!(ConnectorConnection, ConnectorEdge, Connector, "connector instances");
 
@@ -75,7 +74,7 @@ impl Connector {
 }
 
 /// A keyed resource of a connector instance.
-pub struct ConnectorResource(pub connector_resources::Model);
+pub struct ConnectorResource(pub domain::ConnectorResource);
 
 /// A keyed resource of a connector instance (for example a channel or an endpoint).
 #[Object]
@@ -173,9 +172,7 @@ impl ConnectorQuery {
         #[graphql(desc = "The instance's slug.")] slug: String,
     ) -> GqlResult<Option<Connector>> {
         let scope = scope(ctx, environment)?;
-        Ok(domain::find(&services(ctx).db.conn, &scope, &slug)
-            .await?
-            .map(Connector))
+        Ok(domain::by_slug(&services(ctx).db, &scope, &slug).await?.map(Connector))
     }
 }
 

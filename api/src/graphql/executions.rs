@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 
 use async_graphql::{Context, Enum, ID, Object};
-use entity::executions;
 
 use super::agents::{Agent, Commit};
 use super::context::{actor, loader, scope, scope_in, services, staging};
@@ -41,7 +40,7 @@ pub enum ExecutionStatus {
 }
 
 /// One run of an agent.
-pub struct Execution(pub executions::Model);
+pub struct Execution(pub domain::Execution);
 
 connection_type!(ExecutionConnection, ExecutionEdge, Execution, "executions");
 
@@ -64,14 +63,8 @@ impl Execution {
         self.0.environment.into()
     }
     /// Where it is in its life.
-    async fn status(&self) -> GqlResult<ExecutionStatus> {
-        let status = domain::ExecutionStatus::parse(&self.0.status).ok_or_else(|| {
-            Error::internal(anyhow::anyhow!(
-                "stored execution status {:?} is unknown",
-                self.0.status
-            ))
-        })?;
-        Ok(status.into())
+    async fn status(&self) -> ExecutionStatus {
+        self.0.status.into()
     }
     /// The input the agent was given.
     async fn input(&self) -> Json {
@@ -213,7 +206,7 @@ fn selected_span_page_size(node: &async_graphql::Lookahead<'_>) -> Option<u64> {
 }
 
 /// Batch-loads the nested fields the query selects on a page of executions.
-async fn prime_nested(ctx: &Context<'_>, rows: &[executions::Model]) -> GqlResult<()> {
+async fn prime_nested(ctx: &Context<'_>, rows: &[domain::Execution]) -> GqlResult<()> {
     let edges = ctx.look_ahead().field("edges").field("node");
     let nodes = ctx.look_ahead().field("nodes");
     let loader = loader(ctx)?;

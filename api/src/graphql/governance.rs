@@ -9,7 +9,6 @@
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::{release_request_reviews, scheduled_releases};
 
 use super::context::{actor, services, tenant};
 use super::ids::{self, NodeType};
@@ -96,7 +95,7 @@ fn request_items(items: Vec<domain::RequestedItem>) -> Vec<ReleaseRequestItem> {
 }
 
 /// A publisher's decision on a release request.
-pub struct ReleaseRequestReview(release_request_reviews::Model);
+pub struct ReleaseRequestReview(domain::Review);
 
 /// A publisher's decision on a release request.
 #[Object]
@@ -107,7 +106,7 @@ impl ReleaseRequestReview {
     }
     /// Whether they approved (false: rejected).
     async fn approved(&self) -> bool {
-        self.0.decision == "approved"
+        self.0.approved
     }
     /// Their comment.
     async fn comment(&self) -> &str {
@@ -159,11 +158,11 @@ impl ReleaseRequest {
     }
     /// Exactly the items and fingerprints to publish.
     async fn items(&self) -> Vec<ReleaseRequestItem> {
-        request_items(domain::items_of(&self.0.request))
+        request_items(self.0.request.items.clone())
     }
     /// The reviews so far, oldest first.
     async fn reviews(&self, ctx: &Context<'_>) -> GqlResult<Vec<ReleaseRequestReview>> {
-        let reviews = domain::reviews_of(&services(ctx).db.conn, &tenant(ctx)?, self.0.request.id).await?;
+        let reviews = domain::reviews(&services(ctx).db, &tenant(ctx)?, self.0.request.id).await?;
         Ok(reviews.into_iter().map(ReleaseRequestReview).collect())
     }
     /// Once PUBLISHED: the release that carried it out.
@@ -500,7 +499,7 @@ impl ScheduledReleaseState {
 }
 
 /// A release scheduled for a time: exactly the reviewed items and fingerprints, published once.
-pub struct ScheduledRelease(pub scheduled_releases::Model);
+pub struct ScheduledRelease(pub schedules::ScheduledRelease);
 
 /// A release scheduled for a time: exactly the reviewed items and fingerprints, published once.
 #[Object]
@@ -519,7 +518,7 @@ impl ScheduledRelease {
     }
     /// Exactly the items and fingerprints it publishes.
     async fn items(&self) -> Vec<ReleaseRequestItem> {
-        request_items(schedules::items_of(&self.0))
+        request_items(self.0.items.clone())
     }
     /// The release note.
     async fn note(&self) -> &str {
@@ -530,12 +529,8 @@ impl ScheduledRelease {
         self.0.failure.as_deref()
     }
     /// For a FAILED one: the keys of the items that changed in staging since it was scheduled.
-    async fn stale_items(&self) -> Vec<String> {
-        self.0
-            .stale_items
-            .clone()
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default()
+    async fn stale_items(&self) -> &[String] {
+        &self.0.stale_items
     }
     /// Once PUBLISHED: the release it made.
     async fn release(&self, ctx: &Context<'_>) -> GqlResult<Option<Release>> {

@@ -8,12 +8,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
-use entity::{Environment, agent_commits, connector_resources, prompt_versions, spans};
+use entity::Environment;
 use uuid::Uuid;
 
 use crate::db::Db;
 use crate::domain::agents::{AgentInEnv, CommitFile, files_of_commits};
-use crate::domain::connectors;
+use crate::domain::{agents, connectors, executions, prompts, releases, sessions, traces, triggers};
 use crate::error::Error;
 use crate::scope::Tenant;
 
@@ -52,16 +52,6 @@ where
 }
 
 type LoadResult<K, V> = Result<HashMap<K, V>, Arc<Error>>;
-
-/// Rows of the request's tenant by id, through the domain's lookup.
-async fn by_ids<E>(loaders: &Loaders, id_column: E::Column, ids: Vec<Uuid>) -> Result<Vec<E::Model>, Arc<Error>>
-where
-    E: entity::TenantOwned + sea_orm::EntityTrait,
-{
-    crate::domain::lookup::many_in_tenant::<E, _>(&loaders.db.conn, &loaders.tenant, id_column, ids)
-        .await
-        .map_err(Arc::new)
-}
 
 /// An agent as it exists in one environment (None when it does not exist there).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -106,13 +96,14 @@ impl Loader<AgentInEnvKey> for Loaders {
 }
 
 impl Loader<CommitKey> for Loaders {
-    type Value = agent_commits::Model;
+    type Value = agents::Commit;
     type Error = Arc<Error>;
 
-    async fn load(&self, keys: &[CommitKey]) -> LoadResult<CommitKey, agent_commits::Model> {
+    async fn load(&self, keys: &[CommitKey]) -> LoadResult<CommitKey, agents::Commit> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        Ok(by_ids::<agent_commits::Entity>(self, agent_commits::Column::Id, ids)
-            .await?
+        Ok(agents::commits_by_ids(&self.db, &self.tenant, ids)
+            .await
+            .map_err(Arc::new)?
             .into_iter()
             .map(|c| (CommitKey(c.id), c))
             .collect())
@@ -134,20 +125,19 @@ impl Loader<CommitFilesKey> for Loaders {
 }
 
 impl Loader<FirstSpansOfExecution> for Loaders {
-    type Value = Vec<spans::Model>;
+    type Value = Vec<traces::Span>;
     type Error = Arc<Error>;
 
-    async fn load(&self, keys: &[FirstSpansOfExecution]) -> LoadResult<FirstSpansOfExecution, Vec<spans::Model>> {
+    async fn load(&self, keys: &[FirstSpansOfExecution]) -> LoadResult<FirstSpansOfExecution, Vec<traces::Span>> {
         let mut by_limit: HashMap<(u64, bool), Vec<Uuid>> = HashMap::new();
         for key in keys {
             by_limit.entry((key.1, key.2)).or_default().push(key.0);
         }
         let mut result = HashMap::new();
         for ((limit, attributes), ids) in by_limit {
-            let rows =
-                crate::domain::traces::first_spans_of_executions(&self.db, &self.tenant, &ids, limit, attributes)
-                    .await
-                    .map_err(Arc::new)?;
+            let rows = traces::first_spans_of_executions(&self.db, &self.tenant, &ids, limit, attributes)
+                .await
+                .map_err(Arc::new)?;
             result.extend(
                 rows.into_iter()
                     .map(|(id, spans)| (FirstSpansOfExecution(id, limit, attributes), spans)),
@@ -158,13 +148,13 @@ impl Loader<FirstSpansOfExecution> for Loaders {
 }
 
 impl Loader<ResourcesOfConnector> for Loaders {
-    type Value = Vec<connector_resources::Model>;
+    type Value = Vec<connectors::ConnectorResource>;
     type Error = Arc<Error>;
 
     async fn load(
         &self,
         keys: &[ResourcesOfConnector],
-    ) -> LoadResult<ResourcesOfConnector, Vec<connector_resources::Model>> {
+    ) -> LoadResult<ResourcesOfConnector, Vec<connectors::ConnectorResource>> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
         let mut map = connectors::resources_of(&self.db, &self.tenant, &ids)
             .await
@@ -177,28 +167,27 @@ impl Loader<ResourcesOfConnector> for Loaders {
 }
 
 impl Loader<PromptVersionKey> for Loaders {
-    type Value = prompt_versions::Model;
+    type Value = prompts::PromptVersion;
     type Error = Arc<Error>;
 
-    async fn load(&self, keys: &[PromptVersionKey]) -> LoadResult<PromptVersionKey, prompt_versions::Model> {
+    async fn load(&self, keys: &[PromptVersionKey]) -> LoadResult<PromptVersionKey, prompts::PromptVersion> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        Ok(
-            by_ids::<prompt_versions::Entity>(self, prompt_versions::Column::Id, ids)
-                .await?
-                .into_iter()
-                .map(|v| (PromptVersionKey(v.id), v))
-                .collect(),
-        )
+        Ok(prompts::versions_by_ids(&self.db, &self.tenant, ids)
+            .await
+            .map_err(Arc::new)?
+            .into_iter()
+            .map(|v| (PromptVersionKey(v.id), v))
+            .collect())
     }
 }
 
 impl Loader<LatestPromptVersion> for Loaders {
-    type Value = prompt_versions::Model;
+    type Value = prompts::PromptVersion;
     type Error = Arc<Error>;
 
-    async fn load(&self, keys: &[LatestPromptVersion]) -> LoadResult<LatestPromptVersion, prompt_versions::Model> {
+    async fn load(&self, keys: &[LatestPromptVersion]) -> LoadResult<LatestPromptVersion, prompts::PromptVersion> {
         let slugs: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let rows = crate::domain::prompts::latest_versions(&self.db, &self.tenant, slugs)
+        let rows = prompts::latest_versions(&self.db, &self.tenant, slugs)
             .await
             .map_err(Arc::new)?;
         Ok(rows
@@ -252,10 +241,10 @@ impl Loader<FileDiffsKey> for Loaders {
 pub use crate::domain::agents::CommitRange;
 
 impl Loader<CommitRange> for Loaders {
-    type Value = Vec<agent_commits::Model>;
+    type Value = Vec<agents::Commit>;
     type Error = Arc<Error>;
 
-    async fn load(&self, keys: &[CommitRange]) -> LoadResult<CommitRange, Vec<agent_commits::Model>> {
+    async fn load(&self, keys: &[CommitRange]) -> LoadResult<CommitRange, Vec<agents::Commit>> {
         Ok(crate::domain::agents::commits_in_ranges(&self.db, &self.tenant, keys)
             .await
             .map_err(Arc::new)?
@@ -268,18 +257,17 @@ impl Loader<CommitRange> for Loaders {
 pub struct ReleaseKey(pub Uuid);
 
 impl Loader<ReleaseKey> for Loaders {
-    type Value = entity::releases::Model;
+    type Value = releases::Release;
     type Error = Arc<Error>;
 
-    async fn load(&self, keys: &[ReleaseKey]) -> LoadResult<ReleaseKey, entity::releases::Model> {
+    async fn load(&self, keys: &[ReleaseKey]) -> LoadResult<ReleaseKey, releases::Release> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        Ok(
-            by_ids::<entity::releases::Entity>(self, entity::releases::Column::Id, ids)
-                .await?
-                .into_iter()
-                .map(|r| (ReleaseKey(r.id), r))
-                .collect(),
-        )
+        Ok(releases::by_ids(&self.db, &self.tenant, ids)
+            .await
+            .map_err(Arc::new)?
+            .into_iter()
+            .map(|r| (ReleaseKey(r.id), r))
+            .collect())
     }
 }
 
@@ -287,12 +275,12 @@ impl Loader<ReleaseKey> for Loaders {
 pub struct ReleaseItemsKey(pub Uuid);
 
 impl Loader<ReleaseItemsKey> for Loaders {
-    type Value = Vec<entity::release_items::Model>;
+    type Value = Vec<releases::ReleaseItem>;
     type Error = Arc<Error>;
 
     async fn load(&self, keys: &[ReleaseItemsKey]) -> LoadResult<ReleaseItemsKey, Self::Value> {
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        let mut items = crate::domain::releases::items_of(&self.db, &self.tenant, &ids)
+        let mut items = releases::items_of(&self.db, &self.tenant, &ids)
             .await
             .map_err(Arc::new)?;
         Ok(ids
@@ -302,25 +290,27 @@ impl Loader<ReleaseItemsKey> for Loaders {
     }
 }
 
-/// Declares a key that loads one per-environment row by its id, within the request's tenant and
-/// only in the key's environment (a row of another environment is a missing one).
+/// Declares a key that loads one per-environment record by its id, within the request's tenant
+/// and only in the key's environment (a record of another environment is a missing one), through
+/// the domain function `$by_ids` (the tenant's records by id).
 macro_rules! row_in_environment {
-    ($(#[$doc:meta])* $key:ident => $table:ident) => {
+    ($(#[$doc:meta])* $key:ident => $value:ty, $by_ids:path) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub struct $key(pub Uuid, pub Environment);
 
         impl Loader<$key> for Loaders {
-            type Value = entity::$table::Model;
+            type Value = $value;
             type Error = Arc<Error>;
 
             async fn load(&self, keys: &[$key]) -> LoadResult<$key, Self::Value> {
                 let wanted: HashSet<$key> = keys.iter().copied().collect();
                 let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-                Ok(by_ids::<entity::$table::Entity>(self, entity::$table::Column::Id, ids)
-                    .await?
+                Ok($by_ids(&self.db, &self.tenant, ids)
+                    .await
+                    .map_err(Arc::new)?
                     .into_iter()
-                    .map(|row| ($key(row.id, row.environment), row))
+                    .map(|record| ($key(record.id, record.environment), record))
                     .filter(|(key, _)| wanted.contains(key))
                     .collect())
             }
@@ -330,23 +320,23 @@ macro_rules! row_in_environment {
 
 row_in_environment!(
     /// An execution by id (`Execution.parent`, `Trace.execution`).
-    ExecutionKey => executions
+    ExecutionKey => executions::Execution, executions::by_ids
 );
 row_in_environment!(
     /// A session by id (`Execution.session`).
-    SessionKey => sessions
+    SessionKey => sessions::Session, sessions::by_ids
 );
 row_in_environment!(
     /// A trigger by id (`Execution.trigger`).
-    TriggerKey => triggers
+    TriggerKey => triggers::Trigger, triggers::by_ids
 );
 row_in_environment!(
     /// A trace by id (`Span.trace`).
-    TraceKey => traces
+    TraceKey => traces::Trace, traces::by_ids
 );
 row_in_environment!(
     /// A span by id (`Span.parent`).
-    SpanKey => spans
+    SpanKey => traces::Span, traces::spans_in_tenant
 );
 
 /// The first trace recorded for an execution (`Execution.trace`).
@@ -354,22 +344,20 @@ row_in_environment!(
 pub struct FirstTraceOfExecution(pub Uuid, pub Environment);
 
 impl Loader<FirstTraceOfExecution> for Loaders {
-    type Value = entity::traces::Model;
+    type Value = traces::Trace;
     type Error = Arc<Error>;
 
     async fn load(&self, keys: &[FirstTraceOfExecution]) -> LoadResult<FirstTraceOfExecution, Self::Value> {
         let wanted: HashSet<FirstTraceOfExecution> = keys.iter().copied().collect();
         let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
-        Ok(
-            crate::domain::traces::first_traces_of_executions(&self.db, &self.tenant, &ids)
-                .await
-                .map_err(Arc::new)?
-                .into_iter()
-                .filter_map(|trace| {
-                    let key = FirstTraceOfExecution(trace.execution_id?, trace.environment);
-                    wanted.contains(&key).then_some((key, trace))
-                })
-                .collect(),
-        )
+        Ok(traces::first_traces_of_executions(&self.db, &self.tenant, &ids)
+            .await
+            .map_err(Arc::new)?
+            .into_iter()
+            .filter_map(|trace| {
+                let key = FirstTraceOfExecution(trace.execution_id?, trace.environment);
+                wanted.contains(&key).then_some((key, trace))
+            })
+            .collect())
     }
 }

@@ -1,7 +1,6 @@
 //! Memory entries, per environment (staging under `staging:`).
 
 use async_graphql::{Context, ID, Object};
-use entity::memory_entries;
 
 use super::context::{scope, services};
 use super::ids::{self, NodeType};
@@ -11,7 +10,7 @@ use super::{Environment, GqlResult};
 use crate::domain::memory as domain;
 
 /// A key-value entry agents store between runs.
-pub struct MemoryEntry(pub memory_entries::Model);
+pub struct MemoryEntry(pub domain::MemoryEntry);
 
 connection_type!(MemoryEntryConnection, MemoryEntryEdge, MemoryEntry, "memory entries");
 

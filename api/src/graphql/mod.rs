@@ -181,6 +181,24 @@ pub fn sdl_of(schema: &RunflowSchema) -> String {
 mod tests {
     use async_graphql::parser::parse_schema;
 
+    /// Every source file under `src/graphql`, with its text.
+    fn graphql_sources() -> Vec<(std::path::PathBuf, String)> {
+        let mut sources = Vec::new();
+        let mut folders = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/graphql")];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).expect("read src/graphql") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    folders.push(path);
+                } else {
+                    let text = std::fs::read_to_string(&path).expect("read source");
+                    sources.push((path, text));
+                }
+            }
+        }
+        sources
+    }
+
     /// The GraphQL layer (resolvers and DataLoaders) builds no database query: it calls domain
     /// functions, which own every query (`scope.rs` scopes them). Read over the sources, like
     /// the clippy rule on unscoped queries.
@@ -194,23 +212,13 @@ mod tests {
             ".insert_many(",
         ];
         let mut offending = Vec::new();
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/graphql");
-        let mut folders = vec![root];
-        while let Some(folder) = folders.pop() {
-            for entry in std::fs::read_dir(&folder).expect("read src/graphql") {
-                let path = entry.expect("entry").path();
-                if path.is_dir() {
-                    folders.push(path);
-                    continue;
-                }
-                let text = std::fs::read_to_string(&path).expect("read source");
-                for (number, line) in text.lines().enumerate() {
-                    // Comments and this test's own list of patterns (string literals) are not code.
-                    let trimmed = line.trim_start();
-                    let code = !trimmed.starts_with("//") && !trimmed.starts_with('"');
-                    if code && builders.iter().any(|b| line.contains(b)) {
-                        offending.push(format!("{}:{}: {}", path.display(), number + 1, line.trim()));
-                    }
+        for (path, text) in graphql_sources() {
+            for (number, line) in text.lines().enumerate() {
+                // Comments and this test's own list of patterns (string literals) are not code.
+                let trimmed = line.trim_start();
+                let code = !trimmed.starts_with("//") && !trimmed.starts_with('"');
+                if code && builders.iter().any(|b| line.contains(b)) {
+                    offending.push(format!("{}:{}: {}", path.display(), number + 1, line.trim()));
                 }
             }
         }
@@ -220,6 +228,94 @@ mod tests {
             offending.join("\n")
         );
     }
+    /// What the GraphQL layer may name of the storage layer, besides `entity::Environment`
+    /// (the environment enum every layer shares): file name, item, and why.
+    const STORAGE_ALLOWED: &[(&str, &str, &str)] = &[(
+        "subscriptions.rs",
+        "events",
+        "the live feed (`live/`) carries stored event rows; event payloads as domain types are a separate item of issue 13",
+    )];
+
+    /// Where `text` (a source file of `src/graphql`, named `file`) names the storage layer:
+    /// an `entity::` path other than `entity::Environment` (and the allowed items above), or
+    /// sea-orm itself. Comment lines are skipped.
+    fn storage_names(file: &str, text: &str) -> Vec<String> {
+        let allowed =
+            |item: &str| item == "Environment" || STORAGE_ALLOWED.iter().any(|(f, i, _)| *f == file && *i == item);
+        let code: String = text
+            .lines()
+            .filter(|line| !line.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        // Spelled in two parts, so that this file does not name them.
+        let (prefix, orm) = (concat!("entity", "::"), concat!("sea", "_orm"));
+        let mut found = Vec::new();
+        let mut rest = code.as_str();
+        while let Some(at) = rest.find(prefix) {
+            let before = rest[..at].chars().next_back();
+            rest = &rest[at + prefix.len()..];
+            // `other_entity::` is not the entity crate.
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                continue;
+            }
+            let items: Vec<&str> = match rest.strip_prefix('{') {
+                Some(group) => group[..group.find('}').unwrap_or(group.len())]
+                    .split(',')
+                    .map(|item| item.split_whitespace().next().unwrap_or(""))
+                    .filter(|item| !item.is_empty())
+                    .collect(),
+                None => vec![
+                    rest.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                        .next()
+                        .unwrap_or(""),
+                ],
+            };
+            found.extend(items.into_iter().filter(|item| !allowed(item)).map(str::to_string));
+        }
+        if code.contains(orm) {
+            found.push(orm.to_string());
+        }
+        found
+    }
+
+    /// The GraphQL layer wraps domain values: its object types, DataLoaders and converters
+    /// never name a storage entity (`entity::<table>`) or sea-orm. Domain modules convert rows
+    /// at the storage boundary.
+    #[test]
+    fn graphql_names_no_storage_entity() {
+        let mut offending = Vec::new();
+        for (path, text) in graphql_sources() {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            for item in storage_names(name, &text) {
+                offending.push(format!("{}: {item}", path.display()));
+            }
+        }
+        assert!(
+            offending.is_empty(),
+            "the GraphQL layer names storage types (wrap a domain type instead):\n{}",
+            offending.join("\n")
+        );
+    }
+
+    /// The check above can fail: it finds every way the fixture names an entity.
+    #[test]
+    fn the_storage_check_rejects_its_fixture() {
+        let fixture = include_str!("../../../tests/lint-fixtures/graphql_names_entity.rs");
+        let found = storage_names("fixture.rs", fixture);
+        assert_eq!(
+            found,
+            [
+                "sessions",
+                "spans",
+                "traces",
+                "executions",
+                "events",
+                concat!("sea", "_orm")
+            ],
+            "the storage check missed a way of naming an entity"
+        );
+    }
+
     use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
 
     /// Every type, field, argument, input field and enum value of the served schema has a

@@ -3,10 +3,6 @@
 //! asked for.
 
 use async_graphql::{Context, ID, Interface, Object};
-use entity::{
-    agent_commits, connector_instances, connector_resources, credentials, executions, memory_entries, prompt_versions,
-    prompts, releases, session_messages, sessions, spans, traces, triggers,
-};
 use uuid::Uuid;
 
 use super::agents::{Agent, Commit};
@@ -26,7 +22,7 @@ use super::traces::{Span, Trace};
 use super::triggers::Trigger;
 use super::webhooks::{WebhookDelivery, WebhookEndpoint};
 use super::{Environment, GqlResult};
-use crate::domain::lookup::{in_scope, in_tenant};
+use crate::domain;
 use crate::domain::releases as release_domain;
 use crate::domain::shared_resources::Category;
 use crate::error::Error;
@@ -82,7 +78,8 @@ async fn resolve(ctx: &Context<'_>, environment: Environment, id: &str) -> GqlRe
     let Some(GlobalId { node_type, key, .. }) = ids::decode(id).filter(|g| g.visible_in(env)) else {
         return Ok(None);
     };
-    let db = &services(ctx).db.conn;
+    let database = &services(ctx).db;
+    let db = &database.conn;
     let scope = scope(ctx, environment)?;
     let tenant = tenant(ctx)?;
     if node_type == NodeType::PendingChange {
@@ -101,69 +98,60 @@ async fn resolve(ctx: &Context<'_>, environment: Environment, id: &str) -> GqlRe
             .load_one(AgentInEnvKey(uuid, env))
             .await?
             .map(|a| Node::Agent(Agent(a))),
-        NodeType::Prompt => in_scope::<prompts::Entity, _>(db, &scope, prompts::Column::Id, uuid)
+        NodeType::Prompt => domain::prompts::by_id(database, &scope, uuid)
             .await?
             .map(|r| Node::Prompt(Prompt(r))),
-        NodeType::Connector => {
-            in_scope::<connector_instances::Entity, _>(db, &scope, connector_instances::Column::Id, uuid)
-                .await?
-                .map(|r| Node::Connector(Connector(r)))
-        }
-        NodeType::ConnectorResource => {
-            in_scope::<connector_resources::Entity, _>(db, &scope, connector_resources::Column::Id, uuid)
-                .await?
-                .map(|r| Node::ConnectorResource(ConnectorResource(r)))
-        }
-        NodeType::Trigger => in_scope::<triggers::Entity, _>(db, &scope, triggers::Column::Id, uuid)
+        NodeType::Connector => domain::connectors::by_id(database, &scope, uuid)
+            .await?
+            .map(|r| Node::Connector(Connector(r))),
+        NodeType::ConnectorResource => domain::connectors::resource_by_id(database, &scope, uuid)
+            .await?
+            .map(|r| Node::ConnectorResource(ConnectorResource(r))),
+        NodeType::Trigger => domain::triggers::by_id(database, &scope, uuid)
             .await?
             .map(|r| Node::Trigger(Trigger(r))),
-        NodeType::Execution => in_scope::<executions::Entity, _>(db, &scope, executions::Column::Id, uuid)
+        NodeType::Execution => domain::executions::by_id(database, &scope, uuid)
             .await?
             .map(|r| Node::Execution(Execution(r))),
-        NodeType::Session => in_scope::<sessions::Entity, _>(db, &scope, sessions::Column::Id, uuid)
+        NodeType::Session => domain::sessions::by_id(database, &scope, uuid)
             .await?
             .map(|r| Node::Session(Session(r))),
-        NodeType::Message => in_scope::<session_messages::Entity, _>(db, &scope, session_messages::Column::Id, uuid)
+        NodeType::Message => domain::sessions::message_by_id(database, &scope, uuid)
             .await?
             .map(|r| Node::Message(Message(r))),
-        NodeType::Trace => in_scope::<traces::Entity, _>(db, &scope, traces::Column::Id, uuid)
+        NodeType::Trace => domain::traces::by_id(database, &scope, uuid)
             .await?
             .map(|r| Node::Trace(Trace(r))),
-        NodeType::Span => in_scope::<spans::Entity, _>(db, &scope, spans::Column::Id, uuid)
+        NodeType::Span => domain::traces::span_by_id(database, &scope, uuid)
             .await?
             .map(|r| Node::Span(Span(r))),
-        NodeType::MemoryEntry => in_scope::<memory_entries::Entity, _>(db, &scope, memory_entries::Column::Id, uuid)
+        NodeType::MemoryEntry => domain::memory::by_id(database, &scope, uuid)
             .await?
             .map(|r| Node::MemoryEntry(MemoryEntry(r))),
-        NodeType::Commit => in_tenant::<agent_commits::Entity, _>(db, &tenant, agent_commits::Column::Id, uuid)
+        NodeType::Commit => domain::agents::commit_by_id(database, &tenant, uuid)
             .await?
             .map(|r| Node::Commit(Commit(r))),
-        NodeType::PromptVersion => {
-            in_tenant::<prompt_versions::Entity, _>(db, &tenant, prompt_versions::Column::Id, uuid)
-                .await?
-                .map(|r| Node::PromptVersion(PromptVersion(r)))
-        }
-        NodeType::Release => in_tenant::<releases::Entity, _>(db, &tenant, releases::Column::Id, uuid)
+        NodeType::PromptVersion => domain::prompts::version_by_id(database, &tenant, uuid)
+            .await?
+            .map(|r| Node::PromptVersion(PromptVersion(r))),
+        NodeType::Release => release_domain::by_id(database, &tenant, uuid)
             .await?
             .map(|r| Node::Release(Release(r))),
         NodeType::ReleaseItem => {
-            let Some(row) =
-                in_tenant::<entity::release_items::Entity, _>(db, &tenant, entity::release_items::Column::Id, uuid)
-                    .await?
-            else {
+            let Some(release_id) = release_domain::release_of_item(database, &tenant, uuid).await? else {
                 return Ok(None);
             };
             // Through the loader, so a page of items refetched by id costs one query.
-            let items = loader(ctx)?.load_one(ReleaseItemsKey(row.release_id)).await?;
+            let items = loader(ctx)?.load_one(ReleaseItemsKey(release_id)).await?;
             items
                 .unwrap_or_default()
                 .into_iter()
                 .find(|i| i.id == uuid)
                 .map(|i| Node::ReleaseItem(ReleaseItem(i)))
         }
-        NodeType::Credential => in_tenant::<credentials::Entity, _>(db, &tenant, credentials::Column::Id, uuid)
+        NodeType::Credential => domain::credentials::by_id(database, &tenant, uuid)
             .await?
-            .map(|r| Node::Credential(Credential(r.into()))),
+            .map(|r| Node::Credential(Credential(r))),
         NodeType::KnowledgeBase => shared(Category::KnowledgeBase)
             .await?
             .map(|r| Node::KnowledgeBase(KnowledgeBase(r))),
@@ -174,38 +162,26 @@ async fn resolve(ctx: &Context<'_>, environment: Environment, id: &str) -> GqlRe
             .await?
             .map(|r| Node::DataSource(DataSource(r))),
         NodeType::ReleaseRequest => load_request(ctx, uuid).await?.map(Node::ReleaseRequest),
-        NodeType::ScheduledRelease => in_tenant::<entity::scheduled_releases::Entity, _>(
-            db,
-            &tenant,
-            entity::scheduled_releases::Column::Id,
-            uuid,
-        )
-        .await?
-        .map(|r| Node::ScheduledRelease(ScheduledRelease(r))),
+        NodeType::ScheduledRelease => domain::scheduled_releases::by_id(database, &tenant, uuid)
+            .await?
+            .map(|r| Node::ScheduledRelease(ScheduledRelease(r))),
         // The audit log is for admins only, through `node` as through `auditLog`.
         NodeType::AuditEntry => {
             if super::context::actor(ctx)?.role() < crate::auth::Role::Admin {
                 return Ok(None);
             }
-            in_scope::<entity::audit_entries::Entity, _>(db, &scope, entity::audit_entries::Column::Id, uuid)
+            domain::audit::by_id(database, &scope, uuid)
                 .await?
                 .map(|r| Node::AuditEntry(AuditEntry(r)))
         }
         // Webhook endpoints and their deliveries are for admins only (see `auth::policy`).
         NodeType::WebhookEndpoint | NodeType::WebhookDelivery if !may_read_webhooks => None,
-        NodeType::WebhookEndpoint => {
-            in_tenant::<entity::webhook_endpoints::Entity, _>(db, &tenant, entity::webhook_endpoints::Column::Id, uuid)
-                .await?
-                .map(|r| Node::WebhookEndpoint(WebhookEndpoint(r)))
-        }
-        NodeType::WebhookDelivery => in_tenant::<entity::webhook_deliveries::Entity, _>(
-            db,
-            &tenant,
-            entity::webhook_deliveries::Column::Id,
-            uuid,
-        )
-        .await?
-        .map(|r| Node::WebhookDelivery(WebhookDelivery(r))),
+        NodeType::WebhookEndpoint => domain::webhooks::endpoint_by_id(database, &tenant, uuid)
+            .await?
+            .map(|r| Node::WebhookEndpoint(WebhookEndpoint(r))),
+        NodeType::WebhookDelivery => domain::webhooks::delivery_by_id(database, &tenant, uuid)
+            .await?
+            .map(|r| Node::WebhookDelivery(WebhookDelivery(r))),
         NodeType::PendingChange | NodeType::PlannedItem => None,
     })
 }

@@ -1,7 +1,6 @@
 //! Prompts: drafts in staging, immutable published versions, per-environment resolution.
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
-use entity::{prompt_versions, prompts};
 
 use super::context::{actor, loader, scope, services, staging, tenant};
 use super::ids::{self, NodeType};
@@ -52,7 +51,7 @@ impl From<Resolved> for ResolvedPrompt {
 }
 
 /// The published version a prompt row is based on (see `Prompt.publishedVersion`).
-async fn base_version(ctx: &Context<'_>, row: &prompts::Model) -> GqlResult<Option<prompt_versions::Model>> {
+async fn base_version(ctx: &Context<'_>, row: &domain::Prompt) -> GqlResult<Option<domain::PromptVersion>> {
     match domain::base_version(row) {
         Some(reference) => load_version(ctx, reference).await,
         None => Ok(None),
@@ -60,7 +59,7 @@ async fn base_version(ctx: &Context<'_>, row: &prompts::Model) -> GqlResult<Opti
 }
 
 /// A version through the request's DataLoaders (batched across the prompts of a page).
-async fn load_version(ctx: &Context<'_>, reference: VersionRef) -> GqlResult<Option<prompt_versions::Model>> {
+async fn load_version(ctx: &Context<'_>, reference: VersionRef) -> GqlResult<Option<domain::PromptVersion>> {
     let loader = loader(ctx)?;
     Ok(match reference {
         VersionRef::Id(id) => loader.load_one(PromptVersionKey(id)).await?,
@@ -69,7 +68,7 @@ async fn load_version(ctx: &Context<'_>, reference: VersionRef) -> GqlResult<Opt
 }
 
 /// An immutable published version of a prompt (shared: one id in both environments).
-pub struct PromptVersion(pub prompt_versions::Model);
+pub struct PromptVersion(pub domain::PromptVersion);
 
 connection_type!(PromptConnection, PromptEdge, Prompt, "prompts");
 connection_type!(
@@ -113,7 +112,7 @@ impl PromptVersion {
 }
 
 /// A prompt in one environment.
-pub struct Prompt(pub prompts::Model);
+pub struct Prompt(pub domain::Prompt);
 
 /// A prompt as it exists in one environment (one id per environment).
 #[Object]

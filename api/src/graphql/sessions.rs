@@ -1,7 +1,6 @@
 //! Sessions (threads) and their messages, per environment.
 
 use async_graphql::{Context, Enum, ID, Object};
-use entity::{session_messages, sessions};
 
 use super::agents::Agent;
 use super::context::{loader, scope, scope_in, services};
@@ -14,7 +13,7 @@ use crate::domain::sessions as domain;
 use crate::error::Error;
 
 /// A conversation with an agent.
-pub struct Session(pub sessions::Model);
+pub struct Session(pub domain::Session);
 
 connection_type!(SessionConnection, SessionEdge, Session, "sessions");
 connection_type!(MessageConnection, MessageEdge, Message, "messages");
@@ -83,7 +82,7 @@ pub enum MessageRole {
 }
 
 /// One message of a session.
-pub struct Message(pub session_messages::Model);
+pub struct Message(pub domain::Message);
 
 /// One message of a session.
 #[Object]
@@ -93,9 +92,8 @@ impl Message {
         ids::encode(NodeType::Message, self.0.environment, self.0.id)
     }
     /// Who wrote it.
-    async fn role(&self) -> GqlResult<MessageRole> {
-        let role: domain::MessageRole = self.0.role.parse()?;
-        Ok(role.into())
+    async fn role(&self) -> MessageRole {
+        self.0.role.into()
     }
     /// The text.
     async fn content(&self) -> &str {

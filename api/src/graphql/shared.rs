@@ -3,7 +3,6 @@
 //! mutations, must be STAGING like every edit; the records themselves are the same in both.
 
 use async_graphql::{Context, ID, InputObject, Object};
-use entity::shared_resources;
 
 use super::context::{actor, services, tenant};
 use super::ids::{self, NodeType};
@@ -65,7 +64,7 @@ impl Credential {
 macro_rules! shared_resource_type {
     ($name:ident, $connection:ident, $edge:ident, $what:literal, $doc:literal) => {
         #[doc = $doc]
-        pub struct $name(pub shared_resources::Model);
+        pub struct $name(pub domain::SharedResource);
 
         connection_type!($connection, $edge, $name, $what);
 
@@ -210,7 +209,7 @@ async fn list<T>(
     ctx: &Context<'_>,
     category: Category,
     page: PageArgs,
-    wrap: fn(shared_resources::Model) -> T,
+    wrap: fn(domain::SharedResource) -> T,
 ) -> GqlResult<super::pagination::ConnectionParts<T>> {
     let page = page.request(ctx)?;
     let rows = domain::list(&services(ctx).db, &tenant(ctx)?, category, &page).await?;

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use async_graphql::{Context, Enum, ID, SimpleObject, Subscription};
 use entity::events as event_rows;
 use futures_util::{Stream, StreamExt};
-use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
@@ -18,7 +17,7 @@ use super::releases::Release;
 use super::sessions::{Message, Session};
 use super::traces::{Span, Trace};
 use super::{Environment, GqlResult};
-use crate::domain::{events, executions, releases, sessions};
+use crate::domain::{events, executions, releases, sessions, traces};
 use crate::error::{Error, Result};
 use crate::scope::Scope;
 use crate::services::Services;
@@ -230,40 +229,22 @@ fn execution_event(convert: Arc<Convert>, event: Arc<event_rows::Model>) -> BoxF
         } else {
             None
         };
-        let row = fresh.unwrap_or_else(|| entity::executions::Model {
-            id: summary.id,
-            tenant_id: event.tenant_id.clone(),
-            environment: event.environment,
-            agent_id: summary.agent_id,
-            commit_id: summary.commit_id,
-            trigger_id: summary.trigger_id,
-            session_id: summary.session_id,
-            status: summary.status.clone(),
-            input: Value::Null,
-            output: None,
-            error: summary.error.clone(),
-            created_at: summary.created_at,
-            started_at: summary.started_at,
-            finished_at: summary.finished_at,
-            log: None,
-            claimed_by: None,
-            lease_expires_at: None,
-            parent_id: summary.parent_id,
-            depth: summary.depth,
-            attempt: summary.attempt,
-        });
-        // The status is the event's (the row may have moved on since).
-        let row = entity::executions::Model {
-            status: summary.status,
-            started_at: summary.started_at,
-            finished_at: summary.finished_at,
-            ..row
+        let as_of_event = executions::Execution::of_event(summary, event.environment)?;
+        // The status and times are the event's (the row may have moved on since).
+        let execution = match fresh {
+            Some(row) => executions::Execution {
+                status: as_of_event.status,
+                started_at: as_of_event.started_at,
+                finished_at: as_of_event.finished_at,
+                ..row
+            },
+            None => as_of_event,
         };
         Ok(ExecutionEvent {
             cursor: event.seq.to_string(),
             kind: execution_kind(&event.kind),
             environment: event.environment.into(),
-            execution: Execution(row),
+            execution: Execution(execution),
         })
     })
 }
@@ -272,38 +253,19 @@ fn session_event(convert: Arc<Convert>, event: Arc<event_rows::Model>) -> BoxFut
     Box::pin(async move {
         let summary: events::SessionSummary = events::payload_part(&event, "session")?;
         let message: Option<events::MessageSummary> = events::payload_part(&event, "message")?;
-        let session = entity::sessions::Model {
-            id: summary.id,
-            tenant_id: event.tenant_id.clone(),
-            environment: event.environment,
-            agent_id: summary.agent_id,
-            title: summary.title,
-            created_at: summary.created_at,
-            updated_at: summary.updated_at,
-        };
+        let session = sessions::Session::of_event(summary, event.environment);
         let message = match message {
             None => None,
             Some(message) => {
                 let stored = if convert.large {
-                    crate::domain::lookup::in_scope::<entity::session_messages::Entity, _>(
-                        &convert.services.db.conn,
-                        &convert.scope,
-                        entity::session_messages::Column::Id,
-                        message.id,
-                    )
-                    .await?
+                    sessions::message_by_id(&convert.services.db, &convert.scope, message.id).await?
                 } else {
                     None
                 };
-                Some(Message(stored.unwrap_or_else(|| entity::session_messages::Model {
-                    id: message.id,
-                    tenant_id: event.tenant_id.clone(),
-                    environment: event.environment,
-                    session_id: message.session_id,
-                    role: message.role,
-                    content: String::new(),
-                    created_at: message.created_at,
-                })))
+                Some(Message(match stored {
+                    Some(stored) => stored,
+                    None => sessions::Message::of_event(message, event.environment)?,
+                }))
             }
         };
         Ok(SessionEvent {
@@ -327,61 +289,38 @@ fn trace_event(convert: Arc<Convert>, event: Arc<event_rows::Model>) -> BoxFutur
         // is left out).
         let span_ids: Option<Vec<Uuid>> = events::payload_part(&event, "span_ids")?;
         if let Some(ids) = span_ids {
-            let rows = crate::domain::traces::spans_by_ids(&convert.services.db, &convert.scope, &ids).await?;
-            let mut stored: HashMap<Uuid, entity::spans::Model> = rows.into_iter().map(|row| (row.id, row)).collect();
+            let rows = traces::spans_by_ids(&convert.services.db, &convert.scope, &ids).await?;
+            let mut stored: HashMap<Uuid, traces::Span> = rows.into_iter().map(|row| (row.id, row)).collect();
             let spans = ids.iter().filter_map(|id| stored.remove(id)).map(Span).collect();
-            return Ok(trace_event_of(&event, trace, spans));
+            return trace_event_of(&event, trace, spans);
         }
         // Version 1 held the spans' summaries.
         let summaries: Vec<events::SpanSummary> = events::payload_part(&event, "spans")?;
-        let mut stored: HashMap<Uuid, entity::spans::Model> = HashMap::new();
+        let mut stored: HashMap<Uuid, traces::Span> = HashMap::new();
         if convert.large && !summaries.is_empty() {
             let ids: Vec<Uuid> = summaries.iter().map(|s| s.id).collect();
-            let rows = crate::domain::traces::spans_by_ids(&convert.services.db, &convert.scope, &ids).await?;
+            let rows = traces::spans_by_ids(&convert.services.db, &convert.scope, &ids).await?;
             stored.extend(rows.into_iter().map(|row| (row.id, row)));
         }
         let spans = summaries
             .into_iter()
-            .map(|s| {
-                Span(stored.remove(&s.id).unwrap_or_else(|| entity::spans::Model {
-                    id: s.id,
-                    tenant_id: event.tenant_id.clone(),
-                    environment: event.environment,
-                    trace_id: s.trace_id,
-                    execution_id: s.execution_id,
-                    parent_span_id: s.parent_span_id,
-                    name: s.name,
-                    kind: s.kind,
-                    status: s.status,
-                    started_at: s.started_at,
-                    ended_at: s.ended_at,
-                    attributes: Value::Null,
-                    input_tokens: s.input_tokens,
-                    output_tokens: s.output_tokens,
-                }))
+            .map(|s| match stored.remove(&s.id) {
+                Some(span) => Ok(Span(span)),
+                None => Ok(Span(traces::Span::of_event(s, event.environment)?)),
             })
-            .collect();
-        Ok(trace_event_of(&event, trace, spans))
+            .collect::<Result<_>>()?;
+        trace_event_of(&event, trace, spans)
     })
 }
 
-fn trace_event_of(event: &event_rows::Model, trace: events::TraceSummary, spans: Vec<Span>) -> TraceEvent {
-    TraceEvent {
+fn trace_event_of(event: &event_rows::Model, trace: events::TraceSummary, spans: Vec<Span>) -> Result<TraceEvent> {
+    Ok(TraceEvent {
         cursor: event.seq.to_string(),
         kind: TraceEventKind::SpansRecorded,
         environment: event.environment.into(),
-        trace: Trace(entity::traces::Model {
-            id: trace.id,
-            tenant_id: event.tenant_id.clone(),
-            environment: event.environment,
-            execution_id: trace.execution_id,
-            name: trace.name,
-            status: trace.status,
-            started_at: trace.started_at,
-            ended_at: trace.ended_at,
-        }),
+        trace: Trace(traces::Trace::of_event(trace, event.environment)?),
         spans,
-    }
+    })
 }
 
 fn release_event(convert: Arc<Convert>, event: Arc<event_rows::Model>) -> BoxFuture<'static, Result<ReleaseEvent>> {
@@ -390,20 +329,7 @@ fn release_event(convert: Arc<Convert>, event: Arc<event_rows::Model>) -> BoxFut
         // Releases are rare and their note may be clipped in the event: read the row.
         let release = match releases::get(&convert.services.db.conn, &convert.scope.tenant, summary.id).await {
             Ok(row) => row,
-            Err(Error::NotFound(_)) => entity::releases::Model {
-                id: summary.id,
-                tenant_id: event.tenant_id.clone(),
-                number: summary.number,
-                kind: summary.kind,
-                rolls_back_id: summary.rolls_back_id,
-                note: summary.note,
-                idempotency_key: summary.idempotency_key,
-                request_hash: None,
-                created_by: summary.created_by,
-                created_at: summary.created_at,
-                approval_request_id: None,
-                emergency_override: false,
-            },
+            Err(Error::NotFound(_)) => releases::Release::of_event(summary),
             Err(other) => return Err(other),
         };
         Ok(ReleaseEvent {

@@ -1,7 +1,6 @@
 //! Traces and spans, per environment.
 
 use async_graphql::{Context, Enum, ID, Object};
-use entity::{spans, traces};
 
 use super::context::{loader, scope, scope_in, services};
 use super::executions::Execution;
@@ -42,7 +41,7 @@ pub enum SpanStatus {
 }
 
 /// A recorded trace: a tree of spans.
-pub struct Trace(pub traces::Model);
+pub struct Trace(pub domain::Trace);
 
 connection_type!(TraceConnection, TraceEdge, Trace, "traces");
 connection_type!(SpanConnection, SpanEdge, Span, "spans");
@@ -63,8 +62,8 @@ impl Trace {
         &self.0.name
     }
     /// How it ended.
-    async fn status(&self) -> GqlResult<SpanStatus> {
-        Ok(domain::Status::parse(&self.0.status)?.into())
+    async fn status(&self) -> SpanStatus {
+        self.0.status.into()
     }
     /// The execution it belongs to (null for a trace recorded outside an execution).
     async fn execution(&self, ctx: &Context<'_>) -> GqlResult<Option<Execution>> {
@@ -97,7 +96,7 @@ impl Trace {
 }
 
 /// One timed operation of a trace.
-pub struct Span(pub spans::Model);
+pub struct Span(pub domain::Span);
 
 /// One timed operation of a trace (a model call, a tool call, ...).
 #[Object]
@@ -124,12 +123,12 @@ impl Span {
         &self.0.name
     }
     /// What it measured.
-    async fn kind(&self) -> GqlResult<SpanKind> {
-        Ok(domain::SpanKind::parse(&self.0.kind)?.into())
+    async fn kind(&self) -> SpanKind {
+        self.0.kind.into()
     }
     /// How it ended.
-    async fn status(&self) -> GqlResult<SpanStatus> {
-        Ok(domain::Status::parse(&self.0.status)?.into())
+    async fn status(&self) -> SpanStatus {
+        self.0.status.into()
     }
     /// When it started.
     async fn started_at(&self) -> DateTime {

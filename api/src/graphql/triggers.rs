@@ -1,10 +1,9 @@
 //! Triggers: bound to the environment they live in.
 
 use async_graphql::{Context, Enum, ID, InputObject, Object};
-use entity::triggers;
 
 use super::agents::Agent;
-use super::context::{loader, scope, services, staging};
+use super::context::{loader, scope, services, staging, tenant};
 use super::ids::{self, NodeType};
 use super::loaders::AgentBySlug;
 use super::pagination::{PageArgs, connection_type, parts};
@@ -25,7 +24,7 @@ pub enum TriggerKind {
 }
 
 /// A trigger. It fires only in its own environment.
-pub struct Trigger(pub triggers::Model);
+pub struct Trigger(pub domain::Trigger);
 
 connection_type!(TriggerConnection, TriggerEdge, Trigger, "triggers");
 
@@ -46,8 +45,8 @@ impl Trigger {
         self.0.environment.into()
     }
     /// Schedule or webhook.
-    async fn kind(&self) -> GqlResult<TriggerKind> {
-        Ok(self.0.kind.parse::<domain::TriggerKind>()?.into())
+    async fn kind(&self) -> TriggerKind {
+        self.0.kind.into()
     }
     /// Cron expression of a schedule trigger.
     async fn schedule(&self) -> Option<&str> {
@@ -63,12 +62,12 @@ impl Trigger {
     }
     /// WEBHOOK triggers: the URL to call, with `X-Runflow-Signature: sha256=<hex HMAC-SHA256
     /// of the body with the trigger's secret>`.
-    async fn webhook_url(&self, ctx: &Context<'_>) -> Option<String> {
-        domain::webhook_url(&services(ctx).public_url, &self.0)
+    async fn webhook_url(&self, ctx: &Context<'_>) -> GqlResult<Option<String>> {
+        Ok(domain::webhook_url(&services(ctx).public_url, &tenant(ctx)?, &self.0))
     }
     /// WEBHOOK triggers: whether a signing secret is set (the secret itself is never returned).
     async fn has_secret(&self) -> bool {
-        self.0.secret_ciphertext.is_some()
+        self.0.has_secret
     }
     /// Changes on every write; pass it as `expectedRevision`.
     async fn revision(&self) -> i64 {
@@ -164,7 +163,7 @@ impl TriggerQuery {
         #[graphql(desc = "The trigger's name.")] name: String,
     ) -> GqlResult<Option<Trigger>> {
         let scope = scope(ctx, environment)?;
-        Ok(domain::find(&services(ctx).db.conn, &scope, &name).await?.map(Trigger))
+        Ok(domain::by_name(&services(ctx).db, &scope, &name).await?.map(Trigger))
     }
 }
 

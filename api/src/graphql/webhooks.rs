@@ -4,7 +4,6 @@
 //! `createWebhookEndpoint`, when the server generated it, and never again.
 
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
-use entity::{webhook_deliveries, webhook_endpoints};
 use uuid::Uuid;
 
 use super::context::{actor, services, tenant};
@@ -91,7 +90,7 @@ pub enum WebhookDeliveryStatus {
 
 /// A URL that receives signed messages (Standard Webhooks) about the tenant's releases and
 /// production executions. Shared by both environments; admins only.
-pub struct WebhookEndpoint(pub webhook_endpoints::Model);
+pub struct WebhookEndpoint(pub domain::Endpoint);
 
 connection_type!(
     WebhookEndpointConnection,
@@ -114,7 +113,7 @@ impl WebhookEndpoint {
     }
     /// The event types it receives.
     async fn event_types(&self) -> Vec<WebhookEventType> {
-        domain::event_types(&self.0).into_iter().map(Into::into).collect()
+        self.0.event_types.iter().copied().map(Into::into).collect()
     }
     /// Whether new events are delivered to it (a disabled endpoint still gets test pings).
     async fn enabled(&self) -> bool {
@@ -173,7 +172,7 @@ impl WebhookEndpoint {
 }
 
 /// One message queued for one webhook endpoint, and how its delivery went.
-pub struct WebhookDelivery(pub webhook_deliveries::Model);
+pub struct WebhookDelivery(pub domain::Delivery);
 
 connection_type!(
     WebhookDeliveryConnection,
@@ -195,14 +194,12 @@ impl WebhookDelivery {
         &self.0.message_id
     }
     /// The message's `type`.
-    async fn event_type(&self) -> GqlResult<WebhookEventType> {
-        EventType::parse(&self.0.event_type)
-            .map(Into::into)
-            .ok_or_else(|| Error::internal(anyhow::anyhow!("unknown webhook event type")).into())
+    async fn event_type(&self) -> WebhookEventType {
+        self.0.event_type.into()
     }
     /// PENDING, SUCCEEDED or FAILED.
     async fn status(&self) -> WebhookDeliveryStatus {
-        match DeliveryStatus::parse(&self.0.status) {
+        match self.0.status {
             DeliveryStatus::Pending => WebhookDeliveryStatus::Pending,
             DeliveryStatus::Succeeded => WebhookDeliveryStatus::Succeeded,
             DeliveryStatus::Failed => WebhookDeliveryStatus::Failed,
@@ -238,7 +235,7 @@ impl WebhookDelivery {
     }
     /// When the next attempt is due (null unless PENDING).
     async fn next_attempt_at(&self) -> Option<DateTime> {
-        (DeliveryStatus::parse(&self.0.status) == DeliveryStatus::Pending).then(|| self.0.next_attempt_at.into())
+        (self.0.status == DeliveryStatus::Pending).then(|| self.0.next_attempt_at.into())
     }
     /// When the endpoint accepted it (null unless SUCCEEDED).
     async fn delivered_at(&self) -> Option<DateTime> {

@@ -119,9 +119,9 @@ struct StartBody {
     trigger_id: Option<Uuid>,
 }
 
-pub(crate) fn execution_json(row: &entity::executions::Model) -> Value {
+pub(crate) fn execution_json(row: &executions::Execution) -> Value {
     json!({
-        "id": row.id, "environment": row.environment, "status": row.status, "agentId": row.agent_id,
+        "id": row.id, "environment": row.environment, "status": row.status.as_str(), "agentId": row.agent_id,
         "commitId": row.commit_id, "sessionId": row.session_id, "triggerId": row.trigger_id,
         "input": row.input, "output": row.output, "error": row.error,
         "startedAt": row.started_at, "finishedAt": row.finished_at,
@@ -277,11 +277,11 @@ async fn add_message(
     IngestLimits::from_config(&app.config).text("content", Some(&input.content))?;
     let message = sessions::add_message(&app.services.db, &scope, session, &input.role, &input.content).await?;
     Ok(created(
-        json!({ "id": message.id, "sessionId": message.session_id, "role": message.role }),
+        json!({ "id": message.id, "sessionId": message.session_id, "role": message.role.as_str() }),
     ))
 }
 
-fn memory_json(row: &entity::memory_entries::Model) -> Value {
+fn memory_json(row: &memory::MemoryEntry) -> Value {
     json!({ "namespace": row.namespace, "key": row.key, "value": row.value, "revision": row.revision, "updatedAt": row.updated_at })
 }
 

@@ -234,13 +234,54 @@ pub struct AuditFilter {
     pub until: Option<DateTime<Utc>>,
 }
 
+/// One audit entry, as the domain hands it out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditEntry {
+    pub id: Uuid,
+    pub environment: entity::Environment,
+    /// The subject of the caller's token.
+    pub actor_subject: String,
+    /// The caller's role then (None: a role this server no longer knows).
+    pub actor_role: Option<crate::auth::Role>,
+    /// The operation (`publish`, `rotateCredential`...).
+    pub action: String,
+    /// The kind of record changed (`Agent`, `Credential`...).
+    pub record_kind: String,
+    pub record_key: Option<String>,
+    /// The operation's input (secrets redacted) and the result's id.
+    pub summary: Value,
+    /// Non-secret summaries of the record before and after the change.
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<audit_entries::Model> for AuditEntry {
+    fn from(row: audit_entries::Model) -> Self {
+        AuditEntry {
+            actor_role: row.actor_role.parse().ok(),
+            id: row.id,
+            environment: row.environment,
+            actor_subject: row.actor_subject,
+            action: row.action,
+            record_kind: row.record_kind,
+            record_key: row.record_key,
+            summary: row.summary,
+            before: row.before_state,
+            after: row.after_state,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// An entry of the scope by id (None: not there).
+pub async fn by_id(db: &Db, scope: &Scope, id: Uuid) -> Result<Option<AuditEntry>> {
+    let row = super::lookup::in_scope::<audit_entries::Entity, _>(&db.conn, scope, audit_entries::Column::Id, id);
+    Ok(row.await?.map(AuditEntry::from))
+}
+
 /// A page of the scope's entries, newest first.
-pub async fn list(
-    db: &Db,
-    scope: &Scope,
-    filter: &AuditFilter,
-    request: &PageRequest,
-) -> Result<Page<audit_entries::Model>> {
+pub async fn list(db: &Db, scope: &Scope, filter: &AuditFilter, request: &PageRequest) -> Result<Page<AuditEntry>> {
     let mut select = scope.select::<audit_entries::Entity>();
     if let Some(actor) = &filter.actor {
         select = select.filter(audit_entries::Column::ActorSubject.eq(actor.as_str()));
@@ -260,7 +301,8 @@ pub async fn list(
     if let Some(until) = filter.until {
         select = select.filter(audit_entries::Column::CreatedAt.lt(until));
     }
-    pagination::fetch(&db.conn, select, audit_entries::Column::Id, request, Order::Desc).await
+    let page = pagination::fetch(&db.conn, select, audit_entries::Column::Id, request, Order::Desc).await?;
+    Ok(page.map(AuditEntry::from))
 }
 
 /// Every entry (of one tenant, or of all), oldest first, in batches: what `runflow audit

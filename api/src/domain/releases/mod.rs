@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
 use entity::{Environment, agent_commit_files, blobs, release_items, releases};
 use sea_orm::{ColumnTrait, ConnectionTrait, Order, QueryFilter, QueryOrder};
 use serde_json::Value;
@@ -124,6 +125,94 @@ impl FromStr for ItemRef {
         Ok(ItemRef {
             kind,
             slug: slug.to_string(),
+        })
+    }
+}
+
+/// A publish or a rollback, as the domain hands it out (the idempotency fingerprint stays
+/// internal).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Release {
+    pub id: Uuid,
+    /// 1, 2, 3... per tenant.
+    pub number: i64,
+    /// `publish` or `rollback`.
+    pub kind: String,
+    /// For a rollback: the release it rolls back.
+    pub rolls_back_id: Option<Uuid>,
+    pub note: String,
+    pub idempotency_key: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    /// The approved release request it carried out (when approvals are required).
+    pub approval_request_id: Option<Uuid>,
+    /// An admin published without an approved request.
+    pub emergency_override: bool,
+}
+
+impl From<releases::Model> for Release {
+    fn from(row: releases::Model) -> Self {
+        Release {
+            id: row.id,
+            number: row.number,
+            kind: row.kind,
+            rolls_back_id: row.rolls_back_id,
+            note: row.note,
+            idempotency_key: row.idempotency_key,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            approval_request_id: row.approval_request_id,
+            emergency_override: row.emergency_override,
+        }
+    }
+}
+
+impl Release {
+    /// The release as a release event describes it (for one deleted since).
+    pub fn of_event(summary: super::events::ReleaseSummary) -> Release {
+        Release {
+            id: summary.id,
+            number: summary.number,
+            kind: summary.kind,
+            rolls_back_id: summary.rolls_back_id,
+            note: summary.note,
+            idempotency_key: summary.idempotency_key,
+            created_by: summary.created_by,
+            created_at: summary.created_at,
+            approval_request_id: None,
+            emergency_override: false,
+        }
+    }
+}
+
+/// One item of a release, with production's state before and after it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReleaseItem {
+    pub id: Uuid,
+    pub release_id: Uuid,
+    /// The stable item key (`agent:<slug>`, ...).
+    pub key: String,
+    pub kind: ItemKind,
+    pub change: Change,
+    /// Production's state before and after (None: absent).
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+impl TryFrom<release_items::Model> for ReleaseItem {
+    type Error = Error;
+
+    fn try_from(row: release_items::Model) -> Result<Self> {
+        let change = Change::parse(&row.change)
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("stored change {:?} is unknown", row.change)))?;
+        Ok(ReleaseItem {
+            kind: row.item_id.parse::<ItemRef>()?.kind,
+            change,
+            id: row.id,
+            release_id: row.release_id,
+            key: row.item_id,
+            before: row.before,
+            after: row.after,
         })
     }
 }
@@ -265,29 +354,51 @@ pub async fn file_diffs(
 }
 
 /// Releases, newest first.
-pub async fn list(db: &Db, tenant: &Tenant, page: &PageRequest) -> Result<Page<releases::Model>> {
-    pagination::fetch(
+pub async fn list(db: &Db, tenant: &Tenant, page: &PageRequest) -> Result<Page<Release>> {
+    let page = pagination::fetch(
         &db.conn,
         tenant.select::<releases::Entity>(),
         releases::Column::Id,
         page,
         Order::Desc,
     )
-    .await
+    .await?;
+    Ok(page.map(Release::from))
 }
 
-pub async fn get<C: ConnectionTrait>(db: &C, tenant: &Tenant, id: Uuid) -> Result<releases::Model> {
+pub async fn get<C: ConnectionTrait>(db: &C, tenant: &Tenant, id: Uuid) -> Result<Release> {
     tenant
         .select::<releases::Entity>()
         .filter(releases::Column::Id.eq(id))
         .one(db)
         .await?
+        .map(Release::from)
         .ok_or_else(|| Error::not_found(format!("release {id}")))
 }
 
+/// A release of the tenant by id (None: not there).
+pub async fn by_id(db: &Db, tenant: &Tenant, id: Uuid) -> Result<Option<Release>> {
+    let row = super::lookup::in_tenant::<releases::Entity, _>(&db.conn, tenant, releases::Column::Id, id);
+    Ok(row.await?.map(Release::from))
+}
+
+/// Releases of the tenant by id (in no particular order; missing ids are left out): what the
+/// DataLoaders batch into.
+pub async fn by_ids(db: &Db, tenant: &Tenant, ids: Vec<Uuid>) -> Result<Vec<Release>> {
+    let rows = super::lookup::many_in_tenant::<releases::Entity, _>(&db.conn, tenant, releases::Column::Id, ids);
+    Ok(rows.await?.into_iter().map(Release::from).collect())
+}
+
+/// The release an item of the tenant belongs to, by the item's id (None: no such item).
+pub async fn release_of_item(db: &Db, tenant: &Tenant, item_id: Uuid) -> Result<Option<Uuid>> {
+    let row =
+        super::lookup::in_tenant::<release_items::Entity, _>(&db.conn, tenant, release_items::Column::Id, item_id);
+    Ok(row.await?.map(|item| item.release_id))
+}
+
 /// The items of several releases at once, keyed by release id.
-pub async fn items_of(db: &Db, tenant: &Tenant, ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<release_items::Model>>> {
-    let mut map: HashMap<Uuid, Vec<release_items::Model>> = HashMap::new();
+pub async fn items_of(db: &Db, tenant: &Tenant, ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<ReleaseItem>>> {
+    let mut map: HashMap<Uuid, Vec<ReleaseItem>> = HashMap::new();
     for item in tenant
         .select::<release_items::Entity>()
         .filter(release_items::Column::ReleaseId.is_in(ids.to_vec()))
@@ -295,7 +406,7 @@ pub async fn items_of(db: &Db, tenant: &Tenant, ids: &[Uuid]) -> Result<HashMap<
         .all(&db.conn)
         .await?
     {
-        map.entry(item.release_id).or_default().push(item);
+        map.entry(item.release_id).or_default().push(item.try_into()?);
     }
     Ok(map)
 }

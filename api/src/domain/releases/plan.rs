@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use entity::{Environment, release_items, releases};
+use entity::{Environment, release_items};
 use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder};
 use serde_json::Value;
 use uuid::Uuid;
@@ -73,7 +73,7 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// Fingerprint of all pending changes (what `all: true` quotes).
     pub fingerprint: String,
-    pub rollback_of: Option<releases::Model>,
+    pub rollback_of: Option<super::Release>,
 }
 
 pub(super) fn request_shape(request: &PublishRequest) -> Result<()> {

@@ -74,7 +74,7 @@ pub async fn publish(
     actor: &str,
     role: Role,
     request: PublishRequest,
-) -> Result<releases::Model> {
+) -> Result<super::Release> {
     validate::author(actor)?;
     request_shape(&request)?;
     let tx = db.begin_write().await?;
@@ -98,7 +98,7 @@ pub async fn publish(
                 existing.number
             )));
         }
-        return Ok(existing);
+        return Ok(existing.into());
     }
     if let Some(key) = &request.idempotency_key
         && let Some(scheduled) = tenant
@@ -194,7 +194,7 @@ pub async fn publish(
     events::append(&tx, tenant, events).await?;
     db.commit(tx).await?;
     db.wake_live_feed();
-    Ok(release)
+    Ok(release.into())
 }
 
 /// A fingerprint of what a publish request asks for (not its idempotency key), so that a

@@ -228,6 +228,86 @@ impl Revisioned for webhook_endpoints::Entity {
     }
 }
 
+/// A webhook endpoint, as the domain hands it out: without its signing secret (only a hint).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Endpoint {
+    pub id: Uuid,
+    pub url: String,
+    /// The event types it receives (stored ones this server does not know are left out).
+    pub event_types: Vec<EventType>,
+    pub enabled: bool,
+    /// A masked hint of the signing secret.
+    pub secret_hint: String,
+    pub revision: i64,
+    /// Since when a delivery ran out of retries (None: healthy).
+    pub failing_since: Option<DateTime<Utc>>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<webhook_endpoints::Model> for Endpoint {
+    fn from(row: webhook_endpoints::Model) -> Self {
+        Endpoint {
+            event_types: event_types(&row),
+            id: row.id,
+            url: row.url,
+            enabled: row.enabled,
+            secret_hint: row.secret_hint,
+            revision: row.revision,
+            failing_since: row.failing_since,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// One message queued for one endpoint, and how its delivery went.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    pub id: Uuid,
+    pub endpoint_id: Uuid,
+    /// The `webhook-id` header (`msg_...`).
+    pub message_id: String,
+    pub event_type: EventType,
+    /// The exact JSON body sent.
+    pub body: String,
+    pub status: DeliveryStatus,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub response_status: Option<i32>,
+    pub latency_ms: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+impl TryFrom<webhook_deliveries::Model> for Delivery {
+    type Error = Error;
+
+    fn try_from(row: webhook_deliveries::Model) -> Result<Self> {
+        Ok(Delivery {
+            event_type: EventType::parse(&row.event_type)
+                .ok_or_else(|| Error::internal(anyhow::anyhow!("unknown webhook event type")))?,
+            status: DeliveryStatus::parse(&row.status),
+            id: row.id,
+            endpoint_id: row.endpoint_id,
+            message_id: row.message_id,
+            body: row.body,
+            attempts: row.attempts,
+            next_attempt_at: row.next_attempt_at,
+            created_at: row.created_at,
+            last_attempt_at: row.last_attempt_at,
+            delivered_at: row.delivered_at,
+            response_status: row.response_status,
+            latency_ms: row.latency_ms,
+            last_error: row.last_error,
+        })
+    }
+}
+
 /// The subscribed event types of an endpoint row.
 pub fn event_types(row: &webhook_endpoints::Model) -> Vec<EventType> {
     super::string_array(Some(&row.event_types))
@@ -297,7 +377,7 @@ pub async fn create(
     settings: &WebhookSettings,
     actor: &str,
     new: NewEndpoint,
-) -> Result<(webhook_endpoints::Model, Option<Secret>)> {
+) -> Result<(Endpoint, Option<Secret>)> {
     validate::author(actor)?;
     validate::no_nul("url", &new.url)?;
     let event_types = event_types_value(&new.event_types)?;
@@ -335,7 +415,7 @@ pub async fn create(
     .insert_into(tenant, &tx)
     .await?;
     db.commit(tx).await?;
-    Ok((row, generated.then_some(secret)))
+    Ok((row.into(), generated.then_some(secret)))
 }
 
 /// Makes sure the tenant's outbox cursor exists; a new one starts at the latest event, so
@@ -375,7 +455,7 @@ pub async fn update(
     settings: &WebhookSettings,
     id: Uuid,
     changes: EndpointChanges,
-) -> Result<webhook_endpoints::Model> {
+) -> Result<Endpoint> {
     let event_types = changes.event_types.as_deref().map(event_types_value).transpose()?;
     let secret = changes.secret.as_ref().map(|s| seal(secret_box, s)).transpose()?;
     if let Some(url) = &changes.url {
@@ -411,7 +491,7 @@ pub async fn update(
     )
     .await?;
     db.commit(tx).await?;
-    Ok(row)
+    Ok(row.into())
 }
 
 /// Deletes an endpoint and its delivery log (pending deliveries are not sent).
@@ -429,31 +509,43 @@ pub async fn delete(db: &Db, tenant: &Tenant, id: Uuid, expected_revision: Optio
 }
 
 /// A page of the tenant's endpoints, oldest first.
-pub async fn list(db: &Db, tenant: &Tenant, page: &PageRequest) -> Result<Page<webhook_endpoints::Model>> {
+pub async fn list(db: &Db, tenant: &Tenant, page: &PageRequest) -> Result<Page<Endpoint>> {
     let select = tenant.select::<webhook_endpoints::Entity>();
-    pagination::fetch(&db.conn, select, webhook_endpoints::Column::Id, page, Order::Asc).await
+    let page = pagination::fetch(&db.conn, select, webhook_endpoints::Column::Id, page, Order::Asc).await?;
+    Ok(page.map(Endpoint::from))
 }
 
 /// An endpoint of the tenant (NOT_FOUND for another tenant's).
-pub async fn get(db: &Db, tenant: &Tenant, id: Uuid) -> Result<webhook_endpoints::Model> {
-    find(&db.conn, tenant, id).await
+pub async fn get(db: &Db, tenant: &Tenant, id: Uuid) -> Result<Endpoint> {
+    Ok(find(&db.conn, tenant, id).await?.into())
+}
+
+/// An endpoint of the tenant by id (None: not there).
+pub async fn endpoint_by_id(db: &Db, tenant: &Tenant, id: Uuid) -> Result<Option<Endpoint>> {
+    let row =
+        super::lookup::in_tenant::<webhook_endpoints::Entity, _>(&db.conn, tenant, webhook_endpoints::Column::Id, id);
+    Ok(row.await?.map(Endpoint::from))
+}
+
+/// A delivery of the tenant by id (None: not there).
+pub async fn delivery_by_id(db: &Db, tenant: &Tenant, id: Uuid) -> Result<Option<Delivery>> {
+    let row =
+        super::lookup::in_tenant::<webhook_deliveries::Entity, _>(&db.conn, tenant, webhook_deliveries::Column::Id, id);
+    row.await?.map(Delivery::try_from).transpose()
 }
 
 /// A page of an endpoint's delivery log, newest first.
-pub async fn deliveries(
-    db: &Db,
-    tenant: &Tenant,
-    endpoint: Uuid,
-    page: &PageRequest,
-) -> Result<Page<webhook_deliveries::Model>> {
+pub async fn deliveries(db: &Db, tenant: &Tenant, endpoint: Uuid, page: &PageRequest) -> Result<Page<Delivery>> {
     let select = tenant
         .select::<webhook_deliveries::Entity>()
         .filter(webhook_deliveries::Column::EndpointId.eq(endpoint));
-    pagination::fetch(&db.conn, select, webhook_deliveries::Column::Id, page, Order::Desc).await
+    pagination::fetch(&db.conn, select, webhook_deliveries::Column::Id, page, Order::Desc)
+        .await?
+        .try_map(Delivery::try_from)
 }
 
-/// A delivery of the tenant (NOT_FOUND for another tenant's).
-pub async fn delivery(db: &Db, tenant: &Tenant, id: Uuid) -> Result<webhook_deliveries::Model> {
+/// A delivery of the tenant, as stored (NOT_FOUND for another tenant's).
+async fn delivery(db: &Db, tenant: &Tenant, id: Uuid) -> Result<webhook_deliveries::Model> {
     super::lookup::in_tenant::<webhook_deliveries::Entity, _>(&db.conn, tenant, webhook_deliveries::Column::Id, id)
         .await?
         .ok_or_else(|| Error::not_found("webhook delivery"))
@@ -491,7 +583,7 @@ fn pending(
 }
 
 /// Queues a `webhook.ping` message to an endpoint (enabled or not) and returns its delivery.
-pub async fn queue_ping(db: &Db, tenant: &Tenant, id: Uuid) -> Result<webhook_deliveries::Model> {
+pub async fn queue_ping(db: &Db, tenant: &Tenant, id: Uuid) -> Result<Delivery> {
     let endpoint = get(db, tenant, id).await?;
     let time = now();
     let delivery_id = new_id();
@@ -515,12 +607,12 @@ pub async fn queue_ping(db: &Db, tenant: &Tenant, id: Uuid) -> Result<webhook_de
     let tx = db.begin_write().await?;
     let row = row.insert_into(tenant, &tx).await?;
     db.commit(tx).await?;
-    Ok(row)
+    row.try_into()
 }
 
 /// Sends a delivery's message again, as a new delivery with the same `webhook-id` and body
 /// (so a receiver that already processed it can tell).
-pub async fn redeliver(db: &Db, tenant: &Tenant, id: Uuid) -> Result<webhook_deliveries::Model> {
+pub async fn redeliver(db: &Db, tenant: &Tenant, id: Uuid) -> Result<Delivery> {
     let original = delivery(db, tenant, id).await?;
     get(db, tenant, original.endpoint_id).await?;
     let row = pending(
@@ -536,7 +628,7 @@ pub async fn redeliver(db: &Db, tenant: &Tenant, id: Uuid) -> Result<webhook_del
     let tx = db.begin_write().await?;
     let row = row.insert_into(tenant, &tx).await?;
     db.commit(tx).await?;
-    Ok(row)
+    row.try_into()
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@ mod diff;
 mod plan;
 
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
-use entity::{release_items, releases};
 
 pub use self::diff::PendingChange;
 use self::plan::{PublishInput, PublishPlan, request};
@@ -61,7 +60,7 @@ pub enum ReleaseKind {
 }
 
 /// A publish or a rollback.
-pub struct Release(pub releases::Model);
+pub struct Release(pub domain::Release);
 
 connection_type!(ReleaseConnection, ReleaseEdge, Release, "releases");
 
@@ -131,7 +130,7 @@ impl Release {
 }
 
 /// One item of a release.
-pub struct ReleaseItem(pub release_items::Model);
+pub struct ReleaseItem(pub domain::ReleaseItem);
 
 /// One item of a release, with production's state before and after it. Its id is unique to
 /// the release: the same agent in two releases is two objects.
@@ -143,18 +142,15 @@ impl ReleaseItem {
     }
     /// The stable item key (`agent:<slug>`, ...); the same in every release.
     async fn key(&self) -> &str {
-        &self.0.item_id
+        &self.0.key
     }
     /// What kind of record the item is.
-    async fn kind(&self) -> GqlResult<ItemKind> {
-        let item: domain::ItemRef = self.0.item_id.parse()?;
-        Ok(item.kind.into())
+    async fn kind(&self) -> ItemKind {
+        self.0.kind.into()
     }
     /// Added, modified or removed in production.
-    async fn change(&self) -> GqlResult<ChangeType> {
-        let change = domain::Change::parse(&self.0.change)
-            .ok_or_else(|| Error::internal(anyhow::anyhow!("stored change {:?} is unknown", self.0.change)))?;
-        Ok(change.into())
+    async fn change(&self) -> ChangeType {
+        self.0.change.into()
     }
     /// Production's state before (null: absent).
     async fn before(&self) -> Option<Json> {

@@ -38,7 +38,7 @@ impl Publishable for Prompt {
             }
         }
         let mut items = Vec::with_capacity(rows.len());
-        for row in rows {
+        for row in rows.into_iter().map(domain::Prompt::from) {
             // The resolution rule itself is `domain::prompts::serves`.
             let value = match domain::serves(&row) {
                 Some(Serves::Draft) => Some(json!({ "draft": {
