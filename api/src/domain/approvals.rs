@@ -294,18 +294,7 @@ fn request_events_with(
         created_at: request.created_at,
     };
     let payload = json!({ "v": events::PAYLOAD_VERSION, "request": summary });
-    [Environment::Staging, Environment::Production]
-        .into_iter()
-        .map(|environment| NewEvent {
-            environment,
-            topic: Topic::ReleaseRequest,
-            kind,
-            agent_slug: None,
-            execution_id: None,
-            session_id: None,
-            payload: payload.clone(),
-        })
-        .collect()
+    NewEvent::in_both_environments(Topic::ReleaseRequest, kind, payload)
 }
 
 pub async fn get<C: ConnectionTrait>(db: &C, tenant: &Tenant, id: Uuid) -> Result<release_requests::Model> {

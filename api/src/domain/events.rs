@@ -88,6 +88,25 @@ pub struct NewEvent {
     pub payload: Value,
 }
 
+impl NewEvent {
+    /// The same tenant-wide event (a release, a release request, a scheduled release) in both
+    /// environments, so both environments' screens and subscriptions see it.
+    pub fn in_both_environments(topic: Topic, kind: &'static str, payload: Value) -> Vec<NewEvent> {
+        [Environment::Staging, Environment::Production]
+            .into_iter()
+            .map(|environment| NewEvent {
+                environment,
+                topic,
+                kind,
+                agent_slug: None,
+                execution_id: None,
+                session_id: None,
+                payload: payload.clone(),
+            })
+            .collect()
+    }
+}
+
 /// Appends events inside the caller's transaction and returns them with their `seq`.
 #[expect(
     clippy::disallowed_methods,

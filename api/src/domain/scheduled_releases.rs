@@ -201,18 +201,7 @@ fn schedule_events_with(
         created_by: model.created_by.clone(),
     };
     let payload = json!({ "v": events::PAYLOAD_VERSION, "scheduledRelease": summary });
-    [Environment::Staging, Environment::Production]
-        .into_iter()
-        .map(|environment| NewEvent {
-            environment,
-            topic: Topic::Schedule,
-            kind,
-            agent_slug: None,
-            execution_id: None,
-            session_id: None,
-            payload: payload.clone(),
-        })
-        .collect()
+    NewEvent::in_both_environments(Topic::Schedule, kind, payload)
 }
 
 /// A scheduled release, as the domain hands it out (its claim, the scheduler's role and the

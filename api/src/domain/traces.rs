@@ -675,6 +675,39 @@ pub async fn first_of_execution(db: &Db, scope: &Scope, execution_id: Uuid) -> R
         .transpose()
 }
 
+/// The `n`th bind parameter of a raw statement.
+fn placeholder(backend: sea_orm::DbBackend, n: usize) -> String {
+    match backend {
+        sea_orm::DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_string(),
+    }
+}
+
+/// `tenant_id = $1 AND execution_id IN ($2, ...)` for a raw statement, with its bound values
+/// (the tenant first).
+fn tenant_and_executions(
+    backend: sea_orm::DbBackend,
+    tenant: &crate::scope::Tenant,
+    execution_ids: &[Uuid],
+) -> (Vec<sea_orm::Value>, String) {
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(execution_ids.len() + 2);
+    values.push(tenant.id().to_string().into());
+    let ids: Vec<String> = execution_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            values.push((*id).into());
+            placeholder(backend, i + 2)
+        })
+        .collect();
+    let filter = format!(
+        "tenant_id = {} AND execution_id IN ({})",
+        placeholder(backend, 1),
+        ids.join(", ")
+    );
+    (values, filter)
+}
+
 /// The first trace (in recorded order) of each of several executions, per environment, in one
 /// query (a window function reads one row per execution, however many traces one has).
 #[expect(
@@ -686,29 +719,15 @@ pub async fn first_traces_of_executions(
     tenant: &crate::scope::Tenant,
     execution_ids: &[Uuid],
 ) -> Result<Vec<Trace>> {
-    use sea_orm::{DbBackend, Statement};
+    use sea_orm::Statement;
     if execution_ids.is_empty() {
         return Ok(Vec::new());
     }
     let backend = db.conn.get_database_backend();
-    let placeholder = |n: usize| match backend {
-        DbBackend::Postgres => format!("${n}"),
-        _ => "?".to_string(),
-    };
-    let mut values: Vec<sea_orm::Value> = vec![tenant.id().to_string().into()];
-    let ids: Vec<String> = execution_ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| {
-            values.push((*id).into());
-            placeholder(i + 2)
-        })
-        .collect();
+    let (values, filter) = tenant_and_executions(backend, tenant, execution_ids);
     let sql = format!(
         "SELECT * FROM (SELECT traces.*, ROW_NUMBER() OVER (PARTITION BY execution_id, environment ORDER BY id) \
-         AS row_number FROM traces WHERE tenant_id = {} AND execution_id IN ({})) numbered WHERE row_number = 1",
-        placeholder(1),
-        ids.join(", "),
+         AS row_number FROM traces WHERE {filter}) numbered WHERE row_number = 1"
     );
     // The statement filters by the tenant (its first value).
     let rows = tenant
@@ -750,19 +769,7 @@ pub async fn first_spans_of_executions(
         return Ok(by_execution);
     }
     let backend = db.conn.get_database_backend();
-    let placeholder = |n: usize| match backend {
-        DbBackend::Postgres => format!("${n}"),
-        _ => "?".to_string(),
-    };
-    let mut values: Vec<sea_orm::Value> = vec![tenant.id().to_string().into()];
-    let ids: Vec<String> = execution_ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| {
-            values.push((*id).into());
-            placeholder(i + 2)
-        })
-        .collect();
+    let (mut values, filter) = tenant_and_executions(backend, tenant, execution_ids);
     values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
     let columns = match (attributes, backend) {
         (true, _) => "spans.*",
@@ -771,10 +778,8 @@ pub async fn first_spans_of_executions(
     };
     let sql = format!(
         "SELECT * FROM (SELECT {columns}, ROW_NUMBER() OVER (PARTITION BY execution_id ORDER BY id) AS row_number \
-         FROM spans WHERE tenant_id = {} AND execution_id IN ({})) numbered WHERE row_number <= {} ORDER BY id",
-        placeholder(1),
-        ids.join(", "),
-        placeholder(execution_ids.len() + 2),
+         FROM spans WHERE {filter}) numbered WHERE row_number <= {} ORDER BY id",
+        placeholder(backend, execution_ids.len() + 2),
     );
     // The statement filters by the tenant (its first value).
     let rows = tenant

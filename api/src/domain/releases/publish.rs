@@ -179,18 +179,7 @@ pub async fn publish(
     } else {
         "published"
     };
-    let events: Vec<NewEvent> = [Environment::Staging, Environment::Production]
-        .into_iter()
-        .map(|environment| NewEvent {
-            environment,
-            topic: Topic::Release,
-            kind,
-            agent_slug: None,
-            execution_id: None,
-            session_id: None,
-            payload: events::release_payload(&release),
-        })
-        .collect();
+    let events = NewEvent::in_both_environments(Topic::Release, kind, events::release_payload(&release));
     events::append(&tx, tenant, events).await?;
     db.commit(tx).await?;
     db.wake_live_feed();
