@@ -16,7 +16,7 @@
 
 use std::collections::BTreeSet;
 
-use entity::{Environment, release_request_reviews, release_requests, releases, tenant_settings};
+use entity::{release_request_reviews, release_requests, releases, tenant_settings};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, Order, QueryFilter, QueryOrder, Set};
 use serde::{Deserialize, Serialize};
