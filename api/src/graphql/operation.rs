@@ -79,7 +79,7 @@ impl RunflowSchema {
     pub async fn execute(&self, mut request: Request) -> Response {
         let checked = match self.check(&mut request) {
             Ok(checked) => checked,
-            Err(refused) => return refused,
+            Err(refused) => return *refused,
         };
         let mut response = self.engine.execute(request).await;
         finish(&checked, &mut response);
@@ -92,7 +92,7 @@ impl RunflowSchema {
     pub fn execute_stream(&self, mut request: Request) -> BoxStream<'static, Response> {
         let checked = match self.check(&mut request) {
             Ok(checked) => checked,
-            Err(refused) => return futures_util::stream::once(async move { refused }).boxed(),
+            Err(refused) => return futures_util::stream::once(async move { *refused }).boxed(),
         };
         self.engine
             .execute_stream(request)
@@ -104,8 +104,8 @@ impl RunflowSchema {
     }
 
     /// Steps 1-3: the parsed document attached to `request`, or the refusal.
-    fn check(&self, request: &mut Request) -> Result<Checked, Response> {
-        let refuse = |error: ServerError| Response::from_errors(vec![errors::refusal(error)]);
+    fn check(&self, request: &mut Request) -> Result<Checked, Box<Response>> {
+        let refuse = |error: ServerError| Box::new(Response::from_errors(vec![errors::refusal(error)]));
         let Some(document) = documents::parsed(&request.query) else {
             let error = match async_graphql::parser::parse_query(&request.query) {
                 Err(error) => ServerError::from(error),
