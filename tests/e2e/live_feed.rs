@@ -843,7 +843,36 @@ on_both_backends!(
     a_server_sent_events_reader_that_stops_reading_is_cut_off,
     cursors_past_retention_fail_with_cursor_expired,
     event_log_lag_counts_undelivered_events,
+    subscriptions_are_costed_on_every_streaming_transport,
 );
+
+/// A subscription passes the cost limits like a query, over the WebSocket and server-sent
+/// events, whether it shares an execution with others (no `after`) or runs on its own
+/// (`graphql/operation.rs` runs every operation, whichever transport sends it).
+async fn subscriptions_are_costed_on_every_streaming_transport(backend: Backend) {
+    let server = Server::start(backend).await;
+    let viewer = token(&tenant(), "viewer");
+    let aliases: String = (0..31).map(|i| format!("c{i}: cursor ")).collect();
+    let shared = format!("subscription {{ executionEvents(environment: STAGING) {{ {aliases} }} }}");
+    let alone = format!("subscription {{ executionEvents(environment: STAGING, after: \"0\") {{ {aliases} }} }}");
+    for query in [&shared, &alone] {
+        let mut ws = server.websocket(None).await;
+        ws.init(&viewer).await;
+        ws.subscribe("s", query, json!({})).await;
+        let refused = ws.json().await;
+        assert_eq!(refused["type"], "error", "{query}: {refused}");
+        assert_eq!(
+            refused["payload"][0]["extensions"]["code"], "ALIAS_LIMIT_EXCEEDED",
+            "{query}: {refused}"
+        );
+        let mut stream = crate::contract::EventStream::open(&server, Some(&viewer), json!({ "query": query }))
+            .await
+            .expect("stream");
+        let refused = stream.next_data().await;
+        assert_eq!(error_code(&refused), "ALIAS_LIMIT_EXCEEDED", "{query}: {refused}");
+        assert_eq!(stream.next().await.0, "complete");
+    }
+}
 
 /// The real `graphql-ws` npm client against the server (`tests/ws-client/check.mjs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,39 +14,18 @@
 
 use std::collections::HashSet;
 
-use async_graphql::extensions::ExtensionContext;
 use async_graphql::parser::types::{
     ExecutableDocument, Field, OperationDefinition, OperationType, Selection, SelectionSet,
 };
-use async_graphql::{Positioned, ServerResult, Variables};
+use async_graphql::{Positioned, Variables};
 use async_graphql_value::{ConstValue, Value as AstValue};
 
-use super::errors::from_domain;
-use super::operation_check::OperationCheck;
 use crate::auth::policy::{self, Root};
 use crate::auth::{Actor, Authentication};
 use crate::error::Error;
 
 /// Root mutation fields allowed to target production.
 pub const PRODUCTION_MUTATIONS: &[&str] = &["publish"];
-
-pub struct AccessControl;
-
-impl OperationCheck for AccessControl {
-    fn check(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        document: &ExecutableDocument,
-        operation: &OperationDefinition,
-        variables: &Variables,
-    ) -> ServerResult<()> {
-        let authentication = ctx
-            .data_opt::<Authentication>()
-            .cloned()
-            .unwrap_or(Authentication::Anonymous);
-        check(document, operation, variables, &authentication).map_err(|e| from_domain(&e))
-    }
-}
 
 /// The access decision for one operation (see the module docs for the order).
 pub fn check(

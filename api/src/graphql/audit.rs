@@ -1,7 +1,7 @@
-//! The audit log over GraphQL: the extension that records every change, and the `auditLog`
-//! query (admins only, see [`crate::auth::policy::required_role_for_query`]).
+//! The audit log over GraphQL: the Mutation root that records every change ([`Audited`]), and
+//! the `auditLog` query (admins only, see [`crate::auth::policy::required_role_for_query`]).
 //!
-//! The extension is the one place entries are prepared: for every root mutation field it
+//! [`Audited`] is the one place entries are prepared: for every root mutation field it
 //! reads the record's non-secret summary before the operation
 //! ([`crate::domain::audit::state`]), and runs the field with a [`domain::Pending`] entry, so
 //! a mutation added later is audited without anyone remembering to. The operation's first
@@ -14,14 +14,16 @@
 //! (a record kind that [`crate::domain::audit::state::state_of`] does not know gets no
 //! summaries).
 
-use std::sync::{Arc, Mutex};
+use std::borrow::Cow;
+use std::future::Future;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextResolve, ResolveInfo,
-};
-use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::parser::types::Field;
 use async_graphql::registry::{MetaType, Registry};
-use async_graphql::{Context, ID, InputObject, Json, Name, Object, ServerResult, Value as GqlValue, Variables};
+use async_graphql::resolver_utils::ContainerType;
+use async_graphql::{
+    Context, ContextSelectionSet, ID, InputObject, Json, Name, Object, ObjectType, OutputType, Positioned,
+    ServerResult, Value as GqlValue, Variables,
+};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
@@ -44,81 +46,69 @@ const MAX_SUMMARY_ITEMS: usize = 50;
 // Recording
 // ---------------------------------------------------------------------------------------
 
-pub struct AuditTrail;
+/// The schema's Mutation root: `M` (the merged mutation fields) with every root field run
+/// through [`audited`]. It is `M` to the schema (same name, same fields): only the root
+/// mutation fields pass through here, so queries and nested fields run with no audit hook.
+pub struct Audited<M>(pub M);
 
-impl ExtensionFactory for AuditTrail {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(AuditTrailExtension {
-            variables: Mutex::new(Variables::default()),
-        })
+impl<M: ObjectType> OutputType for Audited<M> {
+    fn type_name() -> Cow<'static, str> {
+        M::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        M::create_type_info(registry)
+    }
+
+    async fn resolve(&self, ctx: &ContextSelectionSet<'_>, _field: &Positioned<Field>) -> ServerResult<GqlValue> {
+        // Only reached if the root type were selected as a field; root fields run one by one.
+        async_graphql::resolver_utils::resolve_container_serial(ctx, self).await
     }
 }
 
-struct AuditTrailExtension {
-    variables: Mutex<Variables>,
+impl<M: ObjectType> ContainerType for Audited<M> {
+    async fn resolve_field(&self, ctx: &Context<'_>) -> ServerResult<Option<GqlValue>> {
+        audited(ctx, self.0.resolve_field(ctx)).await
+    }
 }
 
-#[async_graphql::async_trait::async_trait]
-impl Extension for AuditTrailExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        if let Ok(mut stored) = self.variables.lock() {
-            *stored = variables.clone();
-        }
-        next.run(ctx, query, variables).await
-    }
+impl<M: ObjectType> ObjectType for Audited<M> {}
 
-    async fn resolve(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<GqlValue>> {
-        let registry = &ctx.schema_env.registry;
-        let is_root_mutation = info.path_node.parent.is_none()
-            && registry.mutation_type.as_deref() == Some(info.parent_type)
-            && !info.is_for_introspection;
-        if !is_root_mutation {
-            return next.run(ctx, info).await;
-        }
-        let name = info.name.to_string();
-        let arguments = {
-            let variables = self.variables.lock().map(|v| v.clone()).unwrap_or_default();
-            arguments(registry, &name, info.field, &variables)
-        };
-        let caller = match (ctx.data_opt::<Actor>(), ctx.data_opt::<Services>()) {
-            (Some(actor), Some(services)) => Some((actor, services)),
-            _ => None,
-        };
-        let Some((actor, services)) = caller else {
-            return next.run(ctx, info).await;
-        };
-        let target = target(&name, &arguments);
-        // The record as it was: read before the operation runs (a create finds nothing).
-        let before = state(services, actor, &target, &target.record).await;
-        let mut record = target.record.clone();
-        if record.id.is_none() && record.key.is_none() && target.creates {
-            // A create that names no key: the caller's newest record of the kind, read in
-            // the transaction that made it.
-            record.newest_by = Some(actor.subject().to_string());
-        }
-        let pending = domain::Pending::new(actor.clone(), entry(&name, target, arguments, before), record);
-        // The operation's first commit writes the entry in its own transaction.
-        let result = pending.run(next.run(ctx, info)).await?;
-        let result_id = result.as_ref().and_then(result_id);
-        if let Err(error) = domain::finish(&services.db, &pending, result_id).await {
-            // It committed nothing, and its entry could not be written: no success unaudited.
-            let mut error = super::errors::from_domain(&error);
-            error.path = vec![async_graphql::PathSegment::Field(name)];
-            return Err(error);
-        }
-        Ok(result)
+/// Runs one root mutation field (`field`, the resolver's future) with its audit entry pending.
+async fn audited<F>(ctx: &Context<'_>, field: F) -> ServerResult<Option<GqlValue>>
+where
+    F: Future<Output = ServerResult<Option<GqlValue>>> + Send,
+{
+    let caller = match (ctx.data_opt::<Actor>(), ctx.data_opt::<Services>()) {
+        (Some(actor), Some(services)) => Some((actor, services)),
+        _ => None,
+    };
+    let Some((actor, services)) = caller else {
+        return field.await;
+    };
+    let node = &ctx.item.node;
+    let name = node.name.node.to_string();
+    let arguments = arguments(&ctx.schema_env.registry, &name, node, &ctx.query_env.variables);
+    let target = target(&name, &arguments);
+    // The record as it was: read before the operation runs (a create finds nothing).
+    let before = state(services, actor, &target, &target.record).await;
+    let mut record = target.record.clone();
+    if record.id.is_none() && record.key.is_none() && target.creates {
+        // A create that names no key: the caller's newest record of the kind, read in
+        // the transaction that made it.
+        record.newest_by = Some(actor.subject().to_string());
     }
+    let pending = domain::Pending::new(actor.clone(), entry(&name, target, arguments, before), record);
+    // The operation's first commit writes the entry in its own transaction.
+    let result = pending.run(field).await?;
+    let result_id = result.as_ref().and_then(result_id);
+    if let Err(error) = domain::finish(&services.db, &pending, result_id).await {
+        // It committed nothing, and its entry could not be written: no success unaudited.
+        let mut error = super::errors::from_domain(&error);
+        error.path = vec![async_graphql::PathSegment::Field(name)];
+        return Err(error);
+    }
+    Ok(result)
 }
 
 /// What an operation targets: where, which kind of record, which one.

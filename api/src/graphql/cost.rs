@@ -1,5 +1,5 @@
 //! The cost model: what an operation may ask for, checked on the parsed document before
-//! validation or any resolver runs.
+//! validation or any resolver runs (by [`super::operation`], after access control).
 //!
 //! - Every field costs 1 for each object it is selected on; `__typename` is free.
 //! - A field that takes `first` (or `last`) returns that many items: its sub-selection is
@@ -21,14 +21,11 @@
 
 use std::collections::HashSet;
 
-use async_graphql::extensions::ExtensionContext;
-
-use super::operation_check::OperationCheck;
 use async_graphql::parser::types::{
     ExecutableDocument, Field, OperationDefinition, OperationType, Selection, SelectionSet,
 };
 use async_graphql::registry::{MetaTypeName, Registry};
-use async_graphql::{ErrorExtensionValues, Positioned, ServerError, ServerResult, Value, Variables};
+use async_graphql::{ErrorExtensionValues, Positioned, ServerError, Value, Variables};
 use async_graphql_value::{ConstValue, Value as AstValue};
 
 use crate::domain::pagination::DEFAULT_PAGE_SIZE;
@@ -110,21 +107,6 @@ fn refusal(code: &str, message: String, (key, value): (&str, u64), limit: u64) -
     extensions.set("limit", Value::from(limit));
     error.extensions = Some(extensions);
     error
-}
-
-pub struct CostControl(pub CostLimits);
-
-impl OperationCheck for CostControl {
-    fn check(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        document: &ExecutableDocument,
-        operation: &OperationDefinition,
-        variables: &Variables,
-    ) -> ServerResult<()> {
-        let cost = measure(&ctx.schema_env.registry, document, operation, variables);
-        self.0.check(&cost)
-    }
 }
 
 /// The cost, aliases and root fields of one operation of `document`.

@@ -2,13 +2,12 @@
 //!
 //! Clients send the same few documents over and over (with different variables). Parsing one
 //! costs far more than copying the parsed tree, so the parsed form of each recently seen
-//! document is kept (bounded by count and by document size) and handed to async-graphql with
-//! `Request::set_parsed_query`; the rest of the pipeline (recursion and directive limits, the
-//! access check in [`super::access`], validation) runs on it as on a freshly parsed one.
-//! Documents that do not parse are not remembered: async-graphql parses them again and
-//! reports the error the usual way.
+//! document is kept (bounded by count and by document size), shared: [`super::operation`]
+//! checks it, hands a copy to async-graphql with `Request::set_parsed_query` and orders the
+//! response by it. Documents that do not parse are not remembered: [`super::operation`]
+//! parses them again to report the error.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use async_graphql::parser::types::ExecutableDocument;
 
@@ -20,26 +19,18 @@ const DOCUMENTS: usize = 512;
 /// text, plus their parsed trees).
 const MAX_CACHED_DOCUMENT_BYTES: usize = 16 * 1024;
 
-static PARSED: LazyLock<Bounded<String, ExecutableDocument>> = LazyLock::new(|| Bounded::new(DOCUMENTS));
-
-/// Attaches the parsed form of the request's document, from the cache or parsed now.
-pub fn attach_parsed(mut request: async_graphql::Request) -> async_graphql::Request {
-    if let Some(document) = parsed(&request.query) {
-        request.set_parsed_query(document);
-    }
-    request
-}
+static PARSED: LazyLock<Bounded<String, Arc<ExecutableDocument>>> = LazyLock::new(|| Bounded::new(DOCUMENTS));
 
 /// The parsed form of `query`, from the cache or parsed now (and remembered unless larger
 /// than the cache's bound); None when it does not parse.
-pub fn parsed(query: &str) -> Option<ExecutableDocument> {
+pub fn parsed(query: &str) -> Option<Arc<ExecutableDocument>> {
     if query.len() > MAX_CACHED_DOCUMENT_BYTES {
-        return async_graphql::parser::parse_query(query).ok();
+        return async_graphql::parser::parse_query(query).ok().map(Arc::new);
     }
     if let Some(document) = PARSED.get(query) {
         return Some(document);
     }
-    let document = async_graphql::parser::parse_query(query).ok()?;
+    let document = Arc::new(async_graphql::parser::parse_query(query).ok()?);
     PARSED.put(query.to_string(), document.clone());
     Some(document)
 }
@@ -51,25 +42,22 @@ mod tests {
     #[test]
     fn a_document_is_parsed_once_and_reused() {
         let query = "{ __typename documents_test_marker: __typename }";
-        let first = attach_parsed(async_graphql::Request::new(query));
+        let first = parsed(query).expect("parses");
         assert!(PARSED.get(query).is_some());
-        let mut second = attach_parsed(async_graphql::Request::new(query));
-        let mut first = first;
-        assert_eq!(
-            format!("{:?}", first.parsed_query().unwrap()),
-            format!("{:?}", second.parsed_query().unwrap())
+        let second = parsed(query).expect("parses");
+        assert!(
+            Arc::ptr_eq(&first, &second),
+            "the second request reuses the first's parse"
         );
     }
 
     #[test]
     fn broken_and_oversized_documents_are_not_remembered() {
         let broken = "{ documents_test_broken ";
-        let request = attach_parsed(async_graphql::Request::new(broken));
+        assert!(parsed(broken).is_none());
         assert!(PARSED.get(broken).is_none());
-        let mut request = request;
-        assert!(request.parsed_query().is_err());
         let huge = format!("{{ __typename {} }}", "a: __typename ".repeat(2000));
-        attach_parsed(async_graphql::Request::new(huge.clone()));
+        assert!(parsed(&huge).is_some());
         assert!(PARSED.get(huge.as_str()).is_none());
     }
 }

@@ -10,13 +10,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextSubscribe, NextValidation,
-};
-use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Value, Variables};
-use futures_util::StreamExt;
-use futures_util::stream::BoxStream;
+use async_graphql::{Response, ServerError, Value};
 
 use crate::error::Error;
 
@@ -72,61 +66,100 @@ fn validation_error(error: ServerError) -> ServerError {
     with_code(error, code)
 }
 
-pub struct ErrorCodes;
-
-impl ExtensionFactory for ErrorCodes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodesExtension)
+/// A refusal before the engine ran (a syntax error, the recursion or directive limit, access
+/// control, the cost limits): one readable sentence ([`super::syntax::readable`]), and
+/// `GRAPHQL_PARSE_FAILED` unless the check gave it a code.
+pub fn refusal(error: ServerError) -> ServerError {
+    let error = super::syntax::readable(error);
+    if has_code(&error) {
+        error
+    } else {
+        with_code(error, PARSE_FAILED)
     }
 }
 
-struct ErrorCodesExtension;
+/// Gives every error of an engine response its code. A response that failed before execution
+/// (no data, errors without a path: resolver errors always have one) carries validation errors
+/// (`GRAPHQL_VALIDATION_FAILED`, or `BAD_USER_INPUT` for the values sent), unless the engine
+/// could not select the operation to run, which is bad input.
+pub fn set_codes(response: &mut Response) {
+    let before_execution = response.data == Value::Null && response.errors.iter().all(|e| e.path.is_empty());
+    response.errors = std::mem::take(&mut response.errors)
+        .into_iter()
+        .map(|error| {
+            if before_execution && !has_code(&error) && error.source.is_none() && !is_selection_error(&error.message) {
+                validation_error(error)
+            } else {
+                map_error(error)
+            }
+        })
+        .collect();
+}
 
-#[async_graphql::async_trait::async_trait]
-impl Extension for ErrorCodesExtension {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        response.errors = std::mem::take(&mut response.errors)
-            .into_iter()
-            .map(map_error)
-            .collect();
-        response
+/// The engine's errors when it cannot pick the operation of a valid document (an unknown or
+/// missing operation name), or is asked to run a subscription by `Schema::execute`: they are
+/// raised after validation, so they are not validation errors (a test pins the wording).
+fn is_selection_error(message: &str) -> bool {
+    message.starts_with("Unknown operation named \"")
+        || message == "Operation name required in request."
+        || message == "Subscriptions are not supported on this transport."
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::{EmptyMutation, Object, Request, Schema, Subscription};
+    use futures_util::Stream;
+
+    struct Query;
+
+    #[Object]
+    impl Query {
+        async fn a(&self) -> i32 {
+            1
+        }
     }
 
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, Response> {
-        Box::pin(next.run(ctx, stream).map(|mut response| {
-            response.errors = std::mem::take(&mut response.errors)
-                .into_iter()
-                .map(map_error)
-                .collect();
-            response
-        }))
+    struct Events;
+
+    #[Subscription]
+    impl Events {
+        async fn n(&self) -> impl Stream<Item = i32> {
+            futures_util::stream::iter([1])
+        }
     }
 
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables)
-            .await
-            .map_err(|e| if has_code(&e) { e } else { with_code(e, PARSE_FAILED) })
-    }
-
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx)
-            .await
-            .map_err(|errors| errors.into_iter().map(validation_error).collect())
+    /// The engine's wording of the errors [`super::is_selection_error`] recognises.
+    #[tokio::test]
+    async fn selection_errors_are_recognised() {
+        let schema = Schema::new(Query, EmptyMutation, Events);
+        for (query, name) in [
+            ("query A { a } query B { a }", None),
+            ("query A { a }", Some("C")),
+            ("{ a }", Some("C")),
+        ] {
+            let mut request = Request::new(query);
+            if let Some(name) = name {
+                request = request.operation_name(name);
+            }
+            let response = schema.execute(request).await;
+            assert_eq!(response.errors.len(), 1, "{query}");
+            assert!(
+                super::is_selection_error(&response.errors[0].message),
+                "{:?}",
+                response.errors
+            );
+        }
+        let response = schema.execute("subscription { n }").await;
+        assert_eq!(response.errors.len(), 1);
+        assert!(
+            super::is_selection_error(&response.errors[0].message),
+            "{:?}",
+            response.errors
+        );
+        let response = schema.execute("{ b }").await;
+        assert!(
+            !super::is_selection_error(&response.errors[0].message),
+            "a validation error"
+        );
     }
 }

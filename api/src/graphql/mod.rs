@@ -1,9 +1,12 @@
 //! The GraphQL schema. Resolvers are thin: they turn arguments into domain calls.
 //!
-//! Cross-cutting rules are extensions, each in one place:
+//! Cross-cutting rules each live in one place, applied by [`operation`], the one way an
+//! operation runs (the schema has no async-graphql extension):
 //! - [`access`]: production read-only, authentication and the role policy, checked on the
-//!   parsed operation before validation or any resolver;
-//! - [`errors`]: every error leaves with a stable `extensions.code`.
+//!   parsed operation before validation or any resolver; [`cost`]: the cost limits, next;
+//! - [`errors`]: every error leaves with a stable `extensions.code`; [`syntax`]: readable
+//!   parse errors; [`order`]: response fields in query order;
+//! - [`audit`]: every root mutation field is audited, by the Mutation root itself.
 //!
 //! One module per domain holds its types, queries and mutations.
 
@@ -21,7 +24,7 @@ pub mod ids;
 pub mod loaders;
 mod memory;
 mod node;
-pub mod operation_check;
+pub mod operation;
 pub mod order;
 mod pagination;
 mod payloads;
@@ -39,11 +42,9 @@ mod triggers;
 mod viewer;
 mod webhooks;
 
-use std::sync::Arc;
-
 use async_graphql::{Enum, MergedObject, Schema};
 
-use operation_check::OnParsedOperation;
+pub use operation::RunflowSchema;
 
 use crate::services::Services;
 
@@ -98,10 +99,28 @@ pub struct Mutation(
 /// What resolvers return: domain errors convert with `?` and keep their code (see [`errors`]).
 pub type GqlResult<T> = async_graphql::Result<T>;
 
-pub type RunflowSchema = Schema<Query, Mutation, subscriptions::Subscription>;
+fn builder() -> async_graphql::SchemaBuilder<Query, audit::Audited<Mutation>, subscriptions::Subscription> {
+    Schema::build(
+        Query::default(),
+        audit::Audited(Mutation::default()),
+        subscriptions::Subscription,
+    )
+}
 
-fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, subscriptions::Subscription> {
-    Schema::build(Query::default(), Mutation::default(), subscriptions::Subscription)
+/// The engine's types, as its builder registers them (async-graphql keeps its own registry
+/// private): what the cost model walks. A test checks they match the served schema.
+fn registry() -> async_graphql::registry::Registry {
+    use async_graphql::{OutputType, SubscriptionType};
+    let mut registry = async_graphql::registry::Registry {
+        query_type: Query::type_name().to_string(),
+        mutation_type: Some(audit::Audited::<Mutation>::type_name().to_string()),
+        subscription_type: Some(subscriptions::Subscription::type_name().to_string()),
+        ..Default::default()
+    };
+    Query::create_type_info(&mut registry);
+    audit::Audited::<Mutation>::create_type_info(&mut registry);
+    subscriptions::Subscription::create_type_info(&mut registry);
+    registry
 }
 
 /// The schema's limits, as plain values (the caller reads them from configuration).
@@ -112,31 +131,26 @@ pub struct SchemaOptions {
     pub introspection: bool,
 }
 
-/// The schema served by the API.
+/// The schema served by the API. No extension: the rules run around the engine
+/// ([`operation`]) and in the Mutation root ([`audit::Audited`]).
 pub fn build_schema(services: Services, options: SchemaOptions) -> RunflowSchema {
     let builder = builder()
         .data(services)
-        .extension(errors::ErrorCodes)
-        .extension(syntax::ReadableSyntaxErrors)
-        .extension(order::FieldOrder)
-        // Registered before access control, so an operation is authorised before it is costed.
-        .extension(OnParsedOperation(Arc::new(cost::CostControl(options.cost))))
-        .extension(OnParsedOperation(Arc::new(access::AccessControl)))
-        .extension(audit::AuditTrail)
         .limit_depth(options.max_depth)
-        .limit_recursive_depth(32)
-        .limit_directives(16)
+        .limit_recursive_depth(operation::MAX_RECURSIVE_DEPTH)
+        .limit_directives(operation::MAX_DIRECTIVES)
         .disable_suggestions();
-    if options.introspection {
+    let engine = if options.introspection {
         builder.finish()
     } else {
         builder.disable_introspection().finish()
-    }
+    };
+    RunflowSchema::new(engine, registry(), options.cost)
 }
 
 /// Attaches what resolvers need to a request: who is calling and, for an authenticated
-/// caller, per-request DataLoaders scoped to its tenant. The caller attaches the parsed
-/// document first ([`documents::attach_parsed`]), having looked at it if it needs to.
+/// caller, per-request DataLoaders scoped to its tenant. Run it with
+/// [`RunflowSchema::execute`] (or `execute_stream`).
 pub fn prepare_request(
     services: &Services,
     authentication: crate::auth::Authentication,
@@ -169,12 +183,16 @@ pub fn prepare_subscription_request(
 
 /// The SDL that `schema.graphql` must equal (with `@specifiedBy` on custom scalars).
 pub fn sdl() -> String {
-    sdl_of(&builder().finish())
+    engine_sdl(&builder().finish())
 }
 
 /// The SDL of a built schema, printed the one way this project prints it.
 pub fn sdl_of(schema: &RunflowSchema) -> String {
-    schema.sdl_with_options(async_graphql::SDLExportOptions::new().include_specified_by())
+    engine_sdl(schema.engine())
+}
+
+fn engine_sdl(engine: &operation::Engine) -> String {
+    engine.sdl_with_options(async_graphql::SDLExportOptions::new().include_specified_by())
 }
 
 #[cfg(test)]
@@ -314,6 +332,80 @@ mod tests {
             ],
             "the storage check missed a way of naming an entity"
         );
+    }
+
+    /// The registry the cost model walks ([`super::registry`]) has every type and field of the
+    /// served schema, with the same field types and arguments, and nothing else.
+    #[tokio::test]
+    async fn the_cost_models_registry_matches_the_schema() {
+        let registry = super::registry();
+        let engine = super::builder().finish();
+        let response = engine
+            .execute(
+                "{ __schema { queryType { name } mutationType { name } subscriptionType { name } \
+                 types { name fields(includeDeprecated: true) { name args { name } type { ...T } } } } } \
+                 fragment T on __Type { kind name ofType { kind name ofType { kind name ofType { kind name } } } }",
+            )
+            .await;
+        assert!(response.errors.is_empty(), "{:?}", response.errors);
+        let data = response.data.into_json().expect("JSON");
+        let schema = &data["__schema"];
+        assert_eq!(schema["queryType"]["name"], registry.query_type.as_str());
+        assert_eq!(
+            schema["mutationType"]["name"].as_str(),
+            registry.mutation_type.as_deref()
+        );
+        assert_eq!(
+            schema["subscriptionType"]["name"].as_str(),
+            registry.subscription_type.as_deref()
+        );
+        fn type_ref(ty: &serde_json::Value) -> String {
+            match ty["kind"].as_str() {
+                Some("NON_NULL") => format!("{}!", type_ref(&ty["ofType"])),
+                Some("LIST") => format!("[{}]", type_ref(&ty["ofType"])),
+                _ => ty["name"].as_str().unwrap_or_default().to_string(),
+            }
+        }
+        let mut checked = 0;
+        for ty in schema["types"].as_array().expect("types") {
+            let name = ty["name"].as_str().expect("name");
+            let Some(fields) = ty["fields"].as_array() else {
+                continue;
+            };
+            if name.starts_with("__") {
+                continue;
+            }
+            let ours = registry
+                .types
+                .get(name)
+                .and_then(|t| t.fields())
+                .unwrap_or_else(|| panic!("{name} is not in the cost model's registry"));
+            let served: Vec<&str> = fields.iter().filter_map(|f| f["name"].as_str()).collect();
+            let registered: Vec<&str> = ours
+                .keys()
+                .map(String::as_str)
+                .filter(|f| !f.starts_with("__"))
+                .collect();
+            assert_eq!(served, registered, "fields of {name}");
+            for field in fields {
+                let field_name = field["name"].as_str().expect("name");
+                let meta = &ours[field_name];
+                assert_eq!(meta.ty, type_ref(&field["type"]), "{name}.{field_name}");
+                let args: Vec<&str> = field["args"]
+                    .as_array()
+                    .expect("args")
+                    .iter()
+                    .filter_map(|a| a["name"].as_str())
+                    .collect();
+                assert_eq!(
+                    args,
+                    meta.args.keys().map(String::as_str).collect::<Vec<_>>(),
+                    "{name}.{field_name}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 100, "only {checked} fields compared");
     }
 
     use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};

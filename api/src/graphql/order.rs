@@ -2,106 +2,16 @@
 //!
 //! async-graphql resolves the fields of a query concurrently and inserts each into the result
 //! map when it *completes*, so two fields that wait on the database can come back in either
-//! order from run to run. This extension puts every object of the response back in the order
-//! in which its response keys (alias or name) first appear in the operation's selection sets,
-//! looking through fragments, as the spec's CollectFields does. Subscription events too.
+//! order from run to run. [`order_response`] puts every object of the response back in the
+//! order in which its response keys (alias or name) first appear in the operation's selection
+//! sets, looking through fragments, as the spec's CollectFields does; [`super::operation`]
+//! applies it to every response, subscription events too.
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest, NextSubscribe,
-};
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{Name, Positioned, Request, Response, ServerResult, Value, Variables};
-use futures_util::StreamExt;
-use futures_util::stream::BoxStream;
-
-pub struct FieldOrder;
-
-impl ExtensionFactory for FieldOrder {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(FieldOrderExtension {
-            parsed: Arc::new(Mutex::new(Parsed::default())),
-        })
-    }
-}
-
-/// The operation being run: set when the request is prepared and parsed.
-#[derive(Default)]
-struct Parsed {
-    operation_name: Option<String>,
-    document: Option<Arc<ExecutableDocument>>,
-}
-
-struct FieldOrderExtension {
-    /// Shared with the subscription stream, which is parsed only once it is polled.
-    parsed: Arc<Mutex<Parsed>>,
-}
-
-fn document_of(parsed: &Mutex<Parsed>) -> Option<(Arc<ExecutableDocument>, Option<String>)> {
-    let parsed = parsed.lock().ok()?;
-    Some((parsed.document.clone()?, parsed.operation_name.clone()))
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for FieldOrderExtension {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        if let Ok(mut parsed) = self.parsed.lock() {
-            parsed.operation_name.clone_from(&request.operation_name);
-        }
-        next.run(ctx, request).await
-    }
-
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        if let Ok(mut parsed) = self.parsed.lock() {
-            parsed.document = Some(Arc::new(document.clone()));
-        }
-        Ok(document)
-    }
-
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        let mut response = next.run(ctx, operation_name).await;
-        if let Some((document, _)) = document_of(&self.parsed) {
-            order_response(&document, operation_name, &mut response.data);
-        }
-        response
-    }
-
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, Response> {
-        // The document is parsed when the stream is first polled, so it is read per event.
-        let parsed = self.parsed.clone();
-        Box::pin(next.run(ctx, stream).map(move |mut response| {
-            if let Some((document, operation_name)) = document_of(&parsed) {
-                order_response(&document, operation_name.as_deref(), &mut response.data);
-            }
-            response
-        }))
-    }
-}
+use async_graphql::{Name, Positioned, Value};
 
 /// Reorders `data` (the result of one operation of `document`) into query order.
 pub fn order_response(document: &ExecutableDocument, operation_name: Option<&str>, data: &mut Value) {

@@ -1,33 +1,9 @@
 //! Readable parse errors: the parser reports a syntax error as an ASCII-art excerpt of the
 //! document (` --> 1:2 | ... ^--- = expected selection`); callers get one sentence instead,
 //! `syntax error at line 1, column 2: expected selection`, with the position in `locations`.
+//! Applied by [`super::errors::refusal`] to every refusal before execution.
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
-use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{ServerError, ServerResult, Variables};
-
-pub struct ReadableSyntaxErrors;
-
-impl ExtensionFactory for ReadableSyntaxErrors {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ReadableSyntaxErrors)
-    }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for ReadableSyntaxErrors {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables).await.map_err(readable)
-    }
-}
+use async_graphql::ServerError;
 
 /// One line for a multi-line parser message; other errors are kept.
 pub fn readable(mut error: ServerError) -> ServerError {

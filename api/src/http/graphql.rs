@@ -173,16 +173,16 @@ async fn execute(
         Ok(query) => query,
         Err(error) => return request_error(media, error.code(), error.message()),
     };
-    // The document is parsed once (or found parsed in the cache) and everything below, the
-    // engine included, works on that one parsed form.
-    let mut request = crate::graphql::documents::attach_parsed(async_graphql::Request::new(query));
-    let (kind, single_name) = match request.parsed_query() {
-        Ok(document) => (
-            operation_kind(document, body.operation_name.as_deref()),
-            single_operation_name(document),
+    // The document is parsed once (or found parsed in the cache); `execute` below finds that
+    // parsed form again and works on it.
+    let (kind, single_name) = match crate::graphql::documents::parsed(&query) {
+        Some(document) => (
+            operation_kind(&document, body.operation_name.as_deref()),
+            single_operation_name(&document),
         ),
-        Err(_) => (None, None),
+        None => (None, None),
     };
+    let mut request = async_graphql::Request::new(query);
     if kind == Some(OperationType::Subscription) {
         return request_error(
             media,

@@ -124,7 +124,6 @@ pub async fn stream(
             // Prepared as the WebSocket prepares it (a subscription's DataLoaders keep no
             // cache across events): the two transports share executions.
             let membership = app.shared_subscriptions.join(key, member, move || {
-                let request = crate::graphql::documents::attach_parsed(request);
                 schema.execute_stream(crate::graphql::prepare_subscription_request(
                     &services,
                     authentication,
@@ -144,11 +143,7 @@ pub async fn stream(
         }
         None => Box::pin(
             app.schema
-                .execute_stream(crate::graphql::prepare_request(
-                    &app.services,
-                    authentication,
-                    crate::graphql::documents::attach_parsed(request),
-                ))
+                .execute_stream(crate::graphql::prepare_request(&app.services, authentication, request))
                 .map(|response| Outcome::Payload(serde_json::to_string(&response).unwrap_or_default().into())),
         ),
     };

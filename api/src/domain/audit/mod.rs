@@ -1,8 +1,8 @@
 //! The audit log: who changed what, when and where.
 //!
 //! One entry per successful change, prepared by the one mechanism that sees every change: the
-//! GraphQL audit extension ([`crate::graphql::audit`]) prepares a [`Pending`] entry for each
-//! root mutation field, with the caller's token subject and role, the environment argument,
+//! GraphQL Mutation root ([`crate::graphql::audit::Audited`]) prepares a [`Pending`] entry for
+//! each root mutation field, with the caller's token subject and role, the environment argument,
 //! the operation (`action`), the record kind and key, a summary of the input with every
 //! argument the schema marks secret replaced by [`REDACTED`], and a non-secret summary of
 //! the record before the change ([`state`]). Nothing in the API updates or deletes an entry

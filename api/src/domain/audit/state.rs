@@ -6,10 +6,10 @@
 //!
 //! One function per record kind reads the record by what the operation names: its key
 //! (slug, name, `connector/key`), or its id (a global id argument), or for a create that
-//! names neither, the newest record this subject made. The audit
-//! extension calls [`state_of`] once before the operation; the summary after it is read
-//! inside the transaction that commits the change and its entry ([`super::append_pending`]),
-//! so a create has no `before`, a delete no `after`.
+//! names neither, the newest record this subject made. The GraphQL Mutation root
+//! ([`crate::graphql::audit::Audited`]) calls [`state_of`] once before the operation; the
+//! summary after it is read inside the transaction that commits the change and its entry
+//! ([`super::append_pending`]), so a create has no `before`, a delete no `after`.
 
 use entity::{
     Environment, agent_commits, agent_deployments, agents, connector_instances, connector_resources, credentials,
