@@ -545,6 +545,42 @@ async fn idempotency_keys_give_one_publish(backend: Backend) {
     let body: Value = response.json().await.expect("json");
     assert_eq!(error_code(&body), "IDEMPOTENCY_KEY_REUSED", "{body:#}");
     assert!(error_message(&body).contains("\"key-1\""), "names the key: {body:#}");
+
+    // Publishing later with a key, raced the same way: one scheduled release, every caller
+    // gets it (the tenant's publish lock and the unique key, checked atomically).
+    server
+        .data(&admin, DRAFT, json!({ "i": { "slug": "greet", "template": "v3" } }))
+        .await;
+    let fingerprint_3 =
+        server.data(&admin, PLAN, json!({ "i": { "all": true } })).await["publishPlan"]["fingerprint"].clone();
+    let at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let later = json!({ "i": { "all": true, "fingerprint": fingerprint_3, "idempotencyKey": "key-2", "at": at } });
+    let schedule =
+        "mutation($i: PublishInput!) { publish(environment: PRODUCTION, input: $i) { scheduledRelease { id } } }";
+    let (wins, codes) = race(&server, &admin, schedule, |_| later.clone()).await;
+    assert_eq!(
+        wins.len(),
+        N,
+        "all succeed (the later ones replay the first): {codes:?}"
+    );
+    let ids: std::collections::HashSet<String> = wins
+        .iter()
+        .map(|(_, data)| {
+            data["publish"]["scheduledRelease"]["id"]
+                .as_str()
+                .expect("id")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "one scheduled release for one key: {wins:?}");
+    let scheduled = server
+        .data(
+            &admin,
+            "{ scheduledReleases(environment: STAGING) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(scheduled["scheduledReleases"]["totalCount"], 1, "{scheduled:#}");
 }
 
 on_both_backends!(

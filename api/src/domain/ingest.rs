@@ -76,6 +76,7 @@ impl IngestLimits {
         for (i, value) in attributes.enumerate() {
             let size = value.as_str().len();
             if size > self.max_span_attributes_bytes {
+                // The field name is formatted only for a span over the cap.
                 Self::size(
                     &format!("spans[{i}].attributes"),
                     size,
