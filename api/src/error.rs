@@ -186,6 +186,22 @@ pub fn check_revision(what: &str, current: i64, expected: Option<i64>) -> Result
     }
 }
 
+/// `lookup.optional()`: NOT_FOUND as `Ok(None)`, for reads where absence is an answer (a
+/// query of one record by id returns null); every other error stays an error.
+pub trait Optional<T> {
+    fn optional(self) -> Result<Option<T>>;
+}
+
+impl<T> Optional<T> for Result<T> {
+    fn optional(self) -> Result<Option<T>> {
+        match self {
+            Ok(value) => Ok(Some(value)),
+            Err(Error::NotFound(_)) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use sea_orm::{ConnAcquireErr, DbErr, RuntimeErr};

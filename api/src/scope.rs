@@ -136,16 +136,19 @@ impl Tenant {
     }
 }
 
-/// `row.insert_into(tenant, db)`: inserts a row as `tenant`'s (the tenant column is set from
-/// `tenant`, whatever the row says). Outside this module it is the only way to insert a row of
-/// a tenant-owned table: `clippy.toml` forbids `ActiveModelTrait::insert` and
-/// `EntityTrait::insert{,_many}` elsewhere.
+/// Writes of one row of a tenant-owned table, as the tenant's. Outside this module they are
+/// the only way to insert or update one row: `clippy.toml` forbids `ActiveModelTrait::{insert,
+/// update, save, delete}`, `ModelTrait::delete` and `EntityTrait::{insert, insert_many, update,
+/// delete}` elsewhere (delete with [`Tenant::delete_many`] or [`Scope::delete_many`] and an id
+/// filter).
 #[async_trait::async_trait]
-pub trait InsertInto: ActiveModelTrait + ActiveModelBehavior + Send
+pub trait TenantWrite: ActiveModelTrait + ActiveModelBehavior + Send
 where
     Self::Entity: TenantOwned,
     <Self::Entity as EntityTrait>::Model: IntoActiveModel<Self>,
 {
+    /// `row.insert_into(tenant, db)`: inserts the row as `tenant`'s (the tenant column is set
+    /// from `tenant`, whatever the row says).
     async fn insert_into<C>(
         self,
         tenant: &Tenant,
@@ -156,28 +159,10 @@ where
     {
         tenant.owned(self).insert(db).await
     }
-}
 
-impl<A> InsertInto for A
-where
-    A: ActiveModelTrait + ActiveModelBehavior + Send,
-    A::Entity: TenantOwned,
-    <A::Entity as EntityTrait>::Model: IntoActiveModel<A>,
-{
-}
-
-/// `row.update_in(tenant, db)`: updates one row (by its primary key) only if it is `tenant`'s:
-/// the tenant is in the `WHERE` clause too, so a row of another tenant is not updated (an
-/// error, as for a row that does not exist). Outside this module it is the only way to update
-/// one row of a tenant-owned table: `clippy.toml` forbids `ActiveModelTrait::{update, save,
-/// delete}`, `ModelTrait::delete` and `EntityTrait::{update, delete}` elsewhere (delete with
-/// [`Tenant::delete_many`] or [`Scope::delete_many`] and an id filter).
-#[async_trait::async_trait]
-pub trait UpdateIn: ActiveModelTrait + ActiveModelBehavior + Send
-where
-    Self::Entity: TenantOwned,
-    <Self::Entity as EntityTrait>::Model: IntoActiveModel<Self>,
-{
+    /// `row.update_in(tenant, db)`: updates the row (by its primary key) only if it is
+    /// `tenant`'s: the tenant is in the `WHERE` clause too, so a row of another tenant is not
+    /// updated (an error, as for a row that does not exist).
     async fn update_in<C>(
         self,
         tenant: &Tenant,
@@ -194,7 +179,7 @@ where
     }
 }
 
-impl<A> UpdateIn for A
+impl<A> TenantWrite for A
 where
     A: ActiveModelTrait + ActiveModelBehavior + Send,
     A::Entity: TenantOwned,

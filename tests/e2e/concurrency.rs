@@ -377,7 +377,7 @@ async fn an_execution_finishes_once(backend: Backend) {
         }
     }
     assert_eq!(wins, 1, "exactly one finish wins");
-    let events = runflow::domain::events::after(&app.db().conn, &tenant, 0, 1000)
+    let events = runflow::domain::events::after(app.db(), &tenant, 0, 1000)
         .await
         .expect("events");
     let finished = events

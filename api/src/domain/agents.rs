@@ -18,12 +18,12 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::manifest::{MANIFEST_PATH, Manifest};
-use super::pagination::{self, Key, Page, PageRequest};
+use super::pagination::{self, Page, PageRequest};
 use super::quotas::{RecordQuota, ensure_room};
 use super::{EnvironmentWrite, new_id, now, revision, validate};
 use crate::db::{Db, lock_for_update};
 use crate::error::{Error, Result};
-use crate::scope::{InsertInto, Scope, StagingScope, Tenant};
+use crate::scope::{Scope, StagingScope, Tenant, TenantWrite};
 
 /// Size limits of a bundle.
 #[derive(Clone, Copy, Debug)]
@@ -520,15 +520,7 @@ async fn join<C: ConnectionTrait>(
 
 /// A page of the agents that exist in the scope's environment, by slug.
 pub async fn list(db: &Db, scope: &Scope, page: &PageRequest) -> Result<Page<AgentInEnv>> {
-    let agents = pagination::fetch_by(
-        &db.conn,
-        deployed_in(scope),
-        agents::Column::Slug,
-        Key::Text,
-        page,
-        Order::Asc,
-    )
-    .await?;
+    let agents = pagination::fetch_by_name(db, deployed_in(scope), agents::Column::Slug, page).await?;
     // Removed between the two reads: the page is one shorter, never wrong.
     let items = join(&db.conn, scope.select(), agents.items).await?;
     Ok(Page {
@@ -737,7 +729,7 @@ pub async fn history(db: &Db, scope: &Scope, agent: &AgentInEnv, page: &PageRequ
         .select::<agent_commits::Entity>()
         .filter(agent_commits::Column::AgentId.eq(agent.agent.id))
         .filter(agent_commits::Column::Seq.lte(head.seq));
-    let page = pagination::fetch(&db.conn, select, agent_commits::Column::Id, page, Order::Desc).await?;
+    let page = pagination::fetch(db, select, agent_commits::Column::Id, page, Order::Desc).await?;
     Ok(page.map(Commit::from))
 }
 

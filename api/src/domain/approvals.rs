@@ -30,7 +30,7 @@ use super::{new_id, now, validate};
 use crate::auth::Role;
 use crate::db::{Db, lock_for_update};
 use crate::error::{Error, Result, check_revision};
-use crate::scope::{InsertInto, Tenant};
+use crate::scope::{Tenant, TenantWrite};
 
 /// The most approvals a tenant may require.
 pub const MAX_REQUIRED_APPROVALS: i32 = 5;
@@ -365,7 +365,7 @@ pub async fn list(
         Some(_) => select.filter(release_requests::Column::State.is_in(["open", "approved"])),
         None => select,
     };
-    let fetched = pagination::fetch(&db.conn, select, release_requests::Column::Id, page, Order::Desc).await?;
+    let fetched = pagination::fetch(db, select, release_requests::Column::Id, page, Order::Desc).await?;
     let mut items = views(&db.conn, tenant, fetched.items).await?;
     if let Some(state) = state {
         // Open/approved/stale are told apart only now: filter after computing.

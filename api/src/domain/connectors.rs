@@ -7,16 +7,16 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use entity::{Environment, connector_instances, connector_resources};
-use sea_orm::{ColumnTrait, ConnectionTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::pagination::{self, Key, Page, PageRequest};
+use super::pagination::{self, Page, PageRequest};
 use super::quotas::{RecordQuota, ensure_room};
 use super::{EnvironmentWrite, credentials, new_id, now, revision, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::scope::{InsertInto, Scope, StagingScope, Tenant};
+use crate::scope::{Scope, StagingScope, Tenant, TenantWrite};
 
 /// A connector instance, as the domain hands it out.
 #[derive(Clone, Debug, PartialEq)]
@@ -113,15 +113,7 @@ fn validate_kind(kind: &str) -> Result<()> {
 /// A page of the connector instances of the scope's environment, by slug.
 pub async fn list(db: &Db, scope: &Scope, page: &PageRequest) -> Result<Page<Connector>> {
     let select = scope.select::<connector_instances::Entity>();
-    let page = pagination::fetch_by(
-        &db.conn,
-        select,
-        connector_instances::Column::Slug,
-        Key::Text,
-        page,
-        Order::Asc,
-    )
-    .await?;
+    let page = pagination::fetch_by_name(db, select, connector_instances::Column::Slug, page).await?;
     Ok(page.map(Connector::from))
 }
 

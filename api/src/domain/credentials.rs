@@ -6,16 +6,16 @@
 
 use chrono::{DateTime, Utc};
 use entity::credentials;
-use sea_orm::{ColumnTrait, ConnectionTrait, Order, QueryFilter, QuerySelect, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter, QuerySelect, Set};
 use uuid::Uuid;
 use zeroize::Zeroize;
 
-use super::pagination::{self, Key, Page, PageRequest};
+use super::pagination::{self, Page, PageRequest};
 use super::{new_id, now, revision, validate};
 use crate::crypto::{SecretBox, hint};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::scope::{InsertInto, Tenant};
+use crate::scope::{Tenant, TenantWrite};
 
 pub const MAX_SECRET_BYTES: usize = 16 * 1024;
 
@@ -81,7 +81,7 @@ fn validate_secret(secret: &Secret) -> Result<()> {
 /// A page of the tenant's credentials (metadata), by name.
 pub async fn list(db: &Db, tenant: &Tenant, page: &PageRequest) -> Result<Page<Credential>> {
     let select = tenant.select::<credentials::Entity>();
-    let page = pagination::fetch_by(&db.conn, select, credentials::Column::Name, Key::Text, page, Order::Asc).await?;
+    let page = pagination::fetch_by_name(db, select, credentials::Column::Name, page).await?;
     Ok(page.map(Credential::from))
 }
 

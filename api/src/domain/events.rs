@@ -76,6 +76,54 @@ impl Topic {
     }
 }
 
+/// A committed event, as the live feed, subscriptions and outgoing webhooks carry it.
+///
+/// `topic` stays text: a replica may read an event that a newer replica wrote under a topic
+/// it does not know, and it skips such an event rather than failing (see [`Event::is`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// Stable across replicas: outgoing webhook message ids derive from it.
+    pub id: Uuid,
+    pub tenant_id: String,
+    pub environment: Environment,
+    /// 1, 2, 3... per tenant, in commit order: the subscription cursor.
+    pub seq: i64,
+    pub topic: String,
+    /// For example `started`, `finished`, `message_added` (see [`kinds`] for governance).
+    pub kind: String,
+    pub agent_slug: Option<String>,
+    pub execution_id: Option<Uuid>,
+    pub session_id: Option<Uuid>,
+    /// The versioned summary (`v` and the topic's parts); read parts with [`payload_part`].
+    pub payload: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Event {
+    /// Whether the event is of `topic`.
+    pub fn is(&self, topic: Topic) -> bool {
+        self.topic == topic.as_str()
+    }
+}
+
+impl From<events::Model> for Event {
+    fn from(row: events::Model) -> Self {
+        Event {
+            id: row.id,
+            tenant_id: row.tenant_id,
+            environment: row.environment,
+            seq: row.seq,
+            topic: row.topic,
+            kind: row.kind,
+            agent_slug: row.agent_slug,
+            execution_id: row.execution_id,
+            session_id: row.session_id,
+            payload: row.payload,
+            created_at: row.created_at,
+        }
+    }
+}
+
 /// An event to append.
 #[derive(Clone, Debug)]
 pub struct NewEvent {
@@ -107,14 +155,14 @@ impl NewEvent {
     }
 }
 
-/// Appends events inside the caller's transaction and returns them with their `seq`.
+/// Appends events inside the caller's transaction; each gets the tenant's next `seq`.
 #[expect(
     clippy::disallowed_methods,
     reason = "pg_notify of the tenant's id after its events are inserted: no table is read"
 )]
-pub async fn append<C: ConnectionTrait>(tx: &C, tenant: &Tenant, new: Vec<NewEvent>) -> Result<Vec<events::Model>> {
+pub async fn append<C: ConnectionTrait>(tx: &C, tenant: &Tenant, new: Vec<NewEvent>) -> Result<()> {
     if new.is_empty() {
-        return Ok(vec![]);
+        return Ok(());
     }
     let count = new.len() as i64;
     tenant
@@ -176,19 +224,20 @@ pub async fn append<C: ConnectionTrait>(tx: &C, tenant: &Tenant, new: Vec<NewEve
         ))
         .await?;
     }
-    Ok(rows)
+    Ok(())
 }
 
 /// A tenant's events after `seq`, in order, at most `limit`.
-pub async fn after<C: ConnectionTrait>(db: &C, tenant: &str, seq: i64, limit: u64) -> Result<Vec<events::Model>> {
+pub async fn after(db: &Db, tenant: &str, seq: i64, limit: u64) -> Result<Vec<Event>> {
     // By tenant id: the live feed's pump reads every tenant's new events (see `heads`).
-    Ok(AcrossTenants::select::<events::Entity>()
+    let rows = AcrossTenants::select::<events::Entity>()
         .filter(events::Column::TenantId.eq(tenant))
         .filter(events::Column::Seq.gt(seq))
         .order_by_asc(events::Column::Seq)
         .limit(limit)
-        .all(db)
-        .await?)
+        .all(&db.conn)
+        .await?;
+    Ok(rows.into_iter().map(Event::from).collect())
 }
 
 /// Every tenant's latest seq (what the live-feed pump polls).
@@ -554,7 +603,7 @@ pub struct ScheduledReleaseSummary {
 pub const SUMMARY_ITEMS: usize = 50;
 
 /// Reads one part of a stored payload (any version).
-pub fn payload_part<T: serde::de::DeserializeOwned>(event: &events::Model, field: &str) -> Result<T> {
+pub fn payload_part<T: serde::de::DeserializeOwned>(event: &Event, field: &str) -> Result<T> {
     let version = event.payload.get("v").and_then(Value::as_u64).unwrap_or(0);
     if version > u64::from(PAYLOAD_VERSION) {
         return Err(Error::internal(anyhow::anyhow!(
@@ -568,8 +617,8 @@ pub fn payload_part<T: serde::de::DeserializeOwned>(event: &events::Model, field
 
 /// A stored event for unit tests (tenant `t`, seq 7).
 #[cfg(test)]
-pub(crate) fn stored_event(environment: Environment, topic: &str, kind: &str, payload: Value) -> events::Model {
-    events::Model {
+pub(crate) fn stored_event(environment: Environment, topic: &str, kind: &str, payload: Value) -> Event {
+    Event {
         id: Uuid::nil(),
         tenant_id: "t".into(),
         environment,

@@ -14,7 +14,7 @@ use super::pagination::{self, Page, PageRequest};
 use super::{agents, new_id, now, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::scope::{AcrossTenants, InsertInto, Scope, UpdateIn};
+use crate::scope::{AcrossTenants, Scope, TenantWrite};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExecutionStatus {
@@ -484,7 +484,7 @@ pub async fn list(
     if let Some(until) = filter.until {
         select = select.filter(executions::Column::CreatedAt.lt(until));
     }
-    pagination::fetch(&db.conn, select, executions::Column::Id, page, Order::Desc)
+    pagination::fetch(db, select, executions::Column::Id, page, Order::Desc)
         .await?
         .try_map(Execution::try_from)
 }

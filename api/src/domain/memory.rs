@@ -14,7 +14,7 @@ use super::pagination::{self, Page, PageRequest};
 use super::{new_id, now, revision, validate};
 use crate::db::{Db, lock_for_update};
 use crate::error::{Error, Result};
-use crate::scope::{InsertInto, Scope};
+use crate::scope::{Scope, TenantWrite};
 
 pub const STAGING_PREFIX: &str = "staging:";
 pub const MAX_VALUE_BYTES: usize = 256 * 1024;
@@ -153,7 +153,7 @@ pub async fn list(db: &Db, scope: &Scope, namespace: Option<&str>, page: &PageRe
     if let Some(namespace) = namespace {
         select = select.filter(memory_entries::Column::Namespace.eq(stored_namespace(scope.environment, namespace)?));
     }
-    let page = pagination::fetch(&db.conn, select, memory_entries::Column::Id, page, Order::Desc).await?;
+    let page = pagination::fetch(db, select, memory_entries::Column::Id, page, Order::Desc).await?;
     Ok(page.map(MemoryEntry::from))
 }
 

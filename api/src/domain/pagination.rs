@@ -8,6 +8,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::db::Db;
 use crate::error::{Error, Result};
 
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
@@ -145,19 +146,31 @@ impl Key {
 }
 
 /// Fetches one page of `select`, ordered by the UUID column `id` (newest first with `Order::Desc`).
-pub async fn fetch<E, C>(
-    db: &C,
+pub async fn fetch<E: EntityTrait>(
+    db: &Db,
     select: Select<E>,
     id: E::Column,
     request: &PageRequest,
     order: Order,
 ) -> Result<Page<E::Model>>
 where
-    E: EntityTrait,
     E::Model: Sync,
-    C: ConnectionTrait,
 {
-    fetch_by(db, select, id, Key::Uuid, request, order).await
+    fetch_by(&db.conn, select, id, Key::Uuid, request, order).await
+}
+
+/// Fetches one page of `select` in the order of its unique text column `name` (a slug or a
+/// name), A to Z: how every list of named records is paged.
+pub async fn fetch_by_name<E: EntityTrait>(
+    db: &Db,
+    select: Select<E>,
+    name: E::Column,
+    request: &PageRequest,
+) -> Result<Page<E::Model>>
+where
+    E::Model: Sync,
+{
+    fetch_by(&db.conn, select, name, Key::Text, request, Order::Asc).await
 }
 
 /// Fetches one page of `select`, ordered by the unique column `column` whose cursor format is `key`.

@@ -18,7 +18,7 @@ use super::quotas::{RecordQuota, ensure_room};
 use super::{EnvironmentWrite, new_id, now, revision, validate};
 use crate::db::{Db, lock_for_update};
 use crate::error::{Error, Result};
-use crate::scope::{InsertInto, Scope, StagingScope, Tenant};
+use crate::scope::{Scope, StagingScope, Tenant, TenantWrite};
 
 pub const MAX_TEMPLATE_BYTES: usize = 100 * 1024;
 
@@ -390,7 +390,7 @@ pub async fn versions_by_ids(db: &Db, tenant: &Tenant, ids: Vec<Uuid>) -> Result
 /// A page of the prompts of the scope's environment, by slug.
 pub async fn list(db: &Db, scope: &Scope, page: &PageRequest) -> Result<Page<Prompt>> {
     let select = scope.select::<prompts::Entity>();
-    let page = pagination::fetch_by(&db.conn, select, prompts::Column::Slug, Key::Text, page, Order::Asc).await?;
+    let page = pagination::fetch_by_name(db, select, prompts::Column::Slug, page).await?;
     Ok(page.map(Prompt::from))
 }
 

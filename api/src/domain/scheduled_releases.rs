@@ -29,7 +29,7 @@ use crate::auth::Role;
 use crate::db::{Db, lock_for_update};
 use crate::error::{Error, Result};
 use crate::scope::Tenant;
-use crate::scope::{AcrossTenants, InsertInto};
+use crate::scope::{AcrossTenants, TenantWrite};
 
 /// How long a claim lasts before another replica may retry a release left `running`.
 const CLAIM_LEASE_SECONDS: i64 = 300;
@@ -276,7 +276,7 @@ pub async fn list(db: &Db, tenant: &Tenant, state: Option<&str>, page: &PageRequ
     if let Some(state) = state {
         select = select.filter(scheduled_releases::Column::State.eq(state));
     }
-    let page = pagination::fetch(&db.conn, select, scheduled_releases::Column::Id, page, Order::Desc).await?;
+    let page = pagination::fetch(db, select, scheduled_releases::Column::Id, page, Order::Desc).await?;
     Ok(page.map(ScheduledRelease::from))
 }
 
@@ -443,7 +443,7 @@ pub async fn run_due(db: &Db, grace: std::time::Duration) -> Result<usize> {
             after: None,
         };
         let pending = super::audit::Pending::new(actor, entry, latest);
-        match pending
+        let outcome = match pending
             .run(releases::publish(db, &tenant, &release.created_by, role, request))
             .await
         {
@@ -452,48 +452,29 @@ pub async fn run_due(db: &Db, grace: std::time::Duration) -> Result<usize> {
                     // Only when the publish committed nothing (a replay of one already made).
                     tracing::error!(scheduled_release = %release.id, %error, "audit entry not recorded");
                 }
-                if finish(
-                    db,
-                    &tenant,
-                    &release,
-                    revision,
-                    Outcome {
-                        from: "running",
-                        to: kinds::SCHEDULED_RELEASE_PUBLISHED,
-                        made: Some(made.id),
-                        failure: None,
-                        stale_items: vec![],
-                    },
-                )
-                .await?
-                {
-                    finished += 1;
+                Outcome {
+                    from: "running",
+                    to: kinds::SCHEDULED_RELEASE_PUBLISHED,
+                    made: Some(made.id),
+                    failure: None,
+                    stale_items: vec![],
                 }
             }
             Err(error @ (Error::ServiceUnavailable(_) | Error::Internal(_))) => {
                 // Left running: retried when the claim expires.
                 tracing::warn!(scheduled_release = %release.id, %error, "scheduled release: cannot publish now");
+                continue;
             }
-            Err(error) => {
-                let stale = stale_items(db, &tenant, &release).await.unwrap_or_default();
-                if finish(
-                    db,
-                    &tenant,
-                    &release,
-                    revision,
-                    Outcome {
-                        from: "running",
-                        to: kinds::SCHEDULED_RELEASE_FAILED,
-                        made: None,
-                        failure: Some(error.to_string()),
-                        stale_items: stale,
-                    },
-                )
-                .await?
-                {
-                    finished += 1;
-                }
-            }
+            Err(error) => Outcome {
+                from: "running",
+                to: kinds::SCHEDULED_RELEASE_FAILED,
+                made: None,
+                failure: Some(error.to_string()),
+                stale_items: stale_items(db, &tenant, &release).await.unwrap_or_default(),
+            },
+        };
+        if finish(db, &tenant, &release, revision, outcome).await? {
+            finished += 1;
         }
     }
     Ok(finished)

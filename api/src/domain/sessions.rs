@@ -10,7 +10,7 @@ use super::pagination::{self, Page, PageRequest};
 use super::{agents, new_id, now, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::scope::{InsertInto, Scope, Tenant, UpdateIn};
+use crate::scope::{Scope, Tenant, TenantWrite};
 
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
@@ -244,7 +244,7 @@ pub async fn list(db: &Db, scope: &Scope, agent: Option<&str>, page: &PageReques
             .unwrap_or_else(Uuid::nil);
         select = select.filter(sessions::Column::AgentId.eq(agent_id));
     }
-    let page = pagination::fetch(&db.conn, select, sessions::Column::Id, page, Order::Desc).await?;
+    let page = pagination::fetch(db, select, sessions::Column::Id, page, Order::Desc).await?;
     Ok(page.map(Session::from))
 }
 
@@ -253,7 +253,7 @@ pub async fn messages(db: &Db, scope: &Scope, session_id: Uuid, page: &PageReque
     let select = scope
         .select::<session_messages::Entity>()
         .filter(session_messages::Column::SessionId.eq(session_id));
-    pagination::fetch(&db.conn, select, session_messages::Column::Id, page, Order::Asc)
+    pagination::fetch(db, select, session_messages::Column::Id, page, Order::Asc)
         .await?
         .try_map(Message::try_from)
 }

@@ -3,15 +3,15 @@
 
 use chrono::{DateTime, Utc};
 use entity::shared_resources;
-use sea_orm::{ColumnTrait, ConnectionTrait, Order, QueryFilter, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::pagination::{self, Key, Page, PageRequest};
+use super::pagination::{self, Page, PageRequest};
 use super::{credentials, new_id, now, revision, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::scope::{InsertInto, Tenant};
+use crate::scope::{Tenant, TenantWrite};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Category {
@@ -100,15 +100,7 @@ pub async fn by_id(db: &Db, tenant: &Tenant, category: Category, id: uuid::Uuid)
 /// A page of the tenant's resources of one category, by name.
 pub async fn list(db: &Db, tenant: &Tenant, category: Category, page: &PageRequest) -> Result<Page<SharedResource>> {
     let select = select(tenant, category);
-    let page = pagination::fetch_by(
-        &db.conn,
-        select,
-        shared_resources::Column::Name,
-        Key::Text,
-        page,
-        Order::Asc,
-    )
-    .await?;
+    let page = pagination::fetch_by_name(db, select, shared_resources::Column::Name, page).await?;
     Ok(page.map(|row| SharedResource::of(category, row)))
 }
 
@@ -149,6 +141,8 @@ fn validate_fields(input: &SharedResourceInput) -> Result<()> {
     Ok(())
 }
 
+/// Creates a resource of `category`; its name must be new within the category and the
+/// credentials it names must exist.
 pub async fn create(
     db: &Db,
     tenant: &Tenant,
@@ -186,6 +180,8 @@ pub async fn create(
     Ok(SharedResource::of(category, row))
 }
 
+/// Changes the named resource of `category`; omitted fields keep their value, and a stale
+/// `expected_revision` fails with CONFLICT.
 pub async fn update(
     db: &Db,
     tenant: &Tenant,
@@ -217,6 +213,7 @@ pub async fn update(
     Ok(SharedResource::of(category, row))
 }
 
+/// Deletes the named resource of `category` and returns its id.
 pub async fn delete(
     db: &Db,
     tenant: &Tenant,

@@ -11,7 +11,7 @@ use super::pagination::{self, Page, PageRequest};
 use super::{executions, new_id, validate};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::scope::{InsertInto, Scope};
+use crate::scope::{Scope, TenantWrite};
 
 pub const MAX_SPANS_PER_BATCH: usize = 1000;
 pub const SPAN_KINDS: [&str; 5] = ["LLM", "TOOL", "PROMPT", "MEMORY", "CUSTOM"];
@@ -638,7 +638,7 @@ pub async fn list(db: &Db, scope: &Scope, execution_id: Option<Uuid>, page: &Pag
     if let Some(execution_id) = execution_id {
         select = select.filter(traces::Column::ExecutionId.eq(execution_id));
     }
-    pagination::fetch(&db.conn, select, traces::Column::Id, page, Order::Desc)
+    pagination::fetch(db, select, traces::Column::Id, page, Order::Desc)
         .await?
         .try_map(Trace::try_from)
 }
@@ -648,7 +648,7 @@ pub async fn spans(db: &Db, scope: &Scope, trace_id: Uuid, page: &PageRequest) -
     let select = scope
         .select::<spans::Entity>()
         .filter(spans::Column::TraceId.eq(trace_id));
-    pagination::fetch(&db.conn, select, spans::Column::Id, page, Order::Asc)
+    pagination::fetch(db, select, spans::Column::Id, page, Order::Asc)
         .await?
         .try_map(Span::try_from)
 }
@@ -658,7 +658,7 @@ pub async fn spans_of_execution(db: &Db, scope: &Scope, execution_id: Uuid, page
     let select = scope
         .select::<spans::Entity>()
         .filter(spans::Column::ExecutionId.eq(execution_id));
-    pagination::fetch(&db.conn, select, spans::Column::Id, page, Order::Asc)
+    pagination::fetch(db, select, spans::Column::Id, page, Order::Asc)
         .await?
         .try_map(Span::try_from)
 }

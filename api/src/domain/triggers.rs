@@ -4,17 +4,17 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use entity::{Environment, triggers};
-use sea_orm::{ColumnTrait, ConnectionTrait, Order, QueryFilter, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::pagination::{self, Key, Page, PageRequest};
+use super::pagination::{self, Page, PageRequest};
 use super::{EnvironmentWrite, agents, new_id, now, revision, validate};
 use crate::crypto::{Sealed, SecretBox};
 use crate::db::Db;
 use crate::domain::credentials::Secret;
 use crate::error::{Error, Result};
-use crate::scope::{AcrossTenants, InsertInto, Scope, StagingScope};
+use crate::scope::{AcrossTenants, Scope, StagingScope, TenantWrite};
 use sha2::Digest;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,7 +184,7 @@ fn check_kind_fields(kind: TriggerKind, schedule: &Option<String>, limits: &Trig
 /// A page of the triggers of the scope's environment, by name.
 pub async fn list(db: &Db, scope: &Scope, page: &PageRequest) -> Result<Page<Trigger>> {
     let select = scope.select::<triggers::Entity>();
-    pagination::fetch_by(&db.conn, select, triggers::Column::Name, Key::Text, page, Order::Asc)
+    pagination::fetch_by_name(db, select, triggers::Column::Name, page)
         .await?
         .try_map(Trigger::try_from)
 }

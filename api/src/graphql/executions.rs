@@ -20,7 +20,7 @@ use super::{Environment, GqlResult};
 use crate::domain::executions::{self as domain, ExecutionFilter};
 use crate::domain::pagination::{Direction, Page, PageRequest};
 use crate::domain::traces;
-use crate::error::Error;
+use crate::error::{Error, Optional};
 use crate::scope::Scope;
 
 /// Where an execution is in its life.
@@ -332,11 +332,10 @@ impl ExecutionQuery {
         let Some(id) = ids::uuid_of(&id, NodeType::Execution, environment.into()) else {
             return Ok(None);
         };
-        match domain::get(&services(ctx).db, &scope, id).await {
-            Ok(row) => Ok(Some(Execution(row))),
-            Err(Error::NotFound(_)) => Ok(None),
-            Err(other) => Err(other.into()),
-        }
+        Ok(domain::get(&services(ctx).db, &scope, id)
+            .await
+            .optional()?
+            .map(Execution))
     }
 }
 

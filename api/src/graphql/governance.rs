@@ -18,7 +18,7 @@ use super::{Environment, GqlResult};
 use crate::domain::approvals::{self as domain, RequestState, RequestView};
 use crate::domain::releases::PublishRequest;
 use crate::domain::scheduled_releases as schedules;
-use crate::error::Error;
+use crate::error::{Error, Optional};
 
 fn release_request_uuid(id: &ID) -> Option<uuid::Uuid> {
     ids::uuid_of(id, NodeType::ReleaseRequest, entity::Environment::Staging)
@@ -293,14 +293,13 @@ impl GovernanceQuery {
 pub(crate) async fn load_request(ctx: &Context<'_>, id: uuid::Uuid) -> GqlResult<Option<ReleaseRequest>> {
     let tenant = tenant(ctx)?;
     let db = &services(ctx).db;
-    match domain::get(&db.conn, &tenant, id).await {
-        Ok(request) => Ok(domain::views(&db.conn, &tenant, vec![request])
-            .await?
-            .pop()
-            .map(ReleaseRequest)),
-        Err(Error::NotFound(_)) => Ok(None),
-        Err(error) => Err(error.into()),
-    }
+    let Some(request) = domain::get(&db.conn, &tenant, id).await.optional()? else {
+        return Ok(None);
+    };
+    Ok(domain::views(&db.conn, &tenant, vec![request])
+        .await?
+        .pop()
+        .map(ReleaseRequest))
 }
 
 #[derive(Default)]

@@ -10,7 +10,7 @@ use super::pagination::{PageArgs, connection_type, parts};
 use super::scalars::DateTime;
 use super::{Environment, GqlResult};
 use crate::domain::sessions as domain;
-use crate::error::Error;
+use crate::error::Optional;
 
 /// A conversation with an agent.
 pub struct Session(pub domain::Session);
@@ -139,10 +139,9 @@ impl SessionQuery {
         let Some(id) = ids::uuid_of(&id, NodeType::Session, environment.into()) else {
             return Ok(None);
         };
-        match domain::get(&services(ctx).db, &scope, id).await {
-            Ok(row) => Ok(Some(Session(row))),
-            Err(Error::NotFound(_)) => Ok(None),
-            Err(other) => Err(other.into()),
-        }
+        Ok(domain::get(&services(ctx).db, &scope, id)
+            .await
+            .optional()?
+            .map(Session))
     }
 }

@@ -205,89 +205,66 @@ impl From<UpdateSharedResourceInput> for SharedResourceInput {
     }
 }
 
-async fn list<T>(
-    ctx: &Context<'_>,
-    category: Category,
-    page: PageArgs,
-    wrap: fn(domain::SharedResource) -> T,
-) -> GqlResult<super::pagination::ConnectionParts<T>> {
-    let page = page.request(ctx)?;
-    let rows = domain::list(&services(ctx).db, &tenant(ctx)?, category, &page).await?;
-    Ok(parts(rows, |r| r.name.clone(), wrap))
+/// The list query of one kind of shared record: `$list` reads a page of the caller's tenant.
+macro_rules! shared_list_query {
+    ($query:ident, $field:ident, $connection:ident, $type:ident, $list:expr, $doc:literal) => {
+        #[derive(Default)]
+        pub struct $query;
+
+        #[Object]
+        impl $query {
+            #[doc = $doc]
+            async fn $field(
+                &self,
+                ctx: &Context<'_>,
+                #[graphql(desc = "Either environment; the records are shared.")] environment: Environment,
+                #[graphql(desc = "Page size from the start (default 20, at most 100).")] first: Option<i32>,
+                #[graphql(desc = "Return the records after this cursor.")] after: Option<String>,
+                #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
+                #[graphql(desc = "Return the records before this cursor.")] before: Option<String>,
+            ) -> GqlResult<$connection> {
+                let _ = environment;
+                let page = PageArgs::new(first, after, last, before).request(ctx)?;
+                let list = $list;
+                let rows = list(&services(ctx).db, &tenant(ctx)?, &page).await?;
+                Ok($connection(parts(rows, |r| r.name.clone(), $type)))
+            }
+        }
+    };
 }
 
-#[derive(Default)]
-pub struct SharedQuery;
-
-#[Object]
-impl SharedQuery {
-    /// Credentials (metadata only), shared by both environments, by name.
-    async fn credentials(
-        &self,
-        ctx: &Context<'_>,
-        #[graphql(desc = "Either environment; the records are shared.")] environment: Environment,
-        #[graphql(desc = "Page size from the start (default 20, at most 100).")] first: Option<i32>,
-        #[graphql(desc = "Return the records after this cursor.")] after: Option<String>,
-        #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
-        #[graphql(desc = "Return the records before this cursor.")] before: Option<String>,
-    ) -> GqlResult<CredentialConnection> {
-        let _ = environment;
-        let page = PageArgs::new(first, after, last, before).request(ctx)?;
-        let rows = credentials::list(&services(ctx).db, &tenant(ctx)?, &page).await?;
-        Ok(CredentialConnection(parts(rows, |c| c.name.clone(), Credential)))
-    }
-
-    /// Knowledge bases, shared by both environments, by name.
-    async fn knowledge_bases(
-        &self,
-        ctx: &Context<'_>,
-        #[graphql(desc = "Either environment; the records are shared.")] environment: Environment,
-        #[graphql(desc = "Page size from the start (default 20, at most 100).")] first: Option<i32>,
-        #[graphql(desc = "Return the records after this cursor.")] after: Option<String>,
-        #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
-        #[graphql(desc = "Return the records before this cursor.")] before: Option<String>,
-    ) -> GqlResult<KnowledgeBaseConnection> {
-        let _ = environment;
-        let page = PageArgs::new(first, after, last, before);
-        Ok(KnowledgeBaseConnection(
-            list(ctx, Category::KnowledgeBase, page, KnowledgeBase).await?,
-        ))
-    }
-
-    /// LLM providers, shared by both environments, by name.
-    async fn llm_providers(
-        &self,
-        ctx: &Context<'_>,
-        #[graphql(desc = "Either environment; the records are shared.")] environment: Environment,
-        #[graphql(desc = "Page size from the start (default 20, at most 100).")] first: Option<i32>,
-        #[graphql(desc = "Return the records after this cursor.")] after: Option<String>,
-        #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
-        #[graphql(desc = "Return the records before this cursor.")] before: Option<String>,
-    ) -> GqlResult<LlmProviderConnection> {
-        let _ = environment;
-        let page = PageArgs::new(first, after, last, before);
-        Ok(LlmProviderConnection(
-            list(ctx, Category::LlmProvider, page, LlmProvider).await?,
-        ))
-    }
-
-    /// Data sources, shared by both environments, by name.
-    async fn data_sources(
-        &self,
-        ctx: &Context<'_>,
-        #[graphql(desc = "Either environment; the records are shared.")] environment: Environment,
-        #[graphql(desc = "Page size from the start (default 20, at most 100).")] first: Option<i32>,
-        #[graphql(desc = "Return the records after this cursor.")] after: Option<String>,
-        #[graphql(desc = "Page size from the end (at most 100).")] last: Option<i32>,
-        #[graphql(desc = "Return the records before this cursor.")] before: Option<String>,
-    ) -> GqlResult<DataSourceConnection> {
-        let _ = environment;
-        let page = PageArgs::new(first, after, last, before);
-        Ok(DataSourceConnection(
-            list(ctx, Category::DataSource, page, DataSource).await?,
-        ))
-    }
-}
+shared_list_query!(
+    CredentialQuery,
+    credentials,
+    CredentialConnection,
+    Credential,
+    |db, tenant, page| credentials::list(db, tenant, page),
+    "Credentials (metadata only), shared by both environments, by name."
+);
+shared_list_query!(
+    KnowledgeBaseQuery,
+    knowledge_bases,
+    KnowledgeBaseConnection,
+    KnowledgeBase,
+    |db, tenant, page| domain::list(db, tenant, Category::KnowledgeBase, page),
+    "Knowledge bases, shared by both environments, by name."
+);
+shared_list_query!(
+    LlmProviderQuery,
+    llm_providers,
+    LlmProviderConnection,
+    LlmProvider,
+    |db, tenant, page| domain::list(db, tenant, Category::LlmProvider, page),
+    "LLM providers, shared by both environments, by name."
+);
+shared_list_query!(
+    DataSourceQuery,
+    data_sources,
+    DataSourceConnection,
+    DataSource,
+    |db, tenant, page| domain::list(db, tenant, Category::DataSource, page),
+    "Data sources, shared by both environments, by name."
+);
 
 #[derive(Default)]
 pub struct SharedMutation;

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::{Context, Enum, ID, SimpleObject, Subscription};
-use entity::events as event_rows;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
@@ -32,10 +31,10 @@ struct Filter {
 }
 
 impl Filter {
-    fn matches(&self, scope: &Scope, event: &event_rows::Model) -> bool {
+    fn matches(&self, scope: &Scope, event: &events::Event) -> bool {
         event.tenant_id == scope.tenant.id()
             && event.environment == scope.environment
-            && event.topic == self.topic.as_str()
+            && event.is(self.topic)
             && self.agent.as_ref().is_none_or(|a| event.agent_slug.as_ref() == Some(a))
             && self.execution_id.is_none_or(|id| event.execution_id == Some(id))
             && self.session_id.is_none_or(|id| event.session_id == Some(id))
@@ -51,7 +50,7 @@ async fn feed(
     scope: Scope,
     filter: Filter,
     after: Option<String>,
-) -> Result<impl Stream<Item = Result<Arc<event_rows::Model>>> + use<>> {
+) -> Result<impl Stream<Item = Result<Arc<events::Event>>> + use<>> {
     // Subscribe before reading the log: whatever commits meanwhile is in one or the other.
     let mut live = services.live.subscribe_tenant(scope.tenant.id());
     let mut last = events::start_cursor(&services.db, &scope.tenant, after.as_deref()).await?;
@@ -61,7 +60,7 @@ async fn feed(
             // Replay (and catch up) from the log, a page at a time: an old cursor never loads
             // the whole history at once.
             loop {
-                let batch = events::after(&db.conn, scope.tenant.id(), last, REPLAY_PAGE).await?;
+                let batch = events::after(&db, scope.tenant.id(), last, REPLAY_PAGE).await?;
                 let full = batch.len() as u64 == REPLAY_PAGE;
                 for event in batch {
                     last = event.seq;
@@ -201,7 +200,7 @@ struct Convert {
 
 /// An event's objects are built from its bounded payload (see [`events`]); when the
 /// subscription selects a large field, the current row is read instead.
-type Converter<T> = fn(Arc<Convert>, Arc<event_rows::Model>) -> BoxFuture<'static, Result<T>>;
+type Converter<T> = fn(Arc<Convert>, Arc<events::Event>) -> BoxFuture<'static, Result<T>>;
 
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
@@ -213,7 +212,7 @@ fn execution_kind(kind: &str) -> ExecutionEventKind {
     }
 }
 
-fn execution_event(convert: Arc<Convert>, event: Arc<event_rows::Model>) -> BoxFuture<'static, Result<ExecutionEvent>> {
+fn execution_event(convert: Arc<Convert>, event: Arc<events::Event>) -> BoxFuture<'static, Result<ExecutionEvent>> {
     Box::pin(async move {
         let summary: events::ExecutionSummary = events::payload_part(&event, "execution")?;
         let clipped_error = summary
@@ -249,7 +248,7 @@ fn execution_event(convert: Arc<Convert>, event: Arc<event_rows::Model>) -> BoxF
     })
 }
 
-fn session_event(convert: Arc<Convert>, event: Arc<event_rows::Model>) -> BoxFuture<'static, Result<SessionEvent>> {
+fn session_event(convert: Arc<Convert>, event: Arc<events::Event>) -> BoxFuture<'static, Result<SessionEvent>> {
     Box::pin(async move {
         let summary: events::SessionSummary = events::payload_part(&event, "session")?;
         let message: Option<events::MessageSummary> = events::payload_part(&event, "message")?;
@@ -282,7 +281,7 @@ fn session_event(convert: Arc<Convert>, event: Arc<event_rows::Model>) -> BoxFut
     })
 }
 
-fn trace_event(convert: Arc<Convert>, event: Arc<event_rows::Model>) -> BoxFuture<'static, Result<TraceEvent>> {
+fn trace_event(convert: Arc<Convert>, event: Arc<events::Event>) -> BoxFuture<'static, Result<TraceEvent>> {
     Box::pin(async move {
         let trace: events::TraceSummary = events::payload_part(&event, "trace")?;
         // Version 2 names the spans: they are read (in the batch's order; a span pruned since
@@ -313,7 +312,7 @@ fn trace_event(convert: Arc<Convert>, event: Arc<event_rows::Model>) -> BoxFutur
     })
 }
 
-fn trace_event_of(event: &event_rows::Model, trace: events::TraceSummary, spans: Vec<Span>) -> Result<TraceEvent> {
+fn trace_event_of(event: &events::Event, trace: events::TraceSummary, spans: Vec<Span>) -> Result<TraceEvent> {
     Ok(TraceEvent {
         cursor: event.seq.to_string(),
         kind: TraceEventKind::SpansRecorded,
@@ -323,7 +322,7 @@ fn trace_event_of(event: &event_rows::Model, trace: events::TraceSummary, spans:
     })
 }
 
-fn release_event(convert: Arc<Convert>, event: Arc<event_rows::Model>) -> BoxFuture<'static, Result<ReleaseEvent>> {
+fn release_event(convert: Arc<Convert>, event: Arc<events::Event>) -> BoxFuture<'static, Result<ReleaseEvent>> {
     Box::pin(async move {
         let summary: events::ReleaseSummary = events::payload_part(&event, "release")?;
         // Releases are rare and their note may be clipped in the event: read the row.
@@ -521,7 +520,7 @@ impl Subscription {
 /// A release-request event with the request read fresh (its state may have gone stale since).
 fn release_request_event(
     convert: Arc<Convert>,
-    event: Arc<event_rows::Model>,
+    event: Arc<events::Event>,
 ) -> BoxFuture<'static, Result<super::governance::ReleaseRequestEvent>> {
     Box::pin(async move {
         let summary: events::ReleaseRequestSummary = events::payload_part(&event, "request")?;

@@ -10,7 +10,7 @@ use super::pagination::{PageArgs, connection_type, parts};
 use super::scalars::{DateTime, Json};
 use super::{Environment, GqlResult};
 use crate::domain::traces as domain;
-use crate::error::Error;
+use crate::error::Optional;
 
 /// What a span measured.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -199,10 +199,6 @@ impl TraceQuery {
         let Some(id) = ids::uuid_of(&id, NodeType::Trace, environment.into()) else {
             return Ok(None);
         };
-        match domain::get(&services(ctx).db, &scope, id).await {
-            Ok(row) => Ok(Some(Trace(row))),
-            Err(Error::NotFound(_)) => Ok(None),
-            Err(other) => Err(other.into()),
-        }
+        Ok(domain::get(&services(ctx).db, &scope, id).await.optional()?.map(Trace))
     }
 }

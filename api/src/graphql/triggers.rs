@@ -167,6 +167,34 @@ impl TriggerQuery {
     }
 }
 
+impl From<CreateTriggerInput> for Create {
+    fn from(input: CreateTriggerInput) -> Self {
+        Create {
+            name: input.name,
+            agent: input.agent,
+            kind: input.kind.into(),
+            schedule: input.schedule,
+            config: input.config.map(|j| j.0),
+            enabled: input.enabled,
+            secret: input.secret.map(Secret),
+        }
+    }
+}
+
+impl From<UpdateTriggerInput> for Update {
+    fn from(input: UpdateTriggerInput) -> Self {
+        Update {
+            name: input.name,
+            agent: input.agent,
+            schedule: input.schedule,
+            config: input.config.map(|j| j.0),
+            enabled: input.enabled,
+            secret: input.secret.map(Secret),
+            expected_revision: input.expected_revision,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct TriggerMutation;
 
@@ -180,25 +208,10 @@ impl TriggerMutation {
         #[graphql(desc = "The new trigger.")] input: CreateTriggerInput,
     ) -> GqlResult<Trigger> {
         let scope = staging(ctx, environment)?;
-        let input = Create {
-            name: input.name,
-            agent: input.agent,
-            kind: input.kind.into(),
-            schedule: input.schedule,
-            config: input.config.map(|j| j.0),
-            enabled: input.enabled,
-            secret: input.secret.map(Secret),
-        };
         let services = services(ctx);
+        let (db, secret_box, limits) = (&services.db, &services.secret_box, &services.trigger_limits);
         Ok(Trigger(
-            domain::create(
-                &services.db,
-                &scope,
-                &services.secret_box,
-                &services.trigger_limits,
-                input,
-            )
-            .await?,
+            domain::create(db, &scope, secret_box, limits, input.into()).await?,
         ))
     }
 
@@ -210,25 +223,10 @@ impl TriggerMutation {
         #[graphql(desc = "The changes.")] input: UpdateTriggerInput,
     ) -> GqlResult<Trigger> {
         let scope = staging(ctx, environment)?;
-        let input = Update {
-            name: input.name,
-            agent: input.agent,
-            schedule: input.schedule,
-            config: input.config.map(|j| j.0),
-            enabled: input.enabled,
-            secret: input.secret.map(Secret),
-            expected_revision: input.expected_revision,
-        };
         let services = services(ctx);
+        let (db, secret_box, limits) = (&services.db, &services.secret_box, &services.trigger_limits);
         Ok(Trigger(
-            domain::update(
-                &services.db,
-                &scope,
-                &services.secret_box,
-                &services.trigger_limits,
-                input,
-            )
-            .await?,
+            domain::update(db, &scope, secret_box, limits, input.into()).await?,
         ))
     }
 

@@ -21,7 +21,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use entity::events as event_rows;
 use tokio::sync::broadcast;
 
 use crate::db::Db;
@@ -31,10 +30,10 @@ use crate::domain::events;
 #[derive(Clone)]
 pub struct LiveFeed {
     /// Every event (the runner's workers wait on any tenant's).
-    sender: broadcast::Sender<Arc<event_rows::Model>>,
+    sender: broadcast::Sender<Arc<events::Event>>,
     /// Per tenant with a subscriber in this process, that tenant's events only: a
     /// subscription is woken by its own tenant's events, not by every tenant's.
-    tenants: Arc<Mutex<HashMap<String, broadcast::Sender<Arc<event_rows::Model>>>>>,
+    tenants: Arc<Mutex<HashMap<String, broadcast::Sender<Arc<events::Event>>>>>,
     buffer: usize,
     /// Per tenant, the seq of the last event the pump broadcast (what the lag is measured to).
     delivered: Arc<Mutex<HashMap<String, i64>>>,
@@ -72,12 +71,12 @@ impl LiveFeed {
     }
 
     /// Every tenant's events.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<event_rows::Model>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<events::Event>> {
         self.sender.subscribe()
     }
 
     /// One tenant's events.
-    pub fn subscribe_tenant(&self, tenant: &str) -> broadcast::Receiver<Arc<event_rows::Model>> {
+    pub fn subscribe_tenant(&self, tenant: &str) -> broadcast::Receiver<Arc<events::Event>> {
         let mut tenants = self.tenants.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match tenants.get(tenant) {
             Some(sender) => sender.subscribe(),
@@ -97,7 +96,7 @@ impl LiveFeed {
 
     /// The sender of `tenant`'s events, if anyone in this process follows them (a channel
     /// nobody listens to any more is dropped here).
-    fn tenant_sender(&self, tenant: &str) -> Option<broadcast::Sender<Arc<event_rows::Model>>> {
+    fn tenant_sender(&self, tenant: &str) -> Option<broadcast::Sender<Arc<events::Event>>> {
         let mut tenants = self.tenants.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match tenants.get(tenant) {
             Some(sender) if sender.receiver_count() > 0 => Some(sender.clone()),
@@ -139,7 +138,7 @@ pub async fn lag_behind(db: &Db, delivered: &HashMap<String, i64>) -> crate::err
     };
     let now = chrono::Utc::now();
     for (tenant, seen, _) in behind.iter().take(MAX_LAG_PROBES) {
-        if let Some(oldest) = events::after(&db.conn, tenant, *seen, 1).await?.first() {
+        if let Some(oldest) = events::after(db, tenant, *seen, 1).await?.first() {
             let age = (now - oldest.created_at).num_milliseconds().max(0) as f64 / 1000.0;
             lag.seconds = lag.seconds.max(age);
         }
@@ -166,7 +165,7 @@ async fn pump(db: Db, feed: LiveFeed, delivered: Arc<Mutex<HashMap<String, i64>>
         for (tenant, head) in heads {
             let mut seen = last.get(&tenant).copied().unwrap_or(0);
             while seen < head {
-                match events::after(&db.conn, &tenant, seen, 500).await {
+                match events::after(&db, &tenant, seen, 500).await {
                     Ok(batch) if !batch.is_empty() => {
                         let tenant_sender = feed.tenant_sender(&tenant);
                         for event in batch {

@@ -301,7 +301,7 @@ pub async fn list(db: &Db, scope: &Scope, filter: &AuditFilter, request: &PageRe
     if let Some(until) = filter.until {
         select = select.filter(audit_entries::Column::CreatedAt.lt(until));
     }
-    let page = pagination::fetch(&db.conn, select, audit_entries::Column::Id, request, Order::Desc).await?;
+    let page = pagination::fetch(db, select, audit_entries::Column::Id, request, Order::Desc).await?;
     Ok(page.map(AuditEntry::from))
 }
 

@@ -356,7 +356,7 @@ pub async fn file_diffs(
 /// Releases, newest first.
 pub async fn list(db: &Db, tenant: &Tenant, page: &PageRequest) -> Result<Page<Release>> {
     let page = pagination::fetch(
-        &db.conn,
+        db,
         tenant.select::<releases::Entity>(),
         releases::Column::Id,
         page,

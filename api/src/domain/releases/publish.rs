@@ -15,7 +15,7 @@ use crate::domain::approvals::{self, Authorization};
 use crate::domain::events::{self, NewEvent, Topic};
 use crate::domain::{EnvironmentWrite, new_id, now, sealed, validate};
 use crate::error::{Error, Result};
-use crate::scope::{InsertInto, Scope, Tenant};
+use crate::scope::{Scope, Tenant, TenantWrite};
 
 /// The capability to write production: made only here, by [`publish`], inside its transaction,
 /// for the release being recorded. Every function that writes production's configuration

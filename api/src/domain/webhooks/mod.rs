@@ -39,7 +39,7 @@ use super::{new_id, now, validate};
 use crate::crypto::{Sealed, SecretBox};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::scope::{InsertInto, Tenant};
+use crate::scope::{Tenant, TenantWrite};
 
 /// Endpoints a tenant may have.
 pub const MAX_ENDPOINTS: u64 = 20;
@@ -137,7 +137,7 @@ impl EventType {
     /// and schedule events are written once per environment; the production one is sent.
     /// (The `release_request` and `schedule` topics are written by approvals and scheduled
     /// releases, issue 12; matched by name, they need no code from those modules.)
-    pub fn of_event(event: &entity::events::Model) -> Option<Self> {
+    pub fn of_event(event: &crate::domain::events::Event) -> Option<Self> {
         use crate::domain::events::kinds;
         if event.environment != entity::Environment::Production {
             return None;
@@ -162,7 +162,7 @@ impl EventType {
 
 /// The JSON body of the message for an event (the event's versioned summary, see the
 /// README's "Event payloads", plus where it happened).
-pub fn message_body(event_type: EventType, event: &entity::events::Model) -> String {
+pub fn message_body(event_type: EventType, event: &crate::domain::events::Event) -> String {
     let mut data = serde_json::Map::new();
     data.insert("tenant".into(), json!(event.tenant_id));
     data.insert("environment".into(), json!(event.environment.as_str()));
@@ -511,7 +511,7 @@ pub async fn delete(db: &Db, tenant: &Tenant, id: Uuid, expected_revision: Optio
 /// A page of the tenant's endpoints, oldest first.
 pub async fn list(db: &Db, tenant: &Tenant, page: &PageRequest) -> Result<Page<Endpoint>> {
     let select = tenant.select::<webhook_endpoints::Entity>();
-    let page = pagination::fetch(&db.conn, select, webhook_endpoints::Column::Id, page, Order::Asc).await?;
+    let page = pagination::fetch(db, select, webhook_endpoints::Column::Id, page, Order::Asc).await?;
     Ok(page.map(Endpoint::from))
 }
 
@@ -539,7 +539,7 @@ pub async fn deliveries(db: &Db, tenant: &Tenant, endpoint: Uuid, page: &PageReq
     let select = tenant
         .select::<webhook_deliveries::Entity>()
         .filter(webhook_deliveries::Column::EndpointId.eq(endpoint));
-    pagination::fetch(&db.conn, select, webhook_deliveries::Column::Id, page, Order::Desc)
+    pagination::fetch(db, select, webhook_deliveries::Column::Id, page, Order::Desc)
         .await?
         .try_map(Delivery::try_from)
 }
@@ -635,7 +635,12 @@ pub async fn redeliver(db: &Db, tenant: &Tenant, id: Uuid) -> Result<Delivery> {
 mod tests {
     use super::*;
 
-    fn event(environment: entity::Environment, topic: &str, kind: &str, payload: Value) -> entity::events::Model {
+    fn event(
+        environment: entity::Environment,
+        topic: &str,
+        kind: &str,
+        payload: Value,
+    ) -> crate::domain::events::Event {
         crate::domain::events::stored_event(environment, topic, kind, payload)
     }
 

@@ -52,7 +52,7 @@ pub async fn fill(db: &Db) -> Result<usize> {
 
 /// One fill transaction of one tenant, from the cursor value `from` (as read).
 async fn fill_tenant(db: &Db, tenant: &Tenant, from: i64) -> Result<usize> {
-    let events = events::after(&db.conn, tenant.id(), from, FILL_BATCH).await?;
+    let events = events::after(db, tenant.id(), from, FILL_BATCH).await?;
     let Some(last) = events.last().map(|e| e.seq) else {
         return Ok(0);
     };
@@ -110,6 +110,24 @@ async fn fill_tenant(db: &Db, tenant: &Tenant, from: i64) -> Result<usize> {
 pub struct Claimed {
     pub delivery: webhook_deliveries::Model,
     pub token: Uuid,
+}
+
+impl Claimed {
+    /// An update of this delivery that gives the claim up; it changes nothing if the claim
+    /// was lost (another process holds the delivery under a newer token).
+    fn release(&self) -> sea_orm::UpdateMany<webhook_deliveries::Entity> {
+        AcrossTenants::update_many::<webhook_deliveries::Entity>()
+            .col_expr(
+                webhook_deliveries::Column::ClaimedUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(
+                webhook_deliveries::Column::ClaimToken,
+                Expr::value(Option::<Uuid>::None),
+            )
+            .filter(webhook_deliveries::Column::Id.eq(self.delivery.id))
+            .filter(webhook_deliveries::Column::ClaimToken.eq(self.token))
+    }
 }
 
 /// Claims up to `limit` due deliveries for this process, each for `lease`.
@@ -196,7 +214,8 @@ pub async fn record(db: &Db, settings: &WebhookSettings, claimed: &Claimed, atte
     };
     let latency_ms = i64::try_from(attempt.latency.as_millis()).unwrap_or(i64::MAX);
     let tx = db.begin_write().await?;
-    let written = AcrossTenants::update_many::<webhook_deliveries::Entity>()
+    let written = claimed
+        .release()
         .col_expr(webhook_deliveries::Column::Status, Expr::value(status.as_str()))
         .col_expr(webhook_deliveries::Column::Attempts, Expr::value(attempts))
         .col_expr(webhook_deliveries::Column::NextAttemptAt, Expr::value(next_attempt_at))
@@ -214,16 +233,6 @@ pub async fn record(db: &Db, settings: &WebhookSettings, claimed: &Claimed, atte
             webhook_deliveries::Column::LastError,
             Expr::value(attempt.error.as_deref().map(|e| clip(e, MAX_ERROR_BYTES))),
         )
-        .col_expr(
-            webhook_deliveries::Column::ClaimedUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(
-            webhook_deliveries::Column::ClaimToken,
-            Expr::value(Option::<Uuid>::None),
-        )
-        .filter(webhook_deliveries::Column::Id.eq(delivery.id))
-        .filter(webhook_deliveries::Column::ClaimToken.eq(claimed.token))
         .exec(&tx)
         .await?
         .rows_affected;
@@ -259,7 +268,8 @@ pub async fn record(db: &Db, settings: &WebhookSettings, claimed: &Claimed, atte
 /// Gives a claimed delivery up without an attempt (its endpoint is gone or disabled): failed,
 /// with `reason`, and the endpoint is not marked failing.
 pub async fn abandon(db: &Db, claimed: &Claimed, reason: &str) -> Result<()> {
-    AcrossTenants::update_many::<webhook_deliveries::Entity>()
+    claimed
+        .release()
         .col_expr(
             webhook_deliveries::Column::Status,
             Expr::value(DeliveryStatus::Failed.as_str()),
@@ -268,16 +278,6 @@ pub async fn abandon(db: &Db, claimed: &Claimed, reason: &str) -> Result<()> {
             webhook_deliveries::Column::LastError,
             Expr::value(clip(reason, MAX_ERROR_BYTES)),
         )
-        .col_expr(
-            webhook_deliveries::Column::ClaimedUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(
-            webhook_deliveries::Column::ClaimToken,
-            Expr::value(Option::<Uuid>::None),
-        )
-        .filter(webhook_deliveries::Column::Id.eq(claimed.delivery.id))
-        .filter(webhook_deliveries::Column::ClaimToken.eq(claimed.token))
         .exec(&db.conn)
         .await?;
     Ok(())

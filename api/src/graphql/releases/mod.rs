@@ -18,7 +18,7 @@ use super::scalars::{DateTime, Json};
 use super::{Environment, GqlResult};
 use crate::domain::releases as domain;
 use crate::domain::scheduled_releases as schedules;
-use crate::error::Error;
+use crate::error::Optional;
 
 /// The `Idempotency-Key` HTTP header of a request, if any.
 #[derive(Clone, Debug)]
@@ -220,11 +220,10 @@ impl ReleaseQuery {
         let Some(id) = ids::uuid_of(&id, NodeType::Release, environment.into()) else {
             return Ok(None);
         };
-        match domain::get(&services(ctx).db.conn, &tenant(ctx)?, id).await {
-            Ok(release) => Ok(Some(Release(release))),
-            Err(Error::NotFound(_)) => Ok(None),
-            Err(other) => Err(other.into()),
-        }
+        Ok(domain::get(&services(ctx).db.conn, &tenant(ctx)?, id)
+            .await
+            .optional()?
+            .map(Release))
     }
 }
 

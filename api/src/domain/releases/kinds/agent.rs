@@ -91,13 +91,15 @@ impl Publishable for Agent {
         domain::remove_deployment(db, write, slug).await
     }
 
-    async fn put<C: ConnectionTrait>(db: &C, target: Target<'_>) -> Result<Value> {
-        let Target {
+    async fn put<C: ConnectionTrait>(
+        db: &C,
+        Target {
             write,
             actor,
             slug,
             state,
-        } = target;
+        }: Target<'_>,
+    ) -> Result<Value> {
         let agent = write
             .tenant()
             .select::<agents::Entity>()

@@ -55,8 +55,7 @@ impl Publishable for Connector {
         domain::remove(db, write, slug).await
     }
 
-    async fn put<C: ConnectionTrait>(db: &C, target: Target<'_>) -> Result<Value> {
-        let Target { write, slug, state, .. } = target;
+    async fn put<C: ConnectionTrait>(db: &C, Target { write, slug, state, .. }: Target<'_>) -> Result<Value> {
         let connector = ConnectorState {
             kind: state
                 .get("kind")

@@ -67,13 +67,15 @@ impl Publishable for Prompt {
         domain::remove(db, write, slug).await
     }
 
-    async fn put<C: ConnectionTrait>(db: &C, target: Target<'_>) -> Result<Value> {
-        let Target {
+    async fn put<C: ConnectionTrait>(
+        db: &C,
+        Target {
             write,
             actor,
             slug,
             state,
-        } = target;
+        }: Target<'_>,
+    ) -> Result<Value> {
         let version = match state.get("draft") {
             Some(draft) => {
                 let staging = write.tenant().in_env(Environment::Staging).editable()?;

@@ -64,8 +64,7 @@ impl Publishable for Trigger {
         domain::remove(db, write, slug).await
     }
 
-    async fn put<C: ConnectionTrait>(db: &C, target: Target<'_>) -> Result<Value> {
-        let Target { write, slug, state, .. } = target;
+    async fn put<C: ConnectionTrait>(db: &C, Target { write, slug, state, .. }: Target<'_>) -> Result<Value> {
         // The webhook secret travels sealed from the staging trigger whose fingerprint the
         // state names (never through the state itself); otherwise production keeps its own.
         let wanted = state.get("secret").and_then(Value::as_str);
