@@ -136,6 +136,9 @@ impl Tenant {
     }
 }
 
+/// The stored row (model) an active model `A` writes.
+pub type RowOf<A> = <<A as ActiveModelTrait>::Entity as EntityTrait>::Model;
+
 /// Writes of one row of a tenant-owned table, as the tenant's. Outside this module they are
 /// the only way to insert or update one row: `clippy.toml` forbids `ActiveModelTrait::{insert,
 /// update, save, delete}`, `ModelTrait::delete` and `EntityTrait::{insert, insert_many, update,
@@ -149,28 +152,14 @@ where
 {
     /// `row.insert_into(tenant, db)`: inserts the row as `tenant`'s (the tenant column is set
     /// from `tenant`, whatever the row says).
-    async fn insert_into<C>(
-        self,
-        tenant: &Tenant,
-        db: &C,
-    ) -> std::result::Result<<Self::Entity as EntityTrait>::Model, DbErr>
-    where
-        C: ConnectionTrait,
-    {
+    async fn insert_into<C: ConnectionTrait>(self, tenant: &Tenant, db: &C) -> std::result::Result<RowOf<Self>, DbErr> {
         tenant.owned(self).insert(db).await
     }
 
     /// `row.update_in(tenant, db)`: updates the row (by its primary key) only if it is
     /// `tenant`'s: the tenant is in the `WHERE` clause too, so a row of another tenant is not
     /// updated (an error, as for a row that does not exist).
-    async fn update_in<C>(
-        self,
-        tenant: &Tenant,
-        db: &C,
-    ) -> std::result::Result<<Self::Entity as EntityTrait>::Model, DbErr>
-    where
-        C: ConnectionTrait,
-    {
+    async fn update_in<C: ConnectionTrait>(self, tenant: &Tenant, db: &C) -> std::result::Result<RowOf<Self>, DbErr> {
         <Self::Entity as EntityTrait>::update(self)
             .validate()?
             .filter(<Self::Entity as TenantOwned>::tenant_column().eq(tenant.0.as_str()))

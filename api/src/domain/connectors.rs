@@ -106,10 +106,6 @@ pub struct ResourceInput {
     pub expected_revision: Option<i64>,
 }
 
-fn validate_kind(kind: &str) -> Result<()> {
-    validate::slug("kind", kind)
-}
-
 /// A page of the connector instances of the scope's environment, by slug.
 pub async fn list(db: &Db, scope: &Scope, page: &PageRequest) -> Result<Page<Connector>> {
     let select = scope.select::<connector_instances::Entity>();
@@ -157,9 +153,7 @@ pub async fn create(
     input: CreateConnectorInput,
 ) -> Result<Connector> {
     validate::slug("slug", &input.slug)?;
-    validate_kind(&input.kind)?;
-    validate::json_object("config", &input.config)?;
-    validate::slug_list("credentials", &input.credentials)?;
+    super::validate_config(Some(&input.kind), Some(&input.config), Some(&input.credentials))?;
     let tx = db.begin_write().await?;
     credentials::require_all(&tx, scope.tenant(), &input.credentials).await?;
     if find(&tx, scope, &input.slug).await?.is_some() {
@@ -315,36 +309,21 @@ async fn delete_resources<C: ConnectionTrait>(db: &C, tenant: &Tenant, instance_
     Ok(())
 }
 
+/// Changes a staging connector instance; omitted fields keep their value, and a stale
+/// `expected_revision` fails with CONFLICT.
 pub async fn update(db: &Db, scope: &StagingScope, input: UpdateConnectorInput) -> Result<Connector> {
-    if let Some(kind) = &input.kind {
-        validate_kind(kind)?;
-    }
-    if let Some(config) = &input.config {
-        validate::json_object("config", config)?;
-    }
-    if let Some(names) = &input.credentials {
-        validate::slug_list("credentials", names)?;
-    }
-    let tx = db.begin_write().await?;
-    let row = get(&tx, scope, &input.slug).await?;
     let changes = super::ConfigChanges {
         kind: input.kind,
         config: input.config,
         credentials: input.credentials,
     };
-    changes.check_credentials(&tx, scope.tenant()).await?;
-    let row = revision::update::<connector_instances::Entity, _, _>(
-        &tx,
-        &scope.tenant,
-        &format!("connector {:?}", input.slug),
-        row.id,
-        input.expected_revision,
-        |active| {
-            changes.apply(&mut active.kind, &mut active.config, &mut active.credential_refs);
-            active.updated_at = Set(now());
-        },
-    )
-    .await?;
+    changes.validate()?;
+    let tx = db.begin_write().await?;
+    let row = get(&tx, scope, &input.slug).await?;
+    let what = format!("connector {:?}", input.slug);
+    let row = changes
+        .write::<connector_instances::Entity, _>(&tx, &scope.tenant, &what, row.id, input.expected_revision)
+        .await?;
     db.commit(tx).await?;
     Ok(row.into())
 }

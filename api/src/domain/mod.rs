@@ -103,33 +103,95 @@ pub(crate) struct ConfigChanges {
 }
 
 impl ConfigChanges {
-    /// Refuses credential names the tenant has no credential for (NOT_FOUND naming them).
-    pub(crate) async fn check_credentials<C: sea_orm::ConnectionTrait>(
-        &self,
-        db: &C,
-        tenant: &crate::scope::Tenant,
-    ) -> crate::error::Result<()> {
-        match &self.credentials {
-            Some(names) => credentials::require_all(db, tenant, names).await,
-            None => Ok(()),
-        }
+    /// Refuses what [`validate_config`] refuses.
+    pub(crate) fn validate(&self) -> crate::error::Result<()> {
+        validate_config(self.kind.as_deref(), self.config.as_ref(), self.credentials.as_deref())
     }
 
-    /// Writes the given changes into the row's columns (and leaves the others as they are).
-    pub(crate) fn apply(
+    /// Writes the changes to the row `id` of `E` (called `what` in errors) inside `tx`: the
+    /// credentials named must exist, `expected_revision` must be current (CONFLICT otherwise),
+    /// and the row's revision and `updated_at` move on.
+    pub(crate) async fn write<E, C>(
         self,
-        kind: &mut sea_orm::ActiveValue<String>,
-        config: &mut sea_orm::ActiveValue<Value>,
-        credential_refs: &mut sea_orm::ActiveValue<Value>,
-    ) {
-        if let Some(new_kind) = self.kind {
-            *kind = sea_orm::Set(new_kind);
+        tx: &C,
+        tenant: &crate::scope::Tenant,
+        what: &str,
+        id: Uuid,
+        expected_revision: Option<i64>,
+    ) -> crate::error::Result<E::Model>
+    where
+        E: Configured,
+        E::Model: sea_orm::IntoActiveModel<E::ActiveModel>,
+        E::ActiveModel: sea_orm::TryIntoModel<E::Model>,
+        C: sea_orm::ConnectionTrait,
+    {
+        if let Some(names) = &self.credentials {
+            credentials::require_all(tx, tenant, names).await?;
         }
-        if let Some(new_config) = self.config {
-            *config = sea_orm::Set(new_config);
-        }
-        if let Some(names) = self.credentials {
-            *credential_refs = sea_orm::Set(serde_json::json!(names));
-        }
+        revision::update::<E, _, _>(tx, tenant, what, id, expected_revision, |active| {
+            let columns = E::columns(active);
+            if let Some(kind) = self.kind {
+                *columns.kind = sea_orm::Set(kind);
+            }
+            if let Some(config) = self.config {
+                *columns.config = sea_orm::Set(config);
+            }
+            if let Some(names) = self.credentials {
+                *columns.credential_refs = sea_orm::Set(serde_json::json!(names));
+            }
+            *columns.updated_at = sea_orm::Set(now());
+        })
+        .await
     }
 }
+
+/// Refuses a kind that is not a slug, a configuration that is not a JSON object and
+/// credential names that are not slugs (BAD_USER_INPUT naming the field); `None` is not checked.
+pub(crate) fn validate_config(
+    kind: Option<&str>,
+    config: Option<&Value>,
+    credentials: Option<&[String]>,
+) -> crate::error::Result<()> {
+    if let Some(kind) = kind {
+        validate::slug("kind", kind)?;
+    }
+    if let Some(config) = config {
+        validate::json_object("config", config)?;
+    }
+    if let Some(names) = credentials {
+        validate::slug_list("credentials", names)?;
+    }
+    Ok(())
+}
+
+/// The columns [`ConfigChanges`] writes, of one row being changed.
+pub(crate) struct ConfigColumns<'a> {
+    kind: &'a mut sea_orm::ActiveValue<String>,
+    config: &'a mut sea_orm::ActiveValue<Value>,
+    credential_refs: &'a mut sea_orm::ActiveValue<Value>,
+    updated_at: &'a mut sea_orm::ActiveValue<DateTime<Utc>>,
+}
+
+/// A table of records configured by a kind, a JSON object and credential names.
+pub(crate) trait Configured: revision::Revisioned {
+    fn columns(active: &mut Self::ActiveModel) -> ConfigColumns<'_>;
+}
+
+macro_rules! configured {
+    ($($module:ident),*) => {
+        $(
+            impl Configured for entity::$module::Entity {
+                fn columns(active: &mut Self::ActiveModel) -> ConfigColumns<'_> {
+                    ConfigColumns {
+                        kind: &mut active.kind,
+                        config: &mut active.config,
+                        credential_refs: &mut active.credential_refs,
+                        updated_at: &mut active.updated_at,
+                    }
+                }
+            }
+        )*
+    };
+}
+
+configured!(connector_instances, shared_resources);

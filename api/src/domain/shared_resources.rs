@@ -129,16 +129,11 @@ async fn get<C: ConnectionTrait>(
 
 fn validate_fields(input: &SharedResourceInput) -> Result<()> {
     validate::slug("name", &input.name)?;
-    if let Some(kind) = &input.kind {
-        validate::slug("kind", kind)?;
-    }
-    if let Some(config) = &input.config {
-        validate::json_object("config", config)?;
-    }
-    if let Some(names) = &input.credentials {
-        validate::slug_list("credentials", names)?;
-    }
-    Ok(())
+    super::validate_config(
+        input.kind.as_deref(),
+        input.config.as_ref(),
+        input.credentials.as_deref(),
+    )
 }
 
 /// Creates a resource of `category`; its name must be new within the category and the
@@ -189,26 +184,17 @@ pub async fn update(
     input: SharedResourceInput,
 ) -> Result<SharedResource> {
     validate_fields(&input)?;
-    let tx = db.begin_write().await?;
-    let row = get(&tx, tenant, category, &input.name).await?;
     let changes = super::ConfigChanges {
         kind: input.kind,
         config: input.config,
         credentials: input.credentials,
     };
-    changes.check_credentials(&tx, tenant).await?;
-    let row = revision::update::<shared_resources::Entity, _, _>(
-        &tx,
-        tenant,
-        &format!("{} {:?}", category.label(), input.name),
-        row.id,
-        input.expected_revision,
-        |active| {
-            changes.apply(&mut active.kind, &mut active.config, &mut active.credential_refs);
-            active.updated_at = Set(now());
-        },
-    )
-    .await?;
+    let tx = db.begin_write().await?;
+    let row = get(&tx, tenant, category, &input.name).await?;
+    let what = format!("{} {:?}", category.label(), input.name);
+    let row = changes
+        .write::<shared_resources::Entity, _>(&tx, tenant, &what, row.id, input.expected_revision)
+        .await?;
     db.commit(tx).await?;
     Ok(SharedResource::of(category, row))
 }

@@ -29,6 +29,19 @@ pub fn scope(ctx: &Context<'_>, environment: Environment) -> Result<Scope> {
     Ok(tenant(ctx)?.in_env(environment.into()))
 }
 
+/// The caller's scope in `environment` and the UUID of the record `id` names, for a query of
+/// one per-environment record; None when `id` is not a global id of `node_type` in that
+/// environment (nor a bare UUID), which the query answers with null.
+pub fn scoped_id(
+    ctx: &Context<'_>,
+    environment: Environment,
+    id: &async_graphql::ID,
+    node_type: super::ids::NodeType,
+) -> Result<Option<(Scope, uuid::Uuid)>> {
+    let scope = scope(ctx, environment)?;
+    Ok(super::ids::uuid_of(id, node_type, environment.into()).map(|id| (scope, id)))
+}
+
 /// For a nested field of a row the caller read: the caller's tenant (the row's, since it was
 /// read in the caller's scope) in the row's environment. Never taken from the row's tenant.
 pub fn scope_in(ctx: &Context<'_>, environment: entity::Environment) -> Result<Scope> {

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use async_graphql::{Context, Enum, ID, Object};
 
 use super::agents::{Agent, Commit};
-use super::context::{actor, loader, scope, scope_in, services, staging};
+use super::context::{actor, loader, scope, scope_in, scoped_id, services, staging};
 use super::ids::{self, NodeType};
 use super::loaders::{
     AgentInEnvKey, CommitKey, ExecutionKey, FirstSpansOfExecution, FirstTraceOfExecution, SessionKey, SpanKey,
@@ -328,8 +328,7 @@ impl ExecutionQuery {
         #[graphql(desc = "The environment to look in.")] environment: Environment,
         #[graphql(desc = "The execution's global id (the bare UUID the runtime API returns works too).")] id: ID,
     ) -> GqlResult<Option<Execution>> {
-        let scope = scope(ctx, environment)?;
-        let Some(id) = ids::uuid_of(&id, NodeType::Execution, environment.into()) else {
+        let Some((scope, id)) = scoped_id(ctx, environment, &id, NodeType::Execution)? else {
             return Ok(None);
         };
         Ok(domain::get(&services(ctx).db, &scope, id)

@@ -3,7 +3,7 @@
 use async_graphql::{Context, Enum, ID, Object};
 
 use super::agents::Agent;
-use super::context::{loader, scope, scope_in, services};
+use super::context::{loader, scope, scope_in, scoped_id, services};
 use super::ids::{self, NodeType};
 use super::loaders::AgentInEnvKey;
 use super::pagination::{PageArgs, connection_type, parts};
@@ -135,8 +135,7 @@ impl SessionQuery {
         #[graphql(desc = "The environment to look in.")] environment: Environment,
         #[graphql(desc = "The session's global id (the bare UUID the runtime API returns works too).")] id: ID,
     ) -> GqlResult<Option<Session>> {
-        let scope = scope(ctx, environment)?;
-        let Some(id) = ids::uuid_of(&id, NodeType::Session, environment.into()) else {
+        let Some((scope, id)) = scoped_id(ctx, environment, &id, NodeType::Session)? else {
             return Ok(None);
         };
         Ok(domain::get(&services(ctx).db, &scope, id)

@@ -2,7 +2,7 @@
 
 use async_graphql::{Context, Enum, ID, Object};
 
-use super::context::{loader, scope, scope_in, services};
+use super::context::{loader, scope, scope_in, scoped_id, services};
 use super::executions::Execution;
 use super::ids::{self, NodeType};
 use super::loaders::{ExecutionKey, SpanKey, TraceKey};
@@ -195,8 +195,7 @@ impl TraceQuery {
         #[graphql(desc = "The environment to look in.")] environment: Environment,
         #[graphql(desc = "The trace's global id (the bare UUID the runtime API returns works too).")] id: ID,
     ) -> GqlResult<Option<Trace>> {
-        let scope = scope(ctx, environment)?;
-        let Some(id) = ids::uuid_of(&id, NodeType::Trace, environment.into()) else {
+        let Some((scope, id)) = scoped_id(ctx, environment, &id, NodeType::Trace)? else {
             return Ok(None);
         };
         Ok(domain::get(&services(ctx).db, &scope, id).await.optional()?.map(Trace))

@@ -91,15 +91,8 @@ impl Publishable for Agent {
         domain::remove_deployment(db, write, slug).await
     }
 
-    async fn put<C: ConnectionTrait>(
-        db: &C,
-        Target {
-            write,
-            actor,
-            slug,
-            state,
-        }: Target<'_>,
-    ) -> Result<Value> {
+    async fn put<C: ConnectionTrait>(db: &C, target: Target<'_>) -> Result<Value> {
+        let (write, slug, state) = (target.write, target.slug, target.state);
         let agent = write
             .tenant()
             .select::<agents::Entity>()
@@ -107,7 +100,7 @@ impl Publishable for Agent {
             .one(db)
             .await?
             .ok_or_else(|| Error::not_found(format!("agent {slug:?}")))?;
-        domain::set_deployment(db, write, agent.id, uuid_field(state, "commit")?, actor).await?;
+        domain::set_deployment(db, write, agent.id, uuid_field(state, "commit")?, target.actor).await?;
         Ok(state.clone())
     }
 }
