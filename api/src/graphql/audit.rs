@@ -32,10 +32,10 @@ use super::ids::{self, NodeType};
 use super::pagination::{PageArgs, connection_type, parts};
 use super::viewer::Role;
 use super::{Environment, GqlResult};
-use crate::app::Services;
 use crate::auth::Actor;
 use crate::domain::audit::state::RecordRef;
 use crate::domain::audit::{self as domain, AuditFilter, NewAuditEntry, REDACTED};
+use crate::services::Services;
 
 /// Longest string kept verbatim in a summary; longer ones are replaced by their length.
 const MAX_SUMMARY_STRING: usize = 256;

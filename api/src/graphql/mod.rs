@@ -235,6 +235,43 @@ mod tests {
         sources
     }
 
+    /// Where `text` imports the application module (`app`, which builds the schema).
+    fn app_imports(text: &str) -> Vec<String> {
+        // Spelled in two parts, so that this file does not name it.
+        let app = concat!("crate::", "app");
+        text.lines()
+            .filter(|line| !line.trim_start().starts_with("//"))
+            .filter(|line| {
+                line.match_indices(app)
+                    .any(|(at, _)| !line[at + app.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_'))
+            })
+            .map(|line| line.trim().to_string())
+            .collect()
+    }
+
+    /// No import cycle between `graphql` and `app`: `app` builds the schema, so the schema takes
+    /// what it needs as plain values (`crate::services::Services`) and never imports `app`.
+    #[test]
+    fn graphql_does_not_import_app() {
+        let offending: Vec<String> = graphql_sources()
+            .into_iter()
+            .flat_map(|(path, text)| {
+                app_imports(&text)
+                    .into_iter()
+                    .map(move |line| format!("{}: {line}", path.display()))
+            })
+            .collect();
+        assert!(offending.is_empty(), "graphql imports app:\n{}", offending.join("\n"));
+        // The check can fail.
+        let bad = concat!(
+            "use crate::",
+            "app::Services;\nuse crate::",
+            "app;\nuse crate::",
+            "application::X;"
+        );
+        assert_eq!(app_imports(bad).len(), 2);
+    }
+
     /// The GraphQL layer (resolvers and DataLoaders) builds no database query: it calls domain
     /// functions, which own every query (`scope.rs` scopes them). Read over the sources, like
     /// the clippy rule on unscoped queries.
