@@ -844,7 +844,46 @@ on_both_backends!(
     cursors_past_retention_fail_with_cursor_expired,
     event_log_lag_counts_undelivered_events,
     subscriptions_are_costed_on_every_streaming_transport,
+    a_replaying_server_sent_events_subscription_reads_nested_fields_fresh,
 );
+
+/// A subscription that runs on its own over server-sent events (it replays from a cursor, so
+/// it shares no execution) reads each event's nested fields fresh, like every other
+/// subscription: its DataLoaders keep nothing from one event to the next. With a request's
+/// cache, the agent's name would stay what the first event read for as long as the stream
+/// lives.
+async fn a_replaying_server_sent_events_subscription_reads_nested_fields_fresh(backend: Backend) {
+    let server = Server::start(backend).await;
+    let tenant = tenant();
+    let developer = token(&tenant, "developer");
+    deploy(&server, &developer, "bot", "print(1)\n", "m").await;
+    let runtime = runtime_token(&tenant, "staging");
+    let rename = |name: &'static str| {
+        server.data(
+            &developer,
+            "mutation($n: String!) { updateAgent(environment: STAGING, input: {slug: \"bot\", name: $n}) { name } }",
+            json!({ "n": name }),
+        )
+    };
+    rename("First").await;
+    let subscription =
+        "subscription { executionEvents(environment: STAGING, after: \"0\") { kind execution { agent { name } } } }";
+    let mut stream = crate::contract::EventStream::open(&server, Some(&developer), json!({ "query": subscription }))
+        .await
+        .expect("stream");
+    let agent_name = |event: &Value| event["data"]["executionEvents"]["execution"]["agent"]["name"].clone();
+    run_execution(&server, &runtime, json!(1)).await;
+    for _ in 0..2 {
+        let event = stream.next_data().await;
+        assert_eq!(agent_name(&event), "First", "{event:#}");
+    }
+    rename("Second").await;
+    run_execution(&server, &runtime, json!(2)).await;
+    for _ in 0..2 {
+        let event = stream.next_data().await;
+        assert_eq!(agent_name(&event), "Second", "read fresh for each event: {event:#}");
+    }
+}
 
 /// A subscription passes the cost limits like a query, over the WebSocket and server-sent
 /// events, whether it shares an execution with others (no `after`) or runs on its own

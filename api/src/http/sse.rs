@@ -102,7 +102,11 @@ pub async fn stream(
             );
         }
     };
-    if let Err(error) = async_graphql::parser::parse_query(&request.query) {
+    // Parsed once into the document cache (which the execution then reads); parsed again only
+    // to word the error of a document that does not parse.
+    if crate::graphql::documents::parsed(&request.query).is_none()
+        && let Err(error) = async_graphql::parser::parse_query(&request.query)
+    {
         let error = crate::graphql::syntax::readable(async_graphql::ServerError::from(error));
         return http_error(StatusCode::BAD_REQUEST, "GRAPHQL_PARSE_FAILED", &error.message);
     }
@@ -141,9 +145,15 @@ pub async fn stream(
                 }
             })
         }
+        // Alone (it replays, or is not a subscription), still prepared as every streamed
+        // operation is: no DataLoader cache across events.
         None => Box::pin(
             app.schema
-                .execute_stream(crate::graphql::prepare_request(&app.services, authentication, request))
+                .execute_stream(crate::graphql::prepare_subscription_request(
+                    &app.services,
+                    authentication,
+                    request,
+                ))
                 .map(|response| Outcome::Payload(serde_json::to_string(&response).unwrap_or_default().into())),
         ),
     };

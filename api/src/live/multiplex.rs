@@ -66,7 +66,8 @@ impl GroupKey {
 /// subscription, and it does not ask for a replay (no root field with a non-null `after`: a
 /// literal, a variable that is set, or a variable's default).
 pub fn shareable(request: &async_graphql::Request) -> bool {
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+    // The parsed-document cache: the execution that follows finds the same parse there.
+    let Some(document) = crate::graphql::documents::parsed(&request.query) else {
         return false;
     };
     let mut operations = document
