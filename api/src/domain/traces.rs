@@ -738,13 +738,37 @@ pub async fn first_traces_of_executions(
     records(rows)
 }
 
-/// Every column of `spans` but `attributes`, which is an empty JSON object.
-const SPAN_COLUMNS_WITHOUT_ATTRIBUTES: &str = "spans.id, spans.tenant_id, spans.environment, spans.trace_id, \
-     spans.execution_id, spans.parent_span_id, spans.name, spans.kind, spans.status, spans.started_at, spans.ended_at, \
-     '{}' AS attributes, spans.input_tokens, spans.output_tokens";
-const SPAN_COLUMNS_WITHOUT_ATTRIBUTES_PG: &str = "spans.id, spans.tenant_id, spans.environment, spans.trace_id, \
-     spans.execution_id, spans.parent_span_id, spans.name, spans.kind, spans.status, spans.started_at, spans.ended_at, \
-     '{}'::jsonb AS attributes, spans.input_tokens, spans.output_tokens";
+/// The columns of `spans` that [`SpanByPosition`] decodes, in the order of `spans::Model`'s
+/// fields; `{attributes}` is `spans.attributes` or an empty JSON object.
+const SPAN_READ_COLUMNS: &str = "spans.id, spans.tenant_id, spans.environment, spans.trace_id, spans.execution_id, \
+     spans.parent_span_id, spans.name, spans.kind, spans.status, spans.started_at, spans.ended_at, {attributes}, \
+     spans.input_tokens, spans.output_tokens";
+
+/// A span row decoded by position (the columns of [`SPAN_READ_COLUMNS`], in order): the nested
+/// span list reads hundreds of rows per request, and decoding by column name looks every name
+/// up again for every value of every row.
+struct SpanByPosition(spans::Model);
+
+impl sea_orm::FromQueryResult for SpanByPosition {
+    fn from_query_result(row: &sea_orm::QueryResult, _prefix: &str) -> std::result::Result<Self, sea_orm::DbErr> {
+        Ok(SpanByPosition(spans::Model {
+            id: row.try_get_by_index(0)?,
+            tenant_id: row.try_get_by_index(1)?,
+            environment: row.try_get_by_index(2)?,
+            trace_id: row.try_get_by_index(3)?,
+            execution_id: row.try_get_by_index(4)?,
+            parent_span_id: row.try_get_by_index(5)?,
+            name: row.try_get_by_index(6)?,
+            kind: row.try_get_by_index(7)?,
+            status: row.try_get_by_index(8)?,
+            started_at: row.try_get_by_index(9)?,
+            ended_at: row.try_get_by_index(10)?,
+            attributes: row.try_get_by_index(11)?,
+            input_tokens: row.try_get_by_index(12)?,
+            output_tokens: row.try_get_by_index(13)?,
+        }))
+    }
+}
 
 /// The first `limit` spans (in recorded order) of each of several executions, in one query
 /// (a window function bounds the rows read per execution, however many spans one has).
@@ -771,11 +795,12 @@ pub async fn first_spans_of_executions(
     let backend = db.conn.get_database_backend();
     let (mut values, filter) = tenant_and_executions(backend, tenant, execution_ids);
     values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
-    let columns = match (attributes, backend) {
-        (true, _) => "spans.*",
-        (false, DbBackend::Postgres) => SPAN_COLUMNS_WITHOUT_ATTRIBUTES_PG,
-        (false, _) => SPAN_COLUMNS_WITHOUT_ATTRIBUTES,
+    let attributes = match (attributes, backend) {
+        (true, _) => "spans.attributes",
+        (false, DbBackend::Postgres) => "'{}'::jsonb AS attributes",
+        (false, _) => "'{}' AS attributes",
     };
+    let columns = SPAN_READ_COLUMNS.replace("{attributes}", attributes);
     let sql = format!(
         "SELECT * FROM (SELECT {columns}, ROW_NUMBER() OVER (PARTITION BY execution_id ORDER BY id) AS row_number \
          FROM spans WHERE {filter}) numbered WHERE row_number <= {} ORDER BY id",
@@ -785,9 +810,10 @@ pub async fn first_spans_of_executions(
     let rows = tenant
         .select::<spans::Entity>()
         .from_raw_sql(Statement::from_sql_and_values(backend, sql, values))
+        .into_model::<SpanByPosition>()
         .all(&db.conn)
         .await?;
-    for row in rows {
+    for SpanByPosition(row) in rows {
         if let Some(execution_id) = row.execution_id {
             by_execution.entry(execution_id).or_default().push(row.try_into()?);
         }
