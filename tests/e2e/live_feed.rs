@@ -5,7 +5,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, Frame, Server, deploy, error_code, gid, now, runtime_token, sign, tenant, token};
+use crate::support::{
+    Backend, Frame, Server, deploy, error_code, gid, now, publish_all, runtime_token, script_summary, sign, tenant,
+    token,
+};
 
 const EXECUTIONS: &str = "subscription($env: Environment!, $after: String, $agent: String) {
   executionEvents(environment: $env, after: $after, agent: $agent) { cursor kind environment execution { id status environment output } } }";
@@ -13,21 +16,7 @@ const EXECUTIONS: &str = "subscription($env: Environment!, $after: String, $agen
 /// Deploys `bot` and points production at it too (by publishing).
 async fn agent_in_both(server: &Server, tenant: &str) {
     deploy(server, &token(tenant, "developer"), "bot", "print(1)\n", "m").await;
-    let publisher = token(tenant, "publisher");
-    let plan = server
-        .data(
-            &publisher,
-            "{ publishPlan(environment: PRODUCTION, input: {all: true}) { fingerprint } }",
-            json!({}),
-        )
-        .await;
-    server
-        .data(
-            &publisher,
-            "mutation($f: String!) { publish(environment: PRODUCTION, input: {all: true, fingerprint: $f}) { release { number } } }",
-            json!({ "f": plan["publishPlan"]["fingerprint"] }),
-        )
-        .await;
+    publish_all(server, &token(tenant, "publisher")).await;
 }
 
 async fn run_execution(server: &Server, runtime: &str, output: Value) -> String {
@@ -690,9 +679,8 @@ async fn subscribers_of_one_operation_share_one_execution(backend: Backend) {
     .await;
 
     // A server-sent-events stream of the same operation joins the same execution.
-    let mut sse = crate::contract::EventStream::open(&server, Some(&token(&a, "viewer")), json!({ "query": shared }))
-        .await
-        .expect("stream");
+    let mut sse =
+        crate::contract::EventStream::started(&server, Some(&token(&a, "viewer")), json!({ "query": shared })).await;
     subscriptions_settle(&server, "sse", 1.0, 3.0).await;
 
     {
@@ -785,9 +773,8 @@ async fn a_server_sent_events_reader_that_stops_reading_is_cut_off(backend: Back
     fast.init(&token(&tenant, "viewer")).await;
     fast.subscribe("fast", traces, json!({})).await;
     let mut slow =
-        crate::contract::EventStream::open(&server, Some(&token(&tenant, "viewer")), json!({ "query": traces }))
-            .await
-            .expect("stream");
+        crate::contract::EventStream::started(&server, Some(&token(&tenant, "viewer")), json!({ "query": traces }))
+            .await;
     subscriptions_settle(&server, "sse", 1.0, 1.0).await;
     let batch = fill_a_slow_reader(&server, &runtime, &execution, &mut fast).await;
     let ended_with = loop {
@@ -865,44 +852,44 @@ async fn subscriptions_are_costed_on_every_streaming_transport(backend: Backend)
             refused["payload"][0]["extensions"]["code"], "ALIAS_LIMIT_EXCEEDED",
             "{query}: {refused}"
         );
-        let mut stream = crate::contract::EventStream::open(&server, Some(&viewer), json!({ "query": query }))
-            .await
-            .expect("stream");
+        let mut stream = crate::contract::EventStream::started(&server, Some(&viewer), json!({ "query": query })).await;
         let refused = stream.next_data().await;
         assert_eq!(error_code(&refused), "ALIAS_LIMIT_EXCEEDED", "{query}: {refused}");
         assert_eq!(stream.next().await.0, "complete");
     }
 }
 
+/// Runs `script` of `tests/ws-client` (which needs the npm `package`) against a server on
+/// `backend` where `bot` runs in both environments; returns the script's JSON summary.
+async fn run_ws_client_check(backend: Backend, package: &str, script: &str) -> Value {
+    let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/ws-client");
+    assert!(
+        std::path::Path::new(directory)
+            .join("node_modules")
+            .join(package)
+            .exists(),
+        "run `npm ci --prefix tests/ws-client` first"
+    );
+    let server = Server::start(backend).await;
+    let (tenant, other) = (tenant(), crate::support::tenant());
+    agent_in_both(&server, &tenant).await;
+    script_summary(
+        tokio::process::Command::new("node")
+            .arg(script)
+            .current_dir(directory)
+            .env("RUNFLOW_URL", &server.url)
+            .env("VIEWER_TOKEN", token(&tenant, "viewer"))
+            .env("RUNTIME_TOKEN", runtime_token(&tenant, "staging"))
+            .env("OTHER_TOKEN", token(&other, "viewer")),
+    )
+    .await
+}
+
 /// The real `graphql-ws` npm client against the server (`tests/ws-client/check.mjs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Node.js and `npm ci --prefix tests/ws-client` (.ci/run installs them)"]
 async fn the_graphql_ws_npm_client_works_unchanged() {
-    let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/ws-client");
-    assert!(
-        std::path::Path::new(directory).join("node_modules/graphql-ws").exists(),
-        "run `npm ci --prefix tests/ws-client` first"
-    );
-    let server = Server::start(Backend::Sqlite).await;
-    let (tenant, other) = (tenant(), crate::support::tenant());
-    agent_in_both(&server, &tenant).await;
-    let output = tokio::process::Command::new("node")
-        .arg("check.mjs")
-        .current_dir(directory)
-        .env("RUNFLOW_URL", &server.url)
-        .env("VIEWER_TOKEN", token(&tenant, "viewer"))
-        .env("RUNTIME_TOKEN", runtime_token(&tenant, "staging"))
-        .env("OTHER_TOKEN", token(&other, "viewer"))
-        .output()
-        .await
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let result: Value = serde_json::from_str(stdout.trim()).expect("JSON summary");
+    let result = run_ws_client_check(Backend::Sqlite, "graphql-ws", "check.mjs").await;
     assert_eq!(
         result,
         json!({ "ok": true, "events": ["STARTED", "FINISHED"], "closeCode": 4403, "refusal": "NOT_FOUND" })
@@ -913,33 +900,7 @@ async fn the_graphql_ws_npm_client_works_unchanged() {
 /// (`tests/ws-client/sse-check.mjs`): live events with cursors, resume, a refused token and
 /// tenant isolation. On both back ends (the PostgreSQL one also needs the database).
 async fn the_graphql_sse_npm_client_works_unchanged(backend: Backend) {
-    let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/ws-client");
-    assert!(
-        std::path::Path::new(directory)
-            .join("node_modules/graphql-sse")
-            .exists(),
-        "run `npm ci --prefix tests/ws-client` first"
-    );
-    let server = Server::start(backend).await;
-    let (tenant, other) = (tenant(), crate::support::tenant());
-    agent_in_both(&server, &tenant).await;
-    let output = tokio::process::Command::new("node")
-        .arg("sse-check.mjs")
-        .current_dir(directory)
-        .env("RUNFLOW_URL", &server.url)
-        .env("VIEWER_TOKEN", token(&tenant, "viewer"))
-        .env("RUNTIME_TOKEN", runtime_token(&tenant, "staging"))
-        .env("OTHER_TOKEN", token(&other, "viewer"))
-        .output()
-        .await
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let result: Value = serde_json::from_str(stdout.trim()).expect("JSON summary");
+    let result = run_ws_client_check(backend, "graphql-sse", "sse-check.mjs").await;
     assert_eq!(
         result,
         json!({ "ok": true, "events": ["STARTED", "FINISHED"], "resumed": true, "refusedStatus": 401, "refusal": "NOT_FOUND" })
@@ -985,13 +946,7 @@ async fn deploy_and_start_three(app: &crate::support::InProcess, tenant: &str) {
         .await
         .expect("deploy");
     for _ in 0..3 {
-        let start = runflow::domain::executions::StartExecution {
-            agent: "bot".into(),
-            ..Default::default()
-        };
-        runflow::domain::executions::start(app.db(), &staging, &app.app.services.execution_limits, start)
-            .await
-            .expect("start");
+        app.start_execution(&staging, crate::support::start_of("bot")).await;
     }
 }
 
