@@ -502,14 +502,14 @@ async fn idempotency_keys_give_one_publish(backend: Backend) {
             json!({ "i": { "all": true, "fingerprint": fingerprint_2 } }),
         )
         .await;
-    let mut ws = server.websocket(None).await;
-    ws.init(&admin).await;
-    ws.subscribe(
-        "1",
-        "subscription { releaseEvents(environment: PRODUCTION, after: \"0\") { release { number } } }",
-        json!({}),
-    )
-    .await;
+    let mut ws = server
+        .subscribed(
+            &admin,
+            "1",
+            "subscription { releaseEvents(environment: PRODUCTION, after: \"0\") { release { number } } }",
+            json!({}),
+        )
+        .await;
     let mut numbers = Vec::new();
     loop {
         let message = ws.json().await;

@@ -1235,9 +1235,7 @@ async fn prometheus_metrics(backend: Backend) {
     server.gql(None, dashboard, json!({})).await;
     // A subscription on each transport, each seen live (so it is running, and counted).
     let subscription = "subscription { executionEvents(environment: STAGING) { kind } }";
-    let mut ws = server.websocket(None).await;
-    ws.init(&viewer).await;
-    ws.subscribe("1", subscription, json!({})).await;
+    let mut ws = server.subscribed(&viewer, "1", subscription, json!({})).await;
     let mut sse = EventStream::started(&server, Some(&viewer), json!({ "query": subscription })).await;
     // Both subscriptions start at the log's head: wait until both run before an event exists.
     let runtime = crate::support::runtime_token(&tenant, "staging");
@@ -1289,28 +1287,18 @@ async fn prometheus_metrics(backend: Backend) {
         after.contains(r#"runflow_http_request_duration_seconds_bucket{method="POST",route="/graphql",le="0.005"}"#),
         "{after}"
     );
-    assert_eq!(metric(&after, "runflow_websockets_open "), Some(1.0), "{after}");
-    assert_eq!(
-        metric(&after, r#"runflow_subscriptions_active{transport="ws"} "#),
-        Some(1.0),
-        "{after}"
-    );
-    assert_eq!(
-        metric(&after, r#"runflow_subscriptions_active{transport="sse"} "#),
-        Some(1.0),
-        "{after}"
-    );
-    assert_eq!(
-        metric(&after, r#"runflow_executions{status="RUNNING"} "#),
-        Some(1.0),
-        "{after}"
-    );
-    assert_eq!(
-        metric(&after, r#"runflow_executions{status="QUEUED"} "#),
-        Some(1.0),
-        "{after}"
-    );
-    assert_eq!(metric(&after, "runflow_execution_queue_depth "), Some(1.0), "{after}");
+    // One of each now: the socket, a subscription per transport, the running and the queued
+    // execution.
+    for gauge in [
+        "runflow_websockets_open ",
+        r#"runflow_subscriptions_active{transport="ws"} "#,
+        r#"runflow_subscriptions_active{transport="sse"} "#,
+        r#"runflow_executions{status="RUNNING"} "#,
+        r#"runflow_executions{status="QUEUED"} "#,
+        "runflow_execution_queue_depth ",
+    ] {
+        assert_eq!(metric(&after, gauge), Some(1.0), "{gauge}: {after}");
+    }
     // The STARTED event reached both subscribers, so the feed delivered it and is not behind
     // on it (the queued execution's event may still be on its way).
     assert!(moved("runflow_live_events_delivered_total ") >= 1.0, "{after}");

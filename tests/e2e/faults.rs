@@ -200,9 +200,7 @@ async fn a_database_outage_fails_fast_and_recovers(backend: Backend) {
 
     // The cursor a client holds before the outage.
     let subscription = "subscription($a: String) { executionEvents(environment: STAGING, after: $a) { cursor kind } }";
-    let mut ws = server.websocket(None).await;
-    ws.init(&admin).await;
-    ws.subscribe("1", subscription, json!({ "a": "0" })).await;
+    let mut ws = server.subscribed(&admin, "1", subscription, json!({ "a": "0" })).await;
     let first = ws.json().await;
     let cursor = first["payload"]["data"]["executionEvents"]["cursor"]
         .as_str()
@@ -258,9 +256,9 @@ async fn a_database_outage_fails_fast_and_recovers(backend: Backend) {
     assert_eq!(status, 201, "{missed:#}");
 
     // A client reconnecting with its cursor gets what happened since.
-    let mut ws = server.websocket(None).await;
-    ws.init(&admin).await;
-    ws.subscribe("1", subscription, json!({ "a": cursor })).await;
+    let mut ws = server
+        .subscribed(&admin, "1", subscription, json!({ "a": cursor }))
+        .await;
     let next = ws.json().await;
     let event = &next["payload"]["data"]["executionEvents"];
     assert_eq!(event["kind"], "STARTED", "{next:#}");

@@ -875,14 +875,14 @@ async fn publishing_needs_an_approved_current_request(backend: Backend) {
     let other_publisher = person(&tenant, "second-publisher", "publisher");
 
     // Live: the Releases screen follows requests.
-    let mut ws = server.websocket(None).await;
-    ws.init(&token(&tenant, "viewer")).await;
-    ws.subscribe(
-        "r",
-        "subscription { releaseRequestEvents(environment: STAGING) { kind environment state request { requestedBy } } }",
-        json!({}),
-    )
-    .await;
+    let mut ws = server
+        .subscribed(
+            &token(&tenant, "viewer"),
+            "r",
+            "subscription { releaseRequestEvents(environment: STAGING) { kind environment state request { requestedBy } } }",
+            json!({}),
+        )
+        .await;
 
     // Off by default; only admins turn it on, with STAGING (shared setting).
     let settings = server

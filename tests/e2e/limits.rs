@@ -285,9 +285,9 @@ async fn a_large_event_does_not_drop_the_socket() {
     let tenant = tenant();
     deploy(&server, &token(&tenant, "developer"), "bot", "print(1)\n", "m").await;
     let runtime = runtime_token(&tenant, "staging");
-    let mut ws = server.websocket(None).await;
-    ws.init(&token(&tenant, "viewer")).await;
-    ws.subscribe("big", WITH_OUTPUT, json!({})).await;
+    let mut ws = server
+        .subscribed(&token(&tenant, "viewer"), "big", WITH_OUTPUT, json!({}))
+        .await;
     // Let the subscription start: a first, small execution's events arrive.
     let warmup = start_execution(&server, &runtime).await;
     let next_event = async |ws: &mut crate::support::Ws| {
@@ -342,16 +342,14 @@ async fn a_large_event_does_not_drop_the_socket() {
 /// then never reads.
 async fn stalled_trace_subscriber(server: &Server, tenant: &str) -> Ws {
     deploy(server, &token(tenant, "developer"), "bot", "print(1)\n", "m").await;
-    let mut stalled = server.websocket(None).await;
-    stalled.init(&token(tenant, "viewer")).await;
-    stalled
-        .subscribe(
+    server
+        .subscribed(
+            &token(tenant, "viewer"),
             "all",
             "subscription { traceEvents(environment: STAGING, after: \"0\") { cursor spans { name attributes } } }",
             json!({}),
         )
-        .await;
-    stalled
+        .await
 }
 
 /// Records several MB of trace events for `tenant` (12 batches of 200 spans of 1.5 KB each),
@@ -590,14 +588,14 @@ async fn paged_replay_from_an_old_cursor(backend: Backend) {
             .await;
         assert_eq!(status, 201, "{body}");
     }
-    let mut ws = server.websocket(None).await;
-    ws.init(&token(&tenant, "viewer")).await;
-    ws.subscribe(
-        "replay",
-        "subscription { sessionEvents(environment: STAGING, after: \"0\") { cursor kind message { content } } }",
-        json!({}),
-    )
-    .await;
+    let mut ws = server
+        .subscribed(
+            &token(&tenant, "viewer"),
+            "replay",
+            "subscription { sessionEvents(environment: STAGING, after: \"0\") { cursor kind message { content } } }",
+            json!({}),
+        )
+        .await;
     let mut cursors = Vec::new();
     let mut contents = Vec::new();
     while cursors.len() < messages + 1 {

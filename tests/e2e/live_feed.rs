@@ -157,10 +157,9 @@ async fn session_and_trace_subscriptions_check_ids_at_subscribe_time(backend: Ba
     let execution = run_execution(&server, &runtime, json!(null)).await;
 
     // Another tenant may not subscribe to them: NOT_FOUND, as for ids that do not exist.
-    let mut intruder = server.websocket(None).await;
-    intruder.init(&token(&b, "admin")).await;
-    intruder
-        .subscribe(
+    let mut intruder = server
+        .subscribed(
+            &token(&b, "admin"),
             "s",
             "subscription($id: ID!) { sessionEvents(environment: STAGING, sessionId: $id) { cursor } }",
             json!({ "id": session_id }),
@@ -178,14 +177,14 @@ async fn session_and_trace_subscriptions_check_ids_at_subscribe_time(backend: Ba
         .await;
     assert_eq!(intruder.json().await["payload"][0]["extensions"]["code"], "NOT_FOUND");
 
-    let mut ws = server.websocket(None).await;
-    ws.init(&token(&a, "viewer")).await;
-    ws.subscribe(
-        "s",
-        "subscription($id: ID!) { sessionEvents(environment: STAGING, sessionId: $id) { kind session { id } message { role content } } }",
-        json!({ "id": session_id }),
-    )
-    .await;
+    let mut ws = server
+        .subscribed(
+            &token(&a, "viewer"),
+            "s",
+            "subscription($id: ID!) { sessionEvents(environment: STAGING, sessionId: $id) { kind session { id } message { role content } } }",
+            json!({ "id": session_id }),
+        )
+        .await;
     ws.subscribe(
         "t",
         "subscription($id: ID!) { traceEvents(environment: STAGING, executionId: $id) { kind trace { id } spans { name kind inputTokens } } }",
@@ -238,10 +237,9 @@ async fn session_and_trace_subscriptions_check_ids_at_subscribe_time(backend: Ba
 async fn release_events_reach_every_releases_screen(backend: Backend) {
     let server = Server::start(backend).await;
     let tenant = tenant();
-    let mut staging = server.websocket(None).await;
-    staging.init(&token(&tenant, "viewer")).await;
-    staging
-        .subscribe(
+    let mut staging = server
+        .subscribed(
+            &token(&tenant, "viewer"),
             "r",
             "subscription { releaseEvents(environment: STAGING, after: \"0\") { kind environment release { number kind } } }",
             json!({}),
@@ -473,14 +471,14 @@ async fn protocol_close_codes(backend: Backend) {
     ws.send_raw("{not json").await;
     assert_eq!(ws.closed().await.0, 4400);
 
-    let mut ws = server.websocket(None).await;
-    ws.init(&viewer).await;
-    ws.subscribe(
-        "dup",
-        "subscription { releaseEvents(environment: STAGING) { cursor } }",
-        json!({}),
-    )
-    .await;
+    let mut ws = server
+        .subscribed(
+            &viewer,
+            "dup",
+            "subscription { releaseEvents(environment: STAGING) { cursor } }",
+            json!({}),
+        )
+        .await;
     ws.subscribe(
         "dup",
         "subscription { releaseEvents(environment: STAGING) { cursor } }",
@@ -490,28 +488,28 @@ async fn protocol_close_codes(backend: Backend) {
     assert_eq!(ws.closed().await.0, 4409, "duplicate subscription id");
 
     // Subscriptions go through the same access rules and limits as HTTP.
-    let mut ws = server.websocket(None).await;
-    ws.init(&viewer).await;
-    ws.subscribe(
-        "m",
-        "mutation { deleteAgent(environment: STAGING, slug: \"x\") { deletedId } }",
-        json!({}),
-    )
-    .await;
+    let mut ws = server
+        .subscribed(
+            &viewer,
+            "m",
+            "mutation { deleteAgent(environment: STAGING, slug: \"x\") { deletedId } }",
+            json!({}),
+        )
+        .await;
     let refused = ws.json().await;
     assert_eq!(refused["type"], "error");
     assert_eq!(refused["payload"][0]["extensions"]["code"], "FORBIDDEN");
 
     // A token that expires closes the socket with 4403, and nothing is sent after `exp`.
     let short = sign(json!({ "sub": "v", "tenant": tenant, "role": "viewer", "exp": now() + 2 }));
-    let mut ws = server.websocket(None).await;
-    ws.init(&short).await;
-    ws.subscribe(
-        "1",
-        "subscription { releaseEvents(environment: STAGING) { cursor } }",
-        json!({}),
-    )
-    .await;
+    let mut ws = server
+        .subscribed(
+            &short,
+            "1",
+            "subscription { releaseEvents(environment: STAGING) { cursor } }",
+            json!({}),
+        )
+        .await;
     let started = std::time::Instant::now();
     match ws.next().await {
         Frame::Closed(code, _) => assert_eq!(code, 4403),
@@ -527,12 +525,12 @@ async fn slow_consumers_are_cut_off_without_hurting_others(backend: Backend) {
     let runtime = runtime_token(&tenant, "staging");
     let execution = run_execution(&server, &runtime, json!(null)).await;
     let query = "subscription { traceEvents(environment: STAGING, after: \"0\") { cursor spans { name attributes } } }";
-    let mut slow = server.websocket(None).await;
-    slow.init(&token(&tenant, "viewer")).await;
-    slow.subscribe("slow", query, json!({})).await;
-    let mut fast = server.websocket(None).await;
-    fast.init(&token(&tenant, "viewer")).await;
-    fast.subscribe("fast", query, json!({})).await;
+    let mut slow = server
+        .subscribed(&token(&tenant, "viewer"), "slow", query, json!({}))
+        .await;
+    let mut fast = server
+        .subscribed(&token(&tenant, "viewer"), "fast", query, json!({}))
+        .await;
     let batches = 30;
     for batch in 0..batches {
         post_padded_spans(&server, &runtime, &execution, batch).await;
@@ -654,21 +652,17 @@ async fn subscribers_of_one_operation_share_one_execution(backend: Backend) {
     let shared = "subscription { executionEvents(environment: STAGING) { cursor kind execution { id } } }";
     let mut viewers = Vec::new();
     for _ in 0..3 {
-        let mut ws = server.websocket(None).await;
-        ws.init(&token(&a, "viewer")).await;
-        ws.subscribe("s", shared, json!({})).await;
-        viewers.push(ws);
+        viewers.push(server.subscribed(&token(&a, "viewer"), "s", shared, json!({})).await);
     }
-    let mut developer = server.websocket(None).await;
-    developer.init(&token(&a, "developer")).await;
-    developer.subscribe("s", shared, json!({})).await;
-    let mut other_tenant = server.websocket(None).await;
-    other_tenant.init(&token(&b, "viewer")).await;
-    other_tenant.subscribe("s", shared, json!({})).await;
-    let mut replaying = server.websocket(None).await;
-    replaying.init(&token(&a, "viewer")).await;
-    replaying
-        .subscribe("s", EXECUTIONS, json!({ "env": "STAGING", "after": "0" }))
+    let mut developer = server.subscribed(&token(&a, "developer"), "s", shared, json!({})).await;
+    let mut other_tenant = server.subscribed(&token(&b, "viewer"), "s", shared, json!({})).await;
+    let mut replaying = server
+        .subscribed(
+            &token(&a, "viewer"),
+            "s",
+            EXECUTIONS,
+            json!({ "env": "STAGING", "after": "0" }),
+        )
         .await;
     // Six subscriptions, three shared executions: the viewers of `a`, the developer, tenant
     // `b`; the replay runs on its own (not counted as a shared execution).
@@ -727,12 +721,8 @@ async fn subscribers_of_one_operation_share_one_execution(backend: Backend) {
 
     // A member that stops reading is cut off; the other member of its group goes on.
     let traces = "subscription { traceEvents(environment: STAGING) { cursor spans { name attributes } } }";
-    let mut fast = server.websocket(None).await;
-    fast.init(&token(&a, "viewer")).await;
-    fast.subscribe("fast", traces, json!({})).await;
-    let mut slow = server.websocket(None).await;
-    slow.init(&token(&a, "viewer")).await;
-    slow.subscribe("slow", traces, json!({})).await;
+    let mut fast = server.subscribed(&token(&a, "viewer"), "fast", traces, json!({})).await;
+    let mut slow = server.subscribed(&token(&a, "viewer"), "slow", traces, json!({})).await;
     scrape_until(&server, |text| {
         metric(text, "runflow_subscription_executions ") == Some(3.0)
     })
@@ -769,9 +759,9 @@ async fn a_server_sent_events_reader_that_stops_reading_is_cut_off(backend: Back
     let runtime = runtime_token(&tenant, "staging");
     let execution = run_execution(&server, &runtime, json!(null)).await;
     let traces = "subscription { traceEvents(environment: STAGING) { cursor spans { name attributes } } }";
-    let mut fast = server.websocket(None).await;
-    fast.init(&token(&tenant, "viewer")).await;
-    fast.subscribe("fast", traces, json!({})).await;
+    let mut fast = server
+        .subscribed(&token(&tenant, "viewer"), "fast", traces, json!({}))
+        .await;
     let mut slow =
         crate::contract::EventStream::started(&server, Some(&token(&tenant, "viewer")), json!({ "query": traces }))
             .await;
@@ -803,9 +793,13 @@ async fn replicas_share_the_live_feed() {
     let second = first.replica().await;
     let tenant = tenant();
     agent_in_both(&first, &tenant).await;
-    let mut ws = first.websocket(None).await;
-    ws.init(&token(&tenant, "viewer")).await;
-    ws.subscribe("1", EXECUTIONS, json!({ "env": "PRODUCTION", "after": "0" }))
+    let mut ws = first
+        .subscribed(
+            &token(&tenant, "viewer"),
+            "1",
+            EXECUTIONS,
+            json!({ "env": "PRODUCTION", "after": "0" }),
+        )
         .await;
     let started = std::time::Instant::now();
     let id = run_execution(&second, &runtime_token(&tenant, "production"), json!("via replica")).await;
@@ -843,9 +837,7 @@ async fn subscriptions_are_costed_on_every_streaming_transport(backend: Backend)
     let shared = format!("subscription {{ executionEvents(environment: STAGING) {{ {aliases} }} }}");
     let alone = format!("subscription {{ executionEvents(environment: STAGING, after: \"0\") {{ {aliases} }} }}");
     for query in [&shared, &alone] {
-        let mut ws = server.websocket(None).await;
-        ws.init(&viewer).await;
-        ws.subscribe("s", query, json!({})).await;
+        let mut ws = server.subscribed(&viewer, "s", query, json!({})).await;
         let refused = ws.json().await;
         assert_eq!(refused["type"], "error", "{query}: {refused}");
         assert_eq!(
@@ -1027,14 +1019,14 @@ async fn cursors_past_retention_fail_with_cursor_expired(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_websockets_and_exits() {
     let mut server = Server::start(Backend::Sqlite).await;
-    let mut ws = server.websocket(None).await;
-    ws.init(&token(&tenant(), "viewer")).await;
-    ws.subscribe(
-        "1",
-        "subscription { releaseEvents(environment: STAGING) { cursor } }",
-        json!({}),
-    )
-    .await;
+    let mut ws = server
+        .subscribed(
+            &token(&tenant(), "viewer"),
+            "1",
+            "subscription { releaseEvents(environment: STAGING) { cursor } }",
+            json!({}),
+        )
+        .await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let status = tokio::task::block_in_place(|| server.terminate(std::time::Duration::from_secs(15)));
     assert_eq!(

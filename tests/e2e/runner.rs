@@ -315,14 +315,14 @@ async fn two_workers_never_run_one_execution_twice() {
         "{finished:#?}"
     );
     // Each execution was claimed exactly once: one UPDATED (claim) event per execution.
-    let mut ws = first.websocket(None).await;
-    ws.init(&token(&tenant, "viewer")).await;
-    ws.subscribe(
-        "1",
-        "subscription { executionEvents(environment: STAGING, after: \"0\") { kind execution { id } } }",
-        json!({}),
-    )
-    .await;
+    let mut ws = first
+        .subscribed(
+            &token(&tenant, "viewer"),
+            "1",
+            "subscription { executionEvents(environment: STAGING, after: \"0\") { kind execution { id } } }",
+            json!({}),
+        )
+        .await;
     let mut claims = std::collections::HashMap::<String, usize>::new();
     for _ in 0..runs * 3 {
         let message = ws.json().await;

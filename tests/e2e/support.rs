@@ -304,6 +304,15 @@ impl Server {
         Ws { socket }
     }
 
+    /// Opens a graphql-transport-ws connection as `token`'s caller and starts the subscription
+    /// `id`.
+    pub async fn subscribed(&self, token: &str, id: &str, query: &str, variables: Value) -> Ws {
+        let mut ws = self.websocket(None).await;
+        ws.init(token).await;
+        ws.subscribe(id, query, variables).await;
+        ws
+    }
+
     /// POSTs a GraphQL request and returns the whole JSON response.
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
         let (status, response) = self.gql_status(token, query, variables).await;
