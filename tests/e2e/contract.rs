@@ -5,7 +5,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, Fetch, Server, error_code, publish_all, script_summary, tenant, token};
+use crate::support::{Backend, Fetch, Server, error_code, publish_all, refused_start, script_summary, tenant, token};
 
 /// A JSON value that keeps the order of object keys as sent (serde_json's `Value` may not).
 #[derive(Debug, PartialEq)]
@@ -521,16 +521,7 @@ async fn cors_and_public_deployment_switches(backend: Backend) {
 
     // A malformed origin stops the server at start with a message naming the variable.
     let dir = tempfile::tempdir().expect("dir");
-    let output = std::process::Command::new(crate::support::binary())
-        .env_clear()
-        .env("RUNFLOW_DATA_DIR", dir.path())
-        .env("RUNFLOW_CORS_ORIGINS", "app.example.test/path")
-        .env("RUNFLOW_LISTEN", "127.0.0.1:0")
-        .env("RUNFLOW_WORKERS", "0")
-        .output()
-        .expect("run");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused_start(dir.path(), &[("RUNFLOW_CORS_ORIGINS", "app.example.test/path")]);
     assert!(stderr.contains("RUNFLOW_CORS_ORIGINS"), "{stderr}");
 }
 
@@ -607,16 +598,10 @@ async fn persisted_operations(backend: Backend) {
 
     // A manifest whose key is not its document's hash stops the server at start.
     std::fs::write(&manifest, json!({ "00".repeat(32): query }).to_string()).expect("write");
-    let output = std::process::Command::new(crate::support::binary())
-        .env_clear()
-        .env("RUNFLOW_DATA_DIR", dir.path())
-        .env("RUNFLOW_TRUSTED_DOCUMENTS", &manifest)
-        .env("RUNFLOW_LISTEN", "127.0.0.1:0")
-        .env("RUNFLOW_WORKERS", "0")
-        .output()
-        .expect("run");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused_start(
+        dir.path(),
+        &[("RUNFLOW_TRUSTED_DOCUMENTS", manifest.to_str().expect("path"))],
+    );
     assert!(stderr.contains("RUNFLOW_TRUSTED_DOCUMENTS"), "{stderr}");
 }
 
@@ -1145,16 +1130,7 @@ async fn configuration_file(backend: Backend) {
         ("listen = [\n", "not valid TOML"),
     ] {
         std::fs::write(&path, contents).expect("write");
-        let output = std::process::Command::new(crate::support::binary())
-            .env_clear()
-            .env("RUNFLOW_CONFIG", &path)
-            .env("RUNFLOW_DATA_DIR", dir.path())
-            .env("RUNFLOW_LISTEN", "127.0.0.1:0")
-            .env("RUNFLOW_WORKERS", "0")
-            .output()
-            .expect("run");
-        assert!(!output.status.success(), "{contents}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stderr = refused_start(dir.path(), &[("RUNFLOW_CONFIG", config)]);
         assert!(stderr.contains(expected), "{contents}: {stderr}");
     }
 }

@@ -418,6 +418,24 @@ impl Fetch for reqwest::RequestBuilder {
     }
 }
 
+/// Starts `runflow` to serve from `data_dir` (no workers) with only `env` set, expecting it
+/// to stop with an error at start; returns what it printed on stderr.
+pub fn refused_start(data_dir: &std::path::Path, env: &[(&str, &str)]) -> String {
+    let mut command = Command::new(binary());
+    command
+        .env_clear()
+        .env("RUNFLOW_DATA_DIR", data_dir)
+        .env("RUNFLOW_LISTEN", "127.0.0.1:0")
+        .env("RUNFLOW_WORKERS", "0");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "runflow started with {env:?}: {stderr}");
+    stderr
+}
+
 /// Runs a check script (Node.js or Python) that prints one JSON summary line; fails the test
 /// with the script's output when it exits with an error. Returns the summary.
 pub async fn script_summary(command: &mut tokio::process::Command) -> Value {
