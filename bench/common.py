@@ -65,6 +65,19 @@ class Server:
                              env=self.env, capture_output=True, text=True, check=True)
         return out.stdout.strip()
 
+    def runtime_token(self, tenant, environment):
+        out = subprocess.run([BINARY, "token", "--tenant", tenant, "--role", "runtime", "--environment", environment,
+                              "--ttl", "2h"], env=self.env, capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+
+    def runtime(self, token, path, body):
+        """POSTs `body` to the runtime API (`/v1/runtime` + path); the JSON answer."""
+        request = urllib.request.Request(self.url + "/v1/runtime" + path, data=json.dumps(body).encode(), method="POST")
+        request.add_header("content-type", "application/json")
+        request.add_header("authorization", "Bearer " + token)
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return json.loads(response.read())
+
     def gql(self, token, query, variables=None, headers=None):
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
         request = urllib.request.Request(self.url + "/graphql", data=body, method="POST")

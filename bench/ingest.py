@@ -22,10 +22,9 @@ import sqlite3
 import subprocess
 import threading
 import time
-import urllib.request
 import uuid
 
-from common import BINARY, Server, alternate, create_database, drop_database, median, report, wrk
+from common import Server, alternate, create_database, drop_database, median, report, wrk
 
 BATCH = 1000
 
@@ -35,25 +34,16 @@ def span(k):
             "inputTokens": 120, "outputTokens": 40, "attributes": {"model": "gpt-4o", "k": k}}
 
 
-def runtime_post(server, token, path, body):
-    request = urllib.request.Request(server.url + "/v1/runtime" + path, data=json.dumps(body).encode(), method="POST")
-    request.add_header("content-type", "application/json")
-    request.add_header("authorization", "Bearer " + token)
-    with urllib.request.urlopen(request, timeout=120) as response:
-        return json.loads(response.read())
-
-
 def prepare(server):
     developer = server.token("bench", "developer")
     files = [{"path": "runflow.toml", "content": 'name = "ingest"\nentrypoint = ["python3", "main.py"]\n'},
              {"path": "main.py", "content": "print('hi')\n"}]
     server.gql(developer, "mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { commit { number } } }",
                {"input": {"slug": "ingest", "message": "v1", "files": files}})
-    runtime = subprocess.run([BINARY, "token", "--tenant", "bench", "--role", "runtime", "--environment", "staging", "--ttl", "2h"],
-                             env=server.env, capture_output=True, text=True, check=True).stdout.strip()
-    executions = [runtime_post(server, runtime, "/executions", {"agent": "ingest", "input": {}})["id"] for _ in range(200)]
+    runtime = server.runtime_token("bench", "staging")
+    executions = [server.runtime(runtime, "/executions", {"agent": "ingest", "input": {}})["id"] for _ in range(200)]
     body = json.dumps({"spans": [span(k) for k in range(BATCH)]})
-    runtime_post(server, runtime, f"/executions/{executions[0]}/spans", json.loads(body))  # template rows
+    server.runtime(runtime, f"/executions/{executions[0]}/spans", json.loads(body))  # template rows
     return runtime, executions, body
 
 

@@ -31,14 +31,6 @@ PEER_QUERY = """{ allExecutions(first: 50, orderBy: ID_DESC, condition: {tenantI
 DEPLOY = "mutation($input: DeployAgentInput!) { deployAgent(environment: STAGING, input: $input) { commit { number } } }"
 
 
-def runtime_call(server, token, path, body):
-    request = urllib.request.Request(server.url + "/v1/runtime" + path, data=json.dumps(body).encode(), method="POST")
-    request.add_header("content-type", "application/json")
-    request.add_header("authorization", "Bearer " + token)
-    with urllib.request.urlopen(request, timeout=120) as response:
-        return json.loads(response.read())
-
-
 def seed(server, executions, spans_per_execution=10):
     developer = server.token("bench", "developer")
     for n in range(3):
@@ -48,26 +40,19 @@ def seed(server, executions, spans_per_execution=10):
             {"path": "main.py", "content": "print('hi')\n"},
         ]
         server.gql(developer, DEPLOY, {"input": {"slug": slug, "message": "v1", "files": files}})
-    runtime = subprocess.run(
-        [server_binary(), "token", "--tenant", "bench", "--role", "runtime", "--environment", "staging", "--ttl", "2h"],
-        env=server.env, capture_output=True, text=True, check=True).stdout.strip()
+    runtime = server.runtime_token("bench", "staging")
 
     def one(i):
-        row = runtime_call(server, runtime, "/executions", {"agent": f"agent-{i % 3}", "input": {"question": f"q{i}", "n": i}})
+        row = server.runtime(runtime, "/executions", {"agent": f"agent-{i % 3}", "input": {"question": f"q{i}", "n": i}})
         spans = [{"name": f"step-{k}", "kind": "LLM" if k % 2 else "TOOL", "startTime": "2026-11-29T10:00:00Z",
                   "endTime": "2026-11-29T10:00:01Z", "inputTokens": 100 + k, "outputTokens": 20,
                   "attributes": {"model": "m", "k": k}} for k in range(spans_per_execution)]
-        runtime_call(server, runtime, f"/executions/{row['id']}/spans", {"spans": spans})
-        runtime_call(server, runtime, f"/executions/{row['id']}/finish", {"status": "SUCCEEDED", "output": {"answer": "a" * 200}})
+        server.runtime(runtime, f"/executions/{row['id']}/spans", {"spans": spans})
+        server.runtime(runtime, f"/executions/{row['id']}/finish", {"status": "SUCCEEDED", "output": {"answer": "a" * 200}})
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         list(pool.map(one, range(executions)))
     return developer
-
-
-def server_binary():
-    from common import BINARY
-    return BINARY
 
 
 def declare_foreign_keys(url):

@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::client::Client;
 use crate::operations::{self, Agent, Agents, Deploy, Pending, Plan, Publish, RuntimeToken};
-use crate::{Env, Global, confirm, emit, releases};
+use crate::{Env, Global, confirm, emit, lines, releases};
 
 /// The parts of `runflow.toml` the CLI needs (the server validates the whole manifest).
 #[derive(Deserialize)]
@@ -208,19 +208,12 @@ pub async fn list(global: &Global, environment: Env) -> anyhow::Result<()> {
         }
     }
     emit(global, Value::Array(json_rows), || {
-        if agents.is_empty() {
-            return "No agents.".to_string();
-        }
-        agents
-            .iter()
-            .map(|a| {
-                format!(
-                    "{:<24} commit #{:<4} {}",
-                    a.slug, a.current_commit.number, a.endpoint_url
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        lines(&agents, "No agents.", |a| {
+            format!(
+                "{:<24} commit #{:<4} {}",
+                a.slug, a.current_commit.number, a.endpoint_url
+            )
+        })
     });
     Ok(())
 }

@@ -5,42 +5,15 @@ use anyhow::bail;
 
 use crate::client::Client;
 use crate::operations::{
-    self, ApproveRelease, Audit, CancelScheduledRelease, Pending, Publish, RejectRelease, ReleaseRequests,
-    RequestRelease, ScheduledReleases,
+    self, ApproveRelease, Audit, CancelScheduledRelease, Publish, RejectRelease, ReleaseRequests, RequestRelease,
+    ScheduledReleases,
 };
-use crate::{Global, emit, releases};
-
-/// The items to request or schedule, each with the fingerprint pending now (what you review
-/// with `rf releases`): every pending item with `all`, else the ones named.
-async fn chosen(client: &Client, all: bool, items: &[String]) -> anyhow::Result<Vec<(String, String)>> {
-    if !all && items.is_empty() {
-        bail!("say what to release: item keys (see `rf releases`) or --all");
-    }
-    let pending = client
-        .run::<Pending>(operations::pending::Variables {})
-        .await?
-        .pending_changes;
-    let chosen: Vec<(String, String)> = if all {
-        pending.iter().map(|c| (c.key.clone(), c.fingerprint.clone())).collect()
-    } else {
-        items
-            .iter()
-            .map(|key| match pending.iter().find(|c| &c.key == key) {
-                Some(change) => Ok((key.clone(), change.fingerprint.clone())),
-                None => bail!("{key} has nothing to publish (see `rf releases`)"),
-            })
-            .collect::<anyhow::Result<_>>()?
-    };
-    if chosen.is_empty() {
-        bail!("nothing to release: production matches staging");
-    }
-    Ok(chosen)
-}
+use crate::{Global, emit, lines, releases};
 
 /// `rf releases request`: proposes exactly the pending items (at their current fingerprints).
 pub async fn request(global: &Global, all: bool, items: Vec<String>, note: Option<String>) -> anyhow::Result<()> {
     let client = Client::resolve(global.url.clone(), global.token.clone())?;
-    let chosen = chosen(&client, all, &items).await?;
+    let chosen = releases::chosen_items(&client, all, &items, "release").await?;
     let input = operations::request_release::RequestReleaseInput {
         items: Some(
             chosen
@@ -103,7 +76,7 @@ pub async fn schedule(
     note: Option<String>,
 ) -> anyhow::Result<()> {
     let client = Client::resolve(global.url.clone(), global.token.clone())?;
-    let chosen = chosen(&client, all, &items).await?;
+    let chosen = releases::chosen_items(&client, all, &items, "release").await?;
     let mut input = releases::publish_input(
         chosen
             .into_iter()
@@ -151,24 +124,17 @@ pub async fn requests(global: &Global) -> anyhow::Result<()> {
         .await?;
     let nodes: Vec<_> = data.release_requests.edges.into_iter().map(|e| e.node).collect();
     emit(global, nodes_json(&raw["releaseRequests"]), || {
-        if nodes.is_empty() {
-            return "No release requests.".to_string();
-        }
-        nodes
-            .iter()
-            .map(|r| {
-                let items: Vec<&str> = r.items.iter().map(|i| i.key.as_str()).collect();
-                format!(
-                    "{:<10} {}  by {}  {}  {}",
-                    format!("{:?}", r.state),
-                    r.id,
-                    r.requested_by,
-                    items.join(","),
-                    r.note
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        lines(&nodes, "No release requests.", |r| {
+            let items: Vec<&str> = r.items.iter().map(|i| i.key.as_str()).collect();
+            format!(
+                "{:<10} {}  by {}  {}  {}",
+                format!("{:?}", r.state),
+                r.id,
+                r.requested_by,
+                items.join(","),
+                r.note
+            )
+        })
     });
     Ok(())
 }
@@ -181,23 +147,16 @@ pub async fn scheduled(global: &Global) -> anyhow::Result<()> {
         .await?;
     let nodes: Vec<_> = data.scheduled_releases.edges.into_iter().map(|e| e.node).collect();
     emit(global, nodes_json(&raw["scheduledReleases"]), || {
-        if nodes.is_empty() {
-            return "No scheduled releases.".to_string();
-        }
-        nodes
-            .iter()
-            .map(|r| {
-                let failure = r.failure.as_deref().map(|f| format!("  ({f})")).unwrap_or_default();
-                format!(
-                    "{:<10} {}  at {}  by {}{failure}",
-                    format!("{:?}", r.state),
-                    r.id,
-                    r.at,
-                    r.created_by
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        lines(&nodes, "No scheduled releases.", |r| {
+            let failure = r.failure.as_deref().map(|f| format!("  ({f})")).unwrap_or_default();
+            format!(
+                "{:<10} {}  at {}  by {}{failure}",
+                format!("{:?}", r.state),
+                r.id,
+                r.at,
+                r.created_by
+            )
+        })
     });
     Ok(())
 }
@@ -234,29 +193,22 @@ pub async fn audit(
         .await?;
     let nodes: Vec<_> = data.audit_log.edges.into_iter().map(|e| e.node).collect();
     emit(global, nodes_json(&raw["auditLog"]), || {
-        if nodes.is_empty() {
-            return "No audit entries.".to_string();
-        }
-        nodes
-            .iter()
-            .map(|e| {
-                let change = change_summary(e.before.as_ref(), e.after.as_ref());
-                format!(
-                    "{}  {:<24} {:<26} {:<14} {}{}",
-                    e.created_at,
-                    e.actor,
-                    e.action,
-                    e.record_kind,
-                    e.record_key.as_deref().unwrap_or("-"),
-                    if change.is_empty() {
-                        String::new()
-                    } else {
-                        format!("  {change}")
-                    }
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        lines(&nodes, "No audit entries.", |e| {
+            let change = change_summary(e.before.as_ref(), e.after.as_ref());
+            format!(
+                "{}  {:<24} {:<26} {:<14} {}{}",
+                e.created_at,
+                e.actor,
+                e.action,
+                e.record_kind,
+                e.record_key.as_deref().unwrap_or("-"),
+                if change.is_empty() {
+                    String::new()
+                } else {
+                    format!("  {change}")
+                }
+            )
+        })
     });
     Ok(())
 }

@@ -263,6 +263,14 @@ pub fn emit(global: &Global, json: serde_json::Value, text: impl FnOnce() -> Str
     }
 }
 
+/// The text form of a list: one line per row, or `empty` when there is none.
+pub fn lines<T>(rows: &[T], empty: &str, line: impl FnMut(&T) -> String) -> String {
+    if rows.is_empty() {
+        return empty.to_string();
+    }
+    rows.iter().map(line).collect::<Vec<_>>().join("\n")
+}
+
 /// Asks `question` on the terminal; without one, refuses unless `yes`.
 pub fn confirm(question: &str, yes: bool) -> anyhow::Result<bool> {
     if yes {

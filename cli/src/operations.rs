@@ -10,200 +10,44 @@ use graphql_client::GraphQLQuery;
 pub type JSON = serde_json::Value;
 pub type DateTime = String;
 
-#[derive(GraphQLQuery)]
-#[graphql(
-    schema_path = "../schema.graphql",
-    query_path = "src/queries/viewer.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
-)]
-pub struct Viewer;
+/// Declares each operation: `Name from "file"` is the operation `Name` of
+/// `src/queries/file.graphql`, typed against `schema.graphql`.
+macro_rules! operations {
+    ($($name:ident from $file:tt;)*) => {
+        $(
+            #[derive(GraphQLQuery)]
+            #[graphql(
+                schema_path = "../schema.graphql",
+                query_path = $file,
+                response_derives = "Debug, Clone",
+                variables_derives = "Debug, Clone"
+            )]
+            pub struct $name;
+        )*
+    };
+}
 
-#[derive(GraphQLQuery)]
-#[graphql(
-    schema_path = "../schema.graphql",
-    query_path = "src/queries/deploy.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
-)]
-pub struct Deploy;
-
-#[derive(GraphQLQuery)]
-#[graphql(
-    schema_path = "../schema.graphql",
-    query_path = "src/queries/agent.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
-)]
-pub struct Agent;
-
-#[derive(GraphQLQuery)]
-#[graphql(
-    schema_path = "../schema.graphql",
-    query_path = "src/queries/agents.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
-)]
-pub struct Agents;
-
-#[derive(GraphQLQuery)]
-#[graphql(
-    schema_path = "../schema.graphql",
-    query_path = "src/queries/pending.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
-)]
-pub struct Pending;
-
-#[derive(GraphQLQuery)]
-#[graphql(
-    schema_path = "../schema.graphql",
-    query_path = "src/queries/plan.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
-)]
-pub struct Plan;
-
-#[derive(GraphQLQuery)]
-#[graphql(
-    schema_path = "../schema.graphql",
-    query_path = "src/queries/publish.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
-)]
-pub struct Publish;
-
-#[derive(GraphQLQuery)]
-#[graphql(
-    schema_path = "../schema.graphql",
-    query_path = "src/queries/releases.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
-)]
-pub struct Releases;
-
-#[derive(GraphQLQuery)]
-#[graphql(
-    schema_path = "../schema.graphql",
-    query_path = "src/queries/executions.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
-)]
-pub struct Executions;
-
-#[derive(GraphQLQuery)]
-#[graphql(
-    schema_path = "../schema.graphql",
-    query_path = "src/queries/runtime_token.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
-)]
-pub struct RuntimeToken;
-
-#[derive(GraphQLQuery)]
-#[graphql(
-    schema_path = "../schema.graphql",
-    query_path = "src/queries/follow.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
-)]
-pub struct Follow;
-
-#[derive(GraphQLQuery)]
-#[graphql(
-    schema_path = "../schema.graphql",
-    query_path = "src/queries/request_release.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
-)]
-pub struct RequestRelease;
-
-#[derive(GraphQLQuery)]
-#[graphql(
-    schema_path = "../schema.graphql",
-    query_path = "src/queries/review_release.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
-)]
-pub struct ApproveRelease;
-
-#[derive(GraphQLQuery)]
-#[graphql(
-    schema_path = "../schema.graphql",
-    query_path = "src/queries/review_release.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
-)]
-pub struct RejectRelease;
-
-#[derive(GraphQLQuery)]
-#[graphql(
-    schema_path = "../schema.graphql",
-    query_path = "src/queries/cancel_scheduled_release.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
-)]
-pub struct CancelScheduledRelease;
-
-#[derive(GraphQLQuery)]
-#[graphql(
-    schema_path = "../schema.graphql",
-    query_path = "src/queries/governance.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
-)]
-pub struct ReleaseRequests;
-
-#[derive(GraphQLQuery)]
-#[graphql(
-    schema_path = "../schema.graphql",
-    query_path = "src/queries/governance.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
-)]
-pub struct ScheduledReleases;
-
-#[derive(GraphQLQuery)]
-#[graphql(
-    schema_path = "../schema.graphql",
-    query_path = "src/queries/audit.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
-)]
-pub struct Audit;
-
-#[derive(GraphQLQuery)]
-#[graphql(
-    schema_path = "../schema.graphql",
-    query_path = "src/queries/webhooks.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
-)]
-pub struct WebhookEndpoints;
-
-#[derive(GraphQLQuery)]
-#[graphql(
-    schema_path = "../schema.graphql",
-    query_path = "src/queries/webhooks.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
-)]
-pub struct CreateWebhookEndpoint;
-
-#[derive(GraphQLQuery)]
-#[graphql(
-    schema_path = "../schema.graphql",
-    query_path = "src/queries/webhooks.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
-)]
-pub struct DeleteWebhookEndpoint;
-
-#[derive(GraphQLQuery)]
-#[graphql(
-    schema_path = "../schema.graphql",
-    query_path = "src/queries/webhooks.graphql",
-    response_derives = "Debug, Clone",
-    variables_derives = "Debug, Clone"
-)]
-pub struct WebhookDeliveries;
+operations! {
+    Viewer from "src/queries/viewer.graphql";
+    Deploy from "src/queries/deploy.graphql";
+    Agent from "src/queries/agent.graphql";
+    Agents from "src/queries/agents.graphql";
+    Pending from "src/queries/pending.graphql";
+    Plan from "src/queries/plan.graphql";
+    Publish from "src/queries/publish.graphql";
+    Releases from "src/queries/releases.graphql";
+    Executions from "src/queries/executions.graphql";
+    RuntimeToken from "src/queries/runtime_token.graphql";
+    Follow from "src/queries/follow.graphql";
+    RequestRelease from "src/queries/request_release.graphql";
+    ApproveRelease from "src/queries/review_release.graphql";
+    RejectRelease from "src/queries/review_release.graphql";
+    CancelScheduledRelease from "src/queries/cancel_scheduled_release.graphql";
+    ReleaseRequests from "src/queries/governance.graphql";
+    ScheduledReleases from "src/queries/governance.graphql";
+    Audit from "src/queries/audit.graphql";
+    WebhookEndpoints from "src/queries/webhooks.graphql";
+    CreateWebhookEndpoint from "src/queries/webhooks.graphql";
+    DeleteWebhookEndpoint from "src/queries/webhooks.graphql";
+    WebhookDeliveries from "src/queries/webhooks.graphql";
+}

@@ -4,21 +4,16 @@ use anyhow::bail;
 
 use crate::client::Client;
 use crate::operations::{self, Pending, Plan, Publish, Releases};
-use crate::{Global, agents, confirm, emit};
+use crate::{Global, agents, confirm, emit, lines};
 
 pub async fn pending(global: &Global) -> anyhow::Result<()> {
     let client = Client::resolve(global.url.clone(), global.token.clone())?;
     let (data, raw) = client.run_raw::<Pending>(operations::pending::Variables {}).await?;
     let pending = data.pending_changes;
     emit(global, raw["pendingChanges"].clone(), || {
-        if pending.is_empty() {
-            return "Nothing to publish: production matches staging.".to_string();
-        }
-        pending
-            .iter()
-            .map(|c| format!("{:<9?} {:<32} fingerprint {}", c.change, c.key, c.fingerprint))
-            .collect::<Vec<_>>()
-            .join("\n")
+        lines(&pending, "Nothing to publish: production matches staging.", |c| {
+            format!("{:<9?} {:<32} fingerprint {}", c.change, c.key, c.fingerprint)
+        })
     });
     Ok(())
 }
@@ -33,12 +28,10 @@ pub async fn history(global: &Global) -> anyhow::Result<()> {
         .map(|edges| edges.iter().map(|e| e["node"].clone()).collect())
         .unwrap_or_default();
     emit(global, serde_json::Value::Array(json), || {
-        if releases.is_empty() {
-            return "No releases yet: production has never been published to.".to_string();
-        }
-        releases
-            .iter()
-            .map(|r| {
+        lines(
+            &releases,
+            "No releases yet: production has never been published to.",
+            |r| {
                 let note = if r.note.is_empty() {
                     String::new()
                 } else {
@@ -52,11 +45,42 @@ pub async fn history(global: &Global) -> anyhow::Result<()> {
                     r.created_at,
                     r.created_by
                 )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+            },
+        )
     });
     Ok(())
+}
+
+/// The items to `action` (publish, request or schedule), each with the fingerprint pending now
+/// (what you review with `rf releases`): every pending item with `all`, else the ones named.
+pub(crate) async fn chosen_items(
+    client: &Client,
+    all: bool,
+    items: &[String],
+    action: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    if !all && items.is_empty() {
+        bail!("say what to {action}: item keys (see `rf releases`) or --all");
+    }
+    let pending = client
+        .run::<Pending>(operations::pending::Variables {})
+        .await?
+        .pending_changes;
+    let chosen: Vec<(String, String)> = if all {
+        pending.iter().map(|c| (c.key.clone(), c.fingerprint.clone())).collect()
+    } else {
+        items
+            .iter()
+            .map(|key| match pending.iter().find(|c| &c.key == key) {
+                Some(change) => Ok((key.clone(), change.fingerprint.clone())),
+                None => bail!("{key} has nothing to publish (see `rf releases`)"),
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    if chosen.is_empty() {
+        bail!("nothing to {action}: production matches staging");
+    }
+    Ok(chosen)
 }
 
 /// The `publish` input for these items (each with the fingerprint reviewed, or none for a
@@ -90,30 +114,11 @@ pub async fn publish(
     yes: bool,
 ) -> anyhow::Result<()> {
     let client = Client::resolve(global.url.clone(), global.token.clone())?;
-    if !all && items.is_empty() {
-        bail!("say what to publish: item ids (see `rf releases`) or --all");
-    }
-    let pending = client
-        .run::<Pending>(operations::pending::Variables {})
+    let chosen: Vec<(String, Option<String>)> = chosen_items(&client, all, &items, "publish")
         .await?
-        .pending_changes;
-    let chosen: Vec<(String, Option<String>)> = if all {
-        pending
-            .iter()
-            .map(|c| (c.key.clone(), Some(c.fingerprint.clone())))
-            .collect()
-    } else {
-        items
-            .iter()
-            .map(|id| match pending.iter().find(|c| &c.key == id) {
-                Some(change) => Ok((id.clone(), Some(change.fingerprint.clone()))),
-                None => bail!("{id} has nothing to publish (see `rf releases`)"),
-            })
-            .collect::<anyhow::Result<_>>()?
-    };
-    if chosen.is_empty() {
-        bail!("nothing to publish: production matches staging");
-    }
+        .into_iter()
+        .map(|(key, fingerprint)| (key, Some(fingerprint)))
+        .collect();
     let plan_items: Vec<operations::plan::PublishItemInput> = chosen
         .iter()
         .map(|(key, fingerprint)| operations::plan::PublishItemInput {

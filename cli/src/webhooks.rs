@@ -2,7 +2,7 @@
 
 use crate::client::Client;
 use crate::operations::{self, CreateWebhookEndpoint, DeleteWebhookEndpoint, WebhookDeliveries, WebhookEndpoints};
-use crate::{Global, emit};
+use crate::{Global, emit, lines};
 
 /// The event types `--events` takes, as the API names them.
 pub const EVENT_TYPES: &[&str] = &[
@@ -34,24 +34,17 @@ pub async fn list(global: &Global) -> anyhow::Result<()> {
         .await?;
     let endpoints = data.webhook_endpoints.nodes;
     emit(global, raw["webhookEndpoints"]["nodes"].clone(), || {
-        if endpoints.is_empty() {
-            return "No webhook endpoints.".to_string();
-        }
-        endpoints
-            .iter()
-            .map(|e| {
-                format!(
-                    "{}  {}  {:?}{}  {:?}  secret {}",
-                    e.id,
-                    e.url,
-                    e.status,
-                    if e.enabled { "" } else { " (disabled)" },
-                    e.event_types,
-                    e.secret_hint
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        lines(&endpoints, "No webhook endpoints.", |e| {
+            format!(
+                "{}  {}  {:?}{}  {:?}  secret {}",
+                e.id,
+                e.url,
+                e.status,
+                if e.enabled { "" } else { " (disabled)" },
+                e.event_types,
+                e.secret_hint
+            )
+        })
     });
     Ok(())
 }
@@ -112,25 +105,19 @@ pub async fn deliveries(global: &Global, id: String, first: i64) -> anyhow::Resu
     };
     emit(global, raw["node"]["deliveries"]["nodes"].clone(), || {
         let rows = &endpoint.deliveries.nodes;
-        if rows.is_empty() {
-            return format!("No deliveries to {} yet.", endpoint.url);
-        }
-        rows.iter()
-            .map(|d| {
-                format!(
-                    "{}  {:?}  {:?}  attempts {}  response {}  {}  {}{}",
-                    d.created_at,
-                    d.event_type,
-                    d.status,
-                    d.attempts,
-                    d.response_status.map_or("-".to_string(), |s| s.to_string()),
-                    d.latency_ms.map_or("-".to_string(), |ms| format!("{ms} ms")),
-                    d.message_id,
-                    d.last_error.as_deref().map_or(String::new(), |e| format!("  {e}"))
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        lines(rows, &format!("No deliveries to {} yet.", endpoint.url), |d| {
+            format!(
+                "{}  {:?}  {:?}  attempts {}  response {}  {}  {}{}",
+                d.created_at,
+                d.event_type,
+                d.status,
+                d.attempts,
+                d.response_status.map_or("-".to_string(), |s| s.to_string()),
+                d.latency_ms.map_or("-".to_string(), |ms| format!("{ms} ms")),
+                d.message_id,
+                d.last_error.as_deref().map_or(String::new(), |e| format!("  {e}"))
+            )
+        })
     });
     Ok(())
 }

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, Server, error_code, error_message, now, sign, tenant, token};
+use crate::support::{Backend, Fetch, Server, error_code, error_message, now, sign, tenant, token};
 
 const INTROSPECT_ROOTS: &str = r#"{
   __schema {
@@ -279,9 +279,8 @@ async fn bad_tokens_are_unauthenticated(backend: Backend) {
         .post(format!("{}/graphql", server.url))
         .header("authorization", "Basic dXNlcjpwYXNz")
         .json(&json!({ "query": "{ __typename }" }))
-        .send()
+        .fetch()
         .await
-        .expect("send")
         .json::<Value>()
         .await
         .expect("json");

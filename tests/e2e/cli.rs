@@ -183,13 +183,14 @@ async fn the_cli_workflow_from_deploy_to_promotion(backend: Backend) {
 
     // Production now runs the same commit.
     let response = server
-        .http()
-        .post(format!("{}/v1/{tenant}/production/agents/support-bot", server.url))
-        .bearer_auth(&admin)
-        .json(&json!({ "question": "prod?" }))
-        .send()
-        .await
-        .expect("send");
+        .call_agent(
+            &admin,
+            &tenant,
+            "production",
+            "support-bot",
+            &json!({ "question": "prod?" }),
+        )
+        .await;
     let run: Value = response.json().await.expect("json");
     assert_eq!(
         run["output"],

@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, Server, deploy, error_code, error_message, tenant, token};
+use crate::support::{Backend, Fetch, Server, deploy, error_code, error_message, tenant, token};
 
 /// Writers per race.
 const N: usize = 12;
@@ -311,7 +311,7 @@ async fn one_delete_wins(backend: Backend) {
 /// An execution finishes once: of N concurrent finishes one succeeds, the rest are CONFLICT,
 /// and the log holds exactly one `finished` event for it.
 async fn an_execution_finishes_once(backend: Backend) {
-    use runflow::domain::executions::{self, ExecutionStatus, StartExecution};
+    use runflow::domain::executions::{self, ExecutionStatus};
     let app = crate::support::InProcess::start(backend).await;
     let tenant = tenant();
     let staging = crate::support::scope(&tenant, entity::Environment::Staging);
@@ -338,17 +338,7 @@ async fn an_execution_finishes_once(backend: Backend) {
     )
     .await
     .expect("deploy");
-    let execution = executions::start(
-        app.db(),
-        &staging,
-        &app.app.services.execution_limits,
-        StartExecution {
-            agent: "bot".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("start");
+    let execution = app.start_execution(&staging, crate::support::start_of("bot")).await;
     let tasks: Vec<_> = (0..N)
         .map(|i| {
             let db = app.db().clone();
@@ -512,14 +502,14 @@ async fn idempotency_keys_give_one_publish(backend: Backend) {
             json!({ "i": { "all": true, "fingerprint": fingerprint_2 } }),
         )
         .await;
-    let mut ws = server.websocket(None).await;
-    ws.init(&admin).await;
-    ws.subscribe(
-        "1",
-        "subscription { releaseEvents(environment: PRODUCTION, after: \"0\") { release { number } } }",
-        json!({}),
-    )
-    .await;
+    let mut ws = server
+        .subscribed(
+            &admin,
+            "1",
+            "subscription { releaseEvents(environment: PRODUCTION, after: \"0\") { release { number } } }",
+            json!({}),
+        )
+        .await;
     let mut numbers = Vec::new();
     loop {
         let message = ws.json().await;
@@ -538,9 +528,8 @@ async fn idempotency_keys_give_one_publish(backend: Backend) {
         .post(format!("{}/graphql", server.url))
         .bearer_auth(&admin)
         .json(&other)
-        .send()
-        .await
-        .expect("send");
+        .fetch()
+        .await;
     assert_eq!(response.status(), 422);
     let body: Value = response.json().await.expect("json");
     assert_eq!(error_code(&body), "IDEMPOTENCY_KEY_REUSED", "{body:#}");

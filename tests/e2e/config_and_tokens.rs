@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::binary;
+use crate::support::{binary, post_graphql};
 
 fn runflow(dir: &std::path::Path) -> Command {
     let mut command = Command::new(binary());
@@ -120,16 +120,15 @@ async fn first_start_prints_a_working_admin_token() {
         "SQLite in the default data directory"
     );
     let client = reqwest::Client::new();
-    let viewer: serde_json::Value = client
-        .post(format!("http://{address}/graphql"))
-        .bearer_auth(&token)
-        .json(&json!({ "query": "{ viewer(environment: STAGING) { tenant role } }" }))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let base_url = format!("http://{address}");
+    let (_, viewer) = post_graphql(
+        &client,
+        &base_url,
+        Some(&token),
+        "{ viewer(environment: STAGING) { tenant role } }",
+        json!({}),
+    )
+    .await;
     assert_eq!(
         viewer["data"]["viewer"],
         json!({ "tenant": "default", "role": "ADMIN" })
@@ -141,16 +140,14 @@ async fn first_start_prints_a_working_admin_token() {
         .expect("token");
     assert!(minted.status.success());
     let minted = String::from_utf8_lossy(&minted.stdout).trim().to_string();
-    let viewer: serde_json::Value = client
-        .post(format!("http://{address}/graphql"))
-        .bearer_auth(&minted)
-        .json(&json!({ "query": "{ viewer(environment: PRODUCTION) { tenant role environment } }" }))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let (_, viewer) = post_graphql(
+        &client,
+        &base_url,
+        Some(&minted),
+        "{ viewer(environment: PRODUCTION) { tenant role environment } }",
+        json!({}),
+    )
+    .await;
     assert_eq!(
         viewer["data"]["viewer"],
         json!({ "tenant": "acme", "role": "VIEWER", "environment": "PRODUCTION" })

@@ -5,7 +5,7 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, Server, error_code, tenant, token};
+use crate::support::{Backend, Fetch, Server, error_code, publish_all, refused_start, script_summary, tenant, token};
 
 /// A JSON value that keeps the order of object keys as sent (serde_json's `Value` may not).
 #[derive(Debug, PartialEq)]
@@ -85,7 +85,7 @@ async fn post_raw(server: &Server, token: Option<&str>, body: Value) -> reqwest:
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
-    request.send().await.expect("send")
+    request.fetch().await
 }
 
 /// Root fields that each wait on the database, selected in an order that is neither
@@ -240,7 +240,7 @@ async fn post_with(server: &Server, accept: Option<&str>, token: Option<&str>, b
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
-    let response = request.send().await.expect("send");
+    let response = request.fetch().await;
     let status = response.status().as_u16();
     let content_type = response
         .headers()
@@ -391,7 +391,7 @@ async fn graphql_over_http_follows_the_spec(backend: Backend) {
         ),
     ];
     for (request, status, code) in checks {
-        let response = request.send().await.expect("send");
+        let response = request.fetch().await;
         assert_eq!(response.status().as_u16(), status, "{code}");
         assert!(
             response.headers()["content-type"]
@@ -478,9 +478,8 @@ async fn cors_and_public_deployment_switches(backend: Backend) {
         .post(&url)
         .header("origin", "https://evil.example.test")
         .json(&json!({ "query": "{ __typename }" }))
-        .send()
-        .await
-        .expect("send");
+        .fetch()
+        .await;
     assert!(simple.headers().get("access-control-allow-origin").is_none());
 
     // Introspection off: __schema and __type answer null, /schema.graphql is gone; __typename
@@ -500,21 +499,10 @@ async fn cors_and_public_deployment_switches(backend: Backend) {
     );
     let typename = server.gql(Some(&viewer), "{ __typename }", json!({})).await;
     assert_eq!(typename["data"]["__typename"], "Query");
-    let sdl = server
-        .http()
-        .get(format!("{}/schema.graphql", server.url))
-        .send()
-        .await
-        .expect("send");
+    let sdl = server.get("/schema.graphql").await;
     assert_eq!(sdl.status(), 404);
     // GraphiQL off: a browser gets the JSON error, not the IDE.
-    let page = server
-        .http()
-        .get(&url)
-        .header("accept", "text/html")
-        .send()
-        .await
-        .expect("send");
+    let page = server.http().get(&url).header("accept", "text/html").fetch().await;
     assert_eq!(page.status(), 400);
     assert!(!page.text().await.expect("body").to_lowercase().contains("graphiql"));
 
@@ -525,30 +513,15 @@ async fn cors_and_public_deployment_switches(backend: Backend) {
         .request(reqwest::Method::OPTIONS, format!("{}/graphql", default.url))
         .header("origin", allowed)
         .header("access-control-request-method", "POST")
-        .send()
-        .await
-        .expect("send");
+        .fetch()
+        .await;
     assert!(response.headers().get("access-control-allow-origin").is_none());
-    let sdl = default
-        .http()
-        .get(format!("{}/schema.graphql", default.url))
-        .send()
-        .await
-        .expect("send");
+    let sdl = default.get("/schema.graphql").await;
     assert_eq!(sdl.status(), 200);
 
     // A malformed origin stops the server at start with a message naming the variable.
     let dir = tempfile::tempdir().expect("dir");
-    let output = std::process::Command::new(crate::support::binary())
-        .env_clear()
-        .env("RUNFLOW_DATA_DIR", dir.path())
-        .env("RUNFLOW_CORS_ORIGINS", "app.example.test/path")
-        .env("RUNFLOW_LISTEN", "127.0.0.1:0")
-        .env("RUNFLOW_WORKERS", "0")
-        .output()
-        .expect("run");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused_start(dir.path(), &[("RUNFLOW_CORS_ORIGINS", "app.example.test/path")]);
     assert!(stderr.contains("RUNFLOW_CORS_ORIGINS"), "{stderr}");
 }
 
@@ -593,12 +566,8 @@ async fn persisted_operations(backend: Backend) {
         .get(format!("{}/graphql", server.url))
         .bearer_auth(&viewer)
         .query(&[("extensions", by_hash["extensions"].to_string())])
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+        .fetch_json()
+        .await;
     assert_eq!(got["data"]["viewer"]["role"], "VIEWER", "{got:#}");
 
     // Trusted documents: only the manifest's operations run, by hash or in full.
@@ -629,16 +598,10 @@ async fn persisted_operations(backend: Backend) {
 
     // A manifest whose key is not its document's hash stops the server at start.
     std::fs::write(&manifest, json!({ "00".repeat(32): query }).to_string()).expect("write");
-    let output = std::process::Command::new(crate::support::binary())
-        .env_clear()
-        .env("RUNFLOW_DATA_DIR", dir.path())
-        .env("RUNFLOW_TRUSTED_DOCUMENTS", &manifest)
-        .env("RUNFLOW_LISTEN", "127.0.0.1:0")
-        .env("RUNFLOW_WORKERS", "0")
-        .output()
-        .expect("run");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused_start(
+        dir.path(),
+        &[("RUNFLOW_TRUSTED_DOCUMENTS", manifest.to_str().expect("path"))],
+    );
     assert!(stderr.contains("RUNFLOW_TRUSTED_DOCUMENTS"), "{stderr}");
 }
 
@@ -668,20 +631,13 @@ async fn the_graphql_http_audit_passes() {
         "run `npm ci --prefix tests/http-audit` first"
     );
     let server = Server::start(Backend::Sqlite).await;
-    let output = tokio::process::Command::new("node")
-        .arg("audit.mjs")
-        .current_dir(directory)
-        .env("RUNFLOW_URL", &server.url)
-        .output()
-        .await
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let summary: Value = serde_json::from_str(stdout.trim()).expect("JSON summary");
+    let summary = script_summary(
+        tokio::process::Command::new("node")
+            .arg("audit.mjs")
+            .current_dir(directory)
+            .env("RUNFLOW_URL", &server.url),
+    )
+    .await;
     assert_eq!(summary["warn"], json!([]), "{summary:#}");
     assert_eq!(summary["error"], json!([]), "{summary:#}");
     assert!(summary["ok"].as_u64().unwrap_or(0) >= 50, "{summary:#}");
@@ -822,21 +778,14 @@ async fn the_opentelemetry_protobuf_exporter_is_accepted() {
     let server = Server::start(Backend::Sqlite).await;
     let tenant = tenant();
     let runtime = crate::support::runtime_token(&tenant, "staging");
-    let output = tokio::process::Command::new(&python)
-        .arg("export.py")
-        .current_dir(directory)
-        .env("RUNFLOW_URL", &server.url)
-        .env("RUNTIME_TOKEN", &runtime)
-        .output()
-        .await
-        .expect("run python");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let exported: Value = serde_json::from_str(stdout.trim()).expect("JSON line");
+    let exported = script_summary(
+        tokio::process::Command::new(&python)
+            .arg("export.py")
+            .current_dir(directory)
+            .env("RUNFLOW_URL", &server.url)
+            .env("RUNTIME_TOKEN", &runtime),
+    )
+    .await;
     assert_eq!(exported["result"], "SUCCESS");
 
     let viewer = token(&tenant, "viewer");
@@ -863,28 +812,15 @@ async fn the_opentelemetry_protobuf_exporter_is_accepted() {
     assert_eq!(llm["attributes"]["gen_ai.request.model"], "test-model");
 
     // Other content types: 415 with the documented body.
-    let refused = server
-        .http()
-        .post(format!("{}/v1/runtime/otlp/v1/traces", server.url))
-        .bearer_auth(&runtime)
-        .header("content-type", "text/plain")
-        .body("spans")
-        .send()
-        .await
-        .expect("send");
+    let otlp = "/v1/runtime/otlp/v1/traces";
+    let refused = server.post_raw_body(otlp, Some(&runtime), "text/plain", "spans").await;
     assert_eq!(refused.status(), 415);
     let body: Value = refused.json().await.expect("json");
     assert_eq!(error_code(&body), "UNSUPPORTED_MEDIA_TYPE");
     // A body that is not protobuf: 400, nothing recorded.
     let garbage = server
-        .http()
-        .post(format!("{}/v1/runtime/otlp/v1/traces", server.url))
-        .bearer_auth(&runtime)
-        .header("content-type", "application/x-protobuf")
-        .body(vec![0xff_u8; 32])
-        .send()
-        .await
-        .expect("send");
+        .post_raw_body(otlp, Some(&runtime), "application/x-protobuf", vec![0xff_u8; 32])
+        .await;
     assert_eq!(garbage.status(), 400);
 }
 
@@ -986,24 +922,6 @@ async fn the_servers_own_traces_are_exported_over_otlp() {
     }
 }
 
-async fn publish_all(server: &Server, publisher: &str) -> i64 {
-    let plan = server
-        .data(
-            publisher,
-            "{ publishPlan(environment: PRODUCTION, input: {all: true}) { fingerprint } }",
-            json!({}),
-        )
-        .await;
-    let published = server
-        .data(
-            publisher,
-            "mutation($f: String!) { publish(environment: PRODUCTION, input: {all: true, fingerprint: $f}) { release { number } } }",
-            json!({ "f": plan["publishPlan"]["fingerprint"] }),
-        )
-        .await;
-    published["publish"]["release"]["number"].as_i64().expect("number")
-}
-
 /// A server-sent-events reader over a streaming response.
 pub(crate) struct EventStream {
     response: reqwest::Response,
@@ -1011,6 +929,11 @@ pub(crate) struct EventStream {
 }
 
 impl EventStream {
+    /// Opens a stream the server must accept.
+    pub(crate) async fn started(server: &Server, token: Option<&str>, body: Value) -> EventStream {
+        Self::open(server, token, body).await.expect("stream")
+    }
+
     pub(crate) async fn open(server: &Server, token: Option<&str>, body: Value) -> Result<EventStream, (u16, Value)> {
         let mut request = server
             .http()
@@ -1020,7 +943,7 @@ impl EventStream {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.expect("send");
+        let response = request.fetch().await;
         if response.status() != 200 {
             let status = response.status().as_u16();
             return Err((status, response.json().await.unwrap_or(Value::Null)));
@@ -1085,17 +1008,16 @@ async fn subscriptions_over_server_sent_events(backend: Backend) {
     );
     let subscription = "subscription($a: String) { releaseEvents(environment: PRODUCTION, after: $a) { release { number } kind cursor } }";
     crate::support::deploy(&server, &developer, "bot", "print(1)\n", "one").await;
-    assert_eq!(publish_all(&server, &publisher).await, 1);
+    assert_eq!(publish_all(&server, &publisher).await["number"], 1);
     crate::support::deploy(&server, &developer, "bot", "print(2)\n", "two").await;
-    assert_eq!(publish_all(&server, &publisher).await, 2);
+    assert_eq!(publish_all(&server, &publisher).await["number"], 2);
 
-    let mut stream = EventStream::open(
+    let mut stream = EventStream::started(
         &server,
         Some(&viewer),
         json!({ "query": subscription, "variables": { "a": "0" } }),
     )
-    .await
-    .expect("stream");
+    .await;
     let first = stream.next_data().await;
     let second = stream.next_data().await;
     assert_eq!(first["data"]["releaseEvents"]["release"]["number"], 1, "{first:#}");
@@ -1109,33 +1031,31 @@ async fn subscriptions_over_server_sent_events(backend: Backend) {
     );
     // Live.
     crate::support::deploy(&server, &developer, "bot", "print(3)\n", "three").await;
-    assert_eq!(publish_all(&server, &publisher).await, 3);
+    assert_eq!(publish_all(&server, &publisher).await["number"], 3);
     let third = stream.next_data().await;
     assert_eq!(third["data"]["releaseEvents"]["release"]["number"], 3);
     drop(stream);
 
     // Resume after the second: the third comes first.
     let cursor = second["data"]["releaseEvents"]["cursor"].as_str().expect("cursor");
-    let mut resumed = EventStream::open(
+    let mut resumed = EventStream::started(
         &server,
         Some(&viewer),
         json!({ "query": subscription, "variables": { "a": cursor } }),
     )
-    .await
-    .expect("stream");
+    .await;
     let next = resumed.next_data().await;
     assert_eq!(next["data"]["releaseEvents"]["release"]["number"], 3);
     drop(resumed);
 
     // Another tenant replaying from the start gets its own (no) events: a query completes.
     let other = token(&crate::support::tenant(), "viewer");
-    let mut query = EventStream::open(
+    let mut query = EventStream::started(
         &server,
         Some(&other),
         json!({ "query": "{ releases(environment: PRODUCTION, first: 5) { nodes { number } } }" }),
     )
-    .await
-    .expect("stream");
+    .await;
     let result = query.next_data().await;
     assert_eq!(result["data"]["releases"]["nodes"], json!([]));
     assert_eq!(query.next().await.0, "complete");
@@ -1151,13 +1071,12 @@ async fn subscriptions_over_server_sent_events(backend: Backend) {
         .err()
         .expect("refused");
     assert_eq!((status, error_code(&body).as_str()), (400, "GRAPHQL_PARSE_FAILED"));
-    let mut invalid = EventStream::open(
+    let mut invalid = EventStream::started(
         &server,
         Some(&viewer),
         json!({ "query": "subscription { noSuchField }" }),
     )
-    .await
-    .expect("stream");
+    .await;
     let refused = invalid.next_data().await;
     assert_eq!(error_code(&refused), "GRAPHQL_VALIDATION_FAILED");
     assert_eq!(invalid.next().await.0, "complete");
@@ -1191,9 +1110,8 @@ async fn configuration_file(backend: Backend) {
         .request(reqwest::Method::OPTIONS, format!("{}/graphql", server.url))
         .header("origin", "https://a.example.test")
         .header("access-control-request-method", "POST")
-        .send()
-        .await
-        .expect("send");
+        .fetch()
+        .await;
     assert_eq!(
         preflight.headers()["access-control-allow-origin"],
         "https://a.example.test"
@@ -1212,16 +1130,7 @@ async fn configuration_file(backend: Backend) {
         ("listen = [\n", "not valid TOML"),
     ] {
         std::fs::write(&path, contents).expect("write");
-        let output = std::process::Command::new(crate::support::binary())
-            .env_clear()
-            .env("RUNFLOW_CONFIG", &path)
-            .env("RUNFLOW_DATA_DIR", dir.path())
-            .env("RUNFLOW_LISTEN", "127.0.0.1:0")
-            .env("RUNFLOW_WORKERS", "0")
-            .output()
-            .expect("run");
-        assert!(!output.status.success(), "{contents}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stderr = refused_start(dir.path(), &[("RUNFLOW_CONFIG", config)]);
         assert!(stderr.contains(expected), "{contents}: {stderr}");
     }
 }
@@ -1234,12 +1143,7 @@ pub(crate) fn metric(text: &str, line_prefix: &str) -> Option<f64> {
 }
 
 pub(crate) async fn scrape(server: &Server) -> String {
-    let response = server
-        .http()
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .await
-        .expect("send");
+    let response = server.get("/metrics").await;
     assert_eq!(response.status(), 200);
     assert!(
         response.headers()["content-type"]
@@ -1300,30 +1204,15 @@ async fn prometheus_metrics(backend: Backend) {
     }
     assert_eq!(metric_sum(&before, "runflow_executions{"), 0.0, "{before}");
 
+    let dashboard = "query Dashboard { viewer(environment: STAGING) { role } }";
     for _ in 0..3 {
-        server
-            .data(
-                &viewer,
-                "query Dashboard { viewer(environment: STAGING) { role } }",
-                json!({}),
-            )
-            .await;
+        server.data(&viewer, dashboard, json!({})).await;
     }
-    server
-        .gql(
-            None,
-            "query Dashboard { viewer(environment: STAGING) { role } }",
-            json!({}),
-        )
-        .await;
+    server.gql(None, dashboard, json!({})).await;
     // A subscription on each transport, each seen live (so it is running, and counted).
     let subscription = "subscription { executionEvents(environment: STAGING) { kind } }";
-    let mut ws = server.websocket(None).await;
-    ws.init(&viewer).await;
-    ws.subscribe("1", subscription, json!({})).await;
-    let mut sse = EventStream::open(&server, Some(&viewer), json!({ "query": subscription }))
-        .await
-        .expect("stream");
+    let mut ws = server.subscribed(&viewer, "1", subscription, json!({})).await;
+    let mut sse = EventStream::started(&server, Some(&viewer), json!({ "query": subscription })).await;
     // Both subscriptions start at the log's head: wait until both run before an event exists.
     let runtime = crate::support::runtime_token(&tenant, "staging");
     let started = scrape_until(&server, |text| metric_sum(text, "runflow_subscriptions_active{") >= 2.0).await;
@@ -1346,13 +1235,8 @@ async fn prometheus_metrics(backend: Backend) {
     assert_eq!(over_sse["data"]["executionEvents"]["kind"], "STARTED", "{over_sse}");
     // One more execution, queued for a worker (there is none).
     let queued = server
-        .http()
-        .post(format!("{}/v1/{tenant}/staging/agents/bot?async=true", server.url))
-        .bearer_auth(&developer)
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("send");
+        .call_agent(&developer, &tenant, "staging", "bot?async=true", &json!({}))
+        .await;
     assert_eq!(queued.status(), 202);
 
     let after = scrape(&server).await;
@@ -1379,28 +1263,18 @@ async fn prometheus_metrics(backend: Backend) {
         after.contains(r#"runflow_http_request_duration_seconds_bucket{method="POST",route="/graphql",le="0.005"}"#),
         "{after}"
     );
-    assert_eq!(metric(&after, "runflow_websockets_open "), Some(1.0), "{after}");
-    assert_eq!(
-        metric(&after, r#"runflow_subscriptions_active{transport="ws"} "#),
-        Some(1.0),
-        "{after}"
-    );
-    assert_eq!(
-        metric(&after, r#"runflow_subscriptions_active{transport="sse"} "#),
-        Some(1.0),
-        "{after}"
-    );
-    assert_eq!(
-        metric(&after, r#"runflow_executions{status="RUNNING"} "#),
-        Some(1.0),
-        "{after}"
-    );
-    assert_eq!(
-        metric(&after, r#"runflow_executions{status="QUEUED"} "#),
-        Some(1.0),
-        "{after}"
-    );
-    assert_eq!(metric(&after, "runflow_execution_queue_depth "), Some(1.0), "{after}");
+    // One of each now: the socket, a subscription per transport, the running and the queued
+    // execution.
+    for gauge in [
+        "runflow_websockets_open ",
+        r#"runflow_subscriptions_active{transport="ws"} "#,
+        r#"runflow_subscriptions_active{transport="sse"} "#,
+        r#"runflow_executions{status="RUNNING"} "#,
+        r#"runflow_executions{status="QUEUED"} "#,
+        "runflow_execution_queue_depth ",
+    ] {
+        assert_eq!(metric(&after, gauge), Some(1.0), "{gauge}: {after}");
+    }
     // The STARTED event reached both subscribers, so the feed delivered it and is not behind
     // on it (the queued execution's event may still be on its way).
     assert!(moved("runflow_live_events_delivered_total ") >= 1.0, "{after}");

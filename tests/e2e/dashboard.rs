@@ -9,14 +9,14 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::support::{Backend, Server, binary};
+use crate::support::{Backend, Fetch, Server, binary, post_graphql};
 
 #[tokio::test]
 async fn dashboard_assets_are_embedded_with_types_etags_and_csp() {
     let server = Server::start(Backend::Sqlite).await;
     let http = server.http();
 
-    let index = http.get(format!("{}/", server.url)).send().await.expect("send");
+    let index = server.get("/").await;
     assert_eq!(index.status(), 200);
     let headers = index.headers().clone();
     assert_eq!(headers["content-type"], "text/html; charset=utf-8");
@@ -45,21 +45,20 @@ async fn dashboard_assets_are_embedded_with_types_etags_and_csp() {
             "text/javascript; charset=utf-8",
         ),
     ] {
-        let response = http.get(format!("{}{path}", server.url)).send().await.expect("send");
+        let response = server.get(path).await;
         assert_eq!(response.status(), 200, "{path}");
         assert_eq!(response.headers()["content-type"], content_type, "{path}");
         let etag = response.headers()["etag"].clone();
         let again = http
             .get(format!("{}{path}", server.url))
             .header("if-none-match", etag.clone())
-            .send()
-            .await
-            .expect("send");
+            .fetch()
+            .await;
         assert_eq!(again.status(), 304, "{path} revalidates");
         assert_eq!(again.headers()["etag"], etag);
     }
     for missing in ["/assets/nope.js", "/assets/../Cargo.toml", "/assets/%2e%2e/Cargo.toml"] {
-        let response = http.get(format!("{}{missing}", server.url)).send().await.expect("send");
+        let response = server.get(missing).await;
         assert_eq!(response.status(), 404, "{missing}");
     }
 
@@ -67,9 +66,8 @@ async fn dashboard_assets_are_embedded_with_types_etags_and_csp() {
     let graphiql = http
         .get(format!("{}/graphql", server.url))
         .header("accept", "text/html")
-        .send()
-        .await
-        .expect("send");
+        .fetch()
+        .await;
     assert_eq!(graphiql.status(), 200);
     let csp = graphiql.headers()["content-security-policy"]
         .to_str()
@@ -122,16 +120,14 @@ async fn first_start_prints_a_short_lived_signin_link() {
     let lifetime = claims["exp"].as_u64().expect("exp") - claims["iat"].as_u64().expect("iat");
     assert!(lifetime <= 15 * 60, "short-lived: {lifetime} s");
 
-    let viewer: Value = reqwest::Client::new()
-        .post(format!("{base}/graphql"))
-        .bearer_auth(&token)
-        .json(&json!({ "query": "{ viewer(environment: STAGING) { tenant role } }" }))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let (_, viewer) = post_graphql(
+        &reqwest::Client::new(),
+        &base,
+        Some(&token),
+        "{ viewer(environment: STAGING) { tenant role } }",
+        json!({}),
+    )
+    .await;
     assert_eq!(viewer["data"]["viewer"]["tenant"], "default", "{viewer}");
     let role = viewer["data"]["viewer"]["role"].as_str().unwrap_or_default();
     assert!(role.eq_ignore_ascii_case("admin"), "{viewer}");

@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, Server, tenant, token};
+use crate::support::{Backend, Server, run_agent, tenant, token};
 
 const AGENT: &str = include_str!("egress_agent.py");
 
@@ -26,11 +26,7 @@ async fn probe(server: &Server) -> Value {
         )
         .await;
     let port = server.url.rsplit(':').next().expect("port");
-    let response = server
-        .http()
-        .post(format!("{}/v1/{tenant}/staging/agents/egress", server.url))
-        .bearer_auth(&developer)
-        .json(&json!({ "connect": [
+    let targets = json!({ "connect": [
             "127.0.0.1:5432",
             format!("127.0.0.1:{port}"),
             "localhost:5432",
@@ -38,13 +34,8 @@ async fn probe(server: &Server) -> Value {
             "[::ffff:127.0.0.1]:5432",
             "10.0.0.1:443",
             "169.254.169.254:80",
-        ] }))
-        .send()
-        .await
-        .expect("send");
-    let status = response.status();
-    let body: Value = response.json().await.expect("json");
-    assert_eq!(status, 200, "{body:#}");
+        ] });
+    let body = run_agent(server, &developer, &tenant, "egress", targets).await;
     assert_eq!(body["status"], "SUCCEEDED", "{body:#}");
     body["output"].clone()
 }

@@ -59,49 +59,39 @@ async fn unstorable_values_are_bad_user_input(backend: Backend) {
     deploy(&server, &admin, "bot", "print('hi')\n", "first").await;
     let draft = "mutation($i: SavePromptDraftInput!) { savePromptDraft(environment: STAGING, input: $i) { revision } }";
 
-    let response = server
-        .gql(
-            Some(&admin),
+    for (query, variables, field) in [
+        (
             draft,
             json!({ "i": { "slug": "greet", "template": "Hi\u{0}there" } }),
-        )
-        .await;
-    assert_bad_input(&response, "template");
-    let response = server
-        .gql(
-            Some(&admin),
+            "template",
+        ),
+        (
             draft,
             json!({ "i": { "slug": "greet", "template": "Hi", "modelSettings": { "stop": "\u{0}" } } }),
-        )
-        .await;
-    assert_bad_input(&response, "modelSettings");
-    let response = server
-        .gql(
-            Some(&admin),
+            "modelSettings",
+        ),
+        (
             "mutation($i: UpdateAgentMetadataInput!) { updateAgent(environment: STAGING, input: $i) { revision } }",
             json!({ "i": { "slug": "bot", "description": "a\u{0}b" } }),
-        )
-        .await;
-    assert_bad_input(&response, "description");
-    let response = server
-        .gql(
-            Some(&admin),
+            "description",
+        ),
+        (
             "mutation($i: CreateConnectorInput!) { createConnector(environment: STAGING, input: $i) { revision } }",
             json!({ "i": { "slug": "crm", "kind": "http", "config": { "k\u{0}": 1 } } }),
-        )
-        .await;
-    assert_bad_input(&response, "config");
-    let response = server
-        .gql(
-            Some(&admin),
+            "config",
+        ),
+        (
             "mutation($i: DeployAgentInput!) { deployAgent(environment: STAGING, input: $i) { commit { id } } }",
             json!({ "i": { "slug": "bot", "message": "m", "files": [
                 { "path": "runflow.toml", "content": crate::support::manifest("bot") },
                 { "path": "main.py", "content": "print('\u{0}')" },
             ] } }),
-        )
-        .await;
-    assert_bad_input(&response, "main.py");
+            "main.py",
+        ),
+    ] {
+        let response = server.gql(Some(&admin), query, variables).await;
+        assert_bad_input(&response, field);
+    }
 
     // A token whose `sub` is longer than the author columns.
     let long_sub = sign(json!({
@@ -210,9 +200,7 @@ async fn a_database_outage_fails_fast_and_recovers(backend: Backend) {
 
     // The cursor a client holds before the outage.
     let subscription = "subscription($a: String) { executionEvents(environment: STAGING, after: $a) { cursor kind } }";
-    let mut ws = server.websocket(None).await;
-    ws.init(&admin).await;
-    ws.subscribe("1", subscription, json!({ "a": "0" })).await;
+    let mut ws = server.subscribed(&admin, "1", subscription, json!({ "a": "0" })).await;
     let first = ws.json().await;
     let cursor = first["payload"]["data"]["executionEvents"]["cursor"]
         .as_str()
@@ -222,14 +210,9 @@ async fn a_database_outage_fails_fast_and_recovers(backend: Backend) {
 
     let update =
         "mutation($i: UpdateAgentMetadataInput!) { updateAgent(environment: STAGING, input: $i) { revision } }";
+    let rename = json!({ "i": { "slug": "bot", "name": "Bot" } });
     let outage = Outage::begin(&server, backend).await;
-    let (status, body) = post(
-        &server,
-        &admin,
-        update,
-        json!({ "i": { "slug": "bot", "name": "Bot" } }),
-    )
-    .await;
+    let (status, body) = post(&server, &admin, update, rename.clone()).await;
     assert_eq!(status, 503, "{body:#}");
     assert_eq!(error_code(&body), "SERVICE_UNAVAILABLE", "{body:#}");
     let (status, body) = server
@@ -259,13 +242,7 @@ async fn a_database_outage_fails_fast_and_recovers(backend: Backend) {
     assert!(ready, "the server becomes ready again by itself");
     let mut recovered = Value::Null;
     for _ in 0..20 {
-        let (status, body) = post(
-            &server,
-            &admin,
-            update,
-            json!({ "i": { "slug": "bot", "name": "Bot" } }),
-        )
-        .await;
+        let (status, body) = post(&server, &admin, update, rename.clone()).await;
         recovered = body;
         if status == 200 && recovered.get("errors").is_none() {
             break;
@@ -279,9 +256,9 @@ async fn a_database_outage_fails_fast_and_recovers(backend: Backend) {
     assert_eq!(status, 201, "{missed:#}");
 
     // A client reconnecting with its cursor gets what happened since.
-    let mut ws = server.websocket(None).await;
-    ws.init(&admin).await;
-    ws.subscribe("1", subscription, json!({ "a": cursor })).await;
+    let mut ws = server
+        .subscribed(&admin, "1", subscription, json!({ "a": cursor }))
+        .await;
     let next = ws.json().await;
     let event = &next["payload"]["data"]["executionEvents"];
     assert_eq!(event["kind"], "STARTED", "{next:#}");

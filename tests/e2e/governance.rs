@@ -4,7 +4,7 @@ use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, Server, error_code, manifest, tenant, token};
+use crate::support::{Backend, Server, error_code, manifest, plan_fingerprint, tenant, token};
 
 const MUTATIONS: &str = "{ __schema { mutationType { fields(includeDeprecated: true) { name } } } }";
 
@@ -24,236 +24,197 @@ const WEBHOOK_SECRET_2: &str = "whsec_YXVkaXQtd2ViaG9vay1zZWNyZXQtMDAwNi14eXo=";
 /// A valid call of every mutation, in an order that makes each succeed. The test fails if the
 /// schema has a mutation missing here, so a new mutation must be added (and is then checked).
 fn calls() -> Vec<(&'static str, String, Value)> {
-    let m = |field: &str, args: &str, selection: &str| -> String {
-        format!("mutation($i: {args}) {{ {field}(environment: STAGING, input: $i) {selection} }}")
+    // A mutation of STAGING taking its input as `$i`.
+    let with_input = |field: &'static str, input_type: &str, selection: &str, input: Value| {
+        let query = format!("mutation($i: {input_type}) {{ {field}(environment: STAGING, input: $i) {selection} }}");
+        (field, query, json!({ "i": input }))
+    };
+    // A mutation without variables (placeholders in capitals are filled in as the calls run).
+    let plain = |field: &'static str, query: &str| (field, query.to_string(), json!({}));
+    // A deletion in STAGING of the record `arguments` name.
+    let delete = |field: &'static str, arguments: &str| {
+        let query = format!("mutation {{ {field}(environment: STAGING, {arguments}) {{ deletedId }} }}");
+        (field, query, json!({}))
     };
     vec![
-        (
+        with_input(
             "deployAgent",
-            m("deployAgent", "DeployAgentInput!", "{ agent { id } }"),
-            json!({ "i": { "slug": "bot", "message": "first", "files": [
+            "DeployAgentInput!",
+            "{ agent { id } }",
+            json!({ "slug": "bot", "message": "first", "files": [
                 { "path": "runflow.toml", "content": manifest("bot") },
-                { "path": "main.py", "content": "print('hi')\n" } ] } }),
+                { "path": "main.py", "content": "print('hi')\n" } ] }),
         ),
-        (
+        with_input(
             "updateAgent",
-            m("updateAgent", "UpdateAgentMetadataInput!", "{ id }"),
-            json!({ "i": { "slug": "bot", "name": "Bot" } }),
+            "UpdateAgentMetadataInput!",
+            "{ id }",
+            json!({ "slug": "bot", "name": "Bot" }),
         ),
-        (
+        with_input(
             "savePromptDraft",
-            m("savePromptDraft", "SavePromptDraftInput!", "{ id }"),
-            json!({ "i": { "slug": "greet", "template": "Hello" } }),
+            "SavePromptDraftInput!",
+            "{ id }",
+            json!({ "slug": "greet", "template": "Hello" }),
         ),
-        (
+        with_input(
             "createCredential",
-            m("createCredential", "CreateCredentialInput!", "{ id }"),
-            json!({ "i": { "name": "key", "kind": "api-key", "secret": CREDENTIAL_SECRET } }),
+            "CreateCredentialInput!",
+            "{ id }",
+            json!({ "name": "key", "kind": "api-key", "secret": CREDENTIAL_SECRET }),
         ),
-        (
+        with_input(
             "rotateCredential",
-            m("rotateCredential", "RotateCredentialInput!", "{ id }"),
-            json!({ "i": { "name": "key", "secret": ROTATED_SECRET } }),
+            "RotateCredentialInput!",
+            "{ id }",
+            json!({ "name": "key", "secret": ROTATED_SECRET }),
         ),
-        (
+        with_input(
             "createConnector",
-            m("createConnector", "CreateConnectorInput!", "{ id }"),
-            json!({ "i": { "slug": "crm", "kind": "http", "credentials": ["key"] } }),
+            "CreateConnectorInput!",
+            "{ id }",
+            json!({ "slug": "crm", "kind": "http", "credentials": ["key"] }),
         ),
-        (
+        with_input(
             "updateConnector",
-            m("updateConnector", "UpdateConnectorInput!", "{ id }"),
-            json!({ "i": { "slug": "crm", "config": { "url": "https://crm.example" } } }),
+            "UpdateConnectorInput!",
+            "{ id }",
+            json!({ "slug": "crm", "config": { "url": "https://crm.example" } }),
         ),
-        (
+        with_input(
             "createConnectorResource",
-            m("createConnectorResource", "ConnectorResourceInput!", "{ id }"),
-            json!({ "i": { "connector": "crm", "key": "accounts", "config": {} } }),
+            "ConnectorResourceInput!",
+            "{ id }",
+            json!({ "connector": "crm", "key": "accounts", "config": {} }),
         ),
-        (
+        with_input(
             "updateConnectorResource",
-            m("updateConnectorResource", "ConnectorResourceInput!", "{ id }"),
-            json!({ "i": { "connector": "crm", "key": "accounts", "config": { "a": 1 } } }),
+            "ConnectorResourceInput!",
+            "{ id }",
+            json!({ "connector": "crm", "key": "accounts", "config": { "a": 1 } }),
         ),
-        (
+        with_input(
             "createTrigger",
-            m("createTrigger", "CreateTriggerInput!", "{ id }"),
-            json!({ "i": { "name": "hook", "agent": "bot", "kind": "WEBHOOK", "secret": TRIGGER_SECRET } }),
+            "CreateTriggerInput!",
+            "{ id }",
+            json!({ "name": "hook", "agent": "bot", "kind": "WEBHOOK", "secret": TRIGGER_SECRET }),
         ),
-        (
+        with_input(
             "updateTrigger",
-            m("updateTrigger", "UpdateTriggerInput!", "{ id }"),
-            json!({ "i": { "name": "hook", "secret": TRIGGER_SECRET_2 } }),
+            "UpdateTriggerInput!",
+            "{ id }",
+            json!({ "name": "hook", "secret": TRIGGER_SECRET_2 }),
         ),
-        (
+        with_input(
             "createKnowledgeBase",
-            m("createKnowledgeBase", "CreateSharedResourceInput!", "{ id }"),
-            json!({ "i": { "name": "kb", "kind": "vector" } }),
+            "CreateSharedResourceInput!",
+            "{ id }",
+            json!({ "name": "kb", "kind": "vector" }),
         ),
-        (
+        with_input(
             "updateKnowledgeBase",
-            m("updateKnowledgeBase", "UpdateSharedResourceInput!", "{ id }"),
-            json!({ "i": { "name": "kb", "kind": "vector2" } }),
+            "UpdateSharedResourceInput!",
+            "{ id }",
+            json!({ "name": "kb", "kind": "vector2" }),
         ),
-        (
+        with_input(
             "createLlmProvider",
-            m("createLlmProvider", "CreateSharedResourceInput!", "{ id }"),
-            json!({ "i": { "name": "llm", "kind": "openai" } }),
+            "CreateSharedResourceInput!",
+            "{ id }",
+            json!({ "name": "llm", "kind": "openai" }),
         ),
-        (
+        with_input(
             "updateLlmProvider",
-            m("updateLlmProvider", "UpdateSharedResourceInput!", "{ id }"),
-            json!({ "i": { "name": "llm", "kind": "anthropic" } }),
+            "UpdateSharedResourceInput!",
+            "{ id }",
+            json!({ "name": "llm", "kind": "anthropic" }),
         ),
-        (
+        with_input(
             "createDataSource",
-            m("createDataSource", "CreateSharedResourceInput!", "{ id }"),
-            json!({ "i": { "name": "ds", "kind": "postgres" } }),
+            "CreateSharedResourceInput!",
+            "{ id }",
+            json!({ "name": "ds", "kind": "postgres" }),
         ),
-        (
+        with_input(
             "updateDataSource",
-            m("updateDataSource", "UpdateSharedResourceInput!", "{ id }"),
-            json!({ "i": { "name": "ds", "kind": "mysql" } }),
+            "UpdateSharedResourceInput!",
+            "{ id }",
+            json!({ "name": "ds", "kind": "mysql" }),
         ),
-        (
+        with_input(
             "createWebhookEndpoint",
-            m(
-                "createWebhookEndpoint",
-                "CreateWebhookEndpointInput!",
-                "{ webhookEndpoint { id } signingSecret }",
-            ),
-            json!({ "i": { "url": "http://127.0.0.1:9/hooks", "eventTypes": ["RELEASE_PUBLISHED"], "secret": WEBHOOK_SECRET } }),
+            "CreateWebhookEndpointInput!",
+            "{ webhookEndpoint { id } signingSecret }",
+            json!({ "url": "http://127.0.0.1:9/hooks", "eventTypes": ["RELEASE_PUBLISHED"], "secret": WEBHOOK_SECRET }),
         ),
-        (
+        plain(
             "updateWebhookEndpoint",
-            format!(
+            &format!(
                 r#"mutation {{ updateWebhookEndpoint(environment: STAGING, input: {{id: "WEBHOOK_ENDPOINT_ID", enabled: false, secret: "{WEBHOOK_SECRET_2}"}}) {{ id }} }}"#
             ),
-            json!({}),
         ),
-        (
+        plain(
             "testWebhookEndpoint",
-            r#"mutation { testWebhookEndpoint(environment: STAGING, id: "WEBHOOK_ENDPOINT_ID") { id } }"#.into(),
-            json!({}),
+            r#"mutation { testWebhookEndpoint(environment: STAGING, id: "WEBHOOK_ENDPOINT_ID") { id } }"#,
         ),
-        (
+        plain(
             "redeliverWebhook",
-            r#"mutation { redeliverWebhook(environment: STAGING, id: "WEBHOOK_DELIVERY_ID") { id } }"#.into(),
-            json!({}),
+            r#"mutation { redeliverWebhook(environment: STAGING, id: "WEBHOOK_DELIVERY_ID") { id } }"#,
         ),
-        (
-            "deleteWebhookEndpoint",
-            r#"mutation { deleteWebhookEndpoint(environment: STAGING, id: "WEBHOOK_ENDPOINT_ID") { deletedId } }"#.into(),
-            json!({}),
-        ),
-        (
+        delete("deleteWebhookEndpoint", r#"id: "WEBHOOK_ENDPOINT_ID""#),
+        plain(
             "createRuntimeToken",
-            "mutation { createRuntimeToken(environment: STAGING) { token } }".into(),
-            json!({}),
+            "mutation { createRuntimeToken(environment: STAGING) { token } }",
         ),
-        (
+        plain(
             "cancelExecution",
-            r#"mutation { cancelExecution(environment: STAGING, id: "EXECUTION") { id status } }"#.into(),
-            json!({}),
+            r#"mutation { cancelExecution(environment: STAGING, id: "EXECUTION") { id status } }"#,
         ),
-        (
+        plain(
             "updateSettings",
-            "mutation { updateSettings(environment: STAGING, input: {requiredApprovals: 0}) { revision } }"
-                .into(),
-            json!({}),
+            "mutation { updateSettings(environment: STAGING, input: {requiredApprovals: 0}) { revision } }",
         ),
-        (
+        plain(
             "requestRelease",
-            "mutation { requestRelease(environment: STAGING, input: {all: true, fingerprint: \"FINGERPRINT\"}) { id } }"
-                .into(),
-            json!({}),
+            "mutation { requestRelease(environment: STAGING, input: {all: true, fingerprint: \"FINGERPRINT\"}) { id } }",
         ),
-        (
+        plain(
             "approveReleaseRequest",
-            "mutation { approveReleaseRequest(environment: STAGING, id: \"REQUEST\") { id } }".into(),
-            json!({}),
+            "mutation { approveReleaseRequest(environment: STAGING, id: \"REQUEST\") { id } }",
         ),
-        (
+        plain(
             "requestRelease",
-            "mutation { requestRelease(environment: STAGING, input: {all: true, fingerprint: \"FINGERPRINT\"}) { id } }"
-                .into(),
-            json!({}),
+            "mutation { requestRelease(environment: STAGING, input: {all: true, fingerprint: \"FINGERPRINT\"}) { id } }",
         ),
-        (
+        plain(
             "rejectReleaseRequest",
-            "mutation { rejectReleaseRequest(environment: STAGING, id: \"REQUEST\", comment: \"no\") { id } }"
-                .into(),
-            json!({}),
+            "mutation { rejectReleaseRequest(environment: STAGING, id: \"REQUEST\", comment: \"no\") { id } }",
         ),
-        (
+        plain(
             "scheduleRelease",
-            "mutation { scheduleRelease(environment: STAGING, input: {all: true, fingerprint: \"FINGERPRINT\", at: \"AT_LATER\"}) { id } }"
-                .into(),
-            json!({}),
+            "mutation { scheduleRelease(environment: STAGING, input: {all: true, fingerprint: \"FINGERPRINT\", at: \"AT_LATER\"}) { id } }",
         ),
-        (
+        plain(
             "rescheduleRelease",
-            "mutation { rescheduleRelease(environment: STAGING, id: \"SCHEDULED\", at: \"AT_LATER\") { id } }"
-                .into(),
-            json!({}),
+            "mutation { rescheduleRelease(environment: STAGING, id: \"SCHEDULED\", at: \"AT_LATER\") { id } }",
         ),
-        (
+        plain(
             "cancelScheduledRelease",
-            "mutation { cancelScheduledRelease(environment: STAGING, id: \"SCHEDULED\") { id } }"
-                .into(),
-            json!({}),
+            "mutation { cancelScheduledRelease(environment: STAGING, id: \"SCHEDULED\") { id } }",
         ),
-        (
+        plain(
             "publish",
-            "mutation { publish(environment: PRODUCTION, input: {all: true, fingerprint: \"FINGERPRINT\"}) { release { id } } }"
-                .into(),
-            json!({}),
+            "mutation { publish(environment: PRODUCTION, input: {all: true, fingerprint: \"FINGERPRINT\"}) { release { id } } }",
         ),
-        (
-            "deleteConnectorResource",
-            r#"mutation { deleteConnectorResource(environment: STAGING, connector: "crm", key: "accounts") { deletedId } }"#.into(),
-            json!({}),
-        ),
-        (
-            "deleteConnector",
-            r#"mutation { deleteConnector(environment: STAGING, slug: "crm") { deletedId } }"#.into(),
-            json!({}),
-        ),
-        (
-            "deleteTrigger",
-            r#"mutation { deleteTrigger(environment: STAGING, name: "hook") { deletedId } }"#.into(),
-            json!({}),
-        ),
-        (
-            "deleteAgent",
-            r#"mutation { deleteAgent(environment: STAGING, slug: "bot") { deletedId } }"#.into(),
-            json!({}),
-        ),
-        (
-            "deletePrompt",
-            r#"mutation { deletePrompt(environment: STAGING, slug: "greet") { deletedId } }"#.into(),
-            json!({}),
-        ),
-        (
-            "deleteCredential",
-            r#"mutation { deleteCredential(environment: STAGING, name: "key") { deletedId } }"#.into(),
-            json!({}),
-        ),
-        (
-            "deleteKnowledgeBase",
-            r#"mutation { deleteKnowledgeBase(environment: STAGING, name: "kb") { deletedId } }"#.into(),
-            json!({}),
-        ),
-        (
-            "deleteLlmProvider",
-            r#"mutation { deleteLlmProvider(environment: STAGING, name: "llm") { deletedId } }"#.into(),
-            json!({}),
-        ),
-        (
-            "deleteDataSource",
-            r#"mutation { deleteDataSource(environment: STAGING, name: "ds") { deletedId } }"#.into(),
-            json!({}),
-        ),
+        delete("deleteConnectorResource", r#"connector: "crm", key: "accounts""#),
+        delete("deleteConnector", r#"slug: "crm""#),
+        delete("deleteTrigger", r#"name: "hook""#),
+        delete("deleteAgent", r#"slug: "bot""#),
+        delete("deletePrompt", r#"slug: "greet""#),
+        delete("deleteCredential", r#"name: "key""#),
+        delete("deleteKnowledgeBase", r#"name: "kb""#),
+        delete("deleteLlmProvider", r#"name: "llm""#),
+        delete("deleteDataSource", r#"name: "ds""#),
     ]
 }
 
@@ -318,17 +279,8 @@ async fn every_mutation_is_audited_without_secrets(backend: Backend) {
     for (field, query, variables) in &calls {
         let query = query.replace("AT_LATER", &in_seconds(3600));
         let query = if query.contains("FINGERPRINT") {
-            let plan = server
-                .data(
-                    &admin,
-                    "{ publishPlan(environment: PRODUCTION, input: {all: true}) { fingerprint } }",
-                    json!({}),
-                )
-                .await;
-            query.replace(
-                "FINGERPRINT",
-                plan["publishPlan"]["fingerprint"].as_str().expect("fingerprint"),
-            )
+            let fingerprint = plan_fingerprint(&server, &admin).await;
+            query.replace("FINGERPRINT", fingerprint.as_str().expect("fingerprint"))
         } else {
             query
                 .replace("REQUEST", &request)
@@ -923,14 +875,14 @@ async fn publishing_needs_an_approved_current_request(backend: Backend) {
     let other_publisher = person(&tenant, "second-publisher", "publisher");
 
     // Live: the Releases screen follows requests.
-    let mut ws = server.websocket(None).await;
-    ws.init(&token(&tenant, "viewer")).await;
-    ws.subscribe(
-        "r",
-        "subscription { releaseRequestEvents(environment: STAGING) { kind environment state request { requestedBy } } }",
-        json!({}),
-    )
-    .await;
+    let mut ws = server
+        .subscribed(
+            &token(&tenant, "viewer"),
+            "r",
+            "subscription { releaseRequestEvents(environment: STAGING) { kind environment state request { requestedBy } } }",
+            json!({}),
+        )
+        .await;
 
     // Off by default; only admins turn it on, with STAGING (shared setting).
     let settings = server

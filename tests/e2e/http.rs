@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, Server, binary, error_code, tenant, token};
+use crate::support::{Backend, Fetch, Server, binary, error_code, tenant, token};
 
 /// The introspection query GraphiQL sends (with its deep `TypeRef` nesting).
 const GRAPHIQL_INTROSPECTION: &str = r#"query IntrospectionQuery { __schema { queryType { name } mutationType { name }
@@ -30,12 +30,8 @@ async fn get_runs_queries_only(backend: Backend) {
             ),
             ("variables", r#"{"e":"STAGING"}"#),
         ])
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+        .fetch_json()
+        .await;
     assert_eq!(ok["data"]["agents"]["nodes"], json!([]));
     for query in [
         "mutation { deleteAgent(environment: STAGING, slug: \"x\") { deletedId } }",
@@ -46,19 +42,12 @@ async fn get_runs_queries_only(backend: Backend) {
             .get(&url)
             .bearer_auth(&viewer)
             .query(&[("query", query)])
-            .send()
-            .await
-            .expect("send");
+            .fetch()
+            .await;
         assert_eq!(refused.status(), 405, "{query}");
         assert!(refused.headers().get("allow").is_some());
     }
-    let graphiql = server
-        .http()
-        .get(&url)
-        .header("accept", "text/html")
-        .send()
-        .await
-        .expect("send");
+    let graphiql = server.http().get(&url).header("accept", "text/html").fetch().await;
     assert_eq!(graphiql.status(), 200);
     assert!(graphiql.text().await.expect("html").to_lowercase().contains("graphiql"));
 }
@@ -72,39 +61,23 @@ async fn posts_must_be_single_json_requests_within_limits(backend: Backend) {
     let admin = token(&tenant(), "admin");
     let url = format!("{}/graphql", server.url);
     let text_plain = server
-        .http()
-        .post(&url)
-        .header("content-type", "text/plain")
-        .body(r#"{"query":"{__typename}"}"#)
-        .send()
-        .await
-        .expect("send");
+        .post_raw_body("/graphql", None, "text/plain", r#"{"query":"{__typename}"}"#)
+        .await;
     assert_eq!(text_plain.status(), 415);
     let form = server
-        .http()
-        .post(&url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("query=x")
-        .send()
-        .await
-        .expect("send");
+        .post_raw_body("/graphql", None, "application/x-www-form-urlencoded", "query=x")
+        .await;
     assert_eq!(form.status(), 415);
     let batch = server
         .http()
         .post(&url)
         .json(&json!([{ "query": "{__typename}" }, { "query": "{__typename}" }]))
-        .send()
-        .await
-        .expect("send");
+        .fetch()
+        .await;
     assert_eq!(batch.status(), 400);
     let garbage = server
-        .http()
-        .post(&url)
-        .header("content-type", "application/json")
-        .body("{nope")
-        .send()
-        .await
-        .expect("send");
+        .post_raw_body("/graphql", None, "application/json", "{nope")
+        .await;
     assert_eq!(garbage.status(), 400);
     let body: Value = garbage.json().await.expect("json");
     assert_eq!(error_code(&body), "BAD_REQUEST");
@@ -112,9 +85,8 @@ async fn posts_must_be_single_json_requests_within_limits(backend: Backend) {
         .http()
         .post(&url)
         .json(&json!({ "query": format!("{{ __typename }} #{}", "x".repeat(10_000)) }))
-        .send()
-        .await
-        .expect("send");
+        .fetch()
+        .await;
     assert_eq!(huge.status(), 413);
 
     // Depth limit, with a stable code; GraphiQL's own introspection still passes.
@@ -137,44 +109,21 @@ async fn posts_must_be_single_json_requests_within_limits(backend: Backend) {
 
 async fn health_readiness_and_request_ids(backend: Backend) {
     let server = Server::start(backend).await;
-    let health = server
-        .http()
-        .get(format!("{}/healthz", server.url))
-        .send()
-        .await
-        .expect("send");
+    let health = server.get("/healthz").await;
     assert_eq!(health.status(), 200);
-    let ready = server
-        .http()
-        .get(format!("{}/readyz", server.url))
-        .send()
-        .await
-        .expect("send");
+    let ready = server.get("/readyz").await;
     assert_eq!(ready.status(), 200);
     assert!(
         ready.headers().get("x-request-id").is_some(),
         "every response carries a request id"
     );
-    let ws = server
-        .http()
-        .get(format!("{}/graphql/ws", server.url))
-        .send()
-        .await
-        .expect("send");
+    let ws = server.get("/graphql/ws").await;
     assert!(ws.status().is_client_error(), "a plain GET is not a WebSocket upgrade");
 }
 
 async fn the_exported_schema_is_the_served_schema(backend: Backend) {
     let server = Server::start(backend).await;
-    let served = server
-        .http()
-        .get(format!("{}/schema.graphql", server.url))
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("sdl");
+    let served = server.get("/schema.graphql").await.text().await.expect("sdl");
     let exported =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../schema.graphql")).expect("schema.graphql");
     assert!(
@@ -212,12 +161,7 @@ async fn every_non_graphql_error_has_one_body(backend: Backend) {
         }
     };
     // The runtime API without a token, and with a person's token.
-    let response = server
-        .http()
-        .get(format!("{}/v1/runtime/prompts/greeting", server.url))
-        .send()
-        .await
-        .expect("send");
+    let response = server.get("/v1/runtime/prompts/greeting").await;
     assert_eq!(response.status(), 401);
     one_body(
         "runtime, no token",
@@ -241,9 +185,8 @@ async fn every_non_graphql_error_has_one_body(backend: Backend) {
         .http()
         .post(&invoke)
         .bearer_auth(token(&tenant, "viewer"))
-        .send()
-        .await
-        .expect("send");
+        .fetch()
+        .await;
     assert_eq!(response.status(), 403);
     one_body(
         "agent endpoint, viewer",
@@ -255,9 +198,8 @@ async fn every_non_graphql_error_has_one_body(backend: Backend) {
         .http()
         .post(&invoke)
         .header("authorization", "Basic abc")
-        .send()
-        .await
-        .expect("send");
+        .fetch()
+        .await;
     assert_eq!(response.status(), 401);
     one_body(
         "agent endpoint, not a bearer",
@@ -272,9 +214,8 @@ async fn every_non_graphql_error_has_one_body(backend: Backend) {
             "{}/graphql/stream?query=subscription%7B__typename%7D",
             server.url
         ))
-        .send()
-        .await
-        .expect("send");
+        .fetch()
+        .await;
     assert_eq!(response.status(), 401);
     one_body(
         "SSE, no token",
@@ -282,12 +223,7 @@ async fn every_non_graphql_error_has_one_body(backend: Backend) {
         "UNAUTHENTICATED",
         false,
     );
-    let response = server
-        .http()
-        .get(format!("{}/nowhere", server.url))
-        .send()
-        .await
-        .expect("send");
+    let response = server.get("/nowhere").await;
     assert_eq!(response.status(), 404);
     one_body(
         "unknown path",

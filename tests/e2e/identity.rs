@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, Server, deploy, error_code, gid, tenant, token};
+use crate::support::{Backend, Server, deploy, error_code, gid, publish_all, script_summary, tenant, token};
 
 const NODE: &str = r#"query($env: Environment!, $id: ID!) {
   node(environment: $env, id: $id) { __typename id ... on Agent { environment currentCommit { number } } } }"#;
@@ -17,24 +17,6 @@ fn parts(id: &Value) -> (String, String, String) {
     let text = String::from_utf8(URL_SAFE_NO_PAD.decode(id.as_str().expect("an id")).expect("base64")).expect("utf8");
     let mut it = text.splitn(3, ':').map(str::to_string);
     (it.next().unwrap(), it.next().unwrap(), it.next().unwrap())
-}
-
-async fn publish_all(server: &Server, publisher: &str) -> Value {
-    let plan = server
-        .data(
-            publisher,
-            "{ publishPlan(environment: PRODUCTION, input: {all: true}) { fingerprint } }",
-            json!({}),
-        )
-        .await;
-    server
-        .data(
-            publisher,
-            "mutation($f: String!) { publish(environment: PRODUCTION, input: {all: true, fingerprint: $f}) { release { id number items { id key } } } }",
-            json!({ "f": plan["publishPlan"]["fingerprint"] }),
-        )
-        .await["publish"]["release"]
-        .clone()
 }
 
 async fn ids_differ_per_environment_and_node_resolves_them_only_there(backend: Backend) {
@@ -312,23 +294,16 @@ async fn apollo_client_cache_keeps_environments_and_releases_apart() {
     deploy(&server, &admin, "bot", "print(2)\n", "v2").await;
     let r2 = publish_all(&server, &admin).await;
     deploy(&server, &admin, "bot", "print(3)\n", "v3").await;
-    let output = tokio::process::Command::new("node")
-        .arg("check.mjs")
-        .current_dir(CLIENT_CACHE)
-        .env("RUNFLOW_URL", &server.url)
-        .env("TOKEN", &admin)
-        .env("RELEASE_1", r1["id"].as_str().expect("id"))
-        .env("RELEASE_2", r2["id"].as_str().expect("id"))
-        .output()
-        .await
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let result: Value = serde_json::from_str(stdout.trim()).expect("JSON summary");
+    let result = script_summary(
+        tokio::process::Command::new("node")
+            .arg("check.mjs")
+            .current_dir(CLIENT_CACHE)
+            .env("RUNFLOW_URL", &server.url)
+            .env("TOKEN", &admin)
+            .env("RELEASE_1", r1["id"].as_str().expect("id"))
+            .env("RELEASE_2", r2["id"].as_str().expect("id")),
+    )
+    .await;
     assert_eq!(result["ok"], true);
     assert_eq!(result["commits"], json!({ "PRODUCTION": 2, "STAGING": 3 }));
     assert_eq!(result["releases"], json!({ "1": 1, "2": 2 }));

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, Frame, Server, deploy, gid, runtime_token, tenant, token};
+use crate::support::{Backend, Fetch, Frame, Server, Ws, deploy, gid, runtime_token, tenant, token};
 
 const VIEWER: &str = "{ viewer(environment: STAGING) { tenant } }";
 
@@ -19,9 +19,8 @@ async fn post(server: &Server, token: &str, query: &str) -> (u16, Option<String>
         .post(format!("{}/graphql", server.url))
         .bearer_auth(token)
         .json(&json!({ "query": query }))
-        .send()
-        .await
-        .expect("send");
+        .fetch()
+        .await;
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
@@ -103,12 +102,7 @@ async fn rate_limits_are_per_tenant() {
     let (status, _) = server.runtime(&runtime_b, Method::GET, "/memory/ns/key", None).await;
     assert_eq!(status, 404, "B's runtime is not limited by A's flood");
     // Health checks are never limited.
-    let health = server
-        .http()
-        .get(format!("{}/healthz", server.url))
-        .send()
-        .await
-        .expect("send");
+    let health = server.get("/healthz").await;
     assert_eq!(health.status(), 200);
 }
 
@@ -291,9 +285,9 @@ async fn a_large_event_does_not_drop_the_socket() {
     let tenant = tenant();
     deploy(&server, &token(&tenant, "developer"), "bot", "print(1)\n", "m").await;
     let runtime = runtime_token(&tenant, "staging");
-    let mut ws = server.websocket(None).await;
-    ws.init(&token(&tenant, "viewer")).await;
-    ws.subscribe("big", WITH_OUTPUT, json!({})).await;
+    let mut ws = server
+        .subscribed(&token(&tenant, "viewer"), "big", WITH_OUTPUT, json!({}))
+        .await;
     // Let the subscription start: a first, small execution's events arrive.
     let warmup = start_execution(&server, &runtime).await;
     let next_event = async |ws: &mut crate::support::Ws| {
@@ -344,35 +338,25 @@ async fn a_large_event_does_not_drop_the_socket() {
     );
 }
 
-/// A client that subscribes and then stops reading does not block the server: its
-/// connection still ends on shutdown and the process exits promptly.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_that_does_not_read_does_not_block_shutdown() {
-    let mut server = Server::start_with(
-        Backend::Sqlite,
-        &[
-            ("RUNFLOW_WS_KEEPALIVE", "1s"),
-            ("RUNFLOW_WS_BUFFER_BYTES", "64000000"),
-            ("RUNFLOW_RATE_LIMIT_RUNTIME", "off"),
-        ],
-    )
-    .await;
-    let tenant = tenant();
-    deploy(&server, &token(&tenant, "developer"), "bot", "print(1)\n", "m").await;
-    let runtime = runtime_token(&tenant, "staging");
-    let id = start_execution(&server, &runtime).await;
-    let mut stalled = server.websocket(None).await;
-    stalled.init(&token(&tenant, "viewer")).await;
-    stalled
-        .subscribe(
+/// Deploys `bot` for `tenant` and subscribes a socket to every trace event, which the test
+/// then never reads.
+async fn stalled_trace_subscriber(server: &Server, tenant: &str) -> Ws {
+    deploy(server, &token(tenant, "developer"), "bot", "print(1)\n", "m").await;
+    server
+        .subscribed(
+            &token(tenant, "viewer"),
             "all",
             "subscription { traceEvents(environment: STAGING, after: \"0\") { cursor spans { name attributes } } }",
             json!({}),
         )
-        .await;
-    let mut reader = server.websocket(None).await;
-    reader.init(&token(&tenant, "viewer")).await;
-    // Several MB of events towards a client that reads nothing: its TCP window fills up.
+        .await
+}
+
+/// Records several MB of trace events for `tenant` (12 batches of 200 spans of 1.5 KB each),
+/// in a new staging execution.
+async fn flood_with_spans(server: &Server, tenant: &str) {
+    let runtime = runtime_token(tenant, "staging");
+    let id = start_execution(server, &runtime).await;
     let pad = "x".repeat(1500);
     for batch in 0..12 {
         let spans: Vec<Value> = (0..200)
@@ -388,6 +372,27 @@ async fn a_client_that_does_not_read_does_not_block_shutdown() {
             .await;
         assert_eq!(status, 201, "{body}");
     }
+}
+
+/// A client that subscribes and then stops reading does not block the server: its
+/// connection still ends on shutdown and the process exits promptly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_read_does_not_block_shutdown() {
+    let mut server = Server::start_with(
+        Backend::Sqlite,
+        &[
+            ("RUNFLOW_WS_KEEPALIVE", "1s"),
+            ("RUNFLOW_WS_BUFFER_BYTES", "64000000"),
+            ("RUNFLOW_RATE_LIMIT_RUNTIME", "off"),
+        ],
+    )
+    .await;
+    let tenant = tenant();
+    let stalled = stalled_trace_subscriber(&server, &tenant).await;
+    let mut reader = server.websocket(None).await;
+    reader.init(&token(&tenant, "viewer")).await;
+    // Several MB of events towards a client that reads nothing: its TCP window fills up.
+    flood_with_spans(&server, &tenant).await;
     // The other client is served meanwhile (keep-alive pings reach it).
     reader.send(json!({ "type": "ping" })).await;
     assert_eq!(reader.json().await, json!({ "type": "pong" }));
@@ -416,33 +421,8 @@ async fn a_client_that_does_not_read_is_closed_and_frees_its_slot() {
     )
     .await;
     let tenant = tenant();
-    deploy(&server, &token(&tenant, "developer"), "bot", "print(1)\n", "m").await;
-    let runtime = runtime_token(&tenant, "staging");
-    let id = start_execution(&server, &runtime).await;
-    let mut stalled = server.websocket(None).await;
-    stalled.init(&token(&tenant, "viewer")).await;
-    stalled
-        .subscribe(
-            "all",
-            "subscription { traceEvents(environment: STAGING, after: \"0\") { cursor spans { name attributes } } }",
-            json!({}),
-        )
-        .await;
-    let pad = "x".repeat(1500);
-    for batch in 0..12 {
-        let spans: Vec<Value> = (0..200)
-            .map(|i| json!({ "name": format!("s{batch}-{i}"), "kind": "CUSTOM", "startTime": "2026-11-29T10:00:00Z", "attributes": { "pad": pad } }))
-            .collect();
-        let (status, body) = server
-            .runtime(
-                &runtime,
-                Method::POST,
-                &format!("/executions/{id}/spans"),
-                Some(json!({ "spans": spans })),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-    }
+    let mut stalled = stalled_trace_subscriber(&server, &tenant).await;
+    flood_with_spans(&server, &tenant).await;
     // A ping whose pong cannot be queued: the server must not wait for room.
     stalled.send(json!({ "type": "ping" })).await;
     // The tenant's only slot comes free once the server has given up on the stalled client.
@@ -608,14 +588,14 @@ async fn paged_replay_from_an_old_cursor(backend: Backend) {
             .await;
         assert_eq!(status, 201, "{body}");
     }
-    let mut ws = server.websocket(None).await;
-    ws.init(&token(&tenant, "viewer")).await;
-    ws.subscribe(
-        "replay",
-        "subscription { sessionEvents(environment: STAGING, after: \"0\") { cursor kind message { content } } }",
-        json!({}),
-    )
-    .await;
+    let mut ws = server
+        .subscribed(
+            &token(&tenant, "viewer"),
+            "replay",
+            "subscription { sessionEvents(environment: STAGING, after: \"0\") { cursor kind message { content } } }",
+            json!({}),
+        )
+        .await;
     let mut cursors = Vec::new();
     let mut contents = Vec::new();
     while cursors.len() < messages + 1 {

@@ -5,7 +5,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, Frame, Server, deploy, error_code, gid, now, runtime_token, sign, tenant, token};
+use crate::support::{
+    Backend, Frame, Server, deploy, error_code, gid, now, publish_all, runtime_token, script_summary, sign, tenant,
+    token,
+};
 
 const EXECUTIONS: &str = "subscription($env: Environment!, $after: String, $agent: String) {
   executionEvents(environment: $env, after: $after, agent: $agent) { cursor kind environment execution { id status environment output } } }";
@@ -13,21 +16,7 @@ const EXECUTIONS: &str = "subscription($env: Environment!, $after: String, $agen
 /// Deploys `bot` and points production at it too (by publishing).
 async fn agent_in_both(server: &Server, tenant: &str) {
     deploy(server, &token(tenant, "developer"), "bot", "print(1)\n", "m").await;
-    let publisher = token(tenant, "publisher");
-    let plan = server
-        .data(
-            &publisher,
-            "{ publishPlan(environment: PRODUCTION, input: {all: true}) { fingerprint } }",
-            json!({}),
-        )
-        .await;
-    server
-        .data(
-            &publisher,
-            "mutation($f: String!) { publish(environment: PRODUCTION, input: {all: true, fingerprint: $f}) { release { number } } }",
-            json!({ "f": plan["publishPlan"]["fingerprint"] }),
-        )
-        .await;
+    publish_all(server, &token(tenant, "publisher")).await;
 }
 
 async fn run_execution(server: &Server, runtime: &str, output: Value) -> String {
@@ -168,10 +157,9 @@ async fn session_and_trace_subscriptions_check_ids_at_subscribe_time(backend: Ba
     let execution = run_execution(&server, &runtime, json!(null)).await;
 
     // Another tenant may not subscribe to them: NOT_FOUND, as for ids that do not exist.
-    let mut intruder = server.websocket(None).await;
-    intruder.init(&token(&b, "admin")).await;
-    intruder
-        .subscribe(
+    let mut intruder = server
+        .subscribed(
+            &token(&b, "admin"),
             "s",
             "subscription($id: ID!) { sessionEvents(environment: STAGING, sessionId: $id) { cursor } }",
             json!({ "id": session_id }),
@@ -189,14 +177,14 @@ async fn session_and_trace_subscriptions_check_ids_at_subscribe_time(backend: Ba
         .await;
     assert_eq!(intruder.json().await["payload"][0]["extensions"]["code"], "NOT_FOUND");
 
-    let mut ws = server.websocket(None).await;
-    ws.init(&token(&a, "viewer")).await;
-    ws.subscribe(
-        "s",
-        "subscription($id: ID!) { sessionEvents(environment: STAGING, sessionId: $id) { kind session { id } message { role content } } }",
-        json!({ "id": session_id }),
-    )
-    .await;
+    let mut ws = server
+        .subscribed(
+            &token(&a, "viewer"),
+            "s",
+            "subscription($id: ID!) { sessionEvents(environment: STAGING, sessionId: $id) { kind session { id } message { role content } } }",
+            json!({ "id": session_id }),
+        )
+        .await;
     ws.subscribe(
         "t",
         "subscription($id: ID!) { traceEvents(environment: STAGING, executionId: $id) { kind trace { id } spans { name kind inputTokens } } }",
@@ -249,10 +237,9 @@ async fn session_and_trace_subscriptions_check_ids_at_subscribe_time(backend: Ba
 async fn release_events_reach_every_releases_screen(backend: Backend) {
     let server = Server::start(backend).await;
     let tenant = tenant();
-    let mut staging = server.websocket(None).await;
-    staging.init(&token(&tenant, "viewer")).await;
-    staging
-        .subscribe(
+    let mut staging = server
+        .subscribed(
+            &token(&tenant, "viewer"),
             "r",
             "subscription { releaseEvents(environment: STAGING, after: \"0\") { kind environment release { number kind } } }",
             json!({}),
@@ -484,14 +471,14 @@ async fn protocol_close_codes(backend: Backend) {
     ws.send_raw("{not json").await;
     assert_eq!(ws.closed().await.0, 4400);
 
-    let mut ws = server.websocket(None).await;
-    ws.init(&viewer).await;
-    ws.subscribe(
-        "dup",
-        "subscription { releaseEvents(environment: STAGING) { cursor } }",
-        json!({}),
-    )
-    .await;
+    let mut ws = server
+        .subscribed(
+            &viewer,
+            "dup",
+            "subscription { releaseEvents(environment: STAGING) { cursor } }",
+            json!({}),
+        )
+        .await;
     ws.subscribe(
         "dup",
         "subscription { releaseEvents(environment: STAGING) { cursor } }",
@@ -501,28 +488,28 @@ async fn protocol_close_codes(backend: Backend) {
     assert_eq!(ws.closed().await.0, 4409, "duplicate subscription id");
 
     // Subscriptions go through the same access rules and limits as HTTP.
-    let mut ws = server.websocket(None).await;
-    ws.init(&viewer).await;
-    ws.subscribe(
-        "m",
-        "mutation { deleteAgent(environment: STAGING, slug: \"x\") { deletedId } }",
-        json!({}),
-    )
-    .await;
+    let mut ws = server
+        .subscribed(
+            &viewer,
+            "m",
+            "mutation { deleteAgent(environment: STAGING, slug: \"x\") { deletedId } }",
+            json!({}),
+        )
+        .await;
     let refused = ws.json().await;
     assert_eq!(refused["type"], "error");
     assert_eq!(refused["payload"][0]["extensions"]["code"], "FORBIDDEN");
 
     // A token that expires closes the socket with 4403, and nothing is sent after `exp`.
     let short = sign(json!({ "sub": "v", "tenant": tenant, "role": "viewer", "exp": now() + 2 }));
-    let mut ws = server.websocket(None).await;
-    ws.init(&short).await;
-    ws.subscribe(
-        "1",
-        "subscription { releaseEvents(environment: STAGING) { cursor } }",
-        json!({}),
-    )
-    .await;
+    let mut ws = server
+        .subscribed(
+            &short,
+            "1",
+            "subscription { releaseEvents(environment: STAGING) { cursor } }",
+            json!({}),
+        )
+        .await;
     let started = std::time::Instant::now();
     match ws.next().await {
         Frame::Closed(code, _) => assert_eq!(code, 4403),
@@ -538,12 +525,12 @@ async fn slow_consumers_are_cut_off_without_hurting_others(backend: Backend) {
     let runtime = runtime_token(&tenant, "staging");
     let execution = run_execution(&server, &runtime, json!(null)).await;
     let query = "subscription { traceEvents(environment: STAGING, after: \"0\") { cursor spans { name attributes } } }";
-    let mut slow = server.websocket(None).await;
-    slow.init(&token(&tenant, "viewer")).await;
-    slow.subscribe("slow", query, json!({})).await;
-    let mut fast = server.websocket(None).await;
-    fast.init(&token(&tenant, "viewer")).await;
-    fast.subscribe("fast", query, json!({})).await;
+    let mut slow = server
+        .subscribed(&token(&tenant, "viewer"), "slow", query, json!({}))
+        .await;
+    let mut fast = server
+        .subscribed(&token(&tenant, "viewer"), "fast", query, json!({}))
+        .await;
     let batches = 30;
     for batch in 0..batches {
         post_padded_spans(&server, &runtime, &execution, batch).await;
@@ -665,21 +652,17 @@ async fn subscribers_of_one_operation_share_one_execution(backend: Backend) {
     let shared = "subscription { executionEvents(environment: STAGING) { cursor kind execution { id } } }";
     let mut viewers = Vec::new();
     for _ in 0..3 {
-        let mut ws = server.websocket(None).await;
-        ws.init(&token(&a, "viewer")).await;
-        ws.subscribe("s", shared, json!({})).await;
-        viewers.push(ws);
+        viewers.push(server.subscribed(&token(&a, "viewer"), "s", shared, json!({})).await);
     }
-    let mut developer = server.websocket(None).await;
-    developer.init(&token(&a, "developer")).await;
-    developer.subscribe("s", shared, json!({})).await;
-    let mut other_tenant = server.websocket(None).await;
-    other_tenant.init(&token(&b, "viewer")).await;
-    other_tenant.subscribe("s", shared, json!({})).await;
-    let mut replaying = server.websocket(None).await;
-    replaying.init(&token(&a, "viewer")).await;
-    replaying
-        .subscribe("s", EXECUTIONS, json!({ "env": "STAGING", "after": "0" }))
+    let mut developer = server.subscribed(&token(&a, "developer"), "s", shared, json!({})).await;
+    let mut other_tenant = server.subscribed(&token(&b, "viewer"), "s", shared, json!({})).await;
+    let mut replaying = server
+        .subscribed(
+            &token(&a, "viewer"),
+            "s",
+            EXECUTIONS,
+            json!({ "env": "STAGING", "after": "0" }),
+        )
         .await;
     // Six subscriptions, three shared executions: the viewers of `a`, the developer, tenant
     // `b`; the replay runs on its own (not counted as a shared execution).
@@ -690,9 +673,8 @@ async fn subscribers_of_one_operation_share_one_execution(backend: Backend) {
     .await;
 
     // A server-sent-events stream of the same operation joins the same execution.
-    let mut sse = crate::contract::EventStream::open(&server, Some(&token(&a, "viewer")), json!({ "query": shared }))
-        .await
-        .expect("stream");
+    let mut sse =
+        crate::contract::EventStream::started(&server, Some(&token(&a, "viewer")), json!({ "query": shared })).await;
     subscriptions_settle(&server, "sse", 1.0, 3.0).await;
 
     {
@@ -739,12 +721,8 @@ async fn subscribers_of_one_operation_share_one_execution(backend: Backend) {
 
     // A member that stops reading is cut off; the other member of its group goes on.
     let traces = "subscription { traceEvents(environment: STAGING) { cursor spans { name attributes } } }";
-    let mut fast = server.websocket(None).await;
-    fast.init(&token(&a, "viewer")).await;
-    fast.subscribe("fast", traces, json!({})).await;
-    let mut slow = server.websocket(None).await;
-    slow.init(&token(&a, "viewer")).await;
-    slow.subscribe("slow", traces, json!({})).await;
+    let mut fast = server.subscribed(&token(&a, "viewer"), "fast", traces, json!({})).await;
+    let mut slow = server.subscribed(&token(&a, "viewer"), "slow", traces, json!({})).await;
     scrape_until(&server, |text| {
         metric(text, "runflow_subscription_executions ") == Some(3.0)
     })
@@ -781,13 +759,12 @@ async fn a_server_sent_events_reader_that_stops_reading_is_cut_off(backend: Back
     let runtime = runtime_token(&tenant, "staging");
     let execution = run_execution(&server, &runtime, json!(null)).await;
     let traces = "subscription { traceEvents(environment: STAGING) { cursor spans { name attributes } } }";
-    let mut fast = server.websocket(None).await;
-    fast.init(&token(&tenant, "viewer")).await;
-    fast.subscribe("fast", traces, json!({})).await;
+    let mut fast = server
+        .subscribed(&token(&tenant, "viewer"), "fast", traces, json!({}))
+        .await;
     let mut slow =
-        crate::contract::EventStream::open(&server, Some(&token(&tenant, "viewer")), json!({ "query": traces }))
-            .await
-            .expect("stream");
+        crate::contract::EventStream::started(&server, Some(&token(&tenant, "viewer")), json!({ "query": traces }))
+            .await;
     subscriptions_settle(&server, "sse", 1.0, 1.0).await;
     let batch = fill_a_slow_reader(&server, &runtime, &execution, &mut fast).await;
     let ended_with = loop {
@@ -816,9 +793,13 @@ async fn replicas_share_the_live_feed() {
     let second = first.replica().await;
     let tenant = tenant();
     agent_in_both(&first, &tenant).await;
-    let mut ws = first.websocket(None).await;
-    ws.init(&token(&tenant, "viewer")).await;
-    ws.subscribe("1", EXECUTIONS, json!({ "env": "PRODUCTION", "after": "0" }))
+    let mut ws = first
+        .subscribed(
+            &token(&tenant, "viewer"),
+            "1",
+            EXECUTIONS,
+            json!({ "env": "PRODUCTION", "after": "0" }),
+        )
         .await;
     let started = std::time::Instant::now();
     let id = run_execution(&second, &runtime_token(&tenant, "production"), json!("via replica")).await;
@@ -895,53 +876,51 @@ async fn subscriptions_are_costed_on_every_streaming_transport(backend: Backend)
     let shared = format!("subscription {{ executionEvents(environment: STAGING) {{ {aliases} }} }}");
     let alone = format!("subscription {{ executionEvents(environment: STAGING, after: \"0\") {{ {aliases} }} }}");
     for query in [&shared, &alone] {
-        let mut ws = server.websocket(None).await;
-        ws.init(&viewer).await;
-        ws.subscribe("s", query, json!({})).await;
+        let mut ws = server.subscribed(&viewer, "s", query, json!({})).await;
         let refused = ws.json().await;
         assert_eq!(refused["type"], "error", "{query}: {refused}");
         assert_eq!(
             refused["payload"][0]["extensions"]["code"], "ALIAS_LIMIT_EXCEEDED",
             "{query}: {refused}"
         );
-        let mut stream = crate::contract::EventStream::open(&server, Some(&viewer), json!({ "query": query }))
-            .await
-            .expect("stream");
+        let mut stream = crate::contract::EventStream::started(&server, Some(&viewer), json!({ "query": query })).await;
         let refused = stream.next_data().await;
         assert_eq!(error_code(&refused), "ALIAS_LIMIT_EXCEEDED", "{query}: {refused}");
         assert_eq!(stream.next().await.0, "complete");
     }
 }
 
+/// Runs `script` of `tests/ws-client` (which needs the npm `package`) against a server on
+/// `backend` where `bot` runs in both environments; returns the script's JSON summary.
+async fn run_ws_client_check(backend: Backend, package: &str, script: &str) -> Value {
+    let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/ws-client");
+    assert!(
+        std::path::Path::new(directory)
+            .join("node_modules")
+            .join(package)
+            .exists(),
+        "run `npm ci --prefix tests/ws-client` first"
+    );
+    let server = Server::start(backend).await;
+    let (tenant, other) = (tenant(), crate::support::tenant());
+    agent_in_both(&server, &tenant).await;
+    script_summary(
+        tokio::process::Command::new("node")
+            .arg(script)
+            .current_dir(directory)
+            .env("RUNFLOW_URL", &server.url)
+            .env("VIEWER_TOKEN", token(&tenant, "viewer"))
+            .env("RUNTIME_TOKEN", runtime_token(&tenant, "staging"))
+            .env("OTHER_TOKEN", token(&other, "viewer")),
+    )
+    .await
+}
+
 /// The real `graphql-ws` npm client against the server (`tests/ws-client/check.mjs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Node.js and `npm ci --prefix tests/ws-client` (.ci/run installs them)"]
 async fn the_graphql_ws_npm_client_works_unchanged() {
-    let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/ws-client");
-    assert!(
-        std::path::Path::new(directory).join("node_modules/graphql-ws").exists(),
-        "run `npm ci --prefix tests/ws-client` first"
-    );
-    let server = Server::start(Backend::Sqlite).await;
-    let (tenant, other) = (tenant(), crate::support::tenant());
-    agent_in_both(&server, &tenant).await;
-    let output = tokio::process::Command::new("node")
-        .arg("check.mjs")
-        .current_dir(directory)
-        .env("RUNFLOW_URL", &server.url)
-        .env("VIEWER_TOKEN", token(&tenant, "viewer"))
-        .env("RUNTIME_TOKEN", runtime_token(&tenant, "staging"))
-        .env("OTHER_TOKEN", token(&other, "viewer"))
-        .output()
-        .await
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let result: Value = serde_json::from_str(stdout.trim()).expect("JSON summary");
+    let result = run_ws_client_check(Backend::Sqlite, "graphql-ws", "check.mjs").await;
     assert_eq!(
         result,
         json!({ "ok": true, "events": ["STARTED", "FINISHED"], "closeCode": 4403, "refusal": "NOT_FOUND" })
@@ -952,33 +931,7 @@ async fn the_graphql_ws_npm_client_works_unchanged() {
 /// (`tests/ws-client/sse-check.mjs`): live events with cursors, resume, a refused token and
 /// tenant isolation. On both back ends (the PostgreSQL one also needs the database).
 async fn the_graphql_sse_npm_client_works_unchanged(backend: Backend) {
-    let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/ws-client");
-    assert!(
-        std::path::Path::new(directory)
-            .join("node_modules/graphql-sse")
-            .exists(),
-        "run `npm ci --prefix tests/ws-client` first"
-    );
-    let server = Server::start(backend).await;
-    let (tenant, other) = (tenant(), crate::support::tenant());
-    agent_in_both(&server, &tenant).await;
-    let output = tokio::process::Command::new("node")
-        .arg("sse-check.mjs")
-        .current_dir(directory)
-        .env("RUNFLOW_URL", &server.url)
-        .env("VIEWER_TOKEN", token(&tenant, "viewer"))
-        .env("RUNTIME_TOKEN", runtime_token(&tenant, "staging"))
-        .env("OTHER_TOKEN", token(&other, "viewer"))
-        .output()
-        .await
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let result: Value = serde_json::from_str(stdout.trim()).expect("JSON summary");
+    let result = run_ws_client_check(backend, "graphql-sse", "sse-check.mjs").await;
     assert_eq!(
         result,
         json!({ "ok": true, "events": ["STARTED", "FINISHED"], "resumed": true, "refusedStatus": 401, "refusal": "NOT_FOUND" })
@@ -1024,13 +977,7 @@ async fn deploy_and_start_three(app: &crate::support::InProcess, tenant: &str) {
         .await
         .expect("deploy");
     for _ in 0..3 {
-        let start = runflow::domain::executions::StartExecution {
-            agent: "bot".into(),
-            ..Default::default()
-        };
-        runflow::domain::executions::start(app.db(), &staging, &app.app.services.execution_limits, start)
-            .await
-            .expect("start");
+        app.start_execution(&staging, crate::support::start_of("bot")).await;
     }
 }
 
@@ -1111,14 +1058,14 @@ async fn cursors_past_retention_fail_with_cursor_expired(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_websockets_and_exits() {
     let mut server = Server::start(Backend::Sqlite).await;
-    let mut ws = server.websocket(None).await;
-    ws.init(&token(&tenant(), "viewer")).await;
-    ws.subscribe(
-        "1",
-        "subscription { releaseEvents(environment: STAGING) { cursor } }",
-        json!({}),
-    )
-    .await;
+    let mut ws = server
+        .subscribed(
+            &token(&tenant(), "viewer"),
+            "1",
+            "subscription { releaseEvents(environment: STAGING) { cursor } }",
+            json!({}),
+        )
+        .await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let status = tokio::task::block_in_place(|| server.terminate(std::time::Duration::from_secs(15)));
     assert_eq!(

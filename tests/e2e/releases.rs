@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, Server, deploy, error_code, error_message, tenant, token};
+use crate::support::{Backend, Fetch, Server, deploy, error_code, error_message, tenant, token};
 
 const PENDING: &str = r#"{ pendingChanges(environment: STAGING) {
   id key kind slug change fingerprint
@@ -497,12 +497,8 @@ async fn concurrent_and_retried_publishes(backend: Backend) {
             .bearer_auth(&publisher)
             .header("idempotency-key", "header-key-1")
             .json(&body)
-            .send()
-            .await
-            .expect("send")
-            .json()
-            .await
-            .expect("json");
+            .fetch_json()
+            .await;
         ids.push(response["data"]["publish"]["release"]["id"].clone());
     }
     assert_eq!(ids[0], ids[1]);
@@ -521,28 +517,25 @@ async fn rollbacks_restore_the_state_before_a_release(backend: Backend) {
     let tenant = tenant();
     let (developer, publisher) = (token(&tenant, "developer"), token(&tenant, "publisher"));
     let save = "mutation($t: String!) { savePromptDraft(environment: STAGING, input: {slug: \"greet\", template: $t}) { slug } }";
-    deploy(&server, &developer, "bot", "print(1)\n", "v1").await;
-    server.data(&developer, save, json!({ "t": "v1" })).await;
-    let items = pending(&server, &developer).await;
-    let r1 = server
-        .data(
-            &publisher,
-            PUBLISH,
-            json!({ "input": { "items": items.iter().map(item).collect::<Vec<_>>() } }),
-        )
-        .await["publish"]["release"]
-        .clone();
-    deploy(&server, &developer, "bot", "print(2)\n", "v2").await;
-    server.data(&developer, save, json!({ "t": "v2" })).await;
-    let items = pending(&server, &developer).await;
-    let r2 = server
-        .data(
-            &publisher,
-            PUBLISH,
-            json!({ "input": { "items": items.iter().map(item).collect::<Vec<_>>() } }),
-        )
-        .await["publish"]["release"]
-        .clone();
+    // Version `n` of the agent and the prompt, published item by item.
+    let release_version = |n: u32| {
+        let (server, developer, publisher) = (&server, &developer, &publisher);
+        async move {
+            deploy(server, developer, "bot", &format!("print({n})\n"), &format!("v{n}")).await;
+            server.data(developer, save, json!({ "t": format!("v{n}") })).await;
+            let items = pending(server, developer).await;
+            server
+                .data(
+                    publisher,
+                    PUBLISH,
+                    json!({ "input": { "items": items.iter().map(item).collect::<Vec<_>>() } }),
+                )
+                .await["publish"]["release"]
+                .clone()
+        }
+    };
+    let r1 = release_version(1).await;
+    let r2 = release_version(2).await;
     let state = r#"{ agent(environment: PRODUCTION, slug: "bot") { currentCommit { number } release { number kind rollsBack { number } } }
                      prompt(environment: PRODUCTION, slug: "greet") { resolved { version template } } }"#;
     let before = server.data(&developer, state, json!({})).await;

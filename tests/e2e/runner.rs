@@ -5,7 +5,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, Server, error_code, gid, now, runtime_token, tenant, token};
+use crate::support::{
+    Backend, Fetch, Server, call_webhook, error_code, gid, now, publish_all, runtime_token, sign_webhook, tenant, token,
+};
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/support-bot");
 
@@ -36,13 +38,8 @@ async fn invoke(
     input: Value,
 ) -> (u16, Value) {
     let response = server
-        .http()
-        .post(format!("{}/v1/{tenant}/{environment}/agents/{slug}{query}", server.url))
-        .bearer_auth(token)
-        .json(&input)
-        .send()
-        .await
-        .expect("send");
+        .call_agent(token, tenant, environment, &format!("{slug}{query}"), &input)
+        .await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -104,16 +101,7 @@ async fn staging_and_production_endpoints_run_their_commit(backend: Backend) {
     // Not in production until published; then production runs exactly that commit.
     let (status, _) = invoke(&server, &developer, &tenant, "production", "support-bot", "", json!({})).await;
     assert_eq!(status, 404);
-    let plan = server
-        .data(
-            &publisher,
-            "{ publishPlan(environment: PRODUCTION, input: {all: true}) { fingerprint } }",
-            json!({}),
-        )
-        .await;
-    server
-        .data(&publisher, "mutation($f: String!) { publish(environment: PRODUCTION, input: {all: true, fingerprint: $f}) { release { number } } }", json!({ "f": plan["publishPlan"]["fingerprint"] }))
-        .await;
+    publish_all(&server, &publisher).await;
     let production = runtime_token(&tenant, "production");
     let (status, run) = invoke(
         &server,
@@ -148,39 +136,14 @@ async fn staging_and_production_endpoints_run_their_commit(backend: Backend) {
     );
 
     // Who may call: a runtime token of the other environment, a viewer, another tenant.
-    let (status, _) = invoke(
-        &server,
-        &runtime_token(&tenant, "staging"),
-        &tenant,
-        "production",
-        "support-bot",
-        "",
-        json!({}),
-    )
-    .await;
-    assert_eq!(status, 403);
-    let (status, _) = invoke(
-        &server,
-        &token(&tenant, "viewer"),
-        &tenant,
-        "staging",
-        "support-bot",
-        "",
-        json!({}),
-    )
-    .await;
-    assert_eq!(status, 403);
-    let (status, _) = invoke(
-        &server,
-        &token(&crate::support::tenant(), "admin"),
-        &tenant,
-        "staging",
-        "support-bot",
-        "",
-        json!({}),
-    )
-    .await;
-    assert_eq!(status, 404);
+    for (caller, environment, expected) in [
+        (runtime_token(&tenant, "staging"), "production", 403),
+        (token(&tenant, "viewer"), "staging", 403),
+        (token(&crate::support::tenant(), "admin"), "staging", 404),
+    ] {
+        let (status, _) = invoke(&server, &caller, &tenant, environment, "support-bot", "", json!({})).await;
+        assert_eq!(status, expected, "a caller of {environment}");
+    }
 
     // Asynchronously: 202 at once, then the execution finishes on its own.
     let (status, queued) = invoke(
@@ -277,9 +240,8 @@ async fn bad_agents_fail_cleanly(backend: Backend) {
         .post(format!("{}/v1/{tenant}/staging/agents/crash", server.url))
         .bearer_auth(&developer)
         .body("{not json")
-        .send()
-        .await
-        .expect("send");
+        .fetch()
+        .await;
     assert_eq!(response.status(), 400);
 }
 
@@ -353,14 +315,14 @@ async fn two_workers_never_run_one_execution_twice() {
         "{finished:#?}"
     );
     // Each execution was claimed exactly once: one UPDATED (claim) event per execution.
-    let mut ws = first.websocket(None).await;
-    ws.init(&token(&tenant, "viewer")).await;
-    ws.subscribe(
-        "1",
-        "subscription { executionEvents(environment: STAGING, after: \"0\") { kind execution { id } } }",
-        json!({}),
-    )
-    .await;
+    let mut ws = first
+        .subscribed(
+            &token(&tenant, "viewer"),
+            "1",
+            "subscription { executionEvents(environment: STAGING, after: \"0\") { kind execution { id } } }",
+            json!({}),
+        )
+        .await;
     let mut claims = std::collections::HashMap::<String, usize>::new();
     for _ in 0..runs * 3 {
         let message = ws.json().await;
@@ -373,30 +335,6 @@ async fn two_workers_never_run_one_execution_twice() {
     }
     assert_eq!(claims.len(), runs);
     assert!(claims.values().all(|n| *n == 1), "{claims:?}");
-}
-
-/// `X-Runflow-Signature` of a webhook call sent at `timestamp`.
-fn sign_at(secret: &str, timestamp: u64, body: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-    mac.update(format!("{timestamp}.").as_bytes());
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-/// Posts a webhook call signed now (or with the given signature); returns status and body.
-async fn call_webhook(server: &Server, url: &str, timestamp: u64, signature: String, body: &[u8]) -> (u16, Value) {
-    let response = server
-        .http()
-        .post(url)
-        .header("x-runflow-timestamp", timestamp.to_string())
-        .header("x-runflow-signature", signature)
-        .body(body.to_vec())
-        .send()
-        .await
-        .expect("send");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 const ECHO: &str = "import json,sys\nprint(json.dumps(json.load(sys.stdin)))\n";
@@ -464,7 +402,7 @@ async fn triggers_fire_in_their_own_environment(backend: Backend) {
     let url = format!("{}/v1/{tenant}/staging/triggers/hook", server.url);
     let body = br#"{"order": 42}"#;
     let at = now();
-    let (status, queued) = call_webhook(&server, &url, at, sign_at(secret, at, body), body).await;
+    let (status, queued) = call_webhook(&server, &url, at, sign_webhook(secret, at, body), body).await;
     assert_eq!(status, 202, "{queued}");
     assert_eq!(
         gid("Trigger", "STAGING", queued["triggerId"].as_str().unwrap_or_default()),
@@ -476,27 +414,32 @@ async fn triggers_fire_in_their_own_environment(backend: Backend) {
         (
             url.clone(),
             at,
-            sign_at("the-wrong-secret-entirely!!", at, body),
+            sign_webhook("the-wrong-secret-entirely!!", at, body),
             &body[..],
         ),
         (url.clone(), at, "sha256=00".into(), &body[..]),
         (url.clone(), at, String::new(), &body[..]),
         // The signature covers the body...
-        (url.clone(), at, sign_at(secret, at, body), &br#"{"order": 43}"#[..]),
+        (
+            url.clone(),
+            at,
+            sign_webhook(secret, at, body),
+            &br#"{"order": 43}"#[..],
+        ),
         // ...and the timestamp, which must be recent (replay protection).
-        (url.clone(), at + 1, sign_at(secret, at, body), &body[..]),
-        (url.clone(), at - 3600, sign_at(secret, at - 3600, body), &body[..]),
+        (url.clone(), at + 1, sign_webhook(secret, at, body), &body[..]),
+        (url.clone(), at - 3600, sign_webhook(secret, at - 3600, body), &body[..]),
         // An unknown trigger, or one of another environment, answers exactly the same.
         (
             format!("{}/v1/{tenant}/staging/triggers/no-such-hook", server.url),
             at,
-            sign_at(secret, at, body),
+            sign_webhook(secret, at, body),
             &body[..],
         ),
         (
             format!("{}/v1/{tenant}/production/triggers/hook", server.url),
             at,
-            sign_at(secret, at, body),
+            sign_webhook(secret, at, body),
             &body[..],
         ),
     ] {

@@ -85,36 +85,32 @@ fn span(name: &str, kind: &str) -> SpanInput {
     }
 }
 
+/// Records the trace `name` of an execution with `spans`: status OK, started now, still open.
+async fn record_trace(app: &InProcess, scope: &Scope, execution_id: uuid::Uuid, name: String, spans: Vec<SpanInput>) {
+    let input = TraceInput {
+        id: None,
+        execution_id: Some(execution_id),
+        name,
+        status: "OK".into(),
+        started_at: chrono::Utc::now(),
+        ended_at: None,
+        spans,
+    };
+    traces::record(app.db(), scope, input).await.expect("trace");
+}
+
 async fn seed_run(app: &InProcess, scope: &Scope, agent: &str, spans: usize) -> Value {
-    let execution = executions::start(
-        app.db(),
-        scope,
-        &app.app.services.execution_limits,
-        StartExecution {
-            agent: agent.into(),
-            input: json!({ "q": 1 }),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("start");
+    let execution = app
+        .start_execution(
+            scope,
+            StartExecution {
+                input: json!({ "q": 1 }),
+                ..crate::support::start_of(agent)
+            },
+        )
+        .await;
     let spans = (0..spans).map(|i| span(&format!("step-{i}"), "LLM")).collect();
-    let now = chrono::Utc::now();
-    traces::record(
-        app.db(),
-        scope,
-        TraceInput {
-            id: None,
-            execution_id: Some(execution.id),
-            name: "run".into(),
-            status: "OK".into(),
-            started_at: now,
-            ended_at: None,
-            spans,
-        },
-    )
-    .await
-    .expect("trace");
+    record_trace(app, scope, execution.id, "run".into(), spans).await;
     executions::finish(
         app.db(),
         scope,
@@ -286,18 +282,15 @@ async fn execution_lists_paginate_and_filter(backend: Backend) {
     let staging = crate::support::scope(&tenant, Environment::Staging);
     for n in 0..25 {
         let agent = if n % 5 == 0 { "beta" } else { "alpha" };
-        let execution = executions::start(
-            app.db(),
-            &staging,
-            &app.app.services.execution_limits,
-            StartExecution {
-                agent: agent.into(),
-                input: json!(n),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("start");
+        let execution = app
+            .start_execution(
+                &staging,
+                StartExecution {
+                    input: json!(n),
+                    ..crate::support::start_of(agent)
+                },
+            )
+            .await;
         if n % 2 == 0 {
             executions::finish(
                 app.db(),
@@ -359,9 +352,9 @@ async fn execution_lists_paginate_and_filter(backend: Backend) {
     assert_eq!(error_code(&bad), "BAD_USER_INPUT");
 }
 
-/// Nested fields load through DataLoaders: the number of SQL statements of a nested list does
-/// not grow with its rows.
-async fn nested_lists_do_not_multiply_queries(backend: Backend) {
+/// An in-process app that counts the SQL statements it runs (the live feed's own reads
+/// excepted); `SHOW_SQL=1` prints their beginnings.
+async fn counting_statements(backend: Backend) -> (InProcess, Arc<AtomicUsize>) {
     let counter = Arc::new(AtomicUsize::new(0));
     let counting = counter.clone();
     let app = InProcess::start_with(backend, move |conn| {
@@ -372,12 +365,19 @@ async fn nested_lists_do_not_multiply_queries(backend: Backend) {
                 return;
             }
             if std::env::var("SHOW_SQL").is_ok() {
-                eprintln!("SQL: {}", &sql[..120.min(sql.len())]);
+                eprintln!("SQL: {}", &sql[..160.min(sql.len())]);
             }
             counting.fetch_add(1, Ordering::SeqCst);
         })
     })
     .await;
+    (app, counter)
+}
+
+/// Nested fields load through DataLoaders: the number of SQL statements of a nested list does
+/// not grow with its rows.
+async fn nested_lists_do_not_multiply_queries(backend: Backend) {
+    let (app, counter) = counting_statements(backend).await;
     let query = r#"{ executions(environment: STAGING, first: 100) { edges { node {
         id status agent { slug name currentCommit { hash } } commit { number } spans { nodes { name kind } } } } } }"#;
     let mut counts = Vec::new();
@@ -411,22 +411,7 @@ async fn nested_lists_do_not_multiply_queries(backend: Backend) {
 /// not grow with its rows.
 async fn object_links_load_in_batches(backend: Backend) {
     use runflow::domain::triggers::{CreateTriggerInput, TriggerKind};
-    let counter = Arc::new(AtomicUsize::new(0));
-    let counting = counter.clone();
-    let app = InProcess::start_with(backend, move |conn| {
-        conn.set_metric_callback(move |info| {
-            let sql = info.statement.to_string();
-            // The live feed's background pump shares the pool: its reads are not the request's.
-            if sql.contains("\"event_counters\"") || sql.contains("\"events\"") {
-                return;
-            }
-            if std::env::var("SHOW_SQL").is_ok() {
-                eprintln!("SQL: {}", &sql[..160.min(sql.len())]);
-            }
-            counting.fetch_add(1, Ordering::SeqCst);
-        })
-    })
-    .await;
+    let (app, counter) = counting_statements(backend).await;
     let query = r#"{
       executions(environment: STAGING, first: 50) { nodes {
         id session { id title } trigger { name } parent { id status } parentId
@@ -461,20 +446,17 @@ async fn object_links_load_in_batches(backend: Backend) {
             let session = sessions::create(app.db(), &staging, Some("bot"), &format!("s{n}"))
                 .await
                 .expect("session");
-            let execution = executions::start(
-                app.db(),
-                &staging,
-                &services.execution_limits,
-                StartExecution {
-                    agent: "bot".into(),
-                    session_id: Some(session.id),
-                    trigger_id: Some(trigger.id),
-                    parent,
-                    ..Default::default()
-                },
-            )
-            .await
-            .expect("start");
+            let execution = app
+                .start_execution(
+                    &staging,
+                    StartExecution {
+                        session_id: Some(session.id),
+                        trigger_id: Some(trigger.id),
+                        parent,
+                        ..crate::support::start_of("bot")
+                    },
+                )
+                .await;
             parent = Some(executions::ParentRun {
                 id: execution.id,
                 depth: 0,
@@ -489,22 +471,7 @@ async fn object_links_load_in_batches(backend: Backend) {
                 parent_span_id: Some(root),
                 ..span(&format!("child-{i}"), "LLM")
             }));
-            let now = chrono::Utc::now();
-            traces::record(
-                app.db(),
-                &staging,
-                TraceInput {
-                    id: None,
-                    execution_id: Some(execution.id),
-                    name: format!("run-{n}"),
-                    status: "OK".into(),
-                    started_at: now,
-                    ended_at: None,
-                    spans,
-                },
-            )
-            .await
-            .expect("trace");
+            record_trace(&app, &staging, execution.id, format!("run-{n}"), spans).await;
         }
         counter.store(0, Ordering::SeqCst);
         let data = app.data(&tenant, Role::Viewer, query, json!({})).await;
@@ -602,17 +569,7 @@ async fn span_batches_store_every_value_as_sent(backend: Backend) {
     let tenant = tenant();
     seed_agent(&app, &tenant, "bot").await;
     let staging = crate::support::scope(&tenant, Environment::Staging);
-    let execution = executions::start(
-        app.db(),
-        &staging,
-        &app.app.services.execution_limits,
-        StartExecution {
-            agent: "bot".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("start");
+    let execution = app.start_execution(&staging, crate::support::start_of("bot")).await;
     let awkward = [
         "say \"hi\"",
         "back\\slash",

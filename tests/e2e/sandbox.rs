@@ -10,7 +10,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, JWT_SECRET, Server, error_code, gid, runtime_token, tenant, token};
+use crate::support::{
+    Backend, JWT_SECRET, Server, call_webhook, error_code, gid, run_agent, runtime_token, sign_webhook, tenant, token,
+};
 
 const HOSTILE: &str = include_str!("hostile_agent.py");
 
@@ -31,32 +33,11 @@ async fn deploy(server: &Server, developer: &str, slug: &str, files: Value) {
         .await;
 }
 
-/// Runs an agent in staging and waits for it: the finished execution.
-async fn run(server: &Server, token: &str, tenant: &str, slug: &str, input: Value) -> Value {
-    let response = server
-        .http()
-        .post(format!("{}/v1/{tenant}/staging/agents/{slug}", server.url))
-        .bearer_auth(token)
-        .json(&input)
-        .send()
-        .await
-        .expect("send");
-    let status = response.status();
-    let body: Value = response.json().await.expect("json");
-    assert_eq!(status, 200, "{body:#}");
-    body
-}
-
 /// Queues a run without waiting: the execution id.
 async fn run_async(server: &Server, token: &str, tenant: &str, slug: &str, input: Value) -> String {
     let response = server
-        .http()
-        .post(format!("{}/v1/{tenant}/staging/agents/{slug}?async=true", server.url))
-        .bearer_auth(token)
-        .json(&input)
-        .send()
-        .await
-        .expect("send");
+        .call_agent(token, tenant, "staging", &format!("{slug}?async=true"), &input)
+        .await;
     assert_eq!(response.status(), 202);
     let body: Value = response.json().await.expect("json");
     body["id"].as_str().expect("id").to_string()
@@ -179,7 +160,7 @@ async fn a_hostile_agent_fails_at_every_attempt(backend: Backend) {
         .and_then(|p| p.parse().ok())
         .expect("port");
 
-    let probe = run(
+    let probe = run_agent(
         &server,
         &developer,
         &tenant,
@@ -220,7 +201,7 @@ async fn a_hostile_agent_fails_at_every_attempt(backend: Backend) {
 
     // Fork bomb: stopped by the process cap; nothing survives.
     let mark = marker();
-    let bomb = run(
+    let bomb = run_agent(
         &server,
         &developer,
         &tenant,
@@ -235,7 +216,7 @@ async fn a_hostile_agent_fails_at_every_attempt(backend: Backend) {
     assert_no_survivor(&mark).await;
 
     // Filling the disk stops at the private tmpfs' size.
-    let fill = run(
+    let fill = run_agent(
         &server,
         &developer,
         &tenant,
@@ -251,7 +232,7 @@ async fn a_hostile_agent_fails_at_every_attempt(backend: Backend) {
     assert!(fill["output"]["error"].is_string(), "{fill:#}");
 
     // 100 MB on stdout: stopped at the output cap.
-    let flood = run(
+    let flood = run_agent(
         &server,
         &developer,
         &tenant,
@@ -270,7 +251,7 @@ async fn a_hostile_agent_fails_at_every_attempt(backend: Backend) {
 
     // A grandchild that outlives the timeout (own session, holding stdout) dies with the run.
     let mark = marker();
-    let hang = run(
+    let hang = run_agent(
         &server,
         &developer,
         &tenant,
@@ -305,7 +286,7 @@ async fn without_bubblewrap_agents_are_refused_unless_none_is_set() {
     let tenant = tenant();
     let developer = token(&tenant, "developer");
     deploy(&server, &developer, "echo", agent_files("echo", "", "print('{}')\n")).await;
-    let refused = run(&server, &developer, &tenant, "echo", json!({})).await;
+    let refused = run_agent(&server, &developer, &tenant, "echo", json!({})).await;
     assert_eq!(refused["status"], "FAILED");
     let error = refused["error"].as_str().unwrap_or_default();
     assert!(
@@ -329,7 +310,7 @@ async fn without_bubblewrap_agents_are_refused_unless_none_is_set() {
         agent_files("echo", "", "print('{}')\n"),
     )
     .await;
-    let ran = run(&unsandboxed, &developer, &tenant, "echo", json!({})).await;
+    let ran = run_agent(&unsandboxed, &developer, &tenant, "echo", json!({})).await;
     assert_eq!(ran["status"], "SUCCEEDED", "{ran:#}");
     assert!(unsandboxed.log().contains("WITHOUT isolation"));
 }
@@ -359,7 +340,7 @@ async fn a_self_calling_agent_stops_at_the_depth_limit(backend: Backend) {
     let tenant = tenant();
     let developer = token(&tenant, "developer");
     deploy(&server, &developer, "loop", agent_files("loop", "", SELF_CALLING)).await;
-    let root = run(&server, &developer, &tenant, "loop", json!({})).await;
+    let root = run_agent(&server, &developer, &tenant, "loop", json!({})).await;
     assert_eq!(root["status"], "SUCCEEDED", "{root:#}");
     let child = &root["output"]["child"];
     let grandchild = &child["output"]["child"];
@@ -563,9 +544,9 @@ async fn limits_on_executions_and_triggers(backend: Backend) {
     let url = format!("{}/v1/{tenant}/staging/triggers/hook", server.url);
     let body = b"{}";
     let at = crate::support::now();
-    let (status, _) = call_webhook(&server, &url, at, sign_at(secret, at, body), body).await;
+    let (status, _) = call_webhook(&server, &url, at, sign_webhook(secret, at, body), body).await;
     assert_eq!(status, 202);
-    let (status, refused) = call_webhook(&server, &url, at, sign_at(secret, at, body), body).await;
+    let (status, refused) = call_webhook(&server, &url, at, sign_webhook(secret, at, body), body).await;
     assert_eq!(
         (status, refused["error"]["code"].clone()),
         (429, json!("LIMIT_EXCEEDED")),
@@ -574,13 +555,8 @@ async fn limits_on_executions_and_triggers(backend: Backend) {
     // Queued plus running executions per tenant (no workers here: they stay queued).
     run_async(&server, &developer, &tenant, "echo", json!({})).await;
     let response = server
-        .http()
-        .post(format!("{}/v1/{tenant}/staging/agents/echo?async=true", server.url))
-        .bearer_auth(&developer)
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("send");
+        .call_agent(&developer, &tenant, "staging", "echo?async=true", &json!({}))
+        .await;
     assert_eq!(response.status(), 429);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["error"]["code"], "LIMIT_EXCEEDED");
@@ -590,29 +566,6 @@ async fn limits_on_executions_and_triggers(backend: Backend) {
             .unwrap_or_default()
             .contains("RUNFLOW_MAX_ACTIVE_EXECUTIONS")
     );
-}
-
-/// `X-Runflow-Signature` of a webhook call sent at `timestamp`.
-fn sign_at(secret: &str, timestamp: u64, body: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-    mac.update(format!("{timestamp}.").as_bytes());
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-async fn call_webhook(server: &Server, url: &str, timestamp: u64, signature: String, body: &[u8]) -> (u16, Value) {
-    let response = server
-        .http()
-        .post(url)
-        .header("x-runflow-timestamp", timestamp.to_string())
-        .header("x-runflow-signature", signature)
-        .body(body.to_vec())
-        .send()
-        .await
-        .expect("send");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// Secrets can come from files instead of the process environment.
@@ -662,7 +615,7 @@ async fn nul_characters_do_not_leave_a_run_unrecorded(backend: Backend) {
     let developer = token(&tenant, "developer");
     let script = "import sys\nsys.stderr.write('log\\0with nul')\nprint('{\"x\": \"\\\\u0000\"}')\n";
     deploy(&server, &developer, "nul", agent_files("nul", "", script)).await;
-    let ran = run(&server, &developer, &tenant, "nul", json!({})).await;
+    let ran = run_agent(&server, &developer, &tenant, "nul", json!({})).await;
     assert_eq!(ran["status"], "SUCCEEDED", "{ran:#}");
     assert_eq!(ran["output"], json!({ "x": "\u{FFFD}" }));
 }
@@ -737,7 +690,7 @@ async fn measure_sandbox_overhead() {
         let mut times = Vec::new();
         for round in 0..43 {
             let started = std::time::Instant::now();
-            let ran = run(&server, &developer, &tenant, "noop", json!({})).await;
+            let ran = run_agent(&server, &developer, &tenant, "noop", json!({})).await;
             assert_eq!(ran["status"], "SUCCEEDED", "{ran:#}");
             if round >= 3 {
                 times.push(started.elapsed());

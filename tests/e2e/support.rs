@@ -273,7 +273,7 @@ impl Server {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.expect("send");
+        let response = request.fetch().await;
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
@@ -304,6 +304,15 @@ impl Server {
         Ws { socket }
     }
 
+    /// Opens a graphql-transport-ws connection as `token`'s caller and starts the subscription
+    /// `id`.
+    pub async fn subscribed(&self, token: &str, id: &str, query: &str, variables: Value) -> Ws {
+        let mut ws = self.websocket(None).await;
+        ws.init(token).await;
+        ws.subscribe(id, query, variables).await;
+        ws
+    }
+
     /// POSTs a GraphQL request and returns the whole JSON response.
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
         let (status, response) = self.gql_status(token, query, variables).await;
@@ -314,16 +323,53 @@ impl Server {
     /// POSTs a GraphQL request and returns the HTTP status with the whole JSON response (for
     /// the errors answered with another status, such as 422 for a reused idempotency key).
     pub async fn gql_status(&self, token: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
+        post_graphql(&self.client, &self.url, token, query, variables).await
+    }
+
+    /// GETs `path` of this server, without a token.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{path}", self.url)).fetch().await
+    }
+
+    /// POSTs `body` as it is, labelled `content_type`, to `path` (for requests the server must
+    /// refuse: wrong media types, malformed bodies).
+    pub async fn post_raw_body(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
         let mut request = self
             .client
-            .post(format!("{}/graphql", self.url))
-            .json(&json!({ "query": query, "variables": variables }));
+            .post(format!("{}{path}", self.url))
+            .header("content-type", content_type)
+            .body(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.expect("send");
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("JSON response"))
+        request.fetch().await
+    }
+
+    /// POSTs `input` to an agent's endpoint, `/v1/{tenant}/{environment}/agents/{slug_and_query}`
+    /// (the slug may carry a query string such as `?async=true`).
+    pub async fn call_agent(
+        &self,
+        token: &str,
+        tenant: &str,
+        environment: &str,
+        slug_and_query: &str,
+        input: &Value,
+    ) -> reqwest::Response {
+        self.client
+            .post(format!(
+                "{}/v1/{tenant}/{environment}/agents/{slug_and_query}",
+                self.url
+            ))
+            .bearer_auth(token)
+            .json(input)
+            .fetch()
+            .await
     }
 
     /// The `data` of a response that must have no errors.
@@ -332,6 +378,134 @@ impl Server {
         assert!(response.get("errors").is_none(), "unexpected errors: {response:#}");
         response["data"].clone()
     }
+}
+
+/// POSTs a GraphQL request to the server at `base_url` (one this suite may not have started
+/// through `Server`); returns the HTTP status with the whole JSON response.
+pub async fn post_graphql(
+    client: &reqwest::Client,
+    base_url: &str,
+    token: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> (u16, Value) {
+    let mut request = client
+        .post(format!("{base_url}/graphql"))
+        .json(&json!({ "query": query, "variables": variables }));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.fetch().await;
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON response"))
+}
+
+/// Sending a request in a test: a request that cannot be sent fails the test.
+pub trait Fetch {
+    /// Sends the request; returns the response, whatever its status.
+    fn fetch(self) -> impl Future<Output = reqwest::Response>;
+    /// Sends the request; returns its JSON body, whatever the status.
+    fn fetch_json(self) -> impl Future<Output = Value>;
+}
+
+impl Fetch for reqwest::RequestBuilder {
+    async fn fetch(self) -> reqwest::Response {
+        self.send().await.expect("send")
+    }
+
+    async fn fetch_json(self) -> Value {
+        self.fetch().await.json().await.expect("json")
+    }
+}
+
+/// Starts `runflow` to serve from `data_dir` (no workers) with only `env` set, expecting it
+/// to stop with an error at start; returns what it printed on stderr.
+pub fn refused_start(data_dir: &std::path::Path, env: &[(&str, &str)]) -> String {
+    let mut command = Command::new(binary());
+    command
+        .env_clear()
+        .env("RUNFLOW_DATA_DIR", data_dir)
+        .env("RUNFLOW_LISTEN", "127.0.0.1:0")
+        .env("RUNFLOW_WORKERS", "0");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "runflow started with {env:?}: {stderr}");
+    stderr
+}
+
+/// Runs a check script (Node.js or Python) that prints one JSON summary line; fails the test
+/// with the script's output when it exits with an error. Returns the summary.
+pub async fn script_summary(command: &mut tokio::process::Command) -> Value {
+    let output = command.output().await.expect("run the script");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim()).expect("JSON summary")
+}
+
+/// The publish plan's fingerprint of everything pending.
+pub async fn plan_fingerprint(server: &Server, token: &str) -> Value {
+    server
+        .data(
+            token,
+            "{ publishPlan(environment: PRODUCTION, input: {all: true}) { fingerprint } }",
+            json!({}),
+        )
+        .await["publishPlan"]["fingerprint"]
+        .clone()
+}
+
+/// Publishes everything pending to production at the plan's fingerprint; returns the release
+/// (`id number items { id key }`).
+pub async fn publish_all(server: &Server, publisher: &str) -> Value {
+    let fingerprint = plan_fingerprint(server, publisher).await;
+    server
+        .data(
+            publisher,
+            "mutation($f: String!) { publish(environment: PRODUCTION, input: {all: true, fingerprint: $f}) { release { id number items { id key } } } }",
+            json!({ "f": fingerprint }),
+        )
+        .await["publish"]["release"]
+        .clone()
+}
+
+/// Runs `slug` in staging and waits for it: the finished execution (the call must answer 200).
+pub async fn run_agent(server: &Server, token: &str, tenant: &str, slug: &str, input: Value) -> Value {
+    let response = server.call_agent(token, tenant, "staging", slug, &input).await;
+    let status = response.status();
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(status, 200, "{body:#}");
+    body
+}
+
+/// `X-Runflow-Signature` of a webhook call sent at `timestamp`.
+pub fn sign_webhook(secret: &str, timestamp: u64, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(format!("{timestamp}.").as_bytes());
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Posts a webhook call sent at `timestamp` with `signature`; returns the status and the JSON
+/// body (null when there is none).
+pub async fn call_webhook(server: &Server, url: &str, timestamp: u64, signature: String, body: &[u8]) -> (u16, Value) {
+    let response = server
+        .http()
+        .post(url)
+        .header("x-runflow-timestamp", timestamp.to_string())
+        .header("x-runflow-signature", signature)
+        .body(body.to_vec())
+        .fetch()
+        .await;
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// The `extensions.code` of a response's first error (panics when there is none).
@@ -428,6 +602,15 @@ struct ConfigArgs {
     config: Config,
 }
 
+/// The input that starts `agent` with no input and nothing linked (`..start_of(agent)` fills in
+/// the rest of a fuller one).
+pub fn start_of(agent: &str) -> runflow::domain::executions::StartExecution {
+    runflow::domain::executions::StartExecution {
+        agent: agent.into(),
+        ..Default::default()
+    }
+}
+
 /// An in-process app on fresh storage, for tests that seed through the domain layer.
 pub struct InProcess {
     pub app: App,
@@ -484,6 +667,18 @@ impl InProcess {
         let response = self.gql(tenant, role, query, variables).await;
         assert!(response.get("errors").is_none(), "unexpected errors: {response:#}");
         response["data"].clone()
+    }
+
+    /// Starts an execution through the domain layer (what the runtime API calls); see
+    /// [`start_of`] for its input.
+    pub async fn start_execution(
+        &self,
+        scope: &runflow::scope::Scope,
+        input: runflow::domain::executions::StartExecution,
+    ) -> runflow::domain::executions::Execution {
+        runflow::domain::executions::start(self.db(), scope, &self.app.services.execution_limits, input)
+            .await
+            .expect("start")
     }
 }
 
@@ -566,27 +761,10 @@ impl Ws {
 
     /// The next protocol message or the close frame (server pings are skipped).
     pub async fn next(&mut self) -> Frame {
-        use futures_util::StreamExt;
-        use tokio_tungstenite::tungstenite::Message;
         loop {
-            let message = tokio::time::timeout(Duration::from_secs(20), self.socket.next())
-                .await
-                .expect("a message within 20 s");
-            match message {
-                Some(Ok(Message::Text(text))) => {
-                    let value: Value = serde_json::from_str(text.as_str()).expect("JSON");
-                    if value["type"] == "ping" {
-                        continue;
-                    }
-                    return Frame::Json(value);
-                }
-                Some(Ok(Message::Close(frame))) => {
-                    return frame
-                        .map(|f| Frame::Closed(f.code.into(), f.reason.to_string()))
-                        .unwrap_or(Frame::Closed(1005, String::new()));
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return Frame::Closed(1006, String::new()),
+            match self.next_raw().await {
+                Frame::Json(value) if value["type"] == "ping" => continue,
+                frame => return frame,
             }
         }
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 
-use crate::support::{Backend, Server, deploy, error_code, error_message, tenant, token};
+use crate::support::{Backend, Fetch, Server, deploy, error_code, error_message, plan_fingerprint, tenant, token};
 
 /// A fixed credential key, so a restarted server opens the secrets the first one sealed.
 const SECRET_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
@@ -139,14 +139,7 @@ fn server_env() -> Vec<(&'static str, &'static str)> {
 async fn publish_something(server: &Server, tenant: &str, code: &str) -> Value {
     let (developer, publisher) = (token(tenant, "developer"), token(tenant, "publisher"));
     deploy(server, &developer, "bot", code, "change").await;
-    let plan = server
-        .data(
-            &publisher,
-            "query { publishPlan(environment: PRODUCTION, input: { all: true }) { fingerprint } }",
-            json!({}),
-        )
-        .await;
-    let fingerprint = plan["publishPlan"]["fingerprint"].clone();
+    let fingerprint = plan_fingerprint(server, &publisher).await;
     server
         .data(
             &publisher,
@@ -223,9 +216,8 @@ async fn a_delivery_verifies_with_the_reference_library(backend: Backend) {
         .header("webhook-timestamp", call["timestamp"].as_str().unwrap_or_default())
         .header("webhook-signature", "v1,AAAA")
         .body("{}")
-        .send()
-        .await
-        .expect("send");
+        .fetch()
+        .await;
     assert_eq!(tampered.status(), 400);
 
     // The secret is write-only: no field returns it, in any query of the endpoint.
@@ -603,13 +595,8 @@ async fn a_failure_in_a_worker_process_is_delivered(backend: Backend) {
     receiver.set_secret(&secret).await;
     publish_something(&server, &tenant, "import sys\nsys.exit(3)\n").await;
     let response = server
-        .http()
-        .post(format!("{}/v1/{tenant}/production/agents/bot?async=true", server.url))
-        .bearer_auth(&developer)
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("send");
+        .call_agent(&developer, &tenant, "production", "bot?async=true", &json!({}))
+        .await;
     assert_eq!(response.status(), 202);
     let queued: Value = response.json().await.expect("json");
 
@@ -683,28 +670,9 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// The publish plan's fingerprint of everything pending.
-async fn plan_fingerprint(server: &Server, token: &str) -> Value {
-    server
-        .data(
-            token,
-            "query { publishPlan(environment: PRODUCTION, input: { all: true }) { fingerprint } }",
-            json!({}),
-        )
-        .await["publishPlan"]["fingerprint"]
-        .clone()
-}
-
 /// Runs `slug` synchronously in `environment` (`staging` or `production`); returns the run.
 async fn invoke(server: &Server, token: &str, tenant: &str, environment: &str, slug: &str) -> Value {
-    let response = server
-        .http()
-        .post(format!("{}/v1/{tenant}/{environment}/agents/{slug}", server.url))
-        .bearer_auth(token)
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("send");
+    let response = server.call_agent(token, tenant, environment, slug, &json!({})).await;
     assert_eq!(response.status(), 200);
     response.json().await.expect("JSON")
 }

@@ -8,13 +8,9 @@
 import { createClient } from "graphql-ws";
 import WebSocket from "ws";
 
-const url = process.env.RUNFLOW_URL;
-const wsUrl = url.replace("http://", "ws://") + "/graphql/ws";
-const fail = (message) => {
-  console.error("FAIL: " + message);
-  process.exit(1);
-};
-const timeout = (ms, what) => new Promise((_, reject) => setTimeout(() => reject(new Error("timeout: " + what)), ms));
+import { checkExecutionEvents, expectForeignSessionRefused, fail, runExecution, timeout } from "./checks.mjs";
+
+const wsUrl = process.env.RUNFLOW_URL.replace("http://", "ws://") + "/graphql/ws";
 
 function client(token, onClosed) {
   return createClient({
@@ -25,16 +21,6 @@ function client(token, onClosed) {
     lazy: true,
     on: { closed: onClosed ?? (() => {}) },
   });
-}
-
-async function runtime(path, body) {
-  const response = await fetch(`${url}/v1/runtime${path}`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${process.env.RUNTIME_TOKEN}` },
-    body: JSON.stringify(body),
-  });
-  if (!response.ok) fail(`${path} answered ${response.status}: ${await response.text()}`);
-  return response.json();
 }
 
 // 1. Events arrive, in order, with cursors.
@@ -55,14 +41,9 @@ const done = new Promise((resolve, reject) => {
   );
 });
 
-const started = await runtime("/executions", { agent: "bot", input: { from: "node" } });
-await runtime(`/executions/${started.id}/finish`, { status: "SUCCEEDED", output: { ok: true } });
+const started = await runExecution("node");
 await Promise.race([done, timeout(10000, "execution events")]);
-if (events[0].kind !== "STARTED" || events[1].kind !== "FINISHED") fail("kinds " + JSON.stringify(events));
-// GraphQL ids are global (README, "The API contract"); the runtime API returns the bare UUID.
-const globalId = Buffer.from(`Execution:STAGING:${started.id}`).toString("base64url");
-if (events.some((e) => e.execution.id !== globalId)) fail("ids " + JSON.stringify(events));
-if (!(Number(events[1].cursor) > Number(events[0].cursor))) fail("cursors " + JSON.stringify(events));
+checkExecutionEvents(events, started);
 await viewer.dispose();
 
 // 2. A bad token: the socket closes with 4403.
@@ -80,19 +61,8 @@ const closeCode = await Promise.race([
 if (closeCode !== 4403) fail("expected close code 4403, got " + closeCode);
 
 // 3. Another tenant's session id is NOT_FOUND at subscribe time.
-const session = await runtime("/sessions", { title: "node check" });
 const other = client(process.env.OTHER_TOKEN);
-const refusal = await Promise.race([
-  new Promise((resolve) => {
-    other.subscribe(
-      { query: `subscription { sessionEvents(environment: STAGING, sessionId: "${session.id}") { cursor } }` },
-      { next: (value) => resolve(value), error: (errors) => resolve({ errors }), complete: () => {} },
-    );
-  }),
-  timeout(10000, "session refusal"),
-]);
-const code = (refusal.errors?.[0] ?? refusal.errors)?.extensions?.code;
-if (code !== "NOT_FOUND") fail("expected NOT_FOUND, got " + JSON.stringify(refusal));
+const code = await expectForeignSessionRefused(other, "node check");
 await other.dispose();
 
 console.log(JSON.stringify({ ok: true, events: events.map((e) => e.kind), closeCode, refusal: code }));

@@ -9,13 +9,9 @@
 // Prints one JSON line with the results; exits non-zero on any failure.
 import { createClient, NetworkError } from "graphql-sse";
 
-const url = process.env.RUNFLOW_URL;
-const streamUrl = url + "/graphql/stream";
-const fail = (message) => {
-  console.error("FAIL: " + message);
-  process.exit(1);
-};
-const timeout = (ms, what) => new Promise((_, reject) => setTimeout(() => reject(new Error("timeout: " + what)), ms));
+import { checkExecutionEvents, expectForeignSessionRefused, fail, runExecution, timeout } from "./checks.mjs";
+
+const streamUrl = process.env.RUNFLOW_URL + "/graphql/stream";
 
 function client(token) {
   return createClient({
@@ -23,16 +19,6 @@ function client(token) {
     headers: { Authorization: `Bearer ${token}` },
     retryAttempts: 0,
   });
-}
-
-async function runtime(path, body) {
-  const response = await fetch(`${url}/v1/runtime${path}`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${process.env.RUNTIME_TOKEN}` },
-    body: JSON.stringify(body),
-  });
-  if (!response.ok) fail(`${path} answered ${response.status}: ${await response.text()}`);
-  return response.json();
 }
 
 // Collects `count` results of a subscription, then stops it.
@@ -62,14 +48,9 @@ const subscription = (after) =>
 // 1. Events arrive, in order, with cursors.
 const viewer = client(process.env.VIEWER_TOKEN);
 const live = collect(viewer, subscription("0"), 2);
-const started = await runtime("/executions", { agent: "bot", input: { from: "graphql-sse" } });
-await runtime(`/executions/${started.id}/finish`, { status: "SUCCEEDED", output: { ok: true } });
+const started = await runExecution("graphql-sse");
 const events = (await Promise.race([live, timeout(10000, "execution events")])).map((d) => d.executionEvents);
-if (events[0].kind !== "STARTED" || events[1].kind !== "FINISHED") fail("kinds " + JSON.stringify(events));
-// GraphQL ids are global (README, "The API contract"); the runtime API returns the bare UUID.
-const globalId = Buffer.from(`Execution:STAGING:${started.id}`).toString("base64url");
-if (events.some((e) => e.execution.id !== globalId)) fail("ids " + JSON.stringify(events));
-if (!(Number(events[1].cursor) > Number(events[0].cursor))) fail("cursors " + JSON.stringify(events));
+checkExecutionEvents(events, started);
 
 // 2. Resume after the first event: the second comes first.
 const resumed = await Promise.race([collect(viewer, subscription(events[0].cursor), 1), timeout(10000, "resume")]);
@@ -87,19 +68,8 @@ const refusedStatus = await Promise.race([
 if (refusedStatus !== 401) fail("expected 401, got " + refusedStatus);
 
 // 4. Another tenant's session id is NOT_FOUND.
-const session = await runtime("/sessions", { title: "sse check" });
 const other = client(process.env.OTHER_TOKEN);
-const refusal = await Promise.race([
-  new Promise((resolve) => {
-    other.subscribe(
-      { query: `subscription { sessionEvents(environment: STAGING, sessionId: "${session.id}") { cursor } }` },
-      { next: (value) => resolve(value), error: (errors) => resolve({ errors }), complete: () => resolve({}) },
-    );
-  }),
-  timeout(10000, "session refusal"),
-]);
-const code = (refusal.errors?.[0] ?? refusal.errors)?.extensions?.code;
-if (code !== "NOT_FOUND") fail("expected NOT_FOUND, got " + JSON.stringify(refusal));
+const code = await expectForeignSessionRefused(other, "sse check");
 other.dispose();
 
 console.log(
