@@ -120,10 +120,8 @@ def main():
     url = create_database(args.postgres)
     servers, peer = [], None
     try:
-        if args.no_analyze:
-            name = url.rsplit("/", 1)[1]
-            subprocess.run(["psql", args.postgres, "-qc", f"ALTER DATABASE {name} SET autovacuum = off"], check=False)
-            # autovacuum is a server setting; per table it is a storage parameter set below.
+        # autovacuum is a server setting (no database can turn it off); per table it is the
+        # storage parameter set below, once the server's migrations made the tables.
         server = Server(database_url=url)
         servers.append(server)
         if args.no_analyze:
