@@ -9,7 +9,7 @@ use std::convert::Infallible;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Request, header};
 
 use crate::app::App;
 use crate::auth::{Authentication, TokenService};
@@ -23,12 +23,25 @@ impl Bearer {
         let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         Authentication::from_header(value, tokens)
     }
+
+    /// Keeps what [`Bearer::of`] said about `request`'s own header (the rate limiter verifies
+    /// the token first), so the handler's [`Bearer`] does not verify it again.
+    pub fn remember<B>(request: &mut Request<B>, authentication: Authentication) {
+        request.extensions_mut().insert(Verified(authentication));
+    }
 }
+
+/// The caller of a request, as [`Bearer::of`] found it in that request's header.
+#[derive(Clone)]
+struct Verified(Authentication);
 
 impl FromRequestParts<App> for Bearer {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        if let Some(Verified(authentication)) = parts.extensions.remove::<Verified>() {
+            return Ok(Bearer(authentication));
+        }
         Ok(Bearer(Bearer::of(&parts.headers, &app.services.tokens)))
     }
 }

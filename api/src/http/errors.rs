@@ -16,15 +16,17 @@
 //! ([`v1_error`]). The `/v1/...` endpoints documented `{"error": {"code", "message"}}` first, so
 //! their body also repeats the same code and message under `error`, for runtimes that read it.
 
-use axum::Json;
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
-use crate::app::App;
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::Request;
+use axum::http::{self, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{BoxError, Json};
+use serde_json::{Value, json};
+use tower::{Layer, Service};
 
 /// The one error body: `{"errors": [{"message", "extensions": {"code"}}]}`.
 pub fn error_body(code: &str, message: &str) -> Value {
@@ -87,22 +89,113 @@ fn is_json(response: &Response) -> bool {
 }
 
 /// Rewrites error responses that are not JSON (axum's rejections, tower-http's limits) into
-/// the documented body, keeping their status and headers (`Allow` on a 405, ...).
-pub async fn json_errors(State(app): State<App>, request: Request, next: Next) -> Response {
-    let method = request.method().clone();
-    let response = next.run(request).await;
-    let status = response.status();
-    if status.as_u16() < 400 || is_json(&response) || method == axum::http::Method::HEAD {
-        return response;
+/// the documented body, keeping their status and headers (`Allow` on a 405, ...). A tower
+/// layer around the router (see [`super::router`]); a response that needs no rewrite (every
+/// success, every JSON error) passes through without an allocation.
+#[derive(Clone)]
+pub struct JsonErrorsLayer {
+    max_body_bytes: usize,
+}
+
+impl JsonErrorsLayer {
+    /// `max_body_bytes` is named in the 413 message (`RUNFLOW_MAX_BODY_BYTES`).
+    pub fn new(max_body_bytes: usize) -> Self {
+        JsonErrorsLayer { max_body_bytes }
     }
+}
+
+impl<S> Layer<S> for JsonErrorsLayer {
+    type Service = JsonErrors<S>;
+
+    fn layer(&self, inner: S) -> JsonErrors<S> {
+        JsonErrors {
+            inner,
+            max_body_bytes: self.max_body_bytes,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct JsonErrors<S> {
+    inner: S,
+    max_body_bytes: usize,
+}
+
+impl<S, B> Service<Request> for JsonErrors<S>
+where
+    S: Service<Request, Response = http::Response<B>, Error = Infallible>,
+    S::Future: Unpin,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = JsonErrorsFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let method = request.method().clone();
+        JsonErrorsFuture::Inner {
+            future: self.inner.call(request),
+            method,
+            max_body_bytes: self.max_body_bytes,
+        }
+    }
+}
+
+pub enum JsonErrorsFuture<F> {
+    Inner {
+        future: F,
+        method: Method,
+        max_body_bytes: usize,
+    },
+    Rewriting(Pin<Box<dyn Future<Output = Response> + Send>>),
+}
+
+impl<F, B> Future for JsonErrorsFuture<F>
+where
+    F: Future<Output = Result<http::Response<B>, Infallible>> + Unpin,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        loop {
+            match this {
+                JsonErrorsFuture::Inner {
+                    future,
+                    method,
+                    max_body_bytes,
+                } => {
+                    let Ok(response) = ready!(Pin::new(future).poll(cx));
+                    let response = response.map(Body::new);
+                    if response.status().as_u16() < 400 || is_json(&response) || *method == Method::HEAD {
+                        return Poll::Ready(Ok(response));
+                    }
+                    let method = std::mem::replace(method, Method::GET);
+                    *this = JsonErrorsFuture::Rewriting(Box::pin(rewrite(response, method, *max_body_bytes)));
+                }
+                JsonErrorsFuture::Rewriting(future) => return future.as_mut().poll(cx).map(Ok),
+            }
+        }
+    }
+}
+
+/// The documented body for an error response that is not JSON.
+async fn rewrite(response: Response, method: Method, max_body_bytes: usize) -> Response {
+    let status = response.status();
     let (mut parts, body) = response.into_parts();
     let original = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
     let original = String::from_utf8_lossy(&original).trim().to_string();
     let message = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => format!(
-            "the request body is larger than the limit of {} bytes (RUNFLOW_MAX_BODY_BYTES)",
-            app.config.max_body_bytes
-        ),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            format!("the request body is larger than the limit of {max_body_bytes} bytes (RUNFLOW_MAX_BODY_BYTES)")
+        }
         StatusCode::METHOD_NOT_ALLOWED => {
             format!("this path does not accept {method} (the `Allow` header lists the methods it does)")
         }
@@ -113,6 +206,8 @@ pub async fn json_errors(State(app): State<App>, request: Request, next: Next) -
     parts
         .headers
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
     Response::from_parts(parts, Body::from(bytes))
 }

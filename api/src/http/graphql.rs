@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -149,6 +149,7 @@ fn request_error(media: MediaType, code: &str, message: String) -> Response {
 
 /// The body of a GraphQL request. Unknown keys are ignored; known keys must have their types.
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct Body {
     #[serde(default)]
     query: Option<String>,
@@ -210,7 +211,16 @@ async fn execute(
     respond(media, response)
 }
 
-pub async fn post(State(app): State<App>, Bearer(authentication): Bearer, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post(State(app): State<App>, request: Request) -> Response {
+    // The extractors `Bearer`, `HeaderMap` and `Bytes`, in that order, without copying the
+    // header map.
+    let (mut parts, body) = request.into_parts();
+    let Ok(Bearer(authentication)) = Bearer::from_request_parts(&mut parts, &app).await;
+    let headers = std::mem::take(&mut parts.headers);
+    let body = match Bytes::from_request(Request::from_parts(parts, body), &app).await {
+        Ok(body) => body,
+        Err(rejection) => return rejection.into_response(),
+    };
     let media = MediaType::negotiate(&headers);
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -223,35 +233,9 @@ pub async fn post(State(app): State<App>, Bearer(authentication): Bearer, header
             "send GraphQL requests as JSON with `Content-Type: application/json`",
         );
     }
-    let value: Value = match serde_json::from_slice(&body) {
-        Ok(value) => value,
-        Err(error) => {
-            return http_error(
-                StatusCode::BAD_REQUEST,
-                "BAD_REQUEST",
-                &format!("the body is not valid JSON: {error}"),
-            );
-        }
-    };
-    if value.is_array() {
-        return http_error(
-            StatusCode::BAD_REQUEST,
-            "BAD_REQUEST",
-            "batched requests are not supported: send one operation per request",
-        );
-    }
-    let body: Body = match serde_json::from_value(value) {
+    let body = match parse_body(&body) {
         Ok(body) => body,
-        Err(error) => {
-            return http_error(
-                StatusCode::BAD_REQUEST,
-                "BAD_REQUEST",
-                &format!(
-                    "the body is not a GraphQL request ({{\"query\": string, \"operationName\": string, \
-                     \"variables\": object, \"extensions\": object}}): {error}"
-                ),
-            );
-        }
+        Err(response) => return response,
     };
     if body.query.is_none() && body.extensions.is_none() {
         return http_error(
@@ -261,6 +245,53 @@ pub async fn post(State(app): State<App>, Bearer(authentication): Bearer, header
         );
     }
     execute(&app, authentication, &headers, media, body).await
+}
+
+/// The body of a POST: one JSON object with the keys of [`Body`]. An object is read straight
+/// into [`Body`]; anything else (an error, an array, an object with a repeated key) goes the
+/// long way, through a JSON value, which says what is wrong and reads a repeated key as its
+/// last value.
+fn parse_body(bytes: &[u8]) -> Result<Body, Response> {
+    let is_object = bytes.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{');
+    if is_object && let Ok(body) = serde_json::from_slice::<Body>(bytes) {
+        return Ok(body);
+    }
+    parse_body_as_value(bytes)
+}
+
+/// [`parse_body`] through a JSON value: the errors it answers.
+fn parse_body_as_value(bytes: &[u8]) -> Result<Body, Response> {
+    let value: Value = match serde_json::from_slice(bytes) {
+        Ok(value) => value,
+        Err(error) => {
+            return Err(http_error(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                &format!("the body is not valid JSON: {error}"),
+            ));
+        }
+    };
+    if value.is_array() {
+        return Err(http_error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "batched requests are not supported: send one operation per request",
+        ));
+    }
+    let body: Body = match serde_json::from_value(value) {
+        Ok(body) => body,
+        Err(error) => {
+            return Err(http_error(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                &format!(
+                    "the body is not a GraphQL request ({{\"query\": string, \"operationName\": string, \
+                     \"variables\": object, \"extensions\": object}}): {error}"
+                ),
+            ));
+        }
+    };
+    Ok(body)
 }
 
 pub async fn get(
@@ -356,5 +387,55 @@ fn operation_kind(document: &ExecutableDocument, operation_name: Option<&str>) -
             .map(|operation| operation.node.ty)
             .find(|ty| *ty != OperationType::Query)
             .or(Some(OperationType::Query)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The direct read of a POST body answers what the read through a JSON value answers.
+    #[tokio::test]
+    async fn a_body_read_directly_is_read_as_through_a_value() {
+        let corpus: &[&str] = &[
+            r#"{"query": "{__typename}"}"#,
+            r#"  {"query":"{ a }","operationName":"A","variables":{"x":[1,2.5,"s",null,{"y":true}]},"extensions":{}}"#,
+            r#"{"query": null, "extensions": {"persistedQuery": {"version": 1, "sha256Hash": "ab"}}}"#,
+            r#"{"query": "{ a }", "unknown": [1, {"b": 2}], "unknown": 3}"#,
+            r#"{"query": "{ a }", "query": "{ b }"}"#,
+            r#"{"query": "{ a }", "variables": null, "operationName": null}"#,
+            r#"{"query": 1}"#,
+            r#"{"query": "{ a }", "variables": []}"#,
+            r#"{"variables": {"a": 1e400}}"#,
+            r#"{"query": "\u00e9\n\"quoted\""}"#,
+            r#"{}"#,
+            r#"["{ a }", null, null, null]"#,
+            r#"[{"query": "{ a }"}]"#,
+            r#""{ a }""#,
+            r#"null"#,
+            r#"{"query": "{ a }"} trailing"#,
+            r#"{"query": "{ a }""#,
+            "",
+            "\u{c}{\"query\": \"{ a }\"}",
+            r#"{"query": "{ a }", "variables": {"a": {"b": {"c": {}}}}}"#,
+        ];
+        for text in corpus {
+            let direct = parse_body(text.as_bytes());
+            let through_value = parse_body_as_value(text.as_bytes());
+            match (direct, through_value) {
+                (Ok(direct), Ok(through_value)) => assert_eq!(direct, through_value, "{text}"),
+                (Err(direct), Err(through_value)) => {
+                    assert_eq!(direct.status(), through_value.status(), "{text}");
+                    let direct = axum::body::to_bytes(direct.into_body(), usize::MAX).await.ok();
+                    let through_value = axum::body::to_bytes(through_value.into_body(), usize::MAX).await.ok();
+                    assert_eq!(direct, through_value, "{text}");
+                }
+                (direct, through_value) => panic!(
+                    "{text}: {:?} against {:?}",
+                    direct.map_err(|r| r.status()),
+                    through_value.map_err(|r| r.status())
+                ),
+            }
+        }
     }
 }

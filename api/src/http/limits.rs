@@ -14,17 +14,19 @@
 //! API's `{"error": {...}}` elsewhere.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::Response;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
+use tower::{Layer, Service};
 
 use super::bearer::Bearer;
 use crate::app::App;
@@ -306,71 +308,156 @@ pub fn rate_limited(limited: &RateLimited) -> Response {
     )
 }
 
-/// The middleware: rate limit, then concurrency limit, then timeout.
-pub async fn enforce(State(app): State<App>, request: Request, next: Next) -> Response {
-    let limits = app.limits.clone();
-    let (route, path_tenant) = route(request.uri().path());
-    if route == Route::Free || route == Route::WebSocket {
-        // WebSockets are limited at `connection_init` (rate and per-tenant cap), where the
-        // tenant is known; they are long-lived and do not count as requests in flight.
-        return next.run(request).await;
+/// The limits as a tower layer in front of the router: rate limit, then concurrency limit,
+/// then timeout. Hand-written rather than `axum::middleware::from_fn`: a request to a path
+/// that is never limited (health checks, the dashboard, WebSockets) passes straight through,
+/// and a limited one costs one boxed future (the timeout and the permit).
+#[derive(Clone)]
+pub struct EnforceLayer {
+    app: App,
+}
+
+impl EnforceLayer {
+    pub fn new(app: App) -> Self {
+        EnforceLayer { app }
     }
-    let graphql = route == Route::Graphql;
-    let class = match route {
-        Route::Graphql => Class::Graphql,
-        Route::Runtime => Class::Runtime,
-        Route::Agent => Class::Agents,
-        _ => Class::Webhooks,
-    };
-    let tenant = match path_tenant.filter(|_| route == Route::Webhook) {
-        Some(tenant) => tenant.to_string(),
-        None => {
-            match Bearer::of(request.headers(), &app.services.tokens) {
-                Authentication::Authenticated(actor) => actor.tenant_id().to_string(),
-                // Unauthenticated callers share one allowance (they get 401 anyway).
-                _ => String::from("\u{0}anonymous"),
+}
+
+impl<S> Layer<S> for EnforceLayer {
+    type Service = Enforce<S>;
+
+    fn layer(&self, inner: S) -> Enforce<S> {
+        Enforce {
+            inner,
+            app: self.app.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Enforce<S> {
+    inner: S,
+    app: App,
+}
+
+impl<S, B> Service<axum::http::Request<B>> for Enforce<S>
+where
+    S: Service<axum::http::Request<B>, Response = Response, Error = Infallible>,
+    S::Future: Send + Unpin + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = EnforceFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        let app = &self.app;
+        let limits = &app.limits;
+        let (route, path_tenant) = route(request.uri().path());
+        if route == Route::Free || route == Route::WebSocket {
+            // WebSockets are limited at `connection_init` (rate and per-tenant cap), where the
+            // tenant is known; they are long-lived and do not count as requests in flight.
+            return EnforceFuture::Inner(self.inner.call(request));
+        }
+        let graphql = route == Route::Graphql;
+        let class = match route {
+            Route::Graphql => Class::Graphql,
+            Route::Runtime => Class::Runtime,
+            Route::Agent => Class::Agents,
+            _ => Class::Webhooks,
+        };
+        // The caller's token is verified here once; the handler's `Bearer` takes the result.
+        let checked = match path_tenant.filter(|_| route == Route::Webhook) {
+            Some(tenant) => limits.check(class, tenant).map(|()| None),
+            None => {
+                let authentication = Bearer::of(request.headers(), &app.services.tokens);
+                let tenant = match &authentication {
+                    Authentication::Authenticated(actor) => actor.tenant_id(),
+                    // Unauthenticated callers share one allowance (they get 401 anyway).
+                    _ => "\u{0}anonymous",
+                };
+                limits.check(class, tenant).map(|()| Some(authentication))
+            }
+        };
+        let mut request = request;
+        match checked {
+            Ok(Some(authentication)) => Bearer::remember(&mut request, authentication),
+            Ok(None) => {}
+            Err(limited) => {
+                return EnforceFuture::Refused(Some(refusal(
+                    graphql,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "RATE_LIMITED",
+                    &limited.message(),
+                    Some(limited.retry_after_secs()),
+                )));
             }
         }
-    };
-    if let Err(limited) = limits.check(class, &tenant) {
-        return refusal(
-            graphql,
-            StatusCode::TOO_MANY_REQUESTS,
-            "RATE_LIMITED",
-            &limited.message(),
-            Some(limited.retry_after_secs()),
-        );
+        let Ok(permit) = limits.in_flight.clone().try_acquire_owned() else {
+            return EnforceFuture::Refused(Some(refusal(
+                graphql,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SERVICE_UNAVAILABLE",
+                &format!(
+                    "the server is at its limit of {} requests in flight (RUNFLOW_MAX_CONCURRENT_REQUESTS); retry shortly",
+                    limits.max_in_flight
+                ),
+                Some(1),
+            )));
+        };
+        let timeout = if route == Route::Agent {
+            limits.agent_timeout
+        } else {
+            limits.request_timeout
+        };
+        let future = self.inner.call(request);
+        EnforceFuture::Limited(Box::pin(async move {
+            let _permit = permit;
+            match tokio::time::timeout(timeout, future).await {
+                Ok(Ok(response)) => response,
+                Err(_) => refusal(
+                    graphql,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "TIMEOUT",
+                    &format!(
+                        "the request took longer than {} and was stopped (RUNFLOW_REQUEST_TIMEOUT); \
+                         a change it had not committed yet was rolled back",
+                        humantime::format_duration(timeout)
+                    ),
+                    Some(1),
+                ),
+            }
+        }))
     }
-    let Ok(_permit) = limits.in_flight.clone().try_acquire_owned() else {
-        return refusal(
-            graphql,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "SERVICE_UNAVAILABLE",
-            &format!(
-                "the server is at its limit of {} requests in flight (RUNFLOW_MAX_CONCURRENT_REQUESTS); retry shortly",
-                limits.max_in_flight
-            ),
-            Some(1),
-        );
-    };
-    let timeout = if route == Route::Agent {
-        limits.agent_timeout
-    } else {
-        limits.request_timeout
-    };
-    match tokio::time::timeout(timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => refusal(
-            graphql,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "TIMEOUT",
-            &format!(
-                "the request took longer than {} and was stopped (RUNFLOW_REQUEST_TIMEOUT); \
-                 a change it had not committed yet was rolled back",
-                humantime::format_duration(timeout)
-            ),
-            Some(1),
-        ),
+}
+
+pub enum EnforceFuture<F> {
+    /// A path that is never limited.
+    Inner(F),
+    /// Refused before reaching the router.
+    Refused(Option<Response>),
+    /// Holding a permit, under the timeout.
+    Limited(Pin<Box<dyn Future<Output = Response> + Send>>),
+}
+
+impl<F> Future for EnforceFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>> + Unpin,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            EnforceFuture::Inner(future) => Pin::new(future).poll(cx),
+            EnforceFuture::Refused(response) => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                None => Poll::Pending,
+            },
+            EnforceFuture::Limited(future) => future.as_mut().poll(cx).map(Ok),
+        }
     }
 }
 
