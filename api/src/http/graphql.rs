@@ -235,7 +235,7 @@ pub async fn post(State(app): State<App>, request: Request) -> Response {
     }
     let body = match parse_body(&body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if body.query.is_none() && body.extensions.is_none() {
         return http_error(
@@ -251,7 +251,7 @@ pub async fn post(State(app): State<App>, request: Request) -> Response {
 /// into [`Body`]; anything else (an error, an array, an object with a repeated key) goes the
 /// long way, through a JSON value, which says what is wrong and reads a repeated key as its
 /// last value.
-fn parse_body(bytes: &[u8]) -> Result<Body, Response> {
+fn parse_body(bytes: &[u8]) -> Result<Body, Box<Response>> {
     let is_object = bytes.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{');
     if is_object && let Ok(body) = serde_json::from_slice::<Body>(bytes) {
         return Ok(body);
@@ -260,35 +260,35 @@ fn parse_body(bytes: &[u8]) -> Result<Body, Response> {
 }
 
 /// [`parse_body`] through a JSON value: the errors it answers.
-fn parse_body_as_value(bytes: &[u8]) -> Result<Body, Response> {
+fn parse_body_as_value(bytes: &[u8]) -> Result<Body, Box<Response>> {
     let value: Value = match serde_json::from_slice(bytes) {
         Ok(value) => value,
         Err(error) => {
-            return Err(http_error(
+            return Err(Box::new(http_error(
                 StatusCode::BAD_REQUEST,
                 "BAD_REQUEST",
                 &format!("the body is not valid JSON: {error}"),
-            ));
+            )));
         }
     };
     if value.is_array() {
-        return Err(http_error(
+        return Err(Box::new(http_error(
             StatusCode::BAD_REQUEST,
             "BAD_REQUEST",
             "batched requests are not supported: send one operation per request",
-        ));
+        )));
     }
     let body: Body = match serde_json::from_value(value) {
         Ok(body) => body,
         Err(error) => {
-            return Err(http_error(
+            return Err(Box::new(http_error(
                 StatusCode::BAD_REQUEST,
                 "BAD_REQUEST",
                 &format!(
                     "the body is not a GraphQL request ({{\"query\": string, \"operationName\": string, \
                      \"variables\": object, \"extensions\": object}}): {error}"
                 ),
-            ));
+            )));
         }
     };
     Ok(body)
@@ -426,8 +426,10 @@ mod tests {
                 (Ok(direct), Ok(through_value)) => assert_eq!(direct, through_value, "{text}"),
                 (Err(direct), Err(through_value)) => {
                     assert_eq!(direct.status(), through_value.status(), "{text}");
-                    let direct = axum::body::to_bytes(direct.into_body(), usize::MAX).await.ok();
-                    let through_value = axum::body::to_bytes(through_value.into_body(), usize::MAX).await.ok();
+                    let direct = axum::body::to_bytes((*direct).into_body(), usize::MAX).await.ok();
+                    let through_value = axum::body::to_bytes((*through_value).into_body(), usize::MAX)
+                        .await
+                        .ok();
                     assert_eq!(direct, through_value, "{text}");
                 }
                 (direct, through_value) => panic!(

@@ -134,7 +134,7 @@ where
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         if request.method() == axum::http::Method::OPTIONS {
-            CorsPreflightFuture::Preflight(self.preflight.call(request))
+            CorsPreflightFuture::Preflight(Box::new(self.preflight.call(request)))
         } else {
             CorsPreflightFuture::Main(self.main.call(request))
         }
@@ -142,7 +142,8 @@ where
 }
 
 enum CorsPreflightFuture<F> {
-    Preflight(RouteFuture<Infallible>),
+    /// Boxed: preflights are rare, and the main future stays small.
+    Preflight(Box<RouteFuture<Infallible>>),
     Main(F),
 }
 
@@ -154,7 +155,7 @@ where
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
         match self.get_mut() {
-            CorsPreflightFuture::Preflight(future) => std::pin::Pin::new(future).poll(cx),
+            CorsPreflightFuture::Preflight(future) => std::pin::Pin::new(&mut **future).poll(cx),
             CorsPreflightFuture::Main(future) => std::pin::Pin::new(future).poll(cx),
         }
     }
